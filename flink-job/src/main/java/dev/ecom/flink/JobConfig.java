@@ -1,0 +1,219 @@
+// The job's command-line arguments, parsed by a small strict parser.
+package dev.ecom.flink;
+
+import java.io.Serializable;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * Everything the job can be told on its command line. Serializable because operators keep the parts
+ * they need.
+ *
+ * @param ipHashKeyIsDevDefault true when no --ip-hash-key was given and the dev key is in use
+ */
+public record JobConfig(
+    String bootstrapServers,
+    String serveAddress,
+    String groupId,
+    String rawTopic,
+    String enrichedTopic,
+    String invalidTopic,
+    long checkpointIntervalMs,
+    long guardTimeoutMs,
+    int guardCapacity,
+    String ipHashKey,
+    boolean ipHashKeyIsDevDefault,
+    String transactionalIdPrefix,
+    int parallelism,
+    int batchSize,
+    long batchMaxDelayMs)
+    implements Serializable {
+
+  /** The key used when none is given: fine on a laptop, never in production. */
+  public static final String DEV_IP_HASH_KEY = "ecom-dev-ip-hash-key-change-me";
+
+  /** Thrown for --help: print {@link #usage()} and stop without an error. */
+  public static final class HelpRequested extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    HelpRequested() {
+      super("help requested");
+    }
+  }
+
+  private static final Map<String, String[]> OPTIONS = new LinkedHashMap<>();
+
+  static {
+    // name -> {default, help}
+    OPTIONS.put("bootstrap-servers", new String[] {"127.0.0.1:9092", "Kafka bootstrap servers"});
+    OPTIONS.put("serve-address", new String[] {"127.0.0.1:50051", "gRPC address of ecom serve"});
+    OPTIONS.put("group-id", new String[] {"ecom-flink", "Kafka consumer group of the source"});
+    OPTIONS.put("raw-topic", new String[] {"ecom.events.raw", "topic to read raw events from"});
+    OPTIONS.put(
+        "enriched-topic", new String[] {"ecom.events.enriched", "topic for enriched events"});
+    OPTIONS.put(
+        "invalid-topic", new String[] {"ecom.events.invalid", "topic for rejected records"});
+    OPTIONS.put(
+        "checkpoint-interval-ms", new String[] {"2000", "checkpoint (and commit) interval"});
+    OPTIONS.put("guard-timeout-ms", new String[] {"1000", "Guard.Check timeout before fallback"});
+    OPTIONS.put("guard-capacity", new String[] {"100", "Guard calls in flight per task"});
+    OPTIONS.put("ip-hash-key", new String[] {null, "HMAC key for ip_hash (default: a dev key)"});
+    OPTIONS.put(
+        "transactional-id-prefix",
+        new String[] {"ecom-job", "prefix of the Kafka sinks' transactional ids"});
+    OPTIONS.put("parallelism", new String[] {null, "job parallelism (default: the cluster's)"});
+    OPTIONS.put("batch-size", new String[] {"256", "records per native validate/LSH call"});
+    OPTIONS.put(
+        "batch-max-delay-ms", new String[] {"100", "longest a record waits for its batch to fill"});
+  }
+
+  public JobConfig {
+    Objects.requireNonNull(bootstrapServers, "bootstrapServers");
+    Objects.requireNonNull(serveAddress, "serveAddress");
+    Objects.requireNonNull(ipHashKey, "ipHashKey");
+    positive("checkpoint-interval-ms", checkpointIntervalMs);
+    positive("guard-timeout-ms", guardTimeoutMs);
+    positive("guard-capacity", guardCapacity);
+    positive("batch-size", batchSize);
+    positive("batch-max-delay-ms", batchMaxDelayMs);
+    if (ipHashKey.isEmpty()) {
+      throw new IllegalArgumentException("--ip-hash-key: must not be empty");
+    }
+  }
+
+  /** The defaults, as if no argument was given. */
+  public static JobConfig defaults() {
+    try {
+      return parse(new String[0]);
+    } catch (HelpRequested e) {
+      throw new AssertionError(e);
+    }
+  }
+
+  /**
+   * Parses {@code --name value} and {@code --name=value} arguments.
+   *
+   * @throws IllegalArgumentException naming the bad argument and what was expected
+   * @throws HelpRequested for --help or -h
+   */
+  public static JobConfig parse(String[] args) throws HelpRequested {
+    Map<String, String> given = new LinkedHashMap<>();
+    for (int i = 0; i < args.length; i++) {
+      String arg = args[i];
+      if (arg.equals("--help") || arg.equals("-h")) {
+        throw new HelpRequested();
+      }
+      if (!arg.startsWith("--")) {
+        throw new IllegalArgumentException("unexpected argument '" + arg + "'");
+      }
+      String name = arg.substring(2);
+      String value;
+      int eq = name.indexOf('=');
+      if (eq >= 0) {
+        value = name.substring(eq + 1);
+        name = name.substring(0, eq);
+      } else if (i + 1 < args.length) {
+        value = args[++i];
+      } else {
+        throw new IllegalArgumentException("--" + name + ": missing value");
+      }
+      if (!OPTIONS.containsKey(name)) {
+        throw new IllegalArgumentException("unknown option --" + name);
+      }
+      given.put(name, value);
+    }
+    String key = given.get("ip-hash-key");
+    String parallelism = given.get("parallelism");
+    return new JobConfig(
+        get(given, "bootstrap-servers"),
+        get(given, "serve-address"),
+        get(given, "group-id"),
+        get(given, "raw-topic"),
+        get(given, "enriched-topic"),
+        get(given, "invalid-topic"),
+        number(given, "checkpoint-interval-ms"),
+        number(given, "guard-timeout-ms"),
+        (int) number(given, "guard-capacity"),
+        key == null ? DEV_IP_HASH_KEY : key,
+        key == null,
+        get(given, "transactional-id-prefix"),
+        parallelism == null ? 0 : (int) number(given, "parallelism"),
+        (int) number(given, "batch-size"),
+        number(given, "batch-max-delay-ms"));
+  }
+
+  /** One line per option with its default. */
+  public static String usage() {
+    StringBuilder sb = new StringBuilder("Usage: flink run ecom-flink-job.jar [options]\n");
+    sb.append("Reads raw events from Kafka, validates and enriches them, asks Guard over gRPC,\n");
+    sb.append("and writes enriched and invalid events to Kafka exactly once.\n\nOptions:\n");
+    for (Map.Entry<String, String[]> o : OPTIONS.entrySet()) {
+      String def = o.getValue()[0];
+      sb.append(String.format("  --%-26s %s", o.getKey() + " <value>", o.getValue()[1]));
+      if (def != null) {
+        sb.append(" [").append(def).append(']');
+      }
+      sb.append('\n');
+    }
+    sb.append(String.format("  --%-26s %s%n", "help", "print this and exit"));
+    return sb.toString();
+  }
+
+  private static String get(Map<String, String> given, String name) {
+    String v = given.getOrDefault(name, OPTIONS.get(name)[0]);
+    if (v == null || v.isBlank()) {
+      throw new IllegalArgumentException("--" + name + ": must not be empty");
+    }
+    return v;
+  }
+
+  private static long number(Map<String, String> given, String name) {
+    String v = get(given, name);
+    try {
+      return Long.parseLong(v.trim());
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("--" + name + ": '" + v + "' is not a whole number");
+    }
+  }
+
+  private static void positive(String name, long value) {
+    if (value <= 0) {
+      throw new IllegalArgumentException("--" + name + ": " + value + " must be > 0");
+    }
+  }
+
+  @Override
+  public String toString() {
+    // Never print the key.
+    return "JobConfig{bootstrapServers="
+        + bootstrapServers
+        + ", serveAddress="
+        + serveAddress
+        + ", groupId="
+        + groupId
+        + ", topics="
+        + rawTopic
+        + " -> "
+        + enrichedTopic
+        + " | "
+        + invalidTopic
+        + ", checkpointIntervalMs="
+        + checkpointIntervalMs
+        + ", guardTimeoutMs="
+        + guardTimeoutMs
+        + ", guardCapacity="
+        + guardCapacity
+        + ", ipHashKey="
+        + (ipHashKeyIsDevDefault ? "<dev default>" : "<given>")
+        + ", transactionalIdPrefix="
+        + transactionalIdPrefix
+        + ", parallelism="
+        + (parallelism == 0 ? "<cluster default>" : parallelism)
+        + ", batchSize="
+        + batchSize
+        + ", batchMaxDelayMs="
+        + batchMaxDelayMs
+        + "}";
+  }
+}

@@ -1,0 +1,246 @@
+// The batching step: validate (ecom-core via JNI), parse, hash the IP, MinHash LSH (JNI).
+package dev.ecom.flink;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.ecom.flink.nativelib.EcomNative;
+import dev.ecom.flink.nativelib.NativeLoader;
+import dev.ecom.flink.serde.ProtoTypeInfo;
+import dev.ecom.proto.v1.EnrichedEvent;
+import dev.ecom.proto.v1.Event;
+import dev.ecom.proto.v1.InvalidEvent;
+import dev.ecom.proto.v1.RejectReason;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ScheduledFuture;
+import javax.crypto.Mac;
+import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.util.OutputTag;
+
+/**
+ * Buffers raw records and handles them in batches of up to {@code batchSize}, so each native call
+ * amortises the JNI crossing. A batch is flushed when full, when its oldest record has waited
+ * {@code maxDelayMs}, before every checkpoint barrier (so no buffered record is lost or needs
+ * state), and at end of input.
+ *
+ * <p>Valid records leave as {@link EnrichedEvent} with ip_hash, geo_bucket, LSH and timestamps set.
+ * The raw IP is still in {@code event.ip}: the guard step needs it and clears it. Rejected records
+ * leave on {@link #INVALID}. Nothing is dropped and nothing throws on bad input.
+ */
+public final class ValidateEnrichOperator extends AbstractStreamOperator<EnrichedEvent>
+    implements OneInputStreamOperator<RawRecord, EnrichedEvent>, ProcessingTimeCallback {
+  private static final long serialVersionUID = 1L;
+
+  /** Side output for rejected records. */
+  public static final OutputTag<InvalidEvent> INVALID =
+      new OutputTag<>("invalid", ProtoTypeInfo.forClass(InvalidEvent.class));
+
+  private final int batchSize;
+  private final long maxDelayMs;
+  private final String ipHashKey;
+
+  private transient List<RawRecord> buffer;
+  private transient ScheduledFuture<?> flushTimer;
+  private transient Mac ipHasher;
+  private transient int numPerm;
+  private transient int numBands;
+  private transient Counter validEvents;
+  private transient Counter invalidEvents;
+
+  public ValidateEnrichOperator(int batchSize, long maxDelayMs, String ipHashKey) {
+    this.batchSize = batchSize;
+    this.maxDelayMs = maxDelayMs;
+    this.ipHashKey = ipHashKey;
+  }
+
+  @Override
+  public void open() throws Exception {
+    super.open();
+    // Load explicitly so a missing library fails here with its full message.
+    NativeLoader.load();
+    int[] shape = EcomNative.lshShape();
+    numPerm = shape[0];
+    numBands = shape[1];
+    LOG.info("{}: numPerm={}, numBands={}", EcomNative.version(), numPerm, numBands);
+    buffer = new ArrayList<>(batchSize);
+    ipHasher = Enrichment.ipHasher(ipHashKey);
+    validEvents = getMetricGroup().counter("validEvents");
+    invalidEvents = getMetricGroup().counter("invalidEvents");
+  }
+
+  @Override
+  public void processElement(StreamRecord<RawRecord> element) throws Exception {
+    buffer.add(element.getValue());
+    if (buffer.size() >= batchSize) {
+      flush();
+    } else if (flushTimer == null) {
+      long now = getProcessingTimeService().getCurrentProcessingTime();
+      flushTimer = getProcessingTimeService().registerTimer(now + maxDelayMs, this);
+    }
+  }
+
+  @Override
+  public void onProcessingTime(long time) {
+    flushTimer = null;
+    flush();
+  }
+
+  @Override
+  public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+    flush();
+    super.prepareSnapshotPreBarrier(checkpointId);
+  }
+
+  @Override
+  public void finish() throws Exception {
+    flush();
+    super.finish();
+  }
+
+  @Override
+  public void close() throws Exception {
+    if (flushTimer != null) {
+      flushTimer.cancel(false);
+      flushTimer = null;
+    }
+    super.close();
+  }
+
+  private void flush() {
+    if (flushTimer != null) {
+      flushTimer.cancel(false);
+      flushTimer = null;
+    }
+    if (buffer == null || buffer.isEmpty()) {
+      return;
+    }
+    List<RawRecord> batch = buffer;
+    buffer = new ArrayList<>(batchSize);
+    long now = System.currentTimeMillis();
+
+    String[] verdicts = validate(batch, now);
+    List<RawRecord> validRaw = new ArrayList<>(batch.size());
+    List<Event> valid = new ArrayList<>(batch.size());
+    for (int i = 0; i < batch.size(); i++) {
+      RawRecord raw = batch.get(i);
+      if (verdicts[i] != null) {
+        emitInvalid(Enrichment.rejectFromVerdict(raw, verdicts[i], now));
+        continue;
+      }
+      try {
+        valid.add(Event.parseFrom(raw.value));
+        validRaw.add(raw);
+      } catch (InvalidProtocolBufferException e) {
+        // ecom-core accepted what protobuf-java cannot parse: still a reject, never a crash.
+        emitInvalid(
+            Enrichment.reject(
+                raw,
+                RejectReason.REJECT_REASON_UNPARSEABLE,
+                "accepted by ecom-core but not parseable by protobuf-java: " + e.getMessage(),
+                now));
+      }
+    }
+    if (valid.isEmpty()) {
+      return;
+    }
+    long[] lsh = lsh(valid);
+    int stride = numPerm + numBands;
+    for (int i = 0; i < valid.size(); i++) {
+      Event event = valid.get(i);
+      RawRecord raw = validRaw.get(i);
+      EnrichedEvent.Builder b =
+          EnrichedEvent.newBuilder()
+              .setEvent(event)
+              .setIpHash(Enrichment.ipHash(ipHasher, event.getIp()))
+              .setGeoBucket(event.getCountry())
+              .setProducedAtMs(event.getProducedAtMs())
+              .setIngestedAtMs(raw.ingestedAtMs)
+              .setEnrichedAtMs(now)
+              .setSource(Enrichment.sourceOffset(raw));
+      int base = i * stride;
+      for (int j = 0; j < numPerm; j++) {
+        b.addLshSignature(lsh[base + j]);
+      }
+      for (int j = 0; j < numBands; j++) {
+        b.addLshBuckets(lsh[base + numPerm + j]);
+      }
+      validEvents.inc();
+      output.collect(new StreamRecord<>(b.build()));
+    }
+  }
+
+  /**
+   * One native call for the batch. If it fails (a bug in the native side, not bad input), the
+   * records are validated one by one so a single poisonous record is rejected alone.
+   */
+  private String[] validate(List<RawRecord> batch, long now) {
+    byte[][] records = new byte[batch.size()][];
+    for (int i = 0; i < records.length; i++) {
+      records[i] = batch.get(i).value;
+    }
+    try {
+      return checkLength(EcomNative.validateBatch(records, now), records.length);
+    } catch (RuntimeException batchError) {
+      LOG.warn(
+          "validateBatch failed for {} records; validating one by one", records.length, batchError);
+      String[] out = new String[records.length];
+      for (int i = 0; i < records.length; i++) {
+        try {
+          out[i] = checkLength(EcomNative.validateBatch(new byte[][] {records[i]}, now), 1)[0];
+        } catch (RuntimeException e) {
+          out[i] =
+              RejectReason.REJECT_REASON_UNSPECIFIED.name()
+                  + "\tthe native validator failed on this record: "
+                  + e.getMessage();
+        }
+      }
+      return out;
+    }
+  }
+
+  private long[] lsh(List<Event> events) {
+    List<String> tokens = new ArrayList<>(events.size() * 6);
+    int[] offsets = new int[events.size() + 1];
+    for (int i = 0; i < events.size(); i++) {
+      tokens.addAll(Enrichment.lshTokens(events.get(i)));
+      offsets[i + 1] = tokens.size();
+    }
+    long[] out;
+    try {
+      out = EcomNative.lshBatch(tokens.toArray(new String[0]), offsets);
+    } catch (RuntimeException e) {
+      throw new IllegalStateException(
+          "lshBatch failed for " + events.size() + " events: " + e.getMessage(), e);
+    }
+    long expected = (long) events.size() * (numPerm + numBands);
+    if (out == null || out.length != expected) {
+      throw new IllegalStateException(
+          "lshBatch returned "
+              + (out == null ? "null" : out.length + " values")
+              + ", expected "
+              + expected
+              + " (library and lshShape disagree)");
+    }
+    return out;
+  }
+
+  private static String[] checkLength(String[] verdicts, int expected) {
+    if (verdicts == null || verdicts.length != expected) {
+      throw new IllegalStateException(
+          "validateBatch returned "
+              + (verdicts == null ? "null" : verdicts.length + " entries")
+              + " for "
+              + expected
+              + " records");
+    }
+    return verdicts;
+  }
+
+  private void emitInvalid(InvalidEvent invalid) {
+    invalidEvents.inc();
+    output.collect(INVALID, new StreamRecord<>(invalid));
+  }
+}

@@ -1,0 +1,225 @@
+// The whole pipeline on a MiniCluster: bounded raw records in, collected enriched/invalid out.
+package dev.ecom.flink;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ecom.flink.nativelib.EcomNative;
+import dev.ecom.proto.v1.EnrichedEvent;
+import dev.ecom.proto.v1.Event;
+import dev.ecom.proto.v1.EventKind;
+import dev.ecom.proto.v1.GuardGrpc;
+import dev.ecom.proto.v1.GuardRequest;
+import dev.ecom.proto.v1.GuardResponse;
+import dev.ecom.proto.v1.InvalidEvent;
+import dev.ecom.proto.v1.RejectReason;
+import dev.ecom.proto.v1.Verdict;
+import io.grpc.Server;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.stub.StreamObserver;
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+import java.util.stream.Collectors;
+import javax.crypto.Mac;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.test.junit5.MiniClusterExtension;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+class EcomPipelineTest {
+  @RegisterExtension
+  static final MiniClusterExtension MINI_CLUSTER =
+      new MiniClusterExtension(
+          new MiniClusterResourceConfiguration.Builder()
+              .setNumberTaskManagers(1)
+              .setNumberSlotsPerTaskManager(2)
+              .build());
+
+  private static final String KEY = "test-ip-hash-key";
+  private static final long NOW = System.currentTimeMillis();
+  private static final int VALID = 23;
+
+  /** Input records and, per offset, the reject reason expected (absent = valid). */
+  private final List<RawRecord> input = new ArrayList<>();
+
+  private final Map<Long, RejectReason> expectedRejects = new HashMap<>();
+  private final Map<Long, Event> validByOffset = new HashMap<>();
+
+  private void add(byte[] value, RejectReason expected) {
+    long offset = input.size();
+    input.add(TestEvents.raw(value, offset, NOW));
+    if (expected != null) {
+      expectedRejects.put(offset, expected);
+    }
+  }
+
+  private void buildInput() {
+    for (int i = 0; i < VALID; i++) {
+      Event e = TestEvents.valid(i, NOW);
+      if (i == 5) {
+        e =
+            e.toBuilder()
+                .setKind(EventKind.EVENT_KIND_SEARCH)
+                .clearProductId()
+                .setSearchQuery("Oak  Dining TABLE")
+                .build();
+      }
+      validByOffset.put((long) input.size(), e);
+      add(e.toByteArray(), null);
+      // Interleave malformed records so batches mix both kinds.
+      if (i == 2) {
+        add(
+            new byte[] {(byte) 0xff, (byte) 0xff, (byte) 0xff},
+            RejectReason.REJECT_REASON_UNPARSEABLE);
+      } else if (i == 7) {
+        add(
+            TestEvents.valid(100, NOW).toBuilder().setEventId("").build().toByteArray(),
+            RejectReason.REJECT_REASON_MISSING_ID);
+      } else if (i == 11) {
+        add(
+            TestEvents.valid(101, NOW).toBuilder().setKindValue(99).build().toByteArray(),
+            RejectReason.REJECT_REASON_UNKNOWN_KIND);
+      } else if (i == 13) {
+        add(
+            TestEvents.valid(102, NOW).toBuilder().clearProductId().build().toByteArray(),
+            RejectReason.REJECT_REASON_MISSING_FIELD);
+      } else if (i == 17) {
+        add(
+            TestEvents.valid(103, NOW).toBuilder()
+                .setEventTimeMs(NOW + 3_600_000)
+                .build()
+                .toByteArray(),
+            RejectReason.REJECT_REASON_FUTURE_TIMESTAMP);
+      } else if (i == 19) {
+        add(new byte[0], RejectReason.REJECT_REASON_UNKNOWN_KIND);
+      }
+    }
+  }
+
+  private record Outcome(List<EnrichedEvent> enriched, List<InvalidEvent> invalid) {}
+
+  private Outcome run(JobConfig cfg) throws Exception {
+    buildInput();
+    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+    env.setParallelism(2);
+    DataStream<RawRecord> raw = env.fromData(input, TypeInformation.of(RawRecord.class));
+    CollectingSink<EnrichedEvent> enriched = new CollectingSink<>();
+    CollectingSink<InvalidEvent> invalid = new CollectingSink<>();
+    EcomPipeline.build(raw, enriched, invalid, cfg);
+    env.execute("ecom-pipeline-test");
+    return new Outcome(enriched.results(), invalid.results());
+  }
+
+  private static JobConfig config(String serveAddress) throws Exception {
+    return JobConfig.parse(
+        new String[] {
+          "--serve-address", serveAddress,
+          "--guard-timeout-ms", "2000",
+          "--ip-hash-key", KEY,
+          // Small batches and a short delay exercise both the size and the timer flush.
+          "--batch-size", "4",
+          "--batch-max-delay-ms", "20"
+        });
+  }
+
+  @Test
+  void everyRecordEndsUpEnrichedOrInvalidAndTheGuardFallsBack() throws Exception {
+    // Nothing listens on port 1: every Guard call fails fast with UNAVAILABLE.
+    Outcome out = run(config("127.0.0.1:1"));
+
+    assertThat(out.enriched().size() + out.invalid().size()).isEqualTo(input.size());
+    assertThat(out.enriched()).hasSize(VALID);
+    assertEnriched(out.enriched());
+    assertInvalid(out.invalid());
+    for (EnrichedEvent e : out.enriched()) {
+      assertThat(e.getVerdict()).isEqualTo(Verdict.VERDICT_UNKNOWN);
+      assertThat(e.getGuardFallback()).isTrue();
+      assertThat(e.getVerdictReasonsList())
+          .containsExactly(GuardAsyncFunction.UNAVAILABLE_REASON + "UNAVAILABLE");
+    }
+  }
+
+  @Test
+  void guardAnswersAreCopiedAndTheGuardSeesTheRawIp() throws Exception {
+    // A stand-in for ecom serve's Guard, only to check the success path of the async call.
+    Server server =
+        NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
+            .addService(
+                new GuardGrpc.GuardImplBase() {
+                  @Override
+                  public void check(GuardRequest req, StreamObserver<GuardResponse> obs) {
+                    obs.onNext(
+                        GuardResponse.newBuilder()
+                            .setEventId(req.getEventId())
+                            .setVerdict(Verdict.VERDICT_FLAG)
+                            .addReasons("ip=" + req.getIp())
+                            .build());
+                    obs.onCompleted();
+                  }
+                })
+            .build()
+            .start();
+    try {
+      Outcome out = run(config("127.0.0.1:" + server.getPort()));
+
+      assertThat(out.enriched()).hasSize(VALID);
+      assertEnriched(out.enriched());
+      assertInvalid(out.invalid());
+      for (EnrichedEvent e : out.enriched()) {
+        Event original = validByOffset.get(e.getSource().getOffset());
+        assertThat(e.getVerdict()).isEqualTo(Verdict.VERDICT_FLAG);
+        assertThat(e.getGuardFallback()).isFalse();
+        assertThat(e.getVerdictReasonsList()).containsExactly("ip=" + original.getIp());
+      }
+    } finally {
+      server.shutdownNow();
+    }
+  }
+
+  private void assertEnriched(List<EnrichedEvent> enriched) {
+    int[] shape = EcomNative.lshShape();
+    Mac mac = Enrichment.ipHasher(KEY);
+    Map<Long, EnrichedEvent> byOffset =
+        enriched.stream()
+            .collect(Collectors.toMap(e -> e.getSource().getOffset(), Function.identity()));
+    assertThat(byOffset.keySet()).isEqualTo(validByOffset.keySet());
+    for (EnrichedEvent e : enriched) {
+      Event original = validByOffset.get(e.getSource().getOffset());
+      assertThat(e.getEvent().getIp()).isEmpty();
+      assertThat(e.getEvent()).isEqualTo(original.toBuilder().clearIp().build());
+      assertThat(e.getIpHash())
+          .hasSize(64)
+          .isEqualTo(Enrichment.ipHash(mac, original.getIp()))
+          .isNotEqualTo(original.getIp());
+      assertThat(e.getGeoBucket()).isEqualTo(original.getCountry());
+      assertThat(e.getLshSignatureList()).hasSize(shape[0]);
+      assertThat(e.getLshBucketsList()).hasSize(shape[1]);
+      assertThat(e.getSource().getTopic()).isEqualTo("ecom.events.raw");
+      assertThat(e.getProducedAtMs()).isEqualTo(original.getProducedAtMs());
+      assertThat(e.getIngestedAtMs()).isEqualTo(NOW - 100);
+      assertThat(e.getEnrichedAtMs()).isGreaterThanOrEqualTo(NOW);
+    }
+  }
+
+  private void assertInvalid(List<InvalidEvent> invalid) {
+    assertThat(invalid).hasSize(expectedRejects.size());
+    for (InvalidEvent e : invalid) {
+      long offset = e.getSource().getOffset();
+      RejectReason want = expectedRejects.get(offset);
+      assertThat(e.getReason())
+          .as("reason of offset %d: %s", offset, e.getDetail())
+          .isEqualTo(want);
+      assertThat(e.getReasonCode()).isEqualTo(want.name());
+      assertThat(e.getDetail()).isNotBlank();
+      assertThat(e.getRaw().toByteArray()).isEqualTo(input.get((int) offset).value);
+      assertThat(e.getIngestedAtMs()).isEqualTo(NOW - 100);
+      assertThat(e.getRejectedAtMs()).isGreaterThanOrEqualTo(NOW);
+    }
+  }
+}

@@ -1,0 +1,67 @@
+// IP hashing, LSH tokens and reject records, without Flink or native code.
+package dev.ecom.flink;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ecom.proto.v1.Event;
+import dev.ecom.proto.v1.EventKind;
+import dev.ecom.proto.v1.InvalidEvent;
+import dev.ecom.proto.v1.RejectReason;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.java.typeutils.PojoTypeInfo;
+import org.junit.jupiter.api.Test;
+
+class EnrichmentTest {
+  @Test
+  void ipHashIsHexHmacSha256() {
+    // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+    assertThat(Enrichment.ipHash(Enrichment.ipHasher("Jefe"), "what do ya want for nothing?"))
+        .isEqualTo("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    assertThat(Enrichment.ipHash(Enrichment.ipHasher("k"), "")).isEmpty();
+  }
+
+  @Test
+  void tokensAreProductPageKindAndLowercaseQueryWords() {
+    Event search =
+        Event.newBuilder()
+            .setKind(EventKind.EVENT_KIND_SEARCH)
+            .setPage("/search")
+            .setSearchQuery("  Oak Dining\tTABLE ")
+            .build();
+    assertThat(Enrichment.lshTokens(search))
+        .containsExactly("/search", "EVENT_KIND_SEARCH", "oak", "dining", "table");
+
+    Event view =
+        Event.newBuilder()
+            .setKind(EventKind.EVENT_KIND_PRODUCT_VIEW)
+            .setProductId("p-1")
+            .setPage("/p/p-1")
+            .build();
+    assertThat(Enrichment.lshTokens(view))
+        .containsExactly("p-1", "/p/p-1", "EVENT_KIND_PRODUCT_VIEW");
+  }
+
+  @Test
+  void verdictStringsBecomeInvalidEvents() {
+    RawRecord raw = new RawRecord(new byte[] {1, 2}, "t", 1, 42, 5, 7);
+    InvalidEvent e =
+        Enrichment.rejectFromVerdict(
+            raw, "REJECT_REASON_MISSING_ID\tevent_id: must not be empty", 9);
+    assertThat(e.getReason()).isEqualTo(RejectReason.REJECT_REASON_MISSING_ID);
+    assertThat(e.getReasonCode()).isEqualTo("REJECT_REASON_MISSING_ID");
+    assertThat(e.getDetail()).isEqualTo("event_id: must not be empty");
+    assertThat(e.getRaw().toByteArray()).containsExactly(1, 2);
+    assertThat(e.getSource().getOffset()).isEqualTo(42);
+    assertThat(e.getIngestedAtMs()).isEqualTo(7);
+    assertThat(e.getRejectedAtMs()).isEqualTo(9);
+
+    InvalidEvent unknown = Enrichment.rejectFromVerdict(raw, "REJECT_REASON_NEW\tx", 9);
+    assertThat(unknown.getReason()).isEqualTo(RejectReason.REJECT_REASON_UNSPECIFIED);
+    assertThat(unknown.getReasonCode()).isEqualTo("REJECT_REASON_NEW");
+  }
+
+  @Test
+  void rawRecordIsAFlinkPojo() {
+    assertThat(TypeInformation.of(RawRecord.class)).isInstanceOf(PojoTypeInfo.class);
+  }
+}

@@ -1,0 +1,61 @@
+// Command-line parsing of the job.
+package dev.ecom.flink;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import org.junit.jupiter.api.Test;
+
+class JobConfigTest {
+  @Test
+  void defaultsMatchTheLocalStack() {
+    JobConfig c = JobConfig.defaults();
+    assertThat(c.bootstrapServers()).isEqualTo("127.0.0.1:9092");
+    assertThat(c.serveAddress()).isEqualTo("127.0.0.1:50051");
+    assertThat(c.groupId()).isEqualTo("ecom-flink");
+    assertThat(c.rawTopic()).isEqualTo("ecom.events.raw");
+    assertThat(c.enrichedTopic()).isEqualTo("ecom.events.enriched");
+    assertThat(c.invalidTopic()).isEqualTo("ecom.events.invalid");
+    assertThat(c.checkpointIntervalMs()).isEqualTo(2000);
+    assertThat(c.guardTimeoutMs()).isEqualTo(1000);
+    assertThat(c.guardCapacity()).isEqualTo(100);
+    assertThat(c.ipHashKeyIsDevDefault()).isTrue();
+    assertThat(c.transactionalIdPrefix()).isEqualTo("ecom-job");
+    assertThat(c.parallelism()).isZero();
+  }
+
+  @Test
+  void parsesBothSpellingsAndHidesTheKey() throws Exception {
+    JobConfig c =
+        JobConfig.parse(
+            new String[] {
+              "--bootstrap-servers", "k:9092", "--parallelism=3", "--ip-hash-key", "s3cret"
+            });
+    assertThat(c.bootstrapServers()).isEqualTo("k:9092");
+    assertThat(c.parallelism()).isEqualTo(3);
+    assertThat(c.ipHashKey()).isEqualTo("s3cret");
+    assertThat(c.ipHashKeyIsDevDefault()).isFalse();
+    assertThat(c.toString()).doesNotContain("s3cret");
+  }
+
+  @Test
+  void badArgumentsNameTheProblem() {
+    assertThatThrownBy(() -> JobConfig.parse(new String[] {"--nope", "1"}))
+        .hasMessageContaining("unknown option --nope");
+    assertThatThrownBy(() -> JobConfig.parse(new String[] {"--guard-timeout-ms", "soon"}))
+        .hasMessageContaining("--guard-timeout-ms");
+    assertThatThrownBy(() -> JobConfig.parse(new String[] {"--guard-capacity", "0"}))
+        .hasMessageContaining("must be > 0");
+    assertThatThrownBy(() -> JobConfig.parse(new String[] {"--raw-topic"}))
+        .hasMessageContaining("missing value");
+    assertThatThrownBy(() -> JobConfig.parse(new String[] {"stray"}))
+        .hasMessageContaining("unexpected argument");
+  }
+
+  @Test
+  void helpIsNotAnError() {
+    assertThatThrownBy(() -> JobConfig.parse(new String[] {"--help"}))
+        .isInstanceOf(JobConfig.HelpRequested.class);
+    assertThat(JobConfig.usage()).contains("--bootstrap-servers").contains("[127.0.0.1:9092]");
+  }
+}
