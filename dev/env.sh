@@ -31,3 +31,18 @@ export ES_URL="${ES_URL:-http://127.0.0.1:9200}"
 export MONGODB_URL="${MONGODB_URL:-mongodb://127.0.0.1:27017}"
 export FLINK_REST="${FLINK_REST:-http://127.0.0.1:8081}"
 export ECOM_PARTITIONS="${ECOM_PARTITIONS:-2}"
+
+# Java 17 runs Kafka, Flink and Elasticsearch (the machine may also carry newer JDKs).
+if [[ -z "${ECOM_JAVA_HOME:-}" ]]; then
+  for _jdk in /usr/lib/jvm/java-17-openjdk-*; do
+    [[ -x "$_jdk/bin/java" ]] && ECOM_JAVA_HOME="$_jdk" && break
+  done
+  unset _jdk
+fi
+export ECOM_JAVA_HOME="${ECOM_JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}"
+# Pid files of every server dev/up starts (<svc>.pid); logs live in $ECOM_HOME/<svc>/.
+export ECOM_RUN="$ECOM_HOME/run"
+# Elasticsearch refuses to run as root; dev/install creates this system user for it.
+export ES_USER="${ES_USER:-ecom}"
+export ES_PATH_CONF="$ECOM_HOME/elasticsearch/config"
+export FLINK_PROM_PORTS="${FLINK_PROM_PORTS:-9249-9250}"

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -20,7 +21,19 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
 	dataDir := flag.String("data-dir", "", "directory for the SQLite files (required)")
 	version := flag.Bool("version", false, "print the FerretDB module version and exit")
+	pingURL := flag.String("ping", "", "probe mode: run {ping:1} against this MongoDB URL, print the server version, exit 0 if it answered")
+	pingTimeout := flag.Duration("ping-timeout", 3*time.Second, "timeout for -ping")
 	flag.Parse()
+
+	if *pingURL != "" {
+		v, err := ping(*pingURL, *pingTimeout)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ecom-ferretdb: ping %s: %v\n", *pingURL, err)
+			os.Exit(1)
+		}
+		fmt.Println(v)
+		return
+	}
 
 	if *version {
 		fmt.Println(moduleVersion())
