@@ -7,6 +7,7 @@ import java.time.Duration;
 import java.util.Properties;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.configuration.RestartStrategyOptions;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
@@ -50,6 +51,11 @@ public final class EcomJob {
     }
     LOG.info("Starting {} with {}", JOB_NAME, cfg);
 
+    buildJob(cfg).execute(JOB_NAME);
+  }
+
+  /** The whole job, Kafka included, ready to execute. */
+  static StreamExecutionEnvironment buildJob(JobConfig cfg) {
     StreamExecutionEnvironment env = environment(cfg);
     DataStream<RawRecord> raw =
         env.fromSource(rawSource(cfg), WatermarkStrategy.noWatermarks(), "raw-source")
@@ -60,7 +66,7 @@ public final class EcomJob {
         kafkaSink(cfg, ProtoRecordSerializer.enriched(cfg.enrichedTopic()), "enriched"),
         kafkaSink(cfg, ProtoRecordSerializer.invalid(cfg.invalidTopic()), "invalid"),
         cfg);
-    env.execute(JOB_NAME);
+    return env;
   }
 
   static StreamExecutionEnvironment environment(JobConfig cfg) {
@@ -68,6 +74,8 @@ public final class EcomJob {
     conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
     conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 5);
     conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofSeconds(5));
+    // Every type has its own serializer (POJO or ProtoTypeInfo); a Kryo fallback is a bug.
+    conf.set(PipelineOptions.GENERIC_TYPES, false);
     StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
     env.enableCheckpointing(cfg.checkpointIntervalMs(), CheckpointingMode.EXACTLY_ONCE);
     if (cfg.parallelism() > 0) {

@@ -112,9 +112,11 @@ public final class GuardAsyncFunction extends RichAsyncFunction<EnrichedEvent, E
     long n = guardFallbacks.getCount();
     if (n == 0 || n % 10_000 == 0) {
       LOG.warn(
-          "Guard at {} unavailable ({}); using fallback verdict {} ({} fallbacks so far)",
+          "Guard at {} unavailable ({}: {}{}); using fallback verdict {} ({} fallbacks so far)",
           serveAddress,
-          status,
+          status.getCode(),
+          status.getDescription(),
+          status.getCause() == null ? "" : ", " + status.getCause().getMessage(),
           Verdict.VERDICT_UNKNOWN,
           n + 1);
     }

@@ -19,6 +19,8 @@ import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Buffers raw records and handles them in batches of up to {@code batchSize}, so each native call
@@ -33,6 +35,7 @@ import org.apache.flink.util.OutputTag;
 public final class ValidateEnrichOperator extends AbstractStreamOperator<EnrichedEvent>
     implements OneInputStreamOperator<RawRecord, EnrichedEvent>, ProcessingTimeCallback {
   private static final long serialVersionUID = 1L;
+  private static final Logger LOGGER = LoggerFactory.getLogger(ValidateEnrichOperator.class);
 
   /** Side output for rejected records. */
   public static final OutputTag<InvalidEvent> INVALID =
@@ -64,7 +67,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
     int[] shape = EcomNative.lshShape();
     numPerm = shape[0];
     numBands = shape[1];
-    LOG.info("{}: numPerm={}, numBands={}", EcomNative.version(), numPerm, numBands);
+    LOGGER.info("{}: numPerm={}, numBands={}", EcomNative.version(), numPerm, numBands);
     buffer = new ArrayList<>(batchSize);
     ipHasher = Enrichment.ipHasher(ipHashKey);
     validEvents = getMetricGroup().counter("validEvents");
@@ -184,7 +187,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
     try {
       return checkLength(EcomNative.validateBatch(records, now), records.length);
     } catch (RuntimeException batchError) {
-      LOG.warn(
+      LOGGER.warn(
           "validateBatch failed for {} records; validating one by one", records.length, batchError);
       String[] out = new String[records.length];
       for (int i = 0; i < records.length; i++) {

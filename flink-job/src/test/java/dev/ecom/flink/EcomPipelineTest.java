@@ -25,6 +25,8 @@ import java.util.function.Function;
 import java.util.stream.Collectors;
 import javax.crypto.Mac;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -108,6 +110,8 @@ class EcomPipelineTest {
     buildInput();
     StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
     env.setParallelism(2);
+    // As in EcomJob: fail rather than fall back to Kryo.
+    env.configure(new Configuration().set(PipelineOptions.GENERIC_TYPES, false));
     DataStream<RawRecord> raw = env.fromData(input, TypeInformation.of(RawRecord.class));
     CollectingSink<EnrichedEvent> enriched = new CollectingSink<>();
     CollectingSink<InvalidEvent> invalid = new CollectingSink<>();

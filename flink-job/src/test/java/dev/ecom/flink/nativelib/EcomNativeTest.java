@@ -5,6 +5,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.ecom.flink.TestEvents;
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.reflect.Method;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
@@ -19,6 +22,45 @@ class EcomNativeTest {
     NativeLoader.load();
     NativeLoader.load();
     assertThat(EcomNative.version()).startsWith("ecom-jni ");
+  }
+
+  @Test
+  void loadsAgainInAFreshClassLoaderAsAResubmittedJobWould() throws Exception {
+    EcomNative.version();
+    for (int i = 0; i < 2; i++) {
+      ClassLoader fresh = new NativeLibClassLoader(getClass().getClassLoader());
+      Class<?> native2 = Class.forName(EcomNative.class.getName(), true, fresh);
+      assertThat(native2).isNotSameAs(EcomNative.class);
+      Method version = native2.getMethod("version");
+      assertThat((String) version.invoke(null)).startsWith("ecom-jni ");
+    }
+  }
+
+  /** Defines the nativelib classes itself, like Flink's child-first user classloader. */
+  private static final class NativeLibClassLoader extends ClassLoader {
+    NativeLibClassLoader(ClassLoader parent) {
+      super(parent);
+    }
+
+    @Override
+    protected Class<?> loadClass(String name, boolean resolve) throws ClassNotFoundException {
+      if (!name.startsWith(NativeLoader.class.getPackageName() + ".")) {
+        return super.loadClass(name, resolve);
+      }
+      synchronized (getClassLoadingLock(name)) {
+        Class<?> c = findLoadedClass(name);
+        if (c == null) {
+          String resource = name.replace('.', '/') + ".class";
+          try (InputStream in = getParent().getResourceAsStream(resource)) {
+            byte[] bytes = in.readAllBytes();
+            c = defineClass(name, bytes, 0, bytes.length);
+          } catch (IOException e) {
+            throw new ClassNotFoundException(name, e);
+          }
+        }
+        return c;
+      }
+    }
   }
 
   @Test

@@ -1,0 +1,35 @@
+// The job graph main builds, Kafka source and exactly-once sinks included, without running it.
+package dev.ecom.flink;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.util.List;
+import java.util.stream.Collectors;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.graph.StreamGraph;
+import org.apache.flink.streaming.api.graph.StreamNode;
+import org.junit.jupiter.api.Test;
+
+class EcomJobTest {
+  @Test
+  void mainWiresEveryOperatorWithAStableUid() throws Exception {
+    JobConfig cfg = JobConfig.parse(new String[] {"--parallelism", "2"});
+    StreamExecutionEnvironment env = EcomJob.buildJob(cfg);
+    assertThat(env.getCheckpointConfig().isCheckpointingEnabled()).isTrue();
+    assertThat(env.getCheckpointInterval()).isEqualTo(2000);
+
+    StreamGraph graph = env.getStreamGraph();
+    List<String> uids =
+        graph.getStreamNodes().stream()
+            .map(StreamNode::getTransformationUID)
+            .filter(u -> u != null)
+            .collect(Collectors.toList());
+    assertThat(uids)
+        .contains(
+            "raw-source",
+            EcomPipeline.UID_VALIDATE,
+            EcomPipeline.UID_GUARD,
+            EcomPipeline.UID_ENRICHED_SINK,
+            EcomPipeline.UID_INVALID_SINK);
+  }
+}
