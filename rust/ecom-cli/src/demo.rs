@@ -1,0 +1,512 @@
+//! `ecom demo`: the whole slice on the local stack. Starts `ecom serve` and `ecom sink`,
+//! submits the Flink job, generates events, waits until every raw record is accounted for in
+//! Kafka and in both stores, prints a summary and whether it reconciles, then cleans up.
+use crate::generate::{self, GenerateArgs, GenerateSummary};
+use anyhow::{bail, Context};
+use ecom_proto::v1::{EnrichedEvent, InvalidEvent};
+use indicatif::{ProgressBar, ProgressStyle};
+use prost::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Arguments of `ecom demo`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Number of raw records to generate.
+    #[arg(long, default_value_t = 10_000)]
+    events: u64,
+    /// Share of deliberately malformed records.
+    #[arg(long, default_value_t = 0.02)]
+    malformed_rate: f64,
+    /// Generator seed (default: from the clock, so each run adds new events).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Event time of the first session, ms since epoch (with --seed, repeats a run exactly).
+    #[arg(long)]
+    start_ms: Option<i64>,
+    /// The Flink job jar.
+    #[arg(long, env = "ECOM_JOB_JAR")]
+    jar: Option<PathBuf>,
+    /// Flink installation (bin/flink is used to submit).
+    #[arg(long, env = "FLINK_HOME")]
+    flink_home: Option<PathBuf>,
+    /// Flink REST URL.
+    #[arg(long, default_value = "http://127.0.0.1:8081", env = "FLINK_REST")]
+    flink_rest: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
+    brokers: String,
+    /// Elasticsearch URL.
+    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
+    es_url: String,
+    /// MongoDB URL.
+    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
+    mongo_url: String,
+    /// Redis URL (for ecom serve).
+    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
+    redis_url: String,
+    /// Job parallelism.
+    #[arg(long, default_value_t = 1)]
+    parallelism: u32,
+    /// Where the demo writes the logs of the processes it starts.
+    #[arg(long, env = "ECOM_HOME")]
+    state_dir: Option<PathBuf>,
+    /// Give up waiting for the pipeline after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+    /// Leave the Flink job running at the end instead of cancelling it.
+    #[arg(long)]
+    keep_job: bool,
+}
+
+const RAW: &str = "ecom.events.raw";
+const ENRICHED: &str = "ecom.events.enriched";
+const INVALID: &str = "ecom.events.invalid";
+
+/// Children started by the demo; killed on drop so an error never leaves them behind.
+struct Children(Vec<(String, tokio::process::Child)>);
+
+impl Children {
+    async fn stop(&mut self) {
+        for (name, child) in &mut self.0 {
+            if let Some(pid) = child.id() {
+                // SIGTERM first: both services drain and exit cleanly.
+                let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            }
+            match tokio::time::timeout(Duration::from_secs(15), child.wait()).await {
+                Ok(_) => eprintln!("stopped ecom {name}"),
+                Err(_) => {
+                    let _ = child.kill().await;
+                    eprintln!("killed ecom {name} (did not stop within 15 s)");
+                }
+            }
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+fn step(msg: &str) {
+    eprintln!("==> {msg}");
+}
+
+pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let state = a
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".local/state/ecom"));
+    let logs = state.join("demo");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+
+    step("checking the local stack");
+    check_stack(&a, &http).await?;
+
+    step("starting ecom serve and ecom sink");
+    let exe = std::env::current_exe().context("locating the ecom binary")?;
+    let mut children = Children(Vec::new());
+    for (name, args) in [
+        ("serve", vec!["serve".to_string(), "--redis-url".into(), a.redis_url.clone()]),
+        (
+            "sink",
+            vec!["sink".to_string(), "--brokers".into(), a.brokers.clone(), "--es-url".into(), a.es_url.clone(), "--mongo-url".into(), a.mongo_url.clone()],
+        ),
+    ] {
+        let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
+        let child = tokio::process::Command::new(&exe)
+            .args(&args)
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting ecom {name}"))?;
+        children.0.push((name.to_string(), child));
+    }
+    wait_http(&http, "http://127.0.0.1:8080/health", "ecom serve", &logs.join("serve.log")).await?;
+    wait_http(&http, "http://127.0.0.1:9464/health", "ecom sink", &logs.join("sink.log")).await?;
+
+    step("submitting the Flink job");
+    let job = submit_job(&a, &http).await?;
+
+    // Remember where the output topics end now: this run's results come after.
+    let out_start = end_offsets(&a.brokers, &[ENRICHED, INVALID])?;
+
+    step(&format!("generating {} events into {RAW}", a.events));
+    let gen = generate::run(GenerateArgs {
+        events: a.events,
+        seed: a.seed,
+        malformed_rate: a.malformed_rate,
+        start_ms: a.start_ms,
+        brokers: a.brokers.clone(),
+        topic: RAW.into(),
+        quiet: false,
+    })
+    .await?;
+    let gen_done = Instant::now();
+
+    step("waiting for every raw record to come out enriched or invalid");
+    let outcome = collect_outputs(&a, &gen, &out_start).await;
+    let slice_secs = gen_done.elapsed().as_secs_f64() + gen.seconds;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            children.stop().await;
+            cancel_job(&a, &http, &job).await;
+            return Err(e);
+        }
+    };
+
+    step("waiting for Elasticsearch and MongoDB to hold every enriched event");
+    let stores = count_stores(&a, &http, &outcome.enriched_ids).await;
+    children.stop().await;
+    if a.keep_job {
+        eprintln!("leaving Flink job {job} running (--keep-job)");
+    } else {
+        cancel_job(&a, &http, &job).await;
+    }
+    let (es_docs, mongo_docs, es_total, mongo_total) = stores?;
+
+    let enriched = outcome.enriched_ids.len() as u64;
+    let invalid = outcome.invalid as u64;
+    let expected_invalid: u64 = gen.malformed_by_reason.values().sum();
+    println!();
+    println!("ecom demo summary ({:.0}s in all)", started.elapsed().as_secs_f64());
+    println!("  produced to {RAW:<22} {:>8}", gen.produced);
+    println!("  enriched in {ENRICHED:<22} {:>8}", enriched);
+    println!("  invalid  in {INVALID:<22} {:>8}   (generator labelled {expected_invalid} malformed)", invalid);
+    for (reason, n) in &outcome.invalid_by_reason {
+        let want = gen.malformed_by_reason.get(reason).copied().unwrap_or(0);
+        println!("      {reason:<40} {n:>6}   labelled {want}");
+    }
+    println!("  guard verdicts                        {}", fmt_counts(&outcome.verdicts));
+    println!("  guard fallbacks                       {:>8}", outcome.guard_fallbacks);
+    println!("  duplicates in Kafka outputs           {:>8}", outcome.duplicates);
+    println!("  documents in Elasticsearch (this run) {:>8}   (ecom-events-* holds {es_total} in all)", es_docs);
+    println!("  documents in MongoDB (this run)       {:>8}   (ecom.events holds {mongo_total} in all)", mongo_docs);
+    println!(
+        "  throughput raw -> enriched|invalid    {:>8.0} events/s ({} records in {:.1}s)",
+        gen.produced as f64 / slice_secs.max(1e-9),
+        gen.produced,
+        slice_secs
+    );
+    if let Some(p50) = outcome.latency_p50_ms {
+        println!("  latency produced -> enriched         p50 {p50} ms, p99 {} ms", outcome.latency_p99_ms.unwrap_or(0));
+    }
+
+    let mut why = Vec::new();
+    if gen.produced != enriched + invalid {
+        why.push(format!("produced {} != enriched {enriched} + invalid {invalid}", gen.produced));
+    }
+    if es_docs != enriched {
+        why.push(format!("Elasticsearch holds {es_docs} of {enriched} enriched"));
+    }
+    if mongo_docs != enriched {
+        why.push(format!("MongoDB holds {mongo_docs} of {enriched} enriched"));
+    }
+    if es_total != mongo_total {
+        why.push(format!("store totals differ: Elasticsearch {es_total}, MongoDB {mongo_total}"));
+    }
+    if outcome.duplicates > 0 {
+        why.push(format!("{} raw records came out more than once", outcome.duplicates));
+    }
+    if outcome.invalid_by_reason != gen.malformed_by_reason {
+        why.push("invalid reasons differ from the generator's labels".into());
+    }
+    if why.is_empty() {
+        println!("reconciled: yes");
+        Ok(())
+    } else {
+        println!("reconciled: no ({})", why.join("; "));
+        std::process::exit(1);
+    }
+}
+
+fn fmt_counts(m: &BTreeMap<String, u64>) -> String {
+    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
+async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<()> {
+    let hint = "start the local stack with dev/up (dev/status shows what is down)";
+    http.get(format!("{}/_cluster/health", a.es_url))
+        .send()
+        .await
+        .with_context(|| format!("Elasticsearch at {} does not answer: {hint}", a.es_url))?;
+    let ov: Value = http
+        .get(format!("{}/overview", a.flink_rest))
+        .send()
+        .await
+        .with_context(|| format!("Flink at {} does not answer: {hint}", a.flink_rest))?
+        .json()
+        .await?;
+    if ov["taskmanagers"].as_u64().unwrap_or(0) == 0 {
+        bail!("Flink at {} has no TaskManager: {hint}", a.flink_rest);
+    }
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &a.brokers).create()?;
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .with_context(|| format!("Kafka at {} does not answer: {hint}", a.brokers))?;
+    for t in [RAW, ENRICHED, INVALID] {
+        if !md.topics().iter().any(|x| x.name() == t && x.error().is_none()) {
+            bail!("Kafka topic {t} is missing: {hint}");
+        }
+    }
+    let client = redis::Client::open(a.redis_url.as_str())?;
+    let mut c = tokio::time::timeout(Duration::from_secs(5), client.get_multiplexed_async_connection())
+        .await
+        .map_err(|_| anyhow::anyhow!("Redis at {} timed out: {hint}", a.redis_url))?
+        .with_context(|| format!("Redis at {} does not answer: {hint}", a.redis_url))?;
+    let _: String = redis::cmd("PING").query_async(&mut c).await?;
+    let mongo = mongodb::Client::with_uri_str(&a.mongo_url).await?;
+    tokio::time::timeout(Duration::from_secs(10), mongo.database("ecom").run_command(mongodb::bson::doc! {"ping": 1}))
+        .await
+        .map_err(|_| anyhow::anyhow!("MongoDB at {} timed out: {hint}", a.mongo_url))?
+        .with_context(|| format!("MongoDB at {} does not answer: {hint}", a.mongo_url))?;
+    Ok(())
+}
+
+async fn wait_http(http: &reqwest::Client, url: &str, what: &str, log: &std::path::Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            let tail = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(20).collect();
+            bail!("{what} did not become healthy at {url} within 60 s; last log lines ({}):\n{}", log.display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn submit_job(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<String> {
+    // A job left over from an interrupted demo would compete for the same records.
+    let jobs: Value = http.get(format!("{}/jobs/overview", a.flink_rest)).send().await?.json().await?;
+    for j in jobs["jobs"].as_array().cloned().unwrap_or_default() {
+        if j["name"] == "ecom" && matches!(j["state"].as_str(), Some("RUNNING" | "CREATED" | "RESTARTING" | "INITIALIZING")) {
+            let id = j["jid"].as_str().unwrap_or_default().to_string();
+            eprintln!("cancelling the ecom job {id} left running by an earlier run");
+            cancel_job(a, http, &id).await;
+        }
+    }
+    let flink_home = a.flink_home.clone().context("FLINK_HOME is not set: run via dev/demo or pass --flink-home")?;
+    let jar = a.jar.clone().context("the job jar is not set: run via dev/demo or pass --jar flink-job/target/ecom-flink-job.jar")?;
+    if !jar.exists() {
+        bail!("job jar {} does not exist: build it with dev/build", jar.display());
+    }
+    let out = tokio::process::Command::new(flink_home.join("bin/flink"))
+        .args(["run", "-d", "-p", &a.parallelism.to_string()])
+        .arg(&jar)
+        .args(["--bootstrap-servers", &a.brokers, "--serve-address", "127.0.0.1:50051"])
+        .output()
+        .await
+        .with_context(|| format!("running {}/bin/flink", flink_home.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let id = stdout
+        .lines()
+        .find_map(|l| l.split("JobID ").nth(1))
+        .map(|s| s.trim().to_string())
+        .filter(|_| out.status.success());
+    let Some(id) = id else {
+        bail!("flink run failed ({}):\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    };
+    // Wait until every task runs: records produced before that are still read (committed
+    // offsets / earliest), but latency numbers would include the job's start.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let j: Value = http.get(format!("{}/jobs/{id}", a.flink_rest)).send().await?.json().await?;
+        let running = j["vertices"].as_array().is_some_and(|v| !v.is_empty() && v.iter().all(|v| v["status"] == "RUNNING"));
+        if running {
+            eprintln!("Flink job {id} is running");
+            return Ok(id);
+        }
+        if matches!(j["state"].as_str(), Some("FAILED" | "CANCELED" | "FINISHED")) || Instant::now() > deadline {
+            let ex: Value = http.get(format!("{}/jobs/{id}/exceptions", a.flink_rest)).send().await?.json().await.unwrap_or_default();
+            bail!("Flink job {id} did not start (state {}): {}", j["state"], ex["root-exception"].as_str().unwrap_or("no exception reported"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn cancel_job(a: &DemoArgs, http: &reqwest::Client, id: &str) {
+    let r = http.patch(format!("{}/jobs/{id}?mode=cancel", a.flink_rest)).send().await;
+    if let Err(e) = r {
+        eprintln!("warning: could not cancel Flink job {id}: {e}");
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{}/jobs/{id}", a.flink_rest)).send().await {
+            if let Ok(j) = r.json::<Value>().await {
+                if matches!(j["state"].as_str(), Some("CANCELED" | "FAILED" | "FINISHED")) {
+                    eprintln!("Flink job {id} cancelled");
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!("warning: Flink job {id} did not stop within 30 s");
+}
+
+fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String, i32), i64>> {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("isolation.level", "read_committed").create()?;
+    let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    let mut out = HashMap::new();
+    for t in md.topics().iter().filter(|t| topics.contains(&t.name())) {
+        for p in t.partitions() {
+            let (_, high) = consumer.fetch_watermarks(t.name(), p.id(), Duration::from_secs(10))?;
+            out.insert((t.name().to_string(), p.id()), high);
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    enriched_ids: Vec<String>,
+    invalid: usize,
+    invalid_by_reason: BTreeMap<String, u64>,
+    verdicts: BTreeMap<String, u64>,
+    guard_fallbacks: u64,
+    duplicates: u64,
+    latency_p50_ms: Option<i64>,
+    latency_p99_ms: Option<i64>,
+}
+
+/// Reads the job's outputs (read_committed) from where they ended before this run, and
+/// matches each record to a raw position this run produced, until all are accounted for.
+async fn collect_outputs(a: &DemoArgs, gen: &GenerateSummary, start: &HashMap<(String, i32), i64>) -> anyhow::Result<Outcome> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &a.brokers)
+        .set("group.id", "ecom-demo-reconcile")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for ((t, p), o) in start {
+        tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+    }
+    consumer.assign(&tpl)?;
+    let bar = ProgressBar::new(gen.produced);
+    bar.set_style(ProgressStyle::with_template("accounted {bar:30} {pos}/{len} raw records {per_sec}").expect("static template"));
+    let mut seen: HashSet<(i32, i64)> = HashSet::new();
+    let mut out = Outcome::default();
+    let mut latencies = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(a.timeout_secs);
+    let mut last_progress = Instant::now();
+    while (seen.len() as u64) < gen.produced {
+        if Instant::now() > deadline {
+            bar.abandon();
+            bail!(
+                "timed out after {} s with {} of {} raw records accounted for; see the Flink job's exceptions at {} and the logs under {}",
+                a.timeout_secs,
+                seen.len(),
+                gen.produced,
+                a.flink_rest,
+                a.state_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            );
+        }
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+            if last_progress.elapsed() > Duration::from_secs(30) {
+                bar.println(format!("still waiting: {} of {} accounted for", seen.len(), gen.produced));
+                last_progress = Instant::now();
+            }
+            continue;
+        };
+        let msg = msg.context("reading the job's output topics")?;
+        let payload = msg.payload().unwrap_or_default();
+        let source = if msg.topic() == ENRICHED {
+            let e = EnrichedEvent::decode(payload).context("an ecom.events.enriched record is not an EnrichedEvent")?;
+            let src = e.source.clone().unwrap_or_default();
+            if src.topic == RAW && gen.positions.contains(&(src.partition, src.offset)) && !seen.contains(&(src.partition, src.offset)) {
+                out.enriched_ids.push(e.event.as_ref().map(|x| x.event_id.clone()).unwrap_or_default());
+                let v = ecom_proto::v1::Verdict::try_from(e.verdict).map(|v| v.as_str_name()).unwrap_or("?");
+                *out.verdicts.entry(v.trim_start_matches("VERDICT_").to_ascii_lowercase()).or_default() += 1;
+                out.guard_fallbacks += u64::from(e.guard_fallback);
+                if e.produced_at_ms > 0 {
+                    latencies.push(e.enriched_at_ms - e.produced_at_ms);
+                }
+            }
+            src
+        } else {
+            let e = InvalidEvent::decode(payload).context("an ecom.events.invalid record is not an InvalidEvent")?;
+            let src = e.source.clone().unwrap_or_default();
+            if src.topic == RAW && gen.positions.contains(&(src.partition, src.offset)) && !seen.contains(&(src.partition, src.offset)) {
+                out.invalid += 1;
+                *out.invalid_by_reason.entry(e.reason_code.clone()).or_default() += 1;
+            }
+            src
+        };
+        if src_in_run(&source, gen) {
+            if seen.insert((source.partition, source.offset)) {
+                bar.inc(1);
+                last_progress = Instant::now();
+            } else {
+                out.duplicates += 1;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    latencies.sort_unstable();
+    if !latencies.is_empty() {
+        out.latency_p50_ms = Some(latencies[latencies.len() / 2]);
+        out.latency_p99_ms = Some(latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)]);
+    }
+    Ok(out)
+}
+
+fn src_in_run(src: &ecom_proto::v1::SourceOffset, gen: &GenerateSummary) -> bool {
+    src.topic == RAW && gen.positions.contains(&(src.partition, src.offset))
+}
+
+/// Counts this run's enriched events in both stores (by event_id) and both stores' totals,
+/// waiting until the run's documents are all there or the timeout passes.
+async fn count_stores(a: &DemoArgs, http: &reqwest::Client, ids: &[String]) -> anyhow::Result<(u64, u64, u64, u64)> {
+    let mongo = mongodb::Client::with_uri_str(&a.mongo_url).await?;
+    let coll = mongo.database("ecom").collection::<mongodb::bson::Document>("events");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let _ = http.post(format!("{}/ecom-events-*/_refresh", a.es_url)).send().await;
+        let mut es = 0;
+        let mut mg = 0;
+        for chunk in ids.chunks(5_000) {
+            let r: Value = http
+                .post(format!("{}/ecom-events-*/_count", a.es_url))
+                .json(&json!({"query": {"ids": {"values": chunk}}}))
+                .send()
+                .await
+                .context("counting documents in Elasticsearch")?
+                .json()
+                .await?;
+            es += r["count"].as_u64().unwrap_or(0);
+            mg += coll
+                .count_documents(mongodb::bson::doc! {"_id": {"$in": chunk.to_vec()}})
+                .await
+                .context("counting documents in MongoDB")?;
+        }
+        if (es == ids.len() as u64 && mg == ids.len() as u64) || Instant::now() > deadline {
+            let r: Value = http.get(format!("{}/ecom-events-*/_count", a.es_url)).send().await?.json().await?;
+            let es_total = r["count"].as_u64().unwrap_or(0);
+            let mongo_total = coll.count_documents(mongodb::bson::doc! {}).await.context("counting MongoDB documents")?;
+            return Ok((es, mg, es_total, mongo_total));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

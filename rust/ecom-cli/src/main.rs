@@ -1,0 +1,157 @@
+//! `ecom`: the one binary. Subcommands generate data, serve gRPC, sink to the stores and run
+//! the whole demo. Every subcommand has --help.
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+#![deny(unused_must_use)]
+
+mod demo;
+mod generate;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Real-time and offline analytics for an online furniture shop.
+#[derive(Debug, Parser)]
+#[command(name = "ecom", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Generate shop events (with a share of malformed records) into Kafka ecom.events.raw.
+    Generate(generate::GenerateArgs),
+    /// Run the gRPC services (Guard) on :50051 with HTTP /health and /metrics on :8080.
+    Serve(ServeArgs),
+    /// Copy ecom.events.enriched into Elasticsearch (ecom-events-*) and MongoDB (ecom.events).
+    Sink(SinkArgs),
+    /// Run the whole slice on the local stack and print a reconciled summary.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:50051", env = "ECOM_GRPC_ADDR")]
+    grpc_addr: SocketAddr,
+    /// HTTP listen address for /health and /metrics.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "ECOM_HTTP_ADDR")]
+    http_addr: SocketAddr,
+    /// Redis URL for the guard's live state.
+    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
+    redis_url: String,
+    /// Events per IP per minute above which the guard flags.
+    #[arg(long, default_value_t = 300)]
+    ip_flag_per_min: i64,
+    /// Events per IP per minute above which the guard blocks.
+    #[arg(long, default_value_t = 1200)]
+    ip_block_per_min: i64,
+    /// Milliseconds to wait for Redis before answering with the fallback verdict.
+    #[arg(long, default_value_t = 250)]
+    redis_timeout_ms: u64,
+    /// Largest batch accepted by CheckBatch.
+    #[arg(long, default_value_t = 1000)]
+    max_batch: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct SinkArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
+    brokers: String,
+    /// Topic to read.
+    #[arg(long, default_value = "ecom.events.enriched")]
+    topic: String,
+    /// Kafka consumer group.
+    #[arg(long, default_value = "ecom-sink")]
+    group_id: String,
+    /// Elasticsearch URL.
+    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
+    es_url: String,
+    /// Index prefix (documents go to PREFIX-YYYY.MM.DD by event time).
+    #[arg(long, default_value = "ecom-events")]
+    index_prefix: String,
+    /// MongoDB URL.
+    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
+    mongo_url: String,
+    /// MongoDB database (collection `events`).
+    #[arg(long, default_value = "ecom")]
+    mongo_db: String,
+    /// Largest batch written at once.
+    #[arg(long, default_value_t = 1000)]
+    batch_max: usize,
+    /// Longest a partial batch waits, in ms.
+    #[arg(long, default_value_t = 200)]
+    batch_wait_ms: u64,
+    /// Listen address for /health and /metrics.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    metrics_addr: SocketAddr,
+}
+
+fn init_tracing() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.cmd {
+        Cmd::Generate(a) => generate::run(a).await.map(|_| ()),
+        Cmd::Serve(a) => {
+            let cfg = ecom_serve::ServeConfig {
+                grpc_addr: a.grpc_addr,
+                http_addr: a.http_addr,
+                redis_url: a.redis_url,
+                guard: ecom_serve::guard::GuardConfig {
+                    ip_flag_per_min: a.ip_flag_per_min,
+                    ip_block_per_min: a.ip_block_per_min,
+                    redis_timeout: Duration::from_millis(a.redis_timeout_ms),
+                    ..Default::default()
+                },
+                max_batch: a.max_batch,
+            };
+            ecom_serve::run(cfg, shutdown_signal()).await.context("ecom serve")
+        }
+        Cmd::Sink(a) => {
+            let cfg = ecom_sink::SinkConfig {
+                brokers: a.brokers,
+                topic: a.topic,
+                group_id: a.group_id,
+                es_url: a.es_url,
+                index_prefix: a.index_prefix,
+                mongo_url: a.mongo_url,
+                mongo_db: a.mongo_db,
+                batch_max: a.batch_max,
+                batch_wait: Duration::from_millis(a.batch_wait_ms),
+                metrics_addr: a.metrics_addr,
+                delivery: ecom_sink::DeliveryMode::AtLeastOnce,
+            };
+            ecom_sink::run(cfg, shutdown_signal()).await.context("ecom sink")
+        }
+        Cmd::Demo(a) => demo::run(a).await,
+    }
+}

@@ -1,0 +1,215 @@
+//! Validation of raw events. Every rule has a stable reason code (RejectReason in
+//! events.proto) and a message that names the field and what was expected.
+use ecom_proto::v1::{Event, EventKind, RejectReason};
+use prost::Message;
+
+/// How far ahead of the processing clock an event time may be before it is rejected.
+pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+/// Longest accepted id (event, user, session, product).
+pub const MAX_ID_LEN: usize = 64;
+/// Longest accepted free-text field (user agent, page, referrer, search query).
+pub const MAX_TEXT_LEN: usize = 1024;
+/// Longest accepted short field (channel, device, country).
+pub const MAX_SHORT_LEN: usize = 32;
+
+/// Why a record was rejected: a stable code plus a human message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {detail}", reason.as_str_name())]
+pub struct Rejection {
+    /// The stable reason code.
+    pub reason: RejectReason,
+    /// Names the field and what was expected.
+    pub detail: String,
+}
+
+impl Rejection {
+    fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+        Self { reason, detail: detail.into() }
+    }
+}
+
+/// Decodes an Event from raw bytes and validates it against the clock `now_ms`.
+pub fn validate_bytes(bytes: &[u8], now_ms: i64) -> Result<Event, Rejection> {
+    let event = Event::decode(bytes).map_err(|e| {
+        Rejection::new(
+            RejectReason::Unparseable,
+            format!("record of {} bytes is not an ecom.v1.Event protobuf: {e}", bytes.len()),
+        )
+    })?;
+    validate_event(&event, now_ms)?;
+    Ok(event)
+}
+
+/// Kinds that are about one product and therefore need product_id.
+fn needs_product(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::ProductView
+            | EventKind::AddToCart
+            | EventKind::RemoveFromCart
+            | EventKind::WishlistAdd
+            | EventKind::Purchase
+    )
+}
+
+/// Validates a decoded event. Rules are checked in a fixed order; the first failure wins.
+pub fn validate_event(e: &Event, now_ms: i64) -> Result<(), Rejection> {
+    let kind = match EventKind::try_from(e.kind) {
+        Ok(EventKind::Unspecified) | Err(_) => {
+            return Err(Rejection::new(
+                RejectReason::UnknownKind,
+                format!("kind: {} is not a known EventKind (expected 1..=10)", e.kind),
+            ))
+        }
+        Ok(k) => k,
+    };
+    for (name, value) in [("event_id", &e.event_id), ("user_id", &e.user_id), ("session_id", &e.session_id)]
+    {
+        if value.is_empty() {
+            return Err(Rejection::new(RejectReason::MissingId, format!("{name}: must not be empty")));
+        }
+    }
+    if e.event_time_ms <= 0 {
+        return Err(Rejection::new(
+            RejectReason::BadTimestamp,
+            format!("event_time_ms: {} is not a time (expected ms since epoch > 0)", e.event_time_ms),
+        ));
+    }
+    if e.event_time_ms > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
+        return Err(Rejection::new(
+            RejectReason::FutureTimestamp,
+            format!(
+                "event_time_ms: {} is {} ms ahead of the clock (at most {MAX_FUTURE_SKEW_MS} allowed)",
+                e.event_time_ms,
+                e.event_time_ms - now_ms
+            ),
+        ));
+    }
+    check_lengths(e)?;
+    if let Some(q) = e.quantity {
+        if q < 0 {
+            return Err(Rejection::new(
+                RejectReason::NegativeQuantity,
+                format!("quantity: {q} is negative (expected >= 1)"),
+            ));
+        }
+    }
+    if let Some(p) = e.unit_price_cents {
+        if p < 0 {
+            return Err(Rejection::new(
+                RejectReason::NegativePrice,
+                format!("unit_price_cents: {p} is negative (expected >= 0)"),
+            ));
+        }
+    }
+    if needs_product(kind) && e.product_id.as_deref().unwrap_or("").is_empty() {
+        return Err(Rejection::new(
+            RejectReason::MissingField,
+            format!("product_id: required for kind {}", kind.as_str_name()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_lengths(e: &Event) -> Result<(), Rejection> {
+    let opt = |o: &Option<String>| o.as_deref().map_or(0, str::len);
+    let fields: [(&str, usize, usize); 13] = [
+        ("event_id", e.event_id.len(), MAX_ID_LEN),
+        ("user_id", e.user_id.len(), MAX_ID_LEN),
+        ("session_id", e.session_id.len(), MAX_ID_LEN),
+        ("product_id", opt(&e.product_id), MAX_ID_LEN),
+        ("search_query", opt(&e.search_query), MAX_TEXT_LEN),
+        ("page", e.page.len(), MAX_TEXT_LEN),
+        ("referrer", e.referrer.len(), MAX_TEXT_LEN),
+        ("user_agent", e.user_agent.len(), MAX_TEXT_LEN),
+        ("channel", e.channel.len(), MAX_SHORT_LEN),
+        ("device", e.device.len(), MAX_SHORT_LEN),
+        ("country", e.country.len(), MAX_SHORT_LEN),
+        ("ip", e.ip.len(), 64),
+        ("event_id", e.event_id.len(), MAX_ID_LEN),
+    ];
+    for (name, len, max) in fields {
+        if len > max {
+            return Err(Rejection::new(
+                RejectReason::OversizeField,
+                format!("{name}: {len} bytes is longer than the limit of {max}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn valid() -> Event {
+        Event {
+            event_id: "0190a0e0-0000-7000-8000-000000000001".into(),
+            event_time_ms: NOW - 1000,
+            user_id: "u1".into(),
+            session_id: "s1".into(),
+            kind: EventKind::ProductView as i32,
+            product_id: Some("p1".into()),
+            page: "/p/p1".into(),
+            country: "DE".into(),
+            ip: "10.0.0.1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn reason(e: &Event) -> Option<RejectReason> {
+        validate_bytes(&e.encode_to_vec(), NOW).err().map(|r| r.reason)
+    }
+
+    #[test]
+    fn accepts_a_valid_event() {
+        assert_eq!(reason(&valid()), None);
+    }
+
+    #[test]
+    fn each_rule_has_its_code() {
+        let cases: Vec<(Box<dyn Fn(&mut Event)>, RejectReason)> = vec![
+            (Box::new(|e| e.kind = 0), RejectReason::UnknownKind),
+            (Box::new(|e| e.kind = 99), RejectReason::UnknownKind),
+            (Box::new(|e| e.event_id.clear()), RejectReason::MissingId),
+            (Box::new(|e| e.session_id.clear()), RejectReason::MissingId),
+            (Box::new(|e| e.event_time_ms = 0), RejectReason::BadTimestamp),
+            (Box::new(|e| e.event_time_ms = NOW + MAX_FUTURE_SKEW_MS + 1), RejectReason::FutureTimestamp),
+            (Box::new(|e| e.user_agent = "x".repeat(MAX_TEXT_LEN + 1)), RejectReason::OversizeField),
+            (Box::new(|e| e.quantity = Some(-1)), RejectReason::NegativeQuantity),
+            (Box::new(|e| e.unit_price_cents = Some(-5)), RejectReason::NegativePrice),
+            (Box::new(|e| e.product_id = None), RejectReason::MissingField),
+        ];
+        for (mutate, want) in cases {
+            let mut e = valid();
+            mutate(&mut e);
+            assert_eq!(reason(&e), Some(want), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_unparseable_with_a_message() {
+        let r = validate_bytes(&[0xff, 0xff, 0xff], NOW).unwrap_err();
+        assert_eq!(r.reason, RejectReason::Unparseable);
+        assert!(r.detail.contains("not an ecom.v1.Event"));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = validate_bytes(&bytes, NOW);
+        }
+
+        #[test]
+        fn valid_events_round_trip(t in 1i64..NOW, q in 1i32..100) {
+            let mut e = valid();
+            e.event_time_ms = t;
+            e.quantity = Some(q);
+            prop_assert_eq!(validate_bytes(&e.encode_to_vec(), NOW), Ok(e));
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Service tests against the real Redis (and a real `ecom serve` over gRPC) of the local
+//! stack. Run with `cargo test -- --include-ignored` after dev/up (dev/test does both).
+use ecom_proto::v1::guard_client::GuardClient;
+use ecom_proto::v1::{GuardBatchRequest, GuardRequest, Verdict};
+use ecom_serve::guard::{Guard, GuardConfig};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique_ip() -> String {
+    let n = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("192.0.2.{}-{n}", n % 250)
+}
+
+fn req(ip: &str, i: usize) -> GuardRequest {
+    GuardRequest { event_id: format!("e{i}"), event_time_ms: 1_800_000_000_000, ip: ip.into(), ..Default::default() }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (dev/up)"]
+async fn counts_per_ip_in_redis_and_flags_then_blocks() {
+    let cfg = GuardConfig { ip_flag_per_min: 3, ip_block_per_min: 5, ..Default::default() };
+    let guard = Guard::connect(&redis_url(), cfg, 100).unwrap();
+    assert!(guard.redis_ok().await, "Redis at {} must answer", redis_url());
+    let ip = unique_ip();
+    let reqs: Vec<_> = (0..7).map(|i| req(&ip, i)).collect();
+    let out = guard.check_all(&reqs).await;
+    let counts: Vec<i64> = out.iter().map(|r| r.ip_events_in_window).collect();
+    assert_eq!(counts, vec![1, 2, 3, 4, 5, 6, 7]);
+    let verdicts: Vec<Verdict> = out.iter().map(|r| Verdict::try_from(r.verdict).unwrap()).collect();
+    use Verdict::*;
+    assert_eq!(verdicts, vec![Allow, Allow, Allow, Flag, Flag, Block, Block]);
+    assert!(out.iter().all(|r| !r.fallback));
+    assert!(out[3].reasons[0].starts_with("ip_rate: 4 events/min"));
+}
+
+#[tokio::test]
+async fn unreachable_redis_gives_the_fallback_within_the_deadline() {
+    // Port 1 on loopback refuses connections: the guard must not hang.
+    let cfg = GuardConfig { redis_timeout: Duration::from_millis(200), ..Default::default() };
+    let guard = Guard::connect("redis://127.0.0.1:1", cfg, 100).unwrap();
+    let started = Instant::now();
+    let out = guard.check_all(&[req("198.51.100.7", 1)]).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(out[0].fallback);
+    assert_eq!(out[0].verdict, Verdict::Allow as i32);
+    assert!(out[0].reasons[0].starts_with("fallback:"), "{:?}", out[0].reasons);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (dev/up)"]
+async fn grpc_guard_health_and_http_over_loopback() {
+    let grpc: std::net::SocketAddr = "127.0.0.1:50151".parse().unwrap();
+    let http: std::net::SocketAddr = "127.0.0.1:18080".parse().unwrap();
+    let cfg = ecom_serve::ServeConfig {
+        grpc_addr: grpc,
+        http_addr: http,
+        redis_url: redis_url(),
+        guard: GuardConfig::default(),
+        max_batch: 10,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ecom_serve::run(cfg, async move {
+        let _ = stop_rx.await;
+    }));
+    let channel = loop {
+        match tonic::transport::Endpoint::from_static("http://127.0.0.1:50151").connect().await {
+            Ok(c) => break c,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let h = health
+        .check(tonic_health::pb::HealthCheckRequest { service: "ecom.v1.Guard".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(h.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+
+    let mut client = GuardClient::new(channel);
+    let ip = unique_ip();
+    let r = client.check(req(&ip, 1)).await.unwrap().into_inner();
+    assert_eq!((r.verdict, r.ip_events_in_window, r.fallback), (Verdict::Allow as i32, 1, false));
+    let batch = GuardBatchRequest { requests: (0..3).map(|i| req(&ip, i)).collect() };
+    let rs = client.check_batch(batch).await.unwrap().into_inner().responses;
+    assert_eq!(rs.iter().map(|r| r.ip_events_in_window).collect::<Vec<_>>(), vec![2, 3, 4]);
+
+    let bad = client.check(GuardRequest { ip: String::new(), ..req(&ip, 9) }).await.unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("ip"), "{}", bad.message());
+    let too_many = GuardBatchRequest { requests: (0..11).map(|i| req(&ip, i)).collect() };
+    assert_eq!(client.check_batch(too_many).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+
+    let body = reqwest_get("http://127.0.0.1:18080/metrics").await;
+    assert!(body.contains("ecom_guard_verdicts_total"), "{body}");
+    let health = reqwest_get("http://127.0.0.1:18080/health").await;
+    assert!(health.contains("\"redis\":\"ok\""), "{health}");
+
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), server).await.unwrap().unwrap().unwrap();
+}
+
+/// Minimal HTTP GET over a raw socket (keeps the test free of an HTTP client dependency).
+async fn reqwest_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    s.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    buf
+}
