@@ -38,6 +38,16 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
     let guard = guard::Guard::connect(&cfg.redis_url, cfg.guard.clone(), cfg.max_batch)
         .with_context(|| format!("bad Redis URL {:?} (expected redis://host:port)", cfg.redis_url))?;
 
+    // Connect now rather than on the first request, so a burst at start-up does not meet a
+    // cold connection and get the fallback. Serving starts either way.
+    let warm_deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !guard.redis_ok().await {
+        if std::time::Instant::now() > warm_deadline {
+            tracing::warn!(redis = %cfg.redis_url, "Redis does not answer; the guard answers with the fallback verdict until it does");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<GuardServer<guard::Guard>>().await;
     let reflection = tonic_reflection::server::Builder::configure()

@@ -111,23 +111,49 @@ impl Stores {
         Ok(())
     }
 
+    /// Upsert by _id in two steps, because that is what stays fast on the local FerretDB
+    /// (measured: its multi-statement `update` grows with collection size, ~30 docs/s at 4k
+    /// documents, while `insert` of 500 documents takes ~10 ms): insert the batch unordered,
+    /// then replace the documents whose _id already existed (replays only) one by one; a
+    /// single-_id filter is an indexed lookup.
     async fn write_mongo(&self, docs: &[(String, String, Value)]) -> anyhow::Result<()> {
-        let mut updates = Vec::with_capacity(docs.len());
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        const DUPLICATE_KEY: i32 = 11000;
+        let coll = self.db.collection::<Document>(EVENTS_COLLECTION);
+        let mut encoded = Vec::with_capacity(docs.len());
         for (id, _, d) in docs {
             let mut u = bson::to_document(d).context("encoding a document as BSON")?;
             u.insert("_id", id.clone());
-            updates.push(Bson::Document(doc! {"q": {"_id": id.clone()}, "u": u, "upsert": true}));
+            encoded.push(u);
         }
-        let reply = self
-            .db
-            .run_command(doc! {"update": EVENTS_COLLECTION, "updates": updates, "ordered": false})
+        let existing: Vec<usize> = match coll.insert_many(encoded.clone()).ordered(false).await {
+            Ok(_) => return Ok(()),
+            Err(e) => match *e.kind {
+                mongodb::error::ErrorKind::InsertMany(ref ime) if ime.write_concern_error.is_none() => {
+                    let errs = ime.write_errors.clone().unwrap_or_default();
+                    if let Some(other) = errs.iter().find(|w| w.code != DUPLICATE_KEY) {
+                        bail!("MongoDB rejected a document of the batch: code {} {}", other.code, other.message);
+                    }
+                    errs.iter().map(|w| w.index).collect()
+                }
+                _ => return Err(anyhow::Error::new(e).context("MongoDB insert_many")),
+            },
+        };
+        metrics::counter!("ecom_sink_mongo_replaced_total").increment(existing.len() as u64);
+        stream::iter(existing)
+            .map(|i| {
+                let coll = coll.clone();
+                let d = encoded[i].clone();
+                let id = docs[i].0.clone();
+                async move {
+                    coll.replace_one(doc! {"_id": &id}, d)
+                        .upsert(true)
+                        .await
+                        .with_context(|| format!("MongoDB replace of _id {id}"))
+                }
+            })
+            .buffer_unordered(8)
+            .try_for_each(|_| async { Ok(()) })
             .await
-            .context("MongoDB update command")?;
-        if let Ok(errs) = reply.get_array("writeErrors") {
-            if !errs.is_empty() {
-                bail!("MongoDB rejected {} of {} upserts, first: {}", errs.len(), docs.len(), errs[0]);
-            }
-        }
-        Ok(())
     }
 }

@@ -52,7 +52,7 @@ fn event(i: usize) -> EnrichedEvent {
 
 async fn es_count(url: &str, prefix: &str) -> u64 {
     let http = reqwest_like::Http::new(url);
-    http.post_json(&format!("/{prefix}-*/_refresh"), "{}").await;
+    http.post_json(&format!("/{prefix}-*/_refresh"), "").await;
     let body = http.get(&format!("/{prefix}-*/_count")).await;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     v["count"].as_u64().unwrap_or(0)
