@@ -8,8 +8,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", f.display());
     }
     let descriptor = PathBuf::from(std::env::var("OUT_DIR")?).join("ecom_descriptor.bin");
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(&descriptor)
-        .compile_protos(&files, &[root])?;
+    tonic_prost_build::configure().file_descriptor_set_path(&descriptor).compile_protos(&files, &[root])?;
     Ok(())
 }

@@ -105,10 +105,9 @@ fn step(msg: &str) {
 
 pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let state = a
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".local/state/ecom"));
+    let state = a.state_dir.clone().unwrap_or_else(|| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".local/state/ecom")
+    });
     let logs = state.join("demo");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
@@ -123,7 +122,15 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         ("serve", vec!["serve".to_string(), "--redis-url".into(), a.redis_url.clone()]),
         (
             "sink",
-            vec!["sink".to_string(), "--brokers".into(), a.brokers.clone(), "--es-url".into(), a.es_url.clone(), "--mongo-url".into(), a.mongo_url.clone()],
+            vec![
+                "sink".to_string(),
+                "--brokers".into(),
+                a.brokers.clone(),
+                "--es-url".into(),
+                a.es_url.clone(),
+                "--mongo-url".into(),
+                a.mongo_url.clone(),
+            ],
         ),
     ] {
         let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
@@ -289,7 +296,11 @@ async fn wait_http(http: &reqwest::Client, url: &str, what: &str, log: &std::pat
         if Instant::now() > deadline {
             let tail = std::fs::read_to_string(log).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(20).collect();
-            bail!("{what} did not become healthy at {url} within 60 s; last log lines ({}):\n{}", log.display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            bail!(
+                "{what} did not become healthy at {url} within 60 s; last log lines ({}):\n{}",
+                log.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -299,14 +310,19 @@ async fn submit_job(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<Stri
     // A job left over from an interrupted demo would compete for the same records.
     let jobs: Value = http.get(format!("{}/jobs/overview", a.flink_rest)).send().await?.json().await?;
     for j in jobs["jobs"].as_array().cloned().unwrap_or_default() {
-        if j["name"] == "ecom" && matches!(j["state"].as_str(), Some("RUNNING" | "CREATED" | "RESTARTING" | "INITIALIZING")) {
+        if j["name"] == "ecom"
+            && matches!(j["state"].as_str(), Some("RUNNING" | "CREATED" | "RESTARTING" | "INITIALIZING"))
+        {
             let id = j["jid"].as_str().unwrap_or_default().to_string();
             eprintln!("cancelling the ecom job {id} left running by an earlier run");
             cancel_job(a, http, &id).await;
         }
     }
     let flink_home = a.flink_home.clone().context("FLINK_HOME is not set: run via dev/demo or pass --flink-home")?;
-    let jar = a.jar.clone().context("the job jar is not set: run via dev/demo or pass --jar flink-job/target/ecom-flink-job.jar")?;
+    let jar = a
+        .jar
+        .clone()
+        .context("the job jar is not set: run via dev/demo or pass --jar flink-job/target/ecom-flink-job.jar")?;
     if !jar.exists() {
         bail!("job jar {} does not exist: build it with dev/build", jar.display());
     }
@@ -331,14 +347,25 @@ async fn submit_job(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<Stri
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let j: Value = http.get(format!("{}/jobs/{id}", a.flink_rest)).send().await?.json().await?;
-        let running = j["vertices"].as_array().is_some_and(|v| !v.is_empty() && v.iter().all(|v| v["status"] == "RUNNING"));
+        let running =
+            j["vertices"].as_array().is_some_and(|v| !v.is_empty() && v.iter().all(|v| v["status"] == "RUNNING"));
         if running {
             eprintln!("Flink job {id} is running");
             return Ok(id);
         }
         if matches!(j["state"].as_str(), Some("FAILED" | "CANCELED" | "FINISHED")) || Instant::now() > deadline {
-            let ex: Value = http.get(format!("{}/jobs/{id}/exceptions", a.flink_rest)).send().await?.json().await.unwrap_or_default();
-            bail!("Flink job {id} did not start (state {}): {}", j["state"], ex["root-exception"].as_str().unwrap_or("no exception reported"));
+            let ex: Value = http
+                .get(format!("{}/jobs/{id}/exceptions", a.flink_rest))
+                .send()
+                .await?
+                .json()
+                .await
+                .unwrap_or_default();
+            bail!(
+                "Flink job {id} did not start (state {}): {}",
+                j["state"],
+                ex["root-exception"].as_str().unwrap_or("no exception reported")
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -366,7 +393,8 @@ async fn cancel_job(a: &DemoArgs, http: &reqwest::Client, id: &str) {
 }
 
 fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String, i32), i64>> {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("isolation.level", "read_committed").create()?;
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("isolation.level", "read_committed").create()?;
     let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
     let mut out = HashMap::new();
     for t in md.topics().iter().filter(|t| topics.contains(&t.name())) {
@@ -392,7 +420,11 @@ struct Outcome {
 
 /// Reads the job's outputs (read_committed) from where they ended before this run, and
 /// matches each record to a raw position this run produced, until all are accounted for.
-async fn collect_outputs(a: &DemoArgs, gen: &GenerateSummary, start: &HashMap<(String, i32), i64>) -> anyhow::Result<Outcome> {
+async fn collect_outputs(
+    a: &DemoArgs,
+    gen: &GenerateSummary,
+    start: &HashMap<(String, i32), i64>,
+) -> anyhow::Result<Outcome> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &a.brokers)
         .set("group.id", "ecom-demo-reconcile")
@@ -405,7 +437,9 @@ async fn collect_outputs(a: &DemoArgs, gen: &GenerateSummary, start: &HashMap<(S
     }
     consumer.assign(&tpl)?;
     let bar = ProgressBar::new(gen.produced);
-    bar.set_style(ProgressStyle::with_template("accounted {bar:30} {pos}/{len} raw records {per_sec}").expect("static template"));
+    bar.set_style(
+        ProgressStyle::with_template("accounted {bar:30} {pos}/{len} raw records {per_sec}").expect("static template"),
+    );
     let mut seen: HashSet<(i32, i64)> = HashSet::new();
     let mut out = Outcome::default();
     let mut latencies = Vec::new();
@@ -435,7 +469,10 @@ async fn collect_outputs(a: &DemoArgs, gen: &GenerateSummary, start: &HashMap<(S
         let source = if msg.topic() == ENRICHED {
             let e = EnrichedEvent::decode(payload).context("an ecom.events.enriched record is not an EnrichedEvent")?;
             let src = e.source.clone().unwrap_or_default();
-            if src.topic == RAW && gen.positions.contains(&(src.partition, src.offset)) && !seen.contains(&(src.partition, src.offset)) {
+            if src.topic == RAW
+                && gen.positions.contains(&(src.partition, src.offset))
+                && !seen.contains(&(src.partition, src.offset))
+            {
                 out.enriched_ids.push(e.event.as_ref().map(|x| x.event_id.clone()).unwrap_or_default());
                 let v = ecom_proto::v1::Verdict::try_from(e.verdict).map(|v| v.as_str_name()).unwrap_or("?");
                 *out.verdicts.entry(v.trim_start_matches("VERDICT_").to_ascii_lowercase()).or_default() += 1;
@@ -448,7 +485,10 @@ async fn collect_outputs(a: &DemoArgs, gen: &GenerateSummary, start: &HashMap<(S
         } else {
             let e = InvalidEvent::decode(payload).context("an ecom.events.invalid record is not an InvalidEvent")?;
             let src = e.source.clone().unwrap_or_default();
-            if src.topic == RAW && gen.positions.contains(&(src.partition, src.offset)) && !seen.contains(&(src.partition, src.offset)) {
+            if src.topic == RAW
+                && gen.positions.contains(&(src.partition, src.offset))
+                && !seen.contains(&(src.partition, src.offset))
+            {
                 out.invalid += 1;
                 *out.invalid_by_reason.entry(e.reason_code.clone()).or_default() += 1;
             }
@@ -504,7 +544,8 @@ async fn count_stores(a: &DemoArgs, http: &reqwest::Client, ids: &[String]) -> a
         if (es == ids.len() as u64 && mg == ids.len() as u64) || Instant::now() > deadline {
             let r: Value = http.get(format!("{}/ecom-events-*/_count", a.es_url)).send().await?.json().await?;
             let es_total = r["count"].as_u64().unwrap_or(0);
-            let mongo_total = coll.count_documents(mongodb::bson::doc! {}).await.context("counting MongoDB documents")?;
+            let mongo_total =
+                coll.count_documents(mongodb::bson::doc! {}).await.context("counting MongoDB documents")?;
             return Ok((es, mg, es_total, mongo_total));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

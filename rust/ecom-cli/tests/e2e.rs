@@ -16,9 +16,7 @@ fn run_demo(seed: &str, start_ms: &str) -> String {
 
 fn field(summary: &str, label: &str) -> u64 {
     let line = summary.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("no '{label}' in:\n{summary}"));
-    line.split_whitespace()
-        .find_map(|w| w.parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("no number in {line}"))
+    line.split_whitespace().find_map(|w| w.parse::<u64>().ok()).unwrap_or_else(|| panic!("no number in {line}"))
 }
 
 fn total_in(summary: &str, label: &str) -> u64 {

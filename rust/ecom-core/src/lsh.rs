@@ -43,7 +43,7 @@ pub struct BadParams {
 impl Lsh {
     /// Builds the hasher; fails when num_perm is not a positive multiple of num_bands.
     pub fn new(params: LshParams) -> Result<Self, BadParams> {
-        if params.num_bands == 0 || params.num_perm == 0 || params.num_perm % params.num_bands != 0 {
+        if params.num_bands == 0 || params.num_perm == 0 || !params.num_perm.is_multiple_of(params.num_bands) {
             return Err(BadParams { num_perm: params.num_perm, num_bands: params.num_bands });
         }
         // gaoya's default seed (3) is fixed, which is what makes signatures reproducible.

@@ -63,8 +63,7 @@ pub fn validate_event(e: &Event, now_ms: i64) -> Result<(), Rejection> {
         }
         Ok(k) => k,
     };
-    for (name, value) in [("event_id", &e.event_id), ("user_id", &e.user_id), ("session_id", &e.session_id)]
-    {
+    for (name, value) in [("event_id", &e.event_id), ("user_id", &e.user_id), ("session_id", &e.session_id)] {
         if value.is_empty() {
             return Err(Rejection::new(RejectReason::MissingId, format!("{name}: must not be empty")));
         }
@@ -172,7 +171,8 @@ mod tests {
 
     #[test]
     fn each_rule_has_its_code() {
-        let cases: Vec<(Box<dyn Fn(&mut Event)>, RejectReason)> = vec![
+        type Mutation = Box<dyn Fn(&mut Event)>;
+        let cases: Vec<(Mutation, RejectReason)> = vec![
             (Box::new(|e| e.kind = 0), RejectReason::UnknownKind),
             (Box::new(|e| e.kind = 99), RejectReason::UnknownKind),
             (Box::new(|e| e.event_id.clear()), RejectReason::MissingId),

@@ -23,6 +23,8 @@ pub struct GenConfig {
 
 /// A generated record's value: a well-formed Event (which may still break a rule) or raw bytes.
 #[derive(Debug, Clone, PartialEq)]
+// Almost every record is an Event; boxing it would add an allocation per record for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Payload {
     /// An Event to encode; `produced_at_ms` is set by whoever produces it.
     Event(Event),
@@ -91,7 +93,12 @@ impl Generator {
         self.next_session_ms += self.rng.random_range(50..2_000);
         let user_id = format!("u{:06}", self.rng.random_range(0..(self.cfg.events / 8).max(10)));
         let session_id = self.uuid7(start);
-        let ip = format!("10.{}.{}.{}", self.rng.random_range(0..4), self.rng.random_range(0..256), self.rng.random_range(1..255));
+        let ip = format!(
+            "10.{}.{}.{}",
+            self.rng.random_range(0..4),
+            self.rng.random_range(0..256),
+            self.rng.random_range(1..255)
+        );
         let country = COUNTRIES[self.rng.random_range(0..COUNTRIES.len())].to_string();
         let device = DEVICES[self.rng.random_range(0..DEVICES.len())].to_string();
         let channel = CHANNELS[self.rng.random_range(0..CHANNELS.len())].to_string();

@@ -33,12 +33,7 @@ fn lsh() -> &'static Lsh {
 }
 
 /// Runs `f`, converting errors and panics into a thrown Java exception and a null return.
-fn guarded<'l, T>(
-    env: &mut JNIEnv<'l>,
-    what: &str,
-    null: T,
-    f: impl FnOnce(&mut JNIEnv<'l>) -> JniResult<T>,
-) -> T {
+fn guarded<'l, T>(env: &mut JNIEnv<'l>, what: &str, null: T, f: impl FnOnce(&mut JNIEnv<'l>) -> JniResult<T>) -> T {
     let outcome = catch_unwind(AssertUnwindSafe(|| f(env)));
     let (class, msg) = match outcome {
         Ok(Ok(v)) => return v,

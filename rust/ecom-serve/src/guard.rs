@@ -125,7 +125,13 @@ impl Guard {
             (Verdict::Allow, vec![])
         };
         metrics::counter!("ecom_guard_verdicts_total", "verdict" => verdict.as_str_name()).increment(1);
-        GuardResponse { event_id: r.event_id.clone(), verdict: verdict as i32, reasons, ip_events_in_window: n, fallback: false }
+        GuardResponse {
+            event_id: r.event_id.clone(),
+            verdict: verdict as i32,
+            reasons,
+            ip_events_in_window: n,
+            fallback: false,
+        }
     }
 }
 
@@ -154,7 +160,8 @@ impl GuardApi for Guard {
             Self::validate(r, Some(i))?;
         }
         let responses = self.check_all(&reqs).await;
-        metrics::histogram!("ecom_grpc_seconds", "method" => "Guard.CheckBatch").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("ecom_grpc_seconds", "method" => "Guard.CheckBatch")
+            .record(started.elapsed().as_secs_f64());
         Ok(Response::new(GuardBatchResponse { responses }))
     }
 }

@@ -103,7 +103,12 @@ mod tests {
     #[test]
     fn doc_has_ids_and_no_raw_ip() {
         let e = EnrichedEvent {
-            event: Some(ecom_proto::v1::Event { event_id: "e1".into(), ip: String::new(), kind: 3, ..Default::default() }),
+            event: Some(ecom_proto::v1::Event {
+                event_id: "e1".into(),
+                ip: String::new(),
+                kind: 3,
+                ..Default::default()
+            }),
             ip_hash: "ab".into(),
             ..Default::default()
         };

@@ -155,7 +155,11 @@ async fn write_until_done(
             }
             Err(e) => {
                 metrics::counter!("ecom_sink_write_errors_total").increment(1);
-                tracing::error!(error = format!("{e:#}"), attempt, "writing a batch failed; retrying (offsets not committed)");
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    attempt,
+                    "writing a batch failed; retrying (offsets not committed)"
+                );
                 if *stop.borrow() && attempt >= 3 {
                     return Err(e.context("giving up on shutdown; the batch will be re-read from Kafka on restart"));
                 }

@@ -30,10 +30,13 @@ fn now_ms() -> i64 {
 impl Stores {
     /// Connects to both stores and checks they answer.
     pub async fn connect(cfg: &SinkConfig) -> anyhow::Result<Self> {
-        let transport = Transport::single_node(&cfg.es_url)
-            .with_context(|| format!("bad Elasticsearch URL {:?}", cfg.es_url))?;
+        let transport =
+            Transport::single_node(&cfg.es_url).with_context(|| format!("bad Elasticsearch URL {:?}", cfg.es_url))?;
         let es = Elasticsearch::new(transport);
-        es.ping().send().await.with_context(|| format!("Elasticsearch at {} does not answer (run dev/up?)", cfg.es_url))?;
+        es.ping()
+            .send()
+            .await
+            .with_context(|| format!("Elasticsearch at {} does not answer (run dev/up?)", cfg.es_url))?;
         let mut opts = mongodb::options::ClientOptions::parse(&cfg.mongo_url)
             .await
             .with_context(|| format!("bad MongoDB URL {:?}", cfg.mongo_url))?;
@@ -73,7 +76,11 @@ impl Stores {
                 .iter()
                 .map(|(e, _)| {
                     let ev = e.event.as_ref().expect("checked when batching");
-                    (ev.event_id.clone(), doc::daily_index(&self.index_prefix, ev.event_time_ms), doc::to_doc(e, indexed_at))
+                    (
+                        ev.event_id.clone(),
+                        doc::daily_index(&self.index_prefix, ev.event_time_ms),
+                        doc::to_doc(e, indexed_at),
+                    )
                 })
                 .collect();
             let (es, mongo) = tokio::join!(self.write_es(&docs), self.write_mongo(&docs));
@@ -87,7 +94,11 @@ impl Stores {
                     doc! {"raw": Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: raw.clone() }), "reason": why, "at_ms": now_ms()}
                 })
                 .collect();
-            self.db.collection::<Document>(DEADLETTER_COLLECTION).insert_many(docs).await.context("writing the sink dead letter")?;
+            self.db
+                .collection::<Document>(DEADLETTER_COLLECTION)
+                .insert_many(docs)
+                .await
+                .context("writing the sink dead letter")?;
         }
         Ok(())
     }

@@ -60,7 +60,12 @@ async fn es_count(url: &str, prefix: &str) -> u64 {
 
 async fn mongo_count(c: &SinkConfig) -> u64 {
     let client = mongodb::Client::with_uri_str(&c.mongo_url).await.unwrap();
-    client.database(&c.mongo_db).collection::<mongodb::bson::Document>("events").count_documents(mongodb::bson::doc! {}).await.unwrap()
+    client
+        .database(&c.mongo_db)
+        .collection::<mongodb::bson::Document>("events")
+        .count_documents(mongodb::bson::doc! {})
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -86,7 +91,10 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
         producer.send(FutureRecord::to(&c.topic).key("k").payload(&v), Duration::from_secs(10)).await.unwrap();
     }
     // One record that is not an EnrichedEvent: it must land in the dead letter, not vanish.
-    producer.send(FutureRecord::to(&c.topic).key("k").payload(&[0x0fu8, 1, 2][..]), Duration::from_secs(10)).await.unwrap();
+    producer
+        .send(FutureRecord::to(&c.topic).key("k").payload(&[0x0fu8, 1, 2][..]), Duration::from_secs(10))
+        .await
+        .unwrap();
 
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(ecom_sink::run(c.clone(), async move {
