@@ -153,16 +153,16 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let out_start = end_offsets(&a.brokers, &[ENRICHED, INVALID])?;
 
     step(&format!("generating {} events into {RAW}", a.events));
-    let gen = generate::run(GenerateArgs {
-        events: a.events,
-        seed: a.seed,
-        malformed_rate: a.malformed_rate,
-        start_ms: a.start_ms,
-        brokers: a.brokers.clone(),
-        topic: RAW.into(),
-        quiet: false,
-    })
-    .await?;
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    });
+    // Sessions last up to ~an hour of event time: start far enough back to end before now.
+    let start_ms = a.start_ms.unwrap_or_else(|| {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        now - 2 * 3_600_000 - a.events as i64 * 1_000
+    });
+    let gen = generate::run(GenerateArgs::with(a.events, seed, a.malformed_rate, Some(start_ms), &a.brokers)).await?;
     let gen_done = Instant::now();
 
     step("waiting for every raw record to come out enriched or invalid");

@@ -1,6 +1,8 @@
-//! `ecom generate`: the generator's records into Kafka with an idempotent, batching producer.
+//! `ecom generate`: the synthetic shop into Kafka (events, catalog, truth) with an idempotent,
+//! batching producer, or into files; a progress bar and a closing summary with the oracle AUC.
 use anyhow::Context;
-use ecom_gen::{GenConfig, Generator, Payload};
+use ecom_gen::{AnomalyRates, GenConfig, GenRecord, Generator, Payload};
+use ecom_proto::v1::{truth_record, EventKind, TruthRecord};
 use futures::stream::{FuturesUnordered, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
@@ -8,56 +10,308 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// Whose clock event times follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TimeMode {
+    /// Simulated: event times start at --start-ms and run as fast as records are made
+    /// (replay a week in minutes).
+    Sim,
+    /// Wall clock: the simulation starts now and records leave when their event time comes.
+    Wall,
+}
 
 /// Arguments of `ecom generate`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct GenerateArgs {
-    /// Number of records to produce (valid + malformed).
+    /// Number of raw records to produce (valid + malformed).
     #[arg(long, default_value_t = 10_000)]
     pub(crate) events: u64,
-    /// Seed: the same seed and --start-ms give the same records.
+    /// Stop after this many seconds even if --events is not reached.
     #[arg(long)]
-    pub(crate) seed: Option<u64>,
+    pub(crate) duration: Option<f64>,
+    /// Seed: the same seed, events and options give byte-identical output.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
     /// Share of deliberately malformed records, in [0, 1].
     #[arg(long, default_value_t = 0.02)]
     pub(crate) malformed_rate: f64,
-    /// Event time of the first session (ms since epoch); default: far enough in the past
-    /// that the whole run ends before now.
+    /// Share of records delayed a little (out of order but valid), in [0, 1].
+    #[arg(long, default_value_t = 0.01)]
+    pub(crate) out_of_order_rate: f64,
+    /// Multiplies the default anomaly rates (0 turns anomalies off).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) anomaly_scale: f64,
+    /// Products in the catalog.
+    #[arg(long, default_value_t = 2_400)]
+    pub(crate) products: usize,
+    /// Event time of the simulation start, ms since epoch (sim mode; default 2026-01-01).
     #[arg(long)]
     pub(crate) start_ms: Option<i64>,
+    /// Simulated time or wall-clock time.
+    #[arg(long, value_enum, default_value_t = TimeMode::Sim)]
+    pub(crate) time: TimeMode,
+    /// Records per second at most (default: as fast as possible).
+    #[arg(long)]
+    pub(crate) rate: Option<f64>,
+    /// Write files into this directory instead of producing to Kafka.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
     /// Kafka bootstrap servers.
     #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
     pub(crate) brokers: String,
-    /// Topic to write.
+    /// Topic for the events.
     #[arg(long, default_value = "ecom.events.raw")]
     pub(crate) topic: String,
+    /// Topic for the catalog (compacted, key = product_id).
+    #[arg(long, default_value = "ecom.catalog")]
+    pub(crate) catalog_topic: String,
+    /// Topic for the truth (evaluation only).
+    #[arg(long, default_value = "ecom.truth")]
+    pub(crate) truth_topic: String,
     /// Hide the progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
 }
 
-/// What a generate run produced: counts and the exact Kafka positions written.
+impl GenerateArgs {
+    /// Defaults as on the command line, for callers inside the binary.
+    pub(crate) fn with(events: u64, seed: u64, malformed_rate: f64, start_ms: Option<i64>, brokers: &str) -> Self {
+        Self {
+            events,
+            duration: None,
+            seed,
+            malformed_rate,
+            out_of_order_rate: 0.01,
+            anomaly_scale: 1.0,
+            products: 2_400,
+            start_ms,
+            time: TimeMode::Sim,
+            rate: None,
+            out: None,
+            brokers: brokers.to_string(),
+            topic: "ecom.events.raw".into(),
+            catalog_topic: "ecom.catalog".into(),
+            truth_topic: "ecom.truth".into(),
+            quiet: false,
+        }
+    }
+
+    fn config(&self) -> anyhow::Result<GenConfig> {
+        for (name, v) in [("--malformed-rate", self.malformed_rate), ("--out-of-order-rate", self.out_of_order_rate)] {
+            if !(0.0..=1.0).contains(&v) {
+                anyhow::bail!("{name} {v} is outside [0, 1]");
+            }
+        }
+        if self.anomaly_scale < 0.0 {
+            anyhow::bail!("--anomaly-scale {} must be >= 0", self.anomaly_scale);
+        }
+        let d = GenConfig::default();
+        let a = AnomalyRates::default();
+        let s = self.anomaly_scale;
+        let start_ms = match self.time {
+            TimeMode::Wall => now_ms(),
+            TimeMode::Sim => self.start_ms.unwrap_or(d.start_ms),
+        };
+        Ok(GenConfig {
+            events: self.events,
+            seed: self.seed,
+            start_ms,
+            products: self.products,
+            malformed_rate: self.malformed_rate,
+            out_of_order_rate: self.out_of_order_rate,
+            anomaly_rates: AnomalyRates {
+                crawler: a.crawler * s,
+                headless: a.headless * s,
+                credential_stuffing: a.credential_stuffing * s,
+                card_testing: a.card_testing * s,
+                cart_abandon_storm: a.cart_abandon_storm * s,
+            },
+            ..d
+        })
+    }
+}
+
+/// What a generate run produced.
 #[derive(Debug, Default)]
 pub(crate) struct GenerateSummary {
     pub(crate) produced: u64,
     pub(crate) malformed_by_reason: BTreeMap<String, u64>,
+    pub(crate) kinds: BTreeMap<String, u64>,
+    pub(crate) sessions: u64,
+    pub(crate) truncated_sessions: u64,
+    pub(crate) purchasing_sessions: u64,
+    pub(crate) anomalies: BTreeMap<String, u64>,
+    pub(crate) oracle_auc: Option<f64>,
+    /// Kafka (partition, offset) of every produced event record.
     pub(crate) positions: HashSet<(i32, i64)>,
     pub(crate) seconds: f64,
+    truth: Vec<TruthRecord>,
+}
+
+impl GenerateSummary {
+    fn note_record(&mut self, r: &GenRecord) {
+        match (&r.payload, r.expected_reject) {
+            (_, Some(reason)) => *self.malformed_by_reason.entry(reason.as_str_name().to_string()).or_default() += 1,
+            (Payload::Event(e), None) => {
+                let k = EventKind::try_from(e.kind).map(|k| k.as_str_name()).unwrap_or("?");
+                *self.kinds.entry(k.trim_start_matches("EVENT_KIND_").to_ascii_lowercase()).or_default() += 1;
+            }
+            (Payload::Bytes(_), None) => {}
+        }
+    }
+
+    fn note_truth(&mut self, t: &[TruthRecord]) {
+        for r in t {
+            if let Some(truth_record::Record::Session(s)) = &r.record {
+                self.sessions += 1;
+                self.truncated_sessions += u64::from(s.truncated);
+                self.purchasing_sessions += u64::from(s.purchased && !s.truncated);
+                if s.anomaly != 0 {
+                    let name = ecom_proto::v1::Anomaly::try_from(s.anomaly).map(|a| a.as_str_name()).unwrap_or("?");
+                    *self.anomalies.entry(name.trim_start_matches("ANOMALY_").to_ascii_lowercase()).or_default() += 1;
+                }
+            }
+        }
+        // Kept for the oracle AUC: a few dozen bytes per session.
+        self.truth.extend_from_slice(t);
+    }
+
+    fn print(&self, target: &str) {
+        let malformed: u64 = self.malformed_by_reason.values().sum();
+        eprintln!(
+            "generated {} records into {target} ({} valid, {malformed} malformed) in {:.1}s ({:.0} records/s)",
+            self.produced,
+            self.produced - malformed,
+            self.seconds,
+            self.produced as f64 / self.seconds.max(1e-9)
+        );
+        eprintln!("  events by kind: {}", fmt(&self.kinds));
+        eprintln!(
+            "  sessions: {} ({} cut short by --events), purchase rate {:.2}%",
+            self.sessions,
+            self.truncated_sessions,
+            100.0 * self.purchasing_sessions as f64 / (self.sessions - self.truncated_sessions).max(1) as f64
+        );
+        eprintln!(
+            "  anomalous sessions: {}",
+            if self.anomalies.is_empty() { "none".into() } else { fmt(&self.anomalies) }
+        );
+        eprintln!(
+            "  malformed: {}",
+            if self.malformed_by_reason.is_empty() { "none".into() } else { fmt(&self.malformed_by_reason) }
+        );
+        match self.oracle_auc {
+            Some(a) => println!("oracle_auc: {a:.4}"),
+            None => println!("oracle_auc: n/a (no complete ordinary sessions with both outcomes)"),
+        }
+    }
+}
+
+fn fmt(m: &BTreeMap<String, u64>) -> String {
+    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-pub(crate) async fn run(a: GenerateArgs) -> anyhow::Result<GenerateSummary> {
-    if !(0.0..=1.0).contains(&a.malformed_rate) {
-        anyhow::bail!("--malformed-rate {} is outside [0, 1]", a.malformed_rate);
+/// Paces records: at most `rate` per second, and in wall mode not before their event time.
+struct Pacer {
+    started: Instant,
+    rate: Option<f64>,
+    wall: bool,
+}
+
+impl Pacer {
+    async fn wait(&self, n: u64, event_time_ms: Option<i64>) {
+        if let Some(rate) = self.rate {
+            let due = self.started + Duration::from_secs_f64(n as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        if let (true, Some(t)) = (self.wall, event_time_ms) {
+            let ahead = t - now_ms();
+            if ahead > 0 {
+                tokio::time::sleep(Duration::from_millis(ahead as u64)).await;
+            }
+        }
     }
-    let seed = a.seed.unwrap_or_else(|| now_ms() as u64);
-    // Sessions start ~1 s apart and last up to ~20 min: start early enough to end in the past.
-    let span_ms = (a.events as i64) * 250 + 30 * 60_000;
-    let start_ms = a.start_ms.unwrap_or_else(|| now_ms() - span_ms);
+}
+
+fn bar(n: u64, quiet: bool) -> ProgressBar {
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(n) };
+    bar.set_style(
+        ProgressStyle::with_template("generate {bar:30} {pos}/{len} records {per_sec} eta {eta}")
+            .expect("static template"),
+    );
+    bar
+}
+
+pub(crate) async fn run(a: GenerateArgs) -> anyhow::Result<GenerateSummary> {
+    let cfg = a.config()?;
+    let summary = match &a.out {
+        Some(dir) => to_files(&a, cfg, dir).await?,
+        None => to_kafka(&a, cfg).await?,
+    };
+    summary.print(a.out.as_ref().map_or(a.topic.clone(), |d| d.display().to_string()).as_str());
+    Ok(summary)
+}
+
+/// Encodes a record's value; `produced_at_ms` is stamped only when producing to Kafka, so
+/// files stay byte-identical across runs.
+fn encode(rec: &GenRecord, stamp: bool) -> Vec<u8> {
+    match &rec.payload {
+        Payload::Event(e) if stamp => {
+            let mut e = e.clone();
+            e.produced_at_ms = now_ms();
+            e.encode_to_vec()
+        }
+        Payload::Event(e) => e.encode_to_vec(),
+        Payload::Bytes(b) => b.clone(),
+    }
+}
+
+fn event_time(rec: &GenRecord) -> Option<i64> {
+    match &rec.payload {
+        Payload::Event(e) => Some(e.event_time_ms),
+        Payload::Bytes(_) => None,
+    }
+}
+
+/// Limits shared by both outputs: pacing, --duration, progress.
+struct Run {
+    pacer: Pacer,
+    deadline: Option<Instant>,
+    bar: ProgressBar,
+    started: Instant,
+}
+
+impl Run {
+    fn new(a: &GenerateArgs) -> Self {
+        let now = Instant::now();
+        Self {
+            pacer: Pacer { started: now, rate: a.rate, wall: a.time == TimeMode::Wall },
+            deadline: a.duration.map(|d| now + Duration::from_secs_f64(d)),
+            bar: bar(a.events, a.quiet),
+            started: now,
+        }
+    }
+
+    /// Waits for the record's turn; false once --duration is over.
+    async fn admit(&self, n: u64, rec: &GenRecord) -> bool {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.bar.println(format!("--duration reached after {n} records"));
+            return false;
+        }
+        self.pacer.wait(n, event_time(rec)).await;
+        true
+    }
+}
+
+async fn to_kafka(a: &GenerateArgs, cfg: GenConfig) -> anyhow::Result<GenerateSummary> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &a.brokers)
         .set("enable.idempotence", "true")
@@ -69,78 +323,84 @@ pub(crate) async fn run(a: GenerateArgs) -> anyhow::Result<GenerateSummary> {
         .set("message.timeout.ms", "60000")
         .create()
         .with_context(|| format!("creating a Kafka producer for {}", a.brokers))?;
-
-    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(a.events) };
-    bar.set_style(
-        ProgressStyle::with_template("generate {bar:30} {pos}/{len} events {per_sec} eta {eta}")
-            .expect("static template"),
-    );
-    let started = Instant::now();
     let mut summary = GenerateSummary::default();
+    let mut gen = Generator::new(cfg);
+    let mut side = FuturesUnordered::new();
+    // The catalog first: the job joins events against it.
+    for p in gen.catalog() {
+        let v = p.encode_to_vec();
+        side.push(send(&producer, &a.catalog_topic, &p.product_id, &v).await?);
+    }
+    let run = Run::new(a);
     let mut inflight = FuturesUnordered::new();
-    let gen = Generator::new(GenConfig { events: a.events, seed, malformed_rate: a.malformed_rate, start_ms });
-    for rec in gen {
-        let value = match rec.payload {
-            Payload::Event(mut e) => {
-                e.produced_at_ms = now_ms();
-                e.encode_to_vec()
-            }
-            Payload::Bytes(b) => b,
-        };
-        if let Some(r) = rec.expected_reject {
-            *summary.malformed_by_reason.entry(r.as_str_name().to_string()).or_default() += 1;
+    let mut n = 0u64;
+    while let Some(rec) = gen.next() {
+        if !run.admit(n, &rec).await {
+            break;
         }
-        let mut record = FutureRecord::to(&a.topic).key(rec.key.as_bytes()).payload(&value);
-        loop {
-            match producer.send_result(record) {
-                Ok(fut) => {
-                    inflight.push(fut);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    // Queue full: let deliveries complete before enqueueing more.
-                    if let Some(done) = inflight.next().await {
-                        note_delivery(done, &mut summary, &bar)?;
-                    } else {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                }
-                Err((e, _)) => return Err(e).context(format!("producing to {}", a.topic)),
-            }
+        let value = encode(&rec, true);
+        summary.note_record(&rec);
+        inflight.push(send(&producer, &a.topic, &rec.key, &value).await?);
+        for t in gen.take_truth() {
+            side.push(send_truth(&producer, &a.truth_topic, &t).await?);
+            summary.note_truth(std::slice::from_ref(&t));
         }
+        n += 1;
         while inflight.len() >= 100_000 {
-            let done = inflight.next().await.expect("non-empty");
-            note_delivery(done, &mut summary, &bar)?;
+            note_delivery(inflight.next().await.expect("non-empty"), &mut summary, &run.bar)?;
         }
+        while side.len() >= 100_000 {
+            side_delivery(side.next().await.expect("non-empty"))?;
+        }
+    }
+    for t in gen.take_truth() {
+        side.push(send_truth(&producer, &a.truth_topic, &t).await?);
+        summary.note_truth(std::slice::from_ref(&t));
     }
     while let Some(done) = inflight.next().await {
-        note_delivery(done, &mut summary, &bar)?;
+        note_delivery(done, &mut summary, &run.bar)?;
+    }
+    while let Some(done) = side.next().await {
+        side_delivery(done)?;
     }
     producer.flush(Duration::from_secs(30)).context("flushing the producer")?;
-    bar.finish_and_clear();
-    summary.seconds = started.elapsed().as_secs_f64();
-    let malformed: u64 = summary.malformed_by_reason.values().sum();
-    eprintln!(
-        "generated {} records into {} ({} valid, {} malformed) in {:.1}s ({:.0} records/s), seed {seed}",
-        summary.produced,
-        a.topic,
-        summary.produced - malformed,
-        malformed,
-        summary.seconds,
-        summary.produced as f64 / summary.seconds.max(1e-9)
-    );
-    for (reason, n) in &summary.malformed_by_reason {
-        eprintln!("  malformed {reason}: {n}");
-    }
+    run.bar.finish_and_clear();
+    summary.seconds = run.started.elapsed().as_secs_f64();
+    summary.oracle_auc = ecom_gen::oracle_auc(&summary.truth);
     Ok(summary)
 }
 
-fn note_delivery(
-    done: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
-    summary: &mut GenerateSummary,
-    bar: &ProgressBar,
-) -> anyhow::Result<()> {
+type Delivery = rdkafka::producer::DeliveryFuture;
+
+/// Enqueues one record, waiting while the producer's queue is full.
+async fn send(producer: &FutureProducer, topic: &str, key: &str, value: &[u8]) -> anyhow::Result<Delivery> {
+    let mut record = FutureRecord::to(topic).key(key.as_bytes()).payload(value);
+    loop {
+        match producer.send_result(record) {
+            Ok(fut) => return Ok(fut),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                // Let librdkafka deliver what it holds before enqueueing more.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => return Err(e).context(format!("producing to {topic}")),
+        }
+    }
+}
+
+async fn send_truth(producer: &FutureProducer, topic: &str, t: &TruthRecord) -> anyhow::Result<Delivery> {
+    let key = match &t.record {
+        Some(truth_record::Record::Session(s)) => s.session_id.clone(),
+        Some(truth_record::Record::Malformed(m)) => format!("malformed-{}", m.sequence),
+        None => String::new(),
+    };
+    send(producer, topic, &key, &t.encode_to_vec()).await
+}
+
+type DeliveryResult =
+    Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>;
+
+fn note_delivery(done: DeliveryResult, summary: &mut GenerateSummary, bar: &ProgressBar) -> anyhow::Result<()> {
     match done {
         Ok(Ok(d)) => {
             summary.produced += 1;
@@ -151,4 +411,79 @@ fn note_delivery(
         Ok(Err((e, _))) => Err(e).context("a record was not delivered to Kafka"),
         Err(_) => anyhow::bail!("the producer dropped a delivery report"),
     }
+}
+
+fn side_delivery(done: DeliveryResult) -> anyhow::Result<()> {
+    match done {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(e).context("a catalog or truth record was not delivered to Kafka"),
+        Err(_) => anyhow::bail!("the producer dropped a delivery report"),
+    }
+}
+
+/// File names written by `--out DIR`.
+pub(crate) const FILES: [&str; 5] = ["events.pb", "events.jsonl", "truth.jsonl", "catalog.jsonl", "summary.json"];
+
+async fn to_files(a: &GenerateArgs, cfg: GenConfig, dir: &std::path::Path) -> anyhow::Result<GenerateSummary> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let open = |name: &str| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+        let path = dir.join(name);
+        Ok(std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+        ))
+    };
+    let (mut pb, mut jsonl, mut truth, mut catalog) =
+        (open(FILES[0])?, open(FILES[1])?, open(FILES[2])?, open(FILES[3])?);
+    let mut summary = GenerateSummary::default();
+    let mut gen = Generator::new(cfg);
+    for p in gen.catalog() {
+        writeln!(catalog, "{}", ecom_gen::json::product(p))?;
+    }
+    let run = Run::new(a);
+    let mut n = 0u64;
+    while let Some(rec) = gen.next() {
+        if !run.admit(n, &rec).await {
+            break;
+        }
+        let value = encode(&rec, false);
+        summary.note_record(&rec);
+        // events.pb: each record value with a varint length prefix (protobuf's delimited form).
+        let mut len = Vec::with_capacity(5);
+        prost::encoding::encode_varint(value.len() as u64, &mut len);
+        pb.write_all(&len)?;
+        pb.write_all(&value)?;
+        writeln!(jsonl, "{}", ecom_gen::json::record(&rec))?;
+        let t = gen.take_truth();
+        for r in &t {
+            writeln!(truth, "{}", ecom_gen::json::truth(r))?;
+        }
+        summary.note_truth(&t);
+        summary.produced += 1;
+        run.bar.inc(1);
+        n += 1;
+    }
+    let t = gen.take_truth();
+    for r in &t {
+        writeln!(truth, "{}", ecom_gen::json::truth(r))?;
+    }
+    summary.note_truth(&t);
+    for w in [&mut pb, &mut jsonl, &mut truth, &mut catalog] {
+        w.flush()?;
+    }
+    run.bar.finish_and_clear();
+    summary.seconds = run.started.elapsed().as_secs_f64();
+    summary.oracle_auc = ecom_gen::oracle_auc(&summary.truth);
+    let s = serde_json::json!({
+        "records": summary.produced,
+        "malformed": summary.malformed_by_reason,
+        "events_by_kind": summary.kinds,
+        "sessions": summary.sessions,
+        "truncated_sessions": summary.truncated_sessions,
+        "purchasing_sessions": summary.purchasing_sessions,
+        "anomalous_sessions": summary.anomalies,
+        "oracle_auc": summary.oracle_auc,
+        "seed": a.seed,
+    });
+    std::fs::write(dir.join(FILES[4]), serde_json::to_string_pretty(&s)? + "\n")?;
+    Ok(summary)
 }

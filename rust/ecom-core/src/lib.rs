@@ -4,6 +4,7 @@
 #![deny(unused_must_use)]
 
 pub mod lsh;
+pub mod metrics;
 pub mod validate;
 
 pub use ecom_proto::v1::{Event, EventKind, RejectReason};

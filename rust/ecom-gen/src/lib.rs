@@ -1,24 +1,93 @@
-//! ecom-gen: the synthetic shop. This is the foundation's minimal generator: sessions of
-//! plausible event sequences plus a configurable share of deliberately malformed records,
-//! each labelled with the RejectReason the job must give it. Deterministic by seed.
+//! ecom-gen: the synthetic furniture shop. A catalog, personas and users, sessions from a
+//! behavioural model with diurnal/weekly seasonality and promotion days, injected anomalies
+//! and malformed records — and the truth behind all of it (purchase probability per session,
+//! anomaly labels, the reason each malformed record must be rejected). Deterministic by seed.
+//!
+//! Sessions overlap in time as on a real site: each new session's events go into a queue
+//! ordered by event time, and records leave the generator in event-time order (apart from
+//! deliberately out-of-order ones).
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unused_must_use)]
 
-use ecom_proto::v1::{Event, EventKind, RejectReason};
+pub mod anomaly;
+pub mod catalog;
+pub mod json;
+pub mod malformed;
+pub mod persona;
+pub mod session;
+
+use ecom_proto::v1::{truth_record, Event, MalformedLabel, Product, RejectReason, SessionTruth, TruthRecord};
+use persona::User;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-/// What to generate.
+/// What to generate. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct GenConfig {
-    /// Number of records to emit (valid + malformed).
+    /// Number of raw records to emit (valid + malformed).
     pub events: u64,
-    /// Seed: the same seed and start time give the same records.
+    /// Seed: the same seed and config give the same records, byte for byte.
     pub seed: u64,
-    /// Share of records that are deliberately malformed, in [0, 1].
-    pub malformed_rate: f64,
-    /// Event time of the first session start, ms since epoch.
+    /// Event time where the simulation starts, ms since epoch.
     pub start_ms: i64,
+    /// Products in the catalog.
+    pub products: usize,
+    /// Share of records made malformed (stateless kinds, see `malformed::KINDS`).
+    pub malformed_rate: f64,
+    /// Share of records delayed within a few seconds (out of order, still valid).
+    pub out_of_order_rate: f64,
+    /// Sessions per hour at the daily peak.
+    pub peak_sessions_per_hour: f64,
+    /// Share of sessions by users who were here before.
+    pub returning_rate: f64,
+    /// Per-session probabilities of starting each anomaly (crawler, headless bot, credential
+    /// stuffing burst, card-testing burst, cart-abandon storm).
+    pub anomaly_rates: AnomalyRates,
+}
+
+/// How often each anomaly starts, as a probability per arriving session.
+#[derive(Debug, Clone, Copy)]
+pub struct AnomalyRates {
+    /// Declared crawler.
+    pub crawler: f64,
+    /// Headless bot with machine-regular timing.
+    pub headless: f64,
+    /// Credential-stuffing burst.
+    pub credential_stuffing: f64,
+    /// Card-testing burst.
+    pub card_testing: f64,
+    /// Cart-abandon storm.
+    pub cart_abandon_storm: f64,
+}
+
+impl Default for AnomalyRates {
+    fn default() -> Self {
+        Self {
+            crawler: 0.004,
+            headless: 0.002,
+            credential_stuffing: 0.0006,
+            card_testing: 0.0006,
+            cart_abandon_storm: 0.0004,
+        }
+    }
+}
+
+impl Default for GenConfig {
+    fn default() -> Self {
+        Self {
+            events: 10_000,
+            seed: 42,
+            start_ms: 1_767_225_600_000, // 2026-01-01T00:00:00Z
+            products: 2_400,
+            malformed_rate: 0.02,
+            out_of_order_rate: 0.01,
+            peak_sessions_per_hour: 6_000.0,
+            returning_rate: 0.35,
+            anomaly_rates: AnomalyRates::default(),
+        }
+    }
 }
 
 /// A generated record's value: a well-formed Event (which may still break a rule) or raw bytes.
@@ -28,13 +97,15 @@ pub struct GenConfig {
 pub enum Payload {
     /// An Event to encode; `produced_at_ms` is set by whoever produces it.
     Event(Event),
-    /// Bytes that are not an Event at all.
+    /// Bytes that are not a valid Event.
     Bytes(Vec<u8>),
 }
 
 /// One record for ecom.events.raw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenRecord {
+    /// Position in the output, from 0.
+    pub sequence: u64,
     /// Kafka key: the session id.
     pub key: String,
     /// The value.
@@ -43,43 +114,109 @@ pub struct GenRecord {
     pub expected_reject: Option<RejectReason>,
 }
 
-const COUNTRIES: &[&str] = &["DE", "FR", "NL", "GB", "US", "SE", "PL", "ES", "IT", "AT"];
-const DEVICES: &[&str] = &["desktop", "mobile", "tablet"];
-const CHANNELS: &[&str] = &["organic", "paid_search", "email", "social", "direct"];
-const AGENTS: &[&str] = &[
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
-];
-const QUERIES: &[&str] = &["oak dining table", "grey sofa", "king size bed", "desk lamp", "wool rug", "office chair"];
-const PRODUCTS: u32 = 200;
+/// The catalog, indexed by category.
+#[derive(Debug, Clone)]
+pub struct Shop {
+    /// All products.
+    pub products: Vec<Product>,
+    /// Indices into `products` per entry of `catalog::CATEGORIES`.
+    pub by_category: Vec<Vec<usize>>,
+}
 
-/// The malformed kinds the foundation generator makes, with the reason each must get.
-const MALFORMED: &[RejectReason] = &[
-    RejectReason::Unparseable,
-    RejectReason::UnknownKind,
-    RejectReason::MissingId,
-    RejectReason::NegativeQuantity,
-    RejectReason::FutureTimestamp,
-    RejectReason::MissingField,
-];
+impl Shop {
+    /// Builds a catalog of `n` products from `rng`.
+    pub fn new(n: usize, rng: &mut ChaCha8Rng) -> Self {
+        let products = catalog::generate(n.max(catalog::CATEGORIES.len() * 5), rng);
+        let by_category = catalog::CATEGORIES
+            .iter()
+            .map(|c| products.iter().enumerate().filter(|(_, p)| p.category == c.name).map(|(i, _)| i).collect())
+            .collect();
+        Self { products, by_category }
+    }
+}
 
-/// Deterministic generator: an iterator of records.
-#[derive(Debug)]
+/// Relative traffic by hour of day (UTC+1, where most customers live); peak in the evening.
+const DIURNAL: [f64; 24] = [
+    0.25, 0.15, 0.1, 0.08, 0.08, 0.12, 0.25, 0.4, 0.55, 0.65, 0.7, 0.75, 0.8, 0.75, 0.7, 0.7, 0.75, 0.8, 0.9, 1.0, 1.0,
+    0.9, 0.7, 0.45,
+];
+/// Relative traffic by day of week, Monday first.
+const WEEKLY: [f64; 7] = [1.0, 0.95, 0.95, 0.95, 0.9, 0.85, 1.1];
+
+/// Whether a day (days since epoch) is a promotion day: about one day in seven, fixed by date.
+pub fn promo_day(day: i64) -> bool {
+    (day.wrapping_mul(2_654_435_761)).rem_euclid(97) < 14
+}
+
+fn arrival_rate(cfg: &GenConfig, t: i64) -> f64 {
+    let hour = (t.div_euclid(3_600_000) + 1).rem_euclid(24) as usize;
+    let day = t.div_euclid(86_400_000);
+    let dow = (day + 3).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
+    let promo = if promo_day(day) { 1.5 } else { 1.0 };
+    cfg.peak_sessions_per_hour * DIURNAL[hour] * WEEKLY[dow] * promo
+}
+
+struct Pending {
+    truth: SessionTruth,
+    remaining: usize,
+    emitted: i32,
+}
+
+/// Deterministic generator: an iterator of raw records; truth comes out through `take_truth`.
 pub struct Generator {
     cfg: GenConfig,
     rng: ChaCha8Rng,
+    shop: Shop,
+    users: Vec<User>,
     emitted: u64,
-    session: Vec<Event>,
-    next_session_ms: i64,
+    next_arrival_ms: i64,
+    queue: BinaryHeap<Reverse<(i64, u64, usize)>>,
+    events: HashMap<u64, Event>,
+    sessions: HashMap<usize, Pending>,
+    next_session: usize,
+    next_event: u64,
+    truth_out: VecDeque<TruthRecord>,
+    delayed: Vec<(u64, Event, usize)>,
+}
+
+impl std::fmt::Debug for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generator").field("cfg", &self.cfg).field("emitted", &self.emitted).finish()
+    }
 }
 
 impl Generator {
-    /// Creates a generator for `cfg`.
+    /// Creates a generator; the catalog is built first from the same seed.
     pub fn new(cfg: GenConfig) -> Self {
-        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let next_session_ms = cfg.start_ms;
-        Self { cfg, rng, emitted: 0, session: Vec::new(), next_session_ms }
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let shop = Shop::new(cfg.products, &mut rng);
+        let next_arrival_ms = cfg.start_ms;
+        Self {
+            cfg,
+            rng,
+            shop,
+            users: Vec::new(),
+            emitted: 0,
+            next_arrival_ms,
+            queue: BinaryHeap::new(),
+            events: HashMap::new(),
+            sessions: HashMap::new(),
+            next_session: 0,
+            next_event: 0,
+            truth_out: VecDeque::new(),
+            delayed: Vec::new(),
+        }
+    }
+
+    /// The catalog this run uses.
+    pub fn catalog(&self) -> &[Product] {
+        &self.shop.products
+    }
+
+    /// Truth records completed so far (sessions whose events were all emitted, malformed
+    /// labels); after the iterator ends, also the sessions cut short (`truncated = true`).
+    pub fn take_truth(&mut self) -> Vec<TruthRecord> {
+        self.truth_out.drain(..).collect()
     }
 
     fn uuid7(&mut self, ms: i64) -> String {
@@ -87,142 +224,111 @@ impl Generator {
         uuid::Builder::from_unix_timestamp_millis(ms.max(0) as u64, &bytes).into_uuid().to_string()
     }
 
-    /// Builds the next session's events (in order) into `self.session`, reversed for pop().
-    fn new_session(&mut self) {
-        let start = self.next_session_ms;
-        self.next_session_ms += self.rng.random_range(50..2_000);
-        let user_id = format!("u{:06}", self.rng.random_range(0..(self.cfg.events / 8).max(10)));
-        let session_id = self.uuid7(start);
-        let ip = format!(
-            "10.{}.{}.{}",
-            self.rng.random_range(0..4),
-            self.rng.random_range(0..256),
-            self.rng.random_range(1..255)
-        );
-        let country = COUNTRIES[self.rng.random_range(0..COUNTRIES.len())].to_string();
-        let device = DEVICES[self.rng.random_range(0..DEVICES.len())].to_string();
-        let channel = CHANNELS[self.rng.random_range(0..CHANNELS.len())].to_string();
-        let user_agent = AGENTS[self.rng.random_range(0..AGENTS.len())].to_string();
-        let len = self.rng.random_range(2..12);
-        let mut t = start;
-        let mut events = Vec::with_capacity(len + 2);
-        let mut cart: Vec<(String, i64)> = Vec::new();
-        for i in 0..len {
-            let kind = if i == 0 {
-                EventKind::PageView
-            } else {
-                match self.rng.random_range(0..100) {
-                    0..=34 => EventKind::ProductView,
-                    35..=49 => EventKind::PageView,
-                    50..=64 => EventKind::Search,
-                    65..=79 => EventKind::AddToCart,
-                    80..=84 => EventKind::RemoveFromCart,
-                    85..=92 => EventKind::WishlistAdd,
-                    _ => EventKind::Login,
-                }
-            };
-            let mut e = Event {
-                event_time_ms: t,
-                user_id: user_id.clone(),
-                session_id: session_id.clone(),
-                kind: kind as i32,
-                page: "/".into(),
-                referrer: if i == 0 { "https://www.google.com/".into() } else { String::new() },
-                channel: channel.clone(),
-                device: device.clone(),
-                user_agent: user_agent.clone(),
-                ip: ip.clone(),
-                country: country.clone(),
-                ..Default::default()
-            };
-            match kind {
-                EventKind::ProductView | EventKind::AddToCart | EventKind::RemoveFromCart | EventKind::WishlistAdd => {
-                    let p = format!("P{:05}", self.rng.random_range(0..PRODUCTS));
-                    let price = 1_000 + self.rng.random_range(0..200_000i64);
-                    e.page = format!("/p/{p}");
-                    e.unit_price_cents = Some(price);
-                    if kind == EventKind::AddToCart {
-                        e.quantity = Some(self.rng.random_range(1..4));
-                        cart.push((p.clone(), price));
-                    }
-                    e.product_id = Some(p);
-                }
-                EventKind::Search => {
-                    let q = QUERIES[self.rng.random_range(0..QUERIES.len())];
-                    e.page = "/search".into();
-                    e.search_query = Some(q.into());
-                }
-                _ => {}
-            }
-            events.push(e);
-            t += self.rng.random_range(2_000..90_000);
-        }
-        // A session with a cart sometimes checks out and buys.
-        if !cart.is_empty() && self.rng.random_bool(0.35) {
-            let base = events[events.len() - 1].clone();
-            let mut checkout = base.clone();
-            checkout.kind = EventKind::CheckoutStart as i32;
-            checkout.event_time_ms = t;
-            checkout.page = "/checkout".into();
-            checkout.product_id = None;
-            checkout.quantity = None;
-            checkout.unit_price_cents = None;
-            checkout.search_query = None;
-            events.push(checkout.clone());
-            if self.rng.random_bool(0.7) {
-                let (p, price) = cart[0].clone();
-                let mut buy = checkout;
-                buy.kind = EventKind::Purchase as i32;
-                buy.event_time_ms = t + self.rng.random_range(20_000..180_000);
-                buy.page = "/checkout/done".into();
-                buy.product_id = Some(p);
-                buy.quantity = Some(1);
-                buy.unit_price_cents = Some(price);
-                events.push(buy);
-            }
-        }
+    fn enqueue(&mut self, truth: SessionTruth, mut events: Vec<Event>) {
+        let idx = self.next_session;
+        self.next_session += 1;
         for e in &mut events {
             e.event_id = self.uuid7(e.event_time_ms);
         }
-        events.reverse();
-        self.session = events;
+        self.sessions.insert(idx, Pending { truth, remaining: events.len(), emitted: 0 });
+        for e in events {
+            let n = self.next_event;
+            self.next_event += 1;
+            self.queue.push(Reverse((e.event_time_ms, n, idx)));
+            self.events.insert(n, e);
+        }
     }
 
-    fn malformed(&mut self, mut e: Event) -> GenRecord {
-        let reason = MALFORMED[self.rng.random_range(0..MALFORMED.len())];
-        let key = e.session_id.clone();
-        let payload = match reason {
-            RejectReason::Unparseable => {
-                // Field 1 with wire type 7 does not exist in protobuf, so no decoder accepts it.
-                let mut b = vec![0x0f];
-                let n = self.rng.random_range(4..64);
-                b.extend((0..n).map(|_| self.rng.random::<u8>()));
-                Payload::Bytes(b)
+    /// Starts the sessions arriving at the next arrival time (thinned Poisson process).
+    fn arrive(&mut self) {
+        let max_rate = self.cfg.peak_sessions_per_hour * 1.1 * 1.5;
+        loop {
+            let gap_h: f64 = -(1.0 - self.rng.random::<f64>()).ln() / max_rate;
+            self.next_arrival_ms += (gap_h * 3_600_000.0) as i64 + 1;
+            if self.rng.random::<f64>() * max_rate <= arrival_rate(&self.cfg, self.next_arrival_ms) {
+                break;
             }
-            RejectReason::UnknownKind => {
-                e.kind = 42;
-                Payload::Event(e)
-            }
-            RejectReason::MissingId => {
-                e.event_id.clear();
-                Payload::Event(e)
-            }
-            RejectReason::NegativeQuantity => {
-                e.quantity = Some(-self.rng.random_range(1..5));
-                Payload::Event(e)
-            }
-            RejectReason::FutureTimestamp => {
-                e.event_time_ms += 24 * 3600 * 1000 * 365;
-                Payload::Event(e)
-            }
-            _ => {
-                e.kind = EventKind::AddToCart as i32;
-                e.product_id = None;
-                e.quantity = Some(1);
-                Payload::Event(e)
+        }
+        let t = self.next_arrival_ms;
+        let r = self.cfg.anomaly_rates;
+        let x: f64 = self.rng.random();
+        let mut ids = {
+            // Session ids need the rng too; collect them from a child rng to keep borrows simple.
+            let mut child = ChaCha8Rng::seed_from_u64(self.rng.random());
+            move |ms: i64| {
+                let bytes: [u8; 10] = child.random();
+                uuid::Builder::from_unix_timestamp_millis(ms.max(0) as u64, &bytes).into_uuid().to_string()
             }
         };
-        GenRecord { key, payload, expected_reject: Some(reason) }
+        let mut cum = 0.0;
+        let mut pick = |p: f64| {
+            cum += p;
+            x < cum
+        };
+        let generated = if pick(r.crawler) {
+            anomaly::crawler(&self.shop, t, &mut ids, &mut self.rng)
+        } else if pick(r.headless) {
+            anomaly::headless(&self.shop, t, &mut ids, &mut self.rng)
+        } else if pick(r.credential_stuffing) {
+            anomaly::credential_stuffing(t, &mut ids, &mut self.rng)
+        } else if pick(r.card_testing) {
+            anomaly::card_testing(&self.shop, t, &mut ids, &mut self.rng)
+        } else if pick(r.cart_abandon_storm) {
+            anomaly::cart_abandon_storm(&self.shop, t, &mut ids, &mut self.rng)
+        } else {
+            let u = if !self.users.is_empty() && self.rng.random_bool(self.cfg.returning_rate) {
+                self.rng.random_range(0..self.users.len())
+            } else {
+                let n = self.users.len() as u64;
+                let returning_share = self.cfg.returning_rate * 0.5;
+                self.users.push(persona::new_user(n, returning_share, &mut self.rng));
+                self.users.len() - 1
+            };
+            let sid = ids(t);
+            let promo = promo_day(t.div_euclid(86_400_000));
+            let out = session::generate(&self.shop, &self.users[u], t, promo, sid, &mut self.rng);
+            self.users[u].sessions += 1;
+            self.users[u].prior_purchases += u32::from(out.0.purchased);
+            vec![out]
+        };
+        for (truth, events) in generated {
+            self.enqueue(truth, events);
+        }
+    }
+
+    fn next_event(&mut self) -> Option<(u64, Event, usize)> {
+        loop {
+            let head = self.queue.peek().map(|Reverse((t, _, _))| *t);
+            match head {
+                Some(t) if t < self.next_arrival_ms => break,
+                _ => self.arrive(),
+            }
+        }
+        let Reverse((_, n, idx)) = self.queue.pop()?;
+        let e = self.events.remove(&n).expect("queued events are stored");
+        Some((n, e, idx))
+    }
+
+    fn finish_session(&mut self, idx: usize) {
+        let p = self.sessions.get_mut(&idx).expect("known session");
+        p.remaining -= 1;
+        p.emitted += 1;
+        if p.remaining == 0 {
+            let p = self.sessions.remove(&idx).expect("known session");
+            self.truth_out.push_back(TruthRecord { record: Some(truth_record::Record::Session(p.truth)) });
+        }
+    }
+
+    fn flush_truncated(&mut self) {
+        let mut left: Vec<(usize, Pending)> = self.sessions.drain().collect();
+        left.sort_by_key(|(i, _)| *i);
+        for (_, mut p) in left {
+            if p.emitted > 0 {
+                p.truth.truncated = true;
+                p.truth.events = p.emitted;
+                self.truth_out.push_back(TruthRecord { record: Some(truth_record::Record::Session(p.truth)) });
+            }
+        }
     }
 }
 
@@ -233,50 +339,162 @@ impl Iterator for Generator {
         if self.emitted >= self.cfg.events {
             return None;
         }
+        // A delayed (out-of-order) event leaves once a few later ones have gone out.
+        let (_, e, idx) = if !self.delayed.is_empty() && self.rng.random_bool(0.3) {
+            self.delayed.remove(0)
+        } else {
+            let next = self.next_event()?;
+            if self.cfg.out_of_order_rate > 0.0 && self.rng.random_bool(self.cfg.out_of_order_rate) {
+                self.delayed.push(next);
+                self.next_event()?
+            } else {
+                next
+            }
+        };
+        let sequence = self.emitted;
         self.emitted += 1;
-        if self.session.is_empty() {
-            self.new_session();
+        self.finish_session(idx);
+        let key = e.session_id.clone();
+        let rec = if self.cfg.malformed_rate > 0.0 && self.rng.random_bool(self.cfg.malformed_rate.min(1.0)) {
+            let event_id = e.event_id.clone();
+            let m = malformed::corrupt(e, &mut self.rng);
+            self.truth_out.push_back(TruthRecord {
+                record: Some(truth_record::Record::Malformed(MalformedLabel {
+                    sequence: sequence as i64,
+                    reason: m.reason as i32,
+                    event_id,
+                    detail: m.detail,
+                })),
+            });
+            GenRecord { sequence, key, payload: Payload::Bytes(m.bytes), expected_reject: Some(m.reason) }
+        } else {
+            GenRecord { sequence, key, payload: Payload::Event(e), expected_reject: None }
+        };
+        if self.emitted >= self.cfg.events {
+            // Events still held back never went out: their sessions end truncated.
+            self.delayed.clear();
+            self.flush_truncated();
         }
-        let e = self.session.pop().expect("a new session has at least two events");
-        if self.cfg.malformed_rate > 0.0 && self.rng.random_bool(self.cfg.malformed_rate.min(1.0)) {
-            return Some(self.malformed(e));
-        }
-        Some(GenRecord { key: e.session_id.clone(), payload: Payload::Event(e), expected_reject: None })
+        Some(rec)
     }
+}
+
+/// The oracle AUC: the AUC of the generator's own purchase probability against the outcomes,
+/// over ordinary (non-anomalous), complete sessions. No model can expect to beat it.
+pub fn oracle_auc(truth: &[TruthRecord]) -> Option<f64> {
+    let (scores, labels): (Vec<f64>, Vec<bool>) = truth
+        .iter()
+        .filter_map(|t| match &t.record {
+            Some(truth_record::Record::Session(s)) if s.anomaly == 0 && !s.truncated => {
+                Some((s.purchase_probability, s.purchased))
+            }
+            _ => None,
+        })
+        .unzip();
+    ecom_core::metrics::roc_auc(&scores, &labels)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ecom_proto::v1::{Anomaly, EventKind};
     use prost::Message;
+    use std::collections::{BTreeMap, HashSet};
 
-    fn cfg(seed: u64) -> GenConfig {
-        GenConfig { events: 2_000, seed, malformed_rate: 0.05, start_ms: 1_700_000_000_000 }
+    fn cfg(seed: u64, events: u64) -> GenConfig {
+        GenConfig { events, seed, ..Default::default() }
+    }
+
+    fn run(c: GenConfig) -> (Vec<GenRecord>, Vec<TruthRecord>) {
+        let mut g = Generator::new(c);
+        let recs: Vec<GenRecord> = g.by_ref().collect();
+        (recs, g.take_truth())
     }
 
     #[test]
-    fn same_seed_same_records() {
-        let a: Vec<_> = Generator::new(cfg(7)).collect();
-        let b: Vec<_> = Generator::new(cfg(7)).collect();
-        let c: Vec<_> = Generator::new(cfg(8)).collect();
-        assert_eq!(a.len(), 2_000);
+    fn same_seed_same_records_and_truth() {
+        let a = run(cfg(7, 5_000));
+        let b = run(cfg(7, 5_000));
+        let c = run(cfg(8, 5_000));
+        assert_eq!(a.0.len(), 5_000);
         assert_eq!(a, b);
-        assert_ne!(a, c);
+        assert_ne!(a.0, c.0);
     }
 
     #[test]
-    fn labels_match_the_validator() {
-        let now = 1_700_000_000_000 + 86_400_000;
-        let mut malformed = 0;
-        for r in Generator::new(cfg(1)) {
+    fn every_malformed_record_fails_validation_for_its_label() {
+        let now = 1_767_225_600_000 + 30 * 86_400_000;
+        let (recs, truth) = run(GenConfig { malformed_rate: 0.1, ..cfg(1, 20_000) });
+        let mut by_reason: BTreeMap<i32, usize> = BTreeMap::new();
+        for r in &recs {
             let bytes = match &r.payload {
                 Payload::Event(e) => e.encode_to_vec(),
                 Payload::Bytes(b) => b.clone(),
             };
             let got = ecom_core::validate_bytes(&bytes, now).err().map(|x| x.reason);
-            assert_eq!(got, r.expected_reject, "{r:?}");
-            malformed += usize::from(r.expected_reject.is_some());
+            assert_eq!(got, r.expected_reject, "record {}: {:?}", r.sequence, r.payload);
+            if let Some(reason) = r.expected_reject {
+                *by_reason.entry(reason as i32).or_default() += 1;
+            }
         }
-        assert!((50..=150).contains(&malformed), "{malformed} malformed of 2000 at 5%");
+        // Every stateless kind appears, and each has its label in the truth.
+        let kinds: HashSet<i32> = malformed::KINDS.iter().map(|k| *k as i32).collect();
+        assert_eq!(by_reason.keys().copied().collect::<HashSet<_>>(), kinds);
+        let labels = truth.iter().filter(|t| matches!(t.record, Some(truth_record::Record::Malformed(_)))).count();
+        assert_eq!(labels, by_reason.values().sum::<usize>());
+    }
+
+    #[test]
+    fn records_leave_in_event_time_order_except_the_delayed_ones() {
+        let (recs, _) = run(GenConfig { malformed_rate: 0.0, ..cfg(3, 20_000) });
+        let times: Vec<i64> = recs
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => e.event_time_ms,
+                Payload::Bytes(_) => unreachable!("no malformed records asked for"),
+            })
+            .collect();
+        let backwards = times.windows(2).filter(|w| w[1] < w[0]).count();
+        assert!(backwards > 0, "some records are out of order on purpose");
+        assert!(backwards < 20_000 / 50, "{backwards} out-of-order steps is more than the ~1% asked for");
+    }
+
+    #[test]
+    fn funnel_anomalies_and_oracle_are_plausible() {
+        let (recs, truth) = run(cfg(11, 200_000));
+        let mut kinds: BTreeMap<i32, usize> = BTreeMap::new();
+        for r in &recs {
+            if let Payload::Event(e) = &r.payload {
+                *kinds.entry(e.kind).or_default() += 1;
+            }
+        }
+        let n = |k: EventKind| kinds.get(&(k as i32)).copied().unwrap_or(0);
+        assert!(n(EventKind::ProductView) > n(EventKind::AddToCart));
+        assert!(n(EventKind::AddToCart) > n(EventKind::CheckoutStart));
+        assert!(n(EventKind::CheckoutStart) > 0 && n(EventKind::Purchase) > 0);
+        let sessions: Vec<&SessionTruth> = truth
+            .iter()
+            .filter_map(|t| match &t.record {
+                Some(truth_record::Record::Session(s)) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let normal: Vec<_> = sessions.iter().filter(|s| s.anomaly == 0 && !s.truncated).collect();
+        let rate = normal.iter().filter(|s| s.purchased).count() as f64 / normal.len() as f64;
+        assert!((0.02..0.15).contains(&rate), "session conversion {rate}");
+        for a in [
+            Anomaly::Crawler,
+            Anomaly::HeadlessBot,
+            Anomaly::CredentialStuffing,
+            Anomaly::CardTesting,
+            Anomaly::CartAbandonStorm,
+        ] {
+            assert!(sessions.iter().any(|s| s.anomaly == a as i32), "{a:?} missing in 200k events");
+        }
+        let auc = oracle_auc(&truth).unwrap();
+        eprintln!("sessions {} conversion {rate:.4} oracle AUC {auc:.4}", normal.len());
+        assert!((0.75..0.97).contains(&auc), "oracle AUC {auc}");
+        let personas: HashSet<&str> = normal.iter().map(|s| s.persona.as_str()).collect();
+        assert_eq!(personas.len(), persona::PERSONAS.len());
     }
 }

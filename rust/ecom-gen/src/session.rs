@@ -1,0 +1,298 @@
+//! The behavioural model of one ordinary session, and its truth. Behaviour follows the
+//! session's visible intent; the purchase probability adds what the cart shows and a hidden
+//! part no behaviour reveals (see docs/GENERATOR.md for the formula).
+use crate::catalog::{self, CATEGORIES};
+use crate::persona::{weighted, User, CAMPAIGNS, CHANNELS, PERSONAS};
+use crate::Shop;
+use ecom_proto::v1::{Anomaly, Event, EventKind, Product, SessionTruth};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, LogNormal, Normal, Poisson};
+
+/// Standard deviation of the visible intent (revealed, noisily, by behaviour).
+pub const VISIBLE_INTENT_SD: f64 = 0.9;
+/// Standard deviation of the hidden intent (never revealed by behaviour).
+pub const HIDDEN_INTENT_SD: f64 = 0.8;
+
+/// Log-odds effect of the local hour of the session's start.
+pub fn hour_effect(local_hour: i64) -> f64 {
+    match local_hour {
+        18..=22 => 0.25,
+        0..=5 => -0.5,
+        _ => 0.0,
+    }
+}
+
+/// Log-odds effect of the device.
+pub fn device_effect(device: &str) -> f64 {
+    match device {
+        "desktop" => 0.2,
+        "mobile" => -0.25,
+        _ => 0.0,
+    }
+}
+
+/// Logistic function.
+pub fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Builds events with shared session fields.
+struct Builder<'a> {
+    user: &'a User,
+    session_id: String,
+    channel: &'static str,
+    ip: String,
+    device: &'static str,
+    user_agent: String,
+    t: i64,
+    last_page: String,
+    events: Vec<Event>,
+}
+
+impl Builder<'_> {
+    fn push(&mut self, kind: EventKind, page: String, dwell_ms: i64, f: impl FnOnce(&mut Event)) {
+        let referrer = if self.events.is_empty() {
+            self.last_page.clone()
+        } else {
+            format!("https://shop.example{}", self.last_page)
+        };
+        let mut e = Event {
+            event_time_ms: self.t,
+            user_id: self.user.user_id.clone(),
+            session_id: self.session_id.clone(),
+            kind: kind as i32,
+            page: page.clone(),
+            referrer,
+            channel: self.channel.to_string(),
+            device: self.device.to_string(),
+            user_agent: self.user_agent.clone(),
+            ip: self.ip.clone(),
+            country: self.user.country.0.to_string(),
+            ..Default::default()
+        };
+        f(&mut e);
+        self.events.push(e);
+        self.last_page = page;
+        self.t += dwell_ms.max(300);
+    }
+}
+
+fn secs(rng: &mut ChaCha8Rng, median_s: f64, sigma: f64) -> i64 {
+    (LogNormal::new(median_s.ln(), sigma).expect("sigma > 0").sample(rng) * 1000.0) as i64
+}
+
+/// Picks a product of `category` near the price the shopper has in mind.
+fn choose_product<'a>(shop: &'a Shop, category: usize, price_taste: f64, rng: &mut ChaCha8Rng) -> &'a Product {
+    let ids = &shop.by_category[category];
+    let target = CATEGORIES[category].median_price_cents as f64
+        * price_taste
+        * LogNormal::new(0.0, 0.3).expect("ok").sample(rng);
+    let distance = |p: &Product| ((p.price_cents as f64).ln() - target.ln()).abs();
+    (0..5)
+        .map(|_| &shop.products[ids[rng.random_range(0..ids.len())]])
+        .min_by(|a, b| distance(a).total_cmp(&distance(b)))
+        .expect("five candidates")
+}
+
+/// Generates one ordinary session of `user` starting at `start_ms`.
+pub fn generate(
+    shop: &Shop,
+    user: &User,
+    start_ms: i64,
+    promo_day: bool,
+    session_id: String,
+    rng: &mut ChaCha8Rng,
+) -> (SessionTruth, Vec<Event>) {
+    let p = PERSONAS[user.persona];
+    let (channel, channel_effect, _, referrer) = CHANNELS[weighted(CHANNELS, |c| c.2, rng)];
+    let campaign = matches!(channel, "paid_search" | "email" | "social" | "affiliate")
+        .then(|| CAMPAIGNS[rng.random_range(0..CAMPAIGNS.len())]);
+    let local_hour = (start_ms.div_euclid(3_600_000) + user.country.1).rem_euclid(24);
+    let returning = user.prior_purchases > 0 || user.sessions > 0;
+    let returning_effect =
+        if user.prior_purchases > 0 { 0.4 + 0.1 * f64::from(user.prior_purchases.min(5)) } else { 0.0 }
+            + if user.sessions > 0 { 0.2 } else { 0.0 };
+    let visible: f64 = Normal::new(0.0, VISIBLE_INTENT_SD).expect("sd > 0").sample(rng);
+    let z0 = p.base_logit
+        + channel_effect
+        + hour_effect(local_hour)
+        + device_effect(user.device)
+        + returning_effect
+        + if promo_day { p.promo_sensitivity } else { 0.0 }
+        + visible;
+    let intent = sigmoid(z0 + 1.5);
+
+    // Mobile sessions often come from a carrier address rather than the home line.
+    let ip = if user.device == "mobile" && rng.random_bool(0.5) {
+        format!("100.{}.{}.{}", rng.random_range(64..128), rng.random_range(0..256), rng.random_range(1..255))
+    } else {
+        user.ip.clone()
+    };
+    let landing = match campaign {
+        Some(c) => format!("{referrer}?utm_source={channel}&utm_campaign={c}"),
+        None => referrer.to_string(),
+    };
+    let mut b = Builder {
+        user,
+        session_id,
+        channel,
+        ip,
+        device: user.device,
+        user_agent: user.user_agent.to_string(),
+        t: start_ms,
+        last_page: landing,
+        events: Vec::new(),
+    };
+    let focus = if !p.favourite_categories.is_empty() && rng.random_bool(0.7) {
+        let name = p.favourite_categories[rng.random_range(0..p.favourite_categories.len())];
+        CATEGORIES.iter().position(|c| c.name == name).expect("favourites are categories")
+    } else {
+        weighted(CATEGORIES, |c| c.weight, rng)
+    };
+    let first_page = if campaign.is_some() { format!("/c/{}", CATEGORIES[focus].name) } else { "/".to_string() };
+    let dwell = secs(rng, 12.0, 0.6);
+    b.push(EventKind::PageView, first_page, dwell, |_| {});
+    if user.has_account && rng.random_bool(0.35) {
+        login(&mut b, rng);
+    }
+
+    let views = Poisson::new(p.mean_product_views * (0.5 + 1.5 * intent)).expect("mean > 0").sample(rng) as usize + 1;
+    let pages = Poisson::new(p.mean_page_views).expect("mean > 0").sample(rng) as usize;
+    let mut cart: Vec<(String, i64, i32, usize)> = Vec::new(); // product, price, qty, category
+    let mut steps: Vec<bool> = std::iter::repeat_n(true, views).chain(std::iter::repeat_n(false, pages)).collect();
+    for i in (1..steps.len()).rev() {
+        steps.swap(i, rng.random_range(0..=i));
+    }
+    for is_product in steps {
+        let category = if rng.random_bool(0.75) { focus } else { weighted(CATEGORIES, |c| c.weight, rng) };
+        if !is_product {
+            let dwell = secs(rng, 10.0, 0.6);
+            b.push(EventKind::PageView, format!("/c/{}", CATEGORIES[category].name), dwell, |_| {});
+            continue;
+        }
+        if rng.random_bool(p.search_rate) {
+            let q = search_query(category, rng);
+            let dwell = secs(rng, 8.0, 0.5);
+            b.push(EventKind::Search, format!("/search?q={}", q.replace(' ', "+")), dwell, |e| {
+                e.search_query = Some(q)
+            });
+        }
+        let product = choose_product(shop, category, p.price_taste, rng);
+        let dwell = secs(rng, p.product_dwell_s * (0.6 + 0.8 * intent), 0.6);
+        let (pid, price) = (product.product_id.clone(), product.price_cents);
+        b.push(EventKind::ProductView, format!("/p/{pid}"), dwell, |e| {
+            e.product_id = Some(pid.clone());
+            e.unit_price_cents = Some(price);
+        });
+        if rng.random_bool((0.04 + 0.45 * intent).min(0.9)) {
+            let qty = (Poisson::new(p.mean_quantity.max(1.0) - 0.99).expect("mean > 0").sample(rng) as i32).max(1);
+            add_to_cart(&mut b, &pid, price, qty, rng);
+            cart.push((pid.clone(), price, qty, category));
+            if rng.random_bool(0.08) {
+                let (rp, rprice, rqty, _) = cart.remove(rng.random_range(0..cart.len()));
+                let dwell = secs(rng, 4.0, 0.4);
+                b.push(EventKind::RemoveFromCart, "/cart".into(), dwell, |e| {
+                    e.product_id = Some(rp);
+                    e.unit_price_cents = Some(rprice);
+                    e.quantity = Some(rqty);
+                });
+            }
+        } else if rng.random_bool(if p.name == "researcher" { 0.2 } else { 0.06 }) {
+            let dwell = secs(rng, 3.0, 0.4);
+            b.push(EventKind::WishlistAdd, format!("/p/{pid}"), dwell, |e| {
+                e.product_id = Some(pid.clone());
+                e.unit_price_cents = Some(price);
+            });
+        }
+    }
+
+    // What the cart shows moves the odds: having one, and its price against the category norm.
+    let (cart_term, price_term) = if cart.is_empty() {
+        (-1.6, 0.0)
+    } else {
+        let value: i64 = cart.iter().map(|(_, price, q, _)| price * i64::from(*q)).sum();
+        let norm: i64 = cart.iter().map(|(_, _, q, c)| CATEGORIES[*c].median_price_cents * i64::from(*q)).sum();
+        let rel = (value as f64 / norm.max(1) as f64).ln().clamp(-2.0, 2.0);
+        (0.9 + 0.15 * (cart.len() as f64 - 1.0).min(4.0), -p.price_sensitivity * rel)
+    };
+    let hidden: f64 = Normal::new(0.0, HIDDEN_INTENT_SD).expect("sd > 0").sample(rng);
+    let probability = sigmoid(z0 + cart_term + price_term + hidden);
+    let purchased = rng.random_bool(probability);
+
+    if purchased {
+        if cart.is_empty() {
+            let product = choose_product(shop, focus, p.price_taste, rng);
+            let (pid, price) = (product.product_id.clone(), product.price_cents);
+            let dwell = secs(rng, p.product_dwell_s, 0.5);
+            b.push(EventKind::ProductView, format!("/p/{pid}"), dwell, |e| {
+                e.product_id = Some(pid.clone());
+                e.unit_price_cents = Some(price);
+            });
+            add_to_cart(&mut b, &pid, price, 1, rng);
+            cart.push((pid, price, 1, focus));
+        }
+        let dwell = secs(rng, 40.0, 0.5);
+        b.push(EventKind::CheckoutStart, "/checkout".into(), dwell, |_| {});
+        if b.user.has_account && !b.events.iter().any(|e| e.kind == EventKind::Login as i32) {
+            login(&mut b, rng);
+        }
+        for (pid, price, qty, _) in &cart {
+            let dwell = secs(rng, 2.0, 0.3);
+            b.push(EventKind::Purchase, "/checkout/done".into(), dwell, |e| {
+                e.product_id = Some(pid.clone());
+                e.unit_price_cents = Some(*price);
+                e.quantity = Some(*qty);
+            });
+        }
+    } else if !cart.is_empty() && rng.random_bool(0.4 * intent) {
+        let dwell = secs(rng, 30.0, 0.5);
+        b.push(EventKind::CheckoutStart, "/checkout".into(), dwell, |_| {});
+    }
+
+    let events = b.events;
+    let user = b.user;
+    let truth = SessionTruth {
+        session_id: events[0].session_id.clone(),
+        user_id: user.user_id.clone(),
+        persona: p.name.to_string(),
+        purchase_probability: probability,
+        purchased,
+        anomaly: Anomaly::None as i32,
+        start_ms,
+        events: events.len() as i32,
+        returning_user: returning,
+        truncated: false,
+    };
+    (truth, events)
+}
+
+fn login(b: &mut Builder<'_>, rng: &mut ChaCha8Rng) {
+    if rng.random_bool(0.04) {
+        let dwell = secs(rng, 6.0, 0.4);
+        b.push(EventKind::LoginFailed, "/login".into(), dwell, |_| {});
+    }
+    let dwell = secs(rng, 5.0, 0.4);
+    b.push(EventKind::Login, "/login".into(), dwell, |_| {});
+}
+
+fn add_to_cart(b: &mut Builder<'_>, pid: &str, price: i64, qty: i32, rng: &mut ChaCha8Rng) {
+    let dwell = secs(rng, 6.0, 0.5);
+    b.push(EventKind::AddToCart, format!("/p/{pid}"), dwell, |e| {
+        e.product_id = Some(pid.to_string());
+        e.unit_price_cents = Some(price);
+        e.quantity = Some(qty);
+    });
+}
+
+/// A furniture search query for a category: a noun with a material, style or colour.
+pub fn search_query(category: usize, rng: &mut ChaCha8Rng) -> String {
+    let c = &CATEGORIES[category];
+    let noun = c.nouns[rng.random_range(0..c.nouns.len())];
+    match rng.random_range(0..4) {
+        0 => format!("{} {noun}", c.materials[rng.random_range(0..c.materials.len())]),
+        1 => format!("{} {noun}", catalog::STYLES[rng.random_range(0..catalog::STYLES.len())]),
+        2 => format!("{} {noun}", catalog::COLOURS[rng.random_range(0..catalog::COLOURS.len())]),
+        _ => noun.to_string(),
+    }
+}
