@@ -3,6 +3,7 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unused_must_use)]
 
+mod bench;
 mod demo;
 mod generate;
 
@@ -29,6 +30,8 @@ enum Cmd {
     Sink(SinkArgs),
     /// Run the whole slice on the local stack and print a reconciled summary.
     Demo(demo::DemoArgs),
+    /// Measure: prints numbers (see docs/BENCHMARKS.md).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -153,5 +156,6 @@ async fn main() -> anyhow::Result<()> {
             ecom_sink::run(cfg, shutdown_signal()).await.context("ecom sink")
         }
         Cmd::Demo(a) => demo::run(a).await,
+        Cmd::Bench(a) => bench::run(a).await,
     }
 }
