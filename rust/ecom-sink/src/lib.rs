@@ -150,7 +150,13 @@ async fn write_until_done(
         let started = Instant::now();
         match stores.write(batch, dead).await {
             Ok(()) => {
-                metrics::histogram!("ecom_sink_batch_seconds").record(started.elapsed().as_secs_f64());
+                let took = started.elapsed();
+                metrics::histogram!("ecom_sink_batch_seconds").record(took.as_secs_f64());
+                if took > Duration::from_secs(5) {
+                    tracing::warn!(events = batch.len(), seconds = took.as_secs_f64(), "slow batch write");
+                } else {
+                    tracing::debug!(events = batch.len(), seconds = took.as_secs_f64(), "batch written");
+                }
                 return Ok(());
             }
             Err(e) => {

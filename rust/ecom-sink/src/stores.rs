@@ -124,11 +124,8 @@ impl Stores {
 
     /// Upsert by _id in steps that stay fast on the local FerretDB (measured: its
     /// multi-statement `update` grows with collection size, ~30 docs/s at 4k documents, while
-    /// `insert` of 500 documents takes ~10 ms): insert the batch unordered; the documents whose
-    /// _id already existed (replays only) are deleted and inserted again in one `$in` delete and
-    /// one insert. Concurrent single replaces are not an option there: SQLite answers
-    /// SQLITE_BUSY. If the sink dies between the delete and the insert, the batch's offsets are
-    /// not committed, so the documents come back on the re-read.
+    /// `insert` of 500 documents takes ~10 ms): insert the batch unordered, then replace the
+    /// documents whose _id already existed (replays only), one by one.
     async fn write_mongo(&self, docs: &[(String, String, Value)]) -> anyhow::Result<()> {
         const DUPLICATE_KEY: i32 = 11000;
         let coll = self.db.collection::<Document>(EVENTS_COLLECTION);
@@ -152,12 +149,14 @@ impl Stores {
             },
         };
         metrics::counter!("ecom_sink_mongo_replaced_total").increment(existing.len() as u64);
-        let ids: Vec<&str> = existing.iter().map(|&i| docs[i].0.as_str()).collect();
-        coll.delete_many(doc! {"_id": {"$in": ids}}).await.context("MongoDB delete of replayed documents")?;
-        coll.insert_many(existing.iter().map(|&i| encoded[i].clone()))
-            .ordered(false)
-            .await
-            .context("MongoDB insert of replayed documents")?;
+        // One at a time: a single-_id filter is an indexed lookup on FerretDB, while a `$in`
+        // filter scans the collection and concurrent writers get SQLITE_BUSY.
+        for i in existing {
+            coll.replace_one(doc! {"_id": &docs[i].0}, encoded[i].clone())
+                .upsert(true)
+                .await
+                .with_context(|| format!("MongoDB replace of _id {}", docs[i].0))?;
+        }
         Ok(())
     }
 }
