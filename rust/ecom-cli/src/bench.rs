@@ -63,7 +63,12 @@ fn values(events: u64) -> (Vec<(String, Vec<u8>)>, f64, f64) {
     (out, gen_s, t.elapsed().as_secs_f64())
 }
 
-async fn produce(brokers: &str, topic: &str, settings: &[(&str, &str)], records: &[(String, Vec<u8>)]) -> anyhow::Result<f64> {
+async fn produce(
+    brokers: &str,
+    topic: &str,
+    settings: &[(&str, &str)],
+    records: &[(String, Vec<u8>)],
+) -> anyhow::Result<f64> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", brokers).set("queue.buffering.max.messages", "1000000");
     for (k, v) in settings {
@@ -105,7 +110,8 @@ async fn generate(a: GenerateBench) -> anyhow::Result<()> {
             .create()
             .context("creating a Kafka admin client")?;
         let _ = admin.create_topics(&[NewTopic::new(topic, 2, TopicReplication::Fixed(1))], &AdminOptions::new()).await;
-        let idempotent = [("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "10"), ("batch.size", "262144")];
+        let idempotent =
+            [("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "10"), ("batch.size", "262144")];
         let with_lz4 = [idempotent.as_slice(), &[("compression.type", "lz4")]].concat();
         // Warm-up: the first producer after a broker start waits for its coordinator.
         produce(&a.brokers, topic, &idempotent, &records[..records.len().min(10_000)]).await?;

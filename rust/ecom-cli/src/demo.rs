@@ -521,7 +521,8 @@ fn src_in_run(src: &ecom_proto::v1::SourceOffset, gen: &GenerateSummary) -> bool
 async fn count_stores(a: &DemoArgs, http: &reqwest::Client, ids: &[String]) -> anyhow::Result<(u64, u64, u64, u64)> {
     let mongo = mongodb::Client::with_uri_str(&a.mongo_url).await?;
     let coll = mongo.database("ecom").collection::<mongodb::bson::Document>("events");
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Replays are slow on the local FerretDB (see ecom-sink's write_mongo): allow for them.
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let _ = http.post(format!("{}/ecom-events-*/_refresh", a.es_url)).send().await;
         let mut es = 0;
