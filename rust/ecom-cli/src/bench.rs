@@ -20,6 +20,25 @@ pub(crate) struct BenchArgs {
 enum BenchWhat {
     /// Events/s of the generator: in-process, then into Kafka (tuned vs default producer).
     Generate(GenerateBench),
+    /// The sink's MongoDB write path next to the first version's (one multi-statement
+    /// upsert `update` command per batch), on a scratch database.
+    Sink(SinkBench),
+}
+
+#[derive(Debug, clap::Args)]
+struct SinkBench {
+    /// Documents written per strategy (in batches of --batch).
+    #[arg(long, default_value_t = 3_000)]
+    docs: usize,
+    /// Documents per batch.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// MongoDB URL.
+    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
+    mongo_url: String,
+    /// Elasticsearch URL (the sink connects to both stores; only MongoDB is measured).
+    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
+    es_url: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +60,7 @@ struct GenerateBench {
 pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
     match a.what {
         BenchWhat::Generate(g) => generate(g).await,
+        BenchWhat::Sink(b) => sink(b).await,
     }
 }
 
@@ -131,6 +151,118 @@ async fn generate(a: GenerateBench) -> anyhow::Result<()> {
         for (what, rate) in rows {
             println!("  {what:<72} {rate:>12.0} events/s");
         }
+    }
+    Ok(())
+}
+
+fn bench_event(i: usize) -> ecom_proto::v1::EnrichedEvent {
+    ecom_proto::v1::EnrichedEvent {
+        event: Some(ecom_proto::v1::Event {
+            event_id: format!("bench-{i:08}"),
+            event_time_ms: 1_767_225_600_000 + i as i64,
+            session_id: format!("s{}", i / 10),
+            user_id: format!("u{}", i / 30),
+            kind: 3,
+            product_id: Some(format!("P{:05}", i % 2_400)),
+            page: "/p/P00001".into(),
+            user_agent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0"
+                .into(),
+            ..Default::default()
+        }),
+        ip_hash: "3f2a".repeat(16),
+        verdict: 1,
+        lsh_buckets: (0..8).map(|b| b * 0x9e37_79b9_7f4a_7c15_u64).collect(),
+        ..Default::default()
+    }
+}
+
+/// Longest the baseline's replay may run before the bench reports it as timed out.
+const REPLAY_LIMIT: Duration = Duration::from_secs(60);
+
+async fn sink(b: SinkBench) -> anyhow::Result<()> {
+    use mongodb::bson::{doc, Bson, Document};
+    let db_name = format!("ecom_bench_sink_{}", std::process::id());
+    let cfg = ecom_sink::SinkConfig {
+        brokers: String::new(),
+        topic: String::new(),
+        group_id: String::new(),
+        es_url: b.es_url.clone(),
+        index_prefix: format!("ecom-bench-{}", std::process::id()),
+        mongo_url: b.mongo_url.clone(),
+        mongo_db: db_name.clone(),
+        batch_max: b.batch,
+        batch_wait: Duration::from_millis(100),
+        metrics_addr: "127.0.0.1:0".parse()?,
+        delivery: ecom_sink::DeliveryMode::AtLeastOnce,
+    };
+    let stores = ecom_sink::stores::Stores::connect(&cfg).await?;
+    let client = mongodb::Client::with_uri_str(&b.mongo_url).await?;
+    let db = client.database(&db_name);
+    let events: Vec<_> = (0..b.docs).map(bench_event).collect();
+    let batches: Vec<&[ecom_proto::v1::EnrichedEvent]> = events.chunks(b.batch.max(1)).collect();
+
+    // Baseline: the first version's one `update` command with an upsert statement per document.
+    let baseline = |batch: &[ecom_proto::v1::EnrichedEvent]| {
+        let updates: Vec<Bson> = batch
+            .iter()
+            .map(|e| {
+                let id = e.event.as_ref().map(|x| x.event_id.clone()).unwrap_or_default();
+                let mut u: Document = mongodb::bson::to_document(&ecom_sink::doc::to_doc(e, 0)).expect("plain JSON");
+                u.insert("_id", id.clone());
+                Bson::Document(doc! {"q": {"_id": id}, "u": u, "upsert": true})
+            })
+            .collect();
+        let db = db.clone();
+        async move { db.run_command(doc! {"update": "events_baseline", "updates": updates, "ordered": false}).await }
+    };
+    let mut rows: Vec<(String, f64, f64)> = Vec::new();
+    let mut time_all =
+        |name: &str, secs: Vec<f64>| rows.push((name.to_string(), secs[0], *secs.last().unwrap_or(&0.0)));
+
+    let mut base_s = Vec::new();
+    for batch in &batches {
+        let t = Instant::now();
+        baseline(batch).await.context("baseline update command")?;
+        base_s.push(t.elapsed().as_secs_f64());
+        eprintln!("  baseline batch {} of {}: {:.3} s", base_s.len(), batches.len(), base_s[base_s.len() - 1]);
+    }
+    time_all("update command, one upsert statement per document (first version)", base_s);
+    let mut cur_s = Vec::new();
+    for batch in &batches {
+        let t = Instant::now();
+        stores.write_mongo_only(batch).await?;
+        cur_s.push(t.elapsed().as_secs_f64());
+        eprintln!("  current batch {} of {}: {:.3} s", cur_s.len(), batches.len(), cur_s[cur_s.len() - 1]);
+    }
+    time_all("insert_many unordered (current, new documents)", cur_s);
+    // Replays: the last batch again, so every document already exists.
+    let last = batches.last().copied().unwrap_or_default();
+    let t = Instant::now();
+    stores.write_mongo_only(last).await?;
+    let cur_replay = t.elapsed().as_secs_f64();
+    // Last and bounded: on FerretDB/SQLite the first version's replay can take many minutes,
+    // and a command the bench gives up on keeps running on the server.
+    let t = Instant::now();
+    let base_replay = match tokio::time::timeout(REPLAY_LIMIT, baseline(last)).await {
+        Ok(r) => {
+            r.context("baseline replay")?;
+            format!("{:.3}", t.elapsed().as_secs_f64())
+        }
+        Err(_) => format!("> {}", REPLAY_LIMIT.as_secs()),
+    };
+    eprintln!("  replays: baseline {base_replay} s, current {cur_replay:.3} s");
+
+    println!("ecom bench sink: {} documents in batches of {} into {db_name}", b.docs, b.batch);
+    println!("  {:<70} {:>12} {:>12}", "strategy", "1st batch s", "last batch s");
+    for (name, first, last) in &rows {
+        println!("  {name:<70} {first:>12.3} {last:>12.3}");
+    }
+    println!(
+        "  replay of the last batch (every document exists): first version {base_replay} s, current {cur_replay:.3} s"
+    );
+    match tokio::time::timeout(Duration::from_secs(30), db.drop()).await {
+        Ok(r) => r.context("dropping the bench database")?,
+        Err(_) => eprintln!("the server is still busy; drop the database {db_name} later"),
     }
     Ok(())
 }

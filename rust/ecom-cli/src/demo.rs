@@ -199,7 +199,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         let want = gen.malformed_by_reason.get(reason).copied().unwrap_or(0);
         println!("      {reason:<40} {n:>6}   labelled {want}");
     }
-    println!("  guard verdicts                        {}", fmt_counts(&outcome.verdicts));
+    println!("  guard verdicts                        {}", generate::fmt_counts(&outcome.verdicts));
     println!("  guard fallbacks                       {:>8}", outcome.guard_fallbacks);
     println!("  duplicates in Kafka outputs           {:>8}", outcome.duplicates);
     println!("  documents in Elasticsearch (this run) {:>8}   (ecom-events-* holds {es_total} in all)", es_docs);
@@ -240,10 +240,6 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         println!("reconciled: no ({})", why.join("; "));
         std::process::exit(1);
     }
-}
-
-fn fmt_counts(m: &BTreeMap<String, u64>) -> String {
-    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
 async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<()> {
@@ -466,13 +462,25 @@ async fn collect_outputs(
         };
         let msg = msg.context("reading the job's output topics")?;
         let payload = msg.payload().unwrap_or_default();
-        let source = if msg.topic() == ENRICHED {
+        // Decode once, then count each raw position of this run exactly once.
+        let (source, record) = if msg.topic() == ENRICHED {
             let e = EnrichedEvent::decode(payload).context("an ecom.events.enriched record is not an EnrichedEvent")?;
-            let src = e.source.clone().unwrap_or_default();
-            if src.topic == RAW
-                && gen.positions.contains(&(src.partition, src.offset))
-                && !seen.contains(&(src.partition, src.offset))
-            {
+            (e.source.clone().unwrap_or_default(), Ok(e))
+        } else {
+            let e = InvalidEvent::decode(payload).context("an ecom.events.invalid record is not an InvalidEvent")?;
+            (e.source.clone().unwrap_or_default(), Err(e))
+        };
+        if !src_in_run(&source, gen) {
+            continue;
+        }
+        if !seen.insert((source.partition, source.offset)) {
+            out.duplicates += 1;
+            continue;
+        }
+        bar.inc(1);
+        last_progress = Instant::now();
+        match record {
+            Ok(e) => {
                 out.enriched_ids.push(e.event.as_ref().map(|x| x.event_id.clone()).unwrap_or_default());
                 let v = ecom_proto::v1::Verdict::try_from(e.verdict).map(|v| v.as_str_name()).unwrap_or("?");
                 *out.verdicts.entry(v.trim_start_matches("VERDICT_").to_ascii_lowercase()).or_default() += 1;
@@ -481,25 +489,9 @@ async fn collect_outputs(
                     latencies.push(e.enriched_at_ms - e.produced_at_ms);
                 }
             }
-            src
-        } else {
-            let e = InvalidEvent::decode(payload).context("an ecom.events.invalid record is not an InvalidEvent")?;
-            let src = e.source.clone().unwrap_or_default();
-            if src.topic == RAW
-                && gen.positions.contains(&(src.partition, src.offset))
-                && !seen.contains(&(src.partition, src.offset))
-            {
+            Err(e) => {
                 out.invalid += 1;
-                *out.invalid_by_reason.entry(e.reason_code.clone()).or_default() += 1;
-            }
-            src
-        };
-        if src_in_run(&source, gen) {
-            if seen.insert((source.partition, source.offset)) {
-                bar.inc(1);
-                last_progress = Instant::now();
-            } else {
-                out.duplicates += 1;
+                *out.invalid_by_reason.entry(e.reason_code).or_default() += 1;
             }
         }
     }

@@ -78,26 +78,21 @@ pub(crate) struct GenerateArgs {
 }
 
 impl GenerateArgs {
-    /// Defaults as on the command line, for callers inside the binary.
+    /// The command line's defaults (one source: the clap attributes above) with the given
+    /// values, for callers inside the binary.
     pub(crate) fn with(events: u64, seed: u64, malformed_rate: f64, start_ms: Option<i64>, brokers: &str) -> Self {
-        Self {
-            events,
-            duration: None,
-            seed,
-            malformed_rate,
-            out_of_order_rate: 0.01,
-            anomaly_scale: 1.0,
-            products: 2_400,
-            start_ms,
-            time: TimeMode::Sim,
-            rate: None,
-            out: None,
-            brokers: brokers.to_string(),
-            topic: "ecom.events.raw".into(),
-            catalog_topic: "ecom.catalog".into(),
-            truth_topic: "ecom.truth".into(),
-            quiet: false,
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: GenerateArgs,
         }
+        let mut a = <Defaults as clap::Parser>::try_parse_from(["generate"]).expect("the defaults parse").args;
+        a.events = events;
+        a.seed = seed;
+        a.malformed_rate = malformed_rate;
+        a.start_ms = start_ms;
+        a.brokers = brokers.to_string();
+        a
     }
 
     fn config(&self) -> anyhow::Result<GenConfig> {
@@ -149,7 +144,8 @@ pub(crate) struct GenerateSummary {
     /// Kafka (partition, offset) of every produced event record.
     pub(crate) positions: HashSet<(i32, i64)>,
     pub(crate) seconds: f64,
-    truth: Vec<TruthRecord>,
+    /// (true probability, outcome) of ordinary complete sessions, for the oracle AUC.
+    oracle_points: Vec<(f64, bool)>,
 }
 
 impl GenerateSummary {
@@ -176,8 +172,7 @@ impl GenerateSummary {
                 }
             }
         }
-        // Kept for the oracle AUC: a few dozen bytes per session.
-        self.truth.extend_from_slice(t);
+        self.oracle_points.extend(t.iter().filter_map(ecom_gen::oracle_point));
     }
 
     fn print(&self, target: &str) {
@@ -189,7 +184,7 @@ impl GenerateSummary {
             self.seconds,
             self.produced as f64 / self.seconds.max(1e-9)
         );
-        eprintln!("  events by kind: {}", fmt(&self.kinds));
+        eprintln!("  events by kind: {}", fmt_counts(&self.kinds));
         eprintln!(
             "  sessions: {} ({} cut short by --events), purchase rate {:.2}%",
             self.sessions,
@@ -198,11 +193,11 @@ impl GenerateSummary {
         );
         eprintln!(
             "  anomalous sessions: {}",
-            if self.anomalies.is_empty() { "none".into() } else { fmt(&self.anomalies) }
+            if self.anomalies.is_empty() { "none".into() } else { fmt_counts(&self.anomalies) }
         );
         eprintln!(
             "  malformed: {}",
-            if self.malformed_by_reason.is_empty() { "none".into() } else { fmt(&self.malformed_by_reason) }
+            if self.malformed_by_reason.is_empty() { "none".into() } else { fmt_counts(&self.malformed_by_reason) }
         );
         match self.oracle_auc {
             Some(a) => println!("oracle_auc: {a:.4}"),
@@ -211,7 +206,8 @@ impl GenerateSummary {
     }
 }
 
-fn fmt(m: &BTreeMap<String, u64>) -> String {
+/// `k=v k=v` for a summary line.
+pub(crate) fn fmt_counts(m: &BTreeMap<String, u64>) -> String {
     m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
@@ -366,7 +362,7 @@ async fn to_kafka(a: &GenerateArgs, cfg: GenConfig) -> anyhow::Result<GenerateSu
     producer.flush(Duration::from_secs(30)).context("flushing the producer")?;
     run.bar.finish_and_clear();
     summary.seconds = run.started.elapsed().as_secs_f64();
-    summary.oracle_auc = ecom_gen::oracle_auc(&summary.truth);
+    summary.oracle_auc = ecom_gen::oracle_auc_of(summary.oracle_points.iter().copied());
     Ok(summary)
 }
 
@@ -472,7 +468,7 @@ async fn to_files(a: &GenerateArgs, cfg: GenConfig, dir: &std::path::Path) -> an
     }
     run.bar.finish_and_clear();
     summary.seconds = run.started.elapsed().as_secs_f64();
-    summary.oracle_auc = ecom_gen::oracle_auc(&summary.truth);
+    summary.oracle_auc = ecom_gen::oracle_auc_of(summary.oracle_points.iter().copied());
     let s = serde_json::json!({
         "records": summary.produced,
         "malformed": summary.malformed_by_reason,

@@ -232,11 +232,6 @@ fn capitalise(s: &str) -> String {
     c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }
 
-/// The category of a product name noun, for search queries.
-pub fn category(name: &str) -> Option<&'static Category> {
-    CATEGORIES.iter().find(|c| c.name == name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,6 +156,32 @@ fn arrival_rate(cfg: &GenConfig, t: i64) -> f64 {
     cfg.peak_sessions_per_hour * DIURNAL[hour] * WEEKLY[dow] * promo
 }
 
+/// An event waiting in the time-ordered queue; ordered by (event time, enqueue order) so ties
+/// leave in a fixed order.
+struct Queued {
+    time_ms: i64,
+    seq: u64,
+    session: usize,
+    event: Event,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time_ms, self.seq) == (other.time_ms, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.time_ms, self.seq).cmp(&(other.time_ms, other.seq))
+    }
+}
+
 struct Pending {
     truth: SessionTruth,
     remaining: usize,
@@ -170,13 +196,12 @@ pub struct Generator {
     users: Vec<User>,
     emitted: u64,
     next_arrival_ms: i64,
-    queue: BinaryHeap<Reverse<(i64, u64, usize)>>,
-    events: HashMap<u64, Event>,
+    queue: BinaryHeap<Reverse<Queued>>,
     sessions: HashMap<usize, Pending>,
     next_session: usize,
-    next_event: u64,
+    next_seq: u64,
     truth_out: VecDeque<TruthRecord>,
-    delayed: Vec<(u64, Event, usize)>,
+    delayed: Vec<(Event, usize)>,
 }
 
 impl std::fmt::Debug for Generator {
@@ -199,10 +224,9 @@ impl Generator {
             emitted: 0,
             next_arrival_ms,
             queue: BinaryHeap::new(),
-            events: HashMap::new(),
             sessions: HashMap::new(),
             next_session: 0,
-            next_event: 0,
+            next_seq: 0,
             truth_out: VecDeque::new(),
             delayed: Vec::new(),
         }
@@ -231,11 +255,10 @@ impl Generator {
             e.event_id = self.uuid7(e.event_time_ms);
         }
         self.sessions.insert(idx, Pending { truth, remaining: events.len(), emitted: 0 });
-        for e in events {
-            let n = self.next_event;
-            self.next_event += 1;
-            self.queue.push(Reverse((e.event_time_ms, n, idx)));
-            self.events.insert(n, e);
+        for event in events {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.queue.push(Reverse(Queued { time_ms: event.event_time_ms, seq, session: idx, event }));
         }
     }
 
@@ -296,17 +319,16 @@ impl Generator {
         }
     }
 
-    fn next_event(&mut self) -> Option<(u64, Event, usize)> {
+    fn next_event(&mut self) -> Option<(Event, usize)> {
         loop {
-            let head = self.queue.peek().map(|Reverse((t, _, _))| *t);
+            let head = self.queue.peek().map(|Reverse(q)| q.time_ms);
             match head {
                 Some(t) if t < self.next_arrival_ms => break,
                 _ => self.arrive(),
             }
         }
-        let Reverse((_, n, idx)) = self.queue.pop()?;
-        let e = self.events.remove(&n).expect("queued events are stored");
-        Some((n, e, idx))
+        let Reverse(q) = self.queue.pop()?;
+        Some((q.event, q.session))
     }
 
     fn finish_session(&mut self, idx: usize) {
@@ -340,7 +362,7 @@ impl Iterator for Generator {
             return None;
         }
         // A delayed (out-of-order) event leaves once a few later ones have gone out.
-        let (_, e, idx) = if !self.delayed.is_empty() && self.rng.random_bool(0.3) {
+        let (e, idx) = if !self.delayed.is_empty() && self.rng.random_bool(0.3) {
             self.delayed.remove(0)
         } else {
             let next = self.next_event()?;
@@ -379,18 +401,26 @@ impl Iterator for Generator {
     }
 }
 
+/// A session's (true purchase probability, outcome) when it counts for the oracle AUC:
+/// ordinary (non-anomalous) and complete.
+pub fn oracle_point(t: &TruthRecord) -> Option<(f64, bool)> {
+    match &t.record {
+        Some(truth_record::Record::Session(s)) if s.anomaly == 0 && !s.truncated => {
+            Some((s.purchase_probability, s.purchased))
+        }
+        _ => None,
+    }
+}
+
 /// The oracle AUC: the AUC of the generator's own purchase probability against the outcomes,
-/// over ordinary (non-anomalous), complete sessions. No model can expect to beat it.
+/// over ordinary, complete sessions. No model can expect to beat it.
 pub fn oracle_auc(truth: &[TruthRecord]) -> Option<f64> {
-    let (scores, labels): (Vec<f64>, Vec<bool>) = truth
-        .iter()
-        .filter_map(|t| match &t.record {
-            Some(truth_record::Record::Session(s)) if s.anomaly == 0 && !s.truncated => {
-                Some((s.purchase_probability, s.purchased))
-            }
-            _ => None,
-        })
-        .unzip();
+    oracle_auc_of(truth.iter().filter_map(oracle_point))
+}
+
+/// The oracle AUC from (probability, outcome) points collected with `oracle_point`.
+pub fn oracle_auc_of(points: impl IntoIterator<Item = (f64, bool)>) -> Option<f64> {
+    let (scores, labels): (Vec<f64>, Vec<bool>) = points.into_iter().unzip();
     ecom_core::metrics::roc_auc(&scores, &labels)
 }
 

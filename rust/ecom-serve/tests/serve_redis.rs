@@ -93,23 +93,15 @@ async fn grpc_guard_health_and_http_over_loopback() {
     let too_many = GuardBatchRequest { requests: (0..11).map(|i| req(&ip, i)).collect() };
     assert_eq!(client.check_batch(too_many).await.unwrap_err().code(), tonic::Code::InvalidArgument);
 
-    let body = reqwest_get("http://127.0.0.1:18080/metrics").await;
+    let body = http_get("http://127.0.0.1:18080/metrics").await;
     assert!(body.contains("ecom_guard_verdicts_total"), "{body}");
-    let health = reqwest_get("http://127.0.0.1:18080/health").await;
+    let health = http_get("http://127.0.0.1:18080/health").await;
     assert!(health.contains("\"redis\":\"ok\""), "{health}");
 
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(15), server).await.unwrap().unwrap().unwrap();
 }
 
-/// Minimal HTTP GET over a raw socket (keeps the test free of an HTTP client dependency).
-async fn reqwest_get(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    s.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await.unwrap();
-    buf
+async fn http_get(url: &str) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
 }

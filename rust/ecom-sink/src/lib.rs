@@ -83,7 +83,7 @@ pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 's
     });
 
     loop {
-        let mut batch: Vec<(EnrichedEvent, usize)> = Vec::with_capacity(cfg.batch_max);
+        let mut batch: Vec<EnrichedEvent> = Vec::with_capacity(cfg.batch_max);
         let mut dead: Vec<(Vec<u8>, String)> = Vec::new();
         let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let deadline = Instant::now() + cfg.batch_wait;
@@ -109,7 +109,7 @@ pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 's
                         next_offsets.insert((msg.topic().to_string(), msg.partition()), msg.offset() + 1);
                         let payload = msg.payload().unwrap_or_default();
                         match EnrichedEvent::decode(payload) {
-                            Ok(e) if e.event.as_ref().is_some_and(|ev| !ev.event_id.is_empty()) => batch.push((e, payload.len())),
+                            Ok(e) if e.event.as_ref().is_some_and(|ev| !ev.event_id.is_empty()) => batch.push(e),
                             Ok(_) => dead.push((payload.to_vec(), "enriched event without event.event_id".into())),
                             Err(err) => dead.push((payload.to_vec(), format!("not an ecom.v1.EnrichedEvent: {err}"))),
                         }
@@ -139,7 +139,7 @@ pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 's
 /// succeeds, so a failing store pauses the sink instead of losing data.
 async fn write_until_done(
     stores: &stores::Stores,
-    batch: &[(EnrichedEvent, usize)],
+    batch: &[EnrichedEvent],
     dead: &[(Vec<u8>, String)],
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {

@@ -71,21 +71,31 @@ impl Stores {
         Ok(())
     }
 
+    /// (event_id, index, document) for each event; every event must carry an event_id.
+    fn docs(&self, batch: &[EnrichedEvent]) -> Vec<(String, String, Value)> {
+        let indexed_at = now_ms();
+        batch
+            .iter()
+            .map(|e| {
+                let ev = e.event.as_ref().expect("checked when batching");
+                (
+                    ev.event_id.clone(),
+                    doc::daily_index(&self.index_prefix, ev.event_time_ms),
+                    doc::to_doc(e, indexed_at),
+                )
+            })
+            .collect()
+    }
+
+    /// The MongoDB half of `write` alone, for `ecom bench sink`.
+    pub async fn write_mongo_only(&self, batch: &[EnrichedEvent]) -> anyhow::Result<()> {
+        self.write_mongo(&self.docs(batch)).await
+    }
+
     /// Writes a batch to both stores; Ok only when both acknowledged every document.
-    pub async fn write(&self, batch: &[(EnrichedEvent, usize)], dead: &[(Vec<u8>, String)]) -> anyhow::Result<()> {
+    pub async fn write(&self, batch: &[EnrichedEvent], dead: &[(Vec<u8>, String)]) -> anyhow::Result<()> {
         if !batch.is_empty() {
-            let indexed_at = now_ms();
-            let docs: Vec<(String, String, Value)> = batch
-                .iter()
-                .map(|(e, _)| {
-                    let ev = e.event.as_ref().expect("checked when batching");
-                    (
-                        ev.event_id.clone(),
-                        doc::daily_index(&self.index_prefix, ev.event_time_ms),
-                        doc::to_doc(e, indexed_at),
-                    )
-                })
-                .collect();
+            let docs = self.docs(batch);
             // A store that stops answering must surface as an error (and a retry), not a hang.
             let (es, mongo) = tokio::join!(
                 tokio::time::timeout(STORE_TIMEOUT, self.write_es(&docs)),

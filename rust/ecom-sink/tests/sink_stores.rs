@@ -51,10 +51,9 @@ fn event(i: usize) -> EnrichedEvent {
 }
 
 async fn es_count(url: &str, prefix: &str) -> u64 {
-    let http = reqwest_like::Http::new(url);
-    http.post_json(&format!("/{prefix}-*/_refresh"), "").await;
-    let body = http.get(&format!("/{prefix}-*/_count")).await;
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let http = reqwest::Client::new();
+    http.post(format!("{url}/{prefix}-*/_refresh")).send().await.unwrap();
+    let v: serde_json::Value = http.get(format!("{url}/{prefix}-*/_count")).send().await.unwrap().json().await.unwrap();
     v["count"].as_u64().unwrap_or(0)
 }
 
@@ -74,7 +73,7 @@ async fn writes_are_idempotent_by_event_id_in_both_stores() {
     let c = cfg("stores");
     let stores = Stores::connect(&c).await.unwrap();
     stores.ensure_schema().await.unwrap();
-    let batch: Vec<_> = (0..50).map(|i| (event(i), 0)).collect();
+    let batch: Vec<_> = (0..50).map(event).collect();
     stores.write(&batch, &[]).await.unwrap();
     stores.write(&batch[..20], &[]).await.unwrap(); // a replay overwrites
     assert_eq!(es_count(&c.es_url, &c.index_prefix).await, 50);
@@ -117,33 +116,4 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
         .await
         .unwrap();
     assert_eq!(dead, 1);
-}
-
-/// A tiny HTTP client over a raw socket, enough for _refresh and _count.
-mod reqwest_like {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    pub(crate) struct Http(String);
-    impl Http {
-        pub(crate) fn new(url: &str) -> Self {
-            Self(url.trim_start_matches("http://").trim_end_matches('/').to_string())
-        }
-        async fn call(&self, method: &str, path: &str, body: &str) -> String {
-            let mut s = tokio::net::TcpStream::connect(&self.0).await.unwrap();
-            let req = format!(
-                "{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                self.0,
-                body.len()
-            );
-            s.write_all(req.as_bytes()).await.unwrap();
-            let mut buf = String::new();
-            s.read_to_string(&mut buf).await.unwrap();
-            buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
-        }
-        pub(crate) async fn get(&self, path: &str) -> String {
-            self.call("GET", path, "").await
-        }
-        pub(crate) async fn post_json(&self, path: &str, body: &str) -> String {
-            self.call("POST", path, body).await
-        }
-    }
 }
