@@ -2,7 +2,9 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: `env!` would bake in the path of whichever clone first built this
+    // script, and a shared target dir reuses the script from another clone.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [root.join("ecom/v1/events.proto"), root.join("ecom/v1/services.proto")];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

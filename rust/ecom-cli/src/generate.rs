@@ -3,11 +3,10 @@
 use anyhow::Context;
 use ecom_gen::{AnomalyRates, GenConfig, GenRecord, Generator, Payload};
 use ecom_proto::v1::{truth_record, EventKind, TruthRecord};
-use futures::stream::{FuturesUnordered, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -42,6 +41,14 @@ pub(crate) struct GenerateArgs {
     /// Share of records delayed a little (out of order but valid), in [0, 1].
     #[arg(long, default_value_t = 0.01)]
     pub(crate) out_of_order_rate: f64,
+    /// Share of exact duplicates of a just-sent event, in [0, 1] (labelled DUPLICATE). Off by
+    /// default until the Flink job drops duplicates.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) duplicate_rate: f64,
+    /// Share of events hours behind the watermark, in [0, 1] (labelled LATE). Off by default
+    /// until the Flink job routes late events.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) late_rate: f64,
     /// Multiplies the default anomaly rates (0 turns anomalies off).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) anomaly_scale: f64,
@@ -96,7 +103,12 @@ impl GenerateArgs {
     }
 
     fn config(&self) -> anyhow::Result<GenConfig> {
-        for (name, v) in [("--malformed-rate", self.malformed_rate), ("--out-of-order-rate", self.out_of_order_rate)] {
+        for (name, v) in [
+            ("--malformed-rate", self.malformed_rate),
+            ("--out-of-order-rate", self.out_of_order_rate),
+            ("--duplicate-rate", self.duplicate_rate),
+            ("--late-rate", self.late_rate),
+        ] {
             if !(0.0..=1.0).contains(&v) {
                 anyhow::bail!("{name} {v} is outside [0, 1]");
             }
@@ -118,6 +130,8 @@ impl GenerateArgs {
             products: self.products,
             malformed_rate: self.malformed_rate,
             out_of_order_rate: self.out_of_order_rate,
+            duplicate_rate: self.duplicate_rate,
+            late_rate: self.late_rate,
             anomaly_rates: AnomalyRates {
                 crawler: a.crawler * s,
                 headless: a.headless * s,
@@ -223,17 +237,17 @@ struct Pacer {
 }
 
 impl Pacer {
-    async fn wait(&self, n: u64, event_time_ms: Option<i64>) {
+    /// How long record `n` must still wait.
+    fn delay(&self, n: u64, event_time_ms: Option<i64>) -> Duration {
+        let mut wait = Duration::ZERO;
         if let Some(rate) = self.rate {
             let due = self.started + Duration::from_secs_f64(n as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
+            wait = due.saturating_duration_since(Instant::now());
         }
         if let (true, Some(t)) = (self.wall, event_time_ms) {
-            let ahead = t - now_ms();
-            if ahead > 0 {
-                tokio::time::sleep(Duration::from_millis(ahead as u64)).await;
-            }
+            wait = wait.max(Duration::from_millis((t - now_ms()).max(0) as u64));
         }
+        wait
     }
 }
 
@@ -247,24 +261,25 @@ fn bar(n: u64, quiet: bool) -> ProgressBar {
 }
 
 pub(crate) async fn run(a: GenerateArgs) -> anyhow::Result<GenerateSummary> {
-    let cfg = a.config()?;
-    let summary = match &a.out {
-        Some(dir) => to_files(&a, cfg, dir).await?,
-        None => to_kafka(&a, cfg).await?,
-    };
+    let summary = generate(a.clone()).await?;
     summary.print(a.out.as_ref().map_or(a.topic.clone(), |d| d.display().to_string()).as_str());
     Ok(summary)
 }
 
-/// Encodes a record's value; `produced_at_ms` is stamped only when producing to Kafka, so
-/// files stay byte-identical across runs.
-fn encode(rec: &GenRecord, stamp: bool) -> Vec<u8> {
+/// `run` without the closing summary.
+pub(crate) async fn generate(a: GenerateArgs) -> anyhow::Result<GenerateSummary> {
+    let cfg = a.config()?;
+    match a.out.clone() {
+        Some(dir) => to_files(&a, cfg, &dir).await,
+        // Blocking: it runs its own two threads (see `to_kafka`).
+        None => tokio::task::spawn_blocking(move || to_kafka(&a, cfg)).await.context("the generate task panicked")?,
+    }
+}
+
+/// Encodes a record's value as it goes into a file: no `produced_at_ms` (that is stamped only
+/// when producing to Kafka), so files stay byte-identical across runs.
+fn encode(rec: &GenRecord) -> Vec<u8> {
     match &rec.payload {
-        Payload::Event(e) if stamp => {
-            let mut e = e.clone();
-            e.produced_at_ms = now_ms();
-            e.encode_to_vec()
-        }
         Payload::Event(e) => e.encode_to_vec(),
         Payload::Bytes(b) => b.clone(),
     }
@@ -296,124 +311,197 @@ impl Run {
         }
     }
 
-    /// Waits for the record's turn; false once --duration is over.
-    async fn admit(&self, n: u64, rec: &GenRecord) -> bool {
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+    fn over(&self, n: u64) -> bool {
+        let over = self.deadline.is_some_and(|d| Instant::now() >= d);
+        if over {
             self.bar.println(format!("--duration reached after {n} records"));
-            return false;
         }
-        self.pacer.wait(n, event_time(rec)).await;
-        true
+        over
     }
 }
 
-async fn to_kafka(a: &GenerateArgs, cfg: GenConfig) -> anyhow::Result<GenerateSummary> {
-    let producer: FutureProducer = ClientConfig::new()
+/// Which topic a record goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    Events = 0,
+    Catalog = 1,
+    Truth = 2,
+}
+
+/// Records handed from the generating thread to the producing thread.
+type Batch = Vec<(Dest, String, Vec<u8>)>;
+/// Records per batch; a batch also leaves early whenever pacing makes the generator wait.
+const BATCH: usize = 1_024;
+
+/// What librdkafka's delivery reports said.
+#[derive(Debug, Default)]
+struct Deliveries {
+    /// (partition, offset) of each delivered event record.
+    positions: Vec<(i32, i64)>,
+    /// Catalog and truth records delivered.
+    side: u64,
+    failed: u64,
+    first_error: Option<String>,
+}
+
+/// Collects delivery reports; they arrive on the producing thread during `poll`.
+#[derive(Default)]
+struct Reports(std::sync::Mutex<Deliveries>);
+
+impl rdkafka::ClientContext for Reports {}
+
+impl rdkafka::producer::ProducerContext for Reports {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, dest: usize) {
+        use rdkafka::Message as _;
+        let mut d = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(m) if dest == Dest::Events as usize => d.positions.push((m.partition(), m.offset())),
+            Ok(_) => d.side += 1,
+            Err((e, m)) => {
+                d.failed += 1;
+                if d.first_error.is_none() {
+                    d.first_error = Some(format!("to {}: {e}", m.topic()));
+                }
+            }
+        }
+    }
+}
+
+/// Runs the generator on its own thread (generate, encode, pace, count) and produces on this
+/// one, so neither waits for the other; the bounded channel keeps memory and the
+/// `produced_at_ms` skew small (a few batches).
+fn to_kafka(a: &GenerateArgs, cfg: GenConfig) -> anyhow::Result<GenerateSummary> {
+    let producer: BaseProducer<Reports> = ClientConfig::new()
         .set("bootstrap.servers", &a.brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "lz4")
         .set("linger.ms", "10")
         .set("batch.size", "262144")
-        .set("queue.buffering.max.messages", "200000")
+        .set("queue.buffering.max.messages", "500000")
         .set("message.timeout.ms", "60000")
-        .create()
+        .create_with_context(Reports::default())
         .with_context(|| format!("creating a Kafka producer for {}", a.brokers))?;
-    let mut summary = GenerateSummary::default();
-    let mut gen = Generator::new(cfg);
-    let mut side = FuturesUnordered::new();
-    // The catalog first: the job joins events against it.
-    for p in gen.catalog() {
-        let v = p.encode_to_vec();
-        side.push(send(&producer, &a.catalog_topic, &p.product_id, &v).await?);
-    }
     let run = Run::new(a);
-    let mut inflight = FuturesUnordered::new();
-    let mut n = 0u64;
-    while let Some(rec) = gen.next() {
-        if !run.admit(n, &rec).await {
-            break;
-        }
-        let value = encode(&rec, true);
-        summary.note_record(&rec);
-        inflight.push(send(&producer, &a.topic, &rec.key, &value).await?);
-        for t in gen.take_truth() {
-            side.push(send_truth(&producer, &a.truth_topic, &t).await?);
-            summary.note_truth(std::slice::from_ref(&t));
-        }
-        n += 1;
-        while inflight.len() >= 100_000 {
-            note_delivery(inflight.next().await.expect("non-empty"), &mut summary, &run.bar)?;
-        }
-        while side.len() >= 100_000 {
-            side_delivery(side.next().await.expect("non-empty"))?;
-        }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+    let (summary, produced) = std::thread::scope(|s| {
+        let gen = s.spawn(|| generate_batches(cfg, &run, tx));
+        let produced = produce_batches(a, &producer, rx, &run.bar);
+        // A failed producer drops the receiver, which ends the generator too.
+        (gen.join().expect("the generator thread panicked"), produced)
+    });
+    produced?;
+    producer.flush(Duration::from_secs(60)).context("flushing the producer")?;
+    let d = std::mem::take(&mut *producer.context().0.lock().unwrap_or_else(|p| p.into_inner()));
+    if d.failed > 0 {
+        anyhow::bail!(
+            "{} records were not delivered to Kafka (first: {})",
+            d.failed,
+            d.first_error.unwrap_or_default()
+        );
     }
-    for t in gen.take_truth() {
-        side.push(send_truth(&producer, &a.truth_topic, &t).await?);
-        summary.note_truth(std::slice::from_ref(&t));
-    }
-    while let Some(done) = inflight.next().await {
-        note_delivery(done, &mut summary, &run.bar)?;
-    }
-    while let Some(done) = side.next().await {
-        side_delivery(done)?;
-    }
-    producer.flush(Duration::from_secs(30)).context("flushing the producer")?;
     run.bar.finish_and_clear();
+    let mut summary = summary?;
+    summary.produced = d.positions.len() as u64;
+    summary.positions = d.positions.into_iter().collect();
     summary.seconds = run.started.elapsed().as_secs_f64();
     summary.oracle_auc = ecom_gen::oracle_auc_of(summary.oracle_points.iter().copied());
     Ok(summary)
 }
 
-type Delivery = rdkafka::producer::DeliveryFuture;
-
-/// Enqueues one record, waiting while the producer's queue is full.
-async fn send(producer: &FutureProducer, topic: &str, key: &str, value: &[u8]) -> anyhow::Result<Delivery> {
-    let mut record = FutureRecord::to(topic).key(key.as_bytes()).payload(value);
-    loop {
-        match producer.send_result(record) {
-            Ok(fut) => return Ok(fut),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                // Let librdkafka deliver what it holds before enqueueing more.
-                tokio::time::sleep(Duration::from_millis(5)).await;
+/// The generating side: catalog first (the job joins events against it), then events with
+/// their truth, in batches.
+fn generate_batches(
+    cfg: GenConfig,
+    run: &Run,
+    tx: std::sync::mpsc::SyncSender<Batch>,
+) -> anyhow::Result<GenerateSummary> {
+    let mut summary = GenerateSummary::default();
+    let mut gen = Generator::new(cfg);
+    let catalog: Batch =
+        gen.catalog().iter().map(|p| (Dest::Catalog, p.product_id.clone(), p.encode_to_vec())).collect();
+    if tx.send(catalog).is_err() {
+        return Ok(summary);
+    }
+    let mut batch = Batch::with_capacity(BATCH * 2);
+    let mut n = 0u64;
+    let truth = |t: TruthRecord, batch: &mut Batch, summary: &mut GenerateSummary| {
+        summary.note_truth(std::slice::from_ref(&t));
+        batch.push((Dest::Truth, truth_key(&t), t.encode_to_vec()));
+    };
+    while let Some(rec) = gen.next() {
+        if run.over(n) {
+            break;
+        }
+        let wait = run.pacer.delay(n, event_time(&rec));
+        if !wait.is_zero() {
+            // Hand over what is ready before sleeping, so paced records leave on time.
+            if !batch.is_empty() && tx.send(std::mem::take(&mut batch)).is_err() {
+                return Ok(summary);
             }
-            Err((e, _)) => return Err(e).context(format!("producing to {topic}")),
+            std::thread::sleep(wait);
+        }
+        summary.note_record(&rec);
+        let value = match rec.payload {
+            Payload::Event(mut e) => {
+                e.produced_at_ms = now_ms();
+                e.encode_to_vec()
+            }
+            Payload::Bytes(b) => b,
+        };
+        batch.push((Dest::Events, rec.key, value));
+        for t in gen.take_truth() {
+            truth(t, &mut batch, &mut summary);
+        }
+        n += 1;
+        if batch.len() >= BATCH && tx.send(std::mem::replace(&mut batch, Batch::with_capacity(BATCH * 2))).is_err() {
+            return Ok(summary);
         }
     }
+    for t in gen.take_truth() {
+        truth(t, &mut batch, &mut summary);
+    }
+    let _ = tx.send(batch);
+    Ok(summary)
 }
 
-async fn send_truth(producer: &FutureProducer, topic: &str, t: &TruthRecord) -> anyhow::Result<Delivery> {
-    let key = match &t.record {
+/// The producing side: hands every record to librdkafka, polling for delivery reports.
+fn produce_batches(
+    a: &GenerateArgs,
+    producer: &BaseProducer<Reports>,
+    rx: std::sync::mpsc::Receiver<Batch>,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    let topics = [a.topic.as_str(), a.catalog_topic.as_str(), a.truth_topic.as_str()];
+    let delivered = || producer.context().0.lock().unwrap_or_else(|p| p.into_inner()).positions.len() as u64;
+    for batch in rx {
+        for (dest, key, value) in &batch {
+            let mut record = BaseRecord::with_opaque_to(topics[*dest as usize], *dest as usize).key(key).payload(value);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        // Serve delivery reports (which frees the queue) before retrying.
+                        producer.poll(Duration::from_millis(5));
+                    }
+                    Err((e, _)) => return Err(e).context(format!("producing to {}", topics[*dest as usize])),
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+        bar.set_position(delivered());
+    }
+    Ok(())
+}
+
+fn truth_key(t: &TruthRecord) -> String {
+    match &t.record {
         Some(truth_record::Record::Session(s)) => s.session_id.clone(),
         Some(truth_record::Record::Malformed(m)) => format!("malformed-{}", m.sequence),
         None => String::new(),
-    };
-    send(producer, topic, &key, &t.encode_to_vec()).await
-}
-
-type DeliveryResult =
-    Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>;
-
-fn note_delivery(done: DeliveryResult, summary: &mut GenerateSummary, bar: &ProgressBar) -> anyhow::Result<()> {
-    match done {
-        Ok(Ok(d)) => {
-            summary.produced += 1;
-            summary.positions.insert((d.partition, d.offset));
-            bar.inc(1);
-            Ok(())
-        }
-        Ok(Err((e, _))) => Err(e).context("a record was not delivered to Kafka"),
-        Err(_) => anyhow::bail!("the producer dropped a delivery report"),
-    }
-}
-
-fn side_delivery(done: DeliveryResult) -> anyhow::Result<()> {
-    match done {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(e).context("a catalog or truth record was not delivered to Kafka"),
-        Err(_) => anyhow::bail!("the producer dropped a delivery report"),
     }
 }
 
@@ -438,10 +526,14 @@ async fn to_files(a: &GenerateArgs, cfg: GenConfig, dir: &std::path::Path) -> an
     let run = Run::new(a);
     let mut n = 0u64;
     while let Some(rec) = gen.next() {
-        if !run.admit(n, &rec).await {
+        if run.over(n) {
             break;
         }
-        let value = encode(&rec, false);
+        let wait = run.pacer.delay(n, event_time(&rec));
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let value = encode(&rec);
         summary.note_record(&rec);
         // events.pb: each record value with a varint length prefix (protobuf's delimited form).
         let mut len = Vec::with_capacity(5);

@@ -12,6 +12,11 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+// The generator, the sink and serve allocate many small strings per event; glibc's malloc
+// spent a third of `ecom generate`'s time (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Real-time and offline analytics for an online furniture shop.
 #[derive(Debug, Parser)]
 #[command(name = "ecom", version, about, propagate_version = true)]

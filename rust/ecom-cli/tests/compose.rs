@@ -53,8 +53,9 @@ fn services(yaml: &str) -> BTreeMap<String, (String, Vec<String>)> {
 
 #[test]
 fn compose_matches_the_design() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docker-compose.yml");
-    let yaml = std::fs::read_to_string(path).expect("docker-compose.yml at the repo root");
+    // At run time, not `env!`: a shared target dir may hold a binary built in another clone.
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../..");
+    let yaml = std::fs::read_to_string(root.join("docker-compose.yml")).expect("docker-compose.yml at the repo root");
     let svcs = services(&yaml);
     for (name, port, image) in DESIGN {
         let (img, ports) = svcs.get(*name).unwrap_or_else(|| panic!("service {name} missing from docker-compose.yml"));
@@ -64,7 +65,7 @@ fn compose_matches_the_design() {
     }
     assert!(svcs.contains_key("taskmanager"), "a Flink taskmanager service is needed");
     // Images carry the versions pinned for the local stack.
-    let versions = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dev/versions.env")).unwrap();
+    let versions = std::fs::read_to_string(root.join("dev/versions.env")).unwrap();
     let pinned = |k: &str| versions.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap().to_string();
     assert!(svcs["kafka"].0.ends_with(&pinned("KAFKA_VERSION")));
     assert!(svcs["elasticsearch"].0.ends_with(&pinned("ELASTICSEARCH_VERSION")));

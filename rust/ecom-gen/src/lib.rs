@@ -16,6 +16,7 @@ pub mod malformed;
 pub mod persona;
 pub mod session;
 
+use ecom_core::stream::MAX_OUT_OF_ORDER_MS;
 use ecom_proto::v1::{truth_record, Event, MalformedLabel, Product, RejectReason, SessionTruth, TruthRecord};
 use persona::User;
 use rand::{Rng, SeedableRng};
@@ -38,6 +39,12 @@ pub struct GenConfig {
     pub malformed_rate: f64,
     /// Share of records delayed within a few seconds (out of order, still valid).
     pub out_of_order_rate: f64,
+    /// Share of records that are exact copies of a just-sent event (a client retry); labelled
+    /// REJECT_REASON_DUPLICATE.
+    pub duplicate_rate: f64,
+    /// Share of records whose event time lies hours behind the stream (a device that was
+    /// offline); labelled REJECT_REASON_LATE.
+    pub late_rate: f64,
     /// Sessions per hour at the daily peak.
     pub peak_sessions_per_hour: f64,
     /// Share of sessions by users who were here before.
@@ -83,6 +90,9 @@ impl Default for GenConfig {
             products: 2_400,
             malformed_rate: 0.02,
             out_of_order_rate: 0.01,
+            // Off until the Flink job applies the stream rules (dedupe, watermarks).
+            duplicate_rate: 0.0,
+            late_rate: 0.0,
             peak_sessions_per_hour: 6_000.0,
             returning_rate: 0.35,
             anomaly_rates: AnomalyRates::default(),
@@ -157,12 +167,13 @@ fn arrival_rate(cfg: &GenConfig, t: i64) -> f64 {
 }
 
 /// An event waiting in the time-ordered queue; ordered by (event time, enqueue order) so ties
-/// leave in a fixed order.
+/// leave in a fixed order. The event is boxed: the heap moves entries on every push and pop,
+/// and moving a whole Event each time cost more than generating it.
 struct Queued {
     time_ms: i64,
     seq: u64,
     session: usize,
-    event: Event,
+    event: Box<Event>,
 }
 
 impl PartialEq for Queued {
@@ -202,7 +213,16 @@ pub struct Generator {
     next_seq: u64,
     truth_out: VecDeque<TruthRecord>,
     delayed: Vec<(Event, usize)>,
+    /// Newest event time among the valid records sent (what a watermark follows).
+    newest_ms: i64,
+    /// The last valid record sent and its sequence, for duplicates.
+    last_valid: Option<(Event, u64)>,
 }
+
+/// Late records start after this many records, so every consumer has seen the stream begin.
+const LATE_AFTER_RECORDS: u64 = 1_000;
+/// How far behind the watermark a late record lies: hours, far beyond any watermark lag.
+const LATE_BY_MS: std::ops::Range<i64> = 2 * 3_600_000..26 * 3_600_000;
 
 impl std::fmt::Debug for Generator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -229,6 +249,8 @@ impl Generator {
             next_seq: 0,
             truth_out: VecDeque::new(),
             delayed: Vec::new(),
+            newest_ms: i64::MIN,
+            last_valid: None,
         }
     }
 
@@ -258,7 +280,12 @@ impl Generator {
         for event in events {
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.queue.push(Reverse(Queued { time_ms: event.event_time_ms, seq, session: idx, event }));
+            self.queue.push(Reverse(Queued {
+                time_ms: event.event_time_ms,
+                seq,
+                session: idx,
+                event: Box::new(event),
+            }));
         }
     }
 
@@ -328,7 +355,7 @@ impl Generator {
             }
         }
         let Reverse(q) = self.queue.pop()?;
-        Some((q.event, q.session))
+        Some((*q.event, q.session))
     }
 
     fn finish_session(&mut self, idx: usize) {
@@ -361,8 +388,67 @@ impl Iterator for Generator {
         if self.emitted >= self.cfg.events {
             return None;
         }
-        // A delayed (out-of-order) event leaves once a few later ones have gone out.
-        let (e, idx) = if !self.delayed.is_empty() && self.rng.random_bool(0.3) {
+        let sequence = self.emitted;
+        let rec = match self.duplicate(sequence) {
+            Some(rec) => rec,
+            None => self.fresh(sequence)?,
+        };
+        self.emitted += 1;
+        if rec.expected_reject.is_none() {
+            if let Payload::Event(e) = &rec.payload {
+                self.newest_ms = self.newest_ms.max(e.event_time_ms);
+                self.last_valid = Some((e.clone(), sequence));
+            }
+        }
+        if self.emitted >= self.cfg.events {
+            // Events still held back never went out: their sessions end truncated.
+            self.delayed.clear();
+            self.flush_truncated();
+        }
+        Some(rec)
+    }
+}
+
+impl Generator {
+    fn label(&mut self, sequence: u64, reason: RejectReason, event_id: String, detail: String) {
+        self.truth_out.push_back(TruthRecord {
+            record: Some(truth_record::Record::Malformed(MalformedLabel {
+                sequence: sequence as i64,
+                reason: reason as i32,
+                event_id,
+                detail,
+            })),
+        });
+    }
+
+    /// Now and then, the last valid record again, byte for byte (a client retry). Only while it
+    /// is recent, so it is a duplicate and not also late.
+    fn duplicate(&mut self, sequence: u64) -> Option<GenRecord> {
+        if !(self.cfg.duplicate_rate > 0.0 && self.rng.random_bool(self.cfg.duplicate_rate.min(1.0))) {
+            return None;
+        }
+        let (e, of) = self.last_valid.clone()?;
+        if e.event_time_ms < self.newest_ms - MAX_OUT_OF_ORDER_MS / 2 {
+            return None;
+        }
+        self.label(sequence, RejectReason::Duplicate, e.event_id.clone(), format!("exact copy of record {of}"));
+        Some(GenRecord {
+            sequence,
+            key: e.session_id.clone(),
+            payload: Payload::Event(e),
+            expected_reject: Some(RejectReason::Duplicate),
+        })
+    }
+
+    /// The next event of the simulation, possibly delayed a little, made malformed or late.
+    fn fresh(&mut self, sequence: u64) -> Option<GenRecord> {
+        // A delayed (out-of-order) event leaves once a few later ones have gone out, and
+        // always while it is well inside the out-of-order bound.
+        let overdue = self
+            .delayed
+            .first()
+            .is_some_and(|(e, _)| self.newest_ms.saturating_sub(e.event_time_ms) >= MAX_OUT_OF_ORDER_MS / 2);
+        let (mut e, idx) = if !self.delayed.is_empty() && (overdue || self.rng.random_bool(0.3)) {
             self.delayed.remove(0)
         } else {
             let next = self.next_event()?;
@@ -373,31 +459,36 @@ impl Iterator for Generator {
                 next
             }
         };
-        let sequence = self.emitted;
-        self.emitted += 1;
         self.finish_session(idx);
         let key = e.session_id.clone();
-        let rec = if self.cfg.malformed_rate > 0.0 && self.rng.random_bool(self.cfg.malformed_rate.min(1.0)) {
+        if self.cfg.malformed_rate > 0.0 && self.rng.random_bool(self.cfg.malformed_rate.min(1.0)) {
             let event_id = e.event_id.clone();
             let m = malformed::corrupt(e, &mut self.rng);
-            self.truth_out.push_back(TruthRecord {
-                record: Some(truth_record::Record::Malformed(MalformedLabel {
-                    sequence: sequence as i64,
-                    reason: m.reason as i32,
-                    event_id,
-                    detail: m.detail,
-                })),
+            self.label(sequence, m.reason, event_id, m.detail);
+            return Some(GenRecord {
+                sequence,
+                key,
+                payload: Payload::Bytes(m.bytes),
+                expected_reject: Some(m.reason),
             });
-            GenRecord { sequence, key, payload: Payload::Bytes(m.bytes), expected_reject: Some(m.reason) }
-        } else {
-            GenRecord { sequence, key, payload: Payload::Event(e), expected_reject: None }
-        };
-        if self.emitted >= self.cfg.events {
-            // Events still held back never went out: their sessions end truncated.
-            self.delayed.clear();
-            self.flush_truncated();
         }
-        Some(rec)
+        if sequence >= LATE_AFTER_RECORDS
+            && self.newest_ms != i64::MIN
+            && self.cfg.late_rate > 0.0
+            && self.rng.random_bool(self.cfg.late_rate.min(1.0))
+        {
+            let by = self.rng.random_range(LATE_BY_MS);
+            e.event_time_ms = self.newest_ms - MAX_OUT_OF_ORDER_MS - by;
+            let detail = format!("event time set {} min behind the watermark", by / 60_000);
+            self.label(sequence, RejectReason::Late, e.event_id.clone(), detail);
+            return Some(GenRecord {
+                sequence,
+                key,
+                payload: Payload::Event(e),
+                expected_reject: Some(RejectReason::Late),
+            });
+        }
+        Some(GenRecord { sequence, key, payload: Payload::Event(e), expected_reject: None })
     }
 }
 
@@ -429,7 +520,7 @@ mod tests {
     use super::*;
     use ecom_proto::v1::{Anomaly, EventKind};
     use prost::Message;
-    use std::collections::{BTreeMap, HashSet};
+    use std::collections::{BTreeMap, HashMap, HashSet};
 
     fn cfg(seed: u64, events: u64) -> GenConfig {
         GenConfig { events, seed, ..Default::default() }
@@ -454,21 +545,26 @@ mod tests {
     #[test]
     fn every_malformed_record_fails_validation_for_its_label() {
         let now = 1_767_225_600_000 + 30 * 86_400_000;
-        let (recs, truth) = run(GenConfig { malformed_rate: 0.1, ..cfg(1, 20_000) });
+        let c = GenConfig { malformed_rate: 0.1, duplicate_rate: 0.01, late_rate: 0.01, ..cfg(1, 20_000) };
+        let (recs, truth) = run(c);
         let mut by_reason: BTreeMap<i32, usize> = BTreeMap::new();
+        // Each record alone through the validator, then the survivors in order through the
+        // stream rules, as the job applies them.
+        let mut stream = ecom_core::StreamCheck::new();
         for r in &recs {
             let bytes = match &r.payload {
                 Payload::Event(e) => e.encode_to_vec(),
                 Payload::Bytes(b) => b.clone(),
             };
-            let got = ecom_core::validate_bytes(&bytes, now).err().map(|x| x.reason);
+            let got = ecom_core::validate_bytes(&bytes, now).and_then(|e| stream.check(&e)).err().map(|x| x.reason);
             assert_eq!(got, r.expected_reject, "record {}: {:?}", r.sequence, r.payload);
             if let Some(reason) = r.expected_reject {
                 *by_reason.entry(reason as i32).or_default() += 1;
             }
         }
-        // Every stateless kind appears, and each has its label in the truth.
-        let kinds: HashSet<i32> = malformed::KINDS.iter().map(|k| *k as i32).collect();
+        // Every kind appears, and each has its label in the truth.
+        let mut kinds: HashSet<i32> = malformed::KINDS.iter().map(|k| *k as i32).collect();
+        kinds.extend([RejectReason::Duplicate as i32, RejectReason::Late as i32]);
         assert_eq!(by_reason.keys().copied().collect::<HashSet<_>>(), kinds);
         let labels = truth.iter().filter(|t| matches!(t.record, Some(truth_record::Record::Malformed(_)))).count();
         assert_eq!(labels, by_reason.values().sum::<usize>());
@@ -526,5 +622,68 @@ mod tests {
         assert!((0.75..0.97).contains(&auc), "oracle AUC {auc}");
         let personas: HashSet<&str> = normal.iter().map(|s| s.persona.as_str()).collect();
         assert_eq!(personas.len(), persona::PERSONAS.len());
+    }
+
+    #[test]
+    fn every_persona_converts_and_prices_inside_its_band() {
+        let (recs, truth) = run(cfg(11, 200_000));
+        let mut persona_of: HashMap<&str, &'static persona::Persona> = HashMap::new();
+        let mut conv: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for t in &truth {
+            if let Some(truth_record::Record::Session(s)) = &t.record {
+                if s.anomaly == 0 && !s.truncated {
+                    let p = persona::PERSONAS.iter().find(|p| p.name == s.persona).expect("a known persona");
+                    persona_of.insert(&s.session_id, p);
+                    let c = conv.entry(p.name).or_default();
+                    c.0 += 1;
+                    c.1 += u64::from(s.purchased);
+                }
+            }
+        }
+        let mut prices: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        let mut funnel: BTreeMap<(&str, i32), u64> = BTreeMap::new();
+        for r in &recs {
+            let Payload::Event(e) = &r.payload else { continue };
+            let Some(p) = persona_of.get(e.session_id.as_str()) else { continue };
+            *funnel.entry((p.name, e.kind)).or_default() += 1;
+            if e.kind == EventKind::ProductView as i32 {
+                prices.entry(p.name).or_default().push(e.unit_price_cents.expect("views carry the price"));
+            }
+        }
+        for p in persona::PERSONAS {
+            let (n, bought) = conv[p.name];
+            let rate = bought as f64 / n as f64;
+            let (lo, hi) = p.conversion_band;
+            assert!((lo..=hi).contains(&rate), "{}: conversion {rate:.4} outside {lo}..{hi} ({n} sessions)", p.name);
+            let v = prices.get_mut(p.name).expect("every persona views products");
+            v.sort_unstable();
+            let median = v[v.len() / 2];
+            let (lo, hi) = p.view_price_band_cents;
+            assert!((lo..=hi).contains(&median), "{}: median viewed price {median} outside {lo}..{hi}", p.name);
+            let k = |kind: EventKind| funnel.get(&(p.name, kind as i32)).copied().unwrap_or(0);
+            assert!(
+                k(EventKind::ProductView) > k(EventKind::AddToCart)
+                    && k(EventKind::AddToCart) > k(EventKind::CheckoutStart),
+                "{}: the funnel narrows from views to carts to checkouts",
+                p.name
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_order_records_stay_inside_the_watermark_bound() {
+        // Many delays, starting at night when events are sparse and gaps longest.
+        let c = GenConfig {
+            out_of_order_rate: 0.2,
+            malformed_rate: 0.0,
+            start_ms: GenConfig::default().start_ms + 3 * 3_600_000,
+            ..cfg(5, 50_000)
+        };
+        let (recs, _) = run(c);
+        let mut stream = ecom_core::StreamCheck::new();
+        for r in &recs {
+            let Payload::Event(e) = &r.payload else { unreachable!("no malformed records asked for") };
+            stream.check(e).unwrap_or_else(|x| panic!("record {}: {x}", r.sequence));
+        }
     }
 }

@@ -33,6 +33,10 @@ pub struct Persona {
     pub device_mix: (f64, f64),
     /// Mean quantity per cart line.
     pub mean_quantity: f64,
+    /// Where its session conversion (ordinary, complete sessions) must fall; a test checks it.
+    pub conversion_band: (f64, f64),
+    /// Where the median price of the products it views must fall, in cents; a test checks it.
+    pub view_price_band_cents: (i64, i64),
 }
 
 /// The personas of the shop.
@@ -51,6 +55,8 @@ pub const PERSONAS: &[Persona] = &[
         product_dwell_s: 25.0,
         device_mix: (0.35, 0.55),
         mean_quantity: 1.0,
+        conversion_band: (0.004, 0.02),
+        view_price_band_cents: (14_000, 28_000),
     },
     Persona {
         name: "researcher",
@@ -66,6 +72,8 @@ pub const PERSONAS: &[Persona] = &[
         product_dwell_s: 75.0,
         device_mix: (0.6, 0.3),
         mean_quantity: 1.0,
+        conversion_band: (0.035, 0.085),
+        view_price_band_cents: (25_000, 50_000),
     },
     Persona {
         name: "deal_hunter",
@@ -81,6 +89,8 @@ pub const PERSONAS: &[Persona] = &[
         product_dwell_s: 30.0,
         device_mix: (0.3, 0.65),
         mean_quantity: 1.3,
+        conversion_band: (0.035, 0.09),
+        view_price_band_cents: (5_000, 12_000),
     },
     Persona {
         name: "decisive_buyer",
@@ -96,6 +106,8 @@ pub const PERSONAS: &[Persona] = &[
         product_dwell_s: 40.0,
         device_mix: (0.5, 0.45),
         mean_quantity: 1.2,
+        conversion_band: (0.13, 0.26),
+        view_price_band_cents: (14_000, 28_000),
     },
     Persona {
         name: "luxury",
@@ -111,6 +123,8 @@ pub const PERSONAS: &[Persona] = &[
         product_dwell_s: 90.0,
         device_mix: (0.55, 0.3),
         mean_quantity: 1.0,
+        conversion_band: (0.05, 0.14),
+        view_price_band_cents: (40_000, 85_000),
     },
     Persona {
         name: "business_buyer",
@@ -126,6 +140,8 @@ pub const PERSONAS: &[Persona] = &[
         product_dwell_s: 45.0,
         device_mix: (0.9, 0.08),
         mean_quantity: 4.0,
+        conversion_band: (0.1, 0.22),
+        view_price_band_cents: (14_000, 28_000),
     },
 ];
 
