@@ -61,6 +61,8 @@ fn truth(anomaly: Anomaly, events: &[Event], purchased: bool) -> SessionTruth {
         events: events.len() as i32,
         returning_user: false,
         truncated: false,
+        // Decided before the first event.
+        decision_events: 0,
     }
 }
 

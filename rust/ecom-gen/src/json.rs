@@ -52,7 +52,7 @@ pub fn truth(t: &TruthRecord) -> Value {
             "purchase_probability": s.purchase_probability, "purchased": s.purchased,
             "anomaly": Anomaly::try_from(s.anomaly).map_or("?", |a| a.as_str_name()),
             "start_ms": s.start_ms, "events": s.events, "returning_user": s.returning_user,
-            "truncated": s.truncated,
+            "truncated": s.truncated, "decision_events": s.decision_events,
         }}),
         Some(truth_record::Record::Malformed(m)) => json!({"malformed": {
             "sequence": m.sequence, "reason": RejectReason::try_from(m.reason).map_or("?", |r| r.as_str_name()),

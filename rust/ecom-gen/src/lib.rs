@@ -686,4 +686,38 @@ mod tests {
             stream.check(e).unwrap_or_else(|x| panic!("record {}: {x}", r.sequence));
         }
     }
+
+    #[test]
+    fn the_feature_schema_knows_the_shop() {
+        let cats: Vec<&str> = catalog::CATEGORIES.iter().map(|c| c.name).collect();
+        assert_eq!(cats, ecom_core::features::CATEGORIES);
+        let channels: Vec<&str> = persona::CHANNELS.iter().map(|c| c.0).collect();
+        assert_eq!(channels, ecom_core::features::CHANNELS);
+    }
+
+    #[test]
+    fn the_decision_prefix_holds_no_checkout_or_purchase() {
+        let (recs, truth) = run(GenConfig { malformed_rate: 0.0, out_of_order_rate: 0.0, ..cfg(13, 30_000) });
+        let mut by_session: HashMap<&str, Vec<&Event>> = HashMap::new();
+        for r in &recs {
+            if let Payload::Event(e) = &r.payload {
+                by_session.entry(e.session_id.as_str()).or_default().push(e);
+            }
+        }
+        let mut checked = 0;
+        for t in &truth {
+            let Some(truth_record::Record::Session(s)) = &t.record else { continue };
+            if s.anomaly != 0 || s.truncated {
+                continue;
+            }
+            let events = &by_session[s.session_id.as_str()];
+            let prefix = &events[..s.decision_events as usize];
+            assert!(!prefix.is_empty());
+            assert!(prefix
+                .iter()
+                .all(|e| e.kind != EventKind::CheckoutStart as i32 && e.kind != EventKind::Purchase as i32));
+            checked += 1;
+        }
+        assert!(checked > 1_000);
+    }
 }

@@ -216,6 +216,7 @@ pub fn generate(
         let rel = (value as f64 / norm.max(1) as f64).ln().clamp(-2.0, 2.0);
         (0.9 + 0.15 * (cart.len() as f64 - 1.0).min(4.0), -p.price_sensitivity * rel)
     };
+    let decision_events = b.events.len() as i32;
     let hidden: f64 = Normal::new(0.0, HIDDEN_INTENT_SD).expect("sd > 0").sample(rng);
     let probability = sigmoid(z0 + cart_term + price_term + hidden);
     let purchased = rng.random_bool(probability);
@@ -263,6 +264,7 @@ pub fn generate(
         events: events.len() as i32,
         returning_user: returning,
         truncated: false,
+        decision_events,
     };
     (truth, events)
 }
