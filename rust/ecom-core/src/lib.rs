@@ -3,6 +3,7 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unused_must_use)]
 
+pub mod dp;
 pub mod features;
 pub mod lsh;
 pub mod metrics;

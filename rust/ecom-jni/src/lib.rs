@@ -4,10 +4,14 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unused_must_use)]
 
+use ecom_core::dp::{Accountant, Laplace, Quantity};
+use ecom_core::features;
 use ecom_core::lsh::{Lsh, DEFAULT_PARAMS};
-use jni::objects::{JByteArray, JClass, JIntArray, JObject, JObjectArray, JString};
-use jni::sys::{jint, jintArray, jlong, jlongArray, jobjectArray, jstring};
+use ecom_proto::v1::{EnrichedEvent, SessionState, UserHistory};
+use jni::objects::{JByteArray, JClass, JDoubleArray, JIntArray, JLongArray, JObject, JObjectArray, JString};
+use jni::sys::{jdouble, jint, jintArray, jlong, jlongArray, jobjectArray, jstring};
 use jni::JNIEnv;
+use prost::Message;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
@@ -17,6 +21,8 @@ type JniResult<T> = Result<T, Error>;
 enum Error {
     /// Bad arguments from Java: IllegalArgumentException.
     Arg(String),
+    /// A privacy budget would be exceeded: IllegalStateException.
+    Budget(String),
     /// A JNI failure (may already have a pending Java exception).
     Jni(jni::errors::Error),
 }
@@ -38,6 +44,7 @@ fn guarded<'l, T>(env: &mut JNIEnv<'l>, what: &str, null: T, f: impl FnOnce(&mut
     let (class, msg) = match outcome {
         Ok(Ok(v)) => return v,
         Ok(Err(Error::Arg(m))) => ("java/lang/IllegalArgumentException", format!("ecom-jni {what}: {m}")),
+        Ok(Err(Error::Budget(m))) => ("java/lang/IllegalStateException", format!("ecom-jni {what}: {m}")),
         Ok(Err(Error::Jni(jni::errors::Error::JavaException))) => return null, // already pending
         Ok(Err(Error::Jni(e))) => ("java/lang/RuntimeException", format!("ecom-jni {what}: JNI error: {e}")),
         Err(panic) => {
@@ -150,6 +157,171 @@ pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_lshShape<'l>(
         let p = lsh().params();
         let arr = env.new_int_array(2)?;
         env.set_int_array_region(&arr, 0, &[p.num_perm as jint, p.num_bands as jint])?;
+        Ok(arr.into_raw())
+    })
+}
+
+/// `byte[][] sessionUpdateBatch(byte[][] states, byte[][] events, long[] users, double[] out)`:
+/// folds event i (EnrichedEvent bytes) into state i (SessionState bytes; null = a new session)
+/// and writes its feature vector to out[i*F .. (i+1)*F] (F = featureCount()). users holds
+/// 3 longs per event (prior sessions, prior purchases, last session start ms) or is null.
+/// Returns the new states. Events of one session must come in order within a batch; the
+/// caller passes each event with its session's latest state.
+#[no_mangle]
+pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_sessionUpdateBatch<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    states: JObjectArray<'l>,
+    events: JObjectArray<'l>,
+    users: JLongArray<'l>,
+    out: JDoubleArray<'l>,
+) -> jobjectArray {
+    guarded(&mut env, "sessionUpdateBatch", std::ptr::null_mut(), |env| {
+        if states.is_null() || events.is_null() || out.is_null() {
+            return Err(Error::Arg("states, events and out must not be null".into()));
+        }
+        let n = env.get_array_length(&events)?;
+        if env.get_array_length(&states)? != n {
+            return Err(Error::Arg(format!("states has {} entries, events {n}", env.get_array_length(&states)?)));
+        }
+        let f = features::LEN;
+        if env.get_array_length(&out)? as usize != n as usize * f {
+            return Err(Error::Arg(format!("out must have events.length * {f} = {} entries", n as usize * f)));
+        }
+        let mut hist = Vec::new();
+        if !users.is_null() {
+            if env.get_array_length(&users)? as usize != n as usize * 3 {
+                return Err(Error::Arg(format!("users must be null or have events.length * 3 = {} entries", n * 3)));
+            }
+            hist = vec![0 as jlong; n as usize * 3];
+            env.get_long_array_region(&users, 0, &mut hist)?;
+        }
+        let result = env.new_object_array(n, "[B", JObject::null())?;
+        let mut values = vec![0.0 as jdouble; n as usize * f];
+        for i in 0..n {
+            let iu = i as usize;
+            env.with_local_frame(4, |env| -> JniResult<()> {
+                let s = env.get_object_array_element(&states, i)?;
+                let mut state = if s.is_null() {
+                    features::new_state()
+                } else {
+                    let bytes = env.convert_byte_array(JByteArray::from(s))?;
+                    SessionState::decode(bytes.as_slice())
+                        .map_err(|e| Error::Arg(format!("states[{i}] is not a SessionState: {e}")))?
+                };
+                let e = env.get_object_array_element(&events, i)?;
+                if e.is_null() {
+                    return Err(Error::Arg(format!("events[{i}] is null")));
+                }
+                let bytes = env.convert_byte_array(JByteArray::from(e))?;
+                let event = EnrichedEvent::decode(bytes.as_slice())
+                    .map_err(|e| Error::Arg(format!("events[{i}] is not an EnrichedEvent: {e}")))?;
+                features::update(&mut state, &event).map_err(|e| Error::Arg(format!("events[{i}]: {e}")))?;
+                let user = if hist.is_empty() {
+                    UserHistory::default()
+                } else {
+                    UserHistory {
+                        prior_sessions: hist[iu * 3].clamp(0, u32::MAX as i64) as u32,
+                        prior_purchases: hist[iu * 3 + 1].clamp(0, u32::MAX as i64) as u32,
+                        last_session_ms: hist[iu * 3 + 2],
+                    }
+                };
+                values[iu * f..(iu + 1) * f].copy_from_slice(&features::compute(&state, &user));
+                let encoded = env.byte_array_from_slice(&state.encode_to_vec())?;
+                env.set_object_array_element(&result, i, encoded)?;
+                Ok(())
+            })?;
+        }
+        env.set_double_array_region(&out, 0, &values)?;
+        Ok(result.into_raw())
+    })
+}
+
+/// `String[] featureSchema()`: the schema hash, then the feature names in order.
+#[no_mangle]
+pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_featureSchema<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+) -> jobjectArray {
+    guarded(&mut env, "featureSchema", std::ptr::null_mut(), |env| {
+        let arr = env.new_object_array(features::LEN as i32 + 1, "java/lang/String", JObject::null())?;
+        let hash = env.new_string(features::schema_hash())?;
+        env.set_object_array_element(&arr, 0, hash)?;
+        for (i, name) in features::NAMES.iter().enumerate() {
+            let s = env.new_string(name)?;
+            env.set_object_array_element(&arr, i as i32 + 1, s)?;
+        }
+        Ok(arr.into_raw())
+    })
+}
+
+/// `long[] dpReleaseWindow(String[] streams, long windowStartMs, long[] values, long[] uppers,
+/// double[] epsilons, double budget, double[] spentOut)`: releases value i of one window with
+/// discrete Laplace noise (uppers[i] = 0: a count; > 0: a sum of per-event values clamped to
+/// [0, uppers[i]]) at epsilons[i], charging streams[i]'s budget for this window. spentOut[i]
+/// gets the ε the release spent (OpenDP's privacy map). Nothing is released when any stream
+/// would go over the budget (IllegalStateException).
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // the JNI signature: one flat call per window
+pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_dpReleaseWindow<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    streams: JObjectArray<'l>,
+    window_start_ms: jlong,
+    values: JLongArray<'l>,
+    uppers: JLongArray<'l>,
+    epsilons: JDoubleArray<'l>,
+    budget: jdouble,
+    spent_out: JDoubleArray<'l>,
+) -> jlongArray {
+    guarded(&mut env, "dpReleaseWindow", std::ptr::null_mut(), |env| {
+        if streams.is_null() || values.is_null() || uppers.is_null() || epsilons.is_null() || spent_out.is_null() {
+            return Err(Error::Arg("no argument may be null".into()));
+        }
+        let n = env.get_array_length(&streams)?;
+        for (name, len) in [
+            ("values", env.get_array_length(&values)?),
+            ("uppers", env.get_array_length(&uppers)?),
+            ("epsilons", env.get_array_length(&epsilons)?),
+            ("spentOut", env.get_array_length(&spent_out)?),
+        ] {
+            if len != n {
+                return Err(Error::Arg(format!("{name} has {len} entries, streams {n}")));
+            }
+        }
+        let (mut v, mut u, mut eps) = (vec![0; n as usize], vec![0; n as usize], vec![0.0; n as usize]);
+        env.get_long_array_region(&values, 0, &mut v)?;
+        env.get_long_array_region(&uppers, 0, &mut u)?;
+        env.get_double_array_region(&epsilons, 0, &mut eps)?;
+        let mut names = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let s = env.with_local_frame(2, |env| -> JniResult<String> {
+                let obj = env.get_object_array_element(&streams, i)?;
+                if obj.is_null() {
+                    return Err(Error::Arg(format!("streams[{i}] is null")));
+                }
+                Ok(env.get_string(&JString::from(obj))?.into())
+            })?;
+            names.push(s);
+        }
+        let mut accountant = Accountant::new(budget).map_err(|e| Error::Arg(e.to_string()))?;
+        let mut mechanisms = Vec::with_capacity(n as usize);
+        for i in 0..n as usize {
+            let q = if u[i] == 0 { Quantity::Count } else { Quantity::BoundedSum { upper: u[i] } };
+            let m = Laplace::new(q, eps[i]).map_err(|e| Error::Arg(format!("release {i}: {e}")))?;
+            // Charge everything first: a window over budget releases nothing.
+            accountant.charge(&names[i], window_start_ms, m.epsilon()).map_err(|e| Error::Budget(e.to_string()))?;
+            mechanisms.push(m);
+        }
+        let mut noisy = Vec::with_capacity(n as usize);
+        let mut spent = Vec::with_capacity(n as usize);
+        for (m, value) in mechanisms.iter().zip(&v) {
+            noisy.push(m.release(*value).map_err(|e| Error::Arg(e.to_string()))?);
+            spent.push(m.epsilon());
+        }
+        env.set_double_array_region(&spent_out, 0, &spent)?;
+        let arr = env.new_long_array(n)?;
+        env.set_long_array_region(&arr, 0, &noisy)?;
         Ok(arr.into_raw())
     })
 }

@@ -8,7 +8,15 @@ import dev.ecom.flink.TestEvents;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.reflect.Method;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 class EcomNativeTest {
@@ -121,5 +129,98 @@ class EcomNativeTest {
     long[] third = Arrays.copyOfRange(out, 2 * stride, 3 * stride);
     assertThat(second).isEqualTo(first);
     assertThat(third).isNotEqualTo(first);
+  }
+
+  @Test
+  void sessionFeaturesThroughJniEqualEcomCoresOnTheSameSessions() throws IOException {
+    // features-golden.tsv: generated sessions with the features ecom-core computed after each
+    // event (rust/ecom-gen/tests/features_golden.rs keeps it current). Same bits, or no parity.
+    String[] schema = EcomNative.featureSchema();
+    int f = schema.length - 1;
+    List<String[]> rows = new ArrayList<>();
+    try (InputStream in = getClass().getResourceAsStream("/features-golden.tsv")) {
+      assertThat(in).as("features-golden.tsv on the test classpath").isNotNull();
+      String text = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+      String header = text.lines().findFirst().orElseThrow();
+      assertThat(header).as("fixture made with this schema").endsWith("schema " + schema[0]);
+      text.lines().skip(1).forEach(l -> rows.add(l.split("\t")));
+    }
+    assertThat(rows).hasSizeGreaterThan(100);
+    Map<String, byte[]> states = new HashMap<>();
+    int i = 0;
+    int compared = 0;
+    while (i < rows.size()) {
+      // A batch holds each session at most once.
+      List<String[]> batch = new ArrayList<>();
+      Set<String> inBatch = new HashSet<>();
+      while (i < rows.size() && inBatch.add(rows.get(i)[0])) {
+        batch.add(rows.get(i++));
+      }
+      byte[][] st = new byte[batch.size()][];
+      byte[][] ev = new byte[batch.size()][];
+      for (int j = 0; j < batch.size(); j++) {
+        st[j] = states.get(batch.get(j)[0]);
+        ev[j] = HexFormat.of().parseHex(batch.get(j)[1]);
+      }
+      double[] out = new double[batch.size() * f];
+      byte[][] next = EcomNative.sessionUpdateBatch(st, ev, null, out);
+      for (int j = 0; j < batch.size(); j++) {
+        states.put(batch.get(j)[0], next[j]);
+        String[] want = batch.get(j)[2].split(",");
+        assertThat(want).hasSize(f);
+        for (int k = 0; k < f; k++) {
+          long bits = Long.parseUnsignedLong(want[k], 16);
+          assertThat(Double.doubleToRawLongBits(out[j * f + k]))
+              .as("session %s feature %s", batch.get(j)[0], schema[k + 1])
+              .isEqualTo(bits);
+          compared++;
+        }
+      }
+    }
+    assertThat(compared).isEqualTo(rows.size() * f);
+  }
+
+  @Test
+  void sessionUpdateRejectsBadInputWithAMessage() {
+    assertThatThrownBy(
+            () ->
+                EcomNative.sessionUpdateBatch(
+                    new byte[][] {null}, new byte[][] {{(byte) 0xff}}, null, new double[53]))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("events[0] is not an EnrichedEvent");
+    assertThatThrownBy(
+            () -> EcomNative.sessionUpdateBatch(new byte[1][], new byte[1][], null, new double[1]))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("out must have");
+  }
+
+  @Test
+  void dpReleasesAWindowAndRefusesToOverspend() {
+    double[] spent = new double[2];
+    long[] noisy =
+        EcomNative.dpReleaseWindow(
+            new String[] {"views/sofas", "revenue/sofas"},
+            60_000L,
+            new long[] {1_000, 5_000_000},
+            new long[] {0, 250_000},
+            new double[] {0.5, 0.5},
+            1.0,
+            spent);
+    assertThat(noisy).hasSize(2);
+    assertThat(spent[0]).isCloseTo(0.5, org.assertj.core.data.Offset.offset(1e-9));
+    assertThat(noisy[0]).isBetween(1_000L - 200, 1_000L + 200);
+    assertThatThrownBy(
+            () ->
+                EcomNative.dpReleaseWindow(
+                    new String[] {"views/sofas", "views/sofas", "views/sofas"},
+                    60_000L,
+                    new long[] {1, 2, 3},
+                    new long[] {0, 0, 0},
+                    new double[] {0.4, 0.4, 0.4},
+                    1.0,
+                    new double[3]))
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessageContaining("budget exhausted")
+        .hasMessageContaining("views/sofas");
   }
 }
