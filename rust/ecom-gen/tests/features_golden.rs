@@ -24,7 +24,10 @@ fn fixture() -> String {
     let catalog: HashMap<String, (String, String)> =
         g.catalog().iter().map(|p| (p.product_id.clone(), (p.category.clone(), p.style.clone()))).collect();
     let mut states = HashMap::new();
-    let mut out = format!("# session_id\\tEnrichedEvent (hex)\\tfeatures after it (f64 bits, hex); schema {}\n", features::schema_hash());
+    let mut out = format!(
+        "# session_id\\tEnrichedEvent (hex)\\tfeatures after it (f64 bits, hex); schema {}\n",
+        features::schema_hash()
+    );
     for rec in g.by_ref() {
         let Payload::Event(event) = rec.payload else { unreachable!("no malformed records asked for") };
         let (category, style) = event.product_id.as_ref().and_then(|p| catalog.get(p)).cloned().unwrap_or_default();
