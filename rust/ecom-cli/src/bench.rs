@@ -23,6 +23,16 @@ enum BenchWhat {
     /// The sink's MongoDB write path next to the first version's (one multi-statement
     /// upsert `update` command per batch), on a scratch database.
     Sink(SinkBench),
+    /// MinHash accuracy: our Jaccard estimates next to Python datasketch's on the same pairs
+    /// (made by dev/bench-lsh-accuracy).
+    Lsh(LshBench),
+}
+
+#[derive(Debug, clap::Args)]
+struct LshBench {
+    /// JSON lines: {"a": [tokens], "b": [tokens], "true": J, "datasketch": {"32": est, "128": est}}.
+    #[arg(long)]
+    pairs: std::path::PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +71,7 @@ pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
     match a.what {
         BenchWhat::Generate(g) => generate(g).await,
         BenchWhat::Sink(b) => sink(b).await,
+        BenchWhat::Lsh(b) => lsh_accuracy(b),
     }
 }
 
@@ -271,6 +282,55 @@ async fn sink(b: SinkBench) -> anyhow::Result<()> {
     match tokio::time::timeout(Duration::from_secs(30), db.drop()).await {
         Ok(r) => r.context("dropping the bench database")?,
         Err(_) => eprintln!("the server is still busy; drop the database {db_name} later"),
+    }
+    Ok(())
+}
+
+fn lsh_accuracy(b: LshBench) -> anyhow::Result<()> {
+    use ecom_core::lsh::{Lsh, LshParams};
+    let text = std::fs::read_to_string(&b.pairs).with_context(|| format!("reading {}", b.pairs.display()))?;
+    let mut rows: Vec<(Vec<String>, Vec<String>, f64, serde_json::Value)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("line {}", i + 1))?;
+        let tokens = |k: &str| -> anyhow::Result<Vec<String>> {
+            v[k].as_array()
+                .with_context(|| format!("line {}: {k} is not a list", i + 1))?
+                .iter()
+                .map(|t| {
+                    t.as_str().map(str::to_string).with_context(|| format!("line {}: a token is not a string", i + 1))
+                })
+                .collect()
+        };
+        let truth = v["true"].as_f64().with_context(|| format!("line {}: no true Jaccard", i + 1))?;
+        rows.push((tokens("a")?, tokens("b")?, truth, v["datasketch"].clone()));
+    }
+    anyhow::ensure!(!rows.is_empty(), "{} holds no pairs", b.pairs.display());
+    println!("ecom bench lsh: {} set pairs, Jaccard estimate error against the true Jaccard", rows.len());
+    println!("  {:<44} {:>10} {:>10} {:>10}", "estimator", "mean |err|", "RMSE", "max |err|");
+    for (perm, bands) in [(32usize, 8usize), (128, 16)] {
+        let lsh = Lsh::new(LshParams { num_perm: perm, num_bands: bands })?;
+        let mut ours = Vec::with_capacity(rows.len());
+        let mut theirs = Vec::with_capacity(rows.len());
+        for (a, bb, truth, ds) in &rows {
+            let est = Lsh::similarity(&lsh.signature(a), &lsh.signature(bb));
+            ours.push(est - truth);
+            if let Some(d) = ds[perm.to_string()].as_f64() {
+                theirs.push(d - truth);
+            }
+        }
+        for (name, errs) in [
+            (format!("ecom (gaoya), {perm} permutations"), &ours),
+            (format!("datasketch, {perm} permutations"), &theirs),
+        ] {
+            if errs.is_empty() {
+                continue;
+            }
+            let n = errs.len() as f64;
+            let mae = errs.iter().map(|e| e.abs()).sum::<f64>() / n;
+            let rmse = (errs.iter().map(|e| e * e).sum::<f64>() / n).sqrt();
+            let max = errs.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+            println!("  {name:<44} {mae:>10.4} {rmse:>10.4} {max:>10.4}");
+        }
     }
     Ok(())
 }
