@@ -338,8 +338,6 @@ const BATCH: usize = 1_024;
 struct Deliveries {
     /// (partition, offset) of each delivered event record.
     positions: Vec<(i32, i64)>,
-    /// Catalog and truth records delivered.
-    side: u64,
     failed: u64,
     first_error: Option<String>,
 }
@@ -358,7 +356,7 @@ impl rdkafka::producer::ProducerContext for Reports {
         let mut d = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(m) if dest == Dest::Events as usize => d.positions.push((m.partition(), m.offset())),
-            Ok(_) => d.side += 1,
+            Ok(_) => {} // catalog and truth: only failures matter
             Err((e, m)) => {
                 d.failed += 1;
                 if d.first_error.is_none() {

@@ -202,15 +202,15 @@ impl Accountant {
     }
 }
 
-/// E|X| of the discrete Laplace distribution with scale b: 2t / (1 - t²), t = e^(-1/b).
-pub fn discrete_laplace_mean_abs(scale: f64) -> f64 {
-    let t = (-1.0 / scale).exp();
-    2.0 * t / (1.0 - t * t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// E|X| of the discrete Laplace distribution with scale b: 2t / (1 - t²), t = e^(-1/b).
+    fn discrete_laplace_mean_abs(scale: f64) -> f64 {
+        let t = (-1.0 / scale).exp();
+        2.0 * t / (1.0 - t * t)
+    }
 
     #[test]
     fn epsilon_comes_from_the_privacy_map_and_matches_the_ask() {

@@ -397,7 +397,10 @@ impl Iterator for Generator {
         if rec.expected_reject.is_none() {
             if let Payload::Event(e) = &rec.payload {
                 self.newest_ms = self.newest_ms.max(e.event_time_ms);
-                self.last_valid = Some((e.clone(), sequence));
+                // Kept only when duplicates are asked for: a clone per record otherwise.
+                if self.cfg.duplicate_rate > 0.0 {
+                    self.last_valid = Some((e.clone(), sequence));
+                }
             }
         }
         if self.emitted >= self.cfg.events {
@@ -461,34 +464,26 @@ impl Generator {
         };
         self.finish_session(idx);
         let key = e.session_id.clone();
-        if self.cfg.malformed_rate > 0.0 && self.rng.random_bool(self.cfg.malformed_rate.min(1.0)) {
-            let event_id = e.event_id.clone();
-            let m = malformed::corrupt(e, &mut self.rng);
-            self.label(sequence, m.reason, event_id, m.detail);
-            return Some(GenRecord {
-                sequence,
-                key,
-                payload: Payload::Bytes(m.bytes),
-                expected_reject: Some(m.reason),
-            });
-        }
-        if sequence >= LATE_AFTER_RECORDS
-            && self.newest_ms != i64::MIN
-            && self.cfg.late_rate > 0.0
-            && self.rng.random_bool(self.cfg.late_rate.min(1.0))
-        {
-            let by = self.rng.random_range(LATE_BY_MS);
-            e.event_time_ms = self.newest_ms - MAX_OUT_OF_ORDER_MS - by;
-            let detail = format!("event time set {} min behind the watermark", by / 60_000);
-            self.label(sequence, RejectReason::Late, e.event_id.clone(), detail);
-            return Some(GenRecord {
-                sequence,
-                key,
-                payload: Payload::Event(e),
-                expected_reject: Some(RejectReason::Late),
-            });
-        }
-        Some(GenRecord { sequence, key, payload: Payload::Event(e), expected_reject: None })
+        let (payload, expected_reject) =
+            if self.cfg.malformed_rate > 0.0 && self.rng.random_bool(self.cfg.malformed_rate.min(1.0)) {
+                let event_id = e.event_id.clone();
+                let m = malformed::corrupt(e, &mut self.rng);
+                self.label(sequence, m.reason, event_id, m.detail);
+                (Payload::Bytes(m.bytes), Some(m.reason))
+            } else if sequence >= LATE_AFTER_RECORDS
+                && self.newest_ms != i64::MIN
+                && self.cfg.late_rate > 0.0
+                && self.rng.random_bool(self.cfg.late_rate.min(1.0))
+            {
+                let by = self.rng.random_range(LATE_BY_MS);
+                e.event_time_ms = self.newest_ms - MAX_OUT_OF_ORDER_MS - by;
+                let detail = format!("event time set {} min behind the watermark", by / 60_000);
+                self.label(sequence, RejectReason::Late, e.event_id.clone(), detail);
+                (Payload::Event(e), Some(RejectReason::Late))
+            } else {
+                (Payload::Event(e), None)
+            };
+        Some(GenRecord { sequence, key, payload, expected_reject })
     }
 }
 

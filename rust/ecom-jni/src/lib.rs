@@ -62,6 +62,34 @@ fn guarded<'l, T>(env: &mut JNIEnv<'l>, what: &str, null: T, f: impl FnOnce(&mut
     null
 }
 
+/// Every string of a `String[]`; a null entry is an argument error naming `name[i]`.
+fn strings(env: &mut JNIEnv<'_>, arr: &JObjectArray<'_>, name: &str) -> JniResult<Vec<String>> {
+    let n = env.get_array_length(arr)?;
+    (0..n)
+        .map(|i| {
+            // A local frame per element keeps the local-reference table small for big batches.
+            env.with_local_frame(2, |env| -> JniResult<String> {
+                let obj = env.get_object_array_element(arr, i)?;
+                if obj.is_null() {
+                    return Err(Error::Arg(format!("{name}[{i}] is null")));
+                }
+                Ok(env.get_string(&JString::from(obj))?.into())
+            })
+        })
+        .collect()
+}
+
+/// Element `i` of a `byte[][]` copied out, or None when it is null.
+fn bytes_at(env: &mut JNIEnv<'_>, arr: &JObjectArray<'_>, i: i32) -> JniResult<Option<Vec<u8>>> {
+    env.with_local_frame(2, |env| -> JniResult<Option<Vec<u8>>> {
+        let obj = env.get_object_array_element(arr, i)?;
+        if obj.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(env.convert_byte_array(JByteArray::from(obj))?))
+    })
+}
+
 /// `String[] validateBatch(byte[][] records, long nowMs)`: null for a valid record, else
 /// "REJECT_REASON_X\tdetail".
 #[no_mangle]
@@ -78,13 +106,9 @@ pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_validateBatch<'l
         let n = env.get_array_length(&records)?;
         let out = env.new_object_array(n, "java/lang/String", JObject::null())?;
         for i in 0..n {
+            let bytes = bytes_at(env, &records, i)?.ok_or_else(|| Error::Arg(format!("records[{i}] is null")))?;
             // A local frame per record keeps the local-reference table small for big batches.
-            env.with_local_frame(4, |env| -> JniResult<()> {
-                let item = env.get_object_array_element(&records, i)?;
-                if item.is_null() {
-                    return Err(Error::Arg(format!("records[{i}] is null")));
-                }
-                let bytes = env.convert_byte_array(JByteArray::from(item))?;
+            env.with_local_frame(2, |env| -> JniResult<()> {
                 if let Err(r) = ecom_core::validate_bytes(&bytes, now_ms) {
                     let s = env.new_string(format!("{}\t{}", r.reason.as_str_name(), r.detail))?;
                     env.set_object_array_element(&out, i, s)?;
@@ -121,17 +145,7 @@ pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_lshBatch<'l>(
                 "offsets must start at 0, never decrease and end at tokens.length ({n_tokens})"
             )));
         }
-        let mut all = Vec::with_capacity(n_tokens as usize);
-        for i in 0..n_tokens {
-            let t = env.with_local_frame(2, |env| -> JniResult<String> {
-                let obj = env.get_object_array_element(&tokens, i)?;
-                if obj.is_null() {
-                    return Err(Error::Arg(format!("tokens[{i}] is null")));
-                }
-                Ok(env.get_string(&JString::from(obj))?.into())
-            })?;
-            all.push(t);
-        }
+        let all = strings(env, &tokens, "tokens")?;
         let lsh = lsh();
         let p = lsh.params();
         let mut out: Vec<jlong> = Vec::with_capacity((n_off as usize - 1) * (p.num_perm + p.num_bands));
@@ -181,8 +195,9 @@ pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_sessionUpdateBat
             return Err(Error::Arg("states, events and out must not be null".into()));
         }
         let n = env.get_array_length(&events)?;
-        if env.get_array_length(&states)? != n {
-            return Err(Error::Arg(format!("states has {} entries, events {n}", env.get_array_length(&states)?)));
+        let n_states = env.get_array_length(&states)?;
+        if n_states != n {
+            return Err(Error::Arg(format!("states has {n_states} entries, events {n}")));
         }
         let f = features::LEN;
         if env.get_array_length(&out)? as usize != n as usize * f {
@@ -200,33 +215,26 @@ pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_sessionUpdateBat
         let mut values = vec![0.0 as jdouble; n as usize * f];
         for i in 0..n {
             let iu = i as usize;
-            env.with_local_frame(4, |env| -> JniResult<()> {
-                let s = env.get_object_array_element(&states, i)?;
-                let mut state = if s.is_null() {
-                    features::new_state()
-                } else {
-                    let bytes = env.convert_byte_array(JByteArray::from(s))?;
-                    SessionState::decode(bytes.as_slice())
-                        .map_err(|e| Error::Arg(format!("states[{i}] is not a SessionState: {e}")))?
-                };
-                let e = env.get_object_array_element(&events, i)?;
-                if e.is_null() {
-                    return Err(Error::Arg(format!("events[{i}] is null")));
+            let mut state = match bytes_at(env, &states, i)? {
+                None => features::new_state(),
+                Some(bytes) => SessionState::decode(bytes.as_slice())
+                    .map_err(|e| Error::Arg(format!("states[{i}] is not a SessionState: {e}")))?,
+            };
+            let bytes = bytes_at(env, &events, i)?.ok_or_else(|| Error::Arg(format!("events[{i}] is null")))?;
+            let event = EnrichedEvent::decode(bytes.as_slice())
+                .map_err(|e| Error::Arg(format!("events[{i}] is not an EnrichedEvent: {e}")))?;
+            features::update(&mut state, &event).map_err(|e| Error::Arg(format!("events[{i}]: {e}")))?;
+            let user = if hist.is_empty() {
+                UserHistory::default()
+            } else {
+                UserHistory {
+                    prior_sessions: hist[iu * 3].clamp(0, u32::MAX as i64) as u32,
+                    prior_purchases: hist[iu * 3 + 1].clamp(0, u32::MAX as i64) as u32,
+                    last_session_ms: hist[iu * 3 + 2],
                 }
-                let bytes = env.convert_byte_array(JByteArray::from(e))?;
-                let event = EnrichedEvent::decode(bytes.as_slice())
-                    .map_err(|e| Error::Arg(format!("events[{i}] is not an EnrichedEvent: {e}")))?;
-                features::update(&mut state, &event).map_err(|e| Error::Arg(format!("events[{i}]: {e}")))?;
-                let user = if hist.is_empty() {
-                    UserHistory::default()
-                } else {
-                    UserHistory {
-                        prior_sessions: hist[iu * 3].clamp(0, u32::MAX as i64) as u32,
-                        prior_purchases: hist[iu * 3 + 1].clamp(0, u32::MAX as i64) as u32,
-                        last_session_ms: hist[iu * 3 + 2],
-                    }
-                };
-                values[iu * f..(iu + 1) * f].copy_from_slice(&features::compute(&state, &user));
+            };
+            values[iu * f..(iu + 1) * f].copy_from_slice(&features::compute(&state, &user));
+            env.with_local_frame(2, |env| -> JniResult<()> {
                 let encoded = env.byte_array_from_slice(&state.encode_to_vec())?;
                 env.set_object_array_element(&result, i, encoded)?;
                 Ok(())
@@ -293,17 +301,7 @@ pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_dpReleaseWindow<
         env.get_long_array_region(&values, 0, &mut v)?;
         env.get_long_array_region(&uppers, 0, &mut u)?;
         env.get_double_array_region(&epsilons, 0, &mut eps)?;
-        let mut names = Vec::with_capacity(n as usize);
-        for i in 0..n {
-            let s = env.with_local_frame(2, |env| -> JniResult<String> {
-                let obj = env.get_object_array_element(&streams, i)?;
-                if obj.is_null() {
-                    return Err(Error::Arg(format!("streams[{i}] is null")));
-                }
-                Ok(env.get_string(&JString::from(obj))?.into())
-            })?;
-            names.push(s);
-        }
+        let names = strings(env, &streams, "streams")?;
         let mut accountant = Accountant::new(budget).map_err(|e| Error::Arg(e.to_string()))?;
         let mut mechanisms = Vec::with_capacity(n as usize);
         for i in 0..n as usize {
