@@ -1,10 +1,12 @@
-//! The feature parity fixture: generated sessions, enriched from the catalog, with the features
-//! ecom-core computes after each event. The Flink job's Maven test (EcomNativeTest) feeds the
-//! same events through JNI and must get the same bits: one implementation, live and offline.
+//! The parity fixture: generated sessions, enriched from the catalog, with the features ecom-core
+//! computes after each event and the MinHash LSH signature and band buckets of the session's
+//! tokens so far (default parameters). The Flink job's Maven test (EcomNativeTest) feeds the same
+//! events through JNI and must get the same bits: one implementation, live and offline.
 //!
 //! This test fails when the fixture is stale; `UPDATE_GOLDEN=1 cargo test -p ecom-gen --test
 //! features_golden` rewrites it.
 use ecom_core::features;
+use ecom_core::lsh::{Lsh, DEFAULT_PARAMS};
 use ecom_gen::{GenConfig, Generator, Payload};
 use ecom_proto::v1::{EnrichedEvent, UserHistory};
 use prost::Message;
@@ -24,9 +26,13 @@ fn fixture() -> String {
     let catalog: HashMap<String, (String, String)> =
         g.catalog().iter().map(|p| (p.product_id.clone(), (p.category.clone(), p.style.clone()))).collect();
     let mut states = HashMap::new();
+    let lsh = Lsh::new(DEFAULT_PARAMS).expect("valid defaults");
     let mut out = format!(
-        "# session_id\\tEnrichedEvent (hex)\\tfeatures after it (f64 bits, hex); schema {}\n",
-        features::schema_hash()
+        "# session_id\\tEnrichedEvent (hex)\\tfeatures after it (f64 bits, hex)\\tLSH of the session tokens \
+         (signature then buckets, hex); schema {} lsh {}/{}\n",
+        features::schema_hash(),
+        DEFAULT_PARAMS.num_perm,
+        DEFAULT_PARAMS.num_bands
     );
     for rec in g.by_ref() {
         let Payload::Event(event) = rec.payload else { unreachable!("no malformed records asked for") };
@@ -38,7 +44,9 @@ fn fixture() -> String {
         let f = features::compute(state, &UserHistory::default());
         let hex: String = e.encode_to_vec().iter().map(|b| format!("{b:02x}")).collect();
         let bits: Vec<String> = f.iter().map(|x| format!("{:016x}", x.to_bits())).collect();
-        writeln!(out, "{sid}\t{hex}\t{}", bits.join(",")).expect("writing to a String");
+        let sig = lsh.signature(&state.tokens);
+        let lsh_hex: Vec<String> = sig.iter().chain(&lsh.band_buckets(&sig)).map(|v| format!("{v:016x}")).collect();
+        writeln!(out, "{sid}\t{hex}\t{}\t{}", bits.join(","), lsh_hex.join(",")).expect("writing to a String");
     }
     out
 }

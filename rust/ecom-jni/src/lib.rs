@@ -6,14 +6,15 @@
 
 use ecom_core::dp::{Accountant, Laplace, Quantity};
 use ecom_core::features;
-use ecom_core::lsh::{Lsh, DEFAULT_PARAMS};
+use ecom_core::lsh::{Lsh, LshParams};
 use ecom_proto::v1::{EnrichedEvent, SessionState, UserHistory};
-use jni::objects::{JByteArray, JClass, JDoubleArray, JIntArray, JLongArray, JObject, JObjectArray, JString};
-use jni::sys::{jdouble, jint, jintArray, jlong, jlongArray, jobjectArray, jstring};
+use jni::objects::{JByteArray, JClass, JDoubleArray, JIntArray, JLongArray, JObject, JObjectArray};
+use jni::sys::{jdouble, jint, jlong, jlongArray, jobjectArray, jstring};
 use jni::JNIEnv;
 use prost::Message;
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::OnceLock;
+use std::rc::Rc;
 
 type JniResult<T> = Result<T, Error>;
 
@@ -33,9 +34,43 @@ impl From<jni::errors::Error> for Error {
     }
 }
 
-fn lsh() -> &'static Lsh {
-    static LSH: OnceLock<Lsh> = OnceLock::new();
-    LSH.get_or_init(|| Lsh::new(DEFAULT_PARAMS).expect("DEFAULT_PARAMS are valid"))
+thread_local! {
+    /// The hasher of the last parameters this thread used: Flink calls from a few task threads,
+    /// each nearly always with the same parameters, so this needs no lock and no rebuild.
+    static LSH: RefCell<Option<Lsh>> = const { RefCell::new(None) };
+}
+
+thread_local! {
+    /// Mechanisms built on this thread, by (quantity, ε bits): a job releases the same few kinds
+    /// every window, and building one through OpenDP costs more than a release.
+    static MECHANISMS: RefCell<Vec<(Quantity, u64, Rc<Laplace>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The discrete Laplace mechanism for `quantity` at `epsilon`, from this thread's cache.
+fn mechanism(quantity: Quantity, epsilon: f64) -> Result<Rc<Laplace>, ecom_core::dp::DpError> {
+    MECHANISMS.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if let Some((_, _, m)) = cache.iter().find(|(q, e, _)| *q == quantity && *e == epsilon.to_bits()) {
+            return Ok(Rc::clone(m));
+        }
+        let m = Rc::new(Laplace::new(quantity, epsilon)?);
+        if cache.len() >= 256 {
+            cache.clear(); // bounded: many distinct ε would be a misuse, not a reason to grow
+        }
+        cache.push((quantity, epsilon.to_bits(), Rc::clone(&m)));
+        Ok(m)
+    })
+}
+
+/// Runs `f` with a hasher for `params`, built once per thread and parameter change.
+fn with_lsh<T>(params: LshParams, f: impl FnOnce(&Lsh) -> T) -> JniResult<T> {
+    LSH.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.as_ref().map(Lsh::params) != Some(params) {
+            *cached = Some(Lsh::new(params).map_err(|e| Error::Arg(e.to_string()))?);
+        }
+        Ok(f(cached.as_ref().expect("set above")))
+    })
 }
 
 /// Runs `f`, converting errors and panics into a thrown Java exception and a null return.
@@ -62,21 +97,51 @@ fn guarded<'l, T>(env: &mut JNIEnv<'l>, what: &str, null: T, f: impl FnOnce(&mut
     null
 }
 
-/// Every string of a `String[]`; a null entry is an argument error naming `name[i]`.
-fn strings(env: &mut JNIEnv<'_>, arr: &JObjectArray<'_>, name: &str) -> JniResult<Vec<String>> {
-    let n = env.get_array_length(arr)?;
-    (0..n)
-        .map(|i| {
-            // A local frame per element keeps the local-reference table small for big batches.
-            env.with_local_frame(2, |env| -> JniResult<String> {
-                let obj = env.get_object_array_element(arr, i)?;
-                if obj.is_null() {
-                    return Err(Error::Arg(format!("{name}[{i}] is null")));
-                }
-                Ok(env.get_string(&JString::from(obj))?.into())
+/// Strings packed by the Java side as one UTF-8 `byte[]` and the end offset of each string: one
+/// JNI copy for the whole batch instead of several JNI calls per string.
+struct Packed {
+    bytes: Vec<u8>,
+    ends: Vec<i32>,
+}
+
+impl Packed {
+    fn read(env: &mut JNIEnv<'_>, bytes: &JByteArray<'_>, ends: &JIntArray<'_>, name: &str) -> JniResult<Self> {
+        if bytes.is_null() || ends.is_null() {
+            return Err(Error::Arg(format!("{name}: packed bytes and ends must not be null")));
+        }
+        let n_bytes = env.get_array_length(bytes)?;
+        let mut packed =
+            Packed { bytes: vec![0; n_bytes as usize], ends: vec![0; env.get_array_length(ends)? as usize] };
+        env.get_byte_array_region(bytes, 0, bytemuck_i8(&mut packed.bytes))?;
+        env.get_int_array_region(ends, 0, &mut packed.ends)?;
+        if packed.ends.iter().try_fold(0, |prev, &e| (e >= prev).then_some(e)).is_none()
+            || packed.ends.last().is_some_and(|&e| e > n_bytes)
+        {
+            return Err(Error::Arg(format!("{name}: string ends must not decrease or pass the bytes")));
+        }
+        Ok(packed)
+    }
+
+    /// The strings, each checked to be UTF-8.
+    fn strs(&self, name: &str) -> JniResult<Vec<&str>> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .enumerate()
+            .map(|(i, &end)| {
+                let s = std::str::from_utf8(&self.bytes[start..end as usize])
+                    .map_err(|e| Error::Arg(format!("{name}[{i}] is not UTF-8: {e}")));
+                start = end as usize;
+                s
             })
-        })
-        .collect()
+            .collect()
+    }
+}
+
+/// JNI copies bytes as `jbyte` (i8); the same memory seen as i8.
+fn bytemuck_i8(bytes: &mut [u8]) -> &mut [i8] {
+    // SAFETY: u8 and i8 have the same size, alignment and validity.
+    unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<i8>(), bytes.len()) }
 }
 
 /// Element `i` of a `byte[][]` copied out, or None when it is null.
@@ -120,20 +185,26 @@ pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_validateBatch<'l
     })
 }
 
-/// `long[] lshBatch(String[] tokens, int[] offsets)`: for each of the n sets, num_perm
-/// signature values followed by num_bands bucket hashes.
+/// `long[] lshBatchUtf8(byte[] tokens, int[] tokenEnds, int[] offsets, int numPerm, int
+/// numBands)`: the tokens packed as UTF-8 (see `Packed`); set i is tokens offsets[i] ..
+/// offsets[i+1]. For each of the n sets: num_perm signature values, then num_bands bucket hashes.
 #[no_mangle]
-pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_lshBatch<'l>(
+pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_lshBatchUtf8<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,
-    tokens: JObjectArray<'l>,
+    tokens: JByteArray<'l>,
+    token_ends: JIntArray<'l>,
     offsets: JIntArray<'l>,
+    num_perm: jint,
+    num_bands: jint,
 ) -> jlongArray {
     guarded(&mut env, "lshBatch", std::ptr::null_mut(), |env| {
-        if tokens.is_null() || offsets.is_null() {
-            return Err(Error::Arg("tokens and offsets must not be null".into()));
+        if offsets.is_null() {
+            return Err(Error::Arg("offsets must not be null".into()));
         }
-        let n_tokens = env.get_array_length(&tokens)?;
+        let packed = Packed::read(env, &tokens, &token_ends, "tokens")?;
+        let all = packed.strs("tokens")?;
+        let n_tokens = all.len() as jint;
         let n_off = env.get_array_length(&offsets)?;
         if n_off < 1 {
             return Err(Error::Arg("offsets must have n+1 entries (at least 1)".into()));
@@ -145,32 +216,23 @@ pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_lshBatch<'l>(
                 "offsets must start at 0, never decrease and end at tokens.length ({n_tokens})"
             )));
         }
-        let all = strings(env, &tokens, "tokens")?;
-        let lsh = lsh();
-        let p = lsh.params();
-        let mut out: Vec<jlong> = Vec::with_capacity((n_off as usize - 1) * (p.num_perm + p.num_bands));
-        for w in off.windows(2) {
-            let sig = lsh.signature(&all[w[0] as usize..w[1] as usize]);
-            let buckets = lsh.band_buckets(&sig);
-            // Java has no unsigned long: the bits are carried as they are.
-            out.extend(sig.iter().chain(buckets.iter()).map(|v| *v as jlong));
+        if num_perm <= 0 || num_bands <= 0 {
+            return Err(Error::Arg(format!("numPerm {num_perm} and numBands {num_bands} must be > 0")));
         }
+        let params = LshParams { num_perm: num_perm as usize, num_bands: num_bands as usize };
+        let out = with_lsh(params, |lsh| {
+            let mut out: Vec<jlong> = Vec::with_capacity((n_off as usize - 1) * (params.num_perm + params.num_bands));
+            for w in off.windows(2) {
+                // &str hashes as String does: the same signature training computes.
+                let sig = lsh.signature(&all[w[0] as usize..w[1] as usize]);
+                let buckets = lsh.band_buckets(&sig);
+                // Java has no unsigned long: the bits are carried as they are.
+                out.extend(sig.iter().chain(buckets.iter()).map(|v| *v as jlong));
+            }
+            out
+        })?;
         let arr = env.new_long_array(out.len() as i32)?;
         env.set_long_array_region(&arr, 0, &out)?;
-        Ok(arr.into_raw())
-    })
-}
-
-/// `int[] lshShape()`: {num_perm, num_bands}.
-#[no_mangle]
-pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_lshShape<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-) -> jintArray {
-    guarded(&mut env, "lshShape", std::ptr::null_mut(), |env| {
-        let p = lsh().params();
-        let arr = env.new_int_array(2)?;
-        env.set_int_array_region(&arr, 0, &[p.num_perm as jint, p.num_bands as jint])?;
         Ok(arr.into_raw())
     })
 }
@@ -263,7 +325,7 @@ pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_featureSchema<'l
     })
 }
 
-/// `long[] dpReleaseWindow(String[] streams, long windowStartMs, long[] values, long[] uppers,
+/// `long[] dpReleaseWindowUtf8(byte[] streams, int[] streamEnds, long windowStartMs, long[] values, long[] uppers,
 /// double[] epsilons, double budget, double[] spentOut)`: releases value i of one window with
 /// discrete Laplace noise (uppers[i] = 0: a count; > 0: a sum of per-event values clamped to
 /// [0, uppers[i]]) at epsilons[i], charging streams[i]'s budget for this window. spentOut[i]
@@ -271,10 +333,11 @@ pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_featureSchema<'l
 /// would go over the budget (IllegalStateException).
 #[no_mangle]
 #[allow(clippy::too_many_arguments)] // the JNI signature: one flat call per window
-pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_dpReleaseWindow<'l>(
+pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_dpReleaseWindowUtf8<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,
-    streams: JObjectArray<'l>,
+    streams: JByteArray<'l>,
+    stream_ends: JIntArray<'l>,
     window_start_ms: jlong,
     values: JLongArray<'l>,
     uppers: JLongArray<'l>,
@@ -283,10 +346,12 @@ pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_dpReleaseWindow<
     spent_out: JDoubleArray<'l>,
 ) -> jlongArray {
     guarded(&mut env, "dpReleaseWindow", std::ptr::null_mut(), |env| {
-        if streams.is_null() || values.is_null() || uppers.is_null() || epsilons.is_null() || spent_out.is_null() {
+        if values.is_null() || uppers.is_null() || epsilons.is_null() || spent_out.is_null() {
             return Err(Error::Arg("no argument may be null".into()));
         }
-        let n = env.get_array_length(&streams)?;
+        let packed = Packed::read(env, &streams, &stream_ends, "streams")?;
+        let names = packed.strs("streams")?;
+        let n = names.len() as jint;
         for (name, len) in [
             ("values", env.get_array_length(&values)?),
             ("uppers", env.get_array_length(&uppers)?),
@@ -301,14 +366,13 @@ pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_dpReleaseWindow<
         env.get_long_array_region(&values, 0, &mut v)?;
         env.get_long_array_region(&uppers, 0, &mut u)?;
         env.get_double_array_region(&epsilons, 0, &mut eps)?;
-        let names = strings(env, &streams, "streams")?;
         let mut accountant = Accountant::new(budget).map_err(|e| Error::Arg(e.to_string()))?;
         let mut mechanisms = Vec::with_capacity(n as usize);
         for i in 0..n as usize {
             let q = if u[i] == 0 { Quantity::Count } else { Quantity::BoundedSum { upper: u[i] } };
-            let m = Laplace::new(q, eps[i]).map_err(|e| Error::Arg(format!("release {i}: {e}")))?;
+            let m = mechanism(q, eps[i]).map_err(|e| Error::Arg(format!("release {i}: {e}")))?;
             // Charge everything first: a window over budget releases nothing.
-            accountant.charge(&names[i], window_start_ms, m.epsilon()).map_err(|e| Error::Budget(e.to_string()))?;
+            accountant.charge(names[i], window_start_ms, m.epsilon()).map_err(|e| Error::Budget(e.to_string()))?;
             mechanisms.push(m);
         }
         let mut noisy = Vec::with_capacity(n as usize);

@@ -34,7 +34,12 @@ public final class EcomPipeline {
         raw.transform(
                 "validate-enrich",
                 ProtoTypeInfo.forClass(EnrichedEvent.class),
-                new ValidateEnrichOperator(cfg.batchSize(), cfg.batchMaxDelayMs(), cfg.ipHashKey()))
+                new ValidateEnrichOperator(
+                    cfg.batchSize(),
+                    cfg.batchMaxDelayMs(),
+                    cfg.ipHashKey(),
+                    cfg.lshPerm(),
+                    cfg.lshBands()))
             .uid(UID_VALIDATE)
             .name("validate-enrich");
 

@@ -27,7 +27,9 @@ public record JobConfig(
     String transactionalIdPrefix,
     int parallelism,
     int batchSize,
-    long batchMaxDelayMs)
+    long batchMaxDelayMs,
+    int lshPerm,
+    int lshBands)
     implements Serializable {
 
   /** The key used when none is given: fine on a laptop, never in production. */
@@ -66,6 +68,8 @@ public record JobConfig(
     OPTIONS.put("batch-size", new String[] {"256", "records per native validate/LSH call"});
     OPTIONS.put(
         "batch-max-delay-ms", new String[] {"100", "longest a record waits for its batch to fill"});
+    OPTIONS.put("lsh-perm", new String[] {"32", "MinHash permutations (as the model was trained)"});
+    OPTIONS.put("lsh-bands", new String[] {"8", "LSH bands; must divide --lsh-perm"});
   }
 
   public JobConfig {
@@ -77,6 +81,12 @@ public record JobConfig(
     positive("guard-capacity", guardCapacity);
     positive("batch-size", batchSize);
     positive("batch-max-delay-ms", batchMaxDelayMs);
+    positive("lsh-perm", lshPerm);
+    positive("lsh-bands", lshBands);
+    if (lshPerm % lshBands != 0) {
+      throw new IllegalArgumentException(
+          "--lsh-perm " + lshPerm + " must be a multiple of --lsh-bands " + lshBands);
+    }
     if (ipHashKey.isEmpty()) {
       throw new IllegalArgumentException("--ip-hash-key: must not be empty");
     }
@@ -140,7 +150,9 @@ public record JobConfig(
         get(given, "transactional-id-prefix"),
         parallelism == null ? 0 : (int) number(given, "parallelism"),
         (int) number(given, "batch-size"),
-        number(given, "batch-max-delay-ms"));
+        number(given, "batch-max-delay-ms"),
+        (int) number(given, "lsh-perm"),
+        (int) number(given, "lsh-bands"));
   }
 
   /** One line per option with its default. */
@@ -214,6 +226,10 @@ public record JobConfig(
         + batchSize
         + ", batchMaxDelayMs="
         + batchMaxDelayMs
+        + ", lsh="
+        + lshPerm
+        + "/"
+        + lshBands
         + "}";
   }
 }

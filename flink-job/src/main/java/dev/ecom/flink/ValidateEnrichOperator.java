@@ -48,15 +48,18 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
   private transient List<RawRecord> buffer;
   private transient ScheduledFuture<?> flushTimer;
   private transient Mac ipHasher;
-  private transient int numPerm;
-  private transient int numBands;
+  private final int numPerm;
+  private final int numBands;
   private transient Counter validEvents;
   private transient Counter invalidEvents;
 
-  public ValidateEnrichOperator(int batchSize, long maxDelayMs, String ipHashKey) {
+  public ValidateEnrichOperator(
+      int batchSize, long maxDelayMs, String ipHashKey, int numPerm, int numBands) {
     this.batchSize = batchSize;
     this.maxDelayMs = maxDelayMs;
     this.ipHashKey = ipHashKey;
+    this.numPerm = numPerm;
+    this.numBands = numBands;
   }
 
   @Override
@@ -64,9 +67,6 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
     super.open();
     // Load explicitly so a missing library fails here with its full message.
     NativeLoader.load();
-    int[] shape = EcomNative.lshShape();
-    numPerm = shape[0];
-    numBands = shape[1];
     LOGGER.info("{}: numPerm={}, numBands={}", EcomNative.version(), numPerm, numBands);
     buffer = new ArrayList<>(batchSize);
     ipHasher = Enrichment.ipHasher(ipHashKey);
@@ -213,7 +213,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
     }
     long[] out;
     try {
-      out = EcomNative.lshBatch(tokens.toArray(new String[0]), offsets);
+      out = EcomNative.lshBatch(tokens.toArray(new String[0]), offsets, numPerm, numBands);
     } catch (RuntimeException e) {
       throw new IllegalStateException(
           "lshBatch failed for " + events.size() + " events: " + e.getMessage(), e);
@@ -225,7 +225,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
               + (out == null ? "null" : out.length + " values")
               + ", expected "
               + expected
-              + " (library and lshShape disagree)");
+             );
     }
     return out;
   }

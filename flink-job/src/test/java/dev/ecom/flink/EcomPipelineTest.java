@@ -3,7 +3,6 @@ package dev.ecom.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.ecom.flink.nativelib.EcomNative;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.Event;
 import dev.ecom.proto.v1.EventKind;
@@ -187,7 +186,8 @@ class EcomPipelineTest {
   }
 
   private void assertEnriched(List<EnrichedEvent> enriched) {
-    int[] shape = EcomNative.lshShape();
+    JobConfig cfg = JobConfig.defaults();
+    int[] shape = {cfg.lshPerm(), cfg.lshBands()};
     Mac mac = Enrichment.ipHasher(KEY);
     Map<Long, EnrichedEvent> byOffset =
         enriched.stream()

@@ -1,6 +1,8 @@
 // The JNI entry points of rust/ecom-jni. Names and signatures are the contract with the Rust side.
 package dev.ecom.flink.nativelib;
 
+import java.nio.charset.StandardCharsets;
+
 /**
  * ecom-core's validation, session features, MinHash LSH and differential privacy, in-process. Every
  * method is batched. Native errors arrive as {@link IllegalArgumentException} (bad arguments) or
@@ -22,12 +24,16 @@ public final class EcomNative {
   /**
    * MinHash LSH for n token sets. tokens is all sets flattened; set i is tokens[offsets[i] ..
    * offsets[i+1]) (offsets has n+1 entries). Returns n * (numPerm + numBands) longs: for each set
-   * its numPerm signature values then its numBands band-bucket hashes.
+   * its numPerm signature values then its numBands band-bucket hashes. numPerm must be a positive
+   * multiple of numBands (training and serving must use the same pair).
    */
-  public static native long[] lshBatch(String[] tokens, int[] offsets);
+  public static long[] lshBatch(String[] tokens, int[] offsets, int numPerm, int numBands) {
+    Utf8 packed = Utf8.pack(tokens, "tokens");
+    return lshBatchUtf8(packed.bytes(), packed.ends(), offsets, numPerm, numBands);
+  }
 
-  /** {numPerm, numBands} of the LSH parameters compiled into the library. */
-  public static native int[] lshShape();
+  private static native long[] lshBatchUtf8(
+      byte[] tokens, int[] tokenEnds, int[] offsets, int numPerm, int numBands);
 
   /**
    * Folds event i (EnrichedEvent bytes) into session state i (SessionState bytes from an earlier
@@ -49,14 +55,58 @@ public final class EcomNative {
    * spentOut[i]} gets the ε it spent. When any stream would exceed {@code budget}, nothing is
    * released and an {@link IllegalStateException} says which.
    */
-  public static native long[] dpReleaseWindow(
+  public static long[] dpReleaseWindow(
       String[] streams,
       long windowStartMs,
       long[] values,
       long[] uppers,
       double[] epsilons,
       double budget,
+      double[] spentOut) {
+    Utf8 packed = Utf8.pack(streams, "streams");
+    return dpReleaseWindowUtf8(
+        packed.bytes(), packed.ends(), windowStartMs, values, uppers, epsilons, budget, spentOut);
+  }
+
+  private static native long[] dpReleaseWindowUtf8(
+      byte[] streams,
+      int[] streamEnds,
+      long windowStartMs,
+      long[] values,
+      long[] uppers,
+      double[] epsilons,
+      double budget,
       double[] spentOut);
+
+  /**
+   * Strings as one UTF-8 array and the end of each: one JNI copy per batch, where a String[] costs
+   * several JNI calls per string.
+   */
+  private record Utf8(byte[] bytes, int[] ends) {
+    static Utf8 pack(String[] strings, String name) {
+      if (strings == null) {
+        throw new IllegalArgumentException("ecom-jni: " + name + " must not be null");
+      }
+      int[] ends = new int[strings.length];
+      byte[][] parts = new byte[strings.length][];
+      int total = 0;
+      for (int i = 0; i < strings.length; i++) {
+        if (strings[i] == null) {
+          throw new IllegalArgumentException("ecom-jni: " + name + "[" + i + "] is null");
+        }
+        parts[i] = strings[i].getBytes(StandardCharsets.UTF_8);
+        total += parts[i].length;
+        ends[i] = total;
+      }
+      byte[] bytes = new byte[total];
+      int at = 0;
+      for (byte[] part : parts) {
+        System.arraycopy(part, 0, bytes, at, part.length);
+        at += part.length;
+      }
+      return new Utf8(bytes, ends);
+    }
+  }
 
   /** Version string of the native library (crate version). */
   public static native String version();

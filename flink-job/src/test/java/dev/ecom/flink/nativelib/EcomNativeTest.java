@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.ecom.flink.TestEvents;
+import dev.ecom.proto.v1.SessionState;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.reflect.Method;
@@ -21,6 +22,8 @@ import org.junit.jupiter.api.Test;
 
 class EcomNativeTest {
   private static final long NOW = System.currentTimeMillis();
+  private static final int LSH_PERM = 32;
+  private static final int LSH_BANDS = 8;
 
   @Test
   void loadsFromTheResourcesOnceAndReportsItsVersion() {
@@ -95,19 +98,22 @@ class EcomNativeTest {
     assertThatThrownBy(() -> EcomNative.validateBatch(new byte[][] {null}, NOW))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("records[0]");
-    assertThatThrownBy(() -> EcomNative.lshBatch(new String[] {"a"}, new int[] {0, 2}))
+    assertThatThrownBy(() -> EcomNative.lshBatch(new String[] {"a"}, new int[] {0, 2}, 32, 8))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("offsets");
+    assertThatThrownBy(() -> EcomNative.lshBatch(new String[] {"a"}, new int[] {0, 1}, 30, 8))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("num_perm 30 must be > 0 and a multiple of num_bands 8");
   }
 
   @Test
-  void lshBatchHasTheDeclaredShapeAndIsDeterministic() {
-    int[] shape = EcomNative.lshShape();
-    assertThat(shape).hasSize(2);
-    int numPerm = shape[0];
-    int numBands = shape[1];
-    assertThat(numPerm).isPositive();
-    assertThat(numBands).isPositive().isLessThanOrEqualTo(numPerm);
+  void lshBatchHasTheAskedShapeAndIsDeterministic() {
+    for (int[] shape : new int[][] {{32, 8}, {128, 32}, {32, 8}}) {
+      assertLshShape(shape[0], shape[1]);
+    }
+  }
+
+  private static void assertLshShape(int numPerm, int numBands) {
     int stride = numPerm + numBands;
 
     String[] tokens = {
@@ -121,7 +127,7 @@ class EcomNativeTest {
       "oak"
     };
     int[] offsets = {0, 3, 6, 8, 8}; // sets: A, A again, {sofa, oak}, empty
-    long[] out = EcomNative.lshBatch(tokens, offsets);
+    long[] out = EcomNative.lshBatch(tokens, offsets, numPerm, numBands);
 
     assertThat(out).hasSize(4 * stride);
     long[] first = Arrays.copyOfRange(out, 0, stride);
@@ -142,13 +148,16 @@ class EcomNativeTest {
       assertThat(in).as("features-golden.tsv on the test classpath").isNotNull();
       String text = new String(in.readAllBytes(), StandardCharsets.UTF_8);
       String header = text.lines().findFirst().orElseThrow();
-      assertThat(header).as("fixture made with this schema").endsWith("schema " + schema[0]);
+      assertThat(header)
+          .as("fixture made with this schema")
+          .endsWith("schema " + schema[0] + " lsh " + LSH_PERM + "/" + LSH_BANDS);
       text.lines().skip(1).forEach(l -> rows.add(l.split("\t")));
     }
     assertThat(rows).hasSizeGreaterThan(100);
     Map<String, byte[]> states = new HashMap<>();
     int i = 0;
     int compared = 0;
+    int signatures = 0;
     while (i < rows.size()) {
       // A batch holds each session at most once.
       List<String[]> batch = new ArrayList<>();
@@ -164,6 +173,26 @@ class EcomNativeTest {
       }
       double[] out = new double[batch.size() * f];
       byte[][] next = EcomNative.sessionUpdateBatch(st, ev, null, out);
+      // The session's LSH from the tokens in the state JNI returned, as the live job does it.
+      List<String> tokens = new ArrayList<>();
+      int[] offsets = new int[batch.size() + 1];
+      for (int j = 0; j < batch.size(); j++) {
+        tokens.addAll(SessionState.parseFrom(next[j]).getTokensList());
+        offsets[j + 1] = tokens.size();
+      }
+      long[] lsh =
+          EcomNative.lshBatch(tokens.toArray(new String[0]), offsets, LSH_PERM, LSH_BANDS);
+      int stride = LSH_PERM + LSH_BANDS;
+      for (int j = 0; j < batch.size(); j++) {
+        String[] wantLsh = batch.get(j)[3].split(",");
+        assertThat(wantLsh).hasSize(stride);
+        for (int k = 0; k < stride; k++) {
+          assertThat(lsh[j * stride + k])
+              .as("session %s LSH value %d", batch.get(j)[0], k)
+              .isEqualTo(Long.parseUnsignedLong(wantLsh[k], 16));
+        }
+        signatures++;
+      }
       for (int j = 0; j < batch.size(); j++) {
         states.put(batch.get(j)[0], next[j]);
         String[] want = batch.get(j)[2].split(",");
@@ -178,6 +207,7 @@ class EcomNativeTest {
       }
     }
     assertThat(compared).isEqualTo(rows.size() * f);
+    assertThat(signatures).isEqualTo(rows.size());
   }
 
   @Test
