@@ -268,4 +268,41 @@ mod tests {
         assert_eq!(Quantity::BoundedSum { upper: 500 }.clamp(9_999), 500);
         assert_eq!(Quantity::BoundedSum { upper: 500 }.clamp(-3), 0);
     }
+
+    proptest::proptest! {
+        /// Whatever the order of charges, no (stream, window) ever holds more than the budget,
+        /// and a refused charge changes nothing.
+        #[test]
+        fn the_accountant_never_overspends(
+            charges in proptest::collection::vec((0usize..3, 0i64..3, 0.01f64..0.7), 1..60),
+            budget in 0.1f64..2.0,
+        ) {
+            let mut acc = Accountant::new(budget).unwrap();
+            for (stream, window, eps) in charges {
+                let name = ["views", "carts", "revenue"][stream];
+                let before = acc.spent(name, window);
+                match acc.charge(name, window, eps) {
+                    Ok(after) => proptest::prop_assert!((after - (before + eps)).abs() < 1e-12),
+                    Err(_) => proptest::prop_assert_eq!(acc.spent(name, window), before),
+                }
+                proptest::prop_assert!(acc.spent(name, window) <= budget * (1.0 + 1e-9));
+            }
+        }
+
+        /// Clamping keeps a per-event value in [0, upper]; a count's sensitivity is 1 and a sum's
+        /// its upper bound; the ε a mechanism reports never exceeds the ε asked (within rounding).
+        #[test]
+        fn bounds_sensitivity_and_epsilon_hold(
+            upper in 1i64..1_000_000,
+            value in proptest::num::i64::ANY,
+            eps in 0.05f64..4.0,
+        ) {
+            let q = Quantity::BoundedSum { upper };
+            proptest::prop_assert!((0..=upper).contains(&q.clamp(value)));
+            proptest::prop_assert_eq!(q.sensitivity(), upper);
+            proptest::prop_assert_eq!(Quantity::Count.sensitivity(), 1);
+            let m = Laplace::new(q, eps).unwrap();
+            proptest::prop_assert!(m.epsilon() <= eps * (1.0 + 1e-6), "spent {} for asked {}", m.epsilon(), eps);
+        }
+    }
 }
