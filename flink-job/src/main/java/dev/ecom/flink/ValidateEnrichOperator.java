@@ -224,8 +224,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
           "lshBatch returned "
               + (out == null ? "null" : out.length + " values")
               + ", expected "
-              + expected
-             );
+              + expected);
     }
     return out;
   }

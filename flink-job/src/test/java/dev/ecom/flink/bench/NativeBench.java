@@ -26,8 +26,8 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.infra.Blackhole;
 
 /**
- * Every benchmark handles {@link #EVENTS} events per invocation and reports the time per event.
- * An event is what the job does per record: the MinHash LSH signature and band buckets of its
+ * Every benchmark handles {@link #EVENTS} events per invocation and reports the time per event. An
+ * event is what the job does per record: the MinHash LSH signature and band buckets of its
  * session's tokens (about 12: products, categories, styles) and the DP release of one metric.
  *
  * <ul>
@@ -136,7 +136,10 @@ public class NativeBench {
       featureEvents[i] = HexFormat.of().parseHex(rows.get(i)[1]);
       byte[][] next =
           EcomNative.sessionUpdateBatch(
-              new byte[][] {featureStates[i]}, new byte[][] {featureEvents[i]}, null, new double[f]);
+              new byte[][] {featureStates[i]},
+              new byte[][] {featureEvents[i]},
+              null,
+              new double[f]);
       states.put(rows.get(i)[0], next[0]);
     }
   }

@@ -180,8 +180,7 @@ class EcomNativeTest {
         tokens.addAll(SessionState.parseFrom(next[j]).getTokensList());
         offsets[j + 1] = tokens.size();
       }
-      long[] lsh =
-          EcomNative.lshBatch(tokens.toArray(new String[0]), offsets, LSH_PERM, LSH_BANDS);
+      long[] lsh = EcomNative.lshBatch(tokens.toArray(new String[0]), offsets, LSH_PERM, LSH_BANDS);
       int stride = LSH_PERM + LSH_BANDS;
       for (int j = 0; j < batch.size(); j++) {
         String[] wantLsh = batch.get(j)[3].split(",");
