@@ -504,7 +504,16 @@ fn truth_key(t: &TruthRecord) -> String {
 }
 
 /// File names written by `--out DIR`.
-pub(crate) const FILES: [&str; 5] = ["events.pb", "events.jsonl", "truth.jsonl", "catalog.jsonl", "summary.json"];
+pub(crate) const FILES: [&str; 7] =
+    ["events.pb", "events.jsonl", "truth.jsonl", "catalog.jsonl", "summary.json", "truth.pb", "catalog.pb"];
+
+/// Appends `value` in protobuf's delimited form (a varint length, then the bytes).
+fn write_delimited(w: &mut impl Write, value: &[u8]) -> std::io::Result<()> {
+    let mut len = Vec::with_capacity(5);
+    prost::encoding::encode_varint(value.len() as u64, &mut len);
+    w.write_all(&len)?;
+    w.write_all(value)
+}
 
 async fn to_files(a: &GenerateArgs, cfg: GenConfig, dir: &std::path::Path) -> anyhow::Result<GenerateSummary> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -516,10 +525,13 @@ async fn to_files(a: &GenerateArgs, cfg: GenConfig, dir: &std::path::Path) -> an
     };
     let (mut pb, mut jsonl, mut truth, mut catalog) =
         (open(FILES[0])?, open(FILES[1])?, open(FILES[2])?, open(FILES[3])?);
+    // The same truth and catalog as delimited protobuf, for `ecom train --from DIR`.
+    let (mut truth_pb, mut catalog_pb) = (open(FILES[5])?, open(FILES[6])?);
     let mut summary = GenerateSummary::default();
     let mut gen = Generator::new(cfg);
     for p in gen.catalog() {
         writeln!(catalog, "{}", ecom_gen::json::product(p))?;
+        write_delimited(&mut catalog_pb, &p.encode_to_vec())?;
     }
     let run = Run::new(a);
     let mut n = 0u64;
@@ -534,14 +546,12 @@ async fn to_files(a: &GenerateArgs, cfg: GenConfig, dir: &std::path::Path) -> an
         let value = encode(&rec);
         summary.note_record(&rec);
         // events.pb: each record value with a varint length prefix (protobuf's delimited form).
-        let mut len = Vec::with_capacity(5);
-        prost::encoding::encode_varint(value.len() as u64, &mut len);
-        pb.write_all(&len)?;
-        pb.write_all(&value)?;
+        write_delimited(&mut pb, &value)?;
         writeln!(jsonl, "{}", ecom_gen::json::record(&rec))?;
         let t = gen.take_truth();
         for r in &t {
             writeln!(truth, "{}", ecom_gen::json::truth(r))?;
+            write_delimited(&mut truth_pb, &r.encode_to_vec())?;
         }
         summary.note_truth(&t);
         summary.produced += 1;
@@ -551,9 +561,10 @@ async fn to_files(a: &GenerateArgs, cfg: GenConfig, dir: &std::path::Path) -> an
     let t = gen.take_truth();
     for r in &t {
         writeln!(truth, "{}", ecom_gen::json::truth(r))?;
+        write_delimited(&mut truth_pb, &r.encode_to_vec())?;
     }
     summary.note_truth(&t);
-    for w in [&mut pb, &mut jsonl, &mut truth, &mut catalog] {
+    for w in [&mut pb, &mut jsonl, &mut truth, &mut catalog, &mut truth_pb, &mut catalog_pb] {
         w.flush()?;
     }
     run.bar.finish_and_clear();

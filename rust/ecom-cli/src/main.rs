@@ -6,6 +6,7 @@
 mod bench;
 mod demo;
 mod generate;
+mod train;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -33,6 +34,8 @@ enum Cmd {
     Serve(ServeArgs),
     /// Copy ecom.events.enriched into Elasticsearch (ecom-events-*) and MongoDB (ecom.events).
     Sink(SinkArgs),
+    /// Train purchase models (XGBoost, random forest, MLP) and write models/<version>/.
+    Train(train::TrainArgs),
     /// Run the whole slice on the local stack and print a reconciled summary.
     Demo(demo::DemoArgs),
     /// Measure: prints numbers (see docs/BENCHMARKS.md).
@@ -160,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
             };
             ecom_sink::run(cfg, shutdown_signal()).await.context("ecom sink")
         }
+        Cmd::Train(a) => tokio::task::spawn_blocking(move || train::run(a)).await.context("ecom train")?,
         Cmd::Demo(a) => demo::run(a).await,
         Cmd::Bench(a) => bench::run(a).await,
     }

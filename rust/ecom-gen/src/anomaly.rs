@@ -63,6 +63,7 @@ fn truth(anomaly: Anomaly, events: &[Event], purchased: bool) -> SessionTruth {
         truncated: false,
         // Decided before the first event.
         decision_events: 0,
+        decision_ms: 0,
     }
 }
 

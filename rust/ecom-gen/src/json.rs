@@ -53,6 +53,7 @@ pub fn truth(t: &TruthRecord) -> Value {
             "anomaly": Anomaly::try_from(s.anomaly).map_or("?", |a| a.as_str_name()),
             "start_ms": s.start_ms, "events": s.events, "returning_user": s.returning_user,
             "truncated": s.truncated, "decision_events": s.decision_events,
+            "decision_ms": s.decision_ms,
         }}),
         Some(truth_record::Record::Malformed(m)) => json!({"malformed": {
             "sequence": m.sequence, "reason": RejectReason::try_from(m.reason).map_or("?", |r| r.as_str_name()),

@@ -217,6 +217,7 @@ pub fn generate(
         (0.9 + 0.15 * (cart.len() as f64 - 1.0).min(4.0), -p.price_sensitivity * rel)
     };
     let decision_events = b.events.len() as i32;
+    let decision_ms = b.events.last().map_or(0, |e| e.event_time_ms);
     let hidden: f64 = Normal::new(0.0, HIDDEN_INTENT_SD).expect("sd > 0").sample(rng);
     let probability = sigmoid(z0 + cart_term + price_term + hidden);
     let purchased = rng.random_bool(probability);
@@ -265,6 +266,7 @@ pub fn generate(
         returning_user: returning,
         truncated: false,
         decision_events,
+        decision_ms,
     };
     (truth, events)
 }

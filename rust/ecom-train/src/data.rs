@@ -1,0 +1,183 @@
+//! Sessions for training, read from the generator's files (`ecom generate --out DIR`): the raw
+//! records, the catalog and the truth. Each session is enriched from the catalog as the job
+//! enriches it and folded with ecom-core's feature code over its *decision prefix*: the events
+//! before the generator drew the outcome (`SessionTruth.decision_ms`). Whole sessions would
+//! leak the label (every purchaser checks out).
+use anyhow::{bail, Context};
+use ecom_core::features;
+use ecom_proto::v1::{truth_record, EnrichedEvent, Event, Product, SessionState, TruthRecord};
+use indicatif::{ProgressBar, ProgressStyle};
+use prost::Message;
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::Path;
+
+/// One session as training sees it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Session id.
+    pub session_id: String,
+    /// User id.
+    pub user_id: String,
+    /// Time of the session's first event.
+    pub start_ms: i64,
+    /// Time of the session's last event (the whole session, not the prefix).
+    pub end_ms: i64,
+    /// Did it end in a purchase (the label).
+    pub purchased: bool,
+    /// The generator's true purchase probability (the oracle).
+    pub oracle_probability: f64,
+    /// Ordinary (no anomaly) and complete: the sessions models learn from and are judged on.
+    pub eligible: bool,
+    /// Features state folded over the decision prefix.
+    pub state: SessionState,
+}
+
+/// What loading found, for the report.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LoadStats {
+    /// Raw records read.
+    pub records: u64,
+    /// Records the truth labels malformed (skipped, as the job rejects them).
+    pub malformed: u64,
+    /// Sessions in the truth.
+    pub sessions: u64,
+    /// Ordinary, complete sessions.
+    pub eligible: u64,
+    /// Sessions with a purchase among the eligible.
+    pub eligible_purchases: u64,
+    /// Sessions whose events were not found (cut off by --events before their first event).
+    pub without_events: u64,
+}
+
+/// Reads a file of protobuf messages in delimited form (varint length, bytes).
+pub fn read_delimited(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("opening {}", path.display()))?
+        .read_to_end(&mut data)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut buf = data.as_slice();
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let len = prost::encoding::decode_varint(&mut buf)
+            .with_context(|| format!("{}: bad length prefix after {} records", path.display(), out.len()))?
+            as usize;
+        if len > buf.len() {
+            bail!("{}: record {} claims {len} bytes, {} left (truncated file?)", path.display(), out.len(), buf.len());
+        }
+        out.push(buf[..len].to_vec());
+        buf = &buf[len..];
+    }
+    Ok(out)
+}
+
+/// Loads sessions from a generator output directory (events.pb, truth.pb, catalog.pb).
+pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, LoadStats)> {
+    for f in ["events.pb", "truth.pb", "catalog.pb"] {
+        if !dir.join(f).exists() {
+            bail!(
+                "{} has no {f}: --from DIR wants the output of `ecom generate --out DIR` (events.pb, truth.pb, catalog.pb)",
+                dir.display()
+            );
+        }
+    }
+    let catalog: HashMap<String, Product> = read_delimited(&dir.join("catalog.pb"))?
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            Product::decode(b.as_slice())
+                .map(|p| (p.product_id.clone(), p))
+                .with_context(|| format!("catalog.pb record {i} is not a Product"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut truth = HashMap::new();
+    let mut malformed = HashSet::new();
+    for (i, b) in read_delimited(&dir.join("truth.pb"))?.iter().enumerate() {
+        match TruthRecord::decode(b.as_slice()).with_context(|| format!("truth.pb record {i}"))?.record {
+            Some(truth_record::Record::Session(s)) => {
+                truth.insert(s.session_id.clone(), s);
+            }
+            Some(truth_record::Record::Malformed(m)) => {
+                malformed.insert(m.sequence);
+            }
+            None => {}
+        }
+    }
+    let records = read_delimited(&dir.join("events.pb"))?;
+    let bar = bar(progress, records.len() as u64, "reading events");
+    let mut stats = LoadStats { records: records.len() as u64, sessions: truth.len() as u64, ..Default::default() };
+    // Events per session, in file order; sorted by time (and position) when folded.
+    let mut events: HashMap<String, Vec<(i64, usize, Event)>> = HashMap::new();
+    for (seq, bytes) in records.iter().enumerate() {
+        bar.inc(1);
+        if malformed.contains(&(seq as i64)) {
+            stats.malformed += 1;
+            continue;
+        }
+        let e = Event::decode(bytes.as_slice())
+            .with_context(|| format!("events.pb record {seq} is not an Event and the truth does not label it"))?;
+        events.entry(e.session_id.clone()).or_default().push((e.event_time_ms, seq, e));
+    }
+    bar.finish_and_clear();
+    drop(records);
+    let mut sessions = Vec::with_capacity(truth.len());
+    for (sid, t) in truth {
+        let Some(mut evs) = events.remove(&sid) else {
+            stats.without_events += 1;
+            continue;
+        };
+        evs.sort_by_key(|(time, seq, _)| (*time, *seq));
+        let end_ms = evs.last().map(|(time, _, _)| *time).unwrap_or(t.start_ms);
+        // The prefix by time, not by count: a record of the session dropped as malformed must
+        // not pull a later (post-decision) event into it.
+        let mut state = features::new_state();
+        for (_, _, e) in evs.into_iter().take_while(|(time, _, _)| t.decision_events > 0 && *time <= t.decision_ms) {
+            features::update(&mut state, &enrich(e, &catalog)).context("folding features")?;
+        }
+        let eligible = t.anomaly == 0 && !t.truncated;
+        stats.eligible += u64::from(eligible);
+        stats.eligible_purchases += u64::from(eligible && t.purchased);
+        sessions.push(Session {
+            session_id: sid,
+            user_id: t.user_id,
+            start_ms: t.start_ms,
+            end_ms,
+            purchased: t.purchased,
+            oracle_probability: t.purchase_probability,
+            eligible,
+            state,
+        });
+    }
+    // A fixed order (the map's is random): by time, then id.
+    sessions.sort_by(|a, b| (a.start_ms, &a.session_id).cmp(&(b.start_ms, &b.session_id)));
+    Ok((sessions, stats))
+}
+
+/// The catalog join, as the job does it: category, price, material and style of the product.
+pub fn enrich(event: Event, catalog: &HashMap<String, Product>) -> EnrichedEvent {
+    let product = event.product_id.as_ref().and_then(|p| catalog.get(p));
+    EnrichedEvent {
+        category: product.map(|p| p.category.clone()).unwrap_or_default(),
+        price_cents: product.map(|p| p.price_cents).unwrap_or_default(),
+        material: product.map(|p| p.material.clone()).unwrap_or_default(),
+        style: product.map(|p| p.style.clone()).unwrap_or_default(),
+        event: Some(event),
+        ..Default::default()
+    }
+}
+
+/// A progress bar on stderr, or a hidden one.
+pub fn bar(show: bool, len: u64, what: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template("{msg:>18} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    b.set_message(what.to_string());
+    b
+}

@@ -1,0 +1,504 @@
+//! `ecom train`: honest offline models of purchase intent. Sessions come from the generator's
+//! files, features from ecom-core (the functions the live job calls over JNI), the split is by
+//! user and by time, and every model is judged on held-out users' later sessions next to the
+//! generator's oracle and a trivial baseline. Writes `models/<version>/` and moves the
+//! `models/CURRENT` pointer that `ecom serve` watches.
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+
+pub mod boost;
+pub mod data;
+pub mod mlp;
+pub mod prepare;
+pub mod svg;
+
+use anyhow::{bail, Context};
+use ecom_core::lsh::LshParams;
+use ecom_core::metrics;
+use prepare::{Split, Table};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Where training data comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A directory written by `ecom generate --out DIR`.
+    Dir(PathBuf),
+}
+
+/// Everything `ecom train` can be told.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// The data.
+    pub source: Source,
+    /// Root of the model versions (`models/`).
+    pub models_dir: PathBuf,
+    /// Seed of every model.
+    pub seed: u64,
+    /// Threads for XGBoost.
+    pub threads: u32,
+    /// LSH parameters of the neighbour features (the job's `--lsh-perm/--lsh-bands`).
+    pub lsh: LshParams,
+    /// Trees in the random forest.
+    pub forest_trees: u32,
+    /// Most MLP epochs.
+    pub mlp_epochs: usize,
+    /// Progress bars on stderr.
+    pub progress: bool,
+    /// Version name; default: `v<unix seconds>`.
+    pub version: Option<String>,
+}
+
+/// What `train` produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The version directory.
+    pub dir: PathBuf,
+    /// metrics.json as written.
+    pub metrics: Value,
+}
+
+/// The model's feature schema hash: ecom-core's schema hash plus the names training adds.
+pub fn model_schema_hash(names: &[String]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in ecom_core::features::schema_hash().bytes().chain(names.join(",").bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Name of the file holding the current version.
+pub const CURRENT: &str = "CURRENT";
+
+/// Metrics of one model's probabilities on the test rows.
+pub fn evaluate(probs: &[f64], labels: &[bool]) -> Value {
+    json!({
+        "roc_auc": metrics::roc_auc(probs, labels),
+        "pr_auc": metrics::pr_auc(probs, labels),
+        "log_loss": metrics::log_loss(probs, labels),
+        "brier": metrics::brier(probs, labels),
+        "calibration": metrics::reliability(probs, labels, 10).iter().map(|b| json!({
+            "lo": b.lo, "hi": b.hi, "count": b.count,
+            "mean_predicted": b.mean_predicted, "observed_rate": b.observed_rate,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn subset<T: Clone>(v: &[T], rows: &[usize]) -> Vec<T> {
+    rows.iter().map(|&r| v[r].clone()).collect()
+}
+
+/// Trains every model and writes the version directory.
+pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
+    let started = Instant::now();
+    let Source::Dir(dir) = &opts.source;
+    eprintln!("ecom train: reading sessions from {}", dir.display());
+    let (sessions, load) = data::load_dir(dir, opts.progress)?;
+    let rule = prepare::SplitRule::for_sessions(&sessions);
+    let (table, index) = prepare::build(&sessions, opts.lsh, &rule)?;
+    drop(sessions);
+    let (tr, va, te) = (table.rows_of(Split::Train), table.rows_of(Split::Valid), table.rows_of(Split::Test));
+    check_split(&table, &tr, &va, &te)?;
+    let c = table.cols();
+    let (xtr, xva, xte) = (table.x_of(&tr), table.x_of(&va), table.x_of(&te));
+    let (ytr, yva, yte) = (subset(&table.y, &tr), subset(&table.y, &va), subset(&table.y, &te));
+    eprintln!(
+        "ecom train: {} sessions ({} eligible); train {} / valid {} / test {} (users split 60/20/20, time cut at the median start)",
+        load.sessions,
+        load.eligible,
+        tr.len(),
+        va.len(),
+        te.len()
+    );
+
+    let version = opts.version.clone().unwrap_or_else(default_version);
+    let out = opts.models_dir.join(&version);
+    if out.exists() {
+        bail!("{} already exists: choose another --version", out.display());
+    }
+    let tmp = opts.models_dir.join(format!(".{version}.partial"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+
+    let cfg = boost::BoostConfig { seed: opts.seed, threads: opts.threads, max_rounds: 2000, patience: 30 };
+    let (dtr, dva, dte) = (
+        boost::matrix(&xtr, tr.len(), Some(&ytr))?,
+        boost::matrix(&xva, va.len(), Some(&yva))?,
+        boost::matrix(&xte, te.len(), None)?,
+    );
+    let mut models = serde_json::Map::new();
+    let mut curves: Vec<(&str, &str, Vec<f64>)> = Vec::new();
+
+    // XGBoost, boosted.
+    let bar = data::bar(opts.progress, u64::from(cfg.max_rounds), "xgboost rounds");
+    let t = Instant::now();
+    let (gbdt, info) = boost::train_gbdt(&dtr, &dva, &cfg, &bar)?;
+    let train_s = t.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let p = publish_booster(&gbdt, &dte, &yte, &tmp, "xgboost", train_s, json!(info), &mut models)?;
+    curves.push(("xgboost", "#1f77b4", p));
+
+    // XGBoost's random-forest mode.
+    eprintln!("ecom train: random forest ({} trees)", opts.forest_trees);
+    let t = Instant::now();
+    let (forest, info) = boost::train_forest(&dtr, &cfg, opts.forest_trees)?;
+    let train_s = t.elapsed().as_secs_f64();
+    let p = publish_booster(&forest, &dte, &yte, &tmp, "random_forest", train_s, json!(info), &mut models)?;
+    curves.push(("random forest", "#2ca02c", p));
+
+    // The MLP.
+    let mcfg =
+        mlp::MlpConfig { seed: opts.seed, max_epochs: opts.mlp_epochs, patience: 5, batch: 256, learning_rate: 1e-3 };
+    let bar = data::bar(opts.progress, opts.mlp_epochs as u64, "mlp epochs");
+    let t = Instant::now();
+    let (net, info) = mlp::Mlp::train(&xtr, &ytr, &xva, &yva, c, &mcfg, &bar)?;
+    let train_s = t.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let t = Instant::now();
+    let p = net.predict(&xte)?;
+    let infer = t.elapsed().as_secs_f64() * 1e6 / te.len().max(1) as f64;
+    net.save(&tmp, "mlp")?;
+    models.insert("mlp".into(), model_entry(&p, &yte, train_s, infer, json!(info), "mlp.safetensors"));
+    curves.push(("mlp", "#9467bd", p));
+
+    // The oracle and the trivial baseline on the same test rows.
+    let oracle = subset(&table.oracle, &te);
+    let rate = ytr.iter().filter(|y| **y).count() as f64 / ytr.len().max(1) as f64;
+    let baseline = vec![rate; te.len()];
+
+    // SHAP from XGBoost's TreeSHAP on the test rows.
+    let contribs = boost::contributions(&gbdt, &dte)?;
+    let shap = shap_summary(&contribs, &xte, &table.names, &curves[0].2)?;
+
+    let schema_hash = model_schema_hash(&table.names);
+    let metrics = json!({
+        "version": version,
+        "created_at_ms": now_ms(),
+        "source": {"dir": dir.display().to_string()},
+        "load": load,
+        "split": {
+            "rule": rule,
+            "train": {"sessions": tr.len(), "purchases": ytr.iter().filter(|y| **y).count()},
+            "valid": {"sessions": va.len(), "purchases": yva.iter().filter(|y| **y).count()},
+            "test": {"sessions": te.len(), "purchases": yte.iter().filter(|y| **y).count()},
+        },
+        "feature_schema": {
+            "core_hash": ecom_core::features::schema_hash(),
+            "core_version": ecom_core::features::SCHEMA_VERSION,
+            "hash": schema_hash,
+            "names": table.names,
+        },
+        "lsh": {"num_perm": opts.lsh.num_perm, "num_bands": opts.lsh.num_bands},
+        "oracle_auc": metrics::roc_auc(&oracle, &yte),
+        "oracle": evaluate(&oracle, &yte),
+        "baseline": {"what": "the training purchase rate for everyone", "rate": rate, "metrics": evaluate(&baseline, &yte)},
+        "models": models,
+        "shap": shap,
+        "seed": opts.seed,
+        "train_seconds_total": started.elapsed().as_secs_f64(),
+    });
+    std::fs::write(tmp.join("metrics.json"), serde_json::to_vec_pretty(&metrics)?)?;
+    std::fs::write(
+        tmp.join("schema.json"),
+        serde_json::to_vec_pretty(&json!({
+            "hash": schema_hash,
+            "core_hash": ecom_core::features::schema_hash(),
+            "names": table.names,
+            "lsh": {"num_perm": opts.lsh.num_perm, "num_bands": opts.lsh.num_bands},
+        }))?,
+    )?;
+    std::fs::write(tmp.join("neighbours.json"), serde_json::to_vec(&index)?)?;
+    report(&tmp, &metrics, &curves, &oracle, &baseline, &yte, &contribs, &xte, &table.names)?;
+
+    // Publish: the finished directory appears at once, then CURRENT moves to it.
+    std::fs::rename(&tmp, &out).with_context(|| format!("moving {} to {}", tmp.display(), out.display()))?;
+    set_current(&opts.models_dir, &version)?;
+    Ok(TrainOutcome { dir: out, metrics })
+}
+
+/// Predicts the test rows (timed), saves `<name>.json` and records the model's metrics.
+#[allow(clippy::too_many_arguments)] // the pieces of one model's entry
+fn publish_booster(
+    bst: &xgb::Booster,
+    test: &xgb::DMatrix,
+    y: &[bool],
+    dir: &Path,
+    name: &str,
+    train_s: f64,
+    info: Value,
+    models: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<Vec<f64>> {
+    let t = Instant::now();
+    let p = boost::predict(bst, test)?;
+    let infer = t.elapsed().as_secs_f64() * 1e6 / y.len().max(1) as f64;
+    let file = format!("{name}.json");
+    boost::save(bst, &dir.join(&file))?;
+    models.insert(name.into(), model_entry(&p, y, train_s, infer, info, &file));
+    Ok(p)
+}
+
+fn model_entry(p: &[f64], y: &[bool], train_s: f64, infer_us: f64, info: Value, file: &str) -> Value {
+    let mut v = evaluate(p, y);
+    v["train_seconds"] = json!(train_s);
+    v["inference_us_per_row"] = json!(infer_us);
+    v["info"] = info;
+    v["file"] = json!(file);
+    v
+}
+
+/// No user and no session may be in two splits.
+fn check_split(table: &Table, tr: &[usize], va: &[usize], te: &[usize]) -> anyhow::Result<()> {
+    if tr.is_empty() || va.is_empty() || te.is_empty() {
+        bail!(
+            "too little data to split: train {}, valid {}, test {} sessions (generate more events)",
+            tr.len(),
+            va.len(),
+            te.len()
+        );
+    }
+    let users = |rows: &[usize]| rows.iter().map(|&r| table.user_id[r].as_str()).collect::<HashSet<_>>();
+    let (a, b, c) = (users(tr), users(va), users(te));
+    if !a.is_disjoint(&b) || !a.is_disjoint(&c) || !b.is_disjoint(&c) {
+        bail!("internal error: a user crosses splits");
+    }
+    for (name, rows) in [("train", tr), ("valid", va), ("test", te)] {
+        let y: HashSet<bool> = rows.iter().map(|&r| table.y[r]).collect();
+        if y.len() < 2 {
+            bail!("the {name} split has only one outcome ({} sessions): generate more events", rows.len());
+        }
+    }
+    Ok(())
+}
+
+/// Global mean |SHAP| per feature, the additivity check, and the top features.
+fn shap_summary(contribs: &[f32], x: &[f32], names: &[String], probs: &[f64]) -> anyhow::Result<Value> {
+    let c = names.len();
+    let rows = x.len() / c.max(1);
+    if contribs.len() != rows * (c + 1) {
+        bail!("xgboost returned {} contributions for {rows} rows × {} columns", contribs.len(), c + 1);
+    }
+    let mut mean_abs = vec![0f64; c];
+    let mut max_err = 0f64;
+    for (r, row) in contribs.chunks(c + 1).enumerate() {
+        for (k, v) in row[..c].iter().enumerate() {
+            mean_abs[k] += f64::from(v.abs()) / rows as f64;
+        }
+        let sum: f64 = row.iter().map(|v| f64::from(*v)).sum();
+        let p = probs[r].clamp(1e-7, 1.0 - 1e-7);
+        max_err = max_err.max((sum - (p / (1.0 - p)).ln()).abs());
+    }
+    let mut order: Vec<usize> = (0..c).collect();
+    order.sort_by(|a, b| mean_abs[*b].total_cmp(&mean_abs[*a]));
+    Ok(json!({
+        "model": "xgboost",
+        "rows": rows,
+        "additivity_max_abs_error": max_err,
+        "bias": contribs.get(c).copied(),
+        "mean_abs": order.iter().map(|&k| json!({"feature": names[k], "mean_abs_shap": mean_abs[k]})).collect::<Vec<_>>(),
+    }))
+}
+
+/// Probabilities to the points of a curve.
+type CurveFn<'a> = dyn Fn(&[f64]) -> Vec<(f64, f64)> + 'a;
+
+#[allow(clippy::too_many_arguments)] // one report from everything training computed
+fn report(
+    dir: &Path,
+    metrics: &Value,
+    curves: &[(&str, &str, Vec<f64>)],
+    oracle: &[f64],
+    baseline: &[f64],
+    y: &[bool],
+    contribs: &[f32],
+    x: &[f32],
+    names: &[String],
+) -> anyhow::Result<()> {
+    use svg::Series;
+    let mut all: Vec<(&str, &str, &[f64])> = curves.iter().map(|(n, c, p)| (*n, *c, p.as_slice())).collect();
+    all.push(("oracle", "#d62728", oracle));
+    all.push(("baseline", "#7f7f7f", baseline));
+    let series = |f: &CurveFn<'_>| -> Vec<Series<'_>> {
+        all.iter().map(|(n, c, p)| Series { name: n, color: c, points: thin(f(p)), scatter: false }).collect()
+    };
+    let roc = svg::plot(
+        "ROC (test users, later sessions)",
+        "false positive rate",
+        "true positive rate",
+        (0.0, 1.0),
+        (0.0, 1.0),
+        &series(&|p| metrics::roc_curve(p, y)),
+    );
+    let pr = svg::plot(
+        "Precision-recall",
+        "recall",
+        "precision",
+        (0.0, 1.0),
+        (0.0, 1.0),
+        &series(&|p| metrics::pr_curve(p, y)),
+    );
+    let mut cal =
+        series(&|p| metrics::reliability(p, y, 10).iter().map(|b| (b.mean_predicted, b.observed_rate)).collect());
+    cal.push(Series { name: "perfect", color: "#bbbbbb", points: vec![(0.0, 0.0), (1.0, 1.0)], scatter: false });
+    let cal = svg::plot(
+        "Calibration (10 bins)",
+        "mean predicted probability",
+        "observed purchase rate",
+        (0.0, 1.0),
+        (0.0, 1.0),
+        &cal,
+    );
+    let top: Vec<(String, f64)> = metrics["shap"]["mean_abs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .take(20)
+                .map(|v| (v["feature"].as_str().unwrap_or("").to_string(), v["mean_abs_shap"].as_f64().unwrap_or(0.0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let summary = svg::bars("XGBoost: mean |SHAP| per feature (top 20)", "mean |contribution| to the log-odds", &top);
+    let mut files = vec![("roc.svg", roc), ("pr.svg", pr), ("calibration.svg", cal), ("shap_summary.svg", summary)];
+    let c = names.len();
+    for (feature, _) in top.iter().take(3) {
+        let Some(k) = names.iter().position(|n| n == feature) else { continue };
+        let pts: Vec<(f64, f64)> = x
+            .chunks(c)
+            .zip(contribs.chunks(c + 1))
+            .take(3000)
+            .map(|(row, con)| (f64::from(row[k]), f64::from(con[k])))
+            .collect();
+        let (x0, x1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (v, _)| (a.min(*v), b.max(*v)));
+        let (y0, y1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, v)| (a.min(*v), b.max(*v)));
+        let plot = svg::plot(
+            &format!("SHAP dependence: {feature}"),
+            feature,
+            "SHAP value",
+            (x0, x1.max(x0 + 1e-9)),
+            (y0, y1.max(y0 + 1e-9)),
+            &[Series { name: feature, color: "#1f77b4", points: pts, scatter: true }],
+        );
+        files.push((Box::leak(format!("shap_dependence_{feature}.svg").into_boxed_str()), plot));
+    }
+    for (name, body) in &files {
+        std::fs::write(dir.join(name), body)?;
+    }
+    let mut rows = String::new();
+    let fmt = |v: &Value| v.as_f64().map(|f| format!("{f:.4}")).unwrap_or_else(|| "n/a".into());
+    for (name, m) in metrics["models"].as_object().into_iter().flatten() {
+        rows += &format!(
+            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}</td></tr>\n",
+            fmt(&m["roc_auc"]),
+            fmt(&m["pr_auc"]),
+            fmt(&m["log_loss"]),
+            fmt(&m["brier"]),
+            m["train_seconds"].as_f64().unwrap_or(0.0),
+            m["inference_us_per_row"].as_f64().unwrap_or(0.0)
+        );
+    }
+    for (name, m) in [
+        ("oracle (generator's probability)", &metrics["oracle"]),
+        ("baseline (training rate)", &metrics["baseline"]["metrics"]),
+    ] {
+        rows += &format!(
+            "<tr><td><i>{name}</i></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td></td><td></td></tr>\n",
+            fmt(&m["roc_auc"]),
+            fmt(&m["pr_auc"]),
+            fmt(&m["log_loss"]),
+            fmt(&m["brier"])
+        );
+    }
+    let imgs: String = files.iter().map(|(n, _)| format!("<img src=\"{n}\" alt=\"{n}\">\n")).collect();
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>ecom model {v}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:4px 10px;text-align:right}}td:first-child{{text-align:left}}img{{margin:6px;border:1px solid #ddd}}</style></head><body>
+<h1>ecom purchase model {v}</h1>
+<p>Test set: sessions of users never seen in training (20 % of users by hash), starting after the time cut; {te} sessions, {tp} purchases. Training: other users' earlier sessions. Features over each session's decision prefix (schema {h}).</p>
+<table><tr><th>model</th><th>ROC AUC</th><th>PR AUC</th><th>log loss</th><th>Brier</th><th>train s</th><th>µs/row</th></tr>
+{rows}</table>
+<p>SHAP additivity: contributions sum to the margin within {err:.2e} (max over test rows).</p>
+{imgs}
+<pre>{json}</pre></body></html>\n",
+        v = metrics["version"].as_str().unwrap_or(""),
+        te = metrics["split"]["test"]["sessions"],
+        tp = metrics["split"]["test"]["purchases"],
+        h = metrics["feature_schema"]["hash"].as_str().unwrap_or(""),
+        err = metrics["shap"]["additivity_max_abs_error"].as_f64().unwrap_or(f64::NAN),
+        json = serde_json::to_string_pretty(&metrics["split"])?.replace('<', "&lt;"),
+    );
+    std::fs::write(dir.join("report.html"), html)?;
+    Ok(())
+}
+
+/// At most ~400 points per curve, keeping the ends.
+fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    let step = points.len().div_ceil(400).max(1);
+    let last = points.last().copied();
+    let mut out: Vec<(f64, f64)> = points.into_iter().step_by(step).collect();
+    if let Some(l) = last {
+        if out.last() != Some(&l) {
+            out.push(l);
+        }
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn default_version() -> String {
+    format!("v{}", now_ms() / 1000)
+}
+
+/// Points `models/CURRENT` at `version`, atomically (write then rename).
+pub fn set_current(models_dir: &Path, version: &str) -> anyhow::Result<()> {
+    let tmp = models_dir.join(".CURRENT.tmp");
+    std::fs::write(&tmp, format!("{version}\n"))?;
+    std::fs::rename(&tmp, models_dir.join(CURRENT)).context("moving models/CURRENT")?;
+    Ok(())
+}
+
+/// The current version, if any.
+pub fn current(models_dir: &Path) -> Option<String> {
+    let v = std::fs::read_to_string(models_dir.join(CURRENT)).ok()?;
+    let v = v.trim().to_string();
+    models_dir.join(&v).is_dir().then_some(v)
+}
+
+/// The closing summary `ecom train` prints: one line per model next to the oracle and baseline.
+pub fn summary(out: &TrainOutcome) -> String {
+    let m = &out.metrics;
+    let f = |v: &Value| v.as_f64().map(|x| format!("{x:.4}")).unwrap_or_else(|| "n/a".into());
+    let mut s = format!(
+        "model {} written to {}\n  test: {} sessions of unseen users after the time cut, {} purchases\n",
+        m["version"].as_str().unwrap_or(""),
+        out.dir.display(),
+        m["split"]["test"]["sessions"],
+        m["split"]["test"]["purchases"]
+    );
+    s += &format!("  {:<15} {:>8} {:>8} {:>9} {:>8} {:>9}\n", "", "ROC AUC", "PR AUC", "log loss", "Brier", "train s");
+    for (name, v) in m["models"].as_object().into_iter().flatten() {
+        s += &format!(
+            "  {:<15} {:>8} {:>8} {:>9} {:>8} {:>9.1}\n",
+            name,
+            f(&v["roc_auc"]),
+            f(&v["pr_auc"]),
+            f(&v["log_loss"]),
+            f(&v["brier"]),
+            v["train_seconds"].as_f64().unwrap_or(0.0)
+        );
+    }
+    for (name, v) in [("oracle", &m["oracle"]), ("baseline", &m["baseline"]["metrics"])] {
+        s += &format!(
+            "  {:<15} {:>8} {:>8} {:>9} {:>8}\n",
+            name,
+            f(&v["roc_auc"]),
+            f(&v["pr_auc"]),
+            f(&v["log_loss"]),
+            f(&v["brier"])
+        );
+    }
+    s += &format!("  report: {}\n", out.dir.join("report.html").display());
+    s
+}

@@ -1,0 +1,203 @@
+//! From sessions to a feature matrix: user history and LSH neighbour features computed in time
+//! order from sessions that had *ended* before the one at hand (nothing from its future), and
+//! the split by user and by time.
+use crate::data::Session;
+use ecom_core::features;
+use ecom_core::lsh::{Lsh, LshParams};
+use ecom_proto::v1::UserHistory;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+/// Features added to ecom-core's schema by training: from similar earlier sessions.
+pub const NEIGHBOUR_NAMES: [&str; 2] = ["neighbour_purchase_rate", "neighbour_sessions_log"];
+
+/// All feature names of the model, in column order.
+pub fn feature_names() -> Vec<String> {
+    features::NAMES.iter().chain(NEIGHBOUR_NAMES.iter()).map(|s| s.to_string()).collect()
+}
+
+/// Where a session went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// Training users, sessions before the time cut.
+    Train,
+    /// Validation users, sessions from the time cut on (early stopping).
+    Valid,
+    /// Test users, sessions from the time cut on (the reported numbers).
+    Test,
+    /// Not used for learning or judging (anomalous, incomplete, or on the wrong side of the cut
+    /// for its user's split). Still feeds history and neighbours.
+    None,
+}
+
+/// The split rule: users are hashed into train / valid / test shares; training sessions come
+/// before the time cut, validation and test sessions from it on.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct SplitRule {
+    /// Share of users for training (percent).
+    pub train_pct: u64,
+    /// Share of users for validation (percent); the rest is test.
+    pub valid_pct: u64,
+    /// Sessions starting before this are training time, from it on evaluation time.
+    pub cut_ms: i64,
+}
+
+impl SplitRule {
+    /// 60 / 20 / 20 by user, time cut at the median start of the eligible sessions.
+    pub fn for_sessions(sessions: &[Session]) -> Self {
+        let mut starts: Vec<i64> = sessions.iter().filter(|s| s.eligible).map(|s| s.start_ms).collect();
+        starts.sort_unstable();
+        let cut_ms = starts.get(starts.len() / 2).copied().unwrap_or(0);
+        Self { train_pct: 60, valid_pct: 20, cut_ms }
+    }
+
+    /// The user's share: FNV-1a of the id, so it is the same on every run and machine.
+    pub fn user_bucket(user_id: &str) -> u64 {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in user_id.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+        }
+        h % 100
+    }
+
+    /// The split of one session.
+    pub fn split(&self, s: &Session) -> Split {
+        if !s.eligible {
+            return Split::None;
+        }
+        let b = Self::user_bucket(&s.user_id);
+        let early = s.start_ms < self.cut_ms;
+        match (b < self.train_pct, b < self.train_pct + self.valid_pct, early) {
+            (true, _, true) => Split::Train,
+            (false, true, false) => Split::Valid,
+            (false, false, false) => Split::Test,
+            _ => Split::None,
+        }
+    }
+}
+
+/// Purchase counts per LSH band bucket of ended sessions: the neighbour features, and the index
+/// `ecom serve` loads to compute them live.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct NeighbourIndex {
+    /// Band bucket -> (sessions, purchases).
+    pub buckets: HashMap<u64, (u32, u32)>,
+}
+
+impl NeighbourIndex {
+    /// Adds an ended session.
+    pub fn add(&mut self, buckets: &[u64], purchased: bool) {
+        for b in buckets {
+            let e = self.buckets.entry(*b).or_default();
+            e.0 += 1;
+            e.1 += u32::from(purchased);
+        }
+    }
+
+    /// (purchase rate among sessions sharing a bucket, smoothed towards `prior`; log1p of
+    /// how many shared one).
+    pub fn features(&self, buckets: &[u64], prior: f64) -> [f64; 2] {
+        let (n, p) = buckets
+            .iter()
+            .filter_map(|b| self.buckets.get(b))
+            .fold((0u64, 0u64), |(n, p), (bn, bp)| (n + u64::from(*bn), p + u64::from(*bp)));
+        // Ten pseudo-sessions at the prior rate keep rare buckets from shouting.
+        let rate = (p as f64 + 10.0 * prior) / (n as f64 + 10.0);
+        [rate, (n as f64).ln_1p()]
+    }
+}
+
+/// The model's inputs.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Row-major features, `rows × names.len()`.
+    pub x: Vec<f32>,
+    /// Column names.
+    pub names: Vec<String>,
+    /// Labels.
+    pub y: Vec<bool>,
+    /// The generator's probability per row (the oracle).
+    pub oracle: Vec<f64>,
+    /// Split per row.
+    pub split: Vec<Split>,
+    /// Session id per row.
+    pub session_id: Vec<String>,
+    /// User id per row.
+    pub user_id: Vec<String>,
+}
+
+impl Table {
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Row indices of a split.
+    pub fn rows_of(&self, split: Split) -> Vec<usize> {
+        (0..self.y.len()).filter(|&i| self.split[i] == split).collect()
+    }
+
+    /// The features of the given rows, row-major.
+    pub fn x_of(&self, rows: &[usize]) -> Vec<f32> {
+        let c = self.cols();
+        rows.iter().flat_map(|&r| self.x[r * c..(r + 1) * c].iter().copied()).collect()
+    }
+}
+
+/// Builds the table from sessions sorted by start time. History and neighbour statistics at a
+/// session's start hold exactly the sessions that ended before it.
+pub fn build(sessions: &[Session], lsh: LshParams, rule: &SplitRule) -> anyhow::Result<(Table, NeighbourIndex)> {
+    let lsh = Lsh::new(lsh)?;
+    let names = feature_names();
+    let mut table = Table {
+        x: Vec::with_capacity(sessions.len() * names.len()),
+        names,
+        y: Vec::new(),
+        oracle: Vec::new(),
+        split: Vec::new(),
+        session_id: Vec::new(),
+        user_id: Vec::new(),
+    };
+    let mut index = NeighbourIndex::default();
+    let mut history: HashMap<&str, UserHistory> = HashMap::new();
+    // Sessions waiting to end: (end, position); they join history and the index once ended.
+    let mut pending: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
+    let mut buckets_of: Vec<Vec<u64>> = Vec::with_capacity(sessions.len());
+    let (mut ended, mut ended_purchases) = (0u64, 0u64);
+    for (i, s) in sessions.iter().enumerate() {
+        while let Some(Reverse((end, j))) = pending.peek().copied() {
+            if end >= s.start_ms {
+                break;
+            }
+            pending.pop();
+            let done = &sessions[j];
+            index.add(&buckets_of[j], done.purchased);
+            let h = history.entry(done.user_id.as_str()).or_default();
+            h.prior_sessions += 1;
+            h.prior_purchases += u32::from(done.purchased);
+            h.last_session_ms = h.last_session_ms.max(done.start_ms);
+            ended += 1;
+            ended_purchases += u64::from(done.purchased);
+        }
+        let sig = lsh.signature(&s.state.tokens);
+        let buckets = lsh.band_buckets(&sig);
+        let user = history.get(s.user_id.as_str()).cloned().unwrap_or_default();
+        let f = features::compute(&s.state, &user);
+        let prior = if ended == 0 { 0.05 } else { ended_purchases as f64 / ended as f64 };
+        let nb = index.features(&buckets, prior);
+        table.x.extend(f.iter().chain(nb.iter()).map(|v| *v as f32));
+        table.y.push(s.purchased);
+        table.oracle.push(s.oracle_probability);
+        table.split.push(rule.split(s));
+        table.session_id.push(s.session_id.clone());
+        table.user_id.push(s.user_id.clone());
+        buckets_of.push(buckets);
+        pending.push(Reverse((s.end_ms, i)));
+    }
+    // The index `ecom serve` gets holds every session.
+    while let Some(Reverse((_, j))) = pending.pop() {
+        index.add(&buckets_of[j], sessions[j].purchased);
+    }
+    Ok((table, index))
+}
