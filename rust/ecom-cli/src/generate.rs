@@ -507,14 +507,6 @@ fn truth_key(t: &TruthRecord) -> String {
 pub(crate) const FILES: [&str; 7] =
     ["events.pb", "events.jsonl", "truth.jsonl", "catalog.jsonl", "summary.json", "truth.pb", "catalog.pb"];
 
-/// Appends `value` in protobuf's delimited form (a varint length, then the bytes).
-fn write_delimited(w: &mut impl Write, value: &[u8]) -> std::io::Result<()> {
-    let mut len = Vec::with_capacity(5);
-    prost::encoding::encode_varint(value.len() as u64, &mut len);
-    w.write_all(&len)?;
-    w.write_all(value)
-}
-
 async fn to_files(a: &GenerateArgs, cfg: GenConfig, dir: &std::path::Path) -> anyhow::Result<GenerateSummary> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let open = |name: &str| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
@@ -531,7 +523,7 @@ async fn to_files(a: &GenerateArgs, cfg: GenConfig, dir: &std::path::Path) -> an
     let mut gen = Generator::new(cfg);
     for p in gen.catalog() {
         writeln!(catalog, "{}", ecom_gen::json::product(p))?;
-        write_delimited(&mut catalog_pb, &p.encode_to_vec())?;
+        ecom_gen::write_delimited(&mut catalog_pb, &p.encode_to_vec())?;
     }
     let run = Run::new(a);
     let mut n = 0u64;
@@ -546,12 +538,12 @@ async fn to_files(a: &GenerateArgs, cfg: GenConfig, dir: &std::path::Path) -> an
         let value = encode(&rec);
         summary.note_record(&rec);
         // events.pb: each record value with a varint length prefix (protobuf's delimited form).
-        write_delimited(&mut pb, &value)?;
+        ecom_gen::write_delimited(&mut pb, &value)?;
         writeln!(jsonl, "{}", ecom_gen::json::record(&rec))?;
         let t = gen.take_truth();
         for r in &t {
             writeln!(truth, "{}", ecom_gen::json::truth(r))?;
-            write_delimited(&mut truth_pb, &r.encode_to_vec())?;
+            ecom_gen::write_delimited(&mut truth_pb, &r.encode_to_vec())?;
         }
         summary.note_truth(&t);
         summary.produced += 1;
@@ -561,7 +553,7 @@ async fn to_files(a: &GenerateArgs, cfg: GenConfig, dir: &std::path::Path) -> an
     let t = gen.take_truth();
     for r in &t {
         writeln!(truth, "{}", ecom_gen::json::truth(r))?;
-        write_delimited(&mut truth_pb, &r.encode_to_vec())?;
+        ecom_gen::write_delimited(&mut truth_pb, &r.encode_to_vec())?;
     }
     summary.note_truth(&t);
     for w in [&mut pb, &mut jsonl, &mut truth, &mut catalog, &mut truth_pb, &mut catalog_pb] {

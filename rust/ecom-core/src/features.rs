@@ -5,7 +5,7 @@
 //!
 //! The schema (names, order, version) is fixed here; its hash goes into every model and
 //! `ecom serve` refuses a model whose hash differs.
-use ecom_proto::v1::{CartLine, CategoryCount, EnrichedEvent, EventKind, SessionState, UserHistory};
+use ecom_proto::v1::{CartLine, CategoryCount, EnrichedEvent, Event, EventKind, Product, SessionState, UserHistory};
 
 /// Version of the feature schema and of `SessionState`'s meaning. Bump on any change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -89,19 +89,27 @@ pub type Features = [f64; LEN];
 /// The schema's identity: FNV-1a 64 over the version and the names in order, as 16 hex digits.
 /// Models record it; `ecom serve` compares it on load.
 pub fn schema_hash() -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    eat(format!("ecom.features.v{SCHEMA_VERSION}").as_bytes());
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(format!("ecom.features.v{SCHEMA_VERSION}").as_bytes());
     for n in NAMES {
-        eat(b"\0");
-        eat(n.as_bytes());
+        h.write(b"\0");
+        h.write(n.as_bytes());
     }
-    format!("{h:016x}")
+    format!("{:016x}", h.finish())
+}
+
+/// The catalog join the features rely on (the Flink job must do the same): the product's category, price,
+/// material and style on the event (left empty when the product is unknown).
+pub fn enrich(event: Event, product: Option<&Product>) -> EnrichedEvent {
+    EnrichedEvent {
+        category: product.map(|p| p.category.clone()).unwrap_or_default(),
+        price_cents: product.map_or(0, |p| p.price_cents),
+        material: product.map(|p| p.material.clone()).unwrap_or_default(),
+        style: product.map(|p| p.style.clone()).unwrap_or_default(),
+        event: Some(event),
+        ..Default::default()
+    }
 }
 
 /// A state that has seen nothing yet.

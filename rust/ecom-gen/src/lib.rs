@@ -487,6 +487,15 @@ impl Generator {
     }
 }
 
+/// Appends `value` in protobuf's delimited form (a varint length, then the bytes), the form of
+/// the `.pb` files `ecom generate --out DIR` writes.
+pub fn write_delimited(w: &mut impl std::io::Write, value: &[u8]) -> std::io::Result<()> {
+    let mut len = Vec::with_capacity(5);
+    prost::encoding::encode_varint(value.len() as u64, &mut len);
+    w.write_all(&len)?;
+    w.write_all(value)
+}
+
 /// A session's (true purchase probability, outcome) when it counts for the oracle AUC:
 /// ordinary (non-anomalous) and complete.
 pub fn oracle_point(t: &TruthRecord) -> Option<(f64, bool)> {

@@ -8,7 +8,7 @@
 use ecom_core::features;
 use ecom_core::lsh::{Lsh, DEFAULT_PARAMS};
 use ecom_gen::{GenConfig, Generator, Payload};
-use ecom_proto::v1::{EnrichedEvent, UserHistory};
+use ecom_proto::v1::{Product, UserHistory};
 use prost::Message;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -23,8 +23,7 @@ fn fixture() -> String {
         out_of_order_rate: 0.05,
         ..Default::default()
     });
-    let catalog: HashMap<String, (String, String)> =
-        g.catalog().iter().map(|p| (p.product_id.clone(), (p.category.clone(), p.style.clone()))).collect();
+    let catalog: HashMap<String, Product> = g.catalog().iter().map(|p| (p.product_id.clone(), p.clone())).collect();
     let mut states = HashMap::new();
     let lsh = Lsh::new(DEFAULT_PARAMS).expect("valid defaults");
     let mut out = format!(
@@ -36,8 +35,8 @@ fn fixture() -> String {
     );
     for rec in g.by_ref() {
         let Payload::Event(event) = rec.payload else { unreachable!("no malformed records asked for") };
-        let (category, style) = event.product_id.as_ref().and_then(|p| catalog.get(p)).cloned().unwrap_or_default();
-        let e = EnrichedEvent { event: Some(event), category, style, ..Default::default() };
+        let product = event.product_id.as_ref().and_then(|p| catalog.get(p));
+        let e = features::enrich(event, product);
         let sid = e.event.as_ref().map(|x| x.session_id.clone()).unwrap_or_default();
         let state = states.entry(sid.clone()).or_insert_with(features::new_state);
         features::update(state, &e).expect("a fresh state of this schema");

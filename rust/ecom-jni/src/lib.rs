@@ -109,11 +109,10 @@ impl Packed {
         if bytes.is_null() || ends.is_null() {
             return Err(Error::Arg(format!("{name}: packed bytes and ends must not be null")));
         }
-        let n_bytes = env.get_array_length(bytes)?;
         let mut packed =
-            Packed { bytes: vec![0; n_bytes as usize], ends: vec![0; env.get_array_length(ends)? as usize] };
-        env.get_byte_array_region(bytes, 0, bytemuck_i8(&mut packed.bytes))?;
+            Packed { bytes: env.convert_byte_array(bytes)?, ends: vec![0; env.get_array_length(ends)? as usize] };
         env.get_int_array_region(ends, 0, &mut packed.ends)?;
+        let n_bytes = packed.bytes.len() as i32;
         if packed.ends.iter().try_fold(0, |prev, &e| (e >= prev).then_some(e)).is_none()
             || packed.ends.last().is_some_and(|&e| e > n_bytes)
         {
@@ -136,12 +135,6 @@ impl Packed {
             })
             .collect()
     }
-}
-
-/// JNI copies bytes as `jbyte` (i8); the same memory seen as i8.
-fn bytemuck_i8(bytes: &mut [u8]) -> &mut [i8] {
-    // SAFETY: u8 and i8 have the same size, alignment and validity.
-    unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<i8>(), bytes.len()) }
 }
 
 /// Element `i` of a `byte[][]` copied out, or None when it is null.

@@ -1,15 +1,14 @@
 //! Sessions for training, read from the generator's files (`ecom generate --out DIR`): the raw
-//! records, the catalog and the truth. Each session is enriched from the catalog as the job
-//! enriches it and folded with ecom-core's feature code over its *decision prefix*: the events
-//! before the generator drew the outcome (`SessionTruth.decision_ms`). Whole sessions would
+//! records, the catalog and the truth. Each event is joined to the catalog
+//! (`ecom_core::features::enrich`) and each session folded with ecom-core's feature code over its
+//! *decision prefix*: the events up to when the generator drew the outcome (`SessionTruth.decision_ms`). Whole sessions would
 //! leak the label (every purchaser checks out).
 use anyhow::{bail, Context};
 use ecom_core::features;
-use ecom_proto::v1::{truth_record, EnrichedEvent, Event, Product, SessionState, TruthRecord};
+use ecom_proto::v1::{truth_record, Event, Product, SessionState, TruthRecord};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::path::Path;
 
 /// One session as training sees it.
@@ -50,14 +49,14 @@ pub struct LoadStats {
     pub without_events: u64,
 }
 
-/// Reads a file of protobuf messages in delimited form (varint length, bytes).
-pub fn read_delimited(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    let mut data = Vec::new();
-    std::fs::File::open(path)
-        .with_context(|| format!("opening {}", path.display()))?
-        .read_to_end(&mut data)
-        .with_context(|| format!("reading {}", path.display()))?;
-    let mut buf = data.as_slice();
+/// Reads a whole file.
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The records of a file in protobuf's delimited form (varint length, bytes), as slices of it.
+pub fn delimited<'a>(data: &'a [u8], path: &Path) -> anyhow::Result<Vec<&'a [u8]>> {
+    let mut buf = data;
     let mut out = Vec::new();
     while !buf.is_empty() {
         let len = prost::encoding::decode_varint(&mut buf)
@@ -66,8 +65,9 @@ pub fn read_delimited(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
         if len > buf.len() {
             bail!("{}: record {} claims {len} bytes, {} left (truncated file?)", path.display(), out.len(), buf.len());
         }
-        out.push(buf[..len].to_vec());
-        buf = &buf[len..];
+        let (record, rest) = buf.split_at(len);
+        out.push(record);
+        buf = rest;
     }
     Ok(out)
 }
@@ -82,20 +82,30 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
             );
         }
     }
-    let catalog: HashMap<String, Product> = read_delimited(&dir.join("catalog.pb"))?
+    let path = dir.join("catalog.pb");
+    let catalog: HashMap<String, Product> = delimited(&read(&path)?, &path)?
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            Product::decode(b.as_slice())
+            Product::decode(*b)
                 .map(|p| (p.product_id.clone(), p))
                 .with_context(|| format!("catalog.pb record {i} is not a Product"))
         })
         .collect::<anyhow::Result<_>>()?;
     let mut truth = HashMap::new();
     let mut malformed = HashSet::new();
-    for (i, b) in read_delimited(&dir.join("truth.pb"))?.iter().enumerate() {
-        match TruthRecord::decode(b.as_slice()).with_context(|| format!("truth.pb record {i}"))?.record {
+    let path = dir.join("truth.pb");
+    for (i, b) in delimited(&read(&path)?, &path)?.into_iter().enumerate() {
+        match TruthRecord::decode(b).with_context(|| format!("truth.pb record {i}"))?.record {
             Some(truth_record::Record::Session(s)) => {
+                if s.decision_events > 0 && s.decision_ms == 0 {
+                    bail!(
+                        "{}: session {} has no decision_ms (written by an older ecom generate); \
+                         regenerate the data with this version: ecom generate --out DIR",
+                        path.display(),
+                        s.session_id
+                    );
+                }
                 truth.insert(s.session_id.clone(), s);
             }
             Some(truth_record::Record::Malformed(m)) => {
@@ -104,7 +114,9 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
             None => {}
         }
     }
-    let records = read_delimited(&dir.join("events.pb"))?;
+    let path = dir.join("events.pb");
+    let data = read(&path)?;
+    let records = delimited(&data, &path)?;
     let bar = bar(progress, records.len() as u64, "reading events");
     let mut stats = LoadStats { records: records.len() as u64, sessions: truth.len() as u64, ..Default::default() };
     // Events per session, in file order; sorted by time (and position) when folded.
@@ -115,12 +127,13 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
             stats.malformed += 1;
             continue;
         }
-        let e = Event::decode(bytes.as_slice())
+        let e = Event::decode(*bytes)
             .with_context(|| format!("events.pb record {seq} is not an Event and the truth does not label it"))?;
         events.entry(e.session_id.clone()).or_default().push((e.event_time_ms, seq, e));
     }
     bar.finish_and_clear();
     drop(records);
+    drop(data);
     let mut sessions = Vec::with_capacity(truth.len());
     for (sid, t) in truth {
         let Some(mut evs) = events.remove(&sid) else {
@@ -133,7 +146,8 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
         // not pull a later (post-decision) event into it.
         let mut state = features::new_state();
         for (_, _, e) in evs.into_iter().take_while(|(time, _, _)| t.decision_events > 0 && *time <= t.decision_ms) {
-            features::update(&mut state, &enrich(e, &catalog)).context("folding features")?;
+            let product = e.product_id.as_ref().and_then(|p| catalog.get(p));
+            features::update(&mut state, &features::enrich(e, product)).context("folding features")?;
         }
         let eligible = t.anomaly == 0 && !t.truncated;
         stats.eligible += u64::from(eligible);
@@ -152,19 +166,6 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
     // A fixed order (the map's is random): by time, then id.
     sessions.sort_by(|a, b| (a.start_ms, &a.session_id).cmp(&(b.start_ms, &b.session_id)));
     Ok((sessions, stats))
-}
-
-/// The catalog join, as the job does it: category, price, material and style of the product.
-pub fn enrich(event: Event, catalog: &HashMap<String, Product>) -> EnrichedEvent {
-    let product = event.product_id.as_ref().and_then(|p| catalog.get(p));
-    EnrichedEvent {
-        category: product.map(|p| p.category.clone()).unwrap_or_default(),
-        price_cents: product.map(|p| p.price_cents).unwrap_or_default(),
-        material: product.map(|p| p.material.clone()).unwrap_or_default(),
-        style: product.map(|p| p.style.clone()).unwrap_or_default(),
-        event: Some(event),
-        ..Default::default()
-    }
 }
 
 /// A progress bar on stderr, or a hidden one.

@@ -61,11 +61,11 @@ pub struct TrainOutcome {
 
 /// The model's feature schema hash: ecom-core's schema hash plus the names training adds.
 pub fn model_schema_hash(names: &[String]) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in ecom_core::features::schema_hash().bytes().chain(names.join(",").bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}")
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(ecom_core::features::schema_hash().as_bytes());
+    h.write(names.join(",").as_bytes());
+    format!("{:016x}", h.finish())
 }
 
 /// Name of the file holding the current version.
@@ -358,7 +358,11 @@ fn report(
         })
         .unwrap_or_default();
     let summary = svg::bars("XGBoost: mean |SHAP| per feature (top 20)", "mean |contribution| to the log-odds", &top);
-    let mut files = vec![("roc.svg", roc), ("pr.svg", pr), ("calibration.svg", cal), ("shap_summary.svg", summary)];
+    let mut files: Vec<(String, String)> =
+        [("roc.svg", roc), ("pr.svg", pr), ("calibration.svg", cal), ("shap_summary.svg", summary)]
+            .into_iter()
+            .map(|(n, body)| (n.to_string(), body))
+            .collect();
     let c = names.len();
     for (feature, _) in top.iter().take(3) {
         let Some(k) = names.iter().position(|n| n == feature) else { continue };
@@ -378,7 +382,7 @@ fn report(
             (y0, y1.max(y0 + 1e-9)),
             &[Series { name: feature, color: "#1f77b4", points: pts, scatter: true }],
         );
-        files.push((Box::leak(format!("shap_dependence_{feature}.svg").into_boxed_str()), plot));
+        files.push((format!("shap_dependence_{feature}.svg"), plot));
     }
     for (name, body) in &files {
         std::fs::write(dir.join(name), body)?;

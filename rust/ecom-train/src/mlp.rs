@@ -229,8 +229,7 @@ fn seeded_init(vars: &VarMap, seed: u64) -> candle_core::Result<()> {
         let fan_in = if dims.len() == 2 {
             dims[1]
         } else {
-            let w = data.get(&name.replace("bias", "weight")).map(|w| w.dims()[1]).unwrap_or(1);
-            w
+            data.get(&name.replace("bias", "weight")).map_or(1, |w| w.dims()[1])
         };
         let bound = 1.0 / (fan_in as f64).sqrt();
         let values: Vec<f32> = (0..var.elem_count())

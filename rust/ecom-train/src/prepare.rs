@@ -54,11 +54,9 @@ impl SplitRule {
 
     /// The user's share: FNV-1a of the id, so it is the same on every run and machine.
     pub fn user_bucket(user_id: &str) -> u64 {
-        let mut h: u64 = 0xcbf29ce484222325;
-        for b in user_id.bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
-        }
-        h % 100
+        let mut h = fnv::FnvHasher::default();
+        std::hash::Hasher::write(&mut h, user_id.as_bytes());
+        std::hash::Hasher::finish(&h) % 100
     }
 
     /// The split of one session.

@@ -6,14 +6,10 @@ use ecom_gen::{GenConfig, Generator, Payload};
 use ecom_train::{boost, data, mlp, prepare, Source, TrainOptions};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-fn delimited(w: &mut impl Write, bytes: &[u8]) {
-    let mut len = Vec::new();
-    prost::encoding::encode_varint(bytes.len() as u64, &mut len);
-    w.write_all(&len).unwrap();
-    w.write_all(bytes).unwrap();
+fn delimited(w: &mut impl std::io::Write, bytes: &[u8]) {
+    ecom_gen::write_delimited(w, bytes).unwrap();
 }
 
 /// What `ecom generate --out DIR` writes for training: events.pb, truth.pb, catalog.pb.
