@@ -64,6 +64,7 @@ fn truth(anomaly: Anomaly, events: &[Event], purchased: bool) -> SessionTruth {
         // Decided before the first event.
         decision_events: 0,
         decision_ms: 0,
+        observable_probability: if purchased { 1.0 } else { 0.0 },
     }
 }
 

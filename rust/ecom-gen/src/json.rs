@@ -49,7 +49,8 @@ pub fn truth(t: &TruthRecord) -> Value {
     match &t.record {
         Some(truth_record::Record::Session(s)) => json!({"session": {
             "session_id": s.session_id, "user_id": s.user_id, "persona": s.persona,
-            "purchase_probability": s.purchase_probability, "purchased": s.purchased,
+            "purchase_probability": s.purchase_probability,
+            "observable_probability": s.observable_probability, "purchased": s.purchased,
             "anomaly": Anomaly::try_from(s.anomaly).map_or("?", |a| a.as_str_name()),
             "start_ms": s.start_ms, "events": s.events, "returning_user": s.returning_user,
             "truncated": s.truncated, "decision_events": s.decision_events,

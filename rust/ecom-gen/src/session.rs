@@ -37,6 +37,22 @@ pub fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// `E[sigmoid(x + h)]` for `h ~ Normal(0, HIDDEN_INTENT_SD)`: the purchase probability with the
+/// hidden intent integrated out. The trapezoid rule over ±8 sd on 161 points is exact to
+/// rounding for this smooth, fast-decaying integrand.
+pub fn observable_probability(x: f64) -> f64 {
+    const HALF: i32 = 80;
+    const STEP: f64 = 0.1; // in standard deviations
+    let (mut sum, mut weight) = (0.0, 0.0);
+    for i in -HALF..=HALF {
+        let z = f64::from(i) * STEP;
+        let w = (-0.5 * z * z).exp();
+        sum += w * sigmoid(x + z * HIDDEN_INTENT_SD);
+        weight += w;
+    }
+    sum / weight
+}
+
 /// Builds events with shared session fields.
 struct Builder<'a> {
     user: &'a User,
@@ -219,7 +235,8 @@ pub fn generate(
     let decision_events = b.events.len() as i32;
     let decision_ms = b.events.last().map_or(0, |e| e.event_time_ms);
     let hidden: f64 = Normal::new(0.0, HIDDEN_INTENT_SD).expect("sd > 0").sample(rng);
-    let probability = sigmoid(z0 + cart_term + price_term + hidden);
+    let observable = z0 + cart_term + price_term;
+    let probability = sigmoid(observable + hidden);
     let purchased = rng.random_bool(probability);
 
     if purchased {
@@ -267,6 +284,7 @@ pub fn generate(
         truncated: false,
         decision_events,
         decision_ms,
+        observable_probability: observable_probability(observable),
     };
     (truth, events)
 }
@@ -298,5 +316,29 @@ pub fn search_query(category: usize, rng: &mut ChaCha8Rng) -> String {
         1 => format!("{} {noun}", catalog::STYLES[rng.random_range(0..catalog::STYLES.len())]),
         2 => format!("{} {noun}", catalog::COLOURS[rng.random_range(0..catalog::COLOURS.len())]),
         _ => noun.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn observable_probability_integrates_the_hidden_intent() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let hidden = Normal::new(0.0, HIDDEN_INTENT_SD).unwrap();
+        let mut last = 0.0;
+        for x in [-6.0, -3.0, -1.0, 0.0, 0.5, 2.0, 5.0] {
+            let p = observable_probability(x);
+            // Monte Carlo agrees; uncertainty pulls toward 1/2 (Jensen); monotone in x.
+            let n = 200_000;
+            let mc = (0..n).map(|_| sigmoid(x + hidden.sample(&mut rng))).sum::<f64>() / f64::from(n);
+            assert!((p - mc).abs() < 2e-3, "x {x}: {p} vs Monte Carlo {mc}");
+            assert!((p - 0.5).abs() <= (sigmoid(x) - 0.5).abs() + 1e-12, "x {x}");
+            assert!(p > last, "x {x}");
+            last = p;
+        }
+        assert!((observable_probability(0.0) - 0.5).abs() < 1e-12);
     }
 }

@@ -26,6 +26,8 @@ pub struct Session {
     pub purchased: bool,
     /// The generator's true purchase probability (the oracle).
     pub oracle_probability: f64,
+    /// That probability with the hidden intent integrated out (the observable oracle).
+    pub observable_probability: f64,
     /// Ordinary (no anomaly) and complete: the sessions models learn from and are judged on.
     pub eligible: bool,
     /// Features state folded over the decision prefix.
@@ -106,6 +108,14 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
                         s.session_id
                     );
                 }
+                if s.anomaly == 0 && !s.truncated && s.observable_probability == 0.0 {
+                    bail!(
+                        "{}: session {} has no observable_probability (written by an older ecom generate); \
+                         regenerate the data with this version: ecom generate --out DIR",
+                        path.display(),
+                        s.session_id
+                    );
+                }
                 truth.insert(s.session_id.clone(), s);
             }
             Some(truth_record::Record::Malformed(m)) => {
@@ -159,6 +169,7 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
             end_ms,
             purchased: t.purchased,
             oracle_probability: t.purchase_probability,
+            observable_probability: t.observable_probability,
             eligible,
             state,
         });

@@ -164,6 +164,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
 
     // The oracle and the trivial baseline on the same test rows.
     let oracle = subset(&table.oracle, &te);
+    let observable = subset(&table.observable, &te);
     let rate = ytr.iter().filter(|y| **y).count() as f64 / ytr.len().max(1) as f64;
     let baseline = vec![rate; te.len()];
 
@@ -192,6 +193,8 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
         "lsh": {"num_perm": opts.lsh.num_perm, "num_bands": opts.lsh.num_bands},
         "oracle_auc": metrics::roc_auc(&oracle, &yte),
         "oracle": evaluate(&oracle, &yte),
+        "observable_oracle_auc": metrics::roc_auc(&observable, &yte),
+        "observable_oracle": evaluate(&observable, &yte),
         "baseline": {"what": "the training purchase rate for everyone", "rate": rate, "metrics": evaluate(&baseline, &yte)},
         "models": models,
         "shap": shap,
@@ -209,7 +212,12 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
         }))?,
     )?;
     std::fs::write(tmp.join("neighbours.json"), serde_json::to_vec(&index)?)?;
-    report(&tmp, &metrics, &curves, &oracle, &baseline, &yte, &contribs, &xte, &table.names)?;
+    let references = [
+        ("oracle", "#d62728", oracle.as_slice()),
+        ("observable oracle", "#e377c2", &observable),
+        ("baseline", "#7f7f7f", &baseline),
+    ];
+    report(&tmp, &metrics, &curves, &references, &yte, &contribs, &xte, &table.names)?;
 
     // Publish: the finished directory appears at once, then CURRENT moves to it.
     std::fs::rename(&tmp, &out).with_context(|| format!("moving {} to {}", tmp.display(), out.display()))?;
@@ -307,8 +315,7 @@ fn report(
     dir: &Path,
     metrics: &Value,
     curves: &[(&str, &str, Vec<f64>)],
-    oracle: &[f64],
-    baseline: &[f64],
+    references: &[(&str, &str, &[f64])],
     y: &[bool],
     contribs: &[f32],
     x: &[f32],
@@ -316,8 +323,7 @@ fn report(
 ) -> anyhow::Result<()> {
     use svg::Series;
     let mut all: Vec<(&str, &str, &[f64])> = curves.iter().map(|(n, c, p)| (*n, *c, p.as_slice())).collect();
-    all.push(("oracle", "#d62728", oracle));
-    all.push(("baseline", "#7f7f7f", baseline));
+    all.extend_from_slice(references);
     let series = |f: &CurveFn<'_>| -> Vec<Series<'_>> {
         all.iter().map(|(n, c, p)| Series { name: n, color: c, points: thin(f(p)), scatter: false }).collect()
     };
@@ -402,6 +408,7 @@ fn report(
     }
     for (name, m) in [
         ("oracle (generator's probability)", &metrics["oracle"]),
+        ("observable oracle (hidden intent integrated out)", &metrics["observable_oracle"]),
         ("baseline (training rate)", &metrics["baseline"]["metrics"]),
     ] {
         rows += &format!(
@@ -481,10 +488,10 @@ pub fn summary(out: &TrainOutcome) -> String {
         m["split"]["test"]["sessions"],
         m["split"]["test"]["purchases"]
     );
-    s += &format!("  {:<15} {:>8} {:>8} {:>9} {:>8} {:>9}\n", "", "ROC AUC", "PR AUC", "log loss", "Brier", "train s");
+    s += &format!("  {:<17} {:>8} {:>8} {:>9} {:>8} {:>9}\n", "", "ROC AUC", "PR AUC", "log loss", "Brier", "train s");
     for (name, v) in m["models"].as_object().into_iter().flatten() {
         s += &format!(
-            "  {:<15} {:>8} {:>8} {:>9} {:>8} {:>9.1}\n",
+            "  {:<17} {:>8} {:>8} {:>9} {:>8} {:>9.1}\n",
             name,
             f(&v["roc_auc"]),
             f(&v["pr_auc"]),
@@ -493,9 +500,13 @@ pub fn summary(out: &TrainOutcome) -> String {
             v["train_seconds"].as_f64().unwrap_or(0.0)
         );
     }
-    for (name, v) in [("oracle", &m["oracle"]), ("baseline", &m["baseline"]["metrics"])] {
+    for (name, v) in [
+        ("oracle", &m["oracle"]),
+        ("observable oracle", &m["observable_oracle"]),
+        ("baseline", &m["baseline"]["metrics"]),
+    ] {
         s += &format!(
-            "  {:<15} {:>8} {:>8} {:>9} {:>8}\n",
+            "  {:<17} {:>8} {:>8} {:>9} {:>8}\n",
             name,
             f(&v["roc_auc"]),
             f(&v["pr_auc"]),

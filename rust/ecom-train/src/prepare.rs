@@ -117,6 +117,8 @@ pub struct Table {
     pub y: Vec<bool>,
     /// The generator's probability per row (the oracle).
     pub oracle: Vec<f64>,
+    /// The generator's probability without its hidden term per row (the observable oracle).
+    pub observable: Vec<f64>,
     /// Split per row.
     pub split: Vec<Split>,
     /// Session id per row.
@@ -153,6 +155,7 @@ pub fn build(sessions: &[Session], lsh: LshParams, rule: &SplitRule) -> anyhow::
         names,
         y: Vec::new(),
         oracle: Vec::new(),
+        observable: Vec::new(),
         split: Vec::new(),
         session_id: Vec::new(),
         user_id: Vec::new(),
@@ -187,6 +190,7 @@ pub fn build(sessions: &[Session], lsh: LshParams, rule: &SplitRule) -> anyhow::
         table.x.extend(f.iter().chain(nb.iter()).map(|v| *v as f32));
         table.y.push(s.purchased);
         table.oracle.push(s.oracle_probability);
+        table.observable.push(s.observable_probability);
         table.split.push(rule.split(s));
         table.session_id.push(s.session_id.clone());
         table.user_id.push(s.user_id.clone());
