@@ -8,7 +8,7 @@
 use ecom_proto::v1::{CartLine, CategoryCount, EnrichedEvent, Event, EventKind, Product, SessionState, UserHistory};
 
 /// Version of the feature schema and of `SessionState`'s meaning. Bump on any change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The shop's categories, in the order of the one-hot `focus_*` features.
 pub const CATEGORIES: [&str; 11] =
@@ -18,13 +18,23 @@ pub const DEVICES: [&str; 3] = ["desktop", "mobile", "tablet"];
 /// Channels with a one-hot feature; anything else counts as none of them.
 pub const CHANNELS: [&str; 6] = ["organic", "paid_search", "email", "social", "direct", "affiliate"];
 
+/// The shop's markets and their UTC offsets in hours (standard time; no daylight saving).
+/// The generator draws users' countries from these.
+pub const MARKETS: [(&str, i64); 10] =
+    [("DE", 1), ("FR", 1), ("NL", 1), ("GB", 0), ("SE", 1), ("PL", 1), ("ES", 1), ("IT", 1), ("AT", 1), ("US", -5)];
+
+/// UTC offset in hours of a market; 0 (UTC) for a country that is not one.
+pub fn utc_offset_hours(country: &str) -> i64 {
+    MARKETS.iter().find(|(c, _)| *c == country).map_or(0, |(_, o)| *o)
+}
+
 /// Most distinct products and LSH tokens a state keeps; a longer session stops adding.
 pub const MAX_DISTINCT: usize = 256;
 
 const KINDS: usize = 11; // EventKind numbers 0..=10
 
 /// The features, in order. `focus_<category>` is one-hot for the most-viewed category.
-pub const NAMES: [&str; 53] = [
+pub const NAMES: [&str; 54] = [
     "events",
     "page_views",
     "searches",
@@ -78,6 +88,7 @@ pub const NAMES: [&str; 53] = [
     "focus_outdoor",
     "focus_office",
     "focus_kids",
+    "hour_local",
 ];
 
 /// Number of features.
@@ -155,6 +166,7 @@ pub fn update(state: &mut SessionState, e: &EnrichedEvent) -> Result<(), Feature
         state.last_ms = t;
         state.device = ev.device.clone();
         state.channel = ev.channel.clone();
+        state.country = ev.country.clone();
         state.campaign = ev.referrer.contains("utm_campaign=");
         state.external_referrer = !ev.referrer.is_empty() && !ev.referrer.starts_with("https://shop.example");
     } else {
@@ -321,6 +333,8 @@ pub fn compute(state: &SessionState, user: &UserHistory) -> Features {
             f[42 + i] = 1.0;
         }
     }
+    // The shopper's local hour: its market's offset from UTC.
+    f[53] = (state.first_ms.div_euclid(3_600_000) + utc_offset_hours(&state.country)).rem_euclid(24) as f64;
     f
 }
 
@@ -354,6 +368,7 @@ mod tests {
                 quantity: qty,
                 device: "mobile".into(),
                 channel: "email".into(),
+                country: "DE".into(),
                 referrer: "https://mail.example.net/?utm_source=email&utm_campaign=sofa_week".into(),
                 ..Default::default()
             }),
@@ -406,6 +421,7 @@ mod tests {
         assert_eq!(get(&f, "max_viewed_price_cents"), 70_000.0);
         assert_eq!(get(&f, "mean_viewed_price_cents"), 41_000.0);
         assert_eq!(get(&f, "hour_utc"), 9.0);
+        assert_eq!(get(&f, "hour_local"), 10.0); // DE
         assert_eq!(get(&f, "day_of_week"), 3.0);
         assert_eq!(get(&f, "device_mobile"), 1.0);
         assert_eq!(get(&f, "channel_email"), 1.0);

@@ -145,19 +145,10 @@ pub const PERSONAS: &[Persona] = &[
     },
 ];
 
-/// Countries with their UTC offsets in hours (standard time; good enough for diurnal load).
-pub const COUNTRIES: &[(&str, i64, u32)] = &[
-    ("DE", 1, 22),
-    ("FR", 1, 14),
-    ("NL", 1, 8),
-    ("GB", 0, 14),
-    ("SE", 1, 5),
-    ("PL", 1, 6),
-    ("ES", 1, 8),
-    ("IT", 1, 8),
-    ("AT", 1, 4),
-    ("US", -5, 11),
-];
+/// Countries (ecom-core's markets) with their share of users; the UTC offset of each comes from
+/// `ecom_core::features::utc_offset_hours`.
+pub const COUNTRIES: &[(&str, u32)] =
+    &[("DE", 22), ("FR", 14), ("NL", 8), ("GB", 14), ("SE", 5), ("PL", 6), ("ES", 8), ("IT", 8), ("AT", 4), ("US", 11)];
 
 /// Channels with their log-odds effect on purchase and their referrers / campaigns.
 pub const CHANNELS: &[(&str, f64, u32, &str)] = &[
@@ -232,7 +223,7 @@ pub(crate) fn weighted<T>(items: &[T], weight: impl Fn(&T) -> u32, rng: &mut Cha
 pub fn new_user(index: u64, returning_share: f64, rng: &mut ChaCha8Rng) -> User {
     let persona = weighted(PERSONAS, |p| p.weight, rng);
     let p = &PERSONAS[persona];
-    let c = COUNTRIES[weighted(COUNTRIES, |c| c.2, rng)];
+    let c = COUNTRIES[weighted(COUNTRIES, |c| c.1, rng)];
     let r: f64 = rng.random();
     let (device, agents) = if r < p.device_mix.0 {
         ("desktop", DESKTOP_AGENTS)
@@ -245,7 +236,7 @@ pub fn new_user(index: u64, returning_share: f64, rng: &mut ChaCha8Rng) -> User 
     User {
         user_id: format!("u{index:07}"),
         persona,
-        country: (c.0, c.1),
+        country: (c.0, ecom_core::features::utc_offset_hours(c.0)),
         device,
         user_agent: agents[rng.random_range(0..agents.len())],
         ip: format!(

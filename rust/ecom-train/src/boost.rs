@@ -16,6 +16,10 @@ pub struct BoostConfig {
     pub max_rounds: u32,
     /// Stop after this many rounds without a better validation log loss.
     pub patience: u32,
+    /// The prediction before any tree: the training purchase rate. (The xgb crate always sends
+    /// a base score, 0.5 unless told, which turns off XGBoost's own estimate; from 0.5 one
+    /// forest round cannot reach rates near 2 %.)
+    pub base_score: f32,
 }
 
 /// What training a booster found.
@@ -43,19 +47,32 @@ pub fn matrix(x: &[f32], rows: usize, labels: Option<&[bool]>) -> anyhow::Result
     Ok(m)
 }
 
-fn learning_params(cfg: &BoostConfig) -> anyhow::Result<learning::LearningTaskParameters> {
+fn learning_params(
+    cfg: &BoostConfig,
+    objective: learning::Objective,
+) -> anyhow::Result<learning::LearningTaskParameters> {
+    let metric = match objective {
+        learning::Objective::BinaryLogistic => learning::EvaluationMetric::LogLoss,
+        _ => learning::EvaluationMetric::RMSE,
+    };
     learning::LearningTaskParametersBuilder::default()
-        .objective(learning::Objective::BinaryLogistic)
-        .eval_metrics(learning::Metrics::Custom(vec![learning::EvaluationMetric::LogLoss]))
+        .objective(objective)
+        .eval_metrics(learning::Metrics::Custom(vec![metric]))
         .seed(cfg.seed)
+        .base_score(cfg.base_score)
         .build()
         .map_err(|e| anyhow!("xgboost learning parameters: {e}"))
 }
 
-fn booster(tree: tree::TreeBoosterParameters, cfg: &BoostConfig, cached: &[&DMatrix]) -> anyhow::Result<Booster> {
+fn booster(
+    tree: tree::TreeBoosterParameters,
+    objective: learning::Objective,
+    cfg: &BoostConfig,
+    cached: &[&DMatrix],
+) -> anyhow::Result<Booster> {
     let params = BoosterParametersBuilder::default()
         .booster_type(BoosterType::Tree(tree))
-        .learning_params(learning_params(cfg)?)
+        .learning_params(learning_params(cfg, objective)?)
         .threads(Some(cfg.threads))
         .verbose(false)
         .build()
@@ -79,7 +96,7 @@ pub fn train_gbdt(
         .tree_method(tree::TreeMethod::Hist)
         .build()
         .map_err(|e| anyhow!("xgboost tree parameters: {e}"))?;
-    let mut bst = booster(tp, cfg, &[train, valid])?;
+    let mut bst = booster(tp, learning::Objective::BinaryLogistic, cfg, &[train, valid])?;
     let (mut best, mut best_round) = (f32::INFINITY, 0u32);
     for round in 0..cfg.max_rounds {
         bst.update(train, round as i32).map_err(xgb_err("boosting a round"))?;
@@ -101,7 +118,11 @@ pub fn train_gbdt(
 }
 
 /// XGBoost's random-forest mode: one round of many parallel trees, each on a row subsample and
-/// feature subsamples per node, learning rate 1 (no boosting).
+/// feature subsamples per node, learning rate 1 (no boosting). Squared error on the 0/1 label,
+/// so a leaf holds the purchase rate of its rows and the forest averages them: the classic
+/// random-forest probability. (With the logistic objective the one round is a single Newton
+/// step from the base score, which overshoots: probabilities near 0 and 1, a log loss no better
+/// than the baseline's.)
 pub fn train_forest(train: &DMatrix, cfg: &BoostConfig, trees: u32) -> anyhow::Result<(Booster, BoostInfo)> {
     let tp = tree::TreeBoosterParametersBuilder::default()
         .max_depth(10)
@@ -113,14 +134,15 @@ pub fn train_forest(train: &DMatrix, cfg: &BoostConfig, trees: u32) -> anyhow::R
         .tree_method(tree::TreeMethod::Hist)
         .build()
         .map_err(|e| anyhow!("xgboost forest parameters: {e}"))?;
-    let mut bst = booster(tp, cfg, &[train])?;
+    let mut bst = booster(tp, learning::Objective::RegLinear, cfg, &[train])?;
     bst.update(train, 0).map_err(xgb_err("growing the forest"))?;
     Ok((bst, BoostInfo { rounds: 1, trees, valid_logloss: None }))
 }
 
-/// Probabilities for a matrix.
+/// Probabilities for a matrix (a forest's averaged leaf rates stay in [0, 1]; clamped against
+/// rounding).
 pub fn predict(bst: &Booster, m: &DMatrix) -> anyhow::Result<Vec<f64>> {
-    Ok(bst.predict(m).map_err(xgb_err("predicting"))?.into_iter().map(f64::from).collect())
+    Ok(bst.predict(m).map_err(xgb_err("predicting"))?.into_iter().map(|p| f64::from(p).clamp(0.0, 1.0)).collect())
 }
 
 /// TreeSHAP contributions: per row, one value per feature and the bias last; they sum to the

@@ -121,7 +121,14 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
 
-    let cfg = boost::BoostConfig { seed: opts.seed, threads: opts.threads, max_rounds: 2000, patience: 30 };
+    let rate = ytr.iter().filter(|y| **y).count() as f64 / ytr.len().max(1) as f64;
+    let cfg = boost::BoostConfig {
+        seed: opts.seed,
+        threads: opts.threads,
+        max_rounds: 2000,
+        patience: 30,
+        base_score: rate.clamp(1e-3, 1.0 - 1e-3) as f32,
+    };
     let (dtr, dva, dte) = (
         boost::matrix(&xtr, tr.len(), Some(&ytr))?,
         boost::matrix(&xva, va.len(), Some(&yva))?,
@@ -165,7 +172,6 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
     // The oracle and the trivial baseline on the same test rows.
     let oracle = subset(&table.oracle, &te);
     let observable = subset(&table.observable, &te);
-    let rate = ytr.iter().filter(|y| **y).count() as f64 / ytr.len().max(1) as f64;
     let baseline = vec![rate; te.len()];
 
     // SHAP from XGBoost's TreeSHAP on the test rows.

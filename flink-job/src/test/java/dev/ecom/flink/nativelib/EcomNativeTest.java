@@ -214,7 +214,10 @@ class EcomNativeTest {
     assertThatThrownBy(
             () ->
                 EcomNative.sessionUpdateBatch(
-                    new byte[][] {null}, new byte[][] {{(byte) 0xff}}, null, new double[53]))
+                    new byte[][] {null},
+                    new byte[][] {{(byte) 0xff}},
+                    null,
+                    new double[EcomNative.featureSchema().length - 1]))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("events[0] is not an EnrichedEvent");
     assertThatThrownBy(
