@@ -2,44 +2,12 @@
 //! schema, SHAP additivity, model round trips, determinism, and models that beat the trivial
 //! baseline while staying below the oracle.
 use ecom_core::lsh::DEFAULT_PARAMS;
-use ecom_gen::{GenConfig, Generator, Payload};
 use ecom_train::{boost, data, mlp, prepare, Source, TrainOptions};
-use prost::Message;
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn delimited(w: &mut impl std::io::Write, bytes: &[u8]) {
-    ecom_gen::write_delimited(w, bytes).unwrap();
-}
-
-/// What `ecom generate --out DIR` writes for training: events.pb, truth.pb, catalog.pb.
-fn generate(dir: &Path, events: u64, seed: u64) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut g = Generator::new(GenConfig { events, seed, malformed_rate: 0.02, ..Default::default() });
-    let file = |n: &str| std::io::BufWriter::new(std::fs::File::create(dir.join(n)).unwrap());
-    let (mut ev, mut tr, mut cat) = (file("events.pb"), file("truth.pb"), file("catalog.pb"));
-    for p in g.catalog() {
-        delimited(&mut cat, &p.encode_to_vec());
-    }
-    while let Some(r) = g.next() {
-        match &r.payload {
-            Payload::Event(e) => delimited(&mut ev, &e.encode_to_vec()),
-            Payload::Bytes(b) => delimited(&mut ev, b),
-        }
-        for t in g.take_truth() {
-            delimited(&mut tr, &t.encode_to_vec());
-        }
-    }
-    for t in g.take_truth() {
-        delimited(&mut tr, &t.encode_to_vec());
-    }
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ecom-train-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+mod common;
+use common::{generate, tmp};
 
 fn options(from: &Path, models: &Path, version: &str) -> TrainOptions {
     TrainOptions {
