@@ -5,7 +5,7 @@
 //! leak the label (every purchaser checks out).
 use anyhow::{bail, Context};
 use ecom_core::features;
-use ecom_proto::v1::{truth_record, Event, Product, SessionState, TruthRecord};
+use ecom_proto::v1::{truth_record, Event, Product, SessionState, SessionTruth, TruthRecord};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
@@ -49,6 +49,8 @@ pub struct LoadStats {
     pub eligible_purchases: u64,
     /// Sessions whose events were not found (cut off by --events before their first event).
     pub without_events: u64,
+    /// Sessions with events but no truth (not used: no label, no oracle).
+    pub without_truth: u64,
 }
 
 /// Reads a whole file.
@@ -100,22 +102,7 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
     for (i, b) in delimited(&read(&path)?, &path)?.into_iter().enumerate() {
         match TruthRecord::decode(b).with_context(|| format!("truth.pb record {i}"))?.record {
             Some(truth_record::Record::Session(s)) => {
-                if s.decision_events > 0 && s.decision_ms == 0 {
-                    bail!(
-                        "{}: session {} has no decision_ms (written by an older ecom generate); \
-                         regenerate the data with this version: ecom generate --out DIR",
-                        path.display(),
-                        s.session_id
-                    );
-                }
-                if s.anomaly == 0 && !s.truncated && s.observable_probability == 0.0 {
-                    bail!(
-                        "{}: session {} has no observable_probability (written by an older ecom generate); \
-                         regenerate the data with this version: ecom generate --out DIR",
-                        path.display(),
-                        s.session_id
-                    );
-                }
+                check_truth(&s).with_context(|| path.display().to_string())?;
                 truth.insert(s.session_id.clone(), s);
             }
             Some(truth_record::Record::Malformed(m)) => {
@@ -144,6 +131,39 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
     bar.finish_and_clear();
     drop(records);
     drop(data);
+    let sessions = assemble(events, truth, &catalog, &mut stats)?;
+    Ok((sessions, stats))
+}
+
+/// Refuses truth written by an older generator (without what training needs).
+pub fn check_truth(s: &SessionTruth) -> anyhow::Result<()> {
+    if s.decision_events > 0 && s.decision_ms == 0 {
+        bail!(
+            "session {} has no decision_ms (written by an older ecom generate); regenerate the data with this version",
+            s.session_id
+        );
+    }
+    if s.anomaly == 0 && !s.truncated && s.observable_probability == 0.0 {
+        bail!(
+            "session {} has no observable_probability (written by an older ecom generate); regenerate the data with this version",
+            s.session_id
+        );
+    }
+    Ok(())
+}
+
+/// Events of one session with their time and position in the input (the tie break).
+pub type SessionEvents = Vec<(i64, usize, Event)>;
+
+/// Builds the sessions: each truth session's events sorted by (time, position), joined to the
+/// catalog and folded over the decision prefix. Sessions without events are counted, not kept.
+pub fn assemble(
+    mut events: HashMap<String, SessionEvents>,
+    truth: HashMap<String, SessionTruth>,
+    catalog: &HashMap<String, Product>,
+    stats: &mut LoadStats,
+) -> anyhow::Result<Vec<Session>> {
+    stats.sessions = truth.len() as u64;
     let mut sessions = Vec::with_capacity(truth.len());
     for (sid, t) in truth {
         let Some(mut evs) = events.remove(&sid) else {
@@ -174,9 +194,11 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
             state,
         });
     }
+    // Events of sessions the truth does not know (none from the generator) are counted.
+    stats.without_truth += events.len() as u64;
     // A fixed order (the map's is random): by time, then id.
     sessions.sort_by(|a, b| (a.start_ms, &a.session_id).cmp(&(b.start_ms, &b.session_id)));
-    Ok((sessions, stats))
+    Ok(sessions)
 }
 
 /// A progress bar on stderr, or a hidden one.

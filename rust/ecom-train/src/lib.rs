@@ -20,18 +20,29 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Where training data comes from.
+/// Sessions to train on, as a loader produced them.
 #[derive(Debug, Clone)]
-pub enum Source {
-    /// A directory written by `ecom generate --out DIR`.
-    Dir(PathBuf),
+pub struct Input {
+    /// Where they came from, for the report (`/tmp/shop`, `mongodb://…/ecom.events`).
+    pub source: String,
+    /// The sessions, sorted by start.
+    pub sessions: Vec<data::Session>,
+    /// What loading found.
+    pub stats: data::LoadStats,
+}
+
+impl Input {
+    /// Sessions from a directory written by `ecom generate --out DIR`.
+    pub fn from_dir(dir: &Path, progress: bool) -> anyhow::Result<Self> {
+        eprintln!("ecom train: reading sessions from {}", dir.display());
+        let (sessions, stats) = data::load_dir(dir, progress)?;
+        Ok(Self { source: dir.display().to_string(), sessions, stats })
+    }
 }
 
 /// Everything `ecom train` can be told.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
-    /// The data.
-    pub source: Source,
     /// Root of the model versions (`models/`).
     pub models_dir: PathBuf,
     /// Seed of every model.
@@ -90,11 +101,9 @@ fn subset<T: Clone>(v: &[T], rows: &[usize]) -> Vec<T> {
 }
 
 /// Trains every model and writes the version directory.
-pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
+pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
     let started = Instant::now();
-    let Source::Dir(dir) = &opts.source;
-    eprintln!("ecom train: reading sessions from {}", dir.display());
-    let (sessions, load) = data::load_dir(dir, opts.progress)?;
+    let Input { source, sessions, stats: load } = input;
     let rule = prepare::SplitRule::for_sessions(&sessions);
     let (table, index) = prepare::build(&sessions, opts.lsh, &rule)?;
     drop(sessions);
@@ -182,7 +191,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
     let metrics = json!({
         "version": version,
         "created_at_ms": now_ms(),
-        "source": {"dir": dir.display().to_string()},
+        "source": source,
         "load": load,
         "split": {
             "rule": rule,

@@ -2,16 +2,15 @@
 //! schema, SHAP additivity, model round trips, determinism, and models that beat the trivial
 //! baseline while staying below the oracle.
 use ecom_core::lsh::DEFAULT_PARAMS;
-use ecom_train::{boost, data, mlp, prepare, Source, TrainOptions};
+use ecom_train::{boost, data, mlp, prepare, Input, TrainOptions};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 mod common;
 use common::{generate, tmp};
 
-fn options(from: &Path, models: &Path, version: &str) -> TrainOptions {
+fn options(models: &Path, version: &str) -> TrainOptions {
     TrainOptions {
-        source: Source::Dir(from.to_path_buf()),
         models_dir: models.to_path_buf(),
         seed: 7,
         threads: 1, // XGBoost is only reproducible run to run on one thread
@@ -60,7 +59,7 @@ fn trains_writes_a_version_and_beats_the_baseline_below_the_oracle() {
     let dir = tmp("e2e");
     let models = tmp("e2e-models");
     generate(&dir, 150_000, 11);
-    let out = ecom_train::train(&options(&dir, &models, "v1")).unwrap();
+    let out = ecom_train::train(Input::from_dir(&dir, false).unwrap(), &options(&models, "v1")).unwrap();
     let m = &out.metrics;
 
     // Layout and pointer.
@@ -127,7 +126,7 @@ fn trains_writes_a_version_and_beats_the_baseline_below_the_oracle() {
     assert!((auc - written["models"]["mlp"]["roc_auc"].as_f64().unwrap()).abs() < 1e-9);
 
     // Determinism: the same seed and data give the same models.
-    let again = ecom_train::train(&options(&dir, &models, "v2")).unwrap();
+    let again = ecom_train::train(Input::from_dir(&dir, false).unwrap(), &options(&models, "v2")).unwrap();
     for model in ["xgboost", "random_forest", "mlp"] {
         assert_eq!(
             again.metrics["models"][model]["roc_auc"], m["models"][model]["roc_auc"],

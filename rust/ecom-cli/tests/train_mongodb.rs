@@ -1,0 +1,132 @@
+//! `ecom train --from mongodb` against the local stack (dev/up): the generator's events stored
+//! in MongoDB by the sink's own code, the truth and the catalog in Kafka topics. The same data
+//! as files must give the same training rows, so the same models and metrics.
+use ecom_gen::{GenConfig, Generator, Payload};
+use ecom_proto::v1::{EnrichedEvent, SourceOffset};
+use ecom_sink::stores::Stores;
+use ecom_sink::{DeliveryMode, SinkConfig};
+use prost::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn env(k: &str, d: &str) -> String {
+    std::env::var(k).unwrap_or_else(|_| d.into())
+}
+
+fn train(args: &[&str], models: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ecom"))
+        .args(["train", "--quiet", "--threads", "1", "--forest-trees", "30", "--mlp-epochs", "5"])
+        .args(["--version-name", "v1", "--models-dir"])
+        .arg(models)
+        .args(args)
+        .output()
+        .expect("running ecom train");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ecom train {args:?} failed:\n{stderr}");
+    serde_json::from_slice(&std::fs::read(models.join("v1/metrics.json")).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local stack (dev/up)"]
+async fn training_from_mongodb_matches_training_from_files() {
+    let tag = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let root = std::env::temp_dir().join(format!("ecom-train-mongodb-{tag}"));
+    let files = root.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let brokers = env("KAFKA_BOOTSTRAP", "127.0.0.1:9092");
+    let cfg = SinkConfig {
+        brokers: brokers.clone(),
+        topic: String::new(),
+        group_id: String::new(),
+        es_url: env("ES_URL", "http://127.0.0.1:9200"),
+        index_prefix: format!("ecom-test-train-{tag}"),
+        mongo_url: env("MONGODB_URL", "mongodb://127.0.0.1:27017"),
+        mongo_db: format!("ecom_test_train_{tag}"),
+        batch_max: 1_000,
+        batch_wait: Duration::from_millis(100),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        delivery: DeliveryMode::AtLeastOnce,
+    };
+    let (truth_topic, catalog_topic) = (format!("ecom-test-truth-{tag}"), format!("ecom-test-catalog-{tag}"));
+    let stores = Stores::connect(&cfg).await.unwrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let send = |topic: &str, key: String, value: Vec<u8>| {
+        let topic = topic.to_string();
+        let producer = producer.clone();
+        async move {
+            producer
+                .send(FutureRecord::to(&topic).key(&key).payload(&value), Duration::from_secs(10))
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+    };
+
+    // The generator's output twice: as files, and as the pipeline stores it (valid events in
+    // MongoDB with their raw offset, truth and catalog in Kafka).
+    let mut g = Generator::new(GenConfig { events: 40_000, seed: 9, malformed_rate: 0.02, ..Default::default() });
+    let file = |n: &str| std::io::BufWriter::new(std::fs::File::create(files.join(n)).unwrap());
+    let (mut ev, mut tr, mut cat) = (file("events.pb"), file("truth.pb"), file("catalog.pb"));
+    for p in g.catalog() {
+        ecom_gen::write_delimited(&mut cat, &p.encode_to_vec()).unwrap();
+        send(&catalog_topic, p.product_id.clone(), p.encode_to_vec()).await;
+    }
+    let mut batch = Vec::new();
+    let mut truths = Vec::new();
+    while let Some(r) = g.next() {
+        match (&r.payload, r.expected_reject) {
+            (Payload::Event(e), None) => {
+                ecom_gen::write_delimited(&mut ev, &e.encode_to_vec()).unwrap();
+                batch.push(EnrichedEvent {
+                    event: Some(e.clone()),
+                    source: Some(SourceOffset { topic: "raw".into(), partition: 0, offset: r.sequence as i64 }),
+                    ..Default::default()
+                });
+            }
+            (Payload::Event(e), Some(_)) => ecom_gen::write_delimited(&mut ev, &e.encode_to_vec()).unwrap(),
+            (Payload::Bytes(b), _) => ecom_gen::write_delimited(&mut ev, b).unwrap(),
+        }
+        truths.extend(g.take_truth());
+        if batch.len() == 1_000 {
+            stores.write_mongo_only(&batch).await.unwrap();
+            batch.clear();
+        }
+    }
+    stores.write_mongo_only(&batch).await.unwrap();
+    truths.extend(g.take_truth());
+    for t in &truths {
+        ecom_gen::write_delimited(&mut tr, &t.encode_to_vec()).unwrap();
+        send(&truth_topic, String::new(), t.encode_to_vec()).await;
+    }
+    drop((ev, tr, cat));
+
+    let from_files = train(&["--from", files.to_str().unwrap()], &root.join("m-files"));
+    let from_mongo = train(
+        &[
+            "--from",
+            "mongodb",
+            "--mongo-db",
+            &cfg.mongo_db,
+            "--brokers",
+            &brokers,
+            "--truth-topic",
+            &truth_topic,
+            "--catalog-topic",
+            &catalog_topic,
+        ],
+        &root.join("m-mongo"),
+    );
+    assert!(from_mongo["source"].as_str().unwrap().contains(&cfg.mongo_db));
+    assert!(from_mongo["load"]["eligible"].as_u64().unwrap() > 2_000, "{}", from_mongo["load"]);
+    for key in ["split", "oracle_auc", "observable_oracle_auc"] {
+        assert_eq!(from_mongo[key], from_files[key], "{key}");
+    }
+    for model in ["xgboost", "random_forest"] {
+        assert_eq!(from_mongo["models"][model]["roc_auc"], from_files["models"][model]["roc_auc"], "{model}");
+    }
+    mongodb::Client::with_uri_str(&cfg.mongo_url).await.unwrap().database(&cfg.mongo_db).drop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+}
