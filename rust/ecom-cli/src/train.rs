@@ -143,7 +143,7 @@ async fn load_mongodb(a: &TrainArgs) -> anyhow::Result<ecom_train::Input> {
         let e = ecom_sink::doc::event_from_doc(&d)?;
         // Events of a session share a partition (keyed by session): the offset breaks time ties.
         let seq = d["source_offset"].as_i64().unwrap_or(0).max(0) as usize;
-        events.entry(e.session_id.clone()).or_default().push((e.event_time_ms, seq, e));
+        events.entry(e.session_id.clone()).or_default().push((e.event_time_ms, seq, ecom_train::data::slim(e)));
         stats.records += 1;
         bar.inc(1);
     }

@@ -126,13 +126,26 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
         }
         let e = Event::decode(*bytes)
             .with_context(|| format!("events.pb record {seq} is not an Event and the truth does not label it"))?;
-        events.entry(e.session_id.clone()).or_default().push((e.event_time_ms, seq, e));
+        events.entry(e.session_id.clone()).or_default().push((e.event_time_ms, seq, slim(e)));
     }
     bar.finish_and_clear();
     drop(records);
     drop(data);
     let sessions = assemble(events, truth, &catalog, &mut stats)?;
     Ok((sessions, stats))
+}
+
+/// The event without the fields features never read (ids, user agent, IP, page, query): a
+/// million sessions' events must fit in memory until each session is complete.
+pub fn slim(e: Event) -> Event {
+    Event {
+        event_id: String::new(),
+        user_agent: String::new(),
+        ip: String::new(),
+        page: String::new(),
+        search_query: None,
+        ..e
+    }
 }
 
 /// Refuses truth written by an older generator (without what training needs).
