@@ -143,7 +143,7 @@ async fn load_mongodb(a: &TrainArgs) -> anyhow::Result<ecom_train::Input> {
         let e = ecom_sink::doc::event_from_doc(&d)?;
         // Events of a session share a partition (keyed by session): the offset breaks time ties.
         let seq = d["source_offset"].as_i64().unwrap_or(0).max(0) as usize;
-        events.entry(e.session_id.clone()).or_default().push((e.event_time_ms, seq, ecom_train::data::slim(e)));
+        ecom_train::data::add_event(&mut events, seq, e);
         stats.records += 1;
         bar.inc(1);
     }
@@ -198,24 +198,20 @@ fn read_topic(brokers: &str, topic: &str) -> anyhow::Result<Vec<Vec<u8>>> {
                 last = Instant::now();
             }
             // Past the end without a record at end - 1 (a transaction marker takes an offset).
-            None if consumer.position()?.elements().iter().any(
-                |e| matches!(e.offset(), Offset::Offset(o) if left.get(&e.partition()).is_some_and(|end| o >= *end)),
-            ) =>
-            {
+            None => {
                 for e in consumer.position()?.elements() {
                     if matches!(e.offset(), Offset::Offset(o) if left.get(&e.partition()).is_some_and(|end| o >= *end))
                     {
                         left.remove(&e.partition());
                     }
                 }
+                if !left.is_empty() && last.elapsed() > Duration::from_secs(60) {
+                    bail!(
+                        "reading {topic}: nothing for 60 s with partitions {:?} unfinished",
+                        left.keys().collect::<Vec<_>>()
+                    )
+                }
             }
-            None if last.elapsed() > Duration::from_secs(60) => {
-                bail!(
-                    "reading {topic}: nothing for 60 s with partitions {:?} unfinished",
-                    left.keys().collect::<Vec<_>>()
-                )
-            }
-            None => {}
         }
     }
     Ok(out)

@@ -126,7 +126,7 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
         }
         let e = Event::decode(*bytes)
             .with_context(|| format!("events.pb record {seq} is not an Event and the truth does not label it"))?;
-        events.entry(e.session_id.clone()).or_default().push((e.event_time_ms, seq, slim(e)));
+        add_event(&mut events, seq, e);
     }
     bar.finish_and_clear();
     drop(records);
@@ -135,17 +135,19 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
     Ok((sessions, stats))
 }
 
-/// The event without the fields features never read (ids, user agent, IP, page, query): a
+/// Keeps an event for its session, at position `seq` of the input (the tie break for equal
+/// times), without the fields features never read (ids, user agent, IP, page, query): a
 /// million sessions' events must fit in memory until each session is complete.
-pub fn slim(e: Event) -> Event {
-    Event {
+pub fn add_event(events: &mut HashMap<String, SessionEvents>, seq: usize, e: Event) {
+    let slim = Event {
         event_id: String::new(),
         user_agent: String::new(),
         ip: String::new(),
         page: String::new(),
         search_query: None,
         ..e
-    }
+    };
+    events.entry(slim.session_id.clone()).or_default().push((slim.event_time_ms, seq, slim));
 }
 
 /// Refuses truth written by an older generator (without what training needs).

@@ -409,30 +409,13 @@ fn report(
         std::fs::write(dir.join(name), body)?;
     }
     let mut rows = String::new();
-    let fmt = |v: &Value| v.as_f64().map(|f| format!("{f:.4}")).unwrap_or_else(|| "n/a".into());
-    for (name, m) in metrics["models"].as_object().into_iter().flatten() {
-        rows += &format!(
-            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}</td></tr>\n",
-            fmt(&m["roc_auc"]),
-            fmt(&m["pr_auc"]),
-            fmt(&m["log_loss"]),
-            fmt(&m["brier"]),
-            m["train_seconds"].as_f64().unwrap_or(0.0),
-            m["inference_us_per_row"].as_f64().unwrap_or(0.0)
-        );
-    }
-    for (name, m) in [
-        ("oracle (generator's probability)", &metrics["oracle"]),
-        ("observable oracle (hidden intent integrated out)", &metrics["observable_oracle"]),
-        ("baseline (training rate)", &metrics["baseline"]["metrics"]),
-    ] {
-        rows += &format!(
-            "<tr><td><i>{name}</i></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td></td><td></td></tr>\n",
-            fmt(&m["roc_auc"]),
-            fmt(&m["pr_auc"]),
-            fmt(&m["log_loss"]),
-            fmt(&m["brier"])
-        );
+    for r in table_rows(metrics) {
+        let (name, timing) = match r.timing {
+            Some((train_s, us)) => (r.label.to_string(), format!("<td>{train_s:.1}</td><td>{us:.2}</td>")),
+            None => (format!("<i>{}</i>", r.label), "<td></td><td></td>".to_string()),
+        };
+        let cells: String = r.cells.iter().map(|c| format!("<td>{c}</td>")).collect();
+        rows += &format!("<tr><td>{name}</td>{cells}{timing}</tr>\n");
     }
     let imgs: String = files.iter().map(|(n, _)| format!("<img src=\"{n}\" alt=\"{n}\">\n")).collect();
     let html = format!(
@@ -492,10 +475,50 @@ pub fn current(models_dir: &Path) -> Option<String> {
     models_dir.join(&v).is_dir().then_some(v)
 }
 
+/// One row of the results table (report and summary): the models, then the references.
+struct TableRow<'a> {
+    /// Short name (the summary).
+    name: &'a str,
+    /// Longer label (the report).
+    label: &'a str,
+    /// ROC AUC, PR AUC, log loss, Brier, formatted.
+    cells: [String; 4],
+    /// Training seconds and inference µs per row; references have none.
+    timing: Option<(f64, f64)>,
+}
+
+fn table_rows(m: &Value) -> Vec<TableRow<'_>> {
+    let cells = |v: &Value| {
+        ["roc_auc", "pr_auc", "log_loss", "brier"]
+            .map(|k| v[k].as_f64().map(|x| format!("{x:.4}")).unwrap_or_else(|| "n/a".into()))
+    };
+    let mut rows: Vec<TableRow<'_>> = m["models"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, v)| TableRow {
+            name,
+            label: name,
+            cells: cells(v),
+            timing: Some((
+                v["train_seconds"].as_f64().unwrap_or(0.0),
+                v["inference_us_per_row"].as_f64().unwrap_or(0.0),
+            )),
+        })
+        .collect();
+    for (name, label, v) in [
+        ("oracle", "oracle (generator's probability)", &m["oracle"]),
+        ("observable oracle", "observable oracle (hidden intent integrated out)", &m["observable_oracle"]),
+        ("baseline", "baseline (training rate)", &m["baseline"]["metrics"]),
+    ] {
+        rows.push(TableRow { name, label, cells: cells(v), timing: None });
+    }
+    rows
+}
+
 /// The closing summary `ecom train` prints: one line per model next to the oracle and baseline.
 pub fn summary(out: &TrainOutcome) -> String {
     let m = &out.metrics;
-    let f = |v: &Value| v.as_f64().map(|x| format!("{x:.4}")).unwrap_or_else(|| "n/a".into());
     let mut s = format!(
         "model {} written to {}\n  test: {} sessions of unseen users after the time cut, {} purchases\n",
         m["version"].as_str().unwrap_or(""),
@@ -504,30 +527,11 @@ pub fn summary(out: &TrainOutcome) -> String {
         m["split"]["test"]["purchases"]
     );
     s += &format!("  {:<17} {:>8} {:>8} {:>9} {:>8} {:>9}\n", "", "ROC AUC", "PR AUC", "log loss", "Brier", "train s");
-    for (name, v) in m["models"].as_object().into_iter().flatten() {
-        s += &format!(
-            "  {:<17} {:>8} {:>8} {:>9} {:>8} {:>9.1}\n",
-            name,
-            f(&v["roc_auc"]),
-            f(&v["pr_auc"]),
-            f(&v["log_loss"]),
-            f(&v["brier"]),
-            v["train_seconds"].as_f64().unwrap_or(0.0)
-        );
-    }
-    for (name, v) in [
-        ("oracle", &m["oracle"]),
-        ("observable oracle", &m["observable_oracle"]),
-        ("baseline", &m["baseline"]["metrics"]),
-    ] {
-        s += &format!(
-            "  {:<17} {:>8} {:>8} {:>9} {:>8}\n",
-            name,
-            f(&v["roc_auc"]),
-            f(&v["pr_auc"]),
-            f(&v["log_loss"]),
-            f(&v["brier"])
-        );
+    for r in table_rows(m) {
+        let [roc, pr, ll, brier] = &r.cells;
+        let train_s = r.timing.map(|(t, _)| format!("{t:>9.1}")).unwrap_or_default();
+        s += format!("  {:<17} {roc:>8} {pr:>8} {ll:>9} {brier:>8} {train_s}", r.name).trim_end();
+        s.push('\n');
     }
     s += &format!("  report: {}\n", out.dir.join("report.html").display());
     s
