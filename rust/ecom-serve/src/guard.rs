@@ -109,6 +109,7 @@ impl Guard {
                         reasons: vec![format!("fallback: {why}")],
                         ip_events_in_window: 0,
                         fallback: true,
+                        findings: vec![],
                     })
                     .inspect(|_| metrics::counter!("ecom_guard_fallback_total").increment(1))
                     .collect()
@@ -131,6 +132,7 @@ impl Guard {
             reasons,
             ip_events_in_window: n,
             fallback: false,
+            findings: vec![],
         }
     }
 }
