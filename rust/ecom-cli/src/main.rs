@@ -62,9 +62,18 @@ struct ServeArgs {
     /// Milliseconds to wait for Redis before answering with the fallback verdict.
     #[arg(long, default_value_t = 250)]
     redis_timeout_ms: u64,
-    /// Largest batch accepted by CheckBatch.
+    /// Largest batch accepted by CheckBatch and PredictBatch.
     #[arg(long, default_value_t = 1000)]
     max_batch: usize,
+    /// Models directory written by `ecom train` (versions and CURRENT).
+    #[arg(long, default_value = "models", env = "ECOM_MODELS_DIR")]
+    models_dir: std::path::PathBuf,
+    /// Milliseconds between checks of models/CURRENT for a new version (hot reload).
+    #[arg(long, default_value_t = 1000)]
+    reload_ms: u64,
+    /// Largest gRPC request accepted, in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    max_message_bytes: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -144,6 +153,9 @@ async fn main() -> anyhow::Result<()> {
                     ..Default::default()
                 },
                 max_batch: a.max_batch,
+                models_dir: a.models_dir,
+                reload_every: Duration::from_millis(a.reload_ms.max(50)),
+                max_message_bytes: a.max_message_bytes,
             };
             ecom_serve::run(cfg, shutdown_signal()).await.context("ecom serve")
         }

@@ -496,6 +496,35 @@ pub fn write_delimited(w: &mut impl std::io::Write, value: &[u8]) -> std::io::Re
     w.write_all(value)
 }
 
+/// Writes the training files of `ecom generate --out DIR` (events.pb, truth.pb, catalog.pb)
+/// for a whole run of `cfg`: what training tests and service tests start from.
+pub fn write_training_files(dir: &std::path::Path, cfg: GenConfig) -> std::io::Result<()> {
+    use prost::Message;
+    std::fs::create_dir_all(dir)?;
+    let file = |n: &str| std::fs::File::create(dir.join(n)).map(std::io::BufWriter::new);
+    let (mut ev, mut tr, mut cat) = (file("events.pb")?, file("truth.pb")?, file("catalog.pb")?);
+    let mut g = Generator::new(cfg);
+    for p in g.catalog() {
+        write_delimited(&mut cat, &p.encode_to_vec())?;
+    }
+    while let Some(r) = g.next() {
+        match &r.payload {
+            Payload::Event(e) => write_delimited(&mut ev, &e.encode_to_vec())?,
+            Payload::Bytes(b) => write_delimited(&mut ev, b)?,
+        }
+        for t in g.take_truth() {
+            write_delimited(&mut tr, &t.encode_to_vec())?;
+        }
+    }
+    for t in g.take_truth() {
+        write_delimited(&mut tr, &t.encode_to_vec())?;
+    }
+    for w in [&mut ev, &mut tr, &mut cat] {
+        std::io::Write::flush(w)?;
+    }
+    Ok(())
+}
+
 /// A session's (true purchase probability, outcome) when it counts for the oracle AUC:
 /// ordinary (non-anomalous) and complete.
 pub fn oracle_point(t: &TruthRecord) -> Option<(f64, bool)> {

@@ -1,16 +1,24 @@
-//! ecom-serve: the gRPC services the Flink job and users call (Guard over Redis in this
-//! slice), with gRPC health and reflection, and HTTP /health and /metrics.
-//! Shape: config -> guard (logic over a Redis connection) -> tonic service -> server driver.
+//! ecom-serve: the gRPC services the Flink job and users call (Guard over Redis, Score with
+//! XGBoost and TreeSHAP, Recommend over an LSH index), with gRPC health and reflection, and
+//! HTTP /health and /metrics.
+//! Shape: config -> guard (rules over Redis) / model store (hot-reloaded models/) -> tonic
+//! services -> server driver.
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unused_must_use)]
 
 pub mod guard;
 mod http;
+pub mod model;
+pub mod score;
 
 use anyhow::Context;
 use ecom_proto::v1::guard_server::GuardServer;
+use ecom_proto::v1::recommend_server::RecommendServer;
+use ecom_proto::v1::score_server::ScoreServer;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything `ecom serve` needs to start.
@@ -26,6 +34,27 @@ pub struct ServeConfig {
     pub guard: guard::GuardConfig,
     /// Largest batch accepted by the *Batch methods.
     pub max_batch: usize,
+    /// The models directory `ecom train` writes (versions + CURRENT).
+    pub models_dir: PathBuf,
+    /// How often models/CURRENT is checked for a new version.
+    pub reload_every: Duration,
+    /// Largest gRPC message accepted, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            grpc_addr: ([127, 0, 0, 1], 50051).into(),
+            http_addr: ([127, 0, 0, 1], 8080).into(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            guard: guard::GuardConfig::default(),
+            max_batch: 1000,
+            models_dir: PathBuf::from("models"),
+            reload_every: Duration::from_secs(1),
+            max_message_bytes: 4 << 20,
+        }
+    }
 }
 
 /// Runs the servers until `shutdown` resolves, then drains in-flight requests.
@@ -48,8 +77,20 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let store = Arc::new(model::ModelStore::new(cfg.models_dir.clone(), booster_copies()));
+    {
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.refresh()).await.context("model load task")? {
+            Ok(Some(v)) => tracing::info!(version = %v, "serving model"),
+            Ok(None) => tracing::warn!(models = %cfg.models_dir.display(), "no model yet (no models/CURRENT): Score and Recommend answer FAILED_PRECONDITION until `ecom train` writes one"),
+            Err(e) => tracing::error!(error = format!("{e:#}"), "the current model does not load; Score and Recommend answer FAILED_PRECONDITION until a good one is published"),
+        }
+    }
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<GuardServer<guard::Guard>>().await;
+    tokio::spawn(model_health(store.clone(), health.clone(), cfg.reload_every));
+    tokio::spawn(store.clone().watch(cfg.reload_every));
+    let scorer = score::Scorer::new(store.clone(), cfg.max_batch);
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ecom_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -70,7 +111,7 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
         let _ = stop_tx.send(true);
     });
     let mut http_stop = stop_rx.clone();
-    let http_app = http::router(metrics, guard.clone());
+    let http_app = http::router(metrics, guard.clone(), store);
     let http_task = tokio::spawn(async move {
         axum::serve(http_listener, http_app)
             .with_graceful_shutdown(async move {
@@ -84,7 +125,9 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
         .timeout(Duration::from_secs(10))
         .add_service(health_svc)
         .add_service(reflection)
-        .add_service(GuardServer::new(guard).max_decoding_message_size(4 << 20))
+        .add_service(GuardServer::new(guard).max_decoding_message_size(cfg.max_message_bytes))
+        .add_service(ScoreServer::new(scorer.clone()).max_decoding_message_size(cfg.max_message_bytes))
+        .add_service(RecommendServer::new(scorer).max_decoding_message_size(cfg.max_message_bytes))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), async move {
             let _ = grpc_stop.wait_for(|s| *s).await;
         })
@@ -93,4 +136,28 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
     http_task.await.context("HTTP task panicked")?.context("HTTP server failed")?;
     tracing::info!("ecom serve stopped");
     Ok(())
+}
+
+/// Booster copies for concurrent scoring: two per core, so a request rarely waits for one.
+fn booster_copies() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+}
+
+/// Keeps the gRPC health of Score and Recommend in step with whether a model is loaded.
+async fn model_health(store: Arc<model::ModelStore>, health: tonic_health::server::HealthReporter, every: Duration) {
+    let mut last = None;
+    loop {
+        let loaded = store.get().is_some();
+        if last != Some(loaded) {
+            if loaded {
+                health.set_serving::<ScoreServer<score::Scorer>>().await;
+                health.set_serving::<RecommendServer<score::Scorer>>().await;
+            } else {
+                health.set_not_serving::<ScoreServer<score::Scorer>>().await;
+                health.set_not_serving::<RecommendServer<score::Scorer>>().await;
+            }
+            last = Some(loaded);
+        }
+        tokio::time::sleep(every).await;
+    }
 }

@@ -60,6 +60,7 @@ async fn grpc_guard_health_and_http_over_loopback() {
         redis_url: redis_url(),
         guard: GuardConfig::default(),
         max_batch: 10,
+        ..Default::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ecom_serve::run(cfg, async move {

@@ -5,7 +5,7 @@
 //! leak the label (every purchaser checks out).
 use anyhow::{bail, Context};
 use ecom_core::features;
-use ecom_proto::v1::{truth_record, Event, Product, SessionState, SessionTruth, TruthRecord};
+use ecom_proto::v1::{truth_record, Event, EventKind, Product, SessionState, SessionTruth, TruthRecord};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
@@ -32,6 +32,8 @@ pub struct Session {
     pub eligible: bool,
     /// Features state folded over the decision prefix.
     pub state: SessionState,
+    /// Products bought in the whole session (the Recommend index), in order, without repeats.
+    pub bought: Vec<String>,
 }
 
 /// What loading found, for the report.
@@ -187,6 +189,14 @@ pub fn assemble(
         };
         evs.sort_by_key(|(time, seq, _)| (*time, *seq));
         let end_ms = evs.last().map(|(time, _, _)| *time).unwrap_or(t.start_ms);
+        let mut bought: Vec<String> = Vec::new();
+        for (_, _, e) in &evs {
+            if let (EventKind::Purchase, Some(p)) = (e.kind(), &e.product_id) {
+                if !bought.contains(p) {
+                    bought.push(p.clone());
+                }
+            }
+        }
         // The prefix by time, not by count: a record of the session dropped as malformed must
         // not pull a later (post-decision) event into it.
         let mut state = features::new_state();
@@ -207,6 +217,7 @@ pub fn assemble(
             observable_probability: t.observable_probability,
             eligible,
             state,
+            bought,
         });
     }
     // Events of sessions the truth does not know (none from the generator) are counted.

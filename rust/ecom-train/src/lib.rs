@@ -9,6 +9,7 @@ pub mod boost;
 pub mod data;
 pub mod mlp;
 pub mod prepare;
+pub mod recommend;
 pub mod svg;
 
 use anyhow::{bail, Context};
@@ -82,6 +83,9 @@ pub fn model_schema_hash(names: &[String]) -> String {
 /// Name of the file holding the current version.
 pub const CURRENT: &str = "CURRENT";
 
+/// The Recommend index in a version directory.
+pub const RECOMMEND_FILE: &str = "recommend.json";
+
 /// Metrics of one model's probabilities on the test rows.
 pub fn evaluate(probs: &[f64], labels: &[bool]) -> Value {
     json!({
@@ -105,7 +109,7 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
     let started = Instant::now();
     let Input { source, sessions, stats: load } = input;
     let rule = prepare::SplitRule::for_sessions(&sessions);
-    let (table, index) = prepare::build(&sessions, opts.lsh, &rule)?;
+    let (table, index, recommend) = prepare::build(&sessions, opts.lsh, &rule)?;
     drop(sessions);
     let (tr, va, te) = (table.rows_of(Split::Train), table.rows_of(Split::Valid), table.rows_of(Split::Test));
     check_split(&table, &tr, &va, &te)?;
@@ -227,6 +231,7 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
         }))?,
     )?;
     std::fs::write(tmp.join("neighbours.json"), serde_json::to_vec(&index)?)?;
+    std::fs::write(tmp.join(RECOMMEND_FILE), serde_json::to_vec(&recommend)?)?;
     let references = [
         ("oracle", "#d62728", oracle.as_slice()),
         ("observable oracle", "#e377c2", &observable),

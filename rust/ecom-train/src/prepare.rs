@@ -2,6 +2,7 @@
 //! order from sessions that had *ended* before the one at hand (nothing from its future), and
 //! the split by user and by time.
 use crate::data::Session;
+use crate::recommend;
 use ecom_core::features;
 use ecom_core::lsh::{Lsh, LshParams};
 use ecom_proto::v1::UserHistory;
@@ -81,6 +82,10 @@ impl SplitRule {
 pub struct NeighbourIndex {
     /// Band bucket -> (sessions, purchases).
     pub buckets: HashMap<u64, (u32, u32)>,
+    /// Purchase rate of all sessions in the index: the prior live scoring smooths towards
+    /// (training uses the rate of the sessions ended so far).
+    #[serde(default)]
+    pub prior: f64,
 }
 
 impl NeighbourIndex {
@@ -147,8 +152,13 @@ impl Table {
 
 /// Builds the table from sessions sorted by start time. History and neighbour statistics at a
 /// session's start hold exactly the sessions that ended before it.
-pub fn build(sessions: &[Session], lsh: LshParams, rule: &SplitRule) -> anyhow::Result<(Table, NeighbourIndex)> {
-    let lsh = Lsh::new(lsh)?;
+pub fn build(
+    sessions: &[Session],
+    params: LshParams,
+    rule: &SplitRule,
+) -> anyhow::Result<(Table, NeighbourIndex, recommend::IndexFile)> {
+    let lsh = Lsh::new(params)?;
+    let mut rec = recommend::IndexFile { num_perm: params.num_perm, num_bands: params.num_bands, sessions: Vec::new() };
     let names = feature_names();
     let mut table = Table {
         x: Vec::with_capacity(sessions.len() * names.len()),
@@ -183,6 +193,9 @@ pub fn build(sessions: &[Session], lsh: LshParams, rule: &SplitRule) -> anyhow::
         }
         let sig = lsh.signature(&s.state.tokens);
         let buckets = lsh.band_buckets(&sig);
+        if s.eligible && !s.bought.is_empty() && !s.state.tokens.is_empty() {
+            rec.sessions.push(recommend::PastSession { signature: sig, products: s.bought.clone() });
+        }
         let user = history.get(s.user_id.as_str()).cloned().unwrap_or_default();
         let f = features::compute(&s.state, &user);
         let prior = if ended == 0 { 0.05 } else { ended_purchases as f64 / ended as f64 };
@@ -201,5 +214,8 @@ pub fn build(sessions: &[Session], lsh: LshParams, rule: &SplitRule) -> anyhow::
     while let Some(Reverse((_, j))) = pending.pop() {
         index.add(&buckets_of[j], sessions[j].purchased);
     }
-    Ok((table, index))
+    let purchases = sessions.iter().filter(|s| s.purchased).count();
+    index.prior = purchases as f64 / sessions.len().max(1) as f64;
+    rec.truncate_to_recent();
+    Ok((table, index, rec))
 }

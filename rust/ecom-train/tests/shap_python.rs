@@ -17,7 +17,7 @@ fn tree_shap_matches_python_xgboost_and_shap_on_the_saved_model() {
     common::generate(&dir, 60_000, 5);
     let (sessions, _) = data::load_dir(&dir, false).unwrap();
     let rule = prepare::SplitRule::for_sessions(&sessions);
-    let (table, _) = prepare::build(&sessions, DEFAULT_PARAMS, &rule).unwrap();
+    let (table, _, _) = prepare::build(&sessions, DEFAULT_PARAMS, &rule).unwrap();
     let rows = |s| table.rows_of(s);
     let (tr, va, te) = (rows(prepare::Split::Train), rows(prepare::Split::Valid), rows(prepare::Split::Test));
     let labels = |r: &[usize]| r.iter().map(|&i| table.y[i]).collect::<Vec<_>>();

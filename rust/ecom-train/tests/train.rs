@@ -29,7 +29,7 @@ fn no_user_or_session_crosses_splits_and_history_is_from_the_past() {
     let (sessions, stats) = data::load_dir(&dir, false).unwrap();
     assert!(stats.malformed > 0 && stats.eligible > 1_000, "{stats:?}");
     let rule = prepare::SplitRule::for_sessions(&sessions);
-    let (table, _) = prepare::build(&sessions, DEFAULT_PARAMS, &rule).unwrap();
+    let (table, _, _) = prepare::build(&sessions, DEFAULT_PARAMS, &rule).unwrap();
     let mut user_split: HashMap<&str, prepare::Split> = HashMap::new();
     let mut seen = HashSet::new();
     for (i, s) in sessions.iter().enumerate() {
@@ -71,6 +71,7 @@ fn trains_writes_a_version_and_beats_the_baseline_below_the_oracle() {
         "metrics.json",
         "schema.json",
         "neighbours.json",
+        "recommend.json",
         "report.html",
         "roc.svg",
         "pr.svg",
@@ -113,7 +114,7 @@ fn trains_writes_a_version_and_beats_the_baseline_below_the_oracle() {
     // Round trips: saved models predict what the trained ones did.
     let (sessions, _) = data::load_dir(&dir, false).unwrap();
     let rule = prepare::SplitRule::for_sessions(&sessions);
-    let (table, _) = prepare::build(&sessions, DEFAULT_PARAMS, &rule).unwrap();
+    let (table, _, _) = prepare::build(&sessions, DEFAULT_PARAMS, &rule).unwrap();
     let te = table.rows_of(prepare::Split::Test);
     let y: Vec<bool> = te.iter().map(|&r| table.y[r]).collect();
     let x = table.x_of(&te);

@@ -1,0 +1,273 @@
+//! The served model: one version directory of `models/` as `ecom train` writes it (schema.json,
+//! xgboost.json, neighbours.json, recommend.json), loaded whole and checked before it serves.
+//! [`ModelStore`] swaps a new version in atomically when `models/CURRENT` moves: a request holds
+//! the version it started with, so a reload never fails one.
+use anyhow::{bail, Context};
+use arc_swap::ArcSwapOption;
+use ecom_core::lsh::{Lsh, LshParams};
+use ecom_train::prepare::{NeighbourIndex, NEIGHBOUR_NAMES};
+use ecom_train::recommend;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One score: the purchase probability and, when asked, SHAP contributions (log-odds) per
+/// feature in schema order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// Purchase probability.
+    pub probability: f64,
+    /// Per-feature contributions; the bias is not included.
+    pub contributions: Option<Vec<f32>>,
+}
+
+/// XGBoost boosters of one model. XGBoost's prediction is thread-safe, but the Rust binding's
+/// `Booster` is only `Send`, so concurrent requests each take one of a few copies.
+struct BoosterPool {
+    slots: Vec<Mutex<xgb::Booster>>,
+    next: AtomicUsize,
+}
+
+impl BoosterPool {
+    fn load(path: &Path, copies: usize) -> anyhow::Result<Self> {
+        let slots = (0..copies.max(1))
+            .map(|_| {
+                let mut b = xgb::Booster::load(path).with_context(|| format!("loading {}", path.display()))?;
+                // Requests run in parallel; XGBoost's own threads would only contend with them.
+                b.set_param("nthread", "1").context("setting nthread")?;
+                Ok(Mutex::new(b))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { slots, next: AtomicUsize::new(0) })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&xgb::Booster) -> R) -> R {
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        for i in 0..n {
+            if let Ok(b) = self.slots[(start + i) % n].try_lock() {
+                return f(&b);
+            }
+        }
+        // All busy: wait for ours. A poisoned slot still holds a usable booster (XGBoost
+        // calls do not leave it half-changed).
+        let b = self.slots[start].lock().unwrap_or_else(|e| e.into_inner());
+        f(&b)
+    }
+}
+
+/// A loaded model version.
+pub struct Model {
+    /// Version name (the directory under models/).
+    pub version: String,
+    /// Hash of the model's full feature schema.
+    pub schema_hash: String,
+    /// Hash of ecom-core's feature schema the model was trained on.
+    pub core_hash: String,
+    /// Feature names in column order.
+    pub names: Vec<String>,
+    /// Leading columns that are ecom-core features; the rest are neighbour features.
+    pub core_count: usize,
+    /// When this version was loaded (ms since epoch).
+    pub loaded_at_ms: i64,
+    /// The Recommend index of this version.
+    pub recommend: recommend::Index,
+    lsh: Lsh,
+    neighbours: NeighbourIndex,
+    boosters: BoosterPool,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("version", &self.version).field("schema_hash", &self.schema_hash).finish()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct SchemaFile {
+    hash: String,
+    core_hash: String,
+    names: Vec<String>,
+    lsh: LshFile,
+}
+
+#[derive(serde::Deserialize)]
+struct LshFile {
+    num_perm: usize,
+    num_bands: usize,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn sigmoid(margin: f64) -> f64 {
+    1.0 / (1.0 + (-margin).exp())
+}
+
+impl Model {
+    /// Loads `dir` (a version directory) and scores one row to prove the booster works.
+    pub fn load(dir: &Path, boosters: usize) -> anyhow::Result<Self> {
+        let version = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let schema: SchemaFile = read_json(&dir.join("schema.json"))?;
+        let core_count = schema.names.len().saturating_sub(NEIGHBOUR_NAMES.len());
+        if !schema.names[core_count..].iter().eq(NEIGHBOUR_NAMES.iter()) {
+            bail!(
+                "{}: the last features are {:?}, expected the neighbour features {NEIGHBOUR_NAMES:?}",
+                dir.join("schema.json").display(),
+                &schema.names[core_count..]
+            );
+        }
+        let lsh = Lsh::new(LshParams { num_perm: schema.lsh.num_perm, num_bands: schema.lsh.num_bands })?;
+        let neighbours: NeighbourIndex = read_json(&dir.join("neighbours.json"))?;
+        let rec_path = dir.join(ecom_train::RECOMMEND_FILE);
+        let rec_file: recommend::IndexFile = if rec_path.exists() {
+            read_json(&rec_path)?
+        } else {
+            tracing::warn!(dir = %dir.display(), "no recommend.json (trained by an older ecom): Recommend answers FAILED_PRECONDITION");
+            recommend::IndexFile { num_perm: schema.lsh.num_perm, num_bands: schema.lsh.num_bands, sessions: vec![] }
+        };
+        let recommend = recommend::Index::new(rec_file).with_context(|| format!("{}", rec_path.display()))?;
+        let model = Self {
+            version,
+            schema_hash: schema.hash,
+            core_hash: schema.core_hash,
+            core_count,
+            loaded_at_ms: now_ms(),
+            recommend,
+            lsh,
+            neighbours,
+            boosters: BoosterPool::load(&dir.join("xgboost.json"), boosters)?,
+            names: schema.names,
+        };
+        let zeros = vec![0f32; model.names.len()];
+        let probe = model.score(&zeros, true).context("scoring a probe row")?;
+        let contribs = probe[0].contributions.as_ref().map_or(0, Vec::len);
+        if contribs != model.names.len() {
+            bail!(
+                "{}: the booster gives {contribs} contributions per row, schema.json names {} features",
+                dir.display(),
+                model.names.len()
+            );
+        }
+        Ok(model)
+    }
+
+    /// The neighbour features for a session's tokens, as training computed them.
+    pub fn neighbour_features(&self, tokens: &[String]) -> [f64; 2] {
+        let sig = self.lsh.signature(tokens);
+        self.neighbours.features(&self.lsh.band_buckets(&sig), self.neighbours.prior)
+    }
+
+    /// Scores row-major `x` (rows × names.len()); with `shap`, one TreeSHAP call gives the
+    /// contributions and the probability (their sum is the margin).
+    pub fn score(&self, x: &[f32], shap: bool) -> anyhow::Result<Vec<Scored>> {
+        let cols = self.names.len();
+        let rows = x.len() / cols;
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let m = xgb::DMatrix::from_dense(x, rows).context("building the DMatrix")?;
+        if shap {
+            let (c, (r, w)) = self.boosters.with(|b| b.predict_contributions(&m)).context("XGBoost TreeSHAP")?;
+            anyhow::ensure!(r == rows && w == cols + 1, "TreeSHAP returned {r}×{w}, expected {rows}×{}", cols + 1);
+            Ok(c.chunks(w)
+                .map(|row| Scored {
+                    probability: sigmoid(row.iter().map(|v| f64::from(*v)).sum()),
+                    contributions: Some(row[..cols].to_vec()),
+                })
+                .collect())
+        } else {
+            let p = self.boosters.with(|b| b.predict(&m)).context("XGBoost predict")?;
+            anyhow::ensure!(p.len() == rows, "XGBoost returned {} predictions for {rows} rows", p.len());
+            Ok(p.into_iter().map(|p| Scored { probability: f64::from(p), contributions: None }).collect())
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The current model, if any, and where versions come from.
+pub struct ModelStore {
+    dir: PathBuf,
+    boosters: usize,
+    current: ArcSwapOption<Model>,
+}
+
+impl std::fmt::Debug for ModelStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelStore").field("dir", &self.dir).field("version", &self.version()).finish()
+    }
+}
+
+impl ModelStore {
+    /// An empty store over `dir` (models/); [`ModelStore::refresh`] loads what CURRENT names.
+    pub fn new(dir: PathBuf, boosters: usize) -> Self {
+        Self { dir, boosters, current: ArcSwapOption::empty() }
+    }
+
+    /// The model requests should use now.
+    pub fn get(&self) -> Option<Arc<Model>> {
+        self.current.load_full()
+    }
+
+    /// The loaded version, if any.
+    pub fn version(&self) -> Option<String> {
+        self.current.load().as_ref().map(|m| m.version.clone())
+    }
+
+    /// The models directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads the version CURRENT names if it is not the one loaded. Blocking (file reads and
+    /// XGBoost): call from a blocking thread. On error the old model keeps serving.
+    pub fn refresh(&self) -> anyhow::Result<Option<String>> {
+        let Some(want) = ecom_train::current(&self.dir) else {
+            return Ok(None);
+        };
+        if self.version().as_deref() == Some(want.as_str()) {
+            return Ok(None);
+        }
+        let model = Model::load(&self.dir.join(&want), self.boosters)
+            .with_context(|| format!("loading model {want} from {}", self.dir.display()))?;
+        tracing::info!(version = %want, features = model.names.len(), recommend_sessions = model.recommend.len(), "model loaded");
+        metrics::counter!("ecom_model_reloads_total").increment(1);
+        if let Some(old) = self.version() {
+            metrics::gauge!("ecom_model_loaded", "version" => old).set(0.0);
+        }
+        metrics::gauge!("ecom_model_loaded", "version" => want.clone()).set(1.0);
+        self.current.store(Some(Arc::new(model)));
+        Ok(Some(want))
+    }
+
+    /// Polls CURRENT every `every` until the process ends; a failed load is logged, counted and
+    /// retried when CURRENT moves again (or on the next poll).
+    pub async fn watch(self: Arc<Self>, every: Duration) {
+        let mut failed: Option<String> = None;
+        loop {
+            let store = self.clone();
+            let want = ecom_train::current(&self.dir);
+            if want.is_some() && want != failed {
+                match tokio::task::spawn_blocking(move || store.refresh()).await {
+                    Ok(Ok(_)) => failed = None,
+                    Ok(Err(e)) => {
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            "model reload failed; the previous model keeps serving"
+                        );
+                        metrics::counter!("ecom_model_reload_errors_total").increment(1);
+                        failed = want;
+                    }
+                    Err(e) => tracing::error!(error = %e, "model reload task panicked"),
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}

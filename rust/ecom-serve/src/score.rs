@@ -1,0 +1,216 @@
+//! Score (XGBoost purchase probability with TreeSHAP reasons) and Recommend (LSH) over the
+//! current model of the [`ModelStore`]. Requests are checked field by field before any work.
+use crate::model::{Model, ModelStore, Scored};
+use ecom_proto::v1::recommend_server::Recommend as RecommendApi;
+use ecom_proto::v1::score_server::Score as ScoreApi;
+use ecom_proto::v1::{
+    DescribeRequest, ModelInfo, ScoreBatchRequest, ScoreBatchResponse, ScoreRequest, ScoreResponse, ShapReason,
+    SimilarProduct, SimilarRequest, SimilarResponse,
+};
+use std::sync::Arc;
+use std::time::Instant;
+use tonic::{Request, Response, Status};
+
+/// Rows above which a batch is scored on a blocking thread rather than the request's worker.
+const INLINE_ROWS: usize = 32;
+/// Most SHAP reasons returned per row.
+const MAX_TOP_K: u32 = 64;
+/// Most products Recommend.Similar returns.
+const MAX_K: u32 = 100;
+
+/// The Score and Recommend services.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    store: Arc<ModelStore>,
+    max_batch: usize,
+}
+
+fn no_model(store: &ModelStore) -> Status {
+    Status::failed_precondition(format!(
+        "no model loaded from {}: run `ecom train` (serve picks up models/CURRENT within seconds)",
+        store.dir().display()
+    ))
+}
+
+impl Scorer {
+    /// Services over `store`, accepting batches up to `max_batch`.
+    pub fn new(store: Arc<ModelStore>, max_batch: usize) -> Self {
+        Self { store, max_batch }
+    }
+
+    fn model(&self) -> Result<Arc<Model>, Status> {
+        self.store.get().ok_or_else(|| no_model(&self.store))
+    }
+
+    /// Checks one request and appends its full feature row to `x`.
+    fn row(m: &Model, r: &ScoreRequest, at: &str, x: &mut Vec<f32>) -> Result<(), Status> {
+        let full = if r.feature_schema_hash == m.schema_hash {
+            true
+        } else if r.feature_schema_hash == m.core_hash {
+            false
+        } else {
+            return Err(Status::invalid_argument(format!(
+                "{at}feature_schema_hash: {:?} is neither model {}'s schema ({}) nor its ecom-core schema ({}); call Score.Describe",
+                r.feature_schema_hash, m.version, m.schema_hash, m.core_hash
+            )));
+        };
+        let want = if full { m.names.len() } else { m.core_count };
+        if r.features.len() != want {
+            return Err(Status::invalid_argument(format!(
+                "{at}features: {} values, the {} schema has {want}",
+                r.features.len(),
+                if full { "model's" } else { "ecom-core" }
+            )));
+        }
+        if let Some(i) = r.features.iter().position(|v| v.is_infinite()) {
+            return Err(Status::invalid_argument(format!(
+                "{at}features[{i}] ({}): {} is not finite (send NaN for a missing value)",
+                m.names[i], r.features[i]
+            )));
+        }
+        if r.top_k_reasons > MAX_TOP_K {
+            return Err(Status::invalid_argument(format!("{at}top_k_reasons: {} > {MAX_TOP_K}", r.top_k_reasons)));
+        }
+        x.extend(r.features.iter().map(|v| *v as f32));
+        if !full {
+            x.extend(m.neighbour_features(&r.tokens).iter().map(|v| *v as f32));
+        }
+        Ok(())
+    }
+
+    fn answer(m: &Model, r: &ScoreRequest, row: &[f32], s: &Scored) -> ScoreResponse {
+        let mut reasons = Vec::new();
+        if let (Some(c), k @ 1..) = (&s.contributions, r.top_k_reasons as usize) {
+            let mut order: Vec<usize> = (0..c.len()).collect();
+            order.sort_by(|&a, &b| c[b].abs().total_cmp(&c[a].abs()));
+            reasons = order
+                .into_iter()
+                .take(k)
+                .map(|i| ShapReason {
+                    feature: m.names[i].clone(),
+                    value: f64::from(row[i]),
+                    contribution: f64::from(c[i]),
+                })
+                .collect();
+        }
+        ScoreResponse {
+            purchase_probability: s.probability,
+            model_version: m.version.clone(),
+            reasons,
+            session_id: r.session_id.clone(),
+        }
+    }
+
+    /// Scores checked requests on one model version.
+    async fn score_all(&self, reqs: Vec<ScoreRequest>, batch: bool) -> Result<Vec<ScoreResponse>, Status> {
+        let m = self.model()?;
+        let mut x = Vec::with_capacity(reqs.len() * m.names.len());
+        for (i, r) in reqs.iter().enumerate() {
+            let at = if batch { format!("requests[{i}].") } else { String::new() };
+            Self::row(&m, r, &at, &mut x)?;
+        }
+        let shap = reqs.iter().any(|r| r.top_k_reasons > 0);
+        let n = reqs.len();
+        let work = move || -> Result<Vec<ScoreResponse>, Status> {
+            let scored = m.score(&x, shap).map_err(|e| Status::internal(format!("scoring failed: {e:#}")))?;
+            let cols = m.names.len();
+            Ok(reqs
+                .iter()
+                .zip(&scored)
+                .enumerate()
+                .map(|(i, (r, s))| Self::answer(&m, r, &x[i * cols..(i + 1) * cols], s))
+                .collect())
+        };
+        let out = if n > INLINE_ROWS {
+            tokio::task::spawn_blocking(work).await.map_err(|e| Status::internal(format!("scoring task: {e}")))??
+        } else {
+            work()?
+        };
+        metrics::counter!("ecom_score_rows_total").increment(out.len() as u64);
+        Ok(out)
+    }
+}
+
+fn observe(method: &'static str, started: Instant, ok: bool) {
+    metrics::histogram!("ecom_grpc_seconds", "method" => method).record(started.elapsed().as_secs_f64());
+    metrics::counter!("ecom_grpc_requests_total", "method" => method, "ok" => if ok { "true" } else { "false" })
+        .increment(1);
+}
+
+#[tonic::async_trait]
+impl ScoreApi for Scorer {
+    async fn predict(&self, request: Request<ScoreRequest>) -> Result<Response<ScoreResponse>, Status> {
+        let started = Instant::now();
+        let out = self.score_all(vec![request.into_inner()], false).await;
+        observe("Score.Predict", started, out.is_ok());
+        Ok(Response::new(out?.pop().ok_or_else(|| Status::internal("no score for the request"))?))
+    }
+
+    async fn predict_batch(&self, request: Request<ScoreBatchRequest>) -> Result<Response<ScoreBatchResponse>, Status> {
+        let started = Instant::now();
+        let reqs = request.into_inner().requests;
+        let out = if reqs.len() > self.max_batch {
+            Err(Status::invalid_argument(format!(
+                "requests: {} items is more than the batch limit of {}",
+                reqs.len(),
+                self.max_batch
+            )))
+        } else {
+            self.score_all(reqs, true).await
+        };
+        observe("Score.PredictBatch", started, out.is_ok());
+        Ok(Response::new(ScoreBatchResponse { responses: out? }))
+    }
+
+    async fn describe(&self, _: Request<DescribeRequest>) -> Result<Response<ModelInfo>, Status> {
+        let m = self.model()?;
+        Ok(Response::new(ModelInfo {
+            model_version: m.version.clone(),
+            feature_schema_hash: m.schema_hash.clone(),
+            feature_names: m.names.clone(),
+            core_schema_hash: m.core_hash.clone(),
+            core_feature_count: m.core_count as u32,
+            loaded_at_ms: m.loaded_at_ms,
+            recommend_sessions: m.recommend.len() as u32,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl RecommendApi for Scorer {
+    async fn similar(&self, request: Request<SimilarRequest>) -> Result<Response<SimilarResponse>, Status> {
+        let started = Instant::now();
+        let out = (|| {
+            let r = request.into_inner();
+            let m = self.model()?;
+            if r.tokens.is_empty() {
+                return Err(Status::invalid_argument("tokens: empty; send the session's LSH tokens (ecom-core)"));
+            }
+            if r.k > MAX_K {
+                return Err(Status::invalid_argument(format!("k: {} > {MAX_K}", r.k)));
+            }
+            if m.recommend.is_empty() {
+                return Err(Status::failed_precondition(format!(
+                    "model {} has no Recommend index (recommend.json): retrain with this ecom",
+                    m.version
+                )));
+            }
+            let k = if r.k == 0 { 10 } else { r.k as usize };
+            let (recs, found) = m.recommend.similar(&r.tokens, k);
+            Ok(SimilarResponse {
+                products: recs
+                    .into_iter()
+                    .map(|p| SimilarProduct {
+                        product_id: p.product_id,
+                        similarity: p.similarity,
+                        sessions: p.sessions,
+                    })
+                    .collect(),
+                model_version: m.version.clone(),
+                similar_sessions: found as u32,
+            })
+        })();
+        observe("Recommend.Similar", started, out.is_ok());
+        Ok(Response::new(out?))
+    }
+}
