@@ -1,5 +1,6 @@
 //! `ecom bench`: numbers, not assertions. `ecom bench generate` measures the generator
-//! in-process and into Kafka, our tuned producer side by side with librdkafka's defaults.
+//! in-process and into Kafka, our tuned producer side by side with librdkafka's defaults;
+//! `ecom bench serve` (bench_serve.rs) the gRPC services.
 use anyhow::Context;
 use ecom_gen::{GenConfig, Generator, Payload};
 use prost::Message;
@@ -26,6 +27,9 @@ enum BenchWhat {
     /// MinHash accuracy: our Jaccard estimates next to Python datasketch's on the same pairs
     /// (made by dev/bench-lsh-accuracy).
     Lsh(LshBench),
+    /// `ecom serve` per method at fixed rates over loopback (p50/p99/p99.9, highest
+    /// sustainable rate), single and batched, and the in-process cost of score + SHAP.
+    Serve(crate::bench_serve::ServeBench),
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,6 +76,7 @@ pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Generate(g) => generate(g).await,
         BenchWhat::Sink(b) => sink(b).await,
         BenchWhat::Lsh(b) => lsh_accuracy(b),
+        BenchWhat::Serve(b) => crate::bench_serve::run(b).await,
     }
 }
 

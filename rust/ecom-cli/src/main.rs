@@ -4,6 +4,7 @@
 #![deny(unused_must_use)]
 
 mod bench;
+mod bench_serve;
 mod demo;
 mod generate;
 mod train;

@@ -6,6 +6,7 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unused_must_use)]
 
+mod batcher;
 pub mod guard;
 mod http;
 pub mod model;
@@ -90,7 +91,8 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
     health.set_serving::<GuardServer<guard::Guard>>().await;
     tokio::spawn(model_health(store.clone(), health.clone(), cfg.reload_every));
     tokio::spawn(store.clone().watch(cfg.reload_every));
-    let scorer = score::Scorer::new(store.clone(), cfg.max_batch);
+    let scorer =
+        score::Scorer::new(store.clone(), cfg.max_batch, score_threads()).context("starting the scoring threads")?;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ecom_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -138,9 +140,15 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
     Ok(())
 }
 
-/// Booster copies for concurrent scoring: two per core, so a request rarely waits for one.
+/// Threads that score coalesced single rows: one per core.
+fn score_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Booster copies for concurrent scoring: the scoring threads plus batch requests scored on
+/// blocking threads, so a call rarely waits for one.
 fn booster_copies() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+    score_threads() * 2
 }
 
 /// Keeps the gRPC health of Score and Recommend in step with whether a model is loaded.

@@ -23,7 +23,9 @@ pub struct Scored {
 }
 
 /// XGBoost boosters of one model. XGBoost's prediction is thread-safe, but the Rust binding's
-/// `Booster` is only `Send`, so concurrent requests each take one of a few copies.
+/// `Booster` is only `Send`, so concurrent requests each take one of a few copies. The binding
+/// reconfigures a booster (costly) whenever it switches between one-row and many-row calls, so
+/// each copy only ever serves one of the two.
 struct BoosterPool {
     slots: Vec<Mutex<xgb::Booster>>,
     next: AtomicUsize,
@@ -75,7 +77,8 @@ pub struct Model {
     pub recommend: recommend::Index,
     lsh: Lsh,
     neighbours: NeighbourIndex,
-    boosters: BoosterPool,
+    one_row: BoosterPool,
+    many_rows: BoosterPool,
 }
 
 impl std::fmt::Debug for Model {
@@ -139,7 +142,8 @@ impl Model {
             recommend,
             lsh,
             neighbours,
-            boosters: BoosterPool::load(&dir.join("xgboost.json"), boosters)?,
+            one_row: BoosterPool::load(&dir.join("xgboost.json"), boosters)?,
+            many_rows: BoosterPool::load(&dir.join("xgboost.json"), boosters)?,
             names: schema.names,
         };
         let zeros = vec![0f32; model.names.len()];
@@ -170,8 +174,9 @@ impl Model {
             return Ok(Vec::new());
         }
         let m = xgb::DMatrix::from_dense(x, rows).context("building the DMatrix")?;
+        let pool = if rows == 1 { &self.one_row } else { &self.many_rows };
         if shap {
-            let (c, (r, w)) = self.boosters.with(|b| b.predict_contributions(&m)).context("XGBoost TreeSHAP")?;
+            let (c, (r, w)) = pool.with(|b| b.predict_contributions(&m)).context("XGBoost TreeSHAP")?;
             anyhow::ensure!(r == rows && w == cols + 1, "TreeSHAP returned {r}×{w}, expected {rows}×{}", cols + 1);
             Ok(c.chunks(w)
                 .map(|row| Scored {
@@ -180,7 +185,7 @@ impl Model {
                 })
                 .collect())
         } else {
-            let p = self.boosters.with(|b| b.predict(&m)).context("XGBoost predict")?;
+            let p = pool.with(|b| b.predict(&m)).context("XGBoost predict")?;
             anyhow::ensure!(p.len() == rows, "XGBoost returned {} predictions for {rows} rows", p.len());
             Ok(p.into_iter().map(|p| Scored { probability: f64::from(p), contributions: None }).collect())
         }

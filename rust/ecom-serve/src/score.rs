@@ -1,5 +1,6 @@
 //! Score (XGBoost purchase probability with TreeSHAP reasons) and Recommend (LSH) over the
 //! current model of the [`ModelStore`]. Requests are checked field by field before any work.
+use crate::batcher::Batcher;
 use crate::model::{Model, ModelStore, Scored};
 use ecom_proto::v1::recommend_server::Recommend as RecommendApi;
 use ecom_proto::v1::score_server::Score as ScoreApi;
@@ -23,6 +24,7 @@ const MAX_K: u32 = 100;
 pub struct Scorer {
     store: Arc<ModelStore>,
     max_batch: usize,
+    batcher: Batcher,
 }
 
 fn no_model(store: &ModelStore) -> Status {
@@ -33,9 +35,10 @@ fn no_model(store: &ModelStore) -> Status {
 }
 
 impl Scorer {
-    /// Services over `store`, accepting batches up to `max_batch`.
-    pub fn new(store: Arc<ModelStore>, max_batch: usize) -> Self {
-        Self { store, max_batch }
+    /// Services over `store`, accepting batches up to `max_batch`; single rows are coalesced
+    /// by `workers` scoring threads.
+    pub fn new(store: Arc<ModelStore>, max_batch: usize, workers: usize) -> std::io::Result<Self> {
+        Ok(Self { store, max_batch, batcher: Batcher::start(workers, 256, 8_192)? })
     }
 
     fn model(&self) -> Result<Arc<Model>, Status> {
@@ -101,13 +104,22 @@ impl Scorer {
         }
     }
 
-    /// Scores checked requests on one model version.
-    async fn score_all(&self, reqs: Vec<ScoreRequest>, batch: bool) -> Result<Vec<ScoreResponse>, Status> {
+    /// Scores one request through the batcher.
+    async fn score_one(&self, r: ScoreRequest) -> Result<ScoreResponse, Status> {
+        let m = self.model()?;
+        let mut x = Vec::with_capacity(m.names.len());
+        Self::row(&m, &r, "", &mut x)?;
+        let s = self.batcher.score(m.clone(), x.clone(), r.top_k_reasons > 0).await?;
+        metrics::counter!("ecom_score_rows_total").increment(1);
+        Ok(Self::answer(&m, &r, &x, &s))
+    }
+
+    /// Scores a checked batch on one model version in one XGBoost call.
+    async fn score_all(&self, reqs: Vec<ScoreRequest>) -> Result<Vec<ScoreResponse>, Status> {
         let m = self.model()?;
         let mut x = Vec::with_capacity(reqs.len() * m.names.len());
         for (i, r) in reqs.iter().enumerate() {
-            let at = if batch { format!("requests[{i}].") } else { String::new() };
-            Self::row(&m, r, &at, &mut x)?;
+            Self::row(&m, r, &format!("requests[{i}]."), &mut x)?;
         }
         let shap = reqs.iter().any(|r| r.top_k_reasons > 0);
         let n = reqs.len();
@@ -141,9 +153,9 @@ fn observe(method: &'static str, started: Instant, ok: bool) {
 impl ScoreApi for Scorer {
     async fn predict(&self, request: Request<ScoreRequest>) -> Result<Response<ScoreResponse>, Status> {
         let started = Instant::now();
-        let out = self.score_all(vec![request.into_inner()], false).await;
+        let out = self.score_one(request.into_inner()).await;
         observe("Score.Predict", started, out.is_ok());
-        Ok(Response::new(out?.pop().ok_or_else(|| Status::internal("no score for the request"))?))
+        Ok(Response::new(out?))
     }
 
     async fn predict_batch(&self, request: Request<ScoreBatchRequest>) -> Result<Response<ScoreBatchResponse>, Status> {
@@ -156,7 +168,7 @@ impl ScoreApi for Scorer {
                 self.max_batch
             )))
         } else {
-            self.score_all(reqs, true).await
+            self.score_all(reqs).await
         };
         observe("Score.PredictBatch", started, out.is_ok());
         Ok(Response::new(ScoreBatchResponse { responses: out? }))
