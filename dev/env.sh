@@ -17,8 +17,9 @@ export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$ECOM_CACHE/pip-cache}"
 export ECOM_PROFILE=release
 export ECOM_BIN="$CARGO_TARGET_DIR/$ECOM_PROFILE/ecom"
 export ECOM_JNI_DIR="$CARGO_TARGET_DIR/$ECOM_PROFILE"
-# Python XGBoost + shap, for the test that cross-checks our TreeSHAP (dev/install makes it).
-export ECOM_CHECK_VENV="$ECOM_CACHE/venv-check-xgboost-$XGBOOST_VERSION-shap-$SHAP_VERSION"
+# Python XGBoost + shap + grpcio, for the tests that cross-check our TreeSHAP and call ecom
+# serve from Python's official gRPC stack (dev/install makes it).
+export ECOM_CHECK_VENV="$ECOM_CACHE/venv-check-xgboost-$XGBOOST_VERSION-shap-$SHAP_VERSION-grpcio-$GRPCIO_VERSION"
 export ECOM_CHECK_PYTHON="${ECOM_CHECK_PYTHON:-$ECOM_CHECK_VENV/bin/python}"
 
 export FLINK_HOME="$ECOM_CACHE/flink-$FLINK_VERSION/pyflink"

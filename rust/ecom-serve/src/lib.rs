@@ -93,11 +93,15 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
     tokio::spawn(store.clone().watch(cfg.reload_every));
     let scorer =
         score::Scorer::new(store.clone(), cfg.max_batch, score_threads()).context("starting the scoring threads")?;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ecom_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building gRPC reflection")?;
+    // Reflection in both versions: v1, and v1alpha that many clients (grpcurl before 1.9,
+    // Python's grpcio-reflection) still ask for.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ecom_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().context("building gRPC reflection")?;
+    let reflection_v1alpha = reflection().build_v1alpha().context("building gRPC reflection (v1alpha)")?;
 
     let http_listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
@@ -126,7 +130,8 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
     tonic::transport::Server::builder()
         .timeout(Duration::from_secs(10))
         .add_service(health_svc)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(GuardServer::new(guard).max_decoding_message_size(cfg.max_message_bytes))
         .add_service(ScoreServer::new(scorer.clone()).max_decoding_message_size(cfg.max_message_bytes))
         .add_service(RecommendServer::new(scorer).max_decoding_message_size(cfg.max_message_bytes))

@@ -2,60 +2,24 @@
 //! offline XGBoost, SHAP adds up, both feature schemas, clear errors, hot reload under load
 //! with zero failed requests, and a broken version that never replaces a good one.
 use ecom_core::lsh::{Lsh, DEFAULT_PARAMS};
-use ecom_gen::GenConfig;
 use ecom_proto::v1::recommend_client::RecommendClient;
 use ecom_proto::v1::score_client::ScoreClient;
 use ecom_proto::v1::{DescribeRequest, ScoreBatchRequest, ScoreRequest, SimilarRequest};
-use ecom_train::{boost, data, prepare, Input, TrainOptions};
-use std::path::{Path, PathBuf};
+use ecom_train::{boost, data, prepare};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ecom-serve-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn train(data_dir: &Path, models: &Path, version: &str) {
-    let opts = TrainOptions {
-        models_dir: models.to_path_buf(),
-        seed: 7,
-        threads: 2,
-        lsh: DEFAULT_PARAMS,
-        forest_trees: 20,
-        mlp_epochs: 3,
-        progress: false,
-        version: Some(version.into()),
-    };
-    ecom_train::train(Input::from_dir(data_dir, false).unwrap(), &opts).unwrap();
-}
-
-async fn connect(addr: &'static str) -> Channel {
-    let started = Instant::now();
-    loop {
-        match tonic::transport::Endpoint::from_static(addr).connect().await {
-            Ok(c) => return c,
-            Err(e) if started.elapsed() > Duration::from_secs(30) => panic!("serve did not come up: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+mod common;
+use common::{generate_and_train, redis_url, tmp, Running};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs the local stack (dev/up); trains a small model (~20 s)"]
 async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
     let data_dir = tmp("data");
     let models = tmp("models");
-    ecom_gen::write_training_files(&data_dir, GenConfig { events: 60_000, seed: 5, ..Default::default() }).unwrap();
-    train(&data_dir, &models, "v1");
+    generate_and_train(&data_dir, &models, 60_000, "v1");
 
     let cfg = ecom_serve::ServeConfig {
         grpc_addr: "127.0.0.1:50152".parse().unwrap(),
@@ -66,11 +30,8 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
         reload_every: Duration::from_millis(100),
         ..Default::default()
     };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ecom_serve::run(cfg, async move {
-        let _ = stop_rx.await;
-    }));
-    let channel = connect("http://127.0.0.1:50152").await;
+    let serve = Running::start(cfg).await;
+    let channel = serve.channel.clone();
     let mut score = ScoreClient::new(channel.clone());
     let info = score.describe(DescribeRequest {}).await.unwrap().into_inner();
     assert_eq!(info.model_version, "v1");
@@ -222,8 +183,7 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
     let health = reqwest::get("http://127.0.0.1:18082/health").await.unwrap().text().await.unwrap();
     assert!(health.contains("\"version\":\"v2\""), "{health}");
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(15), server).await.unwrap().unwrap().unwrap();
+    serve.stop().await;
     for d in [data_dir, models] {
         let _ = std::fs::remove_dir_all(d);
     }

@@ -1,0 +1,69 @@
+//! Helpers shared by the service tests: scratch dirs, a model trained here, serve started
+//! in-process with a stop handle.
+#![allow(dead_code)] // each test binary uses its own subset
+use ecom_core::lsh::DEFAULT_PARAMS;
+use ecom_gen::GenConfig;
+use ecom_train::{Input, TrainOptions};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+pub fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ecom-serve-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Generates `events` into `data_dir` and trains version `version` into `models`.
+pub fn generate_and_train(data_dir: &Path, models: &Path, events: u64, version: &str) {
+    ecom_gen::write_training_files(data_dir, GenConfig { events, seed: 5, ..Default::default() }).unwrap();
+    let opts = TrainOptions {
+        models_dir: models.to_path_buf(),
+        seed: 7,
+        threads: 2,
+        lsh: DEFAULT_PARAMS,
+        forest_trees: 20,
+        mlp_epochs: 3,
+        progress: false,
+        version: Some(version.into()),
+    };
+    ecom_train::train(Input::from_dir(data_dir, false).unwrap(), &opts).unwrap();
+}
+
+/// A running in-process serve and how to stop it.
+pub struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub channel: Channel,
+}
+
+impl Running {
+    /// Starts serve with `cfg` and waits until its gRPC port answers.
+    pub async fn start(cfg: ecom_serve::ServeConfig) -> Self {
+        let url = format!("http://{}", cfg.grpc_addr);
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(ecom_serve::run(cfg, async move {
+            let _ = rx.await;
+        }));
+        let started = Instant::now();
+        let channel = loop {
+            match tonic::transport::Endpoint::from_shared(url.clone()).unwrap().connect().await {
+                Ok(c) => break c,
+                Err(e) if started.elapsed() > Duration::from_secs(30) => panic!("serve did not come up: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        Self { stop, task, channel }
+    }
+
+    /// Stops serve gracefully and checks it ended cleanly.
+    pub async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(15), self.task).await.unwrap().unwrap().unwrap();
+    }
+}
