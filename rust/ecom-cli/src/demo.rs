@@ -51,6 +51,9 @@ pub(crate) struct DemoArgs {
     /// Redis URL (for ecom serve).
     #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
     redis_url: String,
+    /// Models directory ecom serve scores with (written by `ecom train`).
+    #[arg(long, default_value = "models", env = "ECOM_MODELS_DIR")]
+    models_dir: PathBuf,
     /// Job parallelism.
     #[arg(long, default_value_t = 1)]
     parallelism: u32,
@@ -114,12 +117,28 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
 
     step("checking the local stack");
     check_stack(&a, &http).await?;
+    let Some(model) = ecom_train::current(&a.models_dir) else {
+        bail!(
+            "no model in {} (models/CURRENT): train one first, e.g. `ecom generate --events 300000 --out DATA && ecom train --from DATA --models-dir {0}` (dev/demo does this for you)",
+            a.models_dir.display()
+        );
+    };
+    eprintln!("    ecom serve scores with model {model} from {}", a.models_dir.display());
 
     step("starting ecom serve and ecom sink");
     let exe = std::env::current_exe().context("locating the ecom binary")?;
     let mut children = Children(Vec::new());
     for (name, args) in [
-        ("serve", vec!["serve".to_string(), "--redis-url".into(), a.redis_url.clone()]),
+        (
+            "serve",
+            vec![
+                "serve".to_string(),
+                "--redis-url".into(),
+                a.redis_url.clone(),
+                "--models-dir".into(),
+                a.models_dir.display().to_string(),
+            ],
+        ),
         (
             "sink",
             vec![

@@ -3,9 +3,22 @@
 //! ~10k events with malformed ones mixed in. Needs dev/up and a built job jar (dev/test).
 use std::process::Command;
 
-fn run_demo(events: &str, seed: &str, start_ms: &str) -> String {
+/// Trains a small first model with the real commands, as dev/demo does.
+fn train_model(models: &std::path::Path) {
+    let data = models.with_extension("data");
+    for args in [
+        vec!["generate", "--events", "40000", "--seed", "3", "--quiet", "--out", data.to_str().unwrap()],
+        vec!["train", "--quiet", "--from", data.to_str().unwrap(), "--models-dir", models.to_str().unwrap()],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ecom")).args(&args).output().unwrap();
+        assert!(out.status.success(), "ecom {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+fn run_demo(events: &str, seed: &str, start_ms: &str, models: &std::path::Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_ecom"))
         .args(["demo", "--events", events, "--malformed-rate", "0.03", "--seed", seed, "--start-ms", start_ms])
+        .env("ECOM_MODELS_DIR", models)
         .output()
         .expect("running ecom demo");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -32,7 +45,10 @@ fn demo_reconciles_and_a_second_run_does_not_duplicate() {
     let seed = format!("{}", std::process::id());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let start_ms = (now - 3 * 3_600_000).to_string();
-    let first = run_demo("10000", &seed, &start_ms);
+    let models = std::env::temp_dir().join(format!("ecom-e2e-models-{seed}"));
+    let _ = std::fs::remove_dir_all(&models);
+    train_model(&models);
+    let first = run_demo("10000", &seed, &start_ms, &models);
     assert!(first.contains("reconciled: yes"), "{first}");
     let produced = field(&first, "produced to");
     let enriched = field(&first, "enriched in");
@@ -46,8 +62,10 @@ fn demo_reconciles_and_a_second_run_does_not_duplicate() {
     // Same seed and start again: the generator's output is deterministic, so the first 2,000
     // records repeat the first run's (same event ids) and the stores must not grow.
     let es_before = total_in(&first, "documents in Elasticsearch");
-    let second = run_demo("2000", &seed, &start_ms);
+    let second = run_demo("2000", &seed, &start_ms, &models);
     assert!(second.contains("reconciled: yes"), "{second}");
     assert_eq!(total_in(&second, "documents in Elasticsearch"), es_before, "a replay duplicated documents");
     assert_eq!(total_in(&second, "documents in MongoDB"), total_in(&first, "documents in MongoDB"));
+    let _ = std::fs::remove_dir_all(models.with_extension("data"));
+    let _ = std::fs::remove_dir_all(&models);
 }
