@@ -54,15 +54,14 @@ struct ServeArgs {
     /// Redis URL for the guard's live state.
     #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
     redis_url: String,
-    /// Events per IP per minute above which the guard flags.
-    #[arg(long, default_value_t = 300)]
-    ip_flag_per_min: i64,
-    /// Events per IP per minute above which the guard blocks.
-    #[arg(long, default_value_t = 1200)]
-    ip_block_per_min: i64,
-    /// Milliseconds to wait for Redis before answering with the fallback verdict.
-    #[arg(long, default_value_t = 250)]
-    redis_timeout_ms: u64,
+    /// Guard rules and thresholds: a JSON file overriding any subset of the defaults
+    /// (docs/OPERATIONS.md lists every field).
+    #[arg(long, env = "ECOM_GUARD_CONFIG")]
+    guard_config: Option<std::path::PathBuf>,
+    /// Milliseconds to wait for Redis before answering with the fallback verdict (overrides
+    /// the file's redis_timeout_ms).
+    #[arg(long)]
+    redis_timeout_ms: Option<u64>,
     /// Largest batch accepted by CheckBatch and PredictBatch.
     #[arg(long, default_value_t = 1000)]
     max_batch: usize,
@@ -147,11 +146,15 @@ async fn main() -> anyhow::Result<()> {
                 grpc_addr: a.grpc_addr,
                 http_addr: a.http_addr,
                 redis_url: a.redis_url,
-                guard: ecom_serve::guard::GuardConfig {
-                    ip_flag_per_min: a.ip_flag_per_min,
-                    ip_block_per_min: a.ip_block_per_min,
-                    redis_timeout: Duration::from_millis(a.redis_timeout_ms),
-                    ..Default::default()
+                guard: {
+                    let mut g = match &a.guard_config {
+                        Some(f) => ecom_serve::guard::GuardConfig::from_json_file(f)?,
+                        None => ecom_serve::guard::GuardConfig::default(),
+                    };
+                    if let Some(ms) = a.redis_timeout_ms {
+                        g.redis_timeout = Duration::from_millis(ms);
+                    }
+                    g
                 },
                 max_batch: a.max_batch,
                 models_dir: a.models_dir,

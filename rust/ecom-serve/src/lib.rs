@@ -65,6 +65,7 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
         .context("configuring Prometheus histogram buckets")?
         .install_recorder()
         .context("installing the Prometheus recorder (is another one installed in this process?)")?;
+    cfg.guard.validate().context("checking the guard configuration")?;
     let guard = guard::Guard::connect(&cfg.redis_url, cfg.guard.clone(), cfg.max_batch)
         .with_context(|| format!("bad Redis URL {:?} (expected redis://host:port)", cfg.redis_url))?;
 
@@ -77,6 +78,9 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Err(e) = guard.load_script().await {
+        tracing::warn!(error = %e, "could not load the guard script yet; the first batch will load it");
     }
     let store = Arc::new(model::ModelStore::new(cfg.models_dir.clone(), booster_copies()));
     {

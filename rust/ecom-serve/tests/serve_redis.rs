@@ -88,6 +88,11 @@ async fn grpc_guard_health_and_http_over_loopback() {
     let rs = client.check_batch(batch).await.unwrap().into_inner().responses;
     assert_eq!(rs.iter().map(|r| r.ip_events_in_window).collect::<Vec<_>>(), vec![2, 3, 4]);
 
+    let bot = GuardRequest { user_agent: "Googlebot/2.1 (+http://www.google.com/bot.html)".into(), ..req(&ip, 5) };
+    let r = client.check(bot).await.unwrap().into_inner();
+    assert_eq!(r.verdict, Verdict::Flag as i32);
+    assert_eq!(r.findings.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(), vec!["crawler_agent"]);
+
     let bad = client.check(GuardRequest { ip: String::new(), ..req(&ip, 9) }).await.unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     assert!(bad.message().contains("ip"), "{}", bad.message());
@@ -96,6 +101,8 @@ async fn grpc_guard_health_and_http_over_loopback() {
 
     let body = http_get("http://127.0.0.1:18080/metrics").await;
     assert!(body.contains("ecom_guard_verdicts_total"), "{body}");
+    assert!(body.contains("ecom_guard_findings_total{rule=\"crawler_agent\""), "{body}");
+    assert!(body.contains("ecom_guard_redis_seconds"), "{body}");
     let health = http_get("http://127.0.0.1:18080/health").await;
     assert!(health.contains("\"redis\":\"ok\""), "{health}");
 
