@@ -9,6 +9,7 @@ use ecom_proto::v1::score_client::ScoreClient;
 use ecom_proto::v1::{
     DescribeRequest, GuardBatchRequest, GuardRequest, ScoreBatchRequest, ScoreRequest, SimilarRequest,
 };
+use futures::future::{BoxFuture, FutureExt};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,6 +66,9 @@ impl Step {
     }
 }
 
+/// Request number `i` of a step: true when it succeeded.
+type Call = Arc<dyn Fn(u64) -> BoxFuture<'static, bool> + Send + Sync>;
+
 /// Requests in flight at most; beyond it the step counts as not sustained (shed).
 const MAX_IN_FLIGHT: usize = 2_048;
 
@@ -77,11 +81,7 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
 
 /// Sends `call(i)` at `rate` per second for `secs`, open loop (requests are not held back by
 /// slow answers), and measures each from its send.
-async fn step<F, Fut>(rate: u64, secs: f64, call: Arc<F>) -> Step
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send + 'static,
-{
+async fn step(rate: u64, secs: f64, call: Call) -> Step {
     let total = (rate as f64 * secs) as u64;
     let sem = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, bool)>();
@@ -137,11 +137,7 @@ fn ladder(min: u64, max: u64) -> Vec<u64> {
 }
 
 /// Climbs the ladder until a step is not sustainable; returns every step run.
-async fn climb<F, Fut>(name: &str, a: &ServeBench, per: usize, call: Arc<F>) -> Vec<Step>
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send + 'static,
-{
+async fn climb(name: &str, a: &ServeBench, per: usize, call: Call) -> Vec<Step> {
     // Warm-up: connections, the model's first rows, Redis scripts.
     let _ = step(200, 0.5, call.clone()).await;
     let mut steps = Vec::new();
@@ -325,80 +321,41 @@ pub(crate) async fn run(a: ServeBench) -> anyhow::Result<()> {
         }
         let ch: Channel = channel.clone();
         let (inp, sr) = (inp.clone(), score_req.clone());
-        let steps = match name {
+        let call: Call = match name {
             "Score.Predict" | "Score.Predict (no SHAP)" => {
                 let k = if name == "Score.Predict" { 3 } else { 0 };
-                climb(
-                    name,
-                    &a,
-                    per,
-                    Arc::new(move |i| {
-                        let (mut c, r) = (ScoreClient::new(ch.clone()), sr(i, k));
-                        async move { c.predict(r).await.is_ok() }
-                    }),
-                )
-                .await
+                Arc::new(move |i| {
+                    let (mut c, r) = (ScoreClient::new(ch.clone()), sr(i, k));
+                    async move { c.predict(r).await.is_ok() }.boxed()
+                })
             }
-            "Score.PredictBatch" => {
-                climb(
-                    name,
-                    &a,
-                    per,
-                    Arc::new(move |i| {
-                        let mut c = ScoreClient::new(ch.clone());
-                        let r = ScoreBatchRequest {
-                            requests: (0..batch as u64).map(|j| sr(i * batch as u64 + j, 3)).collect(),
-                        };
-                        async move { c.predict_batch(r).await.is_ok() }
-                    }),
-                )
-                .await
-            }
-            "Guard.Check" => {
-                climb(
-                    name,
-                    &a,
-                    per,
-                    Arc::new(move |i| {
-                        let mut c = GuardClient::new(ch.clone());
-                        let r = inp.guard[i as usize % inp.guard.len()].clone();
-                        async move { c.check(r).await.is_ok_and(|r| !r.get_ref().fallback) }
-                    }),
-                )
-                .await
-            }
-            "Guard.CheckBatch" => {
-                climb(
-                    name,
-                    &a,
-                    per,
-                    Arc::new(move |i| {
-                        let mut c = GuardClient::new(ch.clone());
-                        let n = inp.guard.len();
-                        let r = GuardBatchRequest {
-                            requests: (0..batch).map(|j| inp.guard[(i as usize * batch + j) % n].clone()).collect(),
-                        };
-                        async move {
-                            c.check_batch(r).await.is_ok_and(|r| r.get_ref().responses.iter().all(|x| !x.fallback))
-                        }
-                    }),
-                )
-                .await
-            }
-            _ => {
-                climb(
-                    name,
-                    &a,
-                    per,
-                    Arc::new(move |i| {
-                        let mut c = RecommendClient::new(ch.clone());
-                        let r = SimilarRequest { tokens: inp.tokens[i as usize % inp.tokens.len()].clone(), k: 10 };
-                        async move { c.similar(r).await.is_ok() }
-                    }),
-                )
-                .await
-            }
+            "Score.PredictBatch" => Arc::new(move |i| {
+                let mut c = ScoreClient::new(ch.clone());
+                let r =
+                    ScoreBatchRequest { requests: (0..batch as u64).map(|j| sr(i * batch as u64 + j, 3)).collect() };
+                async move { c.predict_batch(r).await.is_ok() }.boxed()
+            }),
+            "Guard.Check" => Arc::new(move |i| {
+                let mut c = GuardClient::new(ch.clone());
+                let r = inp.guard[i as usize % inp.guard.len()].clone();
+                async move { c.check(r).await.is_ok_and(|r| !r.get_ref().fallback) }.boxed()
+            }),
+            "Guard.CheckBatch" => Arc::new(move |i| {
+                let mut c = GuardClient::new(ch.clone());
+                let n = inp.guard.len();
+                let r = GuardBatchRequest {
+                    requests: (0..batch).map(|j| inp.guard[(i as usize * batch + j) % n].clone()).collect(),
+                };
+                async move { c.check_batch(r).await.is_ok_and(|r| r.get_ref().responses.iter().all(|x| !x.fallback)) }
+                    .boxed()
+            }),
+            _ => Arc::new(move |i| {
+                let mut c = RecommendClient::new(ch.clone());
+                let r = SimilarRequest { tokens: inp.tokens[i as usize % inp.tokens.len()].clone(), k: 10 };
+                async move { c.similar(r).await.is_ok() }.boxed()
+            }),
         };
+        let steps = climb(name, &a, per, call).await;
         out.insert(name.to_string(), summary(&steps, at, a.slo_p99_ms, per));
     }
     if local {

@@ -689,8 +689,8 @@ impl Guard {
     }
 
     fn validate(r: &GuardRequest, i: Option<usize>) -> Result<(), Status> {
-        let at = i.map(|i| format!("requests[{i}].")).unwrap_or_default();
-        let bad = |field: &str, why: String| Err(Status::invalid_argument(format!("{at}{field}: {why}")));
+        let bad =
+            |field: &str, why: String| Err(Status::invalid_argument(format!("{}{field}: {why}", crate::field_at(i))));
         if r.ip.is_empty() {
             return bad("ip", "must not be empty".into());
         }
@@ -810,29 +810,32 @@ impl GuardApi for Guard {
     async fn check(&self, request: Request<GuardRequest>) -> Result<Response<GuardResponse>, Status> {
         let started = Instant::now();
         let r = request.into_inner();
-        Self::validate(&r, None)?;
-        let mut out = self.check_all(std::slice::from_ref(&r)).await;
-        metrics::histogram!("ecom_grpc_seconds", "method" => "Guard.Check").record(started.elapsed().as_secs_f64());
-        Ok(Response::new(out.pop().expect("one response per request")))
+        let out = match Self::validate(&r, None) {
+            Ok(()) => Ok(self.check_all(std::slice::from_ref(&r)).await.pop().expect("one response per request")),
+            Err(e) => Err(e),
+        };
+        crate::observe("Guard.Check", started, out.is_ok());
+        Ok(Response::new(out?))
     }
 
     async fn check_batch(&self, request: Request<GuardBatchRequest>) -> Result<Response<GuardBatchResponse>, Status> {
         let started = Instant::now();
         let reqs = request.into_inner().requests;
-        if reqs.len() > self.max_batch {
-            return Err(Status::invalid_argument(format!(
+        let valid = if reqs.len() > self.max_batch {
+            Err(Status::invalid_argument(format!(
                 "requests: {} items is more than the batch limit of {}",
                 reqs.len(),
                 self.max_batch
-            )));
-        }
-        for (i, r) in reqs.iter().enumerate() {
-            Self::validate(r, Some(i))?;
-        }
-        let responses = self.check_all(&reqs).await;
-        metrics::histogram!("ecom_grpc_seconds", "method" => "Guard.CheckBatch")
-            .record(started.elapsed().as_secs_f64());
-        Ok(Response::new(GuardBatchResponse { responses }))
+            )))
+        } else {
+            reqs.iter().enumerate().try_for_each(|(i, r)| Self::validate(r, Some(i)))
+        };
+        let out = match valid {
+            Ok(()) => Ok(GuardBatchResponse { responses: self.check_all(&reqs).await }),
+            Err(e) => Err(e),
+        };
+        crate::observe("Guard.CheckBatch", started, out.is_ok());
+        Ok(Response::new(out?))
     }
 }
 

@@ -149,6 +149,18 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
     Ok(())
 }
 
+/// Where a field sits, for error messages: "" in a single request, "requests[i]." in a batch.
+pub(crate) fn field_at(i: Option<usize>) -> String {
+    i.map(|i| format!("requests[{i}].")).unwrap_or_default()
+}
+
+/// Records one gRPC call: its latency and whether it succeeded, per method.
+pub(crate) fn observe(method: &'static str, started: std::time::Instant, ok: bool) {
+    metrics::histogram!("ecom_grpc_seconds", "method" => method).record(started.elapsed().as_secs_f64());
+    metrics::counter!("ecom_grpc_requests_total", "method" => method, "ok" => if ok { "true" } else { "false" })
+        .increment(1);
+}
+
 /// Threads that score coalesced single rows: one per core.
 fn score_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())

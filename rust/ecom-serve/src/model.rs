@@ -32,10 +32,10 @@ struct BoosterPool {
 }
 
 impl BoosterPool {
-    fn load(path: &Path, copies: usize) -> anyhow::Result<Self> {
+    fn load(model: &[u8], copies: usize) -> anyhow::Result<Self> {
         let slots = (0..copies.max(1))
             .map(|_| {
-                let mut b = xgb::Booster::load(path).with_context(|| format!("loading {}", path.display()))?;
+                let mut b = xgb::Booster::load_buffer(model).context("loading the XGBoost model")?;
                 // Requests run in parallel; XGBoost's own threads would only contend with them.
                 b.set_param("nthread", "1").context("setting nthread")?;
                 Ok(Mutex::new(b))
@@ -133,6 +133,9 @@ impl Model {
             recommend::IndexFile { num_perm: schema.lsh.num_perm, num_bands: schema.lsh.num_bands, sessions: vec![] }
         };
         let recommend = recommend::Index::new(rec_file).with_context(|| format!("{}", rec_path.display()))?;
+        let booster_path = dir.join("xgboost.json");
+        let booster = std::fs::read(&booster_path).with_context(|| format!("reading {}", booster_path.display()))?;
+        let pool = || BoosterPool::load(&booster, boosters).with_context(|| format!("{}", booster_path.display()));
         let model = Self {
             version,
             schema_hash: schema.hash,
@@ -142,8 +145,8 @@ impl Model {
             recommend,
             lsh,
             neighbours,
-            one_row: BoosterPool::load(&dir.join("xgboost.json"), boosters)?,
-            many_rows: BoosterPool::load(&dir.join("xgboost.json"), boosters)?,
+            one_row: pool()?,
+            many_rows: pool()?,
             names: schema.names,
         };
         let zeros = vec![0f32; model.names.len()];
@@ -230,44 +233,57 @@ impl ModelStore {
         &self.dir
     }
 
-    /// Loads the version CURRENT names if it is not the one loaded. Blocking (file reads and
-    /// XGBoost): call from a blocking thread. On error the old model keeps serving.
-    pub fn refresh(&self) -> anyhow::Result<Option<String>> {
-        let Some(want) = ecom_train::current(&self.dir) else {
-            return Ok(None);
-        };
-        if self.version().as_deref() == Some(want.as_str()) {
-            return Ok(None);
-        }
-        let model = Model::load(&self.dir.join(&want), self.boosters)
-            .with_context(|| format!("loading model {want} from {}", self.dir.display()))?;
-        tracing::info!(version = %want, features = model.names.len(), recommend_sessions = model.recommend.len(), "model loaded");
+    /// The version CURRENT names, when it is not the one loaded.
+    fn wanted(&self) -> Option<String> {
+        ecom_train::current(&self.dir).filter(|want| self.version().as_deref() != Some(want.as_str()))
+    }
+
+    /// Loads and swaps in `version`. Blocking (file reads and XGBoost): call from a blocking
+    /// thread. On error the old model keeps serving.
+    fn load(&self, version: &str) -> anyhow::Result<()> {
+        let model = Model::load(&self.dir.join(version), self.boosters)
+            .with_context(|| format!("loading model {version} from {}", self.dir.display()))?;
+        tracing::info!(
+            version,
+            features = model.names.len(),
+            recommend_sessions = model.recommend.len(),
+            "model loaded"
+        );
         metrics::counter!("ecom_model_reloads_total").increment(1);
         if let Some(old) = self.version() {
             metrics::gauge!("ecom_model_loaded", "version" => old).set(0.0);
         }
-        metrics::gauge!("ecom_model_loaded", "version" => want.clone()).set(1.0);
+        metrics::gauge!("ecom_model_loaded", "version" => version.to_string()).set(1.0);
         self.current.store(Some(Arc::new(model)));
+        Ok(())
+    }
+
+    /// Loads the version CURRENT names if it is not the one loaded; returns it. Blocking.
+    pub fn refresh(&self) -> anyhow::Result<Option<String>> {
+        let Some(want) = self.wanted() else {
+            return Ok(None);
+        };
+        self.load(&want)?;
         Ok(Some(want))
     }
 
     /// Polls CURRENT every `every` until the process ends; a failed load is logged, counted and
-    /// retried when CURRENT moves again (or on the next poll).
+    /// retried only when CURRENT moves again.
     pub async fn watch(self: Arc<Self>, every: Duration) {
         let mut failed: Option<String> = None;
         loop {
-            let store = self.clone();
-            let want = ecom_train::current(&self.dir);
-            if want.is_some() && want != failed {
-                match tokio::task::spawn_blocking(move || store.refresh()).await {
-                    Ok(Ok(_)) => failed = None,
+            if let Some(want) = self.wanted().filter(|w| failed.as_ref() != Some(w)) {
+                let store = self.clone();
+                let v = want.clone();
+                match tokio::task::spawn_blocking(move || store.load(&v)).await {
+                    Ok(Ok(())) => failed = None,
                     Ok(Err(e)) => {
                         tracing::error!(
                             error = format!("{e:#}"),
                             "model reload failed; the previous model keeps serving"
                         );
                         metrics::counter!("ecom_model_reload_errors_total").increment(1);
-                        failed = want;
+                        failed = Some(want);
                     }
                     Err(e) => tracing::error!(error = %e, "model reload task panicked"),
                 }

@@ -2,6 +2,7 @@
 //! current model of the [`ModelStore`]. Requests are checked field by field before any work.
 use crate::batcher::Batcher;
 use crate::model::{Model, ModelStore, Scored};
+use crate::observe;
 use ecom_proto::v1::recommend_server::Recommend as RecommendApi;
 use ecom_proto::v1::score_server::Score as ScoreApi;
 use ecom_proto::v1::{
@@ -46,33 +47,38 @@ impl Scorer {
     }
 
     /// Checks one request and appends its full feature row to `x`.
-    fn row(m: &Model, r: &ScoreRequest, at: &str, x: &mut Vec<f32>) -> Result<(), Status> {
+    fn row(m: &Model, r: &ScoreRequest, i: Option<usize>, x: &mut Vec<f32>) -> Result<(), Status> {
+        let at = || crate::field_at(i);
         let full = if r.feature_schema_hash == m.schema_hash {
             true
         } else if r.feature_schema_hash == m.core_hash {
             false
         } else {
             return Err(Status::invalid_argument(format!(
-                "{at}feature_schema_hash: {:?} is neither model {}'s schema ({}) nor its ecom-core schema ({}); call Score.Describe",
+                "{}feature_schema_hash: {:?} is neither model {}'s schema ({}) nor its ecom-core schema ({}); call Score.Describe",
+                at(),
                 r.feature_schema_hash, m.version, m.schema_hash, m.core_hash
             )));
         };
         let want = if full { m.names.len() } else { m.core_count };
         if r.features.len() != want {
             return Err(Status::invalid_argument(format!(
-                "{at}features: {} values, the {} schema has {want}",
+                "{}features: {} values, the {} schema has {want}",
+                at(),
                 r.features.len(),
                 if full { "model's" } else { "ecom-core" }
             )));
         }
-        if let Some(i) = r.features.iter().position(|v| v.is_infinite()) {
+        if let Some(j) = r.features.iter().position(|v| v.is_infinite()) {
             return Err(Status::invalid_argument(format!(
-                "{at}features[{i}] ({}): {} is not finite (send NaN for a missing value)",
-                m.names[i], r.features[i]
+                "{}features[{j}] ({}): {} is not finite (send NaN for a missing value)",
+                at(),
+                m.names[j],
+                r.features[j]
             )));
         }
         if r.top_k_reasons > MAX_TOP_K {
-            return Err(Status::invalid_argument(format!("{at}top_k_reasons: {} > {MAX_TOP_K}", r.top_k_reasons)));
+            return Err(Status::invalid_argument(format!("{}top_k_reasons: {} > {MAX_TOP_K}", at(), r.top_k_reasons)));
         }
         x.extend(r.features.iter().map(|v| *v as f32));
         if !full {
@@ -108,7 +114,7 @@ impl Scorer {
     async fn score_one(&self, r: ScoreRequest) -> Result<ScoreResponse, Status> {
         let m = self.model()?;
         let mut x = Vec::with_capacity(m.names.len());
-        Self::row(&m, &r, "", &mut x)?;
+        Self::row(&m, &r, None, &mut x)?;
         let s = self.batcher.score(m.clone(), x.clone(), r.top_k_reasons > 0).await?;
         metrics::counter!("ecom_score_rows_total").increment(1);
         Ok(Self::answer(&m, &r, &x, &s))
@@ -119,7 +125,7 @@ impl Scorer {
         let m = self.model()?;
         let mut x = Vec::with_capacity(reqs.len() * m.names.len());
         for (i, r) in reqs.iter().enumerate() {
-            Self::row(&m, r, &format!("requests[{i}]."), &mut x)?;
+            Self::row(&m, r, Some(i), &mut x)?;
         }
         let shap = reqs.iter().any(|r| r.top_k_reasons > 0);
         let n = reqs.len();
@@ -141,12 +147,6 @@ impl Scorer {
         metrics::counter!("ecom_score_rows_total").increment(out.len() as u64);
         Ok(out)
     }
-}
-
-fn observe(method: &'static str, started: Instant, ok: bool) {
-    metrics::histogram!("ecom_grpc_seconds", "method" => method).record(started.elapsed().as_secs_f64());
-    metrics::counter!("ecom_grpc_requests_total", "method" => method, "ok" => if ok { "true" } else { "false" })
-        .increment(1);
 }
 
 #[tonic::async_trait]

@@ -130,11 +130,12 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
 
     // Hot reload under load: four clients score without pause while v2 is published.
     let stop = Arc::new(AtomicBool::new(false));
-    let (errors, v2_seen) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (errors, v2_seen, sent) =
+        (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut load = Vec::new();
     for t in 0..4 {
-        let (mut client, stop, errors, v2_seen, req) =
-            (score.clone(), stop.clone(), errors.clone(), v2_seen.clone(), full(t, 3));
+        let (mut client, stop, errors, v2_seen, sent, req) =
+            (score.clone(), stop.clone(), errors.clone(), v2_seen.clone(), sent.clone(), full(t, 3));
         load.push(tokio::spawn(async move {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) && n < 200_000 {
@@ -147,11 +148,17 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
                     }
                 }
                 n += 1;
+                sent.fetch_add(1, Ordering::Relaxed);
             }
             n
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Publish v2 once the load is running on v1.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sent.load(Ordering::Relaxed) < 200 {
+        assert!(Instant::now() < deadline, "the load did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     copy_dir(&models.join("v1"), &models.join("v2"));
     ecom_train::set_current(&models, "v2").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -174,11 +181,17 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
     }
     std::fs::write(models.join("v3/xgboost.json"), b"{ not a model").unwrap();
     ecom_train::set_current(&models, "v3").unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let m = reqwest::get("http://127.0.0.1:18082/metrics").await.unwrap().text().await.unwrap();
+        if m.contains("ecom_model_reload_errors_total 1") {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "the broken v3 was never tried:\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let r = score.predict(full(0, 0)).await.unwrap().into_inner();
     assert_eq!(r.model_version, "v2");
-    let metrics = reqwest::get("http://127.0.0.1:18082/metrics").await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("ecom_model_reload_errors_total 1"), "{metrics}");
     assert!(metrics.contains("ecom_grpc_seconds_bucket{method=\"Score.Predict\""), "{metrics}");
     let health = reqwest::get("http://127.0.0.1:18082/health").await.unwrap().text().await.unwrap();
     assert!(health.contains("\"version\":\"v2\""), "{health}");

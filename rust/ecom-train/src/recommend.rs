@@ -94,7 +94,7 @@ impl Index {
         let mut candidates: Vec<u32> = Vec::new();
         for b in self.lsh.band_buckets(&sig) {
             if let Some(ids) = self.by_bucket.get(&b) {
-                candidates.extend(ids.iter().rev());
+                candidates.extend(ids);
             }
         }
         candidates.sort_unstable_by(|a, b| b.cmp(a));
