@@ -19,13 +19,14 @@ use tonic::transport::Channel;
 /// Arguments of `ecom bench serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeBench {
-    /// Models directory (the current version is served and measured in-process).
+    /// Models directory (its current version is served, and measured in-process).
     #[arg(long, default_value = "models", env = "ECOM_MODELS_DIR")]
     models_dir: PathBuf,
     /// Redis URL for the guard.
     #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
     redis_url: String,
-    /// Measure a running `ecom serve` at this URL instead of starting one in this process.
+    /// Measure a running `ecom serve` at this URL instead of starting one (and its
+    /// uncoalesced baseline) as child processes.
     #[arg(long)]
     target: Option<String>,
     /// Seconds per rate step.
@@ -65,6 +66,9 @@ impl Step {
         self.errors == 0 && self.shed == 0 && self.achieved >= 0.95 * self.rate as f64 && self.p99_ms <= slo_ms
     }
 }
+
+/// Score.Predict with SHAP on a server that does not coalesce rows: the baseline.
+const BASELINE: &str = "Score.Predict (uncoalesced)";
 
 /// Request number `i` of a step: true when it succeeded.
 type Call = Arc<dyn Fn(u64) -> BoxFuture<'static, bool> + Send + Sync>;
@@ -146,7 +150,7 @@ async fn climb(name: &str, a: &ServeBench, per: usize, call: Call) -> Vec<Step> 
         let s = step(rate, a.seconds, call.clone()).await;
         if !a.json {
             eprintln!(
-                "  {name:<22} {rate:>7}/s -> {:>8.0}/s  p50 {:>7.3} ms  p99 {:>7.3} ms  p99.9 {:>7.3} ms  errors {}  shed {}",
+                "  {name:<28} {rate:>7}/s -> {:>8.0}/s  p50 {:>7.3} ms  p99 {:>7.3} ms  p99.9 {:>7.3} ms  errors {}  shed {}",
                 s.achieved, s.p50_ms, s.p99_ms, s.p999_ms, s.errors, s.shed
             );
         }
@@ -244,6 +248,49 @@ fn in_process(models: &std::path::Path, rows: &[Vec<f64>], batch: usize) -> anyh
     }))
 }
 
+/// An `ecom serve` child process on loopback ports, killed when dropped.
+struct Child {
+    url: String,
+    _proc: tokio::process::Child,
+}
+
+/// Starts this binary's `ecom serve` on `grpc_port` (HTTP on `grpc_port - 32000`) with `extra`
+/// flags, logging to a file under the temp dir.
+fn spawn_serve(a: &ServeBench, grpc_port: u16, extra: &[&str]) -> anyhow::Result<Child> {
+    let log = std::env::temp_dir().join(format!("ecom-bench-serve-{grpc_port}.log"));
+    let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let proc = tokio::process::Command::new(std::env::current_exe().context("finding this ecom binary")?)
+        .arg("serve")
+        .args(["--grpc-addr", &format!("127.0.0.1:{grpc_port}")])
+        .args(["--http-addr", &format!("127.0.0.1:{}", grpc_port - 32_000)])
+        .arg("--redis-url")
+        .arg(&a.redis_url)
+        .arg("--models-dir")
+        .arg(&a.models_dir)
+        .args(["--max-batch", &a.batch.max(1000).to_string()])
+        .args(extra)
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting ecom serve")?;
+    Ok(Child { url: format!("http://127.0.0.1:{grpc_port}"), _proc: proc })
+}
+
+/// A channel to `url`, retried for up to 30 s while the server starts.
+async fn connect(url: &str) -> anyhow::Result<Channel> {
+    let started = Instant::now();
+    loop {
+        match tonic::transport::Endpoint::from_shared(url.to_string())?.connect().await {
+            Ok(c) => return Ok(c),
+            Err(e) if started.elapsed() > Duration::from_secs(30) => {
+                return Err(e).context(format!("connecting to {url}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 pub(crate) async fn run(a: ServeBench) -> anyhow::Result<()> {
     if ecom_train::current(&a.models_dir).is_none() {
         bail!("no model in {} (models/CURRENT): run `ecom train` first", a.models_dir.display());
@@ -251,33 +298,20 @@ pub(crate) async fn run(a: ServeBench) -> anyhow::Result<()> {
     eprintln!("ecom bench serve: preparing inputs from generated sessions");
     let inp = Arc::new(inputs()?);
     let local = a.target.is_none();
-    let url = a.target.clone().unwrap_or_else(|| "http://127.0.0.1:50161".into());
-    let stop = tokio::sync::oneshot::channel::<()>();
-    let server = if local {
-        let cfg = ecom_serve::ServeConfig {
-            grpc_addr: "127.0.0.1:50161".parse()?,
-            http_addr: "127.0.0.1:18161".parse()?,
-            redis_url: a.redis_url.clone(),
-            models_dir: a.models_dir.clone(),
-            max_batch: a.batch.max(1000),
-            ..Default::default()
-        };
-        let rx = stop.1;
-        Some(tokio::spawn(ecom_serve::run(cfg, async move {
-            let _ = rx.await;
-        })))
+    let wants = |name: &str| a.only.as_deref().is_none_or(|o| name.contains(o));
+    // Serve runs in its own process, as users run it; the baseline is a second one that scores
+    // each Score.Predict request in its own XGBoost call.
+    let (main, baseline) = if local {
+        let base = if wants(BASELINE) { Some(spawn_serve(&a, 50_162, &["--no-coalesce"])?) } else { None };
+        (Some(spawn_serve(&a, 50_161, &[])?), base)
     } else {
-        None
+        (None, None)
     };
-    let started = Instant::now();
-    let channel = loop {
-        match tonic::transport::Endpoint::from_shared(url.clone())?.connect().await {
-            Ok(c) => break c,
-            Err(e) if started.elapsed() > Duration::from_secs(30) => {
-                return Err(e).context(format!("connecting to {url}"))
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
+    let url = main.as_ref().map_or_else(|| a.target.clone().unwrap_or_default(), |c| c.url.clone());
+    let channel = connect(&url).await?;
+    let base_channel = match &baseline {
+        Some(b) => Some(connect(&b.url).await?),
+        None => None,
     };
     let info =
         ScoreClient::new(channel.clone()).describe(DescribeRequest {}).await.context("Score.Describe")?.into_inner();
@@ -287,7 +321,7 @@ pub(crate) async fn run(a: ServeBench) -> anyhow::Result<()> {
     let hash = Arc::new(info.feature_schema_hash.clone());
     let mut out = serde_json::Map::new();
     out.insert("model_version".into(), json!(info.model_version));
-    out.insert("target".into(), json!(if local { "in-process ecom serve over loopback" } else { url.as_str() }));
+    out.insert("target".into(), json!(if local { "ecom serve child process over loopback" } else { url.as_str() }));
     if !a.json {
         eprintln!(
             "ecom bench serve: model {}, {} s per step, SLO p99 ≤ {} ms",
@@ -310,20 +344,28 @@ pub(crate) async fn run(a: ServeBench) -> anyhow::Result<()> {
     let methods: Vec<(&str, u64, usize)> = vec![
         ("Score.Predict", 5_000, 1),
         ("Score.Predict (no SHAP)", 5_000, 1),
+        (BASELINE, 5_000, 1),
         ("Score.PredictBatch", 50, batch),
         ("Guard.Check", 5_000, 1),
         ("Guard.CheckBatch", 50, batch),
         ("Recommend.Similar", 5_000, 1),
     ];
     for (name, at, per) in methods {
-        if a.only.as_deref().is_some_and(|o| !name.contains(o)) {
+        if !wants(name) {
             continue;
         }
-        let ch: Channel = channel.clone();
+        let ch: Channel = if name == BASELINE {
+            match &base_channel {
+                Some(c) => c.clone(),
+                None => continue, // a --target run has no baseline server
+            }
+        } else {
+            channel.clone()
+        };
         let (inp, sr) = (inp.clone(), score_req.clone());
         let call: Call = match name {
-            "Score.Predict" | "Score.Predict (no SHAP)" => {
-                let k = if name == "Score.Predict" { 3 } else { 0 };
+            "Score.Predict" | "Score.Predict (no SHAP)" | BASELINE => {
+                let k = if name == "Score.Predict (no SHAP)" { 0 } else { 3 };
                 Arc::new(move |i| {
                     let (mut c, r) = (ScoreClient::new(ch.clone()), sr(i, k));
                     async move { c.predict(r).await.is_ok() }.boxed()
@@ -359,24 +401,21 @@ pub(crate) async fn run(a: ServeBench) -> anyhow::Result<()> {
         out.insert(name.to_string(), summary(&steps, at, a.slo_p99_ms, per));
     }
     if local {
+        drop((main, baseline));
         out.insert("in_process".into(), in_process(&a.models_dir, &inp.rows[..inp.rows.len().min(2_000)], batch)?);
-        let _ = stop.0.send(());
-        if let Some(s) = server {
-            s.await.context("serve task")??;
-        }
     }
     if a.json {
         println!("{}", Value::Object(out));
     } else {
         println!("ecom bench serve (model {}):", info.model_version);
         println!(
-            "  {:<26} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            "  {:<28} {:>9} {:>9} {:>9} {:>9} {:>10}",
             "method", "at rps", "p50 ms", "p99 ms", "p99.9 ms", "max rps"
         );
         for (k, v) in &out {
             if v.get("max_rps").is_some() {
                 println!(
-                    "  {k:<26} {:>9} {:>9.3} {:>9.3} {:>9.3} {:>10}",
+                    "  {k:<28} {:>9} {:>9.3} {:>9.3} {:>9.3} {:>10}",
                     v["at_rps"],
                     v["p50_ms"].as_f64().unwrap_or(f64::NAN),
                     v["p99_ms"].as_f64().unwrap_or(f64::NAN),

@@ -74,6 +74,10 @@ struct ServeArgs {
     /// Largest gRPC request accepted, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     max_message_bytes: usize,
+    /// Score each Score.Predict request in its own XGBoost call instead of coalescing
+    /// concurrent ones (the baseline `ecom bench serve` measures against).
+    #[arg(long)]
+    no_coalesce: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
                 models_dir: a.models_dir,
                 reload_every: Duration::from_millis(a.reload_ms.max(50)),
                 max_message_bytes: a.max_message_bytes,
+                coalesce: !a.no_coalesce,
             };
             ecom_serve::run(cfg, shutdown_signal()).await.context("ecom serve")
         }

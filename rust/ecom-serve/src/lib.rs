@@ -41,6 +41,9 @@ pub struct ServeConfig {
     pub reload_every: Duration,
     /// Largest gRPC message accepted, in bytes.
     pub max_message_bytes: usize,
+    /// Coalesce concurrent Score.Predict rows into shared XGBoost calls (off: one call per
+    /// request, the baseline `ecom bench serve` compares against).
+    pub coalesce: bool,
 }
 
 impl Default for ServeConfig {
@@ -54,6 +57,7 @@ impl Default for ServeConfig {
             models_dir: PathBuf::from("models"),
             reload_every: Duration::from_secs(1),
             max_message_bytes: 4 << 20,
+            coalesce: true,
         }
     }
 }
@@ -95,8 +99,8 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
     health.set_serving::<GuardServer<guard::Guard>>().await;
     tokio::spawn(model_health(store.clone(), health.clone(), cfg.reload_every));
     tokio::spawn(store.clone().watch(cfg.reload_every));
-    let scorer =
-        score::Scorer::new(store.clone(), cfg.max_batch, score_threads()).context("starting the scoring threads")?;
+    let scorer = score::Scorer::new(store.clone(), cfg.max_batch, if cfg.coalesce { score_threads() } else { 0 })
+        .context("starting the scoring threads")?;
     // Reflection in both versions: v1, and v1alpha that many clients (grpcurl before 1.9,
     // Python's grpcio-reflection) still ask for.
     let reflection = || {
@@ -139,9 +143,13 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
         .add_service(GuardServer::new(guard).max_decoding_message_size(cfg.max_message_bytes))
         .add_service(ScoreServer::new(scorer.clone()).max_decoding_message_size(cfg.max_message_bytes))
         .add_service(RecommendServer::new(scorer).max_decoding_message_size(cfg.max_message_bytes))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), async move {
-            let _ = grpc_stop.wait_for(|s| *s).await;
-        })
+        // Replies are small: Nagle's algorithm would hold them for the peer's delayed ACK (~40 ms).
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+            async move {
+                let _ = grpc_stop.wait_for(|s| *s).await;
+            },
+        )
         .await
         .context("gRPC server failed")?;
     http_task.await.context("HTTP task panicked")?.context("HTTP server failed")?;

@@ -25,7 +25,7 @@ const MAX_K: u32 = 100;
 pub struct Scorer {
     store: Arc<ModelStore>,
     max_batch: usize,
-    batcher: Batcher,
+    batcher: Option<Batcher>,
 }
 
 fn no_model(store: &ModelStore) -> Status {
@@ -37,9 +37,11 @@ fn no_model(store: &ModelStore) -> Status {
 
 impl Scorer {
     /// Services over `store`, accepting batches up to `max_batch`; single rows are coalesced
-    /// by `workers` scoring threads.
+    /// by `workers` scoring threads, or scored one call each on the request's task when
+    /// `workers` is 0.
     pub fn new(store: Arc<ModelStore>, max_batch: usize, workers: usize) -> std::io::Result<Self> {
-        Ok(Self { store, max_batch, batcher: Batcher::start(workers, 256, 8_192)? })
+        let batcher = if workers == 0 { None } else { Some(Batcher::start(workers, 256, 8_192)?) };
+        Ok(Self { store, max_batch, batcher })
     }
 
     fn model(&self) -> Result<Arc<Model>, Status> {
@@ -110,12 +112,20 @@ impl Scorer {
         }
     }
 
-    /// Scores one request through the batcher.
+    /// Scores one request: through the batcher, or on this task when coalescing is off.
     async fn score_one(&self, r: ScoreRequest) -> Result<ScoreResponse, Status> {
         let m = self.model()?;
         let mut x = Vec::with_capacity(m.names.len());
         Self::row(&m, &r, None, &mut x)?;
-        let s = self.batcher.score(m.clone(), x.clone(), r.top_k_reasons > 0).await?;
+        let shap = r.top_k_reasons > 0;
+        let s = match &self.batcher {
+            Some(b) => b.score(m.clone(), x.clone(), shap).await?,
+            None => m
+                .score(&x, shap)
+                .map_err(|e| Status::internal(format!("scoring failed: {e:#}")))?
+                .pop()
+                .ok_or_else(|| Status::internal("scoring returned no row"))?,
+        };
         metrics::counter!("ecom_score_rows_total").increment(1);
         Ok(Self::answer(&m, &r, &x, &s))
     }
