@@ -1,8 +1,10 @@
 // Entry point of the job jar: parses arguments and wires Kafka around EcomPipeline.
 package dev.ecom.flink;
 
+import dev.ecom.flink.kafka.ProductDeserializer;
 import dev.ecom.flink.kafka.ProtoRecordSerializer;
 import dev.ecom.flink.kafka.RawRecordDeserializer;
+import dev.ecom.proto.v1.Product;
 import java.time.Duration;
 import java.util.Properties;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
@@ -61,10 +63,17 @@ public final class EcomJob {
         env.fromSource(rawSource(cfg), WatermarkStrategy.noWatermarks(), "raw-source")
             .uid("raw-source")
             .name("raw-source");
+    DataStream<Product> catalog =
+        env.fromSource(catalogSource(cfg), WatermarkStrategy.noWatermarks(), "catalog-source")
+            .uid("catalog-source")
+            .name("catalog-source");
     EcomPipeline.build(
         raw,
-        kafkaSink(cfg, ProtoRecordSerializer.enriched(cfg.enrichedTopic()), "enriched"),
-        kafkaSink(cfg, ProtoRecordSerializer.invalid(cfg.invalidTopic()), "invalid"),
+        catalog,
+        new EcomPipeline.Sinks(
+            kafkaSink(cfg, ProtoRecordSerializer.enriched(cfg.enrichedTopic()), "enriched"),
+            kafkaSink(cfg, ProtoRecordSerializer.invalid(cfg.invalidTopic()), "invalid"),
+            kafkaSink(cfg, ProtoRecordSerializer.sessions(cfg.sessionsTopic()), "sessions")),
         cfg);
     return env;
   }
@@ -93,6 +102,21 @@ public final class EcomJob {
         // Resume where the group left off; a new group starts from the beginning.
         .setStartingOffsets(OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST))
         .setDeserializer(new RawRecordDeserializer())
+        .setProperty("isolation.level", "read_committed")
+        .build();
+  }
+
+  /**
+   * The whole catalog from the start of its compacted topic on a fresh start; on a restore, from
+   * the checkpointed offsets (the catalog read so far is in broadcast state).
+   */
+  static KafkaSource<Product> catalogSource(JobConfig cfg) {
+    return KafkaSource.<Product>builder()
+        .setBootstrapServers(cfg.bootstrapServers())
+        .setTopics(cfg.catalogTopic())
+        .setGroupId(cfg.groupId() + "-catalog")
+        .setStartingOffsets(OffsetsInitializer.earliest())
+        .setDeserializer(new ProductDeserializer())
         .setProperty("isolation.level", "read_committed")
         .build();
   }

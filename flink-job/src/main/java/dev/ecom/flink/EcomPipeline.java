@@ -1,35 +1,58 @@
-// The job's dataflow between its source and its sinks; main and the tests plug those in.
+// The job's dataflow between its sources and its sinks; main and the tests plug those in.
 package dev.ecom.flink;
 
 import dev.ecom.flink.serde.ProtoTypeInfo;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.InvalidEvent;
+import dev.ecom.proto.v1.Product;
+import dev.ecom.proto.v1.Session;
+import java.time.Duration;
 import java.util.concurrent.TimeUnit;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.connector.sink2.Sink;
+import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.streaming.api.datastream.AsyncDataStream;
+import org.apache.flink.streaming.api.datastream.BroadcastStream;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 
 /**
- * raw records → validate + enrich (batched JNI) → Guard (Async I/O) → enriched sink; rejected
- * records → invalid sink. Every raw record reaches exactly one of the two sinks.
+ * raw records → validate + LSH (batched JNI) → event-time watermarks → keyed by session: catalog
+ * join, late/duplicate checks, running features (JNI) → Guard (Async I/O) → enriched sink.
+ * Rejected, late and duplicate records → invalid sink; closed sessions → sessions sink. Every raw
+ * record reaches exactly one of the enriched and invalid sinks.
  */
 public final class EcomPipeline {
   /** Stable operator ids: changing one drops that operator's state on restore. */
   public static final String UID_VALIDATE = "validate-enrich";
 
+  public static final String UID_WATERMARKS = "event-time";
+  public static final String UID_CATALOG_TIME = "catalog-time";
+  public static final String UID_SESSIONS = "sessionize";
   public static final String UID_GUARD = "guard";
   public static final String UID_ENRICHED_SINK = "enriched-sink";
   public static final String UID_INVALID_SINK = "invalid-sink";
+  public static final String UID_SESSIONS_SINK = "sessions-sink";
 
   private EcomPipeline() {}
 
+  /** Where the pipeline writes. */
+  public record Sinks(
+      Sink<EnrichedEvent> enriched, Sink<InvalidEvent> invalid, Sink<Session> sessions) {}
+
+  /** Keys events by session_id (a named class: lambdas make unstable state keys in savepoints). */
+  static final class BySession implements KeySelector<EnrichedEvent, String> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public String getKey(EnrichedEvent e) {
+      return e.getEvent().getSessionId();
+    }
+  }
+
   /** Wires the pipeline onto {@code raw}'s environment. */
   public static void build(
-      DataStream<RawRecord> raw,
-      Sink<EnrichedEvent> enrichedSink,
-      Sink<InvalidEvent> invalidSink,
-      JobConfig cfg) {
+      DataStream<RawRecord> raw, DataStream<Product> catalog, Sinks sinks, JobConfig cfg) {
     SingleOutputStreamOperator<EnrichedEvent> validated =
         raw.transform(
                 "validate-enrich",
@@ -43,9 +66,38 @@ public final class EcomPipeline {
             .uid(UID_VALIDATE)
             .name("validate-enrich");
 
+    // Event time is assigned after validation: a malformed or future timestamp is rejected
+    // there and never drives the watermark.
+    DataStream<EnrichedEvent> timed =
+        validated
+            .assignTimestampsAndWatermarks(
+                WatermarkStrategy.<EnrichedEvent>forBoundedOutOfOrderness(
+                        Duration.ofMillis(cfg.maxOutOfOrderMs()))
+                    .withTimestampAssigner((e, previous) -> e.getEvent().getEventTimeMs())
+                    .withIdleness(Duration.ofMillis(cfg.idleTimeoutMs())))
+            .uid(UID_WATERMARKS)
+            .name("event-time");
+
+    BroadcastStream<Product> products =
+        catalog
+            .assignTimestampsAndWatermarks(new CatalogWatermarks())
+            .uid(UID_CATALOG_TIME)
+            .name("catalog-time")
+            .broadcast(SessionOperator.CATALOG);
+    SingleOutputStreamOperator<EnrichedEvent> sessionized =
+        timed
+            .keyBy(new BySession())
+            .connect(products)
+            .process(
+                new SessionOperator(
+                    cfg.sessionGapMs(), cfg.allowedLatenessMs(), cfg.catalogWaitMs()),
+                ProtoTypeInfo.forClass(EnrichedEvent.class))
+            .uid(UID_SESSIONS)
+            .name("sessionize");
+
     SingleOutputStreamOperator<EnrichedEvent> guarded =
         AsyncDataStream.unorderedWait(
-                validated,
+                sessionized,
                 new GuardAsyncFunction(cfg.serveAddress(), cfg.guardTimeoutMs()),
                 cfg.guardTimeoutMs(),
                 TimeUnit.MILLISECONDS,
@@ -54,11 +106,19 @@ public final class EcomPipeline {
             .uid(UID_GUARD)
             .name("guard");
 
-    guarded.sinkTo(enrichedSink).uid(UID_ENRICHED_SINK).name("enriched-sink");
+    guarded.sinkTo(sinks.enriched()).uid(UID_ENRICHED_SINK).name("enriched-sink");
     validated
         .getSideOutput(ValidateEnrichOperator.INVALID)
-        .sinkTo(invalidSink)
+        .union(
+            sessionized.getSideOutput(SessionOperator.REJECTED),
+            sessionized.getSideOutput(SessionOperator.LATE))
+        .sinkTo(sinks.invalid())
         .uid(UID_INVALID_SINK)
         .name("invalid-sink");
+    sessionized
+        .getSideOutput(SessionOperator.SESSIONS)
+        .sinkTo(sinks.sessions())
+        .uid(UID_SESSIONS_SINK)
+        .name("sessions-sink");
   }
 }

@@ -29,7 +29,14 @@ public record JobConfig(
     int batchSize,
     long batchMaxDelayMs,
     int lshPerm,
-    int lshBands)
+    int lshBands,
+    String catalogTopic,
+    String sessionsTopic,
+    long maxOutOfOrderMs,
+    long idleTimeoutMs,
+    long allowedLatenessMs,
+    long sessionGapMs,
+    long catalogWaitMs)
     implements Serializable {
 
   /** The key used when none is given: fine on a laptop, never in production. */
@@ -70,6 +77,21 @@ public record JobConfig(
         "batch-max-delay-ms", new String[] {"100", "longest a record waits for its batch to fill"});
     OPTIONS.put("lsh-perm", new String[] {"32", "MinHash permutations (as the model was trained)"});
     OPTIONS.put("lsh-bands", new String[] {"8", "LSH bands; must divide --lsh-perm"});
+    OPTIONS.put("catalog-topic", new String[] {"ecom.catalog", "compacted topic of products"});
+    OPTIONS.put("sessions-topic", new String[] {"ecom.sessions", "topic for closed sessions"});
+    OPTIONS.put(
+        "max-out-of-order-ms",
+        new String[] {"60000", "watermark bound: how far behind the newest event one may be"});
+    OPTIONS.put(
+        "idle-timeout-ms",
+        new String[] {"10000", "a quiet input stops holding the watermark back after this"});
+    OPTIONS.put(
+        "allowed-lateness-ms",
+        new String[] {"0", "events this far behind the watermark are still accepted"});
+    OPTIONS.put("session-gap-ms", new String[] {"1800000", "event-time gap that closes a session"});
+    OPTIONS.put(
+        "catalog-wait-ms",
+        new String[] {"30000", "longest events wait for the first catalog record at start"});
   }
 
   public JobConfig {
@@ -87,6 +109,16 @@ public record JobConfig(
       throw new IllegalArgumentException(
           "--lsh-perm " + lshPerm + " must be a multiple of --lsh-bands " + lshBands);
     }
+    Objects.requireNonNull(catalogTopic, "catalogTopic");
+    Objects.requireNonNull(sessionsTopic, "sessionsTopic");
+    positive("max-out-of-order-ms", maxOutOfOrderMs);
+    positive("idle-timeout-ms", idleTimeoutMs);
+    if (allowedLatenessMs < 0) {
+      throw new IllegalArgumentException(
+          "--allowed-lateness-ms: " + allowedLatenessMs + " must be >= 0");
+    }
+    positive("session-gap-ms", sessionGapMs);
+    positive("catalog-wait-ms", catalogWaitMs);
     if (ipHashKey.isEmpty()) {
       throw new IllegalArgumentException("--ip-hash-key: must not be empty");
     }
@@ -152,14 +184,23 @@ public record JobConfig(
         (int) number(given, "batch-size"),
         number(given, "batch-max-delay-ms"),
         (int) number(given, "lsh-perm"),
-        (int) number(given, "lsh-bands"));
+        (int) number(given, "lsh-bands"),
+        get(given, "catalog-topic"),
+        get(given, "sessions-topic"),
+        number(given, "max-out-of-order-ms"),
+        number(given, "idle-timeout-ms"),
+        number(given, "allowed-lateness-ms"),
+        number(given, "session-gap-ms"),
+        number(given, "catalog-wait-ms"));
   }
 
   /** One line per option with its default. */
   public static String usage() {
     StringBuilder sb = new StringBuilder("Usage: flink run ecom-flink-job.jar [options]\n");
-    sb.append("Reads raw events from Kafka, validates and enriches them, asks Guard over gRPC,\n");
-    sb.append("and writes enriched and invalid events to Kafka exactly once.\n\nOptions:\n");
+    sb.append("Reads raw events and the catalog from Kafka; validates, enriches and sessionizes\n");
+    sb.append(
+        "the events, asks ecom serve over gRPC, and writes enriched and invalid events and\n");
+    sb.append("closed sessions to Kafka exactly once.\n\nOptions:\n");
     for (Map.Entry<String, String[]> o : OPTIONS.entrySet()) {
       String def = o.getValue()[0];
       sb.append(String.format("  --%-26s %s", o.getKey() + " <value>", o.getValue()[1]));
@@ -210,6 +251,10 @@ public record JobConfig(
         + enrichedTopic
         + " | "
         + invalidTopic
+        + " | "
+        + sessionsTopic
+        + ", catalog="
+        + catalogTopic
         + ", checkpointIntervalMs="
         + checkpointIntervalMs
         + ", guardTimeoutMs="
@@ -230,6 +275,16 @@ public record JobConfig(
         + lshPerm
         + "/"
         + lshBands
+        + ", watermark=max-"
+        + maxOutOfOrderMs
+        + "ms (idle "
+        + idleTimeoutMs
+        + "ms, lateness "
+        + allowedLatenessMs
+        + "ms), sessionGapMs="
+        + sessionGapMs
+        + ", catalogWaitMs="
+        + catalogWaitMs
         + "}";
   }
 }

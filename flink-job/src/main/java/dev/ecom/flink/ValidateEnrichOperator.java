@@ -17,6 +17,7 @@ import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTim
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
 import org.slf4j.Logger;
@@ -95,6 +96,13 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
   public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
     flush();
     super.prepareSnapshotPreBarrier(checkpointId);
+  }
+
+  /** Buffered records go first: a watermark must never overtake them (they would be late). */
+  @Override
+  public void processWatermark(Watermark mark) throws Exception {
+    flush();
+    super.processWatermark(mark);
   }
 
   @Override

@@ -3,6 +3,8 @@ package dev.ecom.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.ecom.flink.nativelib.EcomNative;
+import dev.ecom.flink.serde.ProtoTypeInfo;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.Event;
 import dev.ecom.proto.v1.EventKind;
@@ -10,7 +12,9 @@ import dev.ecom.proto.v1.GuardGrpc;
 import dev.ecom.proto.v1.GuardRequest;
 import dev.ecom.proto.v1.GuardResponse;
 import dev.ecom.proto.v1.InvalidEvent;
+import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.RejectReason;
+import dev.ecom.proto.v1.Session;
 import dev.ecom.proto.v1.Verdict;
 import io.grpc.Server;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
@@ -51,6 +55,8 @@ class EcomPipelineTest {
 
   private final Map<Long, RejectReason> expectedRejects = new HashMap<>();
   private final Map<Long, Event> validByOffset = new HashMap<>();
+  private long dupOf = -1;
+  private long dupAt = -1;
 
   private void add(byte[] value, RejectReason expected) {
     long offset = input.size();
@@ -74,7 +80,12 @@ class EcomPipelineTest {
       validByOffset.put((long) input.size(), e);
       add(e.toByteArray(), null);
       // Interleave malformed records so batches mix both kinds.
-      if (i == 2) {
+      if (i == 3) {
+        // A client retry: the same bytes again, rejected by the session step.
+        dupOf = input.size() - 1;
+        dupAt = input.size();
+        add(e.toByteArray(), RejectReason.REJECT_REASON_DUPLICATE);
+      } else if (i == 2) {
         add(
             new byte[] {(byte) 0xff, (byte) 0xff, (byte) 0xff},
             RejectReason.REJECT_REASON_UNPARSEABLE);
@@ -103,7 +114,23 @@ class EcomPipelineTest {
     }
   }
 
-  private record Outcome(List<EnrichedEvent> enriched, List<InvalidEvent> invalid) {}
+  private record Outcome(
+      List<EnrichedEvent> enriched, List<InvalidEvent> invalid, List<Session> sessions) {}
+
+  /** The catalog: every product of the valid events but the last one's. */
+  private static List<Product> catalog() {
+    List<Product> out = new ArrayList<>();
+    for (int i = 0; i < VALID - 1; i++) {
+      out.add(
+          Product.newBuilder()
+              .setProductId("p-" + i)
+              .setCategory(i % 2 == 0 ? "sofas" : "beds")
+              .setPriceCents(10_000 + i)
+              .setStyle("modern")
+              .build());
+    }
+    return out;
+  }
 
   private Outcome run(JobConfig cfg) throws Exception {
     buildInput();
@@ -112,11 +139,19 @@ class EcomPipelineTest {
     // As in EcomJob: fail rather than fall back to Kryo.
     env.configure(new Configuration().set(PipelineOptions.GENERIC_TYPES, false));
     DataStream<RawRecord> raw = env.fromData(input, TypeInformation.of(RawRecord.class));
+    DataStream<Product> products = env.fromData(catalog(), ProtoTypeInfo.forClass(Product.class));
     CollectingSink<EnrichedEvent> enriched = new CollectingSink<>();
     CollectingSink<InvalidEvent> invalid = new CollectingSink<>();
-    EcomPipeline.build(raw, enriched, invalid, cfg);
+    CollectingSink<Session> sessions = new CollectingSink<>();
+    EcomPipeline.build(raw, products, new EcomPipeline.Sinks(enriched, invalid, sessions), cfg);
     env.execute("ecom-pipeline-test");
-    return new Outcome(enriched.results(), invalid.results());
+    // The two copies may reach the session step in either order (the validate step runs in
+    // parallel); whichever came second is the duplicate.
+    if (enriched.results().stream().anyMatch(e -> e.getSource().getOffset() == dupAt)) {
+      validByOffset.put(dupAt, validByOffset.remove(dupOf));
+      expectedRejects.put(dupOf, expectedRejects.remove(dupAt));
+    }
+    return new Outcome(enriched.results(), invalid.results(), sessions.results());
   }
 
   private static JobConfig config(String serveAddress) throws Exception {
@@ -140,6 +175,7 @@ class EcomPipelineTest {
     assertThat(out.enriched()).hasSize(VALID);
     assertEnriched(out.enriched());
     assertInvalid(out.invalid());
+    assertSessions(out.sessions());
     for (EnrichedEvent e : out.enriched()) {
       assertThat(e.getVerdict()).isEqualTo(Verdict.VERDICT_UNKNOWN);
       assertThat(e.getGuardFallback()).isTrue();
@@ -208,6 +244,30 @@ class EcomPipelineTest {
       assertThat(e.getProducedAtMs()).isEqualTo(original.getProducedAtMs());
       assertThat(e.getIngestedAtMs()).isEqualTo(NOW - 100);
       assertThat(e.getEnrichedAtMs()).isGreaterThanOrEqualTo(NOW);
+      String product = original.getProductId();
+      boolean inCatalog = !product.equals("p-" + (VALID - 1));
+      assertThat(e.getCatalogMiss())
+          .as(product)
+          .isEqualTo(inCatalog ? false : original.hasProductId());
+      if (inCatalog && original.hasProductId()) {
+        assertThat(e.getCategory()).isIn("sofas", "beds");
+        assertThat(e.getStyle()).isEqualTo("modern");
+      }
+      assertThat(e.getSessionFeaturesCount()).isEqualTo(EcomNative.featureSchema().length - 1);
+      assertThat(e.getFeatureSchemaHash()).isEqualTo(EcomNative.featureSchema()[0]);
+    }
+  }
+
+  /** The end of input closes every session: one per session_id, holding all its events. */
+  private static void assertSessions(List<Session> sessions) {
+    assertThat(sessions)
+        .extracting(Session::getSessionId)
+        .containsExactlyInAnyOrder("s-0", "s-1", "s-2");
+    assertThat(sessions.stream().mapToInt(Session::getEvents).sum()).isEqualTo(VALID);
+    for (Session s : sessions) {
+      assertThat(s.getId()).isEqualTo(s.getSessionId() + "@" + s.getStartMs());
+      assertThat(s.getFeaturesCount()).isEqualTo(EcomNative.featureSchema().length - 1);
+      assertThat(s.getFeatures(0)).isEqualTo(s.getEvents());
     }
   }
 

@@ -4,6 +4,7 @@ package dev.ecom.flink.kafka;
 import com.google.protobuf.Message;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.InvalidEvent;
+import dev.ecom.proto.v1.Session;
 import java.io.Serializable;
 import java.nio.charset.StandardCharsets;
 import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
@@ -36,6 +37,12 @@ public final class ProtoRecordSerializer<T extends Message>
   /** No key: a rejected record may have no usable session_id; the producer spreads them. */
   public static ProtoRecordSerializer<InvalidEvent> invalid(String topic) {
     return new ProtoRecordSerializer<>(topic, e -> null);
+  }
+
+  /** Key = session_id, as the session's events. */
+  public static ProtoRecordSerializer<Session> sessions(String topic) {
+    return new ProtoRecordSerializer<>(
+        topic, s -> s.getSessionId().getBytes(StandardCharsets.UTF_8));
   }
 
   @Override

@@ -1,0 +1,386 @@
+// Keyed by session_id: catalog join, late and duplicate checks, running features, session close.
+package dev.ecom.flink;
+
+import dev.ecom.flink.nativelib.EcomNative;
+import dev.ecom.flink.serde.ProtoTypeInfo;
+import dev.ecom.proto.v1.EnrichedEvent;
+import dev.ecom.proto.v1.Event;
+import dev.ecom.proto.v1.EventKind;
+import dev.ecom.proto.v1.InvalidEvent;
+import dev.ecom.proto.v1.Product;
+import dev.ecom.proto.v1.RejectReason;
+import dev.ecom.proto.v1.Session;
+import dev.ecom.proto.v1.SessionState;
+import dev.ecom.proto.v1.UserHistory;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.BroadcastState;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
+import org.apache.flink.api.common.state.ReadOnlyBroadcastState;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.streaming.api.TimeDomain;
+import org.apache.flink.streaming.api.functions.co.KeyedBroadcastProcessFunction;
+import org.apache.flink.util.Collector;
+import org.apache.flink.util.OutputTag;
+
+/**
+ * The job's per-session step, keyed by session_id, with the catalog as broadcast state.
+ *
+ * <p>For each event, in order:
+ *
+ * <ol>
+ *   <li><b>Late</b>: an event whose time is more than {@code allowedLatenessMs} behind the
+ *       watermark leaves on {@link #LATE} as an {@link InvalidEvent} with REJECT_REASON_LATE
+ *       (ecom-core's meaning: behind the newest event time minus the out-of-order bound).
+ *   <li><b>Duplicate</b>: an event_id already accepted in this session leaves on {@link #REJECTED}
+ *       with REJECT_REASON_DUPLICATE.
+ *   <li><b>Catalog join</b>: category, price, material and style of its product from {@link
+ *       #CATALOG}. Until the first catalog record has arrived, events wait in keyed state (at most
+ *       {@code catalogWaitMs} of processing time), so a job started on a full topic does not enrich
+ *       its first events without a catalog. A product the catalog lacks sets catalog_miss.
+ *   <li><b>Running features</b>: ecom-core folds the event into the session's state over JNI; the
+ *       event leaves with the session's features so far and its LSH tokens, ready to be scored.
+ * </ol>
+ *
+ * <p>A session closes when the watermark passes its last event time plus {@code gapMs} (an
+ * event-time session window: any event within the gap extends it, in whatever order they come). Its
+ * {@link Session} record leaves on {@link #SESSIONS} and its state is cleared; a later event of the
+ * same session_id opens a new one.
+ *
+ * <p>What is known of the user's earlier sessions is not yet joined: features use an empty user
+ * history (see docs/ARCHITECTURE.md).
+ */
+public final class SessionOperator
+    extends KeyedBroadcastProcessFunction<String, EnrichedEvent, Product, EnrichedEvent> {
+  private static final long serialVersionUID = 1L;
+
+  /** Events behind the watermark. */
+  public static final OutputTag<InvalidEvent> LATE =
+      new OutputTag<>("late", ProtoTypeInfo.forClass(InvalidEvent.class));
+
+  /** Other rejects of this step (duplicates). */
+  public static final OutputTag<InvalidEvent> REJECTED =
+      new OutputTag<>("rejected", ProtoTypeInfo.forClass(InvalidEvent.class));
+
+  /** Closed sessions. */
+  public static final OutputTag<Session> SESSIONS =
+      new OutputTag<>("sessions", ProtoTypeInfo.forClass(Session.class));
+
+  /** The catalog: product_id → product. */
+  public static final MapStateDescriptor<String, Product> CATALOG =
+      new MapStateDescriptor<>("catalog", Types.STRING, ProtoTypeInfo.forClass(Product.class));
+
+  private final long gapMs;
+  private final long allowedLatenessMs;
+  private final long catalogWaitMs;
+
+  private transient ValueState<byte[]> state;
+  private transient ValueState<SessionMeta> meta;
+  private transient MapState<String, Boolean> seen;
+  private transient ListState<EnrichedEvent> waiting;
+  private transient ValueState<Long> waitingSince;
+  private transient String schemaHash;
+  private transient int featureCount;
+  // Processing time of this task's first catalog record; MIN_VALUE before it.
+  private transient long catalogSinceMs;
+  private transient Counter lateEvents;
+  private transient Counter duplicateEvents;
+  private transient Counter catalogMisses;
+  private transient Counter sessionsClosed;
+
+  public SessionOperator(long gapMs, long allowedLatenessMs, long catalogWaitMs) {
+    this.gapMs = gapMs;
+    this.allowedLatenessMs = allowedLatenessMs;
+    this.catalogWaitMs = catalogWaitMs;
+  }
+
+  /** Per-session bookkeeping next to the ecom-core state (a Flink POJO). */
+  public static final class SessionMeta {
+    public String userId = "";
+    public long revenueCents;
+    public long closeAtMs;
+    public double[] features = new double[0];
+
+    public SessionMeta() {}
+  }
+
+  @Override
+  public void open(OpenContext openContext) {
+    state = getRuntimeContext().getState(new ValueStateDescriptor<>("session-state", byte[].class));
+    meta =
+        getRuntimeContext().getState(new ValueStateDescriptor<>("session-meta", SessionMeta.class));
+    seen =
+        getRuntimeContext()
+            .getMapState(new MapStateDescriptor<>("seen-ids", Types.STRING, Types.BOOLEAN));
+    waiting =
+        getRuntimeContext()
+            .getListState(
+                new ListStateDescriptor<>(
+                    "waiting-for-catalog", ProtoTypeInfo.forClass(EnrichedEvent.class)));
+    waitingSince =
+        getRuntimeContext().getState(new ValueStateDescriptor<>("waiting-since", Types.LONG));
+    catalogSinceMs = Long.MIN_VALUE;
+    String[] schema = EcomNative.featureSchema();
+    schemaHash = schema[0];
+    featureCount = schema.length - 1;
+    var group = getRuntimeContext().getMetricGroup();
+    lateEvents = group.counter("lateEvents");
+    duplicateEvents = group.counter("duplicateEvents");
+    catalogMisses = group.counter("catalogMisses");
+    sessionsClosed = group.counter("sessionsClosed");
+  }
+
+  @Override
+  public void processBroadcastElement(Product p, Context ctx, Collector<EnrichedEvent> out)
+      throws Exception {
+    BroadcastState<String, Product> catalog = ctx.getBroadcastState(CATALOG);
+    catalog.put(p.getProductId(), p);
+    if (catalogSinceMs == Long.MIN_VALUE) {
+      catalogSinceMs = ctx.currentProcessingTime();
+    }
+  }
+
+  @Override
+  public void processElement(EnrichedEvent e, ReadOnlyContext ctx, Collector<EnrichedEvent> out)
+      throws Exception {
+    long now = ctx.timerService().currentProcessingTime();
+    long watermark = ctx.timerService().currentWatermark();
+    long t = e.getEvent().getEventTimeMs();
+    if (watermark != Long.MIN_VALUE && t + allowedLatenessMs < watermark) {
+      lateEvents.inc();
+      ctx.output(
+          LATE,
+          reject(
+              e,
+              RejectReason.REJECT_REASON_LATE,
+              "event time "
+                  + t
+                  + " is "
+                  + (watermark - t)
+                  + " ms behind the watermark "
+                  + watermark
+                  + " (allowed lateness "
+                  + allowedLatenessMs
+                  + " ms)",
+              now));
+      return;
+    }
+    String id = e.getEvent().getEventId();
+    if (seen.contains(id)) {
+      duplicateEvents.inc();
+      ctx.output(
+          REJECTED,
+          reject(
+              e,
+              RejectReason.REJECT_REASON_DUPLICATE,
+              "event_id " + id + " was already accepted in session " + ctx.getCurrentKey(),
+              now));
+      return;
+    }
+    seen.put(id, Boolean.TRUE);
+    ReadOnlyBroadcastState<String, Product> catalog = ctx.getBroadcastState(CATALOG);
+    if (waitingSince.value() != null || mustWait(catalog, e, now)) {
+      if (waitingSince.value() == null) {
+        waitingSince.update(now);
+        ctx.timerService().registerProcessingTimeTimer(now + Math.min(1_000, catalogWaitMs));
+        // Bounded input ends with the maximum watermark, which fires this; processing-time
+        // timers may not fire after the end of input.
+        ctx.timerService().registerEventTimeTimer(Long.MAX_VALUE);
+      }
+      waiting.add(e);
+      return;
+    }
+    fold(join(e, catalog), ctx, out);
+  }
+
+  @Override
+  public void onTimer(long timestamp, OnTimerContext ctx, Collector<EnrichedEvent> out)
+      throws Exception {
+    if (ctx.timeDomain() == TimeDomain.PROCESSING_TIME) {
+      Long since = waitingSince.value();
+      if (since == null) {
+        return;
+      }
+      ReadOnlyBroadcastState<String, Product> catalog = ctx.getBroadcastState(CATALOG);
+      boolean ready = true;
+      for (EnrichedEvent w : waiting.get()) {
+        ready &= !mustWait(catalog, w, timestamp);
+      }
+      if (ready || timestamp - since >= catalogWaitMs) {
+        drainWaiting(catalog, ctx, out);
+      } else {
+        ctx.timerService().registerProcessingTimeTimer(timestamp + Math.min(1_000, catalogWaitMs));
+      }
+      return;
+    }
+    // Events still waiting for the catalog belong to the session before it closes (and at the
+    // end of input, Long.MAX_VALUE, nothing more will come for them).
+    drainWaiting(ctx.getBroadcastState(CATALOG), ctx, out);
+    if (timestamp == Long.MAX_VALUE) {
+      return;
+    }
+    SessionMeta m = meta.value();
+    if (m == null || m.closeAtMs != timestamp) {
+      return; // a timer of an earlier close time that an event has since pushed back
+    }
+    byte[] bytes = state.value();
+    if (bytes != null) {
+      ctx.output(SESSIONS, session(ctx.getCurrentKey(), m, SessionState.parseFrom(bytes), ctx));
+      sessionsClosed.inc();
+    }
+    state.clear();
+    meta.clear();
+    seen.clear();
+  }
+
+  /**
+   * Whether {@code e} should wait for the catalog: before its first record, and while the catalog
+   * is still loading (the first {@code catalogWaitMs} after that) when it lacks e's product. Later
+   * a missing product is a miss at once.
+   */
+  private boolean mustWait(
+      ReadOnlyBroadcastState<String, Product> catalog, EnrichedEvent e, long now) throws Exception {
+    if (catalogSinceMs == Long.MIN_VALUE && catalog.immutableEntries().iterator().hasNext()) {
+      // Restored from a checkpoint: the catalog read so far is back, so it is loaded.
+      catalogSinceMs = now - catalogWaitMs;
+    }
+    if (catalogSinceMs == Long.MIN_VALUE) {
+      return true;
+    }
+    if (now - catalogSinceMs >= catalogWaitMs) {
+      return false;
+    }
+    Event ev = e.getEvent();
+    return ev.hasProductId()
+        && !ev.getProductId().isEmpty()
+        && !catalog.contains(ev.getProductId());
+  }
+
+  private void drainWaiting(
+      ReadOnlyBroadcastState<String, Product> catalog,
+      ReadOnlyContext ctx,
+      Collector<EnrichedEvent> out)
+      throws Exception {
+    if (waitingSince.value() == null) {
+      return;
+    }
+    List<EnrichedEvent> events = new ArrayList<>();
+    for (EnrichedEvent w : waiting.get()) {
+      events.add(w);
+    }
+    waiting.clear();
+    waitingSince.clear();
+    ctx.timerService().deleteEventTimeTimer(Long.MAX_VALUE);
+    for (EnrichedEvent w : events) {
+      fold(join(w, catalog), ctx, out);
+    }
+  }
+
+  private EnrichedEvent join(EnrichedEvent e, ReadOnlyBroadcastState<String, Product> catalog)
+      throws Exception {
+    Event ev = e.getEvent();
+    if (!ev.hasProductId() || ev.getProductId().isEmpty()) {
+      return e;
+    }
+    Product p = catalog.get(ev.getProductId());
+    if (p == null) {
+      catalogMisses.inc();
+      return e.toBuilder().setCatalogMiss(true).build();
+    }
+    return e.toBuilder()
+        .setCategory(p.getCategory())
+        .setPriceCents(p.getPriceCents())
+        .setMaterial(p.getMaterial())
+        .setStyle(p.getStyle())
+        .build();
+  }
+
+  /** Folds {@code e} into the session over JNI and emits it with the features so far. */
+  private void fold(EnrichedEvent e, ReadOnlyContext ctx, Collector<EnrichedEvent> out)
+      throws Exception {
+    double[] features = new double[featureCount];
+    byte[][] next =
+        EcomNative.sessionUpdateBatch(
+            new byte[][] {state.value()}, new byte[][] {e.toByteArray()}, null, features);
+    if (next == null || next.length != 1 || next[0] == null) {
+      throw new IllegalStateException(
+          "sessionUpdateBatch returned no state for session " + ctx.getCurrentKey());
+    }
+    state.update(next[0]);
+    SessionState s = SessionState.parseFrom(next[0]);
+    SessionMeta m = meta.value();
+    if (m == null) {
+      m = new SessionMeta();
+      m.userId = e.getEvent().getUserId();
+    }
+    Event ev = e.getEvent();
+    if (ev.getKind() == EventKind.EVENT_KIND_PURCHASE) {
+      m.revenueCents += Math.max(0, ev.getQuantity()) * Math.max(0, ev.getUnitPriceCents());
+    }
+    m.features = features;
+    long closeAt = s.getLastMs() + gapMs;
+    if (closeAt != m.closeAtMs) {
+      if (m.closeAtMs != 0) {
+        ctx.timerService().deleteEventTimeTimer(m.closeAtMs);
+      }
+      ctx.timerService().registerEventTimeTimer(closeAt);
+      m.closeAtMs = closeAt;
+    }
+    meta.update(m);
+    EnrichedEvent.Builder b =
+        e.toBuilder()
+            .clearSessionFeatures()
+            .setFeatureSchemaHash(schemaHash)
+            .clearSessionTokens()
+            .addAllSessionTokens(s.getTokensList());
+    for (double f : features) {
+      b.addSessionFeatures(f);
+    }
+    out.collect(b.build());
+  }
+
+  private Session session(String sessionId, SessionMeta m, SessionState s, OnTimerContext ctx) {
+    Session.Builder b =
+        Session.newBuilder()
+            .setId(sessionId + "@" + s.getFirstMs())
+            .setSessionId(sessionId)
+            .setUserId(m.userId)
+            .setStartMs(s.getFirstMs())
+            .setEndMs(s.getLastMs())
+            .setEvents(s.getEvents())
+            .setPurchased(purchases(s) > 0)
+            .setRevenueCents(m.revenueCents)
+            .setFeatureSchemaHash(schemaHash)
+            .setState(s)
+            .setUser(UserHistory.getDefaultInstance())
+            .setClosedAtMs(ctx.timerService().currentProcessingTime());
+    Arrays.stream(m.features).forEach(b::addFeatures);
+    return b.build();
+  }
+
+  private static int purchases(SessionState s) {
+    int k = EventKind.EVENT_KIND_PURCHASE.getNumber();
+    return s.getKindCountsCount() > k ? s.getKindCounts(k) : 0;
+  }
+
+  private static InvalidEvent reject(
+      EnrichedEvent e, RejectReason reason, String detail, long nowMs) {
+    return InvalidEvent.newBuilder()
+        .setRaw(e.getEvent().toByteString())
+        .setSource(e.getSource())
+        .setReason(reason)
+        .setReasonCode(reason.name())
+        .setDetail(detail)
+        .setIngestedAtMs(e.getIngestedAtMs())
+        .setRejectedAtMs(nowMs)
+        .build();
+  }
+}
