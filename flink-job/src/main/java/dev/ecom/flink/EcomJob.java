@@ -73,7 +73,8 @@ public final class EcomJob {
         new EcomPipeline.Sinks(
             kafkaSink(cfg, ProtoRecordSerializer.enriched(cfg.enrichedTopic()), "enriched"),
             kafkaSink(cfg, ProtoRecordSerializer.invalid(cfg.invalidTopic()), "invalid"),
-            kafkaSink(cfg, ProtoRecordSerializer.sessions(cfg.sessionsTopic()), "sessions")),
+            kafkaSink(cfg, ProtoRecordSerializer.sessions(cfg.sessionsTopic()), "sessions"),
+            kafkaSink(cfg, ProtoRecordSerializer.metrics(cfg.metricsTopic()), "metrics")),
         cfg);
     return env;
   }

@@ -1,11 +1,14 @@
 // The job's dataflow between its sources and its sinks; main and the tests plug those in.
 package dev.ecom.flink;
 
+import dev.ecom.flink.metrics.MetricsConfig;
+import dev.ecom.flink.metrics.MetricsWindows;
 import dev.ecom.flink.serde.ProtoTypeInfo;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.InvalidEvent;
 import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.Session;
+import dev.ecom.proto.v1.WindowMetrics;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
@@ -19,8 +22,9 @@ import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 /**
  * raw records → validate + LSH (batched JNI) → event-time watermarks → keyed by session: catalog
  * join, late/duplicate checks, running features (JNI) → Guard (Async I/O) → enriched sink.
- * Rejected, late and duplicate records → invalid sink; closed sessions → sessions sink. Every raw
- * record reaches exactly one of the enriched and invalid sinks.
+ * Rejected, late and duplicate records → invalid sink; closed sessions → sessions sink; the
+ * sessionized events → per-minute, per-category DP metrics → metrics sink. Every raw record reaches
+ * exactly one of the enriched and invalid sinks.
  */
 public final class EcomPipeline {
   /** Stable operator ids: changing one drops that operator's state on restore. */
@@ -33,12 +37,16 @@ public final class EcomPipeline {
   public static final String UID_ENRICHED_SINK = "enriched-sink";
   public static final String UID_INVALID_SINK = "invalid-sink";
   public static final String UID_SESSIONS_SINK = "sessions-sink";
+  public static final String UID_METRICS_SINK = "metrics-sink";
 
   private EcomPipeline() {}
 
   /** Where the pipeline writes. */
   public record Sinks(
-      Sink<EnrichedEvent> enriched, Sink<InvalidEvent> invalid, Sink<Session> sessions) {}
+      Sink<EnrichedEvent> enriched,
+      Sink<InvalidEvent> invalid,
+      Sink<Session> sessions,
+      Sink<WindowMetrics> metrics) {}
 
   /** Keys events by session_id (a named class: lambdas make unstable state keys in savepoints). */
   static final class BySession implements KeySelector<EnrichedEvent, String> {
@@ -115,6 +123,16 @@ public final class EcomPipeline {
         .sinkTo(sinks.invalid())
         .uid(UID_INVALID_SINK)
         .name("invalid-sink");
+    MetricsWindows.build(
+            sessionized,
+            new MetricsConfig(
+                MetricsConfig.DEFAULT_WINDOW_SIZE_MS,
+                cfg.dpEpsilon(),
+                cfg.dpEpsilon(),
+                cfg.dpRevenueUpperCents()))
+        .sinkTo(sinks.metrics())
+        .uid(UID_METRICS_SINK)
+        .name("metrics-sink");
     sessionized
         .getSideOutput(SessionOperator.SESSIONS)
         .sinkTo(sinks.sessions())

@@ -36,7 +36,10 @@ public record JobConfig(
     long idleTimeoutMs,
     long allowedLatenessMs,
     long sessionGapMs,
-    long catalogWaitMs)
+    long catalogWaitMs,
+    String metricsTopic,
+    double dpEpsilon,
+    long dpRevenueUpperCents)
     implements Serializable {
 
   /** The key used when none is given: fine on a laptop, never in production. */
@@ -89,6 +92,12 @@ public record JobConfig(
         "allowed-lateness-ms",
         new String[] {"0", "events this far behind the watermark are still accepted"});
     OPTIONS.put("session-gap-ms", new String[] {"1800000", "event-time gap that closes a session"});
+    OPTIONS.put("metrics-topic", new String[] {"ecom.metrics", "topic for per-minute DP metrics"});
+    OPTIONS.put(
+        "dp-epsilon", new String[] {"0.5", "ε of each noisy metric value (4 per window record)"});
+    OPTIONS.put(
+        "dp-revenue-upper-cents",
+        new String[] {"250000", "one purchase's revenue is clamped to this before noise"});
     OPTIONS.put(
         "catalog-wait-ms",
         new String[] {"30000", "longest events wait for the first catalog record at start"});
@@ -119,6 +128,11 @@ public record JobConfig(
     }
     positive("session-gap-ms", sessionGapMs);
     positive("catalog-wait-ms", catalogWaitMs);
+    Objects.requireNonNull(metricsTopic, "metricsTopic");
+    if (!(dpEpsilon > 0) || Double.isInfinite(dpEpsilon)) {
+      throw new IllegalArgumentException("--dp-epsilon: " + dpEpsilon + " must be > 0 and finite");
+    }
+    positive("dp-revenue-upper-cents", dpRevenueUpperCents);
     if (ipHashKey.isEmpty()) {
       throw new IllegalArgumentException("--ip-hash-key: must not be empty");
     }
@@ -191,7 +205,10 @@ public record JobConfig(
         number(given, "idle-timeout-ms"),
         number(given, "allowed-lateness-ms"),
         number(given, "session-gap-ms"),
-        number(given, "catalog-wait-ms"));
+        number(given, "catalog-wait-ms"),
+        get(given, "metrics-topic"),
+        decimal(given, "dp-epsilon"),
+        number(given, "dp-revenue-upper-cents"));
   }
 
   /** One line per option with its default. */
@@ -200,7 +217,7 @@ public record JobConfig(
     sb.append("Reads raw events and the catalog from Kafka; validates, enriches and sessionizes\n");
     sb.append(
         "the events, asks ecom serve over gRPC, and writes enriched and invalid events and\n");
-    sb.append("closed sessions to Kafka exactly once.\n\nOptions:\n");
+    sb.append("closed sessions and per-minute DP metrics to Kafka exactly once.\n\nOptions:\n");
     for (Map.Entry<String, String[]> o : OPTIONS.entrySet()) {
       String def = o.getValue()[0];
       sb.append(String.format("  --%-26s %s", o.getKey() + " <value>", o.getValue()[1]));
@@ -230,6 +247,15 @@ public record JobConfig(
     }
   }
 
+  private static double decimal(Map<String, String> given, String name) {
+    String v = get(given, name);
+    try {
+      return Double.parseDouble(v.trim());
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("--" + name + ": '" + v + "' is not a number");
+    }
+  }
+
   private static void positive(String name, long value) {
     if (value <= 0) {
       throw new IllegalArgumentException("--" + name + ": " + value + " must be > 0");
@@ -253,6 +279,8 @@ public record JobConfig(
         + invalidTopic
         + " | "
         + sessionsTopic
+        + " | "
+        + metricsTopic
         + ", catalog="
         + catalogTopic
         + ", checkpointIntervalMs="
@@ -285,6 +313,10 @@ public record JobConfig(
         + sessionGapMs
         + ", catalogWaitMs="
         + catalogWaitMs
+        + ", dp=ε"
+        + dpEpsilon
+        + " per value, revenue ≤ "
+        + dpRevenueUpperCents
         + "}";
   }
 }

@@ -2,6 +2,7 @@
 package dev.ecom.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 
 import dev.ecom.flink.nativelib.EcomNative;
 import dev.ecom.flink.serde.ProtoTypeInfo;
@@ -16,6 +17,7 @@ import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.RejectReason;
 import dev.ecom.proto.v1.Session;
 import dev.ecom.proto.v1.Verdict;
+import dev.ecom.proto.v1.WindowMetrics;
 import io.grpc.Server;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.StreamObserver;
@@ -115,7 +117,10 @@ class EcomPipelineTest {
   }
 
   private record Outcome(
-      List<EnrichedEvent> enriched, List<InvalidEvent> invalid, List<Session> sessions) {}
+      List<EnrichedEvent> enriched,
+      List<InvalidEvent> invalid,
+      List<Session> sessions,
+      List<WindowMetrics> metrics) {}
 
   /** The catalog: every product of the valid events but the last one's. */
   private static List<Product> catalog() {
@@ -143,7 +148,9 @@ class EcomPipelineTest {
     CollectingSink<EnrichedEvent> enriched = new CollectingSink<>();
     CollectingSink<InvalidEvent> invalid = new CollectingSink<>();
     CollectingSink<Session> sessions = new CollectingSink<>();
-    EcomPipeline.build(raw, products, new EcomPipeline.Sinks(enriched, invalid, sessions), cfg);
+    CollectingSink<WindowMetrics> metrics = new CollectingSink<>();
+    EcomPipeline.build(
+        raw, products, new EcomPipeline.Sinks(enriched, invalid, sessions, metrics), cfg);
     env.execute("ecom-pipeline-test");
     // The two copies may reach the session step in either order (the validate step runs in
     // parallel); whichever came second is the duplicate.
@@ -151,7 +158,8 @@ class EcomPipelineTest {
       validByOffset.put(dupAt, validByOffset.remove(dupOf));
       expectedRejects.put(dupOf, expectedRejects.remove(dupAt));
     }
-    return new Outcome(enriched.results(), invalid.results(), sessions.results());
+    return new Outcome(
+        enriched.results(), invalid.results(), sessions.results(), metrics.results());
   }
 
   private static JobConfig config(String serveAddress) throws Exception {
@@ -176,6 +184,16 @@ class EcomPipelineTest {
     assertEnriched(out.enriched());
     assertInvalid(out.invalid());
     assertSessions(out.sessions());
+    // One window (every event lies in the same minute), one record per category seen, each
+    // saying the ε its four noisy values spent.
+    assertThat(out.metrics())
+        .as("%s", out.metrics())
+        .extracting(WindowMetrics::getCategory)
+        .containsExactlyInAnyOrder("sofas", "beds", "");
+    for (WindowMetrics m : out.metrics()) {
+      assertThat(m.getEpsilonSpent()).isCloseTo(4 * 0.5, within(1e-9));
+      assertThat(m.getId()).isEqualTo(m.getWindowStartMs() + "/" + m.getCategory());
+    }
     for (EnrichedEvent e : out.enriched()) {
       assertThat(e.getVerdict()).isEqualTo(Verdict.VERDICT_UNKNOWN);
       assertThat(e.getGuardFallback()).isTrue();

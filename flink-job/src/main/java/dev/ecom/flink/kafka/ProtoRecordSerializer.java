@@ -5,6 +5,7 @@ import com.google.protobuf.Message;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.InvalidEvent;
 import dev.ecom.proto.v1.Session;
+import dev.ecom.proto.v1.WindowMetrics;
 import java.io.Serializable;
 import java.nio.charset.StandardCharsets;
 import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
@@ -43,6 +44,11 @@ public final class ProtoRecordSerializer<T extends Message>
   public static ProtoRecordSerializer<Session> sessions(String topic) {
     return new ProtoRecordSerializer<>(
         topic, s -> s.getSessionId().getBytes(StandardCharsets.UTF_8));
+  }
+
+  /** Key = the record's id (window start and category). */
+  public static ProtoRecordSerializer<WindowMetrics> metrics(String topic) {
+    return new ProtoRecordSerializer<>(topic, m -> m.getId().getBytes(StandardCharsets.UTF_8));
   }
 
   @Override

@@ -16,7 +16,6 @@ import org.apache.flink.api.connector.sink2.WriterInitContext;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
-import org.apache.flink.streaming.api.windowing.assigners.TumblingEventTimeWindows;
 import org.apache.flink.util.OutputTag;
 
 /**
@@ -50,7 +49,7 @@ public final class MetricsWindows {
     SingleOutputStreamOperator<WindowMetrics> metrics =
         events
             .keyBy(MetricsWindows::category, Types.STRING)
-            .window(TumblingEventTimeWindows.of(Duration.ofMillis(cfg.windowSizeMs())))
+            .window(new EventTimeTumbling(cfg.windowSizeMs()))
             .allowedLateness(Duration.ZERO)
             .sideOutputLateData(LATE)
             .aggregate(
