@@ -4,7 +4,7 @@ package dev.ecom.flink.metrics;
 import dev.ecom.proto.v1.EnrichedEvent;
 import java.util.Collection;
 import java.util.List;
-import org.apache.flink.api.common.serialization.SerializerConfig;
+import org.apache.flink.api.common.ExecutionConfig;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.streaming.api.windowing.assigners.WindowAssigner;
 import org.apache.flink.streaming.api.windowing.triggers.EventTimeTrigger;
@@ -39,7 +39,7 @@ final class EventTimeTumbling extends WindowAssigner<Object, TimeWindow> {
   }
 
   @Override
-  public TypeSerializer<TimeWindow> getWindowSerializer(SerializerConfig serializerConfig) {
+  public TypeSerializer<TimeWindow> getWindowSerializer(ExecutionConfig executionConfig) {
     return new TimeWindow.Serializer();
   }
 
