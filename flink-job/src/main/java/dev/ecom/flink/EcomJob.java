@@ -60,7 +60,7 @@ public final class EcomJob {
   static StreamExecutionEnvironment buildJob(JobConfig cfg) {
     StreamExecutionEnvironment env = environment(cfg);
     DataStream<RawRecord> raw =
-        env.fromSource(rawSource(cfg), WatermarkStrategy.noWatermarks(), "raw-source")
+        env.fromSource(rawSource(cfg), RawEventTime.strategy(cfg), "raw-source")
             .uid("raw-source")
             .name("raw-source");
     DataStream<Product> catalog =

@@ -9,9 +9,7 @@ import dev.ecom.proto.v1.InvalidEvent;
 import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.Session;
 import dev.ecom.proto.v1.WindowMetrics;
-import java.time.Duration;
 import java.util.concurrent.TimeUnit;
-import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.connector.sink2.Sink;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.streaming.api.datastream.AsyncDataStream;
@@ -20,8 +18,8 @@ import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 
 /**
- * raw records → validate + LSH (batched JNI) → event-time watermarks → keyed by session: catalog
- * join, late/duplicate checks, running features (JNI) → Guard (Async I/O) → enriched sink.
+ * raw records (with event-time watermarks) → validate + LSH (batched JNI) → keyed by session:
+ * catalog join, late/duplicate checks, running features (JNI) → Guard (Async I/O) → enriched sink.
  * Rejected, late and duplicate records → invalid sink; closed sessions → sessions sink; the
  * sessionized events → per-minute, per-category DP metrics → metrics sink. Every raw record reaches
  * exactly one of the enriched and invalid sinks.
@@ -30,7 +28,6 @@ public final class EcomPipeline {
   /** Stable operator ids: changing one drops that operator's state on restore. */
   public static final String UID_VALIDATE = "validate-enrich";
 
-  public static final String UID_WATERMARKS = "event-time";
   public static final String UID_CATALOG_TIME = "catalog-time";
   public static final String UID_SESSIONS = "sessionize";
   public static final String UID_GUARD = "guard";
@@ -58,7 +55,10 @@ public final class EcomPipeline {
     }
   }
 
-  /** Wires the pipeline onto {@code raw}'s environment. */
+  /**
+   * Wires the pipeline onto {@code raw}'s environment. {@code raw} must carry event-time timestamps
+   * and watermarks ({@link RawEventTime#strategy}).
+   */
   public static void build(
       DataStream<RawRecord> raw, DataStream<Product> catalog, Sinks sinks, JobConfig cfg) {
     SingleOutputStreamOperator<EnrichedEvent> validated =
@@ -74,18 +74,8 @@ public final class EcomPipeline {
             .uid(UID_VALIDATE)
             .name("validate-enrich");
 
-    // Event time is assigned after validation: a malformed or future timestamp is rejected
-    // there and never drives the watermark.
-    DataStream<EnrichedEvent> timed =
-        validated
-            .assignTimestampsAndWatermarks(
-                WatermarkStrategy.<EnrichedEvent>forBoundedOutOfOrderness(
-                        Duration.ofMillis(cfg.maxOutOfOrderMs()))
-                    .withTimestampAssigner((e, previous) -> e.getEvent().getEventTimeMs())
-                    .withIdleness(Duration.ofMillis(cfg.idleTimeoutMs())))
-            .uid(UID_WATERMARKS)
-            .name("event-time");
-
+    // Event time and watermarks come with `raw` (RawEventTime.strategy at the Kafka source, per
+    // partition); the validate step never lets a watermark overtake its batch.
     BroadcastStream<Product> products =
         catalog
             .assignTimestampsAndWatermarks(new CatalogWatermarks())
@@ -93,7 +83,7 @@ public final class EcomPipeline {
             .name("catalog-time")
             .broadcast(SessionOperator.CATALOG);
     SingleOutputStreamOperator<EnrichedEvent> sessionized =
-        timed
+        validated
             .keyBy(new BySession())
             .connect(products)
             .process(

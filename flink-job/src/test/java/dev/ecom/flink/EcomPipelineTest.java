@@ -143,7 +143,9 @@ class EcomPipelineTest {
     env.setParallelism(2);
     // As in EcomJob: fail rather than fall back to Kryo.
     env.configure(new Configuration().set(PipelineOptions.GENERIC_TYPES, false));
-    DataStream<RawRecord> raw = env.fromData(input, TypeInformation.of(RawRecord.class));
+    DataStream<RawRecord> raw =
+        env.fromData(input, TypeInformation.of(RawRecord.class))
+            .assignTimestampsAndWatermarks(RawEventTime.strategy(cfg));
     DataStream<Product> products = env.fromData(catalog(), ProtoTypeInfo.forClass(Product.class));
     CollectingSink<EnrichedEvent> enriched = new CollectingSink<>();
     CollectingSink<InvalidEvent> invalid = new CollectingSink<>();

@@ -1,0 +1,63 @@
+// Event time of a raw record, read at the source so Kafka watermarks are per partition.
+package dev.ecom.flink;
+
+import com.google.protobuf.CodedInputStream;
+import com.google.protobuf.WireFormat;
+import java.io.IOException;
+import java.time.Duration;
+import org.apache.flink.api.common.eventtime.SerializableTimestampAssigner;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+
+/**
+ * Reads event_time_ms (field 2 of ecom.v1.Event) straight from the record's bytes, without parsing
+ * the rest. A record that is not an Event, or whose time is not positive or lies further ahead of
+ * the wall clock than ecom-core accepts, gets no usable time (Long.MIN_VALUE): it will be rejected
+ * by validation and must never move the watermark.
+ */
+public final class RawEventTime implements SerializableTimestampAssigner<RawRecord> {
+  private static final long serialVersionUID = 1L;
+
+  /** ecom-core's MAX_FUTURE_SKEW_MS: further ahead is REJECT_REASON_FUTURE_TIMESTAMP. */
+  static final long MAX_FUTURE_SKEW_MS = 5 * 60 * 1000;
+
+  /** Field 2, varint: (2 << 3) | 0. */
+  private static final int EVENT_TIME_TAG = (2 << 3) | WireFormat.WIRETYPE_VARINT;
+
+  /**
+   * The job's watermarks: per Kafka partition (the source applies the strategy per split and takes
+   * the minimum), bounded out-of-orderness, idleness.
+   */
+  public static WatermarkStrategy<RawRecord> strategy(JobConfig cfg) {
+    return WatermarkStrategy.<RawRecord>forBoundedOutOfOrderness(
+            Duration.ofMillis(cfg.maxOutOfOrderMs()))
+        .withTimestampAssigner(new RawEventTime())
+        .withIdleness(Duration.ofMillis(cfg.idleTimeoutMs()));
+  }
+
+  @Override
+  public long extractTimestamp(RawRecord r, long recordTimestamp) {
+    long t = eventTime(r.value);
+    return t > 0 && t <= r.ingestedAtMs + MAX_FUTURE_SKEW_MS ? t : Long.MIN_VALUE;
+  }
+
+  /** event_time_ms of an Event's bytes, or Long.MIN_VALUE when it cannot be read. */
+  static long eventTime(byte[] value) {
+    if (value == null) {
+      return Long.MIN_VALUE;
+    }
+    try {
+      CodedInputStream in = CodedInputStream.newInstance(value);
+      long t = Long.MIN_VALUE;
+      for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
+        if (tag == EVENT_TIME_TAG) {
+          t = in.readInt64(); // the last occurrence wins, as in protobuf parsing
+        } else if (!in.skipField(tag)) {
+          break;
+        }
+      }
+      return t;
+    } catch (IOException | RuntimeException e) {
+      return Long.MIN_VALUE;
+    }
+  }
+}
