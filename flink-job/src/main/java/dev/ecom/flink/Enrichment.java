@@ -2,6 +2,7 @@
 package dev.ecom.flink;
 
 import com.google.protobuf.ByteString;
+import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.Event;
 import dev.ecom.proto.v1.InvalidEvent;
 import dev.ecom.proto.v1.RejectReason;
@@ -92,15 +93,49 @@ public final class Enrichment {
     return reject(raw, reason, reason.name(), detail, nowMs);
   }
 
+  /**
+   * An InvalidEvent for a record that passed validation but is rejected later (late, duplicate):
+   * raw is the event's protobuf encoding, the source and ingest time are the record's.
+   */
+  public static InvalidEvent reject(
+      EnrichedEvent e, RejectReason reason, String detail, long nowMs) {
+    return invalid(
+        e.getEvent().toByteString(),
+        e.getSource(),
+        e.getIngestedAtMs(),
+        reason,
+        reason.name(),
+        detail,
+        nowMs);
+  }
+
   private static InvalidEvent reject(
       RawRecord raw, RejectReason reason, String code, String detail, long nowMs) {
+    return invalid(
+        ByteString.copyFrom(raw.value),
+        sourceOffset(raw),
+        raw.ingestedAtMs,
+        reason,
+        code,
+        detail,
+        nowMs);
+  }
+
+  private static InvalidEvent invalid(
+      ByteString raw,
+      SourceOffset source,
+      long ingestedAtMs,
+      RejectReason reason,
+      String code,
+      String detail,
+      long nowMs) {
     return InvalidEvent.newBuilder()
-        .setRaw(ByteString.copyFrom(raw.value))
-        .setSource(sourceOffset(raw))
+        .setRaw(raw)
+        .setSource(source)
         .setReason(reason)
         .setReasonCode(code)
         .setDetail(detail)
-        .setIngestedAtMs(raw.ingestedAtMs)
+        .setIngestedAtMs(ingestedAtMs)
         .setRejectedAtMs(nowMs)
         .build();
   }

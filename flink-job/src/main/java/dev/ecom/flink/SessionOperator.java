@@ -158,7 +158,7 @@ public final class SessionOperator
       lateEvents.inc();
       ctx.output(
           LATE,
-          reject(
+          Enrichment.reject(
               e,
               RejectReason.REJECT_REASON_LATE,
               "event time "
@@ -178,7 +178,7 @@ public final class SessionOperator
       duplicateEvents.inc();
       ctx.output(
           REJECTED,
-          reject(
+          Enrichment.reject(
               e,
               RejectReason.REJECT_REASON_DUPLICATE,
               "event_id " + id + " was already accepted in session " + ctx.getCurrentKey(),
@@ -187,8 +187,9 @@ public final class SessionOperator
     }
     seen.put(id, Boolean.TRUE);
     ReadOnlyBroadcastState<String, Product> catalog = ctx.getBroadcastState(CATALOG);
-    if (waitingSince.value() != null || mustWait(catalog, e, now)) {
-      if (waitingSince.value() == null) {
+    boolean alreadyWaiting = waitingSince.value() != null;
+    if (alreadyWaiting || mustWait(catalog, e, now)) {
+      if (!alreadyWaiting) {
         waitingSince.update(now);
         ctx.timerService().registerProcessingTimeTimer(now + Math.min(1_000, catalogWaitMs));
         // Bounded input ends with the maximum watermark, which fires this; processing-time
@@ -369,18 +370,5 @@ public final class SessionOperator
   private static int purchases(SessionState s) {
     int k = EventKind.EVENT_KIND_PURCHASE.getNumber();
     return s.getKindCountsCount() > k ? s.getKindCounts(k) : 0;
-  }
-
-  private static InvalidEvent reject(
-      EnrichedEvent e, RejectReason reason, String detail, long nowMs) {
-    return InvalidEvent.newBuilder()
-        .setRaw(e.getEvent().toByteString())
-        .setSource(e.getSource())
-        .setReason(reason)
-        .setReasonCode(reason.name())
-        .setDetail(detail)
-        .setIngestedAtMs(e.getIngestedAtMs())
-        .setRejectedAtMs(nowMs)
-        .build();
   }
 }

@@ -4,8 +4,10 @@ package dev.ecom.flink.kafka;
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.ecom.flink.serde.ProtoTypeInfo;
 import dev.ecom.proto.v1.Product;
+import org.apache.flink.api.common.serialization.DeserializationSchema;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDeserializationSchema;
+import org.apache.flink.metrics.Counter;
 import org.apache.flink.util.Collector;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.slf4j.Logger;
@@ -19,6 +21,13 @@ import org.slf4j.LoggerFactory;
 public final class ProductDeserializer implements KafkaRecordDeserializationSchema<Product> {
   private static final long serialVersionUID = 1L;
   private static final Logger LOG = LoggerFactory.getLogger(ProductDeserializer.class);
+
+  private transient Counter skipped;
+
+  @Override
+  public void open(DeserializationSchema.InitializationContext context) {
+    skipped = context.getMetricGroup().counter("catalogRecordsSkipped");
+  }
 
   @Override
   public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<Product> out) {
@@ -34,6 +43,9 @@ public final class ProductDeserializer implements KafkaRecordDeserializationSche
       LOG.warn("Skipping a catalog record without product_id at {}", where(record));
     } catch (InvalidProtocolBufferException e) {
       LOG.warn("Skipping an unparseable catalog record at {}: {}", where(record), e.getMessage());
+    }
+    if (skipped != null) {
+      skipped.inc();
     }
   }
 
