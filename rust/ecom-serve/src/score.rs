@@ -7,7 +7,7 @@ use ecom_proto::v1::recommend_server::Recommend as RecommendApi;
 use ecom_proto::v1::score_server::Score as ScoreApi;
 use ecom_proto::v1::{
     DescribeRequest, ModelInfo, ScoreBatchRequest, ScoreBatchResponse, ScoreRequest, ScoreResponse, ShapReason,
-    SimilarProduct, SimilarRequest, SimilarResponse,
+    SimilarBatchRequest, SimilarBatchResponse, SimilarProduct, SimilarRequest, SimilarResponse,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -171,15 +171,7 @@ impl ScoreApi for Scorer {
     async fn predict_batch(&self, request: Request<ScoreBatchRequest>) -> Result<Response<ScoreBatchResponse>, Status> {
         let started = Instant::now();
         let reqs = request.into_inner().requests;
-        let out = if reqs.len() > self.max_batch {
-            Err(Status::invalid_argument(format!(
-                "requests: {} items is more than the batch limit of {}",
-                reqs.len(),
-                self.max_batch
-            )))
-        } else {
-            self.score_all(reqs).await
-        };
+        let out = if let Err(e) = self.check_batch(reqs.len()) { Err(e) } else { self.score_all(reqs).await };
         observe("Score.PredictBatch", started, out.is_ok());
         Ok(Response::new(ScoreBatchResponse { responses: out? }))
     }
@@ -198,41 +190,75 @@ impl ScoreApi for Scorer {
     }
 }
 
+impl Scorer {
+    /// Answers one Recommend request with model `m`; `i` names its place in a batch.
+    fn similar_one(m: &Model, r: &SimilarRequest, i: Option<usize>) -> Result<SimilarResponse, Status> {
+        let at = || crate::field_at(i);
+        if r.tokens.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "{}tokens: empty; send the session's LSH tokens (ecom-core)",
+                at()
+            )));
+        }
+        if r.k > MAX_K {
+            return Err(Status::invalid_argument(format!("{}k: {} > {MAX_K}", at(), r.k)));
+        }
+        let k = if r.k == 0 { 10 } else { r.k as usize };
+        let (recs, found) = m.recommend.similar(&r.tokens, k);
+        Ok(SimilarResponse {
+            products: recs
+                .into_iter()
+                .map(|p| SimilarProduct { product_id: p.product_id, similarity: p.similarity, sessions: p.sessions })
+                .collect(),
+            model_version: m.version.clone(),
+            similar_sessions: found as u32,
+        })
+    }
+
+    /// A batch of `len` items within the limit, or INVALID_ARGUMENT naming it.
+    fn check_batch(&self, len: usize) -> Result<(), Status> {
+        if len > self.max_batch {
+            return Err(Status::invalid_argument(format!(
+                "requests: {len} items is more than the batch limit of {}",
+                self.max_batch
+            )));
+        }
+        Ok(())
+    }
+
+    /// The current model, if it has a Recommend index.
+    fn recommend_model(&self) -> Result<Arc<Model>, Status> {
+        let m = self.model()?;
+        if m.recommend.is_empty() {
+            return Err(Status::failed_precondition(format!(
+                "model {} has no Recommend index (recommend.json): retrain with this ecom",
+                m.version
+            )));
+        }
+        Ok(m)
+    }
+}
+
 #[tonic::async_trait]
 impl RecommendApi for Scorer {
     async fn similar(&self, request: Request<SimilarRequest>) -> Result<Response<SimilarResponse>, Status> {
         let started = Instant::now();
-        let out = (|| {
-            let r = request.into_inner();
-            let m = self.model()?;
-            if r.tokens.is_empty() {
-                return Err(Status::invalid_argument("tokens: empty; send the session's LSH tokens (ecom-core)"));
-            }
-            if r.k > MAX_K {
-                return Err(Status::invalid_argument(format!("k: {} > {MAX_K}", r.k)));
-            }
-            if m.recommend.is_empty() {
-                return Err(Status::failed_precondition(format!(
-                    "model {} has no Recommend index (recommend.json): retrain with this ecom",
-                    m.version
-                )));
-            }
-            let k = if r.k == 0 { 10 } else { r.k as usize };
-            let (recs, found) = m.recommend.similar(&r.tokens, k);
-            Ok(SimilarResponse {
-                products: recs
-                    .into_iter()
-                    .map(|p| SimilarProduct {
-                        product_id: p.product_id,
-                        similarity: p.similarity,
-                        sessions: p.sessions,
-                    })
-                    .collect(),
-                model_version: m.version.clone(),
-                similar_sessions: found as u32,
-            })
-        })();
+        let r = request.into_inner();
+        let out = self.recommend_model().and_then(|m| Self::similar_one(&m, &r, None));
         observe("Recommend.Similar", started, out.is_ok());
         Ok(Response::new(out?))
+    }
+
+    async fn similar_batch(
+        &self,
+        request: Request<SimilarBatchRequest>,
+    ) -> Result<Response<SimilarBatchResponse>, Status> {
+        let started = Instant::now();
+        let reqs = request.into_inner().requests;
+        let out = self.check_batch(reqs.len()).and_then(|()| self.recommend_model()).and_then(|m| {
+            reqs.iter().enumerate().map(|(i, r)| Self::similar_one(&m, r, Some(i))).collect::<Result<Vec<_>, _>>()
+        });
+        observe("Recommend.SimilarBatch", started, out.is_ok());
+        Ok(Response::new(SimilarBatchResponse { responses: out? }))
     }
 }

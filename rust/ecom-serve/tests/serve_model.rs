@@ -4,7 +4,7 @@
 use ecom_core::lsh::{Lsh, DEFAULT_PARAMS};
 use ecom_proto::v1::recommend_client::RecommendClient;
 use ecom_proto::v1::score_client::ScoreClient;
-use ecom_proto::v1::{DescribeRequest, ScoreBatchRequest, ScoreRequest, SimilarRequest};
+use ecom_proto::v1::{DescribeRequest, ScoreBatchRequest, ScoreRequest, SimilarBatchRequest, SimilarRequest};
 use ecom_train::{boost, data, prepare};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -127,6 +127,21 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
     assert!(sim.products.iter().any(|p| buyer.bought.contains(&p.product_id) && p.similarity == 1.0), "{sim:?}");
     let err = rec.similar(SimilarRequest { tokens: vec![], k: 5 }).await.unwrap_err();
     assert!(err.code() == tonic::Code::InvalidArgument && err.message().starts_with("tokens"));
+    // SimilarBatch answers in request order, each as Similar would; a bad item is named.
+    let one = SimilarRequest { tokens: buyer.state.tokens.clone(), k: 5 };
+    let batch = rec
+        .similar_batch(SimilarBatchRequest { requests: vec![one.clone(), SimilarRequest { k: 2, ..one.clone() }] })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batch.responses.len(), 2);
+    assert_eq!(batch.responses[0], sim);
+    assert_eq!(batch.responses[1].products[..], sim.products[..sim.products.len().min(2)]);
+    let err = rec
+        .similar_batch(SimilarBatchRequest { requests: vec![one, SimilarRequest { tokens: vec![], k: 5 }] })
+        .await
+        .unwrap_err();
+    assert!(err.message().starts_with("requests[1].tokens"), "{}", err.message());
 
     // Hot reload under load: four clients score without pause while v2 is published.
     let stop = Arc::new(AtomicBool::new(false));

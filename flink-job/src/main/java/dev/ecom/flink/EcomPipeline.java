@@ -4,6 +4,11 @@ package dev.ecom.flink;
 import dev.ecom.flink.metrics.MetricsConfig;
 import dev.ecom.flink.metrics.MetricsWindows;
 import dev.ecom.flink.serde.ProtoTypeInfo;
+import dev.ecom.flink.serve.BatchingServeCall;
+import dev.ecom.flink.serve.GuardCall;
+import dev.ecom.flink.serve.RecommendCall;
+import dev.ecom.flink.serve.ScoreCall;
+import dev.ecom.flink.serve.ServeCallConfig;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.InvalidEvent;
 import dev.ecom.proto.v1.Product;
@@ -19,7 +24,8 @@ import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 
 /**
  * raw records (with event-time watermarks) → validate + LSH (batched JNI) → keyed by session:
- * catalog join, late/duplicate checks, running features (JNI) → Guard (Async I/O) → enriched sink.
+ * catalog join, late/duplicate checks, running features (JNI) → Guard → Recommend → Score (each
+ * through batched Async I/O to ecom serve, with a declared fallback) → finish → enriched sink.
  * Rejected, late and duplicate records → invalid sink; closed sessions → sessions sink; the
  * sessionized events → per-minute, per-category DP metrics → metrics sink. Every raw record reaches
  * exactly one of the enriched and invalid sinks.
@@ -31,6 +37,9 @@ public final class EcomPipeline {
   public static final String UID_CATALOG_TIME = "catalog-time";
   public static final String UID_SESSIONS = "sessionize";
   public static final String UID_GUARD = "guard";
+  public static final String UID_RECOMMEND = "recommend";
+  public static final String UID_SCORE = "score";
+  public static final String UID_FINISH = "finish";
   public static final String UID_ENRICHED_SINK = "enriched-sink";
   public static final String UID_INVALID_SINK = "invalid-sink";
   public static final String UID_SESSIONS_SINK = "sessions-sink";
@@ -53,6 +62,16 @@ public final class EcomPipeline {
     public String getKey(EnrichedEvent e) {
       return e.getEvent().getSessionId();
     }
+  }
+
+  /** One ecom serve method through Async I/O (unordered: watermarks still hold their place). */
+  private static SingleOutputStreamOperator<EnrichedEvent> serve(
+      DataStream<EnrichedEvent> in, BatchingServeCall<?, ?> call, ServeCallConfig how, String uid) {
+    return AsyncDataStream.unorderedWait(
+            in, call, how.timeoutMs(), TimeUnit.MILLISECONDS, how.capacity())
+        .returns(ProtoTypeInfo.forClass(EnrichedEvent.class))
+        .uid(uid)
+        .name(uid);
   }
 
   /**
@@ -93,18 +112,24 @@ public final class EcomPipeline {
             .uid(UID_SESSIONS)
             .name("sessionize");
 
-    SingleOutputStreamOperator<EnrichedEvent> guarded =
-        AsyncDataStream.unorderedWait(
-                sessionized,
-                new GuardAsyncFunction(cfg.serveAddress(), cfg.guardTimeoutMs()),
-                cfg.guardTimeoutMs(),
-                TimeUnit.MILLISECONDS,
-                cfg.guardCapacity())
-            .returns(ProtoTypeInfo.forClass(EnrichedEvent.class))
-            .uid(UID_GUARD)
-            .name("guard");
-
-    guarded.sinkTo(sinks.enriched()).uid(UID_ENRICHED_SINK).name("enriched-sink");
+    DataStream<EnrichedEvent> served =
+        serve(
+            serve(
+                serve(sessionized, new GuardCall(cfg.guardCall()), cfg.guardCall(), UID_GUARD),
+                new RecommendCall(cfg.recommendCall(), cfg.recommendK(), cfg.recommendKindSet()),
+                cfg.recommendCall(),
+                UID_RECOMMEND),
+            new ScoreCall(cfg.scoreCall(), cfg.scoreTopK()),
+            cfg.scoreCall(),
+            UID_SCORE);
+    served
+        .map(new Finish())
+        .returns(ProtoTypeInfo.forClass(EnrichedEvent.class))
+        .uid(UID_FINISH)
+        .name("finish")
+        .sinkTo(sinks.enriched())
+        .uid(UID_ENRICHED_SINK)
+        .name("enriched-sink");
     validated
         .getSideOutput(ValidateEnrichOperator.INVALID)
         .union(

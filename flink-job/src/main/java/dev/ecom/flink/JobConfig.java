@@ -1,10 +1,15 @@
 // The job's command-line arguments, parsed by a small strict parser.
 package dev.ecom.flink;
 
+import dev.ecom.flink.serve.ServeCallConfig;
+import dev.ecom.proto.v1.EventKind;
 import java.io.Serializable;
+import java.util.EnumSet;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 
 /**
  * Everything the job can be told on its command line. Serializable because operators keep the parts
@@ -39,7 +44,16 @@ public record JobConfig(
     long catalogWaitMs,
     String metricsTopic,
     double dpEpsilon,
-    long dpRevenueUpperCents)
+    long dpRevenueUpperCents,
+    long scoreTimeoutMs,
+    int scoreCapacity,
+    int scoreTopK,
+    long recommendTimeoutMs,
+    int recommendCapacity,
+    int recommendK,
+    String recommendKinds,
+    int rpcBatchSize,
+    long rpcBatchMaxDelayMs)
     implements Serializable {
 
   /** The key used when none is given: fine on a laptop, never in production. */
@@ -68,8 +82,28 @@ public record JobConfig(
         "invalid-topic", new String[] {"ecom.events.invalid", "topic for rejected records"});
     OPTIONS.put(
         "checkpoint-interval-ms", new String[] {"2000", "checkpoint (and commit) interval"});
-    OPTIONS.put("guard-timeout-ms", new String[] {"1000", "Guard.Check timeout before fallback"});
-    OPTIONS.put("guard-capacity", new String[] {"100", "Guard calls in flight per task"});
+    OPTIONS.put(
+        "guard-timeout-ms", new String[] {"1000", "Guard answer timeout before the fallback"});
+    OPTIONS.put("guard-capacity", new String[] {"256", "events in flight to Guard per task"});
+    OPTIONS.put(
+        "score-timeout-ms", new String[] {"1000", "Score answer timeout before the fallback"});
+    OPTIONS.put("score-capacity", new String[] {"256", "events in flight to Score per task"});
+    OPTIONS.put("score-top-k", new String[] {"3", "SHAP reasons per score (0: none, cheaper)"});
+    OPTIONS.put(
+        "recommend-timeout-ms",
+        new String[] {"1000", "Recommend answer timeout before the fallback"});
+    OPTIONS.put(
+        "recommend-capacity", new String[] {"256", "events in flight to Recommend per task"});
+    OPTIONS.put("recommend-k", new String[] {"5", "products recommended per event"});
+    OPTIONS.put(
+        "recommend-kinds",
+        new String[] {
+          "product_view,add_to_cart", "event kinds that get recommendations (comma-separated)"
+        });
+    OPTIONS.put("rpc-batch-size", new String[] {"64", "events per batch call to ecom serve"});
+    OPTIONS.put(
+        "rpc-batch-max-delay-ms",
+        new String[] {"5", "longest an event waits for its serve batch to fill"});
     OPTIONS.put("ip-hash-key", new String[] {null, "HMAC key for ip_hash (default: a dev key)"});
     OPTIONS.put(
         "transactional-id-prefix",
@@ -110,6 +144,17 @@ public record JobConfig(
     positive("checkpoint-interval-ms", checkpointIntervalMs);
     positive("guard-timeout-ms", guardTimeoutMs);
     positive("guard-capacity", guardCapacity);
+    positive("score-timeout-ms", scoreTimeoutMs);
+    positive("score-capacity", scoreCapacity);
+    if (scoreTopK < 0) {
+      throw new IllegalArgumentException("--score-top-k: " + scoreTopK + " must be >= 0");
+    }
+    positive("recommend-timeout-ms", recommendTimeoutMs);
+    positive("recommend-capacity", recommendCapacity);
+    positive("recommend-k", recommendK);
+    positive("rpc-batch-size", rpcBatchSize);
+    positive("rpc-batch-max-delay-ms", rpcBatchMaxDelayMs);
+    kinds("recommend-kinds", recommendKinds);
     positive("batch-size", batchSize);
     positive("batch-max-delay-ms", batchMaxDelayMs);
     positive("lsh-perm", lshPerm);
@@ -208,7 +253,16 @@ public record JobConfig(
         number(given, "catalog-wait-ms"),
         get(given, "metrics-topic"),
         decimal(given, "dp-epsilon"),
-        number(given, "dp-revenue-upper-cents"));
+        number(given, "dp-revenue-upper-cents"),
+        number(given, "score-timeout-ms"),
+        (int) number(given, "score-capacity"),
+        (int) number(given, "score-top-k"),
+        number(given, "recommend-timeout-ms"),
+        (int) number(given, "recommend-capacity"),
+        (int) number(given, "recommend-k"),
+        get(given, "recommend-kinds"),
+        (int) number(given, "rpc-batch-size"),
+        number(given, "rpc-batch-max-delay-ms"));
   }
 
   /** One line per option with its default. */
@@ -256,6 +310,52 @@ public record JobConfig(
     }
   }
 
+  /** How the job calls Guard. */
+  public ServeCallConfig guardCall() {
+    return new ServeCallConfig(
+        serveAddress, guardTimeoutMs, guardCapacity, rpcBatchSize, rpcBatchMaxDelayMs);
+  }
+
+  /** How the job calls Score. */
+  public ServeCallConfig scoreCall() {
+    return new ServeCallConfig(
+        serveAddress, scoreTimeoutMs, scoreCapacity, rpcBatchSize, rpcBatchMaxDelayMs);
+  }
+
+  /** How the job calls Recommend. */
+  public ServeCallConfig recommendCall() {
+    return new ServeCallConfig(
+        serveAddress, recommendTimeoutMs, recommendCapacity, rpcBatchSize, rpcBatchMaxDelayMs);
+  }
+
+  /** The event kinds of --recommend-kinds. */
+  public Set<EventKind> recommendKindSet() {
+    return kinds("recommend-kinds", recommendKinds);
+  }
+
+  /** Parses "product_view,add_to_cart" into event kinds; an unknown name is an error. */
+  private static Set<EventKind> kinds(String option, String names) {
+    Objects.requireNonNull(names, option);
+    Set<EventKind> out = EnumSet.noneOf(EventKind.class);
+    for (String n : names.split(",")) {
+      String name = n.trim();
+      if (name.isEmpty()) {
+        continue;
+      }
+      try {
+        EventKind k = EventKind.valueOf("EVENT_KIND_" + name.toUpperCase(Locale.ROOT));
+        if (k == EventKind.EVENT_KIND_UNSPECIFIED) {
+          throw new IllegalArgumentException(name);
+        }
+        out.add(k);
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException(
+            "--" + option + ": '" + name + "' is not an event kind (e.g. product_view, purchase)");
+      }
+    }
+    return out;
+  }
+
   private static void positive(String name, long value) {
     if (value <= 0) {
       throw new IllegalArgumentException("--" + name + ": " + value + " must be > 0");
@@ -289,6 +389,25 @@ public record JobConfig(
         + guardTimeoutMs
         + ", guardCapacity="
         + guardCapacity
+        + ", score="
+        + scoreTimeoutMs
+        + "ms/"
+        + scoreCapacity
+        + " top-"
+        + scoreTopK
+        + ", recommend="
+        + recommendTimeoutMs
+        + "ms/"
+        + recommendCapacity
+        + " k="
+        + recommendK
+        + " on "
+        + recommendKinds
+        + ", rpcBatch="
+        + rpcBatchSize
+        + "/"
+        + rpcBatchMaxDelayMs
+        + "ms"
         + ", ipHashKey="
         + (ipHashKeyIsDevDefault ? "<dev default>" : "<given>")
         + ", transactionalIdPrefix="

@@ -6,22 +6,17 @@ import static org.assertj.core.api.Assertions.within;
 
 import dev.ecom.flink.nativelib.EcomNative;
 import dev.ecom.flink.serde.ProtoTypeInfo;
+import dev.ecom.flink.serve.GuardCall;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.Event;
 import dev.ecom.proto.v1.EventKind;
-import dev.ecom.proto.v1.GuardGrpc;
-import dev.ecom.proto.v1.GuardRequest;
-import dev.ecom.proto.v1.GuardResponse;
 import dev.ecom.proto.v1.InvalidEvent;
 import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.RejectReason;
 import dev.ecom.proto.v1.Session;
+import dev.ecom.proto.v1.SimilarProduct;
 import dev.ecom.proto.v1.Verdict;
 import dev.ecom.proto.v1.WindowMetrics;
-import io.grpc.Server;
-import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
-import io.grpc.stub.StreamObserver;
-import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -168,7 +163,9 @@ class EcomPipelineTest {
     return JobConfig.parse(
         new String[] {
           "--serve-address", serveAddress,
-          "--guard-timeout-ms", "2000",
+          "--guard-timeout-ms", "5000",
+          "--score-timeout-ms", "5000",
+          "--recommend-timeout-ms", "5000",
           "--ip-hash-key", KEY,
           // Small batches and a short delay exercise both the size and the timer flush.
           "--batch-size", "4",
@@ -200,44 +197,47 @@ class EcomPipelineTest {
       assertThat(e.getVerdict()).isEqualTo(Verdict.VERDICT_UNKNOWN);
       assertThat(e.getGuardFallback()).isTrue();
       assertThat(e.getVerdictReasonsList())
-          .containsExactly(GuardAsyncFunction.UNAVAILABLE_REASON + "UNAVAILABLE");
+          .containsExactly(GuardCall.UNAVAILABLE_REASON + "UNAVAILABLE");
+      // Score's fallback: no probability, marked; Recommend's on product views only.
+      assertThat(e.getScoreFallback()).isTrue();
+      assertThat(e.hasPurchaseProbability()).isFalse();
+      assertThat(e.getScoredAtMs()).isGreaterThanOrEqualTo(NOW);
+      assertThat(e.getRecommendFallback())
+          .isEqualTo(e.getEvent().getKind() == EventKind.EVENT_KIND_PRODUCT_VIEW);
+      assertThat(e.getRecommendationsList()).isEmpty();
     }
   }
 
   @Test
-  void guardAnswersAreCopiedAndTheGuardSeesTheRawIp() throws Exception {
-    // A stand-in for ecom serve's Guard, only to check the success path of the async call.
-    Server server =
-        NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
-            .addService(
-                new GuardGrpc.GuardImplBase() {
-                  @Override
-                  public void check(GuardRequest req, StreamObserver<GuardResponse> obs) {
-                    obs.onNext(
-                        GuardResponse.newBuilder()
-                            .setEventId(req.getEventId())
-                            .setVerdict(Verdict.VERDICT_FLAG)
-                            .addReasons("ip=" + req.getIp())
-                            .build());
-                    obs.onCompleted();
-                  }
-                })
-            .build()
-            .start();
-    try {
-      Outcome out = run(config("127.0.0.1:" + server.getPort()));
+  void theRealServeChecksScoresAndRecommendsEveryEvent() throws Exception {
+    try (RealServe serve = RealServe.start()) {
+      Outcome out = run(config(serve.address()));
 
       assertThat(out.enriched()).hasSize(VALID);
       assertEnriched(out.enriched());
       assertInvalid(out.invalid());
+      int recommended = 0;
       for (EnrichedEvent e : out.enriched()) {
-        Event original = validByOffset.get(e.getSource().getOffset());
-        assertThat(e.getVerdict()).isEqualTo(Verdict.VERDICT_FLAG);
-        assertThat(e.getGuardFallback()).isFalse();
-        assertThat(e.getVerdictReasonsList()).containsExactly("ip=" + original.getIp());
+        assertThat(e.getGuardFallback()).as("guard fallback: %s", e).isFalse();
+        assertThat(e.getVerdict())
+            .isIn(Verdict.VERDICT_ALLOW, Verdict.VERDICT_FLAG, Verdict.VERDICT_BLOCK);
+        assertThat(e.getScoreFallback()).as("score fallback: %s", e).isFalse();
+        assertThat(e.hasPurchaseProbability()).isTrue();
+        assertThat(e.getPurchaseProbability()).isBetween(0.0, 1.0);
+        assertThat(e.getModelVersion()).isEqualTo(serve.model.getModelVersion());
+        assertThat(e.getShapReasonsList()).hasSize(3);
+        assertThat(e.getScoredAtMs()).isBetween(e.getIngestedAtMs(), e.getEnrichedAtMs());
+        assertThat(e.getRecommendFallback()).as("recommend fallback: %s", e).isFalse();
+        if (e.getEvent().getKind() == EventKind.EVENT_KIND_PRODUCT_VIEW) {
+          recommended++;
+        } else {
+          assertThat(e.getRecommendationsList()).isEmpty();
+        }
+        for (SimilarProduct p : e.getRecommendationsList()) {
+          assertThat(p.getSimilarity()).isBetween(0.0, 1.0);
+        }
       }
-    } finally {
-      server.shutdownNow();
+      assertThat(recommended).isEqualTo(VALID - 1);
     }
   }
 
@@ -275,6 +275,7 @@ class EcomPipelineTest {
       }
       assertThat(e.getSessionFeaturesCount()).isEqualTo(EcomNative.featureSchema().length - 1);
       assertThat(e.getFeatureSchemaHash()).isEqualTo(EcomNative.featureSchema()[0]);
+      assertThat(e.getSessionTokensList()).as("tokens are dropped once scored").isEmpty();
     }
   }
 

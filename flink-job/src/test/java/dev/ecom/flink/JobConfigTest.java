@@ -4,6 +4,7 @@ package dev.ecom.flink;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.ecom.proto.v1.EventKind;
 import org.junit.jupiter.api.Test;
 
 class JobConfigTest {
@@ -18,7 +19,12 @@ class JobConfigTest {
     assertThat(c.invalidTopic()).isEqualTo("ecom.events.invalid");
     assertThat(c.checkpointIntervalMs()).isEqualTo(2000);
     assertThat(c.guardTimeoutMs()).isEqualTo(1000);
-    assertThat(c.guardCapacity()).isEqualTo(100);
+    assertThat(c.guardCapacity()).isEqualTo(256);
+    assertThat(c.scoreCall().maxBatch()).isEqualTo(64);
+    assertThat(c.scoreTopK()).isEqualTo(3);
+    assertThat(c.recommendKindSet())
+        .containsExactlyInAnyOrder(
+            EventKind.EVENT_KIND_PRODUCT_VIEW, EventKind.EVENT_KIND_ADD_TO_CART);
     assertThat(c.ipHashKeyIsDevDefault()).isTrue();
     assertThat(c.transactionalIdPrefix()).isEqualTo("ecom-job");
     assertThat(c.parallelism()).isZero();
@@ -46,6 +52,8 @@ class JobConfigTest {
         .hasMessageContaining("--guard-timeout-ms");
     assertThatThrownBy(() -> JobConfig.parse(new String[] {"--guard-capacity", "0"}))
         .hasMessageContaining("must be > 0");
+    assertThatThrownBy(() -> JobConfig.parse(new String[] {"--recommend-kinds", "view,purchase"}))
+        .hasMessageContaining("--recommend-kinds: 'view' is not an event kind");
     assertThatThrownBy(() -> JobConfig.parse(new String[] {"--raw-topic"}))
         .hasMessageContaining("missing value");
     assertThatThrownBy(() -> JobConfig.parse(new String[] {"stray"}))

@@ -1,0 +1,263 @@
+// Flink Async I/O to ecom serve in micro-batches: one batch RPC for many events, with a fallback.
+package dev.ecom.flink.serve;
+
+import com.google.common.util.concurrent.FutureCallback;
+import com.google.common.util.concurrent.Futures;
+import com.google.common.util.concurrent.ListenableFuture;
+import com.google.common.util.concurrent.MoreExecutors;
+import dev.ecom.proto.v1.EnrichedEvent;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Histogram;
+import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
+import org.apache.flink.streaming.api.functions.async.ResultFuture;
+import org.apache.flink.streaming.api.functions.async.RichAsyncFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One ecom serve method called through Flink Async I/O, batched.
+ *
+ * <p>Events the method is asked about wait in a buffer until {@code maxBatch} have come or the
+ * first has waited {@code maxDelayMs}; the buffer then goes out as one batch RPC with a deadline of
+ * {@code timeoutMs}. Each answer is copied onto its event. When the call fails, or Flink's timeout
+ * (also {@code timeoutMs}, counted from the event's arrival) comes first, the event leaves with the
+ * method's declared fallback, marked on the record and counted in {@code <name>Fallbacks}: the job
+ * never waits on serve for longer than the timeout. Events the method is not asked about ({@link
+ * #asks} false) pass through at once.
+ *
+ * <p>Metrics under the operator's group: {@code <name>Calls} (batch RPCs), {@code <name>Fallbacks}
+ * (events), {@code <name>Skipped} (events passed through), {@code <name>BatchSize} and {@code
+ * <name>RpcMillis} (histograms).
+ *
+ * @param <Q> one event's request
+ * @param <A> one event's answer
+ */
+public abstract class BatchingServeCall<Q, A>
+    extends RichAsyncFunction<EnrichedEvent, EnrichedEvent> {
+  private static final long serialVersionUID = 1L;
+  private static final Logger LOG = LoggerFactory.getLogger(BatchingServeCall.class);
+
+  private final String name;
+  private final ServeCallConfig cfg;
+
+  private transient ManagedChannel channel;
+  private transient ScheduledExecutorService flusher;
+  private transient Counter calls;
+  private transient Counter fallbacks;
+  private transient Counter skipped;
+  private transient Histogram batchSizes;
+  private transient Histogram rpcMillis;
+  // Calls not yet completed; whichever of the RPC callback and timeout() removes one completes it.
+  private transient Set<ResultFuture<EnrichedEvent>> pending;
+  private transient Object lock;
+  // Guarded by lock.
+  private transient List<Waiting<Q>> buffer;
+
+  private record Waiting<Q>(EnrichedEvent event, Q request, ResultFuture<EnrichedEvent> result) {}
+
+  protected BatchingServeCall(String name, ServeCallConfig cfg) {
+    this.name = name;
+    this.cfg = cfg;
+  }
+
+  /** Whether this method is asked about {@code e}; false passes it through unchanged. */
+  protected boolean asks(EnrichedEvent e) {
+    return true;
+  }
+
+  /** Makes the method's stub on the task's channel. */
+  protected abstract void stubs(ManagedChannel channel);
+
+  /** The request for one event. */
+  protected abstract Q request(EnrichedEvent e);
+
+  /** One batch RPC with the given deadline; answers in request order. */
+  protected abstract ListenableFuture<List<A>> call(List<Q> requests, long deadlineMs);
+
+  /** A batch RPC's answers, unpacked from its response. */
+  protected static <R, A> ListenableFuture<List<A>> answers(
+      ListenableFuture<R> call, com.google.common.base.Function<R, List<A>> unpack) {
+    return Futures.transform(call, unpack, MoreExecutors.directExecutor());
+  }
+
+  /** The event with the answer copied on. */
+  protected abstract EnrichedEvent answered(EnrichedEvent e, A answer);
+
+  /** The event with the declared fallback marked on. */
+  protected abstract EnrichedEvent fellBack(EnrichedEvent e, Status why);
+
+  @Override
+  public void open(OpenContext openContext) throws Exception {
+    channel =
+        NettyChannelBuilder.forTarget(cfg.serveAddress())
+            .usePlaintext()
+            .maxInboundMessageSize(64 << 20)
+            .build();
+    stubs(channel);
+    flusher =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "ecom-" + name + "-flush");
+              t.setDaemon(true);
+              return t;
+            });
+    MetricGroup g = getRuntimeContext().getMetricGroup();
+    calls = g.counter(name + "Calls");
+    fallbacks = g.counter(name + "Fallbacks");
+    skipped = g.counter(name + "Skipped");
+    batchSizes = g.histogram(name + "BatchSize", new DescriptiveStatisticsHistogram(1000));
+    rpcMillis = g.histogram(name + "RpcMillis", new DescriptiveStatisticsHistogram(1000));
+    pending = ConcurrentHashMap.newKeySet();
+    lock = new Object();
+    buffer = new ArrayList<>();
+  }
+
+  @Override
+  public void close() throws Exception {
+    if (flusher != null) {
+      flusher.shutdownNow();
+      flusher = null;
+    }
+    if (channel != null) {
+      channel.shutdownNow();
+      channel.awaitTermination(5, TimeUnit.SECONDS);
+      channel = null;
+    }
+  }
+
+  @Override
+  public final void asyncInvoke(EnrichedEvent input, ResultFuture<EnrichedEvent> resultFuture) {
+    if (!asks(input)) {
+      skipped.inc();
+      resultFuture.complete(List.of(input));
+      return;
+    }
+    Q req;
+    try {
+      req = request(input);
+    } catch (RuntimeException e) {
+      pending.add(resultFuture);
+      fallback(input, resultFuture, Status.INVALID_ARGUMENT.withCause(e));
+      return;
+    }
+    pending.add(resultFuture);
+    List<Waiting<Q>> full = null;
+    boolean first;
+    synchronized (lock) {
+      buffer.add(new Waiting<>(input, req, resultFuture));
+      first = buffer.size() == 1;
+      if (buffer.size() >= cfg.maxBatch()) {
+        full = take();
+      }
+    }
+    if (full != null) {
+      send(full);
+    } else if (first) {
+      flusher.schedule(this::flush, cfg.maxDelayMs(), TimeUnit.MILLISECONDS);
+    }
+  }
+
+  @Override
+  public final void timeout(EnrichedEvent input, ResultFuture<EnrichedEvent> resultFuture) {
+    fallback(input, resultFuture, Status.DEADLINE_EXCEEDED.withDescription("Flink async timeout"));
+  }
+
+  private List<Waiting<Q>> take() {
+    List<Waiting<Q>> out = buffer;
+    buffer = new ArrayList<>(cfg.maxBatch());
+    return out;
+  }
+
+  private void flush() {
+    List<Waiting<Q>> batch;
+    synchronized (lock) {
+      if (buffer.isEmpty()) {
+        return;
+      }
+      batch = take();
+    }
+    send(batch);
+  }
+
+  private void send(List<Waiting<Q>> batch) {
+    List<Q> requests = new ArrayList<>(batch.size());
+    for (Waiting<Q> w : batch) {
+      requests.add(w.request());
+    }
+    calls.inc();
+    batchSizes.update(batch.size());
+    long started = System.nanoTime();
+    ListenableFuture<List<A>> call;
+    try {
+      call = call(requests, cfg.timeoutMs());
+    } catch (RuntimeException e) {
+      failAll(batch, Status.fromThrowable(e));
+      return;
+    }
+    Futures.addCallback(
+        call,
+        new FutureCallback<>() {
+          @Override
+          public void onSuccess(List<A> answers) {
+            rpcMillis.update((System.nanoTime() - started) / 1_000_000);
+            if (answers.size() != batch.size()) {
+              failAll(
+                  batch,
+                  Status.INTERNAL.withDescription(
+                      answers.size() + " answers for " + batch.size() + " requests"));
+              return;
+            }
+            for (int i = 0; i < batch.size(); i++) {
+              Waiting<Q> w = batch.get(i);
+              if (pending.remove(w.result())) {
+                w.result().complete(List.of(answered(w.event(), answers.get(i))));
+              }
+            }
+          }
+
+          @Override
+          public void onFailure(Throwable t) {
+            rpcMillis.update((System.nanoTime() - started) / 1_000_000);
+            failAll(batch, Status.fromThrowable(t));
+          }
+        },
+        MoreExecutors.directExecutor());
+  }
+
+  private void failAll(List<Waiting<Q>> batch, Status why) {
+    for (Waiting<Q> w : batch) {
+      fallback(w.event(), w.result(), why);
+    }
+  }
+
+  private void fallback(EnrichedEvent input, ResultFuture<EnrichedEvent> rf, Status why) {
+    if (!pending.remove(rf)) {
+      return;
+    }
+    long n = fallbacks.getCount();
+    if (n == 0 || n % 10_000 == 0) {
+      LOG.warn(
+          "{} at {} unavailable ({}: {}{}); events get the declared fallback ({} fallbacks so far)",
+          name,
+          cfg.serveAddress(),
+          why.getCode(),
+          why.getDescription(),
+          why.getCause() == null ? "" : ", " + why.getCause().getMessage(),
+          n + 1);
+    }
+    fallbacks.inc();
+    rf.complete(List.of(fellBack(input, why)));
+  }
+}

@@ -1,0 +1,82 @@
+// Score.PredictBatch for each event: purchase probability of its session so far, with SHAP reasons.
+package dev.ecom.flink.serve;
+
+import com.google.common.util.concurrent.ListenableFuture;
+import dev.ecom.proto.v1.EnrichedEvent;
+import dev.ecom.proto.v1.ScoreBatchRequest;
+import dev.ecom.proto.v1.ScoreBatchResponse;
+import dev.ecom.proto.v1.ScoreGrpc;
+import dev.ecom.proto.v1.ScoreRequest;
+import dev.ecom.proto.v1.ScoreResponse;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Scores the session's running features (ecom-core's schema, with its LSH tokens so serve adds the
+ * model's neighbour features) and sets purchase_probability, model_version, shap_reasons and
+ * scored_at_ms. The fallback is no probability and score_fallback=true. Events without features
+ * (none reach here from the session step) pass through.
+ */
+public final class ScoreCall extends BatchingServeCall<ScoreRequest, ScoreResponse> {
+  private static final long serialVersionUID = 1L;
+
+  private final int topKReasons;
+  private transient ScoreGrpc.ScoreFutureStub stub;
+
+  public ScoreCall(ServeCallConfig cfg, int topKReasons) {
+    super("score", cfg);
+    this.topKReasons = topKReasons;
+  }
+
+  @Override
+  protected void stubs(ManagedChannel channel) {
+    stub = ScoreGrpc.newFutureStub(channel);
+  }
+
+  @Override
+  protected boolean asks(EnrichedEvent e) {
+    return e.getSessionFeaturesCount() > 0;
+  }
+
+  @Override
+  protected ScoreRequest request(EnrichedEvent e) {
+    return ScoreRequest.newBuilder()
+        .setSessionId(e.getEvent().getSessionId())
+        .addAllFeatures(e.getSessionFeaturesList())
+        .setFeatureSchemaHash(e.getFeatureSchemaHash())
+        .setTopKReasons(topKReasons)
+        .addAllTokens(e.getSessionTokensList())
+        .build();
+  }
+
+  @Override
+  protected ListenableFuture<List<ScoreResponse>> call(List<ScoreRequest> reqs, long deadlineMs) {
+    return answers(
+        stub.withDeadlineAfter(deadlineMs, TimeUnit.MILLISECONDS)
+            .predictBatch(ScoreBatchRequest.newBuilder().addAllRequests(reqs).build()),
+        ScoreBatchResponse::getResponsesList);
+  }
+
+  @Override
+  protected EnrichedEvent answered(EnrichedEvent e, ScoreResponse r) {
+    return e.toBuilder()
+        .setPurchaseProbability(r.getPurchaseProbability())
+        .setModelVersion(r.getModelVersion())
+        .clearShapReasons()
+        .addAllShapReasons(r.getReasonsList())
+        .setScoreFallback(false)
+        .setScoredAtMs(System.currentTimeMillis())
+        .build();
+  }
+
+  @Override
+  protected EnrichedEvent fellBack(EnrichedEvent e, Status why) {
+    return e.toBuilder()
+        .clearPurchaseProbability()
+        .setScoreFallback(true)
+        .setScoredAtMs(System.currentTimeMillis())
+        .build();
+  }
+}

@@ -1,0 +1,136 @@
+// The real `ecom serve` binary, with a small model trained for the test, as a child process.
+package dev.ecom.flink;
+
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.ecom.proto.v1.DescribeRequest;
+import dev.ecom.proto.v1.ModelInfo;
+import dev.ecom.proto.v1.ScoreGrpc;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import java.io.File;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Starts {@code $ECOM_BIN serve} on free loopback ports over a models directory trained for the
+ * test from {@code ecom generate} data (a few seconds), and waits until Score has loaded the model.
+ * Guard uses the local stack's Redis ({@code $REDIS_URL}). Skips the test when {@code $ECOM_BIN} is
+ * not set (a bare {@code mvn test}); dev/test always sets it.
+ */
+final class RealServe implements AutoCloseable {
+  private static Path models;
+
+  private final Process process;
+  private final String address;
+  final ModelInfo model;
+
+  private RealServe(Process process, String address, ModelInfo model) {
+    this.process = process;
+    this.address = address;
+    this.model = model;
+  }
+
+  String address() {
+    return address;
+  }
+
+  static RealServe start() throws Exception {
+    String bin = System.getenv("ECOM_BIN");
+    assumeTrue(bin != null && !bin.isBlank(), "ECOM_BIN not set: run through dev/test (or set it)");
+    assumeTrue(new File(bin).canExecute(), bin + " is not built: run dev/build");
+    Path dir = trainedModels(bin);
+    int grpc = freePort();
+    int http = freePort();
+    String address = "127.0.0.1:" + grpc;
+    Path log = Files.createTempFile("ecom-serve-", ".log");
+    Process p =
+        new ProcessBuilder(
+                bin,
+                "serve",
+                "--grpc-addr",
+                address,
+                "--http-addr",
+                "127.0.0.1:" + http,
+                "--models-dir",
+                dir.toString())
+            .redirectErrorStream(true)
+            .redirectOutput(log.toFile())
+            .start();
+    ManagedChannel ch = NettyChannelBuilder.forTarget(address).usePlaintext().build();
+    try {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (true) {
+        if (!p.isAlive()) {
+          throw new IllegalStateException(
+              "ecom serve exited with " + p.exitValue() + ":\n" + Files.readString(log));
+        }
+        try {
+          ModelInfo info =
+              ScoreGrpc.newBlockingStub(ch)
+                  .withDeadlineAfter(1, TimeUnit.SECONDS)
+                  .describe(DescribeRequest.getDefaultInstance());
+          return new RealServe(p, address, info);
+        } catch (RuntimeException notYet) {
+          if (System.nanoTime() > deadline) {
+            p.destroyForcibly();
+            throw new IllegalStateException(
+                "ecom serve did not load its model in 60 s:\n" + Files.readString(log), notYet);
+          }
+          Thread.sleep(200);
+        }
+      }
+    } finally {
+      ch.shutdownNow();
+    }
+  }
+
+  /** One model for every test of this JVM. */
+  private static synchronized Path trainedModels(String bin) throws Exception {
+    if (models == null) {
+      Path root = Files.createTempDirectory("ecom-flink-test-model-");
+      run(bin, "generate", "--events", "5000", "--seed", "7", "--out", root.resolve("data"));
+      run(
+          bin,
+          "train",
+          "--from",
+          root.resolve("data"),
+          "--models-dir",
+          root.resolve("models"),
+          "--forest-trees",
+          "10",
+          "--mlp-epochs",
+          "3",
+          "--quiet");
+      models = root.resolve("models");
+    }
+    return models;
+  }
+
+  private static void run(Object... args) throws IOException, InterruptedException {
+    List<String> cmd = java.util.Arrays.stream(args).map(Object::toString).toList();
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes());
+    if (p.waitFor() != 0) {
+      throw new IllegalStateException(String.join(" ", cmd) + " failed:\n" + out);
+    }
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+
+  @Override
+  public void close() throws Exception {
+    process.destroy();
+    if (!process.waitFor(10, TimeUnit.SECONDS)) {
+      process.destroyForcibly();
+    }
+  }
+}
