@@ -33,7 +33,9 @@ enum Cmd {
     Generate(generate::GenerateArgs),
     /// Run the gRPC services (Guard) on :50051 with HTTP /health and /metrics on :8080.
     Serve(ServeArgs),
-    /// Copy ecom.events.enriched into Elasticsearch (ecom-events-*) and MongoDB (ecom.events).
+    /// Copy ecom.events.enriched, ecom.sessions and ecom.metrics into Elasticsearch
+    /// (ecom-events-*, ecom-sessions-*, ecom-metrics-*) and MongoDB (ecom.events, ecom.sessions,
+    /// ecom.metrics), upserting by id.
     Sink(SinkArgs),
     /// Train purchase models (XGBoost, random forest, MLP) and write models/<version>/.
     Train(train::TrainArgs),
@@ -85,22 +87,34 @@ struct SinkArgs {
     /// Kafka bootstrap servers.
     #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
     brokers: String,
-    /// Topic to read.
+    /// Topic of enriched events (ecom.v1.EnrichedEvent).
     #[arg(long, default_value = "ecom.events.enriched")]
     topic: String,
+    /// Topic of closed sessions (ecom.v1.Session).
+    #[arg(long, default_value = "ecom.sessions")]
+    sessions_topic: String,
+    /// Topic of per-minute DP window metrics (ecom.v1.WindowMetrics).
+    #[arg(long, default_value = "ecom.metrics")]
+    metrics_topic: String,
     /// Kafka consumer group.
     #[arg(long, default_value = "ecom-sink")]
     group_id: String,
     /// Elasticsearch URL.
     #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
     es_url: String,
-    /// Index prefix (documents go to PREFIX-YYYY.MM.DD by event time).
+    /// Index prefix of events (documents go to PREFIX-YYYY.MM.DD by event time).
     #[arg(long, default_value = "ecom-events")]
     index_prefix: String,
+    /// Index prefix of sessions (PREFIX-YYYY.MM.DD by start_ms).
+    #[arg(long, default_value = "ecom-sessions")]
+    sessions_index_prefix: String,
+    /// Index prefix of window metrics (PREFIX-YYYY.MM.DD by window_start_ms).
+    #[arg(long, default_value = "ecom-metrics")]
+    metrics_index_prefix: String,
     /// MongoDB URL.
     #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
     mongo_url: String,
-    /// MongoDB database (collection `events`).
+    /// MongoDB database (collections `events`, `sessions`, `metrics`, `sink_deadletter`).
     #[arg(long, default_value = "ecom")]
     mongo_db: String,
     /// Largest batch written at once.
@@ -182,7 +196,13 @@ async fn main() -> anyhow::Result<()> {
                 metrics_addr: a.metrics_addr,
                 delivery: ecom_sink::DeliveryMode::AtLeastOnce,
             };
-            ecom_sink::run(cfg, shutdown_signal()).await.context("ecom sink")
+            let agg = ecom_sink::AggregatesConfig {
+                sessions_topic: a.sessions_topic,
+                sessions_index_prefix: a.sessions_index_prefix,
+                metrics_topic: a.metrics_topic,
+                metrics_index_prefix: a.metrics_index_prefix,
+            };
+            ecom_sink::run(cfg, agg, shutdown_signal()).await.context("ecom sink")
         }
         Cmd::Train(a) => tokio::task::spawn_blocking(move || train::run(a)).await.context("ecom train")?,
         Cmd::Demo(a) => demo::run(a).await,

@@ -1,20 +1,39 @@
-//! Encodes an EnrichedEvent as the JSON document both stores hold (one shape, one place).
+//! Encodes the records the sink moves (EnrichedEvent, Session, WindowMetrics) as the JSON
+//! documents both stores hold, and the Elasticsearch index templates for them: one shape per
+//! kind, in one place.
 use anyhow::Context;
-use ecom_proto::v1::{EnrichedEvent, Event, EventKind, Verdict};
+use ecom_proto::v1::{EnrichedEvent, Event, EventKind, Session, Verdict, WindowMetrics};
 use serde_json::{json, Value};
 
-/// The document for an enriched event. `indexed_at` is the sink's clock at write time.
+/// A time that is 0 when it never happened (no Score call yet, no earlier session): null in
+/// the document, so Kibana shows no 1970 dates.
+fn time_or_null(ms: i64) -> Value {
+    if ms == 0 {
+        Value::Null
+    } else {
+        ms.into()
+    }
+}
+
+/// `EVENT_KIND_PRODUCT_VIEW` -> `product_view`: the kind names documents use.
+fn kind_name(kind: i32) -> String {
+    let name = EventKind::try_from(kind).map(|k| k.as_str_name()).unwrap_or("EVENT_KIND_UNSPECIFIED");
+    name.trim_start_matches("EVENT_KIND_").to_ascii_lowercase()
+}
+
+/// The document for an enriched event. `indexed_at` is the sink's clock at write time. The
+/// session's raw feature vector, its LSH tokens and the event's LSH signature stay out: they
+/// are inputs for the job's calls, not something to search.
 pub fn to_doc(e: &EnrichedEvent, indexed_at_ms: i64) -> Value {
     let ev = e.event.clone().unwrap_or_default();
     let src = e.source.clone().unwrap_or_default();
-    let kind = EventKind::try_from(ev.kind).map(|k| k.as_str_name()).unwrap_or("EVENT_KIND_UNSPECIFIED");
     let verdict = Verdict::try_from(e.verdict).map(|v| v.as_str_name()).unwrap_or("VERDICT_UNSPECIFIED");
     json!({
         "event_id": ev.event_id,
         "event_time": ev.event_time_ms,
         "user_id": ev.user_id,
         "session_id": ev.session_id,
-        "kind": kind.trim_start_matches("EVENT_KIND_").to_ascii_lowercase(),
+        "kind": kind_name(ev.kind),
         "product_id": ev.product_id,
         "quantity": ev.quantity,
         "unit_price_cents": ev.unit_price_cents,
@@ -29,19 +48,97 @@ pub fn to_doc(e: &EnrichedEvent, indexed_at_ms: i64) -> Value {
         "geo_bucket": e.geo_bucket,
         "category": e.category,
         "price_cents": e.price_cents,
+        "material": e.material,
+        "style": e.style,
+        "catalog_miss": e.catalog_miss,
         "verdict": verdict.trim_start_matches("VERDICT_").to_ascii_lowercase(),
         "verdict_reasons": e.verdict_reasons,
         "guard_fallback": e.guard_fallback,
         "purchase_probability": e.purchase_probability,
         "model_version": e.model_version,
+        "shap_reasons": e.shap_reasons.iter().map(|r| json!({
+            "feature": r.feature, "value": r.value, "contribution": r.contribution,
+        })).collect::<Vec<_>>(),
+        "score_fallback": e.score_fallback,
+        "feature_schema_hash": e.feature_schema_hash,
+        "recommendations": e.recommendations.iter().map(|r| json!({
+            "product_id": r.product_id, "similarity": r.similarity, "sessions": r.sessions,
+        })).collect::<Vec<_>>(),
+        "recommend_fallback": e.recommend_fallback,
         "lsh_buckets": e.lsh_buckets.iter().map(|b| format!("{b:016x}")).collect::<Vec<_>>(),
         "produced_at": e.produced_at_ms,
         "ingested_at": e.ingested_at_ms,
         "enriched_at": e.enriched_at_ms,
+        "scored_at": time_or_null(e.scored_at_ms),
         "indexed_at": indexed_at_ms,
         "source_topic": src.topic,
         "source_partition": src.partition,
         "source_offset": src.offset,
+    })
+}
+
+/// The document for a closed session (`_id` = `Session.id`). Besides the session's own fields
+/// it carries what its folded state says about it (device, channel, country, landing, login,
+/// events per kind, products, category views, cart) and what was known of the user before it.
+/// `features` (in the order of `feature_schema_hash`'s schema) is kept for training, not
+/// indexed by Elasticsearch; the state's LSH tokens and running sums stay out.
+pub fn session_doc(s: &Session, indexed_at_ms: i64) -> Value {
+    let st = s.state.clone().unwrap_or_default();
+    let user = s.user.unwrap_or_default();
+    // kind_counts is indexed by EventKind number; every named kind gets a count, 0 included.
+    let kind_counts: serde_json::Map<String, Value> =
+        (1..=10).map(|k| (kind_name(k), st.kind_counts.get(k as usize).copied().unwrap_or(0).into())).collect();
+    json!({
+        "id": s.id,
+        "session_id": s.session_id,
+        "user_id": s.user_id,
+        "start_ms": s.start_ms,
+        "end_ms": s.end_ms,
+        "duration_ms": s.end_ms - s.start_ms,
+        "events": s.events,
+        "purchased": s.purchased,
+        "revenue_cents": s.revenue_cents,
+        "device": st.device,
+        "channel": st.channel,
+        "country": st.country,
+        "campaign": st.campaign,
+        "external_referrer": st.external_referrer,
+        "logged_in": st.logged_in,
+        "kind_counts": kind_counts,
+        "products": st.products,
+        "category_views": st.category_views.iter().map(|c| json!({
+            "category": c.category, "views": c.views,
+        })).collect::<Vec<_>>(),
+        "cart": st.cart.iter().map(|l| json!({
+            "product_id": l.product_id, "quantity": l.quantity, "unit_price_cents": l.unit_price_cents,
+        })).collect::<Vec<_>>(),
+        "prior_sessions": user.prior_sessions,
+        "prior_purchases": user.prior_purchases,
+        "last_session_ms": time_or_null(user.last_session_ms),
+        "features": s.features,
+        "feature_schema_hash": s.feature_schema_hash,
+        "closed_at_ms": s.closed_at_ms,
+        "indexed_at": indexed_at_ms,
+    })
+}
+
+/// The document for one window's DP metrics (`_id` = `WindowMetrics.id`): the record as the
+/// job released it, noise included.
+pub fn metrics_doc(m: &WindowMetrics, indexed_at_ms: i64) -> Value {
+    json!({
+        "id": m.id,
+        "window_start_ms": m.window_start_ms,
+        "window_end_ms": m.window_end_ms,
+        "category": m.category,
+        "views": m.views,
+        "carts": m.carts,
+        "purchases": m.purchases,
+        "revenue_cents": m.revenue_cents,
+        "conversion": m.conversion,
+        "epsilon_spent": m.epsilon_spent,
+        "mechanism": m.mechanism,
+        "emitted_at_ms": m.emitted_at_ms,
+        "indexed_at": indexed_at_ms,
     })
 }
 
@@ -93,30 +190,94 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Index template for `prefix-*`: keywords for ids and codes, dates for timestamps.
-pub fn index_template(prefix: &str) -> Value {
+/// An index template for `prefix-*` with `properties`: one shard, no replica (one node
+/// locally; raise it on a cluster), and every string a keyword unless a property says
+/// otherwise.
+fn template(prefix: &str, properties: Value) -> Value {
     let kw = json!({"type": "keyword"});
-    let date = json!({"type": "date", "format": "epoch_millis"});
     json!({
         "index_patterns": [format!("{prefix}-*")],
         "template": {
             "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"},
             "mappings": {
                 "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": kw}}],
-                "properties": {
-                    "event_time": date, "produced_at": date, "ingested_at": date,
-                    "enriched_at": date, "indexed_at": date,
-                    "search_query": {"type": "text", "fields": {"raw": kw}},
-                    "user_agent": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
-                    "quantity": {"type": "integer"}, "unit_price_cents": {"type": "long"},
-                    "price_cents": {"type": "long"}, "purchase_probability": {"type": "double"},
-                    "guard_fallback": {"type": "boolean"},
-                    "source_partition": {"type": "integer"}, "source_offset": {"type": "long"}
-                }
+                "properties": properties
             }
         },
         "priority": 100
     })
+}
+
+fn date() -> Value {
+    json!({"type": "date", "format": "epoch_millis"})
+}
+
+fn typed(t: &str) -> Value {
+    json!({"type": t})
+}
+
+/// Index template for the enriched events (`prefix-*`): keywords for ids and codes, dates for
+/// timestamps.
+pub fn event_index_template(prefix: &str) -> Value {
+    let kw = typed("keyword");
+    template(
+        prefix,
+        json!({
+            "event_time": date(), "produced_at": date(), "ingested_at": date(),
+            "enriched_at": date(), "scored_at": date(), "indexed_at": date(),
+            "search_query": {"type": "text", "fields": {"raw": kw}},
+            "user_agent": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
+            "quantity": typed("integer"), "unit_price_cents": typed("long"),
+            "price_cents": typed("long"), "purchase_probability": typed("double"),
+            "catalog_miss": typed("boolean"), "guard_fallback": typed("boolean"),
+            "score_fallback": typed("boolean"), "recommend_fallback": typed("boolean"),
+            "shap_reasons": {"properties": {
+                "feature": kw, "value": typed("double"), "contribution": typed("double"),
+            }},
+            "recommendations": {"properties": {
+                "product_id": kw, "similarity": typed("double"), "sessions": typed("integer"),
+            }},
+            "source_partition": typed("integer"), "source_offset": typed("long")
+        }),
+    )
+}
+
+/// Index template for the closed sessions (`prefix-*`, daily by start_ms).
+pub fn session_index_template(prefix: &str) -> Value {
+    let int = typed("integer");
+    let kind_counts: serde_json::Map<String, Value> = (1..=10).map(|k| (kind_name(k), int.clone())).collect();
+    template(
+        prefix,
+        json!({
+            "start_ms": date(), "end_ms": date(), "last_session_ms": date(),
+            "closed_at_ms": date(), "indexed_at": date(),
+            "duration_ms": typed("long"), "events": int, "purchased": typed("boolean"),
+            "revenue_cents": typed("long"),
+            "campaign": typed("boolean"), "external_referrer": typed("boolean"), "logged_in": typed("boolean"),
+            "kind_counts": {"properties": kind_counts},
+            "category_views": {"properties": {"category": typed("keyword"), "views": int}},
+            "cart": {"properties": {
+                "product_id": typed("keyword"), "quantity": int, "unit_price_cents": typed("long"),
+            }},
+            "prior_sessions": int, "prior_purchases": int,
+            // Kept in _source for training and export; nobody searches a feature vector.
+            "features": {"type": "double", "index": false, "doc_values": false}
+        }),
+    )
+}
+
+/// Index template for the per-minute DP metrics (`prefix-*`, daily by window_start_ms).
+pub fn metrics_index_template(prefix: &str) -> Value {
+    let long = typed("long");
+    template(
+        prefix,
+        json!({
+            "window_start_ms": date(), "window_end_ms": date(), "emitted_at_ms": date(),
+            "indexed_at": date(),
+            "views": long, "carts": long, "purchases": long, "revenue_cents": long,
+            "conversion": typed("double"), "epsilon_spent": typed("double")
+        }),
+    )
 }
 
 #[cfg(test)]
@@ -147,6 +308,183 @@ mod tests {
         assert_eq!(d["kind"], "product_view");
         assert!(d.get("ip").is_none());
         assert_eq!(d["indexed_at"], 5);
+    }
+
+    /// Every field of the message, named: a field added to the proto fails to compile here
+    /// until someone decides whether the document carries it.
+    fn full_enriched_event() -> EnrichedEvent {
+        use ecom_proto::v1::{ShapReason, SimilarProduct, SourceOffset};
+        EnrichedEvent {
+            event: Some(Event {
+                event_id: "e1".into(),
+                event_time_ms: 1_767_225_600_000,
+                kind: 4,
+                ..Default::default()
+            }),
+            ip_hash: "ab".into(),
+            geo_bucket: "DE".into(),
+            category: "sofas".into(),
+            price_cents: 129_900,
+            material: "oak".into(),
+            style: "nordic".into(),
+            verdict: 2,
+            verdict_reasons: vec!["ip_rate".into()],
+            guard_fallback: false,
+            purchase_probability: Some(0.25),
+            model_version: "v7".into(),
+            shap_reasons: vec![ShapReason { feature: "cart_adds".into(), value: 2.0, contribution: 0.5 }],
+            lsh_signature: vec![11, 12],
+            lsh_buckets: vec![255],
+            produced_at_ms: 1,
+            ingested_at_ms: 2,
+            enriched_at_ms: 3,
+            source: Some(SourceOffset { topic: "ecom.events.raw".into(), partition: 1, offset: 9 }),
+            session_features: vec![1.5, 2.5],
+            feature_schema_hash: "h1".into(),
+            catalog_miss: true,
+            score_fallback: true,
+            scored_at_ms: 4,
+            session_tokens: vec!["p:P1".into()],
+            recommendations: vec![SimilarProduct { product_id: "P2".into(), similarity: 0.75, sessions: 3 }],
+            recommend_fallback: true,
+        }
+    }
+
+    #[test]
+    fn event_doc_carries_the_job_outputs_but_not_its_call_inputs() {
+        let d = to_doc(&full_enriched_event(), 5);
+        assert_eq!(d["kind"], "add_to_cart");
+        assert_eq!(d["verdict"], "flag");
+        assert_eq!((d["material"].as_str(), d["style"].as_str()), (Some("oak"), Some("nordic")));
+        assert_eq!(d["catalog_miss"], true);
+        assert_eq!(d["score_fallback"], true);
+        assert_eq!(d["scored_at"], 4);
+        assert_eq!(d["feature_schema_hash"], "h1");
+        assert_eq!(d["shap_reasons"], json!([{"feature": "cart_adds", "value": 2.0, "contribution": 0.5}]));
+        assert_eq!(d["recommendations"], json!([{"product_id": "P2", "similarity": 0.75, "sessions": 3}]));
+        assert_eq!(d["recommend_fallback"], true);
+        assert_eq!(d["lsh_buckets"], json!(["00000000000000ff"]));
+        assert_eq!((d["source_topic"].as_str(), d["source_offset"].as_i64()), (Some("ecom.events.raw"), Some(9)));
+        for left_out in ["session_features", "session_tokens", "lsh_signature", "ip"] {
+            assert!(d.get(left_out).is_none(), "{left_out} must not be stored");
+        }
+        let unscored = to_doc(&EnrichedEvent { scored_at_ms: 0, ..full_enriched_event() }, 5);
+        assert!(unscored["scored_at"].is_null());
+    }
+
+    fn full_session() -> Session {
+        use ecom_proto::v1::{CartLine, CategoryCount, SessionState, UserHistory};
+        let mut kind_counts = vec![0; 11];
+        kind_counts[3] = 4; // product views
+        kind_counts[8] = 1; // purchases
+        Session {
+            id: "s1@1767225600000".into(),
+            session_id: "s1".into(),
+            user_id: "u1".into(),
+            start_ms: 1_767_225_600_000,
+            end_ms: 1_767_225_660_000,
+            events: 5,
+            purchased: true,
+            revenue_cents: 129_900,
+            features: vec![0.5, 1.0],
+            feature_schema_hash: "h1".into(),
+            state: Some(SessionState {
+                device: "mobile".into(),
+                channel: "web".into(),
+                country: "DE".into(),
+                campaign: true,
+                logged_in: true,
+                kind_counts,
+                products: vec!["P1".into()],
+                category_views: vec![CategoryCount { category: "sofas".into(), views: 4 }],
+                cart: vec![CartLine { product_id: "P1".into(), quantity: 1, unit_price_cents: 129_900 }],
+                tokens: vec!["p:P1".into()],
+                ..Default::default()
+            }),
+            user: Some(UserHistory { prior_sessions: 2, prior_purchases: 1, last_session_ms: 0 }),
+            closed_at_ms: 1_767_227_500_000,
+        }
+    }
+
+    #[test]
+    fn session_doc_names_its_counts_and_keeps_features_for_training() {
+        let d = session_doc(&full_session(), 7);
+        assert_eq!(d["id"], "s1@1767225600000");
+        assert_eq!(d["duration_ms"], 60_000);
+        assert_eq!(d["purchased"], true);
+        assert_eq!(d["revenue_cents"], 129_900);
+        assert_eq!(d["kind_counts"]["product_view"], 4);
+        assert_eq!(d["kind_counts"]["purchase"], 1);
+        assert_eq!(d["kind_counts"]["login_failed"], 0);
+        assert_eq!(d["kind_counts"].as_object().unwrap().len(), 10);
+        assert_eq!(d["category_views"], json!([{"category": "sofas", "views": 4}]));
+        assert_eq!(d["cart"], json!([{"product_id": "P1", "quantity": 1, "unit_price_cents": 129_900}]));
+        assert_eq!((d["device"].as_str(), d["campaign"].as_bool()), (Some("mobile"), Some(true)));
+        assert_eq!(d["prior_sessions"], 2);
+        assert!(d["last_session_ms"].is_null(), "no earlier session is null, not 1970");
+        assert_eq!(d["features"], json!([0.5, 1.0]));
+        assert_eq!(d["indexed_at"], 7);
+        assert!(d.get("tokens").is_none());
+        // A session with no state or user still encodes (counts 0).
+        let bare = session_doc(&Session { id: "x".into(), ..Default::default() }, 7);
+        assert_eq!(bare["kind_counts"]["purchase"], 0);
+        assert_eq!(bare["prior_sessions"], 0);
+    }
+
+    fn full_metrics() -> WindowMetrics {
+        WindowMetrics {
+            id: "1767225600000/sofas".into(),
+            window_start_ms: 1_767_225_600_000,
+            window_end_ms: 1_767_225_660_000,
+            category: "sofas".into(),
+            views: 12,
+            carts: 3,
+            purchases: 1,
+            revenue_cents: 80_000,
+            conversion: 1.0 / 12.0,
+            epsilon_spent: 2.0,
+            mechanism: "discrete_laplace".into(),
+            emitted_at_ms: 1_767_225_661_000,
+        }
+    }
+
+    #[test]
+    fn metrics_doc_is_the_record() {
+        let d = metrics_doc(&full_metrics(), 9);
+        assert_eq!(
+            d,
+            json!({
+                "id": "1767225600000/sofas", "window_start_ms": 1_767_225_600_000_i64,
+                "window_end_ms": 1_767_225_660_000_i64, "category": "sofas", "views": 12, "carts": 3,
+                "purchases": 1, "revenue_cents": 80_000, "conversion": 1.0 / 12.0, "epsilon_spent": 2.0,
+                "mechanism": "discrete_laplace", "emitted_at_ms": 1_767_225_661_000_i64, "indexed_at": 9,
+            })
+        );
+    }
+
+    /// Every time field of a document (`*_ms`, `*_at`, `event_time`) is a date in its template,
+    /// and every number the template does not name is not a silently-dynamic float.
+    #[test]
+    fn templates_map_every_time_field_as_a_date() {
+        let cases = [
+            (to_doc(&full_enriched_event(), 5), event_index_template("ecom-events")),
+            (session_doc(&full_session(), 5), session_index_template("ecom-sessions")),
+            (metrics_doc(&full_metrics(), 5), metrics_index_template("ecom-metrics")),
+        ];
+        for (d, t) in cases {
+            let props = &t["template"]["mappings"]["properties"];
+            for (k, v) in d.as_object().unwrap() {
+                let is_time = k == "event_time" || k.ends_with("_at") || (k.ends_with("_ms") && k != "duration_ms");
+                if is_time {
+                    assert_eq!(props[k]["type"], "date", "{k} in {}", t["index_patterns"]);
+                }
+                if v.is_f64() || v.as_array().is_some_and(|a| a.iter().any(Value::is_f64)) {
+                    assert_eq!(props[k]["type"], "double", "{k} in {}", t["index_patterns"]);
+                }
+            }
+        }
+        assert_eq!(session_index_template("ecom-sessions")["index_patterns"], json!(["ecom-sessions-*"]));
+        assert_eq!(metrics_index_template("ecom-metrics")["index_patterns"], json!(["ecom-metrics-*"]));
     }
 
     #[test]

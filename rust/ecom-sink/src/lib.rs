@@ -1,51 +1,61 @@
-//! ecom-sink: consumes ecom.events.enriched (read_committed) and writes every event to
-//! Elasticsearch (index ecom-events-YYYY.MM.DD) and MongoDB (ecom.events), both keyed by
-//! event_id so a replay overwrites instead of duplicating. Delivery is at-least-once: Kafka
-//! offsets are committed only after both stores acknowledged the batch.
-//! Shape: config -> doc encoder -> store writers -> batching driver.
+//! ecom-sink: consumes the Flink job's three output topics (read_committed) and writes every
+//! record to Elasticsearch and MongoDB, keyed by the record's id so a replay overwrites instead
+//! of duplicating:
+//!
+//! | topic | message | Elasticsearch (daily, UTC) | MongoDB | id |
+//! | --- | --- | --- | --- | --- |
+//! | ecom.events.enriched | EnrichedEvent | ecom-events-YYYY.MM.DD by event_time_ms | events | event.event_id |
+//! | ecom.sessions | Session | ecom-sessions-YYYY.MM.DD by start_ms | sessions | id |
+//! | ecom.metrics | WindowMetrics | ecom-metrics-YYYY.MM.DD by window_start_ms | metrics | id |
+//!
+//! Records that do not decode (or lack their id) go to MongoDB `sink_deadletter` with their
+//! kind, topic, partition, offset and reason. Delivery is at-least-once: Kafka offsets are
+//! committed only after both stores acknowledged the batch.
+//! Shape: config -> record decoder -> doc encoder -> store writers -> batching driver.
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unused_must_use)]
 
 pub mod doc;
+pub mod record;
 pub mod stores;
 
-use anyhow::Context;
-use ecom_proto::v1::EnrichedEvent;
-use prost::Message as _;
+use anyhow::{bail, Context};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use std::collections::BTreeMap;
+use record::{Batch, DeadLetter, Kind};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// How the sink acknowledges Kafka. Only at-least-once exists: the stores are idempotent by
-/// event_id, which turns redelivery into overwrites, so nothing is lost or duplicated.
+/// record id, which turns redelivery into overwrites, so nothing is lost or duplicated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryMode {
     /// Commit offsets after both stores acknowledged the batch.
     AtLeastOnce,
 }
 
-/// Everything `ecom sink` needs.
+/// Everything `ecom sink` needs, with the enriched-event stream's topic and index prefix;
+/// the session and metrics streams are named by [`AggregatesConfig`].
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
     /// Kafka bootstrap servers.
     pub brokers: String,
-    /// Topic to read (ecom.events.enriched).
+    /// Topic of enriched events (ecom.events.enriched).
     pub topic: String,
-    /// Consumer group.
+    /// Consumer group (one for all three topics).
     pub group_id: String,
     /// Elasticsearch base URL.
     pub es_url: String,
-    /// Index prefix; documents go to `<prefix>-YYYY.MM.DD` by event time.
+    /// Index prefix of events; they go to `<prefix>-YYYY.MM.DD` by event time.
     pub index_prefix: String,
     /// MongoDB URL.
     pub mongo_url: String,
-    /// MongoDB database (collection `events` in it).
+    /// MongoDB database (collections `events`, `sessions`, `metrics`, `sink_deadletter`).
     pub mongo_db: String,
-    /// Largest batch written at once.
+    /// Largest batch written at once (records of all kinds).
     pub batch_max: usize,
     /// Longest a partial batch waits before it is written.
     pub batch_wait: Duration,
@@ -55,12 +65,87 @@ pub struct SinkConfig {
     pub delivery: DeliveryMode,
 }
 
+/// Topics and index prefixes of the session and window-metrics streams. Apart from
+/// [`SinkConfig`] so that code writing events only (`ecom bench sink`, training tests) keeps
+/// building its config as before; the defaults are the job's topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregatesConfig {
+    /// Topic of closed sessions (ecom.sessions).
+    pub sessions_topic: String,
+    /// Index prefix of sessions; they go to `<prefix>-YYYY.MM.DD` by start_ms.
+    pub sessions_index_prefix: String,
+    /// Topic of per-minute DP window metrics (ecom.metrics).
+    pub metrics_topic: String,
+    /// Index prefix of window metrics; they go to `<prefix>-YYYY.MM.DD` by window_start_ms.
+    pub metrics_index_prefix: String,
+}
+
+impl Default for AggregatesConfig {
+    fn default() -> Self {
+        Self {
+            sessions_topic: "ecom.sessions".into(),
+            sessions_index_prefix: "ecom-sessions".into(),
+            metrics_topic: "ecom.metrics".into(),
+            metrics_index_prefix: "ecom-metrics".into(),
+        }
+    }
+}
+
+/// Which kind of record each topic carries; two kinds on one topic cannot be told apart.
+fn topic_kinds(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<HashMap<String, Kind>> {
+    let mut kinds = HashMap::new();
+    for (topic, kind, flag) in [
+        (&cfg.topic, Kind::Event, "--topic"),
+        (&agg.sessions_topic, Kind::Session, "--sessions-topic"),
+        (&agg.metrics_topic, Kind::WindowMetrics, "--metrics-topic"),
+    ] {
+        if topic.is_empty() {
+            bail!("{flag} is empty: name the topic the job writes {} records to", kind.as_str());
+        }
+        if let Some(other) = kinds.insert(topic.clone(), kind) {
+            bail!(
+                "topic {topic} is named for both {} and {} records: give {flag} its own topic",
+                other.as_str(),
+                kind.as_str()
+            );
+        }
+    }
+    Ok(kinds)
+}
+
+/// The three index prefixes must keep apart: equal ones would share one template name (the
+/// last installed wins), and `p-*` of one would match the daily indices of a prefix `p-…`.
+fn check_prefixes(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<()> {
+    let named = [
+        ("--index-prefix", &cfg.index_prefix),
+        ("--sessions-index-prefix", &agg.sessions_index_prefix),
+        ("--metrics-index-prefix", &agg.metrics_index_prefix),
+    ];
+    for (flag, p) in named {
+        if p.is_empty() {
+            bail!("{flag} is empty: name the index prefix");
+        }
+        for (other_flag, q) in named {
+            if flag != other_flag && (p == q || q.starts_with(&format!("{p}-"))) {
+                bail!("{flag} {p} would also match the indices of {other_flag} {q}: give each its own prefix");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs the sink until `shutdown` resolves; the batch in hand is finished first.
-pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: SinkConfig,
+    agg: AggregatesConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let kinds = topic_kinds(&cfg, &agg)?;
+    check_prefixes(&cfg, &agg)?;
     let prom = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the Prometheus recorder")?;
-    let stores = stores::Stores::connect(&cfg).await?;
+    let stores = stores::Stores::connect_with(&cfg, &agg).await?;
     stores.ensure_schema().await?;
     serve_metrics(cfg.metrics_addr, prom).await?;
 
@@ -73,8 +158,9 @@ pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 's
         .set("isolation.level", "read_committed")
         .create()
         .with_context(|| format!("creating a Kafka consumer for {}", cfg.brokers))?;
-    consumer.subscribe(&[&cfg.topic]).with_context(|| format!("subscribing to {}", cfg.topic))?;
-    tracing::info!(topic = %cfg.topic, es = %cfg.es_url, mongo = %cfg.mongo_url, delivery = ?cfg.delivery, "ecom sink running");
+    let topics = [cfg.topic.as_str(), agg.sessions_topic.as_str(), agg.metrics_topic.as_str()];
+    consumer.subscribe(&topics).with_context(|| format!("subscribing to {topics:?}"))?;
+    tracing::info!(?topics, es = %cfg.es_url, mongo = %cfg.mongo_url, delivery = ?cfg.delivery, "ecom sink running");
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -83,13 +169,12 @@ pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 's
     });
 
     loop {
-        let mut batch: Vec<EnrichedEvent> = Vec::with_capacity(cfg.batch_max);
-        let mut dead: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut batch = Batch::default();
         let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let deadline = Instant::now() + cfg.batch_wait;
-        while batch.len() + dead.len() < cfg.batch_max {
+        while batch.len() < cfg.batch_max {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() && !(batch.is_empty() && dead.is_empty()) {
+            if left.is_zero() && !batch.is_empty() {
                 break;
             }
             let wait = if left.is_zero() { cfg.batch_wait } else { left };
@@ -108,25 +193,32 @@ pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 's
                     Ok(Ok(msg)) => {
                         next_offsets.insert((msg.topic().to_string(), msg.partition()), msg.offset() + 1);
                         let payload = msg.payload().unwrap_or_default();
-                        match EnrichedEvent::decode(payload) {
-                            Ok(e) if e.event.as_ref().is_some_and(|ev| !ev.event_id.is_empty()) => batch.push(e),
-                            Ok(_) => dead.push((payload.to_vec(), "enriched event without event.event_id".into())),
-                            Err(err) => dead.push((payload.to_vec(), format!("not an ecom.v1.EnrichedEvent: {err}"))),
+                        // Subscribed by exact names, so every topic is one of ours.
+                        let kind = kinds.get(msg.topic()).copied().unwrap_or(Kind::Event);
+                        match record::decode(kind, payload) {
+                            Ok(r) => batch.push(r),
+                            Err(reason) => batch.dead.push(DeadLetter {
+                                kind,
+                                topic: msg.topic().to_string(),
+                                partition: msg.partition(),
+                                offset: msg.offset(),
+                                raw: payload.to_vec(),
+                                reason,
+                            }),
                         }
                     }
                 },
             }
         }
         let stopping = *stop_rx.borrow();
-        if !batch.is_empty() || !dead.is_empty() {
-            write_until_done(&stores, &batch, &dead, &stop_rx).await?;
+        if !batch.is_empty() {
+            write_until_done(&stores, &batch, &stop_rx).await?;
             let mut tpl = TopicPartitionList::new();
             for ((t, p), o) in &next_offsets {
                 tpl.add_partition_offset(t, *p, Offset::Offset(*o)).context("building the offset commit")?;
             }
             consumer.commit(&tpl, CommitMode::Sync).context("committing Kafka offsets")?;
-            metrics::counter!("ecom_sink_events_total").increment(batch.len() as u64);
-            metrics::counter!("ecom_sink_deadletter_total").increment(dead.len() as u64);
+            count_written(&batch);
         }
         if stopping {
             tracing::info!("ecom sink stopped");
@@ -135,12 +227,25 @@ pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 's
     }
 }
 
+/// Counts a committed batch. `ecom_sink_events_total` and `ecom_sink_deadletter_total` keep
+/// their names from when events were the only kind; the dead letters carry a `kind` label.
+fn count_written(batch: &Batch) {
+    metrics::counter!("ecom_sink_events_total").increment(batch.count(Kind::Event) as u64);
+    metrics::counter!("ecom_sink_sessions_total").increment(batch.count(Kind::Session) as u64);
+    metrics::counter!("ecom_sink_window_metrics_total").increment(batch.count(Kind::WindowMetrics) as u64);
+    for kind in Kind::ALL {
+        let dead = batch.dead_count(kind);
+        if dead > 0 {
+            metrics::counter!("ecom_sink_deadletter_total", "kind" => kind.as_str()).increment(dead as u64);
+        }
+    }
+}
+
 /// Writes a batch to both stores, retrying with backoff: offsets are not committed until it
 /// succeeds, so a failing store pauses the sink instead of losing data.
 async fn write_until_done(
     stores: &stores::Stores,
-    batch: &[EnrichedEvent],
-    dead: &[(Vec<u8>, String)],
+    batch: &Batch,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(100);
@@ -148,14 +253,17 @@ async fn write_until_done(
     loop {
         attempt += 1;
         let started = Instant::now();
-        match stores.write(batch, dead).await {
+        match stores.write(batch).await {
             Ok(()) => {
                 let took = started.elapsed();
                 metrics::histogram!("ecom_sink_batch_seconds").record(took.as_secs_f64());
+                let (events, sessions, metrics, dead) =
+                    (batch.events.len(), batch.sessions.len(), batch.metrics.len(), batch.dead.len());
+                let seconds = took.as_secs_f64();
                 if took > Duration::from_secs(5) {
-                    tracing::warn!(events = batch.len(), seconds = took.as_secs_f64(), "slow batch write");
+                    tracing::warn!(events, sessions, metrics, dead, seconds, "slow batch write");
                 } else {
-                    tracing::debug!(events = batch.len(), seconds = took.as_secs_f64(), "batch written");
+                    tracing::debug!(events, sessions, metrics, dead, seconds, "batch written");
                 }
                 return Ok(());
             }
@@ -186,4 +294,50 @@ async fn serve_metrics(addr: SocketAddr, prom: metrics_exporter_prometheus::Prom
         .with_context(|| format!("cannot listen on {addr} for sink metrics (is another ecom sink running?)"))?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(topic: &str) -> SinkConfig {
+        SinkConfig {
+            brokers: String::new(),
+            topic: topic.into(),
+            group_id: String::new(),
+            es_url: String::new(),
+            index_prefix: "ecom-events".into(),
+            mongo_url: String::new(),
+            mongo_db: String::new(),
+            batch_max: 1,
+            batch_wait: Duration::from_millis(1),
+            metrics_addr: "127.0.0.1:0".parse().unwrap(),
+            delivery: DeliveryMode::AtLeastOnce,
+        }
+    }
+
+    #[test]
+    fn each_topic_names_one_kind() {
+        let kinds = topic_kinds(&cfg("ecom.events.enriched"), &AggregatesConfig::default()).unwrap();
+        assert_eq!(kinds["ecom.events.enriched"], Kind::Event);
+        assert_eq!(kinds["ecom.sessions"], Kind::Session);
+        assert_eq!(kinds["ecom.metrics"], Kind::WindowMetrics);
+        let clash = topic_kinds(&cfg("ecom.sessions"), &AggregatesConfig::default()).unwrap_err().to_string();
+        assert!(clash.contains("ecom.sessions is named for both event and session records"), "{clash}");
+        let empty = AggregatesConfig { metrics_topic: String::new(), ..Default::default() };
+        assert!(topic_kinds(&cfg("e"), &empty).unwrap_err().to_string().starts_with("--metrics-topic is empty"));
+    }
+
+    #[test]
+    fn index_prefixes_must_not_match_each_other() {
+        assert!(check_prefixes(&cfg("e"), &AggregatesConfig::default()).is_ok());
+        let same = AggregatesConfig { metrics_index_prefix: "ecom-events".into(), ..Default::default() };
+        let why = check_prefixes(&cfg("e"), &same).unwrap_err().to_string();
+        assert!(why.starts_with("--index-prefix ecom-events would also match"), "{why}");
+        let nested = AggregatesConfig { sessions_index_prefix: "ecom-events-sessions".into(), ..Default::default() };
+        assert!(check_prefixes(&cfg("e"), &nested).is_err());
+        // A shared beginning without the dash is fine: `ecom-s-*` does not match `ecom-sessions-…`.
+        let near = AggregatesConfig { metrics_index_prefix: "ecom-s".into(), ..Default::default() };
+        assert!(check_prefixes(&cfg("e"), &near).is_ok());
+    }
 }

@@ -1,8 +1,10 @@
 //! Service tests of the sink against the real Kafka, Elasticsearch and MongoDB of the local
 //! stack (dev/up). Each test uses its own topic, index prefix and database.
-use ecom_proto::v1::{EnrichedEvent, Event, SourceOffset};
-use ecom_sink::stores::Stores;
-use ecom_sink::{DeliveryMode, SinkConfig};
+use ecom_proto::v1::{EnrichedEvent, Event, Session, SourceOffset, WindowMetrics};
+use ecom_sink::record::Batch;
+use ecom_sink::stores::{Stores, DEADLETTER_COLLECTION, EVENTS_COLLECTION, METRICS_COLLECTION, SESSIONS_COLLECTION};
+use ecom_sink::{AggregatesConfig, DeliveryMode, SinkConfig};
+use mongodb::bson::{doc, Document};
 use prost::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -16,27 +18,38 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos())
 }
 
-fn cfg(tag: &str) -> SinkConfig {
-    SinkConfig {
+/// Index prefixes `ecom-test-<tag>-<kind>-<n>`: the three templates' patterns must not match
+/// each other's indices, so no prefix is a prefix of another.
+fn cfg(tag: &str) -> (SinkConfig, AggregatesConfig) {
+    let c = SinkConfig {
         brokers: env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        topic: unique(&format!("ecom-test-{tag}")),
+        topic: unique(&format!("ecom-test-{tag}-events")),
         group_id: unique("ecom-test-sink"),
         es_url: env("ES_URL", "http://127.0.0.1:9200"),
-        index_prefix: unique(&format!("ecom-test-{tag}")),
+        index_prefix: unique(&format!("ecom-test-{tag}-events")),
         mongo_url: env("MONGODB_URL", "mongodb://127.0.0.1:27017"),
         mongo_db: unique(&format!("ecom_test_{tag}")).replace('-', "_"),
         batch_max: 100,
         batch_wait: Duration::from_millis(100),
         metrics_addr: "127.0.0.1:19464".parse().unwrap(),
         delivery: DeliveryMode::AtLeastOnce,
-    }
+    };
+    let a = AggregatesConfig {
+        sessions_topic: unique(&format!("ecom-test-{tag}-sessions")),
+        sessions_index_prefix: unique(&format!("ecom-test-{tag}-sessions")),
+        metrics_topic: unique(&format!("ecom-test-{tag}-metrics")),
+        metrics_index_prefix: unique(&format!("ecom-test-{tag}-metrics")),
+    };
+    (c, a)
 }
+
+const JAN_1_2026_MS: i64 = 1_767_225_600_000;
 
 fn event(i: usize) -> EnrichedEvent {
     EnrichedEvent {
         event: Some(Event {
             event_id: format!("evt-{i:05}"),
-            event_time_ms: 1_767_225_600_000 + i as i64, // 2026-01-01
+            event_time_ms: JAN_1_2026_MS + i as i64,
             session_id: format!("s{}", i % 7),
             user_id: "u1".into(),
             kind: 3,
@@ -50,6 +63,39 @@ fn event(i: usize) -> EnrichedEvent {
     }
 }
 
+/// Sessions one day apart from the 2nd of January on: each lands in its own daily index.
+fn session(i: usize) -> Session {
+    let start_ms = JAN_1_2026_MS + (i as i64 + 1) * 86_400_000;
+    Session {
+        id: format!("s{i}@{start_ms}"),
+        session_id: format!("s{i}"),
+        user_id: "u1".into(),
+        start_ms,
+        end_ms: start_ms + 60_000,
+        events: 3,
+        purchased: i.is_multiple_of(2),
+        revenue_cents: if i.is_multiple_of(2) { 4_999 } else { 0 },
+        features: vec![1.0, 2.0],
+        closed_at_ms: start_ms + 1_860_000,
+        ..Default::default()
+    }
+}
+
+fn metrics(i: usize) -> WindowMetrics {
+    let start = JAN_1_2026_MS + i as i64 * 60_000;
+    WindowMetrics {
+        id: format!("{start}/sofas"),
+        window_start_ms: start,
+        window_end_ms: start + 60_000,
+        category: "sofas".into(),
+        views: 10 + i as i64,
+        conversion: 0.1,
+        epsilon_spent: 2.0,
+        mechanism: "discrete_laplace".into(),
+        ..Default::default()
+    }
+}
+
 async fn es_count(url: &str, prefix: &str) -> u64 {
     let http = reqwest::Client::new();
     http.post(format!("{url}/{prefix}-*/_refresh")).send().await.unwrap();
@@ -57,63 +103,163 @@ async fn es_count(url: &str, prefix: &str) -> u64 {
     v["count"].as_u64().unwrap_or(0)
 }
 
-async fn mongo_count(c: &SinkConfig) -> u64 {
-    let client = mongodb::Client::with_uri_str(&c.mongo_url).await.unwrap();
-    client
-        .database(&c.mongo_db)
-        .collection::<mongodb::bson::Document>("events")
-        .count_documents(mongodb::bson::doc! {})
-        .await
-        .unwrap()
+/// The document with `id` in exactly the daily index `index`, or None.
+async fn es_get(url: &str, index: &str, id: &str) -> Option<serde_json::Value> {
+    let v: serde_json::Value =
+        reqwest::get(format!("{url}/{index}/_doc/{}", id.replace('/', "%2F"))).await.unwrap().json().await.unwrap();
+    (v["found"] == true).then(|| v["_source"].clone())
+}
+
+async fn db(c: &SinkConfig) -> mongodb::Database {
+    mongodb::Client::with_uri_str(&c.mongo_url).await.unwrap().database(&c.mongo_db)
+}
+
+async fn mongo_count(c: &SinkConfig, collection: &str) -> u64 {
+    db(c).await.collection::<Document>(collection).count_documents(doc! {}).await.unwrap()
+}
+
+async fn mongo_get(c: &SinkConfig, collection: &str, id: &str) -> Option<Document> {
+    db(c).await.collection::<Document>(collection).find_one(doc! {"_id": id}).await.unwrap()
+}
+
+/// Every kind is stored once per id in both stores, sessions and windows as expected and in
+/// the daily index of their own time.
+async fn assert_stored(
+    c: &SinkConfig,
+    a: &AggregatesConfig,
+    events: usize,
+    sessions: &[Session],
+    windows: &[WindowMetrics],
+) {
+    assert_eq!(es_count(&c.es_url, &c.index_prefix).await, events as u64);
+    assert_eq!(mongo_count(c, EVENTS_COLLECTION).await, events as u64);
+    assert_eq!(es_count(&c.es_url, &a.sessions_index_prefix).await, sessions.len() as u64);
+    assert_eq!(mongo_count(c, SESSIONS_COLLECTION).await, sessions.len() as u64);
+    assert_eq!(es_count(&c.es_url, &a.metrics_index_prefix).await, windows.len() as u64);
+    assert_eq!(mongo_count(c, METRICS_COLLECTION).await, windows.len() as u64);
+    for s in sessions {
+        let index = ecom_sink::doc::daily_index(&a.sessions_index_prefix, s.start_ms);
+        let d = es_get(&c.es_url, &index, &s.id).await.unwrap_or_else(|| panic!("session {} not in {index}", s.id));
+        assert_eq!((d["session_id"].as_str(), d["purchased"].as_bool()), (Some(&*s.session_id), Some(s.purchased)));
+        assert_eq!(d["events"], s.events);
+        let m =
+            mongo_get(c, SESSIONS_COLLECTION, &s.id).await.unwrap_or_else(|| panic!("session {} not in MongoDB", s.id));
+        assert_eq!(m.get_str("session_id").unwrap(), s.session_id);
+        assert_eq!(m.get_i64("start_ms").unwrap(), s.start_ms);
+        assert_eq!(m.get_i64("events").unwrap(), i64::from(s.events));
+    }
+    for w in windows {
+        let index = ecom_sink::doc::daily_index(&a.metrics_index_prefix, w.window_start_ms);
+        let d = es_get(&c.es_url, &index, &w.id).await.unwrap_or_else(|| panic!("window {} not in {index}", w.id));
+        assert_eq!(d["views"], w.views);
+        let m =
+            mongo_get(c, METRICS_COLLECTION, &w.id).await.unwrap_or_else(|| panic!("window {} not in MongoDB", w.id));
+        assert_eq!(m.get_i64("views").unwrap(), w.views);
+        assert_eq!(m.get_str("mechanism").unwrap(), "discrete_laplace");
+    }
 }
 
 #[tokio::test]
 #[ignore = "needs the local stack (dev/up)"]
-async fn writes_are_idempotent_by_event_id_in_both_stores() {
-    let c = cfg("stores");
-    let stores = Stores::connect(&c).await.unwrap();
+async fn writes_are_idempotent_by_id_in_both_stores() {
+    let (c, a) = cfg("stores");
+    let stores = Stores::connect_with(&c, &a).await.unwrap();
     stores.ensure_schema().await.unwrap();
-    let batch: Vec<_> = (0..50).map(event).collect();
-    stores.write(&batch, &[]).await.unwrap();
-    stores.write(&batch[..20], &[]).await.unwrap(); // a replay overwrites
-    assert_eq!(es_count(&c.es_url, &c.index_prefix).await, 50);
-    assert_eq!(mongo_count(&c).await, 50);
+    stores.ensure_schema().await.unwrap(); // templates install idempotently
+    let batch = Batch {
+        events: (0..50).map(event).collect(),
+        sessions: (0..5).map(session).collect(),
+        metrics: (0..8).map(metrics).collect(),
+        dead: vec![],
+    };
+    stores.write(&batch).await.unwrap();
+    // A replay overwrites: the same ids with new content, and one id twice in one batch (the
+    // last copy wins, as sequential upserts would).
+    let mut replay = Batch {
+        events: batch.events[..20].to_vec(),
+        sessions: batch.sessions[..3].iter().map(|s| Session { events: 99, ..s.clone() }).collect(),
+        metrics: batch.metrics[..4].to_vec(),
+        dead: vec![],
+    };
+    replay.metrics[0].views = 77;
+    replay.metrics.push(WindowMetrics { views: 55, ..batch.metrics[0].clone() });
+    stores.write(&replay).await.unwrap();
+    let mut sessions = batch.sessions.clone();
+    sessions[..3].clone_from_slice(&replay.sessions);
+    let mut windows = batch.metrics.clone();
+    windows[0].views = 55;
+    assert_stored(&c, &a, 50, &sessions, &windows).await;
 }
 
 #[tokio::test]
 #[ignore = "needs the local stack (dev/up)"]
 async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
-    let c = cfg("run");
+    let (c, a) = cfg("run");
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &c.brokers).create().unwrap();
+    let send = |topic: &str, key: String, value: Vec<u8>| {
+        let (producer, topic) = (producer.clone(), topic.to_string());
+        async move {
+            producer.send(FutureRecord::to(&topic).key(&key).payload(&value), Duration::from_secs(10)).await.unwrap();
+        }
+    };
     for i in 0..300 {
-        let v = event(i).encode_to_vec();
-        producer.send(FutureRecord::to(&c.topic).key("k").payload(&v), Duration::from_secs(10)).await.unwrap();
+        send(&c.topic, "k".into(), event(i).encode_to_vec()).await;
     }
-    // One record that is not an EnrichedEvent: it must land in the dead letter, not vanish.
-    producer
-        .send(FutureRecord::to(&c.topic).key("k").payload(&[0x0fu8, 1, 2][..]), Duration::from_secs(10))
-        .await
-        .unwrap();
+    for i in 0..6 {
+        let s = session(i);
+        send(&a.sessions_topic, s.session_id.clone(), s.encode_to_vec()).await;
+    }
+    for i in 0..9 {
+        let m = metrics(i);
+        send(&a.metrics_topic, m.id.clone(), m.encode_to_vec()).await;
+    }
+    // A replayed session: written again, stored once.
+    send(&a.sessions_topic, "s0".into(), session(0).encode_to_vec()).await;
+    // Records that are not what their topic carries: each must land in the dead letter with
+    // its topic and reason, not vanish. A session without its id is refused too.
+    send(&c.topic, "k".into(), vec![0x0f, 1, 2]).await;
+    send(&a.sessions_topic, "k".into(), Session { session_id: "no-id".into(), ..Default::default() }.encode_to_vec())
+        .await;
+    send(&a.metrics_topic, "k".into(), vec![0x0f, 1, 2]).await;
 
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(ecom_sink::run(c.clone(), async move {
+    let run = tokio::spawn(ecom_sink::run(c.clone(), a.clone(), async move {
         let _ = rx.await;
     }));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while mongo_count(&c).await < 300 || es_count(&c.es_url, &c.index_prefix).await < 300 {
-        assert!(Instant::now() < deadline, "sink did not write 300 events within 60 s");
+    while mongo_count(&c, EVENTS_COLLECTION).await < 300
+        || es_count(&c.es_url, &c.index_prefix).await < 300
+        || mongo_count(&c, SESSIONS_COLLECTION).await < 6
+        || es_count(&c.es_url, &a.sessions_index_prefix).await < 6
+        || mongo_count(&c, METRICS_COLLECTION).await < 9
+        || es_count(&c.es_url, &a.metrics_index_prefix).await < 9
+        || mongo_count(&c, DEADLETTER_COLLECTION).await < 3
+    {
+        assert!(!run.is_finished(), "the sink stopped early");
+        assert!(Instant::now() < deadline, "sink did not write every record within 60 s");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(20), run).await.unwrap().unwrap().unwrap();
-    assert_eq!(es_count(&c.es_url, &c.index_prefix).await, 300);
-    assert_eq!(mongo_count(&c).await, 300);
-    let client = mongodb::Client::with_uri_str(&c.mongo_url).await.unwrap();
-    let dead = client
-        .database(&c.mongo_db)
-        .collection::<mongodb::bson::Document>(ecom_sink::stores::DEADLETTER_COLLECTION)
-        .count_documents(mongodb::bson::doc! {})
-        .await
-        .unwrap();
-    assert_eq!(dead, 1);
+    let (sessions, windows): (Vec<_>, Vec<_>) = ((0..6).map(session).collect(), (0..9).map(metrics).collect());
+    assert_stored(&c, &a, 300, &sessions, &windows).await;
+
+    let dead = db(&c).await.collection::<Document>(DEADLETTER_COLLECTION);
+    assert_eq!(dead.count_documents(doc! {}).await.unwrap(), 3);
+    for (topic, kind, reason) in [
+        (&c.topic, "event", "not an ecom.v1.EnrichedEvent: "),
+        (&a.sessions_topic, "session", "session without id"),
+        (&a.metrics_topic, "window_metrics", "not an ecom.v1.WindowMetrics: "),
+    ] {
+        let d = dead
+            .find_one(doc! {"topic": topic})
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no dead letter from {topic}"));
+        assert_eq!(d.get_str("kind").unwrap(), kind);
+        assert!(d.get_str("reason").unwrap().starts_with(reason), "{d}");
+        let offset = d.get_i64("offset").unwrap();
+        assert_eq!(d.get_str("_id").unwrap(), format!("{topic}/{}/{offset}", d.get_i32("partition").unwrap()));
+        assert!(!d.get_binary_generic("raw").unwrap().is_empty());
+    }
 }
