@@ -3,7 +3,7 @@
 //! Kafka and in both stores, prints a summary and whether it reconciles, then cleans up.
 use crate::generate::{self, GenerateArgs, GenerateSummary};
 use anyhow::{bail, Context};
-use ecom_proto::v1::{EnrichedEvent, InvalidEvent};
+use ecom_proto::v1::{EnrichedEvent, EventKind, InvalidEvent, Session, WindowMetrics};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -24,6 +24,17 @@ pub(crate) struct DemoArgs {
     /// Share of deliberately malformed records.
     #[arg(long, default_value_t = 0.02)]
     malformed_rate: f64,
+    /// Share of exact duplicates of a just-sent event (the job rejects them as DUPLICATE).
+    #[arg(long, default_value_t = 0.005)]
+    duplicate_rate: f64,
+    /// Share of events hours behind the watermark (the job routes them as LATE).
+    #[arg(long, default_value_t = 0.002)]
+    late_rate: f64,
+    /// Sessions per hour at the simulated shop's daily peak. Lower than `ecom generate`'s default
+    /// so that N events span hours of event time and sessions close (30-minute gap) within
+    /// the run.
+    #[arg(long, default_value_t = 600.0)]
+    peak_sessions_per_hour: f64,
     /// Generator seed (default: from the clock, so each run adds new events).
     #[arg(long)]
     seed: Option<u64>,
@@ -71,6 +82,8 @@ pub(crate) struct DemoArgs {
 const RAW: &str = "ecom.events.raw";
 const ENRICHED: &str = "ecom.events.enriched";
 const INVALID: &str = "ecom.events.invalid";
+const SESSIONS: &str = "ecom.sessions";
+const METRICS: &str = "ecom.metrics";
 
 /// Children started by the demo; killed on drop so an error never leaves them behind.
 struct Children(Vec<(String, tokio::process::Child)>);
@@ -169,7 +182,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let job = submit_job(&a, &http).await?;
 
     // Remember where the output topics end now: this run's results come after.
-    let out_start = end_offsets(&a.brokers, &[ENRICHED, INVALID])?;
+    let out_start = end_offsets(&a.brokers, &[ENRICHED, INVALID, SESSIONS, METRICS])?;
 
     step(&format!("generating {} events into {RAW}", a.events));
     let seed = a.seed.unwrap_or_else(|| {
@@ -179,9 +192,14 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let start_ms = a.start_ms.unwrap_or_else(|| {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        now - 2 * 3_600_000 - a.events as i64 * 1_000
+        // ~6 s of event time per event covers the quietest hours at the default traffic.
+        now - 2 * 3_600_000 - a.events as i64 * 6_000
     });
-    let gen = generate::run(GenerateArgs::with(a.events, seed, a.malformed_rate, Some(start_ms), &a.brokers)).await?;
+    let mut gen_args = GenerateArgs::with(a.events, seed, a.malformed_rate, Some(start_ms), &a.brokers);
+    gen_args.duplicate_rate = a.duplicate_rate;
+    gen_args.late_rate = a.late_rate;
+    gen_args.peak_sessions_per_hour = a.peak_sessions_per_hour;
+    let gen = generate::run(gen_args).await?;
     let gen_done = Instant::now();
 
     step("waiting for every raw record to come out enriched or invalid");
@@ -220,6 +238,23 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     println!("  guard verdicts                        {}", generate::fmt_counts(&outcome.verdicts));
     println!("  guard fallbacks                       {:>8}", outcome.guard_fallbacks);
+    println!(
+        "  scored (purchase probability)         {:>8}   (score fallbacks {})",
+        outcome.scored, outcome.score_fallbacks
+    );
+    println!(
+        "  with recommendations                  {:>8}   of {} product views and carts (recommend fallbacks {})",
+        outcome.recommended, outcome.recommend_asked, outcome.recommend_fallbacks
+    );
+    println!(
+        "  sessions closed in {SESSIONS:<18} {:>8}   ({} events, {} purchased; open sessions close after 30 min of event time)",
+        outcome.sessions, outcome.session_events, outcome.sessions_purchased
+    );
+    println!(
+        "  metrics records in {METRICS:<18} {:>8}   (ε spent per record: {})",
+        outcome.metrics,
+        fmt_epsilons(&outcome.metrics_epsilon)
+    );
     println!("  duplicates in Kafka outputs           {:>8}", outcome.duplicates);
     println!("  documents in Elasticsearch (this run) {:>8}   (ecom-events-* holds {es_total} in all)", es_docs);
     println!("  documents in MongoDB (this run)       {:>8}   (ecom.events holds {mongo_total} in all)", mongo_docs);
@@ -248,6 +283,12 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     if outcome.duplicates > 0 {
         why.push(format!("{} raw records came out more than once", outcome.duplicates));
+    }
+    if outcome.metrics_without_epsilon > 0 {
+        why.push(format!("{} metrics records do not say the ε they spent", outcome.metrics_without_epsilon));
+    }
+    if outcome.sessions_unknown_user > 0 {
+        why.push(format!("{} sessions without a session_id or user_id", outcome.sessions_unknown_user));
     }
     if outcome.invalid_by_reason != gen.malformed_by_reason {
         why.push("invalid reasons differ from the generator's labels".into());
@@ -281,7 +322,7 @@ async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<()>
     let md = consumer
         .fetch_metadata(None, Duration::from_secs(10))
         .with_context(|| format!("Kafka at {} does not answer: {hint}", a.brokers))?;
-    for t in [RAW, ENRICHED, INVALID] {
+    for t in [RAW, ENRICHED, INVALID, SESSIONS, METRICS] {
         if !md.topics().iter().any(|x| x.name() == t && x.error().is_none()) {
             bail!("Kafka topic {t} is missing: {hint}");
         }
@@ -428,6 +469,19 @@ struct Outcome {
     invalid_by_reason: BTreeMap<String, u64>,
     verdicts: BTreeMap<String, u64>,
     guard_fallbacks: u64,
+    scored: u64,
+    score_fallbacks: u64,
+    recommend_asked: u64,
+    recommended: u64,
+    recommend_fallbacks: u64,
+    sessions: u64,
+    session_events: u64,
+    sessions_purchased: u64,
+    sessions_unknown_user: u64,
+    metrics: u64,
+    metrics_without_epsilon: u64,
+    /// ε spent per metrics record (as text, e.g. "2") → records.
+    metrics_epsilon: BTreeMap<String, u64>,
     duplicates: u64,
     latency_p50_ms: Option<i64>,
     latency_p99_ms: Option<i64>,
@@ -481,6 +535,9 @@ async fn collect_outputs(
         };
         let msg = msg.context("reading the job's output topics")?;
         let payload = msg.payload().unwrap_or_default();
+        if count_derived(&mut out, msg.topic(), payload)? {
+            continue;
+        }
         // Decode once, then count each raw position of this run exactly once.
         let (source, record) = if msg.topic() == ENRICHED {
             let e = EnrichedEvent::decode(payload).context("an ecom.events.enriched record is not an EnrichedEvent")?;
@@ -504,6 +561,14 @@ async fn collect_outputs(
                 let v = ecom_proto::v1::Verdict::try_from(e.verdict).map(|v| v.as_str_name()).unwrap_or("?");
                 *out.verdicts.entry(v.trim_start_matches("VERDICT_").to_ascii_lowercase()).or_default() += 1;
                 out.guard_fallbacks += u64::from(e.guard_fallback);
+                out.scored += u64::from(e.purchase_probability.is_some());
+                out.score_fallbacks += u64::from(e.score_fallback);
+                let kind = e.event.as_ref().map_or(0, |x| x.kind);
+                if kind == EventKind::ProductView as i32 || kind == EventKind::AddToCart as i32 {
+                    out.recommend_asked += 1;
+                    out.recommended += u64::from(!e.recommendations.is_empty());
+                    out.recommend_fallbacks += u64::from(e.recommend_fallback);
+                }
                 if e.produced_at_ms > 0 {
                     latencies.push(e.enriched_at_ms - e.produced_at_ms);
                 }
@@ -515,12 +580,54 @@ async fn collect_outputs(
         }
     }
     bar.finish_and_clear();
+    // Sessions and metrics the watermark released with the last records are committed in the
+    // same checkpoint: read on until the topics are quiet for a few seconds.
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(5) {
+        if let Some(msg) = consumer.poll(Duration::from_millis(200)) {
+            let msg = msg.context("reading the job's output topics")?;
+            if count_derived(&mut out, msg.topic(), msg.payload().unwrap_or_default())? {
+                quiet_since = Instant::now();
+            }
+        }
+    }
     latencies.sort_unstable();
     if !latencies.is_empty() {
         out.latency_p50_ms = Some(latencies[latencies.len() / 2]);
         out.latency_p99_ms = Some(latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)]);
     }
     Ok(out)
+}
+
+/// Counts a record of ecom.sessions or ecom.metrics; false for the other topics.
+fn count_derived(out: &mut Outcome, topic: &str, payload: &[u8]) -> anyhow::Result<bool> {
+    match topic {
+        SESSIONS => {
+            let s = Session::decode(payload).context("an ecom.sessions record is not a Session")?;
+            out.sessions += 1;
+            out.session_events += u64::from(s.events);
+            out.sessions_purchased += u64::from(s.purchased);
+            out.sessions_unknown_user += u64::from(s.session_id.is_empty() || s.user_id.is_empty());
+        }
+        METRICS => {
+            let m = WindowMetrics::decode(payload).context("an ecom.metrics record is not a WindowMetrics")?;
+            out.metrics += 1;
+            if m.epsilon_spent > 0.0 && m.epsilon_spent.is_finite() {
+                *out.metrics_epsilon.entry(format!("{}", m.epsilon_spent)).or_default() += 1;
+            } else {
+                out.metrics_without_epsilon += 1;
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn fmt_epsilons(e: &BTreeMap<String, u64>) -> String {
+    if e.is_empty() {
+        return "none yet".into();
+    }
+    e.iter().map(|(eps, n)| format!("{eps} on {n}")).collect::<Vec<_>>().join(", ")
 }
 
 fn src_in_run(src: &ecom_proto::v1::SourceOffset, gen: &GenerateSummary) -> bool {

@@ -41,14 +41,18 @@ pub(crate) struct GenerateArgs {
     /// Share of records delayed a little (out of order but valid), in [0, 1].
     #[arg(long, default_value_t = 0.01)]
     pub(crate) out_of_order_rate: f64,
-    /// Share of exact duplicates of a just-sent event, in [0, 1] (labelled DUPLICATE). Off by
-    /// default until the Flink job drops duplicates.
+    /// Share of exact duplicates of a just-sent event, in [0, 1] (labelled DUPLICATE; the job
+    /// rejects them). Off by default so training files stay clean; `ecom demo` turns it on.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) duplicate_rate: f64,
-    /// Share of events hours behind the watermark, in [0, 1] (labelled LATE). Off by default
-    /// until the Flink job routes late events.
+    /// Share of events hours behind the watermark, in [0, 1] (labelled LATE; the job routes
+    /// them to ecom.events.invalid). Off by default; `ecom demo` turns it on.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) late_rate: f64,
+    /// Sessions starting per hour at the daily peak (the simulated shop's traffic; the rate
+    /// follows the time of day and week below it).
+    #[arg(long, default_value_t = GenConfig::default().peak_sessions_per_hour)]
+    pub(crate) peak_sessions_per_hour: f64,
     /// Multiplies the default anomaly rates (0 turns anomalies off).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) anomaly_scale: f64,
@@ -113,6 +117,9 @@ impl GenerateArgs {
                 anyhow::bail!("{name} {v} is outside [0, 1]");
             }
         }
+        if !(self.peak_sessions_per_hour > 0.0 && self.peak_sessions_per_hour.is_finite()) {
+            anyhow::bail!("--peak-sessions-per-hour {} must be > 0", self.peak_sessions_per_hour);
+        }
         if self.anomaly_scale < 0.0 {
             anyhow::bail!("--anomaly-scale {} must be >= 0", self.anomaly_scale);
         }
@@ -132,6 +139,7 @@ impl GenerateArgs {
             out_of_order_rate: self.out_of_order_rate,
             duplicate_rate: self.duplicate_rate,
             late_rate: self.late_rate,
+            peak_sessions_per_hour: self.peak_sessions_per_hour,
             anomaly_rates: AnomalyRates {
                 crawler: a.crawler * s,
                 headless: a.headless * s,

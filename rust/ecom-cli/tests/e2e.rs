@@ -32,6 +32,12 @@ fn field(summary: &str, label: &str) -> u64 {
     line.split_whitespace().find_map(|w| w.parse::<u64>().ok()).unwrap_or_else(|| panic!("no number in {line}"))
 }
 
+/// The number right after `label` on its line, e.g. "score fallbacks 3" → 3.
+fn summary_number_after(summary: &str, label: &str) -> u64 {
+    let after = summary.split(label).nth(1).unwrap_or_else(|| panic!("no '{label}' in:\n{summary}"));
+    after.split(|c: char| !c.is_ascii_digit()).find(|w| !w.is_empty()).unwrap().parse().unwrap()
+}
+
 fn total_in(summary: &str, label: &str) -> u64 {
     let line = summary.lines().find(|l| l.contains(label)).unwrap();
     let after = line.split("holds ").nth(1).unwrap();
@@ -44,7 +50,8 @@ fn demo_reconciles_and_a_second_run_does_not_duplicate() {
     assert!(std::env::var("FLINK_HOME").is_ok() && std::env::var("ECOM_JOB_JAR").is_ok(), "run through dev/test");
     let seed = format!("{}", std::process::id());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let start_ms = (now - 3 * 3_600_000).to_string();
+    // As the demo's default: the run's event time ends well before now (no future rejects).
+    let start_ms = (now - 2 * 3_600_000 - 10_000 * 6_000).to_string();
     let models = std::env::temp_dir().join(format!("ecom-e2e-models-{seed}"));
     let _ = std::fs::remove_dir_all(&models);
     train_model(&models);
@@ -58,6 +65,16 @@ fn demo_reconciles_and_a_second_run_does_not_duplicate() {
     assert!(invalid > 150 && invalid < 450, "3% of 10k should be malformed, got {invalid}");
     assert_eq!(field(&first, "documents in Elasticsearch"), enriched);
     assert_eq!(field(&first, "documents in MongoDB"), enriched);
+    // Every enriched event was scored or marked as the score fallback; sessions closed by event
+    // time and per-minute metrics, each saying its ε, came out.
+    let scored = field(&first, "scored (purchase probability)");
+    let score_fallbacks = summary_number_after(&first, "score fallbacks");
+    assert_eq!(scored + score_fallbacks, enriched, "{first}");
+    assert!(scored > enriched / 2, "most events should be scored:\n{first}");
+    assert!(field(&first, "sessions closed in") > 100, "{first}");
+    assert!(field(&first, "metrics records in") > 100, "{first}");
+    assert!(first.contains("(ε spent per record: 2 on"), "{first}");
+    assert!(field(&first, "REJECT_REASON_LATE") > 0 && field(&first, "REJECT_REASON_DUPLICATE") > 0, "{first}");
 
     // Same seed and start again: the generator's output is deterministic, so the first 2,000
     // records repeat the first run's (same event ids) and the stores must not grow.

@@ -121,7 +121,7 @@ public record JobConfig(
         new String[] {"60000", "watermark bound: how far behind the newest event one may be"});
     OPTIONS.put(
         "idle-timeout-ms",
-        new String[] {"10000", "a quiet input stops holding the watermark back after this"});
+        new String[] {"60000", "a quiet input stops holding the watermark back after this"});
     OPTIONS.put(
         "allowed-lateness-ms",
         new String[] {"0", "events this far behind the watermark are still accepted"});

@@ -3,6 +3,11 @@ package dev.ecom.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.flink.api.common.eventtime.Watermark;
+import org.apache.flink.api.common.eventtime.WatermarkGenerator;
+import org.apache.flink.api.common.eventtime.WatermarkOutput;
 import org.junit.jupiter.api.Test;
 
 class RawEventTimeTest {
@@ -27,5 +32,36 @@ class RawEventTimeTest {
     assertThat(time(future)).isEqualTo(Long.MIN_VALUE);
     byte[] zero = TestEvents.valid(1, NOW).toBuilder().setEventTimeMs(0).build().toByteArray();
     assertThat(time(zero)).isEqualTo(Long.MIN_VALUE);
+  }
+
+  @Test
+  void theFirstUsableTimeIsAWatermarkAtOnceLaterOnesPeriodically() {
+    List<Long> emitted = new ArrayList<>();
+    WatermarkOutput out =
+        new WatermarkOutput() {
+          @Override
+          public void emitWatermark(Watermark w) {
+            emitted.add(w.getTimestamp());
+          }
+
+          @Override
+          public void markIdle() {}
+
+          @Override
+          public void markActive() {}
+        };
+    WatermarkGenerator<RawRecord> g =
+        new RawEventTime.EagerBounded(60_000).createWatermarkGenerator(null);
+    RawRecord r = TestEvents.raw(new byte[0], 0, NOW);
+    g.onPeriodicEmit(out);
+    g.onEvent(r, Long.MIN_VALUE, out); // unusable: nothing yet
+    assertThat(emitted).isEmpty();
+    g.onEvent(r, NOW, out);
+    assertThat(emitted).containsExactly(NOW - 60_001);
+    g.onEvent(r, NOW + 5_000, out);
+    g.onEvent(r, NOW - 7_200_000, out); // hours late: never moves the watermark back
+    assertThat(emitted).hasSize(1);
+    g.onPeriodicEmit(out);
+    assertThat(emitted).containsExactly(NOW - 60_001, NOW + 5_000 - 60_001);
   }
 }
