@@ -39,7 +39,10 @@ import org.apache.flink.util.OutputTag;
  * <ol>
  *   <li><b>Late</b>: an event whose time is more than {@code allowedLatenessMs} behind the
  *       watermark leaves on {@link #LATE} as an {@link InvalidEvent} with REJECT_REASON_LATE
- *       (ecom-core's meaning: behind the newest event time minus the out-of-order bound).
+ *       (ecom-core's meaning: behind the newest event time minus the out-of-order bound). Events
+ *       that come before the job's first watermark wait in keyed state (with those waiting for the
+ *       catalog, at most {@code catalogWaitMs}) and are judged when it arrives: a backlog read
+ *       partition by partition would otherwise let an hours-late event through.
  *   <li><b>Duplicate</b>: an event_id already accepted in this session leaves on {@link #REJECTED}
  *       with REJECT_REASON_DUPLICATE.
  *   <li><b>Catalog join</b>: category, price, material and style of its product from {@link
@@ -152,25 +155,7 @@ public final class SessionOperator
   public void processElement(EnrichedEvent e, ReadOnlyContext ctx, Collector<EnrichedEvent> out)
       throws Exception {
     long now = ctx.timerService().currentProcessingTime();
-    long watermark = ctx.timerService().currentWatermark();
-    long t = e.getEvent().getEventTimeMs();
-    if (watermark != Long.MIN_VALUE && t + allowedLatenessMs < watermark) {
-      lateEvents.inc();
-      ctx.output(
-          LATE,
-          Enrichment.reject(
-              e,
-              RejectReason.REJECT_REASON_LATE,
-              "event time "
-                  + t
-                  + " is "
-                  + (watermark - t)
-                  + " ms behind the watermark "
-                  + watermark
-                  + " (allowed lateness "
-                  + allowedLatenessMs
-                  + " ms)",
-              now));
+    if (rejectedLate(e, ctx, now)) {
       return;
     }
     String id = e.getEvent().getEventId();
@@ -188,12 +173,14 @@ public final class SessionOperator
     seen.put(id, Boolean.TRUE);
     ReadOnlyBroadcastState<String, Product> catalog = ctx.getBroadcastState(CATALOG);
     boolean alreadyWaiting = waitingSince.value() != null;
-    if (alreadyWaiting || mustWait(catalog, e, now)) {
+    if (alreadyWaiting || mustWait(catalog, e, now) || noEventTimeYet(ctx)) {
       if (!alreadyWaiting) {
         waitingSince.update(now);
         ctx.timerService().registerProcessingTimeTimer(now + Math.min(1_000, catalogWaitMs));
-        // Bounded input ends with the maximum watermark, which fires this; processing-time
-        // timers may not fire after the end of input.
+        // The job's first watermark fires this one (events that came before it can now be
+        // judged late or not); bounded input ends with the maximum watermark, which fires the
+        // other (processing-time timers may not fire after the end of input).
+        ctx.timerService().registerEventTimeTimer(Long.MIN_VALUE + 1);
         ctx.timerService().registerEventTimeTimer(Long.MAX_VALUE);
       }
       waiting.add(e);
@@ -211,7 +198,7 @@ public final class SessionOperator
         return;
       }
       ReadOnlyBroadcastState<String, Product> catalog = ctx.getBroadcastState(CATALOG);
-      boolean ready = true;
+      boolean ready = !noEventTimeYet(ctx);
       for (EnrichedEvent w : waiting.get()) {
         ready &= !mustWait(catalog, w, timestamp);
       }
@@ -220,6 +207,19 @@ public final class SessionOperator
       } else {
         ctx.timerService().registerProcessingTimeTimer(timestamp + Math.min(1_000, catalogWaitMs));
       }
+      return;
+    }
+    if (timestamp == Long.MIN_VALUE + 1) {
+      // The first watermark: drain now unless the catalog is still loading (the
+      // processing-time timer then drains).
+      ReadOnlyBroadcastState<String, Product> catalog = ctx.getBroadcastState(CATALOG);
+      long now = ctx.timerService().currentProcessingTime();
+      for (EnrichedEvent w : waiting.get()) {
+        if (mustWait(catalog, w, now)) {
+          return;
+        }
+      }
+      drainWaiting(catalog, ctx, out);
       return;
     }
     // Events still waiting for the catalog belong to the session before it closes (and at the
@@ -240,6 +240,40 @@ public final class SessionOperator
     state.clear();
     meta.clear();
     seen.clear();
+  }
+
+  /** True before the job's first watermark: event time is not known yet. */
+  private static boolean noEventTimeYet(ReadOnlyContext ctx) {
+    return ctx.timerService().currentWatermark() == Long.MIN_VALUE;
+  }
+
+  /** Sends {@code e} to {@link #LATE} when it is behind the watermark beyond the lateness. */
+  private boolean rejectedLate(EnrichedEvent e, ReadOnlyContext ctx, long now) {
+    long watermark = ctx.timerService().currentWatermark();
+    long t = e.getEvent().getEventTimeMs();
+    // MIN_VALUE: no event time yet; MAX_VALUE: the end of bounded input, not an event time.
+    if (watermark == Long.MIN_VALUE
+        || watermark == Long.MAX_VALUE
+        || t + allowedLatenessMs >= watermark) {
+      return false;
+    }
+    lateEvents.inc();
+    ctx.output(
+        LATE,
+        Enrichment.reject(
+            e,
+            RejectReason.REJECT_REASON_LATE,
+            "event time "
+                + t
+                + " is "
+                + (watermark - t)
+                + " ms behind the watermark "
+                + watermark
+                + " (allowed lateness "
+                + allowedLatenessMs
+                + " ms)",
+            now));
+    return true;
   }
 
   /**
@@ -280,7 +314,14 @@ public final class SessionOperator
     waiting.clear();
     waitingSince.clear();
     ctx.timerService().deleteEventTimeTimer(Long.MAX_VALUE);
+    ctx.timerService().deleteEventTimeTimer(Long.MIN_VALUE + 1);
+    long now = ctx.timerService().currentProcessingTime();
     for (EnrichedEvent w : events) {
+      // An event that came before the job had any watermark is judged now.
+      if (rejectedLate(w, ctx, now)) {
+        seen.remove(w.getEvent().getEventId());
+        continue;
+      }
       fold(join(w, catalog), ctx, out);
     }
   }

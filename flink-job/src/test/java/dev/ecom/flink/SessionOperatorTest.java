@@ -50,6 +50,8 @@ class SessionOperatorTest {
     h.setProcessingTime(0);
     // As in the job: the catalog never holds event time back.
     h.processBroadcastWatermark(Long.MAX_VALUE);
+    // Event time is known (a test below starts without it).
+    h.processWatermark(T0 - 3_600_000);
   }
 
   @AfterEach
@@ -114,6 +116,33 @@ class SessionOperatorTest {
     assertThat(second.getCatalogMiss()).isTrue();
     assertThat(second.getCategory()).isEmpty();
     assertThat(second.getSessionFeatures(0)).isEqualTo(2.0);
+  }
+
+  @Test
+  void eventsBeforeTheFirstWatermarkWaitAndAreJudgedByIt() throws Exception {
+    h.close();
+    h =
+        ProcessFunctionTestHarnesses.forKeyedBroadcastProcessFunction(
+            new SessionOperator(GAP, 0, 5_000),
+            new EcomPipeline.BySession(),
+            Types.STRING,
+            SessionOperator.CATALOG);
+    h.setProcessingTime(10_000);
+    h.processBroadcastWatermark(Long.MAX_VALUE);
+    h.processBroadcastElement(SOFA, T0);
+    h.setProcessingTime(20_000); // the catalog has loaded
+    send(event("s-1", T0, EventKind.EVENT_KIND_PRODUCT_VIEW, "p-1"));
+    send(event("s-2", T0 - 7_200_000, EventKind.EVENT_KIND_PAGE_VIEW, null)); // hours late
+    assertThat(h.extractOutputValues()).isEmpty();
+    assertThat(side(SessionOperator.LATE)).isEmpty();
+
+    h.processWatermark(T0 - 60_000);
+    assertThat(h.extractOutputValues())
+        .extracting(e -> e.getEvent().getSessionId())
+        .containsExactly("s-1");
+    assertThat(side(SessionOperator.LATE))
+        .extracting(InvalidEvent::getReason)
+        .containsExactly(RejectReason.REJECT_REASON_LATE);
   }
 
   @Test
