@@ -1,6 +1,7 @@
 //! `ecom bench`: numbers, not assertions. `ecom bench generate` measures the generator
 //! in-process and into Kafka, our tuned producer side by side with librdkafka's defaults;
-//! `ecom bench serve` (bench_serve.rs) the gRPC services.
+//! `ecom bench serve` (bench_serve.rs) the gRPC services; `ecom bench job` (bench_job.rs) the
+//! Flink job.
 use anyhow::Context;
 use ecom_gen::{GenConfig, Generator, Payload};
 use prost::Message;
@@ -30,6 +31,9 @@ enum BenchWhat {
     /// `ecom serve` per method at fixed rates over loopback (p50/p99/p99.9, highest
     /// sustainable rate), single and batched, and the in-process cost of score + SHAP.
     Serve(crate::bench_serve::ServeBench),
+    /// The Flink job on the local cluster, Kafka → job (JNI + gRPC) → Kafka: throughput at
+    /// each parallelism next to unbatched serve calls, and latency at a fixed rate.
+    Job(crate::bench_job::JobBench),
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +81,7 @@ pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Sink(b) => sink(b).await,
         BenchWhat::Lsh(b) => lsh_accuracy(b),
         BenchWhat::Serve(b) => crate::bench_serve::run(b).await,
+        BenchWhat::Job(b) => crate::bench_job::run(b).await,
     }
 }
 

@@ -15,6 +15,31 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+/// Where the job runs: the jar, the Flink cluster and Kafka (shared by `ecom demo` and
+/// `ecom bench job`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct ClusterArgs {
+    /// The Flink job jar.
+    #[arg(long, env = "ECOM_JOB_JAR")]
+    pub(crate) jar: Option<PathBuf>,
+    /// Flink installation (bin/flink is used to submit).
+    #[arg(long, env = "FLINK_HOME")]
+    pub(crate) flink_home: Option<PathBuf>,
+    /// Flink REST URL.
+    #[arg(long, default_value = "http://127.0.0.1:8081", env = "FLINK_REST")]
+    pub(crate) flink_rest: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
+    pub(crate) brokers: String,
+}
+
+impl ClusterArgs {
+    /// The cluster to submit to.
+    pub(crate) fn flink(&self) -> Flink<'_> {
+        Flink { rest: &self.flink_rest, home: self.flink_home.as_deref(), jar: self.jar.as_deref() }
+    }
+}
+
 /// Arguments of `ecom demo`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
@@ -41,18 +66,8 @@ pub(crate) struct DemoArgs {
     /// Event time of the first session, ms since epoch (with --seed, repeats a run exactly).
     #[arg(long)]
     start_ms: Option<i64>,
-    /// The Flink job jar.
-    #[arg(long, env = "ECOM_JOB_JAR")]
-    jar: Option<PathBuf>,
-    /// Flink installation (bin/flink is used to submit).
-    #[arg(long, env = "FLINK_HOME")]
-    flink_home: Option<PathBuf>,
-    /// Flink REST URL.
-    #[arg(long, default_value = "http://127.0.0.1:8081", env = "FLINK_REST")]
-    flink_rest: String,
-    /// Kafka bootstrap servers.
-    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
-    brokers: String,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Elasticsearch URL.
     #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
     es_url: String,
@@ -86,10 +101,10 @@ const SESSIONS: &str = "ecom.sessions";
 const METRICS: &str = "ecom.metrics";
 
 /// Children started by the demo; killed on drop so an error never leaves them behind.
-struct Children(Vec<(String, tokio::process::Child)>);
+pub(crate) struct Children(pub(crate) Vec<(String, tokio::process::Child)>);
 
 impl Children {
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         for (name, child) in &mut self.0 {
             if let Some(pid) = child.id() {
                 // SIGTERM first: both services drain and exit cleanly.
@@ -157,7 +172,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
             vec![
                 "sink".to_string(),
                 "--brokers".into(),
-                a.brokers.clone(),
+                a.cluster.brokers.clone(),
                 "--es-url".into(),
                 a.es_url.clone(),
                 "--mongo-url".into(),
@@ -179,10 +194,13 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     wait_http(&http, "http://127.0.0.1:9464/health", "ecom sink", &logs.join("sink.log")).await?;
 
     step("submitting the Flink job");
-    let job = submit_job(&a, &http).await?;
+    let flink = a.cluster.flink();
+    let job_args: Vec<String> =
+        ["--bootstrap-servers", &a.cluster.brokers, "--serve-address", "127.0.0.1:50051"].map(String::from).to_vec();
+    let job = flink.submit(&http, a.parallelism, &job_args).await?;
 
     // Remember where the output topics end now: this run's results come after.
-    let out_start = end_offsets(&a.brokers, &[ENRICHED, INVALID, SESSIONS, METRICS])?;
+    let out_start = end_offsets(&a.cluster.brokers, &[ENRICHED, INVALID, SESSIONS, METRICS])?;
 
     step(&format!("generating {} events into {RAW}", a.events));
     let seed = a.seed.unwrap_or_else(|| {
@@ -195,7 +213,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         // ~6 s of event time per event covers the quietest hours at the default traffic.
         now - 2 * 3_600_000 - a.events as i64 * 6_000
     });
-    let mut gen_args = GenerateArgs::with(a.events, seed, a.malformed_rate, Some(start_ms), &a.brokers);
+    let mut gen_args = GenerateArgs::with(a.events, seed, a.malformed_rate, Some(start_ms), &a.cluster.brokers);
     gen_args.duplicate_rate = a.duplicate_rate;
     gen_args.late_rate = a.late_rate;
     gen_args.peak_sessions_per_hour = a.peak_sessions_per_hour;
@@ -209,7 +227,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         Ok(o) => o,
         Err(e) => {
             children.stop().await;
-            cancel_job(&a, &http, &job).await;
+            flink.cancel(&http, &job).await;
             return Err(e);
         }
     };
@@ -220,7 +238,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     if a.keep_job {
         eprintln!("leaving Flink job {job} running (--keep-job)");
     } else {
-        cancel_job(&a, &http, &job).await;
+        flink.cancel(&http, &job).await;
     }
     let (es_docs, mongo_docs, es_total, mongo_total) = stores?;
 
@@ -309,19 +327,19 @@ async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<()>
         .await
         .with_context(|| format!("Elasticsearch at {} does not answer: {hint}", a.es_url))?;
     let ov: Value = http
-        .get(format!("{}/overview", a.flink_rest))
+        .get(format!("{}/overview", a.cluster.flink_rest))
         .send()
         .await
-        .with_context(|| format!("Flink at {} does not answer: {hint}", a.flink_rest))?
+        .with_context(|| format!("Flink at {} does not answer: {hint}", a.cluster.flink_rest))?
         .json()
         .await?;
     if ov["taskmanagers"].as_u64().unwrap_or(0) == 0 {
-        bail!("Flink at {} has no TaskManager: {hint}", a.flink_rest);
+        bail!("Flink at {} has no TaskManager: {hint}", a.cluster.flink_rest);
     }
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &a.brokers).create()?;
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &a.cluster.brokers).create()?;
     let md = consumer
         .fetch_metadata(None, Duration::from_secs(10))
-        .with_context(|| format!("Kafka at {} does not answer: {hint}", a.brokers))?;
+        .with_context(|| format!("Kafka at {} does not answer: {hint}", a.cluster.brokers))?;
     for t in [RAW, ENRICHED, INVALID, SESSIONS, METRICS] {
         if !md.topics().iter().any(|x| x.name() == t && x.error().is_none()) {
             bail!("Kafka topic {t} is missing: {hint}");
@@ -341,7 +359,12 @@ async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn wait_http(http: &reqwest::Client, url: &str, what: &str, log: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) async fn wait_http(
+    http: &reqwest::Client,
+    url: &str,
+    what: &str,
+    log: &std::path::Path,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = http.get(url).send().await {
@@ -362,30 +385,58 @@ async fn wait_http(http: &reqwest::Client, url: &str, what: &str, log: &std::pat
     }
 }
 
-async fn submit_job(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<String> {
+/// A Flink session cluster to submit the job jar to: its REST URL, its `bin/flink`, the jar.
+pub(crate) struct Flink<'a> {
+    pub(crate) rest: &'a str,
+    pub(crate) home: Option<&'a std::path::Path>,
+    pub(crate) jar: Option<&'a std::path::Path>,
+}
+
+impl Flink<'_> {
+    /// Submits the job with `job_args` at `parallelism`, after cancelling any `ecom` job left
+    /// running, and waits until every task runs. Returns the job id.
+    pub(crate) async fn submit(
+        &self,
+        http: &reqwest::Client,
+        parallelism: u32,
+        job_args: &[String],
+    ) -> anyhow::Result<String> {
+        submit_job(self, http, parallelism, job_args).await
+    }
+
+    /// Cancels job `id` and waits (at most 30 s) until it stopped.
+    pub(crate) async fn cancel(&self, http: &reqwest::Client, id: &str) {
+        cancel_job(self.rest, http, id).await
+    }
+}
+
+async fn submit_job(
+    f: &Flink<'_>,
+    http: &reqwest::Client,
+    parallelism: u32,
+    job_args: &[String],
+) -> anyhow::Result<String> {
     // A job left over from an interrupted demo would compete for the same records.
-    let jobs: Value = http.get(format!("{}/jobs/overview", a.flink_rest)).send().await?.json().await?;
+    let jobs: Value = http.get(format!("{}/jobs/overview", f.rest)).send().await?.json().await?;
     for j in jobs["jobs"].as_array().cloned().unwrap_or_default() {
         if j["name"] == "ecom"
             && matches!(j["state"].as_str(), Some("RUNNING" | "CREATED" | "RESTARTING" | "INITIALIZING"))
         {
             let id = j["jid"].as_str().unwrap_or_default().to_string();
             eprintln!("cancelling the ecom job {id} left running by an earlier run");
-            cancel_job(a, http, &id).await;
+            cancel_job(f.rest, http, &id).await;
         }
     }
-    let flink_home = a.flink_home.clone().context("FLINK_HOME is not set: run via dev/demo or pass --flink-home")?;
-    let jar = a
-        .jar
-        .clone()
-        .context("the job jar is not set: run via dev/demo or pass --jar flink-job/target/ecom-flink-job.jar")?;
+    let flink_home = f.home.context("FLINK_HOME is not set: run via dev/demo or pass --flink-home")?;
+    let jar =
+        f.jar.context("the job jar is not set: run via dev/demo or pass --jar flink-job/target/ecom-flink-job.jar")?;
     if !jar.exists() {
         bail!("job jar {} does not exist: build it with dev/build", jar.display());
     }
     let out = tokio::process::Command::new(flink_home.join("bin/flink"))
-        .args(["run", "-d", "-p", &a.parallelism.to_string()])
-        .arg(&jar)
-        .args(["--bootstrap-servers", &a.brokers, "--serve-address", "127.0.0.1:50051"])
+        .args(["run", "-d", "-p", &parallelism.to_string()])
+        .arg(jar)
+        .args(job_args)
         .output()
         .await
         .with_context(|| format!("running {}/bin/flink", flink_home.display()))?;
@@ -402,7 +453,7 @@ async fn submit_job(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<Stri
     // offsets / earliest), but latency numbers would include the job's start.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let j: Value = http.get(format!("{}/jobs/{id}", a.flink_rest)).send().await?.json().await?;
+        let j: Value = http.get(format!("{}/jobs/{id}", f.rest)).send().await?.json().await?;
         let running =
             j["vertices"].as_array().is_some_and(|v| !v.is_empty() && v.iter().all(|v| v["status"] == "RUNNING"));
         if running {
@@ -410,13 +461,8 @@ async fn submit_job(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<Stri
             return Ok(id);
         }
         if matches!(j["state"].as_str(), Some("FAILED" | "CANCELED" | "FINISHED")) || Instant::now() > deadline {
-            let ex: Value = http
-                .get(format!("{}/jobs/{id}/exceptions", a.flink_rest))
-                .send()
-                .await?
-                .json()
-                .await
-                .unwrap_or_default();
+            let ex: Value =
+                http.get(format!("{}/jobs/{id}/exceptions", f.rest)).send().await?.json().await.unwrap_or_default();
             bail!(
                 "Flink job {id} did not start (state {}): {}",
                 j["state"],
@@ -427,15 +473,15 @@ async fn submit_job(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<Stri
     }
 }
 
-async fn cancel_job(a: &DemoArgs, http: &reqwest::Client, id: &str) {
-    let r = http.patch(format!("{}/jobs/{id}?mode=cancel", a.flink_rest)).send().await;
+async fn cancel_job(rest: &str, http: &reqwest::Client, id: &str) {
+    let r = http.patch(format!("{}/jobs/{id}?mode=cancel", rest)).send().await;
     if let Err(e) = r {
         eprintln!("warning: could not cancel Flink job {id}: {e}");
         return;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("{}/jobs/{id}", a.flink_rest)).send().await {
+        if let Ok(r) = http.get(format!("{}/jobs/{id}", rest)).send().await {
             if let Ok(j) = r.json::<Value>().await {
                 if matches!(j["state"].as_str(), Some("CANCELED" | "FAILED" | "FINISHED")) {
                     eprintln!("Flink job {id} cancelled");
@@ -448,7 +494,7 @@ async fn cancel_job(a: &DemoArgs, http: &reqwest::Client, id: &str) {
     eprintln!("warning: Flink job {id} did not stop within 30 s");
 }
 
-fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String, i32), i64>> {
+pub(crate) fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String, i32), i64>> {
     let consumer: BaseConsumer =
         ClientConfig::new().set("bootstrap.servers", brokers).set("isolation.level", "read_committed").create()?;
     let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
@@ -495,7 +541,7 @@ async fn collect_outputs(
     start: &HashMap<(String, i32), i64>,
 ) -> anyhow::Result<Outcome> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &a.brokers)
+        .set("bootstrap.servers", &a.cluster.brokers)
         .set("group.id", "ecom-demo-reconcile")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
@@ -522,7 +568,7 @@ async fn collect_outputs(
                 a.timeout_secs,
                 seen.len(),
                 gen.produced,
-                a.flink_rest,
+                a.cluster.flink_rest,
                 a.state_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
             );
         }
