@@ -32,7 +32,7 @@ struct Cli {
 enum Cmd {
     /// Generate shop events (with a share of malformed records) into Kafka ecom.events.raw.
     Generate(generate::GenerateArgs),
-    /// Run the gRPC services (Guard) on :50051 with HTTP /health and /metrics on :8080.
+    /// Run the gRPC services (Guard, Score, Recommend) on :50051 with HTTP /health and /metrics on :8080.
     Serve(ServeArgs),
     /// Copy ecom.events.enriched, ecom.sessions and ecom.metrics into Elasticsearch
     /// (ecom-events-*, ecom-sessions-*, ecom-metrics-*) and MongoDB (ecom.events, ecom.sessions,
