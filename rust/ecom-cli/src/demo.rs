@@ -401,100 +401,93 @@ impl Flink<'_> {
         parallelism: u32,
         job_args: &[String],
     ) -> anyhow::Result<String> {
-        submit_job(self, http, parallelism, job_args).await
+        // A job left over from an interrupted demo would compete for the same records.
+        let jobs: Value = http.get(format!("{}/jobs/overview", self.rest)).send().await?.json().await?;
+        for j in jobs["jobs"].as_array().cloned().unwrap_or_default() {
+            if j["name"] == "ecom"
+                && matches!(j["state"].as_str(), Some("RUNNING" | "CREATED" | "RESTARTING" | "INITIALIZING"))
+            {
+                let id = j["jid"].as_str().unwrap_or_default().to_string();
+                eprintln!("cancelling the ecom job {id} left running by an earlier run");
+                self.cancel(http, &id).await;
+            }
+        }
+        let flink_home = self.home.context("FLINK_HOME is not set: run via dev/demo or pass --flink-home")?;
+        let jar = self
+            .jar
+            .context("the job jar is not set: run via dev/demo or pass --jar flink-job/target/ecom-flink-job.jar")?;
+        if !jar.exists() {
+            bail!("job jar {} does not exist: build it with dev/build", jar.display());
+        }
+        let out = tokio::process::Command::new(flink_home.join("bin/flink"))
+            .args(["run", "-d", "-p", &parallelism.to_string()])
+            .arg(jar)
+            .args(job_args)
+            .output()
+            .await
+            .with_context(|| format!("running {}/bin/flink", flink_home.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let id = stdout
+            .lines()
+            .find_map(|l| l.split("JobID ").nth(1))
+            .map(|s| s.trim().to_string())
+            .filter(|_| out.status.success());
+        let Some(id) = id else {
+            bail!("flink run failed ({}):\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        };
+        // Wait until every task runs: records produced before that are still read (committed
+        // offsets / earliest), but latency numbers would include the job's start.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let j: Value = http.get(format!("{}/jobs/{id}", self.rest)).send().await?.json().await?;
+            let running =
+                j["vertices"].as_array().is_some_and(|v| !v.is_empty() && v.iter().all(|v| v["status"] == "RUNNING"));
+            if running {
+                eprintln!("Flink job {id} is running");
+                return Ok(id);
+            }
+            if matches!(j["state"].as_str(), Some("FAILED" | "CANCELED" | "FINISHED")) || Instant::now() > deadline {
+                let ex: Value = http
+                    .get(format!("{}/jobs/{id}/exceptions", self.rest))
+                    .send()
+                    .await?
+                    .json()
+                    .await
+                    .unwrap_or_default();
+                bail!(
+                    "Flink job {id} did not start (state {}): {}",
+                    j["state"],
+                    ex["root-exception"].as_str().unwrap_or("no exception reported")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// Cancels job `id` and waits (at most 30 s) until it stopped.
     pub(crate) async fn cancel(&self, http: &reqwest::Client, id: &str) {
-        cancel_job(self.rest, http, id).await
-    }
-}
-
-async fn submit_job(
-    f: &Flink<'_>,
-    http: &reqwest::Client,
-    parallelism: u32,
-    job_args: &[String],
-) -> anyhow::Result<String> {
-    // A job left over from an interrupted demo would compete for the same records.
-    let jobs: Value = http.get(format!("{}/jobs/overview", f.rest)).send().await?.json().await?;
-    for j in jobs["jobs"].as_array().cloned().unwrap_or_default() {
-        if j["name"] == "ecom"
-            && matches!(j["state"].as_str(), Some("RUNNING" | "CREATED" | "RESTARTING" | "INITIALIZING"))
-        {
-            let id = j["jid"].as_str().unwrap_or_default().to_string();
-            eprintln!("cancelling the ecom job {id} left running by an earlier run");
-            cancel_job(f.rest, http, &id).await;
+        let r = http.patch(format!("{}/jobs/{id}?mode=cancel", self.rest)).send().await;
+        if let Err(e) = r {
+            eprintln!("warning: could not cancel Flink job {id}: {e}");
+            return;
         }
-    }
-    let flink_home = f.home.context("FLINK_HOME is not set: run via dev/demo or pass --flink-home")?;
-    let jar =
-        f.jar.context("the job jar is not set: run via dev/demo or pass --jar flink-job/target/ecom-flink-job.jar")?;
-    if !jar.exists() {
-        bail!("job jar {} does not exist: build it with dev/build", jar.display());
-    }
-    let out = tokio::process::Command::new(flink_home.join("bin/flink"))
-        .args(["run", "-d", "-p", &parallelism.to_string()])
-        .arg(jar)
-        .args(job_args)
-        .output()
-        .await
-        .with_context(|| format!("running {}/bin/flink", flink_home.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let id = stdout
-        .lines()
-        .find_map(|l| l.split("JobID ").nth(1))
-        .map(|s| s.trim().to_string())
-        .filter(|_| out.status.success());
-    let Some(id) = id else {
-        bail!("flink run failed ({}):\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    };
-    // Wait until every task runs: records produced before that are still read (committed
-    // offsets / earliest), but latency numbers would include the job's start.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let j: Value = http.get(format!("{}/jobs/{id}", f.rest)).send().await?.json().await?;
-        let running =
-            j["vertices"].as_array().is_some_and(|v| !v.is_empty() && v.iter().all(|v| v["status"] == "RUNNING"));
-        if running {
-            eprintln!("Flink job {id} is running");
-            return Ok(id);
-        }
-        if matches!(j["state"].as_str(), Some("FAILED" | "CANCELED" | "FINISHED")) || Instant::now() > deadline {
-            let ex: Value =
-                http.get(format!("{}/jobs/{id}/exceptions", f.rest)).send().await?.json().await.unwrap_or_default();
-            bail!(
-                "Flink job {id} did not start (state {}): {}",
-                j["state"],
-                ex["root-exception"].as_str().unwrap_or("no exception reported")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn cancel_job(rest: &str, http: &reqwest::Client, id: &str) {
-    let r = http.patch(format!("{}/jobs/{id}?mode=cancel", rest)).send().await;
-    if let Err(e) = r {
-        eprintln!("warning: could not cancel Flink job {id}: {e}");
-        return;
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("{}/jobs/{id}", rest)).send().await {
-            if let Ok(j) = r.json::<Value>().await {
-                if matches!(j["state"].as_str(), Some("CANCELED" | "FAILED" | "FINISHED")) {
-                    eprintln!("Flink job {id} cancelled");
-                    return;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = http.get(format!("{}/jobs/{id}", self.rest)).send().await {
+                if let Ok(j) = r.json::<Value>().await {
+                    if matches!(j["state"].as_str(), Some("CANCELED" | "FAILED" | "FINISHED")) {
+                        eprintln!("Flink job {id} cancelled");
+                        return;
+                    }
                 }
             }
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        eprintln!("warning: Flink job {id} did not stop within 30 s");
     }
-    eprintln!("warning: Flink job {id} did not stop within 30 s");
 }
 
-pub(crate) fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String, i32), i64>> {
+fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String, i32), i64>> {
     let consumer: BaseConsumer =
         ClientConfig::new().set("bootstrap.servers", brokers).set("isolation.level", "read_committed").create()?;
     let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;

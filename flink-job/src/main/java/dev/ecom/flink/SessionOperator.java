@@ -198,10 +198,7 @@ public final class SessionOperator
         return;
       }
       ReadOnlyBroadcastState<String, Product> catalog = ctx.getBroadcastState(CATALOG);
-      boolean ready = !noEventTimeYet(ctx);
-      for (EnrichedEvent w : waiting.get()) {
-        ready &= !mustWait(catalog, w, timestamp);
-      }
+      boolean ready = !noEventTimeYet(ctx) && !anyWaitsForCatalog(catalog, timestamp);
       if (ready || timestamp - since >= catalogWaitMs) {
         drainWaiting(catalog, ctx, out);
       } else {
@@ -213,13 +210,9 @@ public final class SessionOperator
       // The first watermark: drain now unless the catalog is still loading (the
       // processing-time timer then drains).
       ReadOnlyBroadcastState<String, Product> catalog = ctx.getBroadcastState(CATALOG);
-      long now = ctx.timerService().currentProcessingTime();
-      for (EnrichedEvent w : waiting.get()) {
-        if (mustWait(catalog, w, now)) {
-          return;
-        }
+      if (!anyWaitsForCatalog(catalog, ctx.timerService().currentProcessingTime())) {
+        drainWaiting(catalog, ctx, out);
       }
-      drainWaiting(catalog, ctx, out);
       return;
     }
     // Events still waiting for the catalog belong to the session before it closes (and at the
@@ -240,6 +233,17 @@ public final class SessionOperator
     state.clear();
     meta.clear();
     seen.clear();
+  }
+
+  /** Whether any waiting event still needs the catalog (see {@link #mustWait}). */
+  private boolean anyWaitsForCatalog(ReadOnlyBroadcastState<String, Product> catalog, long now)
+      throws Exception {
+    for (EnrichedEvent w : waiting.get()) {
+      if (mustWait(catalog, w, now)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** True before the job's first watermark: event time is not known yet. */

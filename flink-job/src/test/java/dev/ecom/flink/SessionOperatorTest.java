@@ -39,14 +39,18 @@ class SessionOperatorTest {
   private KeyedBroadcastOperatorTestHarness<String, EnrichedEvent, Product, EnrichedEvent> h;
   private int offset;
 
+  private static KeyedBroadcastOperatorTestHarness<String, EnrichedEvent, Product, EnrichedEvent>
+      harness() throws Exception {
+    return ProcessFunctionTestHarnesses.forKeyedBroadcastProcessFunction(
+        new SessionOperator(GAP, 0, 5_000),
+        new EcomPipeline.BySession(),
+        Types.STRING,
+        SessionOperator.CATALOG);
+  }
+
   @BeforeEach
   void open() throws Exception {
-    h =
-        ProcessFunctionTestHarnesses.forKeyedBroadcastProcessFunction(
-            new SessionOperator(GAP, 0, 5_000),
-            new EcomPipeline.BySession(),
-            Types.STRING,
-            SessionOperator.CATALOG);
+    h = harness();
     h.setProcessingTime(0);
     // As in the job: the catalog never holds event time back.
     h.processBroadcastWatermark(Long.MAX_VALUE);
@@ -121,12 +125,7 @@ class SessionOperatorTest {
   @Test
   void eventsBeforeTheFirstWatermarkWaitAndAreJudgedByIt() throws Exception {
     h.close();
-    h =
-        ProcessFunctionTestHarnesses.forKeyedBroadcastProcessFunction(
-            new SessionOperator(GAP, 0, 5_000),
-            new EcomPipeline.BySession(),
-            Types.STRING,
-            SessionOperator.CATALOG);
+    h = harness();
     h.setProcessingTime(10_000);
     h.processBroadcastWatermark(Long.MAX_VALUE);
     h.processBroadcastElement(SOFA, T0);

@@ -144,15 +144,14 @@ public abstract class BatchingServeCall<Q, A>
       resultFuture.complete(List.of(input));
       return;
     }
+    pending.add(resultFuture);
     Q req;
     try {
       req = request(input);
     } catch (RuntimeException e) {
-      pending.add(resultFuture);
       fallback(input, resultFuture, Status.INVALID_ARGUMENT.withCause(e));
       return;
     }
-    pending.add(resultFuture);
     List<Waiting<Q>> full = null;
     boolean first;
     synchronized (lock) {

@@ -14,6 +14,8 @@ import java.net.Socket;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.apache.flink.streaming.api.datastream.AsyncDataStream;
 import org.apache.flink.streaming.api.functions.async.AsyncFunction;
 import org.apache.flink.streaming.api.operators.async.AsyncWaitOperatorFactory;
@@ -59,12 +61,14 @@ class BatchingServeCallTest {
     // A TCP endpoint that accepts and never speaks: the batch RPC hangs until Flink's timeout.
     try (ServerSocket silent = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
       List<Socket> held = new ArrayList<>();
+      CountDownLatch connected = new CountDownLatch(1);
       Thread acceptor =
           new Thread(
               () -> {
                 try {
                   while (true) {
                     held.add(silent.accept());
+                    connected.countDown();
                   }
                 } catch (Exception closed) {
                   // the test is over
@@ -78,7 +82,8 @@ class BatchingServeCallTest {
       for (int i = 0; i < 3; i++) {
         h.processElement(new StreamRecord<>(event(i, EventKind.EVENT_KIND_PRODUCT_VIEW), i));
       }
-      Thread.sleep(200); // both batches (2 + 1 after the 5 ms delay) are on the wire
+      // The first batch went out (the channel connected) and nothing answers it.
+      assertThat(connected.await(30, TimeUnit.SECONDS)).isTrue();
       assertThat(records(h)).isEmpty();
       h.setProcessingTime(60_001);
       h.endInput();
