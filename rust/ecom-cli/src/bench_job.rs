@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 /// Arguments of `ecom bench job`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct JobBench {
-    /// Records pre-filled into the scratch raw topic of each throughput run.
-    #[arg(long, default_value_t = 50_000)]
+    /// Records pre-filled into the scratch raw topic of each throughput run (0: no throughput
+    /// runs, only the latency run). A new job spends its first tens of seconds compiling (JIT):
+    /// fewer records measure more of that.
+    #[arg(long, default_value_t = 100_000)]
     events: u64,
     /// Job parallelisms measured (the scratch raw topic has 2 partitions).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
@@ -29,9 +31,13 @@ pub(crate) struct JobBench {
     /// Records per second of the latency run.
     #[arg(long, default_value_t = 2_000.0)]
     rate: f64,
-    /// Seconds of the latency run.
+    /// Seconds of the latency run that are measured.
     #[arg(long, default_value_t = 30)]
     latency_seconds: u64,
+    /// Seconds produced at the rate before the latency run's measured part, left out of its
+    /// percentiles: a new job's first seconds are class loading and JIT compilation.
+    #[arg(long, default_value_t = 5)]
+    warmup_seconds: u64,
     /// Skip the baseline (serve calls one event each: --rpc-batch-size 1, parallelism 1).
     #[arg(long)]
     no_baseline: bool,
@@ -49,6 +55,9 @@ pub(crate) struct JobBench {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// More job options for every run, after `--` (e.g. `-- --checkpoint-interval-ms 10000`).
+    #[arg(last = true, allow_hyphen_values = true, num_args = 0..)]
+    job_args: Vec<String>,
 }
 
 /// The bench's own ecom serve, away from the default ports.
@@ -65,6 +74,69 @@ struct Run {
     /// produced → enriched, ms.
     p50_ms: i64,
     p99_ms: i64,
+    /// produced → read by a read_committed consumer (after the job's transaction commits), ms.
+    visible_p50_ms: i64,
+    visible_p99_ms: i64,
+    /// CPU seconds each process on the path used during the run (submit → cancel).
+    cpu: Vec<(&'static str, f64)>,
+}
+
+/// One run: `rate` None: pre-fill, then start the job (throughput); Some: start the job, then
+/// produce at that rate (latency).
+struct Case<'a> {
+    label: &'a str,
+    parallelism: u32,
+    rpc_batch: u32,
+    rate: Option<f64>,
+}
+
+/// The processes a run's CPU goes to, found by their command lines in /proc (Linux), so a run
+/// can say where its CPU went. A process not found is left out.
+struct Procs(Vec<(&'static str, u32)>);
+
+impl Procs {
+    fn find(serve: Option<u32>) -> Self {
+        let mut found = vec![("bench", std::process::id())];
+        found.extend(serve.map(|pid| ("serve", pid)));
+        let patterns = [
+            ("flink tm", "TaskManagerRunner"),
+            ("flink jm", "StandaloneSessionClusterEntrypoint"),
+            ("kafka", "kafka.Kafka"),
+            ("redis", "redis-server"),
+        ];
+        let cmdlines: Vec<(u32, String)> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|d| {
+                let pid = d.file_name().to_str()?.parse::<u32>().ok()?;
+                let cmd = std::fs::read(d.path().join("cmdline")).ok()?;
+                Some((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
+            })
+            .collect();
+        for (name, pattern) in patterns {
+            if let Some((pid, _)) = cmdlines.iter().find(|(_, c)| c.contains(pattern)) {
+                found.push((name, *pid));
+            }
+        }
+        Procs(found)
+    }
+
+    /// User + system CPU seconds of each process so far (/proc/PID/stat counts in 1/100 s).
+    fn cpu_seconds(&self) -> Vec<(&'static str, f64)> {
+        self.0
+            .iter()
+            .map(|&(name, pid)| {
+                let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|st| {
+                    // Fields after the command name (which may hold spaces) in parentheses.
+                    let rest = st.rsplit_once(')')?.1;
+                    let f: Vec<&str> = rest.split_whitespace().collect();
+                    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+                });
+                (name, ticks.unwrap_or(0) as f64 / 100.0)
+            })
+            .collect()
+    }
 }
 
 pub(crate) async fn run(a: JobBench) -> anyhow::Result<()> {
@@ -87,21 +159,30 @@ pub(crate) async fn run(a: JobBench) -> anyhow::Result<()> {
     let mut children = Children(vec![("serve".into(), serve)]);
     wait_http(&http, &format!("http://{SERVE_HTTP}/health"), "ecom serve", &log_path).await?;
     let flink = a.cluster.flink();
+    let procs = Procs::find(children.0.first().and_then(|(_, c)| c.id()));
 
-    let mut cases: Vec<(String, u32, u32)> =
-        a.parallelism.iter().map(|&p| (format!("throughput, parallelism {p}"), p, 64)).collect();
-    if !a.no_baseline {
+    let mut cases: Vec<(String, u32, u32)> = if a.events == 0 {
+        Vec::new()
+    } else {
+        a.parallelism.iter().map(|&p| (format!("throughput, parallelism {p}"), p, 64)).collect()
+    };
+    if !a.no_baseline && a.events > 0 {
         cases.push(("baseline: unbatched serve calls, parallelism 1".into(), 1, 1));
     }
     let mut runs = Vec::new();
     for (label, p, batch) in cases {
         eprintln!("==> {label}: {} records pre-filled", a.events);
-        let r = one_run(&a, &flink, &http, &label, p, batch, None).await;
+        let r =
+            one_run(&a, &flink, &http, &procs, Case { label: &label, parallelism: p, rpc_batch: batch, rate: None })
+                .await;
         runs.push(r?);
     }
     let secs = a.latency_seconds;
-    eprintln!("==> latency: {} records/s for {secs} s, parallelism 1", a.rate);
-    runs.push(one_run(&a, &flink, &http, "latency at a fixed rate, parallelism 1", 1, 64, Some(a.rate)).await?);
+    eprintln!("==> latency: {} records/s for {} s ({secs} s measured), parallelism 1", a.rate, a.warmup_seconds + secs);
+    let case =
+        Case { label: "latency at a fixed rate, parallelism 1", parallelism: 1, rpc_batch: 64, rate: Some(a.rate) };
+    let latency = one_run(&a, &flink, &http, &procs, case);
+    runs.push(latency.await?);
     children.stop().await;
 
     if a.json {
@@ -110,38 +191,59 @@ pub(crate) async fn run(a: JobBench) -> anyhow::Result<()> {
             .map(|r| {
                 json!({"run": r.label, "parallelism": r.parallelism, "rpc_batch_size": r.rpc_batch,
                        "records": r.records, "events_per_s": r.records as f64 / r.job_seconds.max(1e-9),
-                       "p50_ms": r.p50_ms, "p99_ms": r.p99_ms})
+                       "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
+                       "visible_p50_ms": r.visible_p50_ms, "visible_p99_ms": r.visible_p99_ms,
+                       "cpu_seconds": r.cpu.iter().map(|(n, s)| (n.to_string(), json!(s))).collect::<serde_json::Map<_, _>>()})
             })
             .collect();
         println!("{}", json!({"runs": out}));
         return Ok(());
     }
-    println!("{:<52} {:>9} {:>12} {:>10} {:>10}", "run", "records", "events/s", "p50 ms", "p99 ms");
+    println!(
+        "{:<52} {:>9} {:>10} {:>8} {:>8} {:>12} {:>12}",
+        "run", "records", "events/s", "p50 ms", "p99 ms", "visible p50", "visible p99"
+    );
     for r in &runs {
         println!(
-            "{:<52} {:>9} {:>12.0} {:>10} {:>10}",
+            "{:<52} {:>9} {:>10.0} {:>8} {:>8} {:>12} {:>12}",
             r.label,
             r.records,
             r.records as f64 / r.job_seconds.max(1e-9),
             r.p50_ms,
-            r.p99_ms
+            r.p99_ms,
+            r.visible_p50_ms,
+            r.visible_p99_ms
         );
     }
-    println!("(events/s: records over first ingestion → last output; p50/p99: produced_at → enriched_at)");
+    println!("(events/s: records over first ingestion → last output; p50/p99: produced_at → enriched_at, as the");
+    println!(" event leaves the job; visible: produced_at → read by a read_committed consumer, i.e. after the");
+    println!(" checkpoint that commits it — what a downstream reader sees under exactly-once; the latency run");
+    println!(" leaves out its first {} s of warm-up)", a.warmup_seconds);
+    println!();
+    println!("CPU per 1,000 records, ms (user + system, from the job's submission to the last output;");
+    println!("bench: this process, which produces the latency run's records and reads every run's output):");
+    if let Some(first) = runs.first() {
+        let names: Vec<&str> = first.cpu.iter().map(|(n, _)| *n).collect();
+        println!("{:<52} {}  {:>8}", "run", names.iter().map(|n| format!("{n:>10}")).collect::<String>(), "total");
+        for r in &runs {
+            let per_k = |s: f64| s * 1000.0 / (r.records.max(1) as f64 / 1000.0);
+            let total: f64 = r.cpu.iter().map(|(_, s)| per_k(*s)).sum();
+            let cells: String = r.cpu.iter().map(|(_, s)| format!("{:>10.0}", per_k(*s))).collect();
+            println!("{:<52} {cells}  {total:>8.0}", r.label);
+        }
+    }
     Ok(())
 }
 
-/// One job on fresh scratch topics. `rate` None: pre-fill, then start the job (throughput);
-/// Some: start the job, then produce at that rate (latency).
+/// One job on fresh scratch topics.
 async fn one_run(
     a: &JobBench,
     flink: &Flink<'_>,
     http: &reqwest::Client,
-    label: &str,
-    parallelism: u32,
-    rpc_batch: u32,
-    rate: Option<f64>,
+    procs: &Procs,
+    case: Case<'_>,
 ) -> anyhow::Result<Run> {
+    let Case { label, parallelism, rpc_batch, rate } = case;
     let id = format!(
         "bench-{}",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
@@ -157,7 +259,7 @@ async fn one_run(
         r.map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
     }
     let records = match rate {
-        Some(r) => (r * a.latency_seconds as f64) as u64,
+        Some(r) => (r * (a.warmup_seconds + a.latency_seconds) as f64) as u64,
         None => a.events,
     };
     let mut gen = GenerateArgs::with(records, 1, 0.02, None, &a.cluster.brokers);
@@ -183,33 +285,58 @@ async fn one_run(
     ]
     .into_iter()
     .flat_map(|(k, v)| [k.to_string(), v])
+    .chain(a.job_args.iter().cloned())
     .collect();
+    let cpu_before = procs.cpu_seconds();
     let job = flink.submit(http, parallelism, &args).await?;
     let producing = rate.map(|_| tokio::spawn(generate::generate(gen)));
     let counted = count_outputs(a, &names[1], &names[2], records).await;
+    let cpu: Vec<(&'static str, f64)> = procs
+        .cpu_seconds()
+        .into_iter()
+        .zip(cpu_before)
+        .map(|((name, after), (_, before))| (name, after - before))
+        .collect();
     flink.cancel(http, &job).await;
     if let Some(p) = producing {
         p.await.context("the generate task panicked")?.context("producing at a fixed rate")?;
     }
     let _ = admin.delete_topics(&names.iter().map(String::as_str).collect::<Vec<_>>(), &AdminOptions::new()).await;
-    let (job_seconds, mut latencies) = counted?;
+    let (job_seconds, samples) = counted?;
+    // The latency run's percentiles leave out what was produced during the warm-up.
+    let measured_from = match rate {
+        Some(_) => samples.iter().map(|s| s.0).min().unwrap_or(0) + a.warmup_seconds as i64 * 1000,
+        None => i64::MIN,
+    };
+    let kept = samples.iter().filter(|s| s.0 >= measured_from);
+    let (mut latencies, mut visible): (Vec<i64>, Vec<i64>) = kept.map(|s| (s.1, s.2)).unzip();
     latencies.sort_unstable();
-    let pct = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)));
+    visible.sort_unstable();
+    let pct =
+        |v: &[i64], q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(0);
     Ok(Run {
         label: label.to_string(),
         parallelism,
         rpc_batch,
         records,
         job_seconds,
-        p50_ms: pct(0.5).copied().unwrap_or(0),
-        p99_ms: pct(0.99).copied().unwrap_or(0),
+        p50_ms: pct(&latencies, 0.5),
+        p99_ms: pct(&latencies, 0.99),
+        visible_p50_ms: pct(&visible, 0.5),
+        visible_p99_ms: pct(&visible, 0.99),
+        cpu,
     })
 }
 
 /// Reads the run's enriched and invalid topics (read_committed) until `records` came out.
-/// Returns the span from the first ingestion to the last output, in seconds, and the
-/// produced → enriched latencies in ms.
-async fn count_outputs(a: &JobBench, enriched: &str, invalid: &str, records: u64) -> anyhow::Result<(f64, Vec<i64>)> {
+/// Returns the span from the first ingestion to the last output, in seconds, the
+/// enriched events' (produced_at, produced → enriched, produced → read) in ms.
+async fn count_outputs(
+    a: &JobBench,
+    enriched: &str,
+    invalid: &str,
+    records: u64,
+) -> anyhow::Result<(f64, Vec<(i64, i64, i64)>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &a.cluster.brokers)
         .set("group.id", format!("{enriched}-count"))
@@ -220,7 +347,7 @@ async fn count_outputs(a: &JobBench, enriched: &str, invalid: &str, records: u64
     consumer.subscribe(&[enriched, invalid])?;
     let deadline = Instant::now() + Duration::from_secs(a.timeout_secs);
     let (mut seen, mut first_in, mut last_out) = (0u64, i64::MAX, i64::MIN);
-    let mut latencies = Vec::new();
+    let mut samples = Vec::new();
     while seen < records {
         if Instant::now() > deadline {
             bail!("timed out after {} s with {seen} of {records} records out of the job", a.timeout_secs);
@@ -231,7 +358,7 @@ async fn count_outputs(a: &JobBench, enriched: &str, invalid: &str, records: u64
         let (ingested, out) = if msg.topic() == enriched {
             let e = EnrichedEvent::decode(payload)?;
             if e.produced_at_ms > 0 {
-                latencies.push(e.enriched_at_ms - e.produced_at_ms);
+                samples.push((e.produced_at_ms, e.enriched_at_ms - e.produced_at_ms, now_ms() - e.produced_at_ms));
             }
             (e.ingested_at_ms, e.enriched_at_ms)
         } else {
@@ -242,5 +369,9 @@ async fn count_outputs(a: &JobBench, enriched: &str, invalid: &str, records: u64
         first_in = first_in.min(ingested);
         last_out = last_out.max(out);
     }
-    Ok(((last_out - first_in) as f64 / 1000.0, latencies))
+    Ok(((last_out - first_in) as f64 / 1000.0, samples))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

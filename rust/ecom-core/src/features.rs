@@ -151,7 +151,9 @@ fn insert_sorted(v: &mut Vec<String>, s: &str) {
 }
 
 /// Folds one event into the state. Events may come slightly out of order: times only ever
-/// widen the session, and gaps never go negative.
+/// widen the session, and gaps never go negative. Reads only `e.event`, `e.category` and
+/// `e.style`: the Flink job sends just those (SessionOperator.foldInput), so a new field read
+/// here must be added there too.
 pub fn update(state: &mut SessionState, e: &EnrichedEvent) -> Result<(), FeatureError> {
     if state.schema_version != SCHEMA_VERSION {
         return Err(FeatureError::Version { found: state.schema_version });

@@ -88,6 +88,9 @@ public final class EcomJob {
     conf.set(PipelineOptions.GENERIC_TYPES, false);
     StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
     env.enableCheckpointing(cfg.checkpointIntervalMs(), CheckpointingMode.EXACTLY_ONCE);
+    // Flink's default (100 ms) holds a record in a half-full network buffer for up to that long
+    // at every shuffle; at a few thousand events/s the buffers rarely fill.
+    env.setBufferTimeout(cfg.bufferTimeoutMs());
     if (cfg.parallelism() > 0) {
       env.setParallelism(cfg.parallelism());
     }

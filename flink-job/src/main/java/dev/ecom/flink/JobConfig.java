@@ -25,6 +25,7 @@ public record JobConfig(
     String enrichedTopic,
     String invalidTopic,
     long checkpointIntervalMs,
+    long bufferTimeoutMs,
     long guardTimeoutMs,
     int guardCapacity,
     String ipHashKey,
@@ -83,6 +84,9 @@ public record JobConfig(
     OPTIONS.put(
         "checkpoint-interval-ms", new String[] {"2000", "checkpoint (and commit) interval"});
     OPTIONS.put(
+        "buffer-timeout-ms",
+        new String[] {"5", "longest a record waits in a network buffer between tasks"});
+    OPTIONS.put(
         "guard-timeout-ms", new String[] {"1000", "Guard answer timeout before the fallback"});
     OPTIONS.put("guard-capacity", new String[] {"256", "events in flight to Guard per task"});
     OPTIONS.put(
@@ -103,7 +107,7 @@ public record JobConfig(
     OPTIONS.put("rpc-batch-size", new String[] {"64", "events per batch call to ecom serve"});
     OPTIONS.put(
         "rpc-batch-max-delay-ms",
-        new String[] {"5", "longest an event waits for its serve batch to fill"});
+        new String[] {"2", "longest an event waits for its serve batch to fill"});
     OPTIONS.put("ip-hash-key", new String[] {null, "HMAC key for ip_hash (default: a dev key)"});
     OPTIONS.put(
         "transactional-id-prefix",
@@ -111,7 +115,7 @@ public record JobConfig(
     OPTIONS.put("parallelism", new String[] {null, "job parallelism (default: the cluster's)"});
     OPTIONS.put("batch-size", new String[] {"256", "records per native validate/LSH call"});
     OPTIONS.put(
-        "batch-max-delay-ms", new String[] {"100", "longest a record waits for its batch to fill"});
+        "batch-max-delay-ms", new String[] {"5", "longest a record waits for its batch to fill"});
     OPTIONS.put("lsh-perm", new String[] {"32", "MinHash permutations (as the model was trained)"});
     OPTIONS.put("lsh-bands", new String[] {"8", "LSH bands; must divide --lsh-perm"});
     OPTIONS.put("catalog-topic", new String[] {"ecom.catalog", "compacted topic of products"});
@@ -142,6 +146,7 @@ public record JobConfig(
     Objects.requireNonNull(serveAddress, "serveAddress");
     Objects.requireNonNull(ipHashKey, "ipHashKey");
     positive("checkpoint-interval-ms", checkpointIntervalMs);
+    positive("buffer-timeout-ms", bufferTimeoutMs);
     positive("guard-timeout-ms", guardTimeoutMs);
     positive("guard-capacity", guardCapacity);
     positive("score-timeout-ms", scoreTimeoutMs);
@@ -234,6 +239,7 @@ public record JobConfig(
         get(given, "enriched-topic"),
         get(given, "invalid-topic"),
         number(given, "checkpoint-interval-ms"),
+        number(given, "buffer-timeout-ms"),
         number(given, "guard-timeout-ms"),
         (int) number(given, "guard-capacity"),
         key == null ? DEV_IP_HASH_KEY : key,
@@ -385,6 +391,8 @@ public record JobConfig(
         + catalogTopic
         + ", checkpointIntervalMs="
         + checkpointIntervalMs
+        + ", bufferTimeoutMs="
+        + bufferTimeoutMs
         + ", guardTimeoutMs="
         + guardTimeoutMs
         + ", guardCapacity="

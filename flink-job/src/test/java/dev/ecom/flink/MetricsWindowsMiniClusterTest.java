@@ -155,7 +155,7 @@ class MetricsWindowsMiniClusterTest {
           .isEqualTo(m.getViews() > 0 ? (double) m.getPurchases() / m.getViews() : 0.0);
       assertThat(m.getEpsilonSpent()).isCloseTo(4 * EXACTISH.epsilonPerValue(), within(1e-3));
     }
-    assertThat(lateSink.results()).containsExactly(late);
+    assertThat(lateSink.results()).containsExactly(MetricsWindows.slim(late));
 
     assertThat(sumCounters(job, "lateEvents")).isEqualTo(1);
     assertThat(sumCounters(job, "windowsReleased")).isEqualTo(out.size());

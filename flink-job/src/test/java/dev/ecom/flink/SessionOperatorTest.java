@@ -95,6 +95,31 @@ class SessionOperatorTest {
   }
 
   @Test
+  void theFoldInputGivesTheSameStateAndFeaturesAsTheWholeRecord() {
+    EnrichedEvent whole =
+        event("s-1", T0, EventKind.EVENT_KIND_ADD_TO_CART, "p-1").toBuilder()
+            .setCategory("sofas")
+            .setStyle("scandinavian")
+            .setMaterial("linen")
+            .setPriceCents(89_900)
+            .setIpHash("abc")
+            .addAllLshSignature(List.of(1L, 2L, 3L))
+            .addLshBuckets(7L)
+            .build();
+    int n = EcomNative.featureSchema().length - 1;
+    double[] fromWhole = new double[n];
+    double[] fromSlim = new double[n];
+    byte[][] a =
+        EcomNative.sessionUpdateBatch(
+            new byte[][] {null}, new byte[][] {whole.toByteArray()}, null, fromWhole);
+    byte[][] b =
+        EcomNative.sessionUpdateBatch(
+            new byte[][] {null}, new byte[][] {SessionOperator.foldInput(whole)}, null, fromSlim);
+    assertThat(b[0]).isEqualTo(a[0]);
+    assertThat(fromSlim).isEqualTo(fromWhole);
+  }
+
+  @Test
   void joinsTheCatalogAndCarriesRunningFeatures() throws Exception {
     h.processBroadcastElement(SOFA, T0);
     h.setProcessingTime(5_000); // the catalog has loaded: a missing product is a miss at once

@@ -32,9 +32,12 @@ public final class MetricsWindows {
 
   public static final String UID_LATE_COUNTER = "metrics-late-counter";
 
+  public static final String UID_INPUT = "metrics-input";
+
   /**
-   * Events that came after their window closed. The job diverts late events before this step, so
-   * this is a safety net: build() already counts them; the caller may also sink them.
+   * Events that came after their window closed (in {@link #slim}'s form). The job diverts late
+   * events before this step, so this is a safety net: build() already counts them; the caller may
+   * also sink them.
    */
   public static final OutputTag<EnrichedEvent> LATE =
       new OutputTag<>("metrics-late", ProtoTypeInfo.forClass(EnrichedEvent.class));
@@ -48,6 +51,10 @@ public final class MetricsWindows {
     TypeInformation<WindowCounts> counts = TypeInformation.of(WindowCounts.class);
     SingleOutputStreamOperator<WindowMetrics> metrics =
         events
+            .map(MetricsWindows::slim)
+            .returns(ProtoTypeInfo.forClass(EnrichedEvent.class))
+            .uid(UID_INPUT)
+            .name("metrics-input")
             .keyBy(MetricsWindows::category, Types.STRING)
             .window(new EventTimeTumbling(cfg.windowSizeMs()))
             .allowedLateness(Duration.ZERO)
@@ -69,6 +76,27 @@ public final class MetricsWindows {
         .uid(UID_LATE_COUNTER)
         .name("metrics-late-counter");
     return metrics;
+  }
+
+  /**
+   * Only what the windows read (category, event time, kind, quantity, unit price) and the event id,
+   * so the enriched event with its features, tokens and LSH signature does not cross the network to
+   * the window step. {@link #LATE} carries events in this form.
+   */
+  public static EnrichedEvent slim(EnrichedEvent e) {
+    Event ev = e.getEvent();
+    Event.Builder b =
+        Event.newBuilder()
+            .setEventId(ev.getEventId())
+            .setEventTimeMs(ev.getEventTimeMs())
+            .setKind(ev.getKind());
+    if (ev.hasQuantity()) {
+      b.setQuantity(ev.getQuantity());
+    }
+    if (ev.hasUnitPriceCents()) {
+      b.setUnitPriceCents(ev.getUnitPriceCents());
+    }
+    return EnrichedEvent.newBuilder().setCategory(e.getCategory()).setEvent(b).build();
   }
 
   /** The key: the catalog category, "" for events without a product or not in the catalog. */
