@@ -265,6 +265,10 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         outcome.recommended, outcome.recommend_asked, outcome.recommend_fallbacks
     );
     println!(
+        "  with the user's earlier sessions      {:>8}   (events of a returning user: user features from the job's user step)",
+        outcome.with_user_history
+    );
+    println!(
         "  sessions closed in {SESSIONS:<18} {:>8}   ({} events, {} purchased; open sessions close after 30 min of event time)",
         outcome.sessions, outcome.session_events, outcome.sessions_purchased
     );
@@ -513,6 +517,7 @@ struct Outcome {
     recommend_asked: u64,
     recommended: u64,
     recommend_fallbacks: u64,
+    with_user_history: u64,
     sessions: u64,
     session_events: u64,
     sessions_purchased: u64,
@@ -602,6 +607,7 @@ async fn collect_outputs(
                 out.guard_fallbacks += u64::from(e.guard_fallback);
                 out.scored += u64::from(e.purchase_probability.is_some());
                 out.score_fallbacks += u64::from(e.score_fallback);
+                out.with_user_history += u64::from(e.user.is_some_and(|u| u.prior_sessions > 0));
                 let kind = e.event.as_ref().map_or(0, |x| x.kind);
                 if kind == EventKind::ProductView as i32 || kind == EventKind::AddToCart as i32 {
                     out.recommend_asked += 1;

@@ -72,6 +72,8 @@ fn demo_reconciles_and_a_second_run_does_not_duplicate() {
     assert_eq!(scored + score_fallbacks, enriched, "{first}");
     assert!(scored > enriched / 2, "most events should be scored:\n{first}");
     assert!(field(&first, "sessions closed in") > 100, "{first}");
+    // Returning users' events carry their earlier sessions (the job's user step).
+    assert!(field(&first, "with the user's earlier sessions") > 0, "{first}");
     assert!(field(&first, "metrics records in") > 100, "{first}");
     assert!(first.contains("(ε spent per record: 2 on"), "{first}");
     assert!(field(&first, "REJECT_REASON_LATE") > 0 && field(&first, "REJECT_REASON_DUPLICATE") > 0, "{first}");

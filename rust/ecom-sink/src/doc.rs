@@ -27,8 +27,9 @@ fn kind_name(kind: i32) -> String {
 pub fn to_doc(e: &EnrichedEvent, indexed_at_ms: i64) -> Value {
     let ev = e.event.clone().unwrap_or_default();
     let src = e.source.clone().unwrap_or_default();
+    let user = e.user.unwrap_or_default();
     let verdict = Verdict::try_from(e.verdict).map(|v| v.as_str_name()).unwrap_or("VERDICT_UNSPECIFIED");
-    json!({
+    let mut d = json!({
         "event_id": ev.event_id,
         "event_time": ev.event_time_ms,
         "user_id": ev.user_id,
@@ -74,7 +75,11 @@ pub fn to_doc(e: &EnrichedEvent, indexed_at_ms: i64) -> Value {
         "source_topic": src.topic,
         "source_partition": src.partition,
         "source_offset": src.offset,
-    })
+    });
+    // Outside the literal: one more field there passes serde_json's macro recursion limit.
+    d["user_prior_sessions"] = user.prior_sessions.into();
+    d["user_prior_purchases"] = user.prior_purchases.into();
+    d
 }
 
 /// The document for a closed session (`_id` = `Session.id`). Besides the session's own fields
@@ -231,6 +236,7 @@ pub fn event_index_template(prefix: &str) -> Value {
             "price_cents": typed("long"), "purchase_probability": typed("double"),
             "catalog_miss": typed("boolean"), "guard_fallback": typed("boolean"),
             "score_fallback": typed("boolean"), "recommend_fallback": typed("boolean"),
+            "user_prior_sessions": typed("integer"), "user_prior_purchases": typed("integer"),
             "shap_reasons": {"properties": {
                 "feature": kw, "value": typed("double"), "contribution": typed("double"),
             }},
@@ -313,7 +319,7 @@ mod tests {
     /// Every field of the message, named: a field added to the proto fails to compile here
     /// until someone decides whether the document carries it.
     fn full_enriched_event() -> EnrichedEvent {
-        use ecom_proto::v1::{ShapReason, SimilarProduct, SourceOffset};
+        use ecom_proto::v1::{ShapReason, SimilarProduct, SourceOffset, UserHistory};
         EnrichedEvent {
             event: Some(Event {
                 event_id: "e1".into(),
@@ -347,6 +353,7 @@ mod tests {
             session_tokens: vec!["p:P1".into()],
             recommendations: vec![SimilarProduct { product_id: "P2".into(), similarity: 0.75, sessions: 3 }],
             recommend_fallback: true,
+            user: Some(UserHistory { prior_sessions: 2, prior_purchases: 1, last_session_ms: 7 }),
         }
     }
 
@@ -363,6 +370,7 @@ mod tests {
         assert_eq!(d["shap_reasons"], json!([{"feature": "cart_adds", "value": 2.0, "contribution": 0.5}]));
         assert_eq!(d["recommendations"], json!([{"product_id": "P2", "similarity": 0.75, "sessions": 3}]));
         assert_eq!(d["recommend_fallback"], true);
+        assert_eq!((d["user_prior_sessions"].as_u64(), d["user_prior_purchases"].as_u64()), (Some(2), Some(1)));
         assert_eq!(d["lsh_buckets"], json!(["00000000000000ff"]));
         assert_eq!((d["source_topic"].as_str(), d["source_offset"].as_i64()), (Some("ecom.events.raw"), Some(9)));
         for left_out in ["session_features", "session_tokens", "lsh_signature", "ip"] {

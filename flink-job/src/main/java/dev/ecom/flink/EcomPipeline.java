@@ -23,18 +23,19 @@ import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 
 /**
- * raw records (with event-time watermarks) → validate + LSH (batched JNI) → keyed by session:
- * catalog join, late/duplicate checks, running features (JNI) → Guard → Recommend → Score (each
- * through batched Async I/O to ecom serve, with a declared fallback) → finish → enriched sink.
- * Rejected, late and duplicate records → invalid sink; closed sessions → sessions sink; the
- * sessionized events → per-minute, per-category DP metrics → metrics sink. Every raw record reaches
- * exactly one of the enriched and invalid sinks.
+ * raw records (with event-time watermarks) → validate + LSH (batched JNI) → keyed by user: the
+ * user's earlier sessions → keyed by session: catalog join, late/duplicate checks, running features
+ * (JNI) → Guard → Recommend → Score (each through batched Async I/O to ecom serve, with a declared
+ * fallback) → finish → enriched sink. Rejected, late and duplicate records → invalid sink; closed
+ * sessions → sessions sink; the sessionized events → per-minute, per-category DP metrics → metrics
+ * sink. Every raw record reaches exactly one of the enriched and invalid sinks.
  */
 public final class EcomPipeline {
   /** Stable operator ids: changing one drops that operator's state on restore. */
   public static final String UID_VALIDATE = "validate-enrich";
 
   public static final String UID_CATALOG_TIME = "catalog-time";
+  public static final String UID_USER_HISTORY = "user-history";
   public static final String UID_SESSIONS = "sessionize";
   public static final String UID_GUARD = "guard";
   public static final String UID_RECOMMEND = "recommend";
@@ -61,6 +62,16 @@ public final class EcomPipeline {
     @Override
     public String getKey(EnrichedEvent e) {
       return e.getEvent().getSessionId();
+    }
+  }
+
+  /** Keys events by user_id (a named class, as {@link BySession}). */
+  static final class ByUser implements KeySelector<EnrichedEvent, String> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public String getKey(EnrichedEvent e) {
+      return e.getEvent().getUserId();
     }
   }
 
@@ -101,8 +112,18 @@ public final class EcomPipeline {
             .uid(UID_CATALOG_TIME)
             .name("catalog-time")
             .broadcast(SessionOperator.CATALOG);
-    SingleOutputStreamOperator<EnrichedEvent> sessionized =
+    // The user's earlier sessions; a session's events all come from one user, so they stay in
+    // order through this step.
+    SingleOutputStreamOperator<EnrichedEvent> withUser =
         validated
+            .keyBy(new ByUser())
+            .process(
+                new UserHistoryOperator(cfg.sessionGapMs(), cfg.allowedLatenessMs()),
+                ProtoTypeInfo.forClass(EnrichedEvent.class))
+            .uid(UID_USER_HISTORY)
+            .name("user-history");
+    SingleOutputStreamOperator<EnrichedEvent> sessionized =
+        withUser
             .keyBy(new BySession())
             .connect(products)
             .process(

@@ -58,8 +58,8 @@ import org.apache.flink.util.OutputTag;
  * {@link Session} record leaves on {@link #SESSIONS} and its state is cleared; a later event of the
  * same session_id opens a new one.
  *
- * <p>What is known of the user's earlier sessions is not yet joined: features use an empty user
- * history (see docs/ARCHITECTURE.md).
+ * <p>The user's earlier sessions come with each event ({@code user}, set by {@link
+ * UserHistoryOperator}); the features and the Session record use them.
  */
 public final class SessionOperator
     extends KeyedBroadcastProcessFunction<String, EnrichedEvent, Product, EnrichedEvent> {
@@ -111,6 +111,10 @@ public final class SessionOperator
     public long revenueCents;
     public long closeAtMs;
     public double[] features = new double[0];
+    // The user's history when the session began (from the user step).
+    public int priorSessions;
+    public int priorPurchases;
+    public long lastSessionMs;
 
     public SessionMeta() {}
   }
@@ -353,9 +357,11 @@ public final class SessionOperator
   private void fold(EnrichedEvent e, ReadOnlyContext ctx, Collector<EnrichedEvent> out)
       throws Exception {
     double[] features = new double[featureCount];
+    UserHistory user = e.getUser();
+    long[] history = {user.getPriorSessions(), user.getPriorPurchases(), user.getLastSessionMs()};
     byte[][] next =
         EcomNative.sessionUpdateBatch(
-            new byte[][] {state.value()}, new byte[][] {foldInput(e)}, null, features);
+            new byte[][] {state.value()}, new byte[][] {foldInput(e)}, history, features);
     if (next == null || next.length != 1 || next[0] == null) {
       throw new IllegalStateException(
           "sessionUpdateBatch returned no state for session " + ctx.getCurrentKey());
@@ -366,6 +372,9 @@ public final class SessionOperator
     if (m == null) {
       m = new SessionMeta();
       m.userId = e.getEvent().getUserId();
+      m.priorSessions = user.getPriorSessions();
+      m.priorPurchases = user.getPriorPurchases();
+      m.lastSessionMs = user.getLastSessionMs();
     }
     Event ev = e.getEvent();
     if (ev.getKind() == EventKind.EVENT_KIND_PURCHASE) {
@@ -420,7 +429,11 @@ public final class SessionOperator
             .setRevenueCents(m.revenueCents)
             .setFeatureSchemaHash(schemaHash)
             .setState(s)
-            .setUser(UserHistory.getDefaultInstance())
+            .setUser(
+                UserHistory.newBuilder()
+                    .setPriorSessions(m.priorSessions)
+                    .setPriorPurchases(m.priorPurchases)
+                    .setLastSessionMs(m.lastSessionMs))
             .setClosedAtMs(ctx.timerService().currentProcessingTime());
     Arrays.stream(m.features).forEach(b::addFeatures);
     return b.build();
