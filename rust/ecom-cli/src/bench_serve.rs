@@ -69,6 +69,9 @@ impl Step {
 
 /// Score.Predict with SHAP on a server that does not coalesce rows: the baseline.
 const BASELINE: &str = "Score.Predict (uncoalesced)";
+/// gRPC's own health check on the same server: no work behind it, so its latency is the floor
+/// that loopback, HTTP/2, tonic and the scheduler set for every method on this machine.
+const FLOOR: &str = "Health.Check (floor)";
 
 /// Request number `i` of a step: true when it succeeded.
 type Call = Arc<dyn Fn(u64) -> BoxFuture<'static, bool> + Send + Sync>;
@@ -342,6 +345,7 @@ pub(crate) async fn run(a: ServeBench) -> anyhow::Result<()> {
     let score_req = Arc::new(score_req);
 
     let methods: Vec<(&str, u64, usize)> = vec![
+        (FLOOR, 5_000, 1),
         ("Score.Predict", 5_000, 1),
         ("Score.Predict (no SHAP)", 5_000, 1),
         (BASELINE, 5_000, 1),
@@ -376,6 +380,11 @@ pub(crate) async fn run(a: ServeBench) -> anyhow::Result<()> {
                 let r =
                     ScoreBatchRequest { requests: (0..batch as u64).map(|j| sr(i * batch as u64 + j, 3)).collect() };
                 async move { c.predict_batch(r).await.is_ok() }.boxed()
+            }),
+            FLOOR => Arc::new(move |_| {
+                let mut c = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+                let r = tonic_health::pb::HealthCheckRequest { service: String::new() };
+                async move { c.check(r).await.is_ok() }.boxed()
             }),
             "Guard.Check" => Arc::new(move |i| {
                 let mut c = GuardClient::new(ch.clone());

@@ -133,8 +133,13 @@ pub fn headless(shop: &Shop, start: i64, ids: &mut dyn FnMut(i64) -> String, rng
     vec![(truth(Anomaly::HeadlessBot, &events, false), events)]
 }
 
-/// Many failed logins across many user ids from a handful of addresses.
+/// Credential stuffing in one of its two shapes: a list of stolen logins tried from a handful of
+/// addresses (many users per IP; two bursts in three), or a few accounts attacked through a pool
+/// of rotating proxies so that no address tries more than once or twice (many IPs per user).
 pub fn credential_stuffing(start: i64, ids: &mut dyn FnMut(i64) -> String, rng: &mut ChaCha8Rng) -> Vec<Generated> {
+    if rng.random_bool(1.0 / 3.0) {
+        return account_attack(start, ids, rng);
+    }
     let ips: Vec<String> = (0..rng.random_range(1..4)).map(|_| datacenter_ip(rng)).collect();
     let ua = DESKTOP_AGENTS[0];
     let mut t = start;
@@ -152,6 +157,42 @@ pub fn credential_stuffing(start: i64, ids: &mut dyn FnMut(i64) -> String, rng: 
                 })
                 .collect();
             t += rng.random_range(200..2_000);
+            (truth(Anomaly::CredentialStuffing, &events, false), events)
+        })
+        .collect()
+}
+
+/// One to three known accounts tried through rotating residential proxies: each session is one
+/// proxy address trying one account once or twice, so only the number of addresses per account
+/// gives it away.
+fn account_attack(start: i64, ids: &mut dyn FnMut(i64) -> String, rng: &mut ChaCha8Rng) -> Vec<Generated> {
+    let users: Vec<String> =
+        (0..rng.random_range(1..4)).map(|_| format!("u{:07}", rng.random_range(0..10_000_000))).collect();
+    let ua = DESKTOP_AGENTS[rng.random_range(0..DESKTOP_AGENTS.len())];
+    let mut t = start;
+    (0..rng.random_range(15..45))
+        .map(|_| {
+            let sid = ids(t);
+            let user = &users[rng.random_range(0..users.len())];
+            let ip = format!(
+                "{}.{}.{}.{}",
+                rng.random_range(11..223),
+                rng.random_range(0..256),
+                rng.random_range(0..256),
+                rng.random_range(1..255)
+            );
+            let tries = rng.random_range(1..3);
+            let events: Vec<Event> = (0..tries)
+                .map(|k| {
+                    base(
+                        &Who { sid: &sid, user, ip: &ip, ua, country: "US" },
+                        t + k * 700,
+                        EventKind::LoginFailed,
+                        "/login".into(),
+                    )
+                })
+                .collect();
+            t += rng.random_range(2_000..15_000);
             (truth(Anomaly::CredentialStuffing, &events, false), events)
         })
         .collect()

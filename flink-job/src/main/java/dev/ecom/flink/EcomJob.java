@@ -1,10 +1,8 @@
 // Entry point of the job jar: parses arguments and wires Kafka around EcomPipeline.
 package dev.ecom.flink;
 
-import dev.ecom.flink.kafka.ProductDeserializer;
 import dev.ecom.flink.kafka.ProtoRecordSerializer;
 import dev.ecom.flink.kafka.RawRecordDeserializer;
-import dev.ecom.proto.v1.Product;
 import java.time.Duration;
 import java.util.Properties;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
@@ -63,7 +61,7 @@ public final class EcomJob {
         env.fromSource(rawSource(cfg), RawEventTime.strategy(cfg), "raw-source")
             .uid("raw-source")
             .name("raw-source");
-    DataStream<Product> catalog =
+    DataStream<RawRecord> catalog =
         env.fromSource(catalogSource(cfg), WatermarkStrategy.noWatermarks(), "catalog-source")
             .uid("catalog-source")
             .name("catalog-source");
@@ -114,13 +112,13 @@ public final class EcomJob {
    * The whole catalog from the start of its compacted topic on a fresh start; on a restore, from
    * the checkpointed offsets (the catalog read so far is in broadcast state).
    */
-  static KafkaSource<Product> catalogSource(JobConfig cfg) {
-    return KafkaSource.<Product>builder()
+  static KafkaSource<RawRecord> catalogSource(JobConfig cfg) {
+    return KafkaSource.<RawRecord>builder()
         .setBootstrapServers(cfg.bootstrapServers())
         .setTopics(cfg.catalogTopic())
         .setGroupId(cfg.groupId() + "-catalog")
         .setStartingOffsets(OffsetsInitializer.earliest())
-        .setDeserializer(new ProductDeserializer())
+        .setDeserializer(new RawRecordDeserializer(true))
         .setProperty("isolation.level", "read_committed")
         .build();
   }

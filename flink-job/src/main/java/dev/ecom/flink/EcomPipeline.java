@@ -28,13 +28,16 @@ import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
  * (JNI) → Guard → Recommend → Score (each through batched Async I/O to ecom serve, with a declared
  * fallback) → finish → enriched sink. Rejected, late and duplicate records → invalid sink; closed
  * sessions → sessions sink; the sessionized events → per-minute, per-category DP metrics → metrics
- * sink. Every raw record reaches exactly one of the enriched and invalid sinks.
+ * sink. Every raw record reaches exactly one of the enriched and invalid sinks. Catalog records →
+ * parse (a bad one → invalid sink, REJECT_REASON_BAD_CATALOG_RECORD) → broadcast to the session
+ * step.
  */
 public final class EcomPipeline {
   /** Stable operator ids: changing one drops that operator's state on restore. */
   public static final String UID_VALIDATE = "validate-enrich";
 
   public static final String UID_CATALOG_TIME = "catalog-time";
+  public static final String UID_CATALOG_PARSE = "catalog-parse";
   public static final String UID_USER_HISTORY = "user-history";
   public static final String UID_SESSIONS = "sessionize";
   public static final String UID_GUARD = "guard";
@@ -90,7 +93,7 @@ public final class EcomPipeline {
    * and watermarks ({@link RawEventTime#strategy}).
    */
   public static void build(
-      DataStream<RawRecord> raw, DataStream<Product> catalog, Sinks sinks, JobConfig cfg) {
+      DataStream<RawRecord> raw, DataStream<RawRecord> catalog, Sinks sinks, JobConfig cfg) {
     SingleOutputStreamOperator<EnrichedEvent> validated =
         raw.transform(
                 "validate-enrich",
@@ -106,8 +109,13 @@ public final class EcomPipeline {
 
     // Event time and watermarks come with `raw` (RawEventTime.strategy at the Kafka source, per
     // partition); the validate step never lets a watermark overtake its batch.
-    BroadcastStream<Product> products =
+    SingleOutputStreamOperator<Product> parsedCatalog =
         catalog
+            .process(new CatalogParse(), ProtoTypeInfo.forClass(Product.class))
+            .uid(UID_CATALOG_PARSE)
+            .name("catalog-parse");
+    BroadcastStream<Product> products =
+        parsedCatalog
             .assignTimestampsAndWatermarks(new CatalogWatermarks())
             .uid(UID_CATALOG_TIME)
             .name("catalog-time")
@@ -155,7 +163,8 @@ public final class EcomPipeline {
         .getSideOutput(ValidateEnrichOperator.INVALID)
         .union(
             sessionized.getSideOutput(SessionOperator.REJECTED),
-            sessionized.getSideOutput(SessionOperator.LATE))
+            sessionized.getSideOutput(SessionOperator.LATE),
+            parsedCatalog.getSideOutput(CatalogParse.INVALID))
         .sinkTo(sinks.invalid())
         .uid(UID_INVALID_SINK)
         .name("invalid-sink");

@@ -177,6 +177,17 @@ public record JobConfig(
           "--allowed-lateness-ms: " + allowedLatenessMs + " must be >= 0");
     }
     positive("session-gap-ms", sessionGapMs);
+    // Duplicates are found within the open session; an event that could arrive after its session
+    // closed must therefore be late, or a retried copy would open a second session.
+    if (allowedLatenessMs >= sessionGapMs) {
+      throw new IllegalArgumentException(
+          "--allowed-lateness-ms "
+              + allowedLatenessMs
+              + " must be below --session-gap-ms "
+              + sessionGapMs
+              + ": a copy of an event whose session has closed must be rejected as late, not"
+              + " start a new session");
+    }
     positive("catalog-wait-ms", catalogWaitMs);
     Objects.requireNonNull(metricsTopic, "metricsTopic");
     if (!(dpEpsilon > 0) || Double.isInfinite(dpEpsilon)) {

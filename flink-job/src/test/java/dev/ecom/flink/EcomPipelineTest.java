@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import dev.ecom.flink.nativelib.EcomNative;
-import dev.ecom.flink.serde.ProtoTypeInfo;
 import dev.ecom.flink.serve.GuardCall;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.Event;
@@ -117,20 +116,38 @@ class EcomPipelineTest {
       List<Session> sessions,
       List<WindowMetrics> metrics) {}
 
-  /** The catalog: every product of the valid events but the last one's. */
-  private static List<Product> catalog() {
-    List<Product> out = new ArrayList<>();
+  /** Offsets of the catalog records that are no Product with a product_id. */
+  private static final List<Long> BAD_CATALOG_OFFSETS = List.of(3L, 9L);
+
+  /**
+   * The catalog records: every product of the valid events but the last one's, with an unparseable
+   * record and a product without an id among them.
+   */
+  private static List<RawRecord> catalog() {
+    List<byte[]> values = new ArrayList<>();
     for (int i = 0; i < VALID - 1; i++) {
-      out.add(
+      if (values.size() == BAD_CATALOG_OFFSETS.get(0)) {
+        values.add(new byte[] {(byte) 0xff, (byte) 0xff});
+      } else if (values.size() == BAD_CATALOG_OFFSETS.get(1)) {
+        values.add(Product.newBuilder().setName("no id").build().toByteArray());
+      }
+      values.add(
           Product.newBuilder()
               .setProductId("p-" + i)
               .setCategory(i % 2 == 0 ? "sofas" : "beds")
               .setPriceCents(10_000 + i)
               .setStyle("modern")
-              .build());
+              .build()
+              .toByteArray());
+    }
+    List<RawRecord> out = new ArrayList<>();
+    for (byte[] v : values) {
+      out.add(new RawRecord(v, CATALOG_TOPIC, 0, out.size(), NOW - 900, NOW - 800));
     }
     return out;
   }
+
+  private static final String CATALOG_TOPIC = "ecom.catalog";
 
   private Outcome run(JobConfig cfg) throws Exception {
     buildInput();
@@ -141,7 +158,7 @@ class EcomPipelineTest {
     DataStream<RawRecord> raw =
         env.fromData(input, TypeInformation.of(RawRecord.class))
             .assignTimestampsAndWatermarks(RawEventTime.strategy(cfg));
-    DataStream<Product> products = env.fromData(catalog(), ProtoTypeInfo.forClass(Product.class));
+    DataStream<RawRecord> products = env.fromData(catalog(), TypeInformation.of(RawRecord.class));
     CollectingSink<EnrichedEvent> enriched = new CollectingSink<>();
     CollectingSink<InvalidEvent> invalid = new CollectingSink<>();
     CollectingSink<Session> sessions = new CollectingSink<>();
@@ -178,7 +195,8 @@ class EcomPipelineTest {
     // Nothing listens on port 1: every Guard call fails fast with UNAVAILABLE.
     Outcome out = run(config("127.0.0.1:1"));
 
-    assertThat(out.enriched().size() + out.invalid().size()).isEqualTo(input.size());
+    assertThat(out.enriched().size() + out.invalid().size())
+        .isEqualTo(input.size() + BAD_CATALOG_OFFSETS.size());
     assertThat(out.enriched()).hasSize(VALID);
     assertEnriched(out.enriched());
     assertInvalid(out.invalid());
@@ -292,7 +310,20 @@ class EcomPipelineTest {
     }
   }
 
-  private void assertInvalid(List<InvalidEvent> invalid) {
+  private void assertInvalid(List<InvalidEvent> all) {
+    List<InvalidEvent> catalog =
+        all.stream().filter(e -> e.getSource().getTopic().equals(CATALOG_TOPIC)).toList();
+    assertThat(catalog)
+        .as("bad catalog records are dead-lettered, not dropped")
+        .extracting(e -> e.getSource().getOffset())
+        .containsExactlyInAnyOrderElementsOf(BAD_CATALOG_OFFSETS);
+    for (InvalidEvent e : catalog) {
+      assertThat(e.getReason()).isEqualTo(RejectReason.REJECT_REASON_BAD_CATALOG_RECORD);
+      assertThat(e.getDetail()).isNotBlank();
+      assertThat(e.getIngestedAtMs()).isEqualTo(NOW - 800);
+    }
+    List<InvalidEvent> invalid =
+        all.stream().filter(e -> !e.getSource().getTopic().equals(CATALOG_TOPIC)).toList();
     assertThat(invalid).hasSize(expectedRejects.size());
     for (InvalidEvent e : invalid) {
       long offset = e.getSource().getOffset();

@@ -58,6 +58,11 @@ class JobConfigTest {
         .hasMessageContaining("missing value");
     assertThatThrownBy(() -> JobConfig.parse(new String[] {"stray"}))
         .hasMessageContaining("unexpected argument");
+    assertThatThrownBy(
+            () ->
+                JobConfig.parse(
+                    new String[] {"--allowed-lateness-ms", "60000", "--session-gap-ms", "60000"}))
+        .hasMessageContaining("--allowed-lateness-ms 60000 must be below --session-gap-ms 60000");
   }
 
   @Test

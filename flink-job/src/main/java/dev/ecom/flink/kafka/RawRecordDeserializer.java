@@ -11,8 +11,26 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 public final class RawRecordDeserializer implements KafkaRecordDeserializationSchema<RawRecord> {
   private static final long serialVersionUID = 1L;
 
+  private final boolean skipTombstones;
+
+  /** Every record, a tombstone (null value) as an empty record that validation rejects. */
+  public RawRecordDeserializer() {
+    this(false);
+  }
+
+  /**
+   * With {@code skipTombstones}, null values are left out: on a compacted topic (the catalog) they
+   * are deletions that compaction left behind, not bad records.
+   */
+  public RawRecordDeserializer(boolean skipTombstones) {
+    this.skipTombstones = skipTombstones;
+  }
+
   @Override
   public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<RawRecord> out) {
+    if (skipTombstones && record.value() == null) {
+      return;
+    }
     out.collect(
         new RawRecord(
             record.value(),
