@@ -92,6 +92,9 @@ pub(crate) struct DemoArgs {
     /// Leave the Flink job running at the end instead of cancelling it.
     #[arg(long)]
     keep_job: bool,
+    /// Options for the Flink job after `--` (see its --help), e.g. `-- --checkpoint-interval-ms 5000`.
+    #[arg(last = true)]
+    job_options: Vec<String>,
 }
 
 const RAW: &str = "ecom.events.raw";
@@ -195,8 +198,9 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
 
     step("submitting the Flink job");
     let flink = a.cluster.flink();
-    let job_args: Vec<String> =
+    let mut job_args: Vec<String> =
         ["--bootstrap-servers", &a.cluster.brokers, "--serve-address", "127.0.0.1:50051"].map(String::from).to_vec();
+    job_args.extend(a.job_options.iter().cloned());
     let job = flink.submit(&http, a.parallelism, &job_args).await?;
 
     // Remember where the output topics end now: this run's results come after.

@@ -1,7 +1,13 @@
 //! The end-to-end test: the real `ecom demo` on the real stack (Kafka, the Flink job jar on
 //! the Flink cluster, ecom serve with Redis, ecom sink into Elasticsearch and MongoDB) over
 //! ~10k events with malformed ones mixed in. Needs dev/up and a built job jar (dev/test).
-use std::process::Command;
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The tests share the stack's topics and the one `ecom` job name: one demo at a time.
+static ONE_DEMO: Mutex<()> = Mutex::new(());
 
 /// Trains a small first model with the real commands, as dev/demo does.
 fn train_model(models: &std::path::Path) {
@@ -47,6 +53,7 @@ fn total_in(summary: &str, label: &str) -> u64 {
 #[test]
 #[ignore = "needs the local stack and the job jar (dev/test)"]
 fn demo_reconciles_and_a_second_run_does_not_duplicate() {
+    let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
     assert!(std::env::var("FLINK_HOME").is_ok() && std::env::var("ECOM_JOB_JAR").is_ok(), "run through dev/test");
     let seed = format!("{}", std::process::id());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
@@ -85,6 +92,105 @@ fn demo_reconciles_and_a_second_run_does_not_duplicate() {
     assert!(second.contains("reconciled: yes"), "{second}");
     assert_eq!(total_in(&second, "documents in Elasticsearch"), es_before, "a replay duplicated documents");
     assert_eq!(total_in(&second, "documents in MongoDB"), total_in(&first, "documents in MongoDB"));
+    let _ = std::fs::remove_dir_all(models.with_extension("data"));
+    let _ = std::fs::remove_dir_all(&models);
+}
+
+fn flink_get(path: &str) -> Value {
+    let rest = std::env::var("FLINK_REST").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
+    let out = Command::new("curl").args(["-fsS", "-m", "5", &format!("{rest}{path}")]).output().expect("running curl");
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// Polls `probe` every 200 ms until it gives a value or `secs` pass.
+fn wait_for<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "gave up after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+#[ignore = "needs the local stack and the job jar (dev/test)"]
+fn a_task_manager_crash_loses_and_duplicates_nothing() {
+    let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(std::env::var("FLINK_HOME").is_ok() && std::env::var("ECOM_JOB_JAR").is_ok(), "run through dev/test");
+    let seed = format!("{}", std::process::id() + 1);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let start_ms = (now - 2 * 3_600_000 - 20_000 * 6_000).to_string();
+    let models = std::env::temp_dir().join(format!("ecom-e2e-crash-models-{seed}"));
+    let _ = std::fs::remove_dir_all(&models);
+    train_model(&models);
+    let before: Vec<String> = flink_get("/jobs/overview")["jobs"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|j| j["jid"].as_str().map(String::from)).collect())
+        .unwrap_or_default();
+
+    // The demo's output goes to files: a full pipe would stall it while we wait on Flink.
+    let stdout_path = models.with_extension("stdout");
+    let stderr_path = models.with_extension("stderr");
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_ecom"))
+        .args(["demo", "--events", "20000", "--malformed-rate", "0.03", "--seed", &seed, "--start-ms", &start_ms])
+        .env("ECOM_MODELS_DIR", &models)
+        .stdout(Stdio::from(std::fs::File::create(&stdout_path).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&stderr_path).unwrap()))
+        .spawn()
+        .expect("starting ecom demo");
+
+    // This run's job, once records flow through it and a checkpoint has committed some of them.
+    let job = wait_for("the demo's Flink job to run", 180, || {
+        flink_get("/jobs/overview")["jobs"].as_array()?.iter().find_map(|j| {
+            let id = j["jid"].as_str()?;
+            (j["name"] == "ecom" && j["state"] == "RUNNING" && !before.iter().any(|b| b == id)).then(|| id.to_string())
+        })
+    });
+    let enriched_so_far = || -> u64 {
+        flink_get(&format!("/jobs/{job}"))["vertices"].as_array().map_or(0, |vs| {
+            vs.iter()
+                .filter(|v| v["name"].as_str().is_some_and(|n| n.contains("enriched-sink")))
+                .filter_map(|v| v["metrics"]["read-records"].as_u64())
+                .sum()
+        })
+    };
+    let completed = || flink_get(&format!("/jobs/{job}/checkpoints"))["counts"]["completed"].as_u64().unwrap_or(0);
+    wait_for("records reaching the enriched sink", 180, || (enriched_so_far() >= 1_000).then_some(()));
+    let seen = completed();
+    wait_for("a checkpoint after records flowed", 60, || (completed() > seen).then_some(()));
+    let at_crash = enriched_so_far();
+    assert!(at_crash < 19_000, "the job had nearly finished ({at_crash} enriched) before the crash");
+
+    let crash = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dev/crash-taskmanager"))
+        .output()
+        .expect("running dev/crash-taskmanager");
+    assert!(crash.status.success(), "dev/crash-taskmanager: {}", String::from_utf8_lossy(&crash.stderr));
+
+    let status = demo.wait().expect("waiting for ecom demo");
+    let summary = std::fs::read_to_string(&stdout_path).unwrap();
+    let log = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(status.success(), "ecom demo failed ({status}):\n{summary}\n{log}");
+    assert!(summary.contains("reconciled: yes"), "{summary}\n{log}");
+    let (produced, enriched, invalid) =
+        (field(&summary, "produced to"), field(&summary, "enriched in"), field(&summary, "invalid  in"));
+    assert_eq!(produced, 20_000);
+    assert_eq!(produced, enriched + invalid, "{summary}");
+    assert_eq!(field(&summary, "duplicates in Kafka outputs"), 0, "{summary}");
+    assert_eq!(field(&summary, "documents in Elasticsearch"), enriched);
+    assert_eq!(field(&summary, "documents in MongoDB"), enriched);
+    // The job did fail over: Flink recorded losing the TaskManager.
+    let history =
+        flink_get(&format!("/jobs/{job}/exceptions"))["exceptionHistory"]["entries"].as_array().map_or(0, Vec::len);
+    assert!(
+        history > 0,
+        "no failure in the job's exception history: the crash did not hit the job ({at_crash} enriched at the crash)"
+    );
+    eprintln!("crashed the TaskManager at {at_crash} enriched; after the restart: {summary}");
+    for p in [&stdout_path, &stderr_path] {
+        let _ = std::fs::remove_file(p);
+    }
     let _ = std::fs::remove_dir_all(models.with_extension("data"));
     let _ = std::fs::remove_dir_all(&models);
 }

@@ -125,7 +125,10 @@ public record JobConfig(
         new String[] {"60000", "watermark bound: how far behind the newest event one may be"});
     OPTIONS.put(
         "idle-timeout-ms",
-        new String[] {"60000", "a quiet input stops holding the watermark back after this"});
+        new String[] {
+          "0",
+          "a partition quiet this long stops holding the watermark back; 0 = never (see README)"
+        });
     OPTIONS.put(
         "allowed-lateness-ms",
         new String[] {"0", "events this far behind the watermark are still accepted"});
@@ -171,7 +174,10 @@ public record JobConfig(
     Objects.requireNonNull(catalogTopic, "catalogTopic");
     Objects.requireNonNull(sessionsTopic, "sessionsTopic");
     positive("max-out-of-order-ms", maxOutOfOrderMs);
-    positive("idle-timeout-ms", idleTimeoutMs);
+    if (idleTimeoutMs < 0) {
+      throw new IllegalArgumentException(
+          "--idle-timeout-ms: " + idleTimeoutMs + " must be >= 0 (0 = partitions never idle)");
+    }
     if (allowedLatenessMs < 0) {
       throw new IllegalArgumentException(
           "--allowed-lateness-ms: " + allowedLatenessMs + " must be >= 0");

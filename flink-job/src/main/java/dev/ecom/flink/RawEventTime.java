@@ -29,12 +29,15 @@ public final class RawEventTime implements SerializableTimestampAssigner<RawReco
 
   /**
    * The job's watermarks: per Kafka partition (the source applies the strategy per split and takes
-   * the minimum), bounded out-of-orderness, idleness.
+   * the minimum), bounded out-of-orderness, idleness only when asked for.
    */
   public static WatermarkStrategy<RawRecord> strategy(JobConfig cfg) {
-    return WatermarkStrategy.<RawRecord>forGenerator(new EagerBounded(cfg.maxOutOfOrderMs()))
-        .withTimestampAssigner(new RawEventTime())
-        .withIdleness(Duration.ofMillis(cfg.idleTimeoutMs()));
+    WatermarkStrategy<RawRecord> s =
+        WatermarkStrategy.<RawRecord>forGenerator(new EagerBounded(cfg.maxOutOfOrderMs()))
+            .withTimestampAssigner(new RawEventTime());
+    // Off by default: a partition that still has a backlog but gets no turn for the timeout
+    // (after a restore, under backpressure) would be counted idle and its events come out late.
+    return cfg.idleTimeoutMs() > 0 ? s.withIdleness(Duration.ofMillis(cfg.idleTimeoutMs())) : s;
   }
 
   /**
