@@ -66,6 +66,24 @@ probe_flink() {
   [[ "${n:-0}" -ge 1 ]]
 }
 
+# start_flink_daemon jobmanager|taskmanager: starts one Flink daemon with the stack's conf and
+# records its pid as flink.pid / flink-taskmanager.pid (dev/up, dev/crash-taskmanager).
+start_flink_daemon() {
+  local dir="$ECOM_HOME/flink" kind pidfile
+  case $1 in
+    jobmanager) kind=standalonesession pidfile=flink ;;
+    taskmanager) kind=taskexecutor pidfile=flink-taskmanager ;;
+    *) die "start_flink_daemon: jobmanager or taskmanager, not '$1'" ;;
+  esac
+  # flink-daemon.sh appends to its pid file; after a kill (not stop-cluster) it holds dead pids
+  # that would be read as ours. Nothing of ours of this kind runs here: start from an empty file.
+  rm -f "$dir"/pid/flink-*-"$kind".pid
+  env FLINK_CONF_DIR="$FLINK_CONF_DIR" JAVA_HOME="$ECOM_JAVA_HOME" \
+    "$FLINK_HOME/bin/$1.sh" start >>"$dir/log/start.out" 2>&1
+  # flink-daemon.sh names its pid files after $USER, which may be unset: glob.
+  cat "$dir"/pid/flink-*-"$kind".pid | tail -n1 >"$ECOM_RUN/$pidfile.pid"
+}
+
 # Versions as reported by the running servers (pinned version when it cannot be asked).
 version_of() {
   local v=""

@@ -174,13 +174,7 @@ fn account_attack(start: i64, ids: &mut dyn FnMut(i64) -> String, rng: &mut ChaC
         .map(|_| {
             let sid = ids(t);
             let user = &users[rng.random_range(0..users.len())];
-            let ip = format!(
-                "{}.{}.{}.{}",
-                rng.random_range(11..223),
-                rng.random_range(0..256),
-                rng.random_range(0..256),
-                rng.random_range(1..255)
-            );
+            let ip = crate::persona::residential_ip(rng);
             let tries = rng.random_range(1..3);
             let events: Vec<Event> = (0..tries)
                 .map(|k| {

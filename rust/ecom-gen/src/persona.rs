@@ -239,15 +239,20 @@ pub fn new_user(index: u64, returning_share: f64, rng: &mut ChaCha8Rng) -> User 
         country: (c.0, ecom_core::features::utc_offset_hours(c.0)),
         device,
         user_agent: agents[rng.random_range(0..agents.len())],
-        ip: format!(
-            "{}.{}.{}.{}",
-            rng.random_range(11..223),
-            rng.random_range(0..256),
-            rng.random_range(0..256),
-            rng.random_range(1..255)
-        ),
+        ip: residential_ip(rng),
         prior_purchases: if returning { rng.random_range(0..6) } else { 0 },
         sessions: 0,
         has_account: returning || rng.random_bool(0.3),
     }
+}
+
+/// A home or mobile address: any public-looking IPv4 outside the datacenter ranges bots use.
+pub(crate) fn residential_ip(rng: &mut ChaCha8Rng) -> String {
+    format!(
+        "{}.{}.{}.{}",
+        rng.random_range(11..223),
+        rng.random_range(0..256),
+        rng.random_range(0..256),
+        rng.random_range(1..255)
+    )
 }
