@@ -68,6 +68,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(os.Stderr, "ecom-ferretdb %s listening on %s, data in %s\n", moduleVersion(), *listen, abs)
+	go indexIDs(ctx, abs, 2*time.Second, logger)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(os.Stderr, "ecom-ferretdb: %v\n", err)
 		os.Exit(1)

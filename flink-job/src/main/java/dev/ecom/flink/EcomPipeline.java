@@ -23,14 +23,14 @@ import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 
 /**
- * raw records (with event-time watermarks) → validate + LSH (batched JNI) → keyed by user: the
- * user's earlier sessions → keyed by session: catalog join, late/duplicate checks, running features
- * (JNI) → Guard → Recommend → Score (each through batched Async I/O to ecom serve, with a declared
- * fallback) → finish → enriched sink. Rejected, late and duplicate records → invalid sink; closed
- * sessions → sessions sink; the sessionized events → per-minute, per-category DP metrics → metrics
- * sink. Every raw record reaches exactly one of the enriched and invalid sinks. Catalog records →
- * parse (a bad one → invalid sink, REJECT_REASON_BAD_CATALOG_RECORD) → broadcast to the session
- * step.
+ * raw records (with event-time watermarks) → validate, late check + LSH (batched JNI) → keyed by
+ * user: the user's earlier sessions → keyed by session: catalog join, duplicate check, running
+ * features (JNI) → Guard → Recommend → Score (each through batched Async I/O to ecom serve, with a
+ * declared fallback) → finish → enriched sink. Rejected, late and duplicate records → invalid sink;
+ * closed sessions → sessions sink; the sessionized events → per-minute, per-category DP metrics →
+ * metrics sink. Every raw record reaches exactly one of the enriched and invalid sinks. Catalog
+ * records → parse (a bad one → invalid sink, REJECT_REASON_BAD_CATALOG_RECORD) → broadcast to the
+ * session step.
  */
 public final class EcomPipeline {
   /** Stable operator ids: changing one drops that operator's state on restore. */
@@ -102,6 +102,7 @@ public final class EcomPipeline {
                     cfg.batchSize(),
                     cfg.batchMaxDelayMs(),
                     cfg.ipHashKey(),
+                    cfg.allowedLatenessMs(),
                     cfg.lshPerm(),
                     cfg.lshBands()))
             .uid(UID_VALIDATE)
@@ -135,8 +136,7 @@ public final class EcomPipeline {
             .keyBy(new BySession())
             .connect(products)
             .process(
-                new SessionOperator(
-                    cfg.sessionGapMs(), cfg.allowedLatenessMs(), cfg.catalogWaitMs()),
+                new SessionOperator(cfg.sessionGapMs(), cfg.catalogWaitMs()),
                 ProtoTypeInfo.forClass(EnrichedEvent.class))
             .uid(UID_SESSIONS)
             .name("sessionize");
@@ -163,7 +163,6 @@ public final class EcomPipeline {
         .getSideOutput(ValidateEnrichOperator.INVALID)
         .union(
             sessionized.getSideOutput(SessionOperator.REJECTED),
-            sessionized.getSideOutput(SessionOperator.LATE),
             parsedCatalog.getSideOutput(CatalogParse.INVALID))
         .sinkTo(sinks.invalid())
         .uid(UID_INVALID_SINK)

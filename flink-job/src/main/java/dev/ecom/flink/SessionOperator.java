@@ -37,12 +37,9 @@ import org.apache.flink.util.OutputTag;
  * <p>For each event, in order:
  *
  * <ol>
- *   <li><b>Late</b>: an event whose time is more than {@code allowedLatenessMs} behind the
- *       watermark leaves on {@link #LATE} as an {@link InvalidEvent} with REJECT_REASON_LATE
- *       (ecom-core's meaning: behind the newest event time minus the out-of-order bound). Events
- *       that come before the job's first watermark wait in keyed state (with those waiting for the
- *       catalog, at most {@code catalogWaitMs}) and are judged when it arrives: a backlog read
- *       partition by partition would otherwise let an hours-late event through.
+ *   <li>Late events never get here: {@link ValidateEnrichOperator} judges lateness against the
+ *       watermark that came before each record. Here the watermark may be later by the time an
+ *       event is handled (it waits for the catalog input too, and events wait for the catalog).
  *   <li><b>Duplicate</b>: an event_id already accepted in this session leaves on {@link #REJECTED}
  *       with REJECT_REASON_DUPLICATE.
  *   <li><b>Catalog join</b>: category, price, material and style of its product from {@link
@@ -65,10 +62,6 @@ public final class SessionOperator
     extends KeyedBroadcastProcessFunction<String, EnrichedEvent, Product, EnrichedEvent> {
   private static final long serialVersionUID = 1L;
 
-  /** Events behind the watermark. */
-  public static final OutputTag<InvalidEvent> LATE =
-      new OutputTag<>("late", ProtoTypeInfo.forClass(InvalidEvent.class));
-
   /** Other rejects of this step (duplicates). */
   public static final OutputTag<InvalidEvent> REJECTED =
       new OutputTag<>("rejected", ProtoTypeInfo.forClass(InvalidEvent.class));
@@ -82,7 +75,6 @@ public final class SessionOperator
       new MapStateDescriptor<>("catalog", Types.STRING, ProtoTypeInfo.forClass(Product.class));
 
   private final long gapMs;
-  private final long allowedLatenessMs;
   private final long catalogWaitMs;
 
   private transient ValueState<byte[]> state;
@@ -94,14 +86,12 @@ public final class SessionOperator
   private transient int featureCount;
   // Processing time of this task's first catalog record; MIN_VALUE before it.
   private transient long catalogSinceMs;
-  private transient Counter lateEvents;
   private transient Counter duplicateEvents;
   private transient Counter catalogMisses;
   private transient Counter sessionsClosed;
 
-  public SessionOperator(long gapMs, long allowedLatenessMs, long catalogWaitMs) {
+  public SessionOperator(long gapMs, long catalogWaitMs) {
     this.gapMs = gapMs;
-    this.allowedLatenessMs = allowedLatenessMs;
     this.catalogWaitMs = catalogWaitMs;
   }
 
@@ -139,7 +129,6 @@ public final class SessionOperator
     schemaHash = schema[0];
     featureCount = schema.length - 1;
     var group = getRuntimeContext().getMetricGroup();
-    lateEvents = group.counter("lateEvents");
     duplicateEvents = group.counter("duplicateEvents");
     catalogMisses = group.counter("catalogMisses");
     sessionsClosed = group.counter("sessionsClosed");
@@ -159,9 +148,6 @@ public final class SessionOperator
   public void processElement(EnrichedEvent e, ReadOnlyContext ctx, Collector<EnrichedEvent> out)
       throws Exception {
     long now = ctx.timerService().currentProcessingTime();
-    if (rejectedLate(e, ctx, now)) {
-      return;
-    }
     String id = e.getEvent().getEventId();
     if (seen.contains(id)) {
       duplicateEvents.inc();
@@ -177,14 +163,12 @@ public final class SessionOperator
     seen.put(id, Boolean.TRUE);
     ReadOnlyBroadcastState<String, Product> catalog = ctx.getBroadcastState(CATALOG);
     boolean alreadyWaiting = waitingSince.value() != null;
-    if (alreadyWaiting || mustWait(catalog, e, now) || noEventTimeYet(ctx)) {
+    if (alreadyWaiting || mustWait(catalog, e, now)) {
       if (!alreadyWaiting) {
         waitingSince.update(now);
         ctx.timerService().registerProcessingTimeTimer(now + Math.min(1_000, catalogWaitMs));
-        // The job's first watermark fires this one (events that came before it can now be
-        // judged late or not); bounded input ends with the maximum watermark, which fires the
-        // other (processing-time timers may not fire after the end of input).
-        ctx.timerService().registerEventTimeTimer(Long.MIN_VALUE + 1);
+        // Bounded input ends with the maximum watermark, which fires this one (processing-time
+        // timers may not fire after the end of input).
         ctx.timerService().registerEventTimeTimer(Long.MAX_VALUE);
       }
       waiting.add(e);
@@ -202,20 +186,11 @@ public final class SessionOperator
         return;
       }
       ReadOnlyBroadcastState<String, Product> catalog = ctx.getBroadcastState(CATALOG);
-      boolean ready = !noEventTimeYet(ctx) && !anyWaitsForCatalog(catalog, timestamp);
+      boolean ready = !anyWaitsForCatalog(catalog, timestamp);
       if (ready || timestamp - since >= catalogWaitMs) {
         drainWaiting(catalog, ctx, out);
       } else {
         ctx.timerService().registerProcessingTimeTimer(timestamp + Math.min(1_000, catalogWaitMs));
-      }
-      return;
-    }
-    if (timestamp == Long.MIN_VALUE + 1) {
-      // The first watermark: drain now unless the catalog is still loading (the
-      // processing-time timer then drains).
-      ReadOnlyBroadcastState<String, Product> catalog = ctx.getBroadcastState(CATALOG);
-      if (!anyWaitsForCatalog(catalog, ctx.timerService().currentProcessingTime())) {
-        drainWaiting(catalog, ctx, out);
       }
       return;
     }
@@ -248,40 +223,6 @@ public final class SessionOperator
       }
     }
     return false;
-  }
-
-  /** True before the job's first watermark: event time is not known yet. */
-  private static boolean noEventTimeYet(ReadOnlyContext ctx) {
-    return ctx.timerService().currentWatermark() == Long.MIN_VALUE;
-  }
-
-  /** Sends {@code e} to {@link #LATE} when it is behind the watermark beyond the lateness. */
-  private boolean rejectedLate(EnrichedEvent e, ReadOnlyContext ctx, long now) {
-    long watermark = ctx.timerService().currentWatermark();
-    long t = e.getEvent().getEventTimeMs();
-    // MIN_VALUE: no event time yet; MAX_VALUE: the end of bounded input, not an event time.
-    if (watermark == Long.MIN_VALUE
-        || watermark == Long.MAX_VALUE
-        || t + allowedLatenessMs >= watermark) {
-      return false;
-    }
-    lateEvents.inc();
-    ctx.output(
-        LATE,
-        Enrichment.reject(
-            e,
-            RejectReason.REJECT_REASON_LATE,
-            "event time "
-                + t
-                + " is "
-                + (watermark - t)
-                + " ms behind the watermark "
-                + watermark
-                + " (allowed lateness "
-                + allowedLatenessMs
-                + " ms)",
-            now));
-    return true;
   }
 
   /**
@@ -322,14 +263,7 @@ public final class SessionOperator
     waiting.clear();
     waitingSince.clear();
     ctx.timerService().deleteEventTimeTimer(Long.MAX_VALUE);
-    ctx.timerService().deleteEventTimeTimer(Long.MIN_VALUE + 1);
-    long now = ctx.timerService().currentProcessingTime();
     for (EnrichedEvent w : events) {
-      // An event that came before the job had any watermark is judged now.
-      if (rejectedLate(w, ctx, now)) {
-        seen.remove(w.getEvent().getEventId());
-        continue;
-      }
       fold(join(w, catalog), ctx, out);
     }
   }

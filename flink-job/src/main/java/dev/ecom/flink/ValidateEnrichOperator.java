@@ -14,7 +14,12 @@ import java.util.List;
 import java.util.concurrent.ScheduledFuture;
 import javax.crypto.Mac;
 import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.metrics.Counter;
+import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
@@ -32,6 +37,16 @@ import org.slf4j.LoggerFactory;
  * <p>Valid records leave as {@link EnrichedEvent} with ip_hash, geo_bucket, LSH and timestamps set.
  * The raw IP is still in {@code event.ip}: the guard step needs it and clears it. Rejected records
  * leave on {@link #INVALID}. Nothing is dropped and nothing throws on bad input.
+ *
+ * <p><b>Late</b> is judged here, against the watermark that came before the record (the sources',
+ * per Kafka partition, the minimum over this task's partitions): an event more than {@code
+ * allowedLatenessMs} behind it leaves with REJECT_REASON_LATE. Downstream steps may see a later
+ * watermark by the time they handle an event (the session step holds events while the catalog
+ * loads, and its watermark also waits for the catalog input), so judging there made events that
+ * were on time when they came in LATE: 762 of 19,272 valid events in one run that started on a
+ * backlog. After a restore the watermark of the checkpoint is the floor until the sources pass it,
+ * so the records read again are judged as they were the first time. Before the first watermark
+ * (every partition of the task has sent a record) nothing is late.
  */
 public final class ValidateEnrichOperator extends AbstractStreamOperator<EnrichedEvent>
     implements OneInputStreamOperator<RawRecord, EnrichedEvent>, ProcessingTimeCallback {
@@ -45,6 +60,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
   private final int batchSize;
   private final long maxDelayMs;
   private final String ipHashKey;
+  private final long allowedLatenessMs;
 
   private transient List<RawRecord> buffer;
   private transient ScheduledFuture<?> flushTimer;
@@ -53,12 +69,24 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
   private final int numBands;
   private transient Counter validEvents;
   private transient Counter invalidEvents;
+  private transient Counter lateEvents;
+  // The last watermark forwarded (every buffered record came before it), and after a restore
+  // the lowest one the tasks checkpointed.
+  private transient long watermark = Long.MIN_VALUE;
+  private transient long restoredWatermark = Long.MIN_VALUE;
+  private transient ListState<Long> watermarkState;
 
   public ValidateEnrichOperator(
-      int batchSize, long maxDelayMs, String ipHashKey, int numPerm, int numBands) {
+      int batchSize,
+      long maxDelayMs,
+      String ipHashKey,
+      long allowedLatenessMs,
+      int numPerm,
+      int numBands) {
     this.batchSize = batchSize;
     this.maxDelayMs = maxDelayMs;
     this.ipHashKey = ipHashKey;
+    this.allowedLatenessMs = allowedLatenessMs;
     this.numPerm = numPerm;
     this.numBands = numBands;
   }
@@ -73,6 +101,33 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
     ipHasher = Enrichment.ipHasher(ipHashKey);
     validEvents = getMetricGroup().counter("validEvents");
     invalidEvents = getMetricGroup().counter("invalidEvents");
+    lateEvents = getMetricGroup().counter("lateEvents");
+  }
+
+  @Override
+  public void initializeState(StateInitializationContext context) throws Exception {
+    super.initializeState(context);
+    watermarkState =
+        context
+            .getOperatorStateStore()
+            .getUnionListState(new ListStateDescriptor<>("watermark", Types.LONG));
+    watermark = Long.MIN_VALUE;
+    restoredWatermark = Long.MIN_VALUE;
+    if (context.isRestored()) {
+      long lowest = Long.MAX_VALUE;
+      for (Long w : watermarkState.get()) {
+        lowest = Math.min(lowest, w);
+      }
+      // MIN_VALUE when a task had no watermark yet; MAX_VALUE (end of input) is no floor.
+      restoredWatermark = lowest == Long.MAX_VALUE ? Long.MIN_VALUE : lowest;
+    }
+  }
+
+  @Override
+  public void snapshotState(StateSnapshotContext context) throws Exception {
+    super.snapshotState(context);
+    long w = watermark == Long.MAX_VALUE ? Long.MIN_VALUE : watermark;
+    watermarkState.update(List.of(Math.max(w, restoredWatermark)));
   }
 
   @Override
@@ -102,6 +157,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
   @Override
   public void processWatermark(Watermark mark) throws Exception {
     flush();
+    watermark = Math.max(watermark, mark.getTimestamp());
     super.processWatermark(mark);
   }
 
@@ -157,6 +213,10 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
     if (valid.isEmpty()) {
       return;
     }
+    dropLate(valid, validRaw, now);
+    if (valid.isEmpty()) {
+      return;
+    }
     long[] lsh = lsh(valid);
     int stride = numPerm + numBands;
     for (int i = 0; i < valid.size(); i++) {
@@ -181,6 +241,42 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
       validEvents.inc();
       output.collect(new StreamRecord<>(b.build()));
     }
+  }
+
+  /** Sends the events behind the watermark (beyond the lateness) to {@link #INVALID}. */
+  private void dropLate(List<Event> valid, List<RawRecord> validRaw, long now) {
+    long w = Math.max(watermark, restoredWatermark);
+    // MIN_VALUE: no event time yet; MAX_VALUE: the end of bounded input, not an event time.
+    if (w == Long.MIN_VALUE || w == Long.MAX_VALUE) {
+      return;
+    }
+    int kept = 0;
+    for (int i = 0; i < valid.size(); i++) {
+      long t = valid.get(i).getEventTimeMs();
+      if (t + allowedLatenessMs < w) {
+        lateEvents.inc();
+        emitInvalid(
+            Enrichment.reject(
+                validRaw.get(i),
+                RejectReason.REJECT_REASON_LATE,
+                "event time "
+                    + t
+                    + " is "
+                    + (w - t)
+                    + " ms behind the watermark "
+                    + w
+                    + " (allowed lateness "
+                    + allowedLatenessMs
+                    + " ms)",
+                now));
+      } else {
+        valid.set(kept, valid.get(i));
+        validRaw.set(kept, validRaw.get(i));
+        kept++;
+      }
+    }
+    valid.subList(kept, valid.size()).clear();
+    validRaw.subList(kept, validRaw.size()).clear();
   }
 
   /**

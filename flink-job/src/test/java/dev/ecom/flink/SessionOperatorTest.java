@@ -42,7 +42,7 @@ class SessionOperatorTest {
   private static KeyedBroadcastOperatorTestHarness<String, EnrichedEvent, Product, EnrichedEvent>
       harness() throws Exception {
     return ProcessFunctionTestHarnesses.forKeyedBroadcastProcessFunction(
-        new SessionOperator(GAP, 0, 5_000),
+        new SessionOperator(GAP, 5_000),
         new EcomPipeline.BySession(),
         Types.STRING,
         SessionOperator.CATALOG);
@@ -148,28 +148,6 @@ class SessionOperatorTest {
   }
 
   @Test
-  void eventsBeforeTheFirstWatermarkWaitAndAreJudgedByIt() throws Exception {
-    h.close();
-    h = harness();
-    h.setProcessingTime(10_000);
-    h.processBroadcastWatermark(Long.MAX_VALUE);
-    h.processBroadcastElement(SOFA, T0);
-    h.setProcessingTime(20_000); // the catalog has loaded
-    send(event("s-1", T0, EventKind.EVENT_KIND_PRODUCT_VIEW, "p-1"));
-    send(event("s-2", T0 - 7_200_000, EventKind.EVENT_KIND_PAGE_VIEW, null)); // hours late
-    assertThat(h.extractOutputValues()).isEmpty();
-    assertThat(side(SessionOperator.LATE)).isEmpty();
-
-    h.processWatermark(T0 - 60_000);
-    assertThat(h.extractOutputValues())
-        .extracting(e -> e.getEvent().getSessionId())
-        .containsExactly("s-1");
-    assertThat(side(SessionOperator.LATE))
-        .extracting(InvalidEvent::getReason)
-        .containsExactly(RejectReason.REJECT_REASON_LATE);
-  }
-
-  @Test
   void eventsWaitForTheFirstCatalogRecordThenFlow() throws Exception {
     send(event("s-1", T0, EventKind.EVENT_KIND_PRODUCT_VIEW, "p-1"));
     assertThat(h.extractOutputValues()).isEmpty();
@@ -209,26 +187,6 @@ class SessionOperatorTest {
     List<EnrichedEvent> out = h.extractOutputValues();
     assertThat(out).hasSize(1);
     assertThat(out.get(0).getCatalogMiss()).isTrue();
-  }
-
-  @Test
-  void lateEventsLeaveOnTheirOwnOutputWithTheirSource() throws Exception {
-    h.processBroadcastElement(SOFA, T0);
-    send(event("s-1", T0 + 120_000, EventKind.EVENT_KIND_PAGE_VIEW, null));
-    h.processWatermark(T0 + 60_000);
-    EnrichedEvent late = event("s-2", T0 + 59_999, EventKind.EVENT_KIND_PAGE_VIEW, null);
-    send(late);
-    send(event("s-2", T0 + 60_000, EventKind.EVENT_KIND_PAGE_VIEW, null)); // on the watermark
-
-    assertThat(h.extractOutputValues()).hasSize(2);
-    List<InvalidEvent> lates = side(SessionOperator.LATE);
-    assertThat(lates).hasSize(1);
-    InvalidEvent l = lates.get(0);
-    assertThat(l.getReason()).isEqualTo(RejectReason.REJECT_REASON_LATE);
-    assertThat(l.getReasonCode()).isEqualTo("REJECT_REASON_LATE");
-    assertThat(l.getDetail()).contains("1 ms behind the watermark");
-    assertThat(l.getSource()).isEqualTo(late.getSource());
-    assertThat(Event.parseFrom(l.getRaw())).isEqualTo(late.getEvent());
   }
 
   @Test
