@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -30,7 +32,10 @@ func indexIDs(ctx context.Context, dir string, every time.Duration, logger *slog
 			logger.Warn("listing the SQLite files", "dir", dir, "err", err)
 		}
 		for _, f := range files {
-			if n, err := indexFile(ctx, f); err != nil && ctx.Err() == nil {
+			if n, err := indexFile(ctx, f); err != nil && ctx.Err() == nil && !errors.Is(err, fs.ErrNotExist) {
+				if _, statErr := os.Stat(f); errors.Is(statErr, fs.ErrNotExist) {
+					continue // dropped while we looked
+				}
 				logger.Warn("indexing _id paths", "file", f, "err", err)
 			} else if n > 0 {
 				fmt.Fprintf(os.Stderr, "ecom-ferretdb: indexed the _id path of %d new table(s) in %s\n", n, f)
@@ -46,7 +51,8 @@ func indexIDs(ctx context.Context, dir string, every time.Duration, logger *slog
 
 // indexFile creates the missing _id path indexes in one database file and returns how many.
 func indexFile(ctx context.Context, path string) (int, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	// mode=rw: never create a file (a database dropped since the glob stays gone).
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return 0, err
 	}

@@ -208,9 +208,9 @@ impl Stores {
     /// filters need): `insert` of 1,000 documents ~0.1-0.2 s; a `{_id: id}` delete statement
     /// ~0.4 ms; one `{_id: {$in: [...]}}` delete ~18 s whatever its size (FerretDB filters `$in`
     /// by reading the whole collection). `update` is avoided: a command of 100 or more
-    /// statements that match existing documents hangs FerretDB v1.24's SQLite connection pool. If the sink dies between
-    /// the delete and the insert, the batch's offsets are not committed, so the documents come
-    /// back when it is re-read.
+    /// statements that match existing documents hangs FerretDB v1.24's SQLite connection pool.
+    /// If the sink dies between the delete and the insert, the batch's offsets are not
+    /// committed, so the documents come back when it is re-read.
     async fn upsert(&self, collection: &str, docs: Vec<(String, Document)>) -> anyhow::Result<()> {
         const DUPLICATE_KEY: i32 = 11000;
         let coll = self.db.collection::<Document>(collection);

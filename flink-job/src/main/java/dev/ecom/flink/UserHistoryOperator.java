@@ -31,7 +31,8 @@ import org.apache.flink.util.Collector;
  * good (last event + gap behind it) are folded into totals and leave the per-session state, so the
  * state per user is a few numbers and the sessions still open.
  *
- * <p>Events behind the watermark pass through untouched: the session step rejects them as late.
+ * <p>Events behind the watermark pass through untouched (the validate step has rejected those that
+ * were late when they came in; one can only fall behind here while it waits upstream).
  */
 public final class UserHistoryOperator
     extends KeyedProcessFunction<String, EnrichedEvent, EnrichedEvent> {

@@ -54,7 +54,7 @@ class SessionOperatorTest {
     h.setProcessingTime(0);
     // As in the job: the catalog never holds event time back.
     h.processBroadcastWatermark(Long.MAX_VALUE);
-    // Event time is known (a test below starts without it).
+    // Event time is known.
     h.processWatermark(T0 - 3_600_000);
   }
 
