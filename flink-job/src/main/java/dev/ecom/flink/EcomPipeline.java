@@ -103,6 +103,7 @@ public final class EcomPipeline {
                     cfg.batchMaxDelayMs(),
                     cfg.ipHashKey(),
                     cfg.allowedLatenessMs(),
+                    cfg.maxOutOfOrderMs(),
                     cfg.lshPerm(),
                     cfg.lshBands()))
             .uid(UID_VALIDATE)

@@ -10,7 +10,9 @@ import dev.ecom.proto.v1.Event;
 import dev.ecom.proto.v1.InvalidEvent;
 import dev.ecom.proto.v1.RejectReason;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ScheduledFuture;
 import javax.crypto.Mac;
 import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
@@ -47,7 +49,8 @@ import org.slf4j.LoggerFactory;
  * backlog. After a restore the watermark of the checkpoint is the floor until the sources pass it,
  * so the records read again are judged as they were the first time (the lowest of the tasks'
  * watermarks: a task that had none, e.g. more tasks than partitions, leaves no floor). Before the
- * first watermark (every partition of the task has sent a record) nothing is late.
+ * first watermark (every partition of the task has sent a record) the record's own partition's
+ * watermark (its newest event time so far minus the bound) is the one it is judged against.
  */
 public final class ValidateEnrichOperator extends AbstractStreamOperator<EnrichedEvent>
     implements OneInputStreamOperator<RawRecord, EnrichedEvent>, ProcessingTimeCallback {
@@ -62,6 +65,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
   private final long maxDelayMs;
   private final String ipHashKey;
   private final long allowedLatenessMs;
+  private final long maxOutOfOrderMs;
 
   private transient List<RawRecord> buffer;
   private transient ScheduledFuture<?> flushTimer;
@@ -79,18 +83,22 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
   private transient long lastEventTimeWatermark = Long.MIN_VALUE;
   private transient long restoredWatermark = Long.MIN_VALUE;
   private transient ListState<Long> watermarkState;
+  // Newest valid event time per Kafka partition read by this task since it started.
+  private transient Map<Integer, Long> partitionMaxMs;
 
   public ValidateEnrichOperator(
       int batchSize,
       long maxDelayMs,
       String ipHashKey,
       long allowedLatenessMs,
+      long maxOutOfOrderMs,
       int numPerm,
       int numBands) {
     this.batchSize = batchSize;
     this.maxDelayMs = maxDelayMs;
     this.ipHashKey = ipHashKey;
     this.allowedLatenessMs = allowedLatenessMs;
+    this.maxOutOfOrderMs = maxOutOfOrderMs;
     this.numPerm = numPerm;
     this.numBands = numBands;
   }
@@ -106,6 +114,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
     validEvents = getMetricGroup().counter("validEvents");
     invalidEvents = getMetricGroup().counter("invalidEvents");
     lateEvents = getMetricGroup().counter("lateEvents");
+    partitionMaxMs = new HashMap<>();
   }
 
   @Override
@@ -252,15 +261,24 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
 
   /** Sends the events behind the watermark (beyond the lateness) to {@link #INVALID}. */
   private void dropLate(List<Event> valid, List<RawRecord> validRaw, long now) {
-    long w = Math.max(watermark, restoredWatermark);
-    // MIN_VALUE: no event time yet; MAX_VALUE: the end of bounded input, not an event time.
-    if (w == Long.MIN_VALUE || w == Long.MAX_VALUE) {
+    // MAX_VALUE: the end of bounded input, not an event time.
+    if (watermark == Long.MAX_VALUE) {
       return;
     }
     int kept = 0;
     for (int i = 0; i < valid.size(); i++) {
       long t = valid.get(i).getEventTimeMs();
-      if (t + allowedLatenessMs < w) {
+      int partition = validRaw.get(i).partition;
+      Long newest = partitionMaxMs.get(partition);
+      // The record's own partition's watermark (as RawEventTime makes it) counts too: until
+      // every partition of the task has sent a record there is no watermark at all, and a
+      // backlog read partition by partition would let an hours-late event through.
+      long own = newest == null ? Long.MIN_VALUE : newest - maxOutOfOrderMs - 1;
+      long w = Math.max(Math.max(watermark, restoredWatermark), own);
+      if (t > (newest == null ? Long.MIN_VALUE : newest)) {
+        partitionMaxMs.put(partition, t);
+      }
+      if (w != Long.MIN_VALUE && t + allowedLatenessMs < w) {
         lateEvents.inc();
         emitInvalid(
             Enrichment.reject(

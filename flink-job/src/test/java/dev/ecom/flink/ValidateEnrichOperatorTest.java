@@ -17,6 +17,7 @@ import org.junit.jupiter.api.Test;
 class ValidateEnrichOperatorTest {
   private static final long NOW = System.currentTimeMillis();
   private static final long T0 = NOW - 3 * 3_600_000;
+  private static final long BOUND = 60_000;
 
   private OneInputStreamOperatorTestHarness<RawRecord, EnrichedEvent> h;
   private int n;
@@ -26,7 +27,7 @@ class ValidateEnrichOperatorTest {
     // Batches of one: each record is handled as it comes, against the watermark so far.
     var h =
         new OneInputStreamOperatorTestHarness<>(
-            new ValidateEnrichOperator(1, 5, "test-key", 0, 32, 8));
+            new ValidateEnrichOperator(1, 5, "test-key", 0, BOUND, 32, 8));
     if (restoreFrom != null) {
       h.initializeState(restoreFrom);
     }
@@ -68,7 +69,7 @@ class ValidateEnrichOperatorTest {
   @Test
   void anEventBehindTheWatermarkBeforeItIsLateAndOneBeforeTheWatermarkIsNot() throws Exception {
     h = harness(null);
-    send(T0 - 7_200_000); // before any watermark: event time is not known yet, not late
+    send(T0 - 7_200_000); // the first: event time is not known yet, not late
     send(T0);
     h.processWatermark(T0 + 60_000); // after both: they stay on time
     RawRecord late = send(T0 + 59_999);
@@ -82,6 +83,21 @@ class ValidateEnrichOperatorTest {
     assertThat(l.getDetail()).contains("1 ms behind the watermark " + (T0 + 60_000));
     assertThat(l.getSource().getOffset()).isEqualTo(late.offset);
     assertThat(l.getRaw().toByteArray()).isEqualTo(late.value);
+  }
+
+  @Test
+  void beforeAnyWatermarkARecordIsJudgedByItsOwnPartitionsNewestTime() throws Exception {
+    h = harness(null);
+    send(T0);
+    send(T0 + 600_000);
+    send(T0 + 600_000 - BOUND); // within the bound of its partition's newest: on time
+    send(T0 - 7_200_000); // hours behind it: late, though no watermark has come yet
+    assertThat(validTimes()).containsExactly(T0, T0 + 600_000, T0 + 600_000 - BOUND);
+    assertThat(invalid())
+        .extracting(InvalidEvent::getDetail)
+        .singleElement()
+        .asString()
+        .contains("behind the watermark " + (T0 + 600_000 - BOUND - 1));
   }
 
   @Test
