@@ -207,20 +207,10 @@ fn inputs() -> anyhow::Result<Inputs> {
         sessions.iter().filter(|s| !s.state.tokens.is_empty()).take(5_000).map(|s| s.state.tokens.clone()).collect();
     let g = ecom_gen::Generator::new(ecom_gen::GenConfig { events: 20_000, seed: 43, ..Default::default() });
     let mut guard = Vec::new();
+    // The valid events, as the job sends them.
     for r in g {
-        if let ecom_gen::Payload::Event(e) = r.payload {
-            guard.push(GuardRequest {
-                event_id: e.event_id.clone(),
-                event_time_ms: e.event_time_ms,
-                ip: e.ip.clone(),
-                user_id: e.user_id.clone(),
-                session_id: e.session_id.clone(),
-                kind: e.kind,
-                user_agent: e.user_agent.clone(),
-                product_id: e.product_id.clone().unwrap_or_default(),
-                quantity: e.quantity.unwrap_or(0),
-                amount_cents: i64::from(e.quantity.unwrap_or(0)) * e.unit_price_cents.unwrap_or(0),
-            });
+        if let (ecom_gen::Payload::Event(e), None) = (&r.payload, r.expected_reject) {
+            guard.push(ecom_serve::guard::request_for(e));
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

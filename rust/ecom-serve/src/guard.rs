@@ -3,11 +3,13 @@
 //! per IP, user and session; HyperLogLogs of users with failed logins per IP, of IPs with
 //! failed logins per user, of products per IP, of sessions bulk-adding one product and of
 //! sessions with small purchases per IP; each session's event timing; block and allow lists —
-//! and returns the
-//! numbers. `decide` turns those numbers and the user agent's match against the public crawler
-//! list into a verdict with findings: pure Rust, unit-tested without Redis. When Redis does not
-//! answer in time, the declared fallback verdict is returned with `fallback = true`; the
-//! service never hangs on Redis.
+//! and returns the numbers. `decide` turns those numbers and the user agent (the public crawler
+//! list, then HTTP-client libraries and an empty agent) into a verdict with findings: pure
+//! Rust, unit-tested without Redis. Requests are checked against ecom-core's field limits; in a
+//! batch each invalid item gets its own VERDICT_UNKNOWN answer and the others are judged as
+//! usual. When Redis does not answer in time, the declared fallback verdict is returned with
+//! `fallback = true`; the service never hangs on Redis.
+use ecom_core::validate::{MAX_AMOUNT_CENTS, MAX_ID_LEN, MAX_IP_LEN, MAX_TEXT_LEN};
 use ecom_proto::v1::guard_server::Guard as GuardApi;
 use ecom_proto::v1::{
     EventKind, GuardBatchRequest, GuardBatchResponse, GuardFinding, GuardRequest, GuardResponse, Verdict,
@@ -49,6 +51,12 @@ pub mod rule {
     pub const IMPOSSIBLE_SPEED: &str = "impossible_speed";
     /// The user agent matches the public crawler list.
     pub const CRAWLER_AGENT: &str = "crawler_agent";
+    /// The user agent is empty or an HTTP-client library's or tool's (`HTTP_CLIENT_AGENTS`),
+    /// and no crawler pattern matches it: a script, not a browser.
+    pub const HTTP_CLIENT: &str = "http_client";
+    /// The request breaks a field rule (CheckBatch only; the finding stands alone, with
+    /// VERDICT_UNKNOWN, and names the field).
+    pub const INVALID_REQUEST: &str = "invalid_request";
     /// Every rule, in the order findings are reported.
     pub const ALL: &[&str] = &[
         ALLOW_LIST,
@@ -64,6 +72,8 @@ pub mod rule {
         REGULAR_TIMING,
         IMPOSSIBLE_SPEED,
         CRAWLER_AGENT,
+        HTTP_CLIENT,
+        INVALID_REQUEST,
     ];
 }
 
@@ -146,6 +156,10 @@ pub struct GuardConfig {
     /// wanted, e.g. search engines).
     #[serde(with = "verdict_name")]
     pub crawler_agent_verdict: Verdict,
+    /// Verdict of the HTTP-client rule: an empty user agent or an HTTP library's, which no
+    /// browser sends ("allow" reports only).
+    #[serde(with = "verdict_name")]
+    pub http_client_verdict: Verdict,
 }
 
 impl Default for GuardConfig {
@@ -182,6 +196,7 @@ impl Default for GuardConfig {
             speed_block_fast_gaps: 20,
             session_idle_ms: 1_800_000,
             crawler_agent_verdict: Verdict::Flag,
+            http_client_verdict: Verdict::Flag,
         }
     }
 }
@@ -253,8 +268,12 @@ impl GuardConfig {
         if self.fallback_verdict == Verdict::Unspecified {
             return bad("fallback_verdict", "must be \"allow\", \"flag\", \"block\" or \"unknown\"".into());
         }
-        if !matches!(self.crawler_agent_verdict, Verdict::Allow | Verdict::Flag | Verdict::Block) {
-            return bad("crawler_agent_verdict", "must be \"allow\", \"flag\" or \"block\"".into());
+        for (field, v) in
+            [("crawler_agent_verdict", self.crawler_agent_verdict), ("http_client_verdict", self.http_client_verdict)]
+        {
+            if !matches!(v, Verdict::Allow | Verdict::Flag | Verdict::Block) {
+                return bad(field, "must be \"allow\", \"flag\" or \"block\"".into());
+            }
         }
         for (field, v) in [
             ("burst_window_ms", self.burst_window_ms),
@@ -387,6 +406,118 @@ pub fn crawler_match(user_agent: &str) -> Option<usize> {
     set.matches(user_agent).iter().next()
 }
 
+/// HTTP-client libraries and tools, as (name, pattern), and first (`EMPTY_AGENT`) the empty
+/// user agent, which every browser fills in. Matched case-insensitively. Each pattern is
+/// anchored at the start, where these clients put their own product token; every browser,
+/// in-app browsers included, starts with `Mozilla/5.0 (`, so none of these can match one (a
+/// unit test runs real browser agents through both agent rules). PowerShell is the one client
+/// that starts like a browser: its pattern names the whole prefix. The crawler list already
+/// knows some of these (curl, Wget, python-requests, okhttp, …): those stay `crawler_agent`
+/// findings (`agent_match`).
+pub const HTTP_CLIENT_AGENTS: &[(&str, &str)] = &[
+    ("an empty user agent", r"^\s*$"),
+    ("curl", r"^curl(/|$)"),
+    ("libcurl", r"^libcurl"),
+    ("PycURL", r"^pycurl/"),
+    ("Wget", r"^wget/"),
+    ("python-requests", r"^python-requests/"),
+    ("python-urllib3", r"^python-urllib3/"),
+    ("Python-urllib", r"^python-urllib/"),
+    ("httplib2", r"^python-httplib2/"),
+    ("aiohttp", r"^(python/[0-9.]+ )?aiohttp/"),
+    ("Python", r"^python/[0-9]"),
+    ("httpx", r"^python-httpx/"),
+    ("Scrapy", r"^scrapy/"),
+    ("Java (HttpURLConnection, java.net.http.HttpClient)", r"^java(-http-client)?/[0-9]"),
+    ("Apache HttpClient", r"^apache-http(async)?client/"),
+    ("Jakarta Commons HttpClient", r"^jakarta commons-httpclient/"),
+    ("OkHttp", r"^okhttp/"),
+    ("Ktor", r"^ktor client"),
+    ("Vert.x WebClient", r"^vert\.x-webclient/"),
+    ("Go net/http", r"^go-http-client/"),
+    ("node-fetch", r"^node-fetch(/|$)"),
+    ("axios", r"^axios/"),
+    ("undici", r"^undici(/|$)"),
+    ("Node.js fetch", r"^node(/[0-9.]+)?$"),
+    ("superagent", r"^node-superagent/"),
+    ("got", r"^got( |/|$)"),
+    ("Deno", r"^deno/"),
+    ("Bun", r"^bun/"),
+    ("Postman", r"^postmanruntime/"),
+    ("Insomnia", r"^insomnia/"),
+    ("HTTPie", r"^httpie/"),
+    ("libwww-perl", r"^libwww-perl/"),
+    ("Ruby Net::HTTP", r"^ruby(/|$)"),
+    ("Faraday", r"^faraday v[0-9]"),
+    ("http.rb", r"^http\.rb/"),
+    ("rest-client", r"^rest-client/"),
+    ("Ruby httpclient", r"^httpclient/"),
+    ("Typhoeus", r"^typhoeus"),
+    ("Guzzle", r"^guzzlehttp/"),
+    ("RestSharp", r"^restsharp/"),
+    ("PowerShell", r"^mozilla/5\.0 \([^)]*\) (windows)?powershell/"),
+    ("reqwest", r"^reqwest/"),
+    ("Dart", r"^dart/"),
+];
+
+/// The entry of `HTTP_CLIENT_AGENTS` that matches an empty (or blank) user agent.
+pub const EMPTY_AGENT: usize = 0;
+
+fn http_client_set() -> &'static RegexSet {
+    static SET: LazyLock<RegexSet> = LazyLock::new(|| {
+        regex::RegexSetBuilder::new(HTTP_CLIENT_AGENTS.iter().map(|(_, p)| p))
+            .case_insensitive(true)
+            .build()
+            .expect("the HTTP-client patterns compile (a unit test checks every one)")
+    });
+    &SET
+}
+
+/// Index into `HTTP_CLIENT_AGENTS` of the first entry the user agent matches, if any.
+pub fn http_client_match(user_agent: &str) -> Option<usize> {
+    http_client_set().matches(user_agent).iter().next()
+}
+
+/// What the user agent gives away, by the two agent rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AgentMatch {
+    /// Neither list matches: a browser, or an agent neither knows.
+    #[default]
+    Other,
+    /// Index into `crawler_patterns` of the first crawler pattern it matches.
+    Crawler(usize),
+    /// Index into `HTTP_CLIENT_AGENTS` of the first entry it matches.
+    HttpClient(usize),
+}
+
+/// The user agent against the crawler list, then the HTTP clients: an agent both know is a
+/// crawler only, so one agent gives at most one finding.
+pub fn agent_match(user_agent: &str) -> AgentMatch {
+    match crawler_match(user_agent) {
+        Some(i) => AgentMatch::Crawler(i),
+        None => http_client_match(user_agent).map_or(AgentMatch::Other, AgentMatch::HttpClient),
+    }
+}
+
+/// The request a client sends for a validated event, as the Flink job's GuardCall does:
+/// amount_cents is ecom-core's amount (quantity, absent or 0 counting as 1, × unit_price_cents)
+/// for a purchase, 0 otherwise. Every event ecom-core accepts gives a valid request.
+pub fn request_for(e: &ecom_proto::v1::Event) -> GuardRequest {
+    let purchase = e.kind == EventKind::Purchase as i32;
+    GuardRequest {
+        event_id: e.event_id.clone(),
+        event_time_ms: e.event_time_ms,
+        ip: e.ip.clone(),
+        user_id: e.user_id.clone(),
+        session_id: e.session_id.clone(),
+        kind: e.kind,
+        user_agent: e.user_agent.clone(),
+        product_id: e.product_id.clone().unwrap_or_default(),
+        quantity: e.quantity.unwrap_or(0),
+        amount_cents: if purchase { ecom_core::validate::amount_cents(e).unwrap_or(i64::MAX) } else { 0 },
+    }
+}
+
 /// guard.lua: the whole state update for a batch, one EVALSHA (loaded on first use). It builds
 /// key names from its arguments, touching keys not passed in KEYS: it needs a single Redis
 /// (replicas are fine), not Redis Cluster.
@@ -448,13 +579,13 @@ pub struct Signals {
     pub user_blocked: bool,
     /// The user is on the allow list.
     pub user_allowed: bool,
-    /// Index into `crawler_patterns` of the pattern the user agent matches.
-    pub crawler_pattern: Option<usize>,
+    /// What the user agent matches (`agent_match`).
+    pub agent: AgentMatch,
 }
 
 impl Signals {
     /// Reads one event's `SCRIPT_FIELDS` numbers in guard.lua's order.
-    fn from_script(n: &[i64], crawler_pattern: Option<usize>) -> Self {
+    fn from_script(n: &[i64], agent: AgentMatch) -> Self {
         Self {
             ip_rate: n[0],
             user_rate: n[1],
@@ -471,7 +602,7 @@ impl Signals {
             ip_allowed: n[11] & 2 != 0,
             user_blocked: n[11] & 4 != 0,
             user_allowed: n[11] & 8 != 0,
-            crawler_pattern,
+            agent,
         }
     }
 }
@@ -609,10 +740,22 @@ pub fn decide(s: &Signals, cfg: &GuardConfig) -> Decision {
         cfg.speed_block_fast_gaps,
         &format!("gaps under {} ms between this session's events", cfg.speed_min_gap_ms),
     ));
-    if let Some(i) = s.crawler_pattern {
-        let pattern = crawler_patterns().get(i).copied().unwrap_or("?");
-        let detail = format!("the user agent matches the public crawler pattern `{pattern}` (crawler-user-agents)");
-        findings.push(finding(rule::CRAWLER_AGENT, cfg.crawler_agent_verdict, 1.0, 1.0, detail));
+    match s.agent {
+        AgentMatch::Crawler(i) => {
+            let pattern = crawler_patterns().get(i).copied().unwrap_or("?");
+            let detail = format!("the user agent matches the public crawler pattern `{pattern}` (crawler-user-agents)");
+            findings.push(finding(rule::CRAWLER_AGENT, cfg.crawler_agent_verdict, 1.0, 1.0, detail));
+        }
+        AgentMatch::HttpClient(EMPTY_AGENT) => {
+            let detail = "the user agent is empty; every browser sends one".to_string();
+            findings.push(finding(rule::HTTP_CLIENT, cfg.http_client_verdict, 1.0, 1.0, detail));
+        }
+        AgentMatch::HttpClient(i) => {
+            let (name, pattern) = HTTP_CLIENT_AGENTS.get(i).copied().unwrap_or(("?", "?"));
+            let detail = format!("the user agent is from {name} (pattern `{pattern}`): an HTTP client, not a browser");
+            findings.push(finding(rule::HTTP_CLIENT, cfg.http_client_verdict, 1.0, 1.0, detail));
+        }
+        AgentMatch::Other => {}
     }
     let verdict = if allowed {
         Verdict::Allow
@@ -649,10 +792,40 @@ impl std::fmt::Debug for Guard {
     }
 }
 
-/// Longest accepted id, product or IP string, in bytes: they become parts of Redis keys.
-const MAX_ID_BYTES: usize = 256;
-/// Longest accepted user agent, in bytes.
-const MAX_USER_AGENT_BYTES: usize = 2_048;
+/// Why one request cannot be judged: the field at fault, what is wrong, and the number and
+/// the limit behind it (for the finding's value and threshold).
+#[derive(Debug, Clone, PartialEq)]
+struct Invalid {
+    field: &'static str,
+    why: String,
+    value: f64,
+    limit: f64,
+}
+
+impl Invalid {
+    /// "field: why", with "requests[i]." before the field in a batch.
+    fn message(&self, i: Option<usize>) -> String {
+        format!("{}{}: {}", crate::field_at(i), self.field, self.why)
+    }
+
+    /// Its own answer for item `i` of a batch: VERDICT_UNKNOWN (not judged, not a fallback)
+    /// with one `invalid_request` finding naming the field.
+    fn response(&self, event_id: String, i: usize) -> GuardResponse {
+        let detail = self.message(Some(i));
+        GuardResponse {
+            event_id,
+            verdict: Verdict::Unknown as i32,
+            reasons: vec![format!("{}: {detail}", rule::INVALID_REQUEST)],
+            ip_events_in_window: 0,
+            fallback: false,
+            findings: vec![finding(rule::INVALID_REQUEST, Verdict::Unknown, self.value, self.limit, detail)],
+        }
+    }
+
+    fn record(&self) {
+        metrics::counter!("ecom_guard_invalid_requests_total", "field" => self.field).increment(1);
+    }
+}
 
 impl Guard {
     /// Prepares a lazy Redis connection: serve starts even when Redis is down, and answers
@@ -688,40 +861,78 @@ impl Guard {
         SCRIPT.load_async(&mut c).await.map(|_| ())
     }
 
-    fn validate(r: &GuardRequest, i: Option<usize>) -> Result<(), Status> {
-        let bad =
-            |field: &str, why: String| Err(Status::invalid_argument(format!("{}{field}: {why}", crate::field_at(i))));
+    /// Checks one request against the field rules, first failure first. The limits are
+    /// ecom-core's validator's (`ecom_core::validate`), and every rule here is one the
+    /// validator also applies or one it is wider than, so every event the validator accepts
+    /// makes a valid request: its fields copied over, amount_cents ecom-core's `amount_cents`
+    /// (what the job sends for a purchase) or the plain quantity × unit_price_cents, which is
+    /// never more (a unit test holds this). Ids and the IP become parts of Redis keys, hence
+    /// their limits.
+    fn validate(r: &GuardRequest) -> Result<(), Invalid> {
+        let bad = |field, why, value: f64, limit: f64| Err(Invalid { field, why, value, limit });
         if r.ip.is_empty() {
-            return bad("ip", "must not be empty".into());
+            return bad("ip", "must not be empty".into(), 0.0, 1.0);
         }
         if r.event_time_ms <= 0 {
-            return bad("event_time_ms", "must be ms since epoch > 0".into());
+            return bad("event_time_ms", "must be ms since epoch > 0".into(), r.event_time_ms as f64, 1.0);
         }
         if EventKind::try_from(r.kind).is_err() {
-            return bad("kind", format!("{} is not an EventKind", r.kind));
+            return bad("kind", format!("{} is not an EventKind", r.kind), f64::from(r.kind), 0.0);
         }
         if r.quantity < 0 {
-            return bad("quantity", format!("{} is negative; must be >= 0", r.quantity));
+            return bad("quantity", format!("{} is negative; must be >= 0", r.quantity), f64::from(r.quantity), 0.0);
         }
         if r.amount_cents < 0 {
-            return bad("amount_cents", format!("{} is negative; must be integer cents >= 0", r.amount_cents));
+            let why = format!("{} is negative; must be integer cents >= 0", r.amount_cents);
+            return bad("amount_cents", why, r.amount_cents as f64, 0.0);
+        }
+        if r.amount_cents > MAX_AMOUNT_CENTS {
+            let why = format!("{} is above the limit of {MAX_AMOUNT_CENTS}", r.amount_cents);
+            return bad("amount_cents", why, r.amount_cents as f64, MAX_AMOUNT_CENTS as f64);
         }
         for (field, value, max) in [
-            ("event_id", &r.event_id, MAX_ID_BYTES),
-            ("ip", &r.ip, MAX_ID_BYTES),
-            ("user_id", &r.user_id, MAX_ID_BYTES),
-            ("session_id", &r.session_id, MAX_ID_BYTES),
-            ("product_id", &r.product_id, MAX_ID_BYTES),
-            ("user_agent", &r.user_agent, MAX_USER_AGENT_BYTES),
+            ("event_id", &r.event_id, MAX_ID_LEN),
+            ("ip", &r.ip, MAX_IP_LEN),
+            ("user_id", &r.user_id, MAX_ID_LEN),
+            ("session_id", &r.session_id, MAX_ID_LEN),
+            ("product_id", &r.product_id, MAX_ID_LEN),
+            ("user_agent", &r.user_agent, MAX_TEXT_LEN),
         ] {
             if value.len() > max {
-                return bad(field, format!("{} bytes is longer than the limit of {max}", value.len()));
+                let why = format!("{} bytes is longer than the limit of {max}", value.len());
+                return bad(field, why, value.len() as f64, max as f64);
             }
         }
         Ok(())
     }
 
-    /// Checks a batch with one Redis round trip; falls back when Redis fails or is slow.
+    /// Checks a batch item by item: an invalid request gets its own VERDICT_UNKNOWN answer
+    /// naming the field (`invalid_request`); the valid ones are judged together, one Redis round
+    /// trip, and every answer keeps its request's position.
+    pub async fn check_each(&self, reqs: Vec<GuardRequest>) -> Vec<GuardResponse> {
+        let mut answers: Vec<Option<GuardResponse>> = Vec::with_capacity(reqs.len());
+        let mut valid = Vec::with_capacity(reqs.len());
+        for (i, r) in reqs.into_iter().enumerate() {
+            match Self::validate(&r) {
+                Ok(()) => {
+                    answers.push(None);
+                    valid.push(r);
+                }
+                Err(bad) => {
+                    bad.record();
+                    answers.push(Some(bad.response(r.event_id, i)));
+                }
+            }
+        }
+        let mut judged = self.check_all(&valid).await.into_iter();
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| judged.next().expect("check_all answers every request it is given")))
+            .collect()
+    }
+
+    /// Checks a batch with one Redis round trip; falls back when Redis fails or is slow. The
+    /// requests are taken as valid: `check_each` validates first.
     pub async fn check_all(&self, reqs: &[GuardRequest]) -> Vec<GuardResponse> {
         if reqs.is_empty() {
             return Vec::new();
@@ -765,12 +976,12 @@ impl Guard {
         match numbers {
             Ok(numbers) => {
                 // Few distinct user agents per batch: match each once.
-                let mut agents: HashMap<&str, Option<usize>> = HashMap::new();
+                let mut agents: HashMap<&str, AgentMatch> = HashMap::new();
                 reqs.iter()
                     .zip(numbers.chunks_exact(SCRIPT_FIELDS))
                     .map(|(r, n)| {
-                        let crawler = *agents.entry(&r.user_agent).or_insert_with(|| crawler_match(&r.user_agent));
-                        let signals = Signals::from_script(n, crawler);
+                        let agent = *agents.entry(&r.user_agent).or_insert_with(|| agent_match(&r.user_agent));
+                        let signals = Signals::from_script(n, agent);
                         let d = decide(&signals, &self.cfg);
                         record(&d);
                         GuardResponse {
@@ -810,9 +1021,12 @@ impl GuardApi for Guard {
     async fn check(&self, request: Request<GuardRequest>) -> Result<Response<GuardResponse>, Status> {
         let started = Instant::now();
         let r = request.into_inner();
-        let out = match Self::validate(&r, None) {
+        let out = match Self::validate(&r) {
             Ok(()) => Ok(self.check_all(std::slice::from_ref(&r)).await.pop().expect("one response per request")),
-            Err(e) => Err(e),
+            Err(bad) => {
+                bad.record();
+                Err(Status::invalid_argument(bad.message(None)))
+            }
         };
         crate::observe("Guard.Check", started, out.is_ok());
         Ok(Response::new(out?))
@@ -821,18 +1035,15 @@ impl GuardApi for Guard {
     async fn check_batch(&self, request: Request<GuardBatchRequest>) -> Result<Response<GuardBatchResponse>, Status> {
         let started = Instant::now();
         let reqs = request.into_inner().requests;
-        let valid = if reqs.len() > self.max_batch {
+        // Too many items is the caller's bug, not one item's: the whole call is refused.
+        let out = if reqs.len() > self.max_batch {
             Err(Status::invalid_argument(format!(
                 "requests: {} items is more than the batch limit of {}",
                 reqs.len(),
                 self.max_batch
             )))
         } else {
-            reqs.iter().enumerate().try_for_each(|(i, r)| Self::validate(r, Some(i)))
-        };
-        let out = match valid {
-            Ok(()) => Ok(GuardBatchResponse { responses: self.check_all(&reqs).await }),
-            Err(e) => Err(e),
+            Ok(GuardBatchResponse { responses: self.check_each(reqs).await })
         };
         crate::observe("Guard.CheckBatch", started, out.is_ok());
         Ok(Response::new(out?))
@@ -925,8 +1136,8 @@ mod tests {
     #[test]
     fn crawler_agent_uses_the_configured_verdict_and_names_the_pattern() {
         let ua = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
-        let s = Signals { crawler_pattern: crawler_match(ua), ..quiet() };
-        assert!(s.crawler_pattern.is_some());
+        let s = Signals { agent: agent_match(ua), ..quiet() };
+        assert!(matches!(s.agent, AgentMatch::Crawler(_)), "{:?}", s.agent);
         let d = decide(&s, &GuardConfig::default());
         assert_eq!((d.verdict, rules(&d)), (Verdict::Flag, vec![rule::CRAWLER_AGENT]));
         assert!(d.reasons[0].contains("`Googlebot\\/`"), "{:?}", d.reasons);
@@ -935,31 +1146,177 @@ mod tests {
         assert_eq!((d.verdict, d.findings.len()), (Verdict::Allow, 1));
     }
 
+    /// Real browser user agents of late 2024: desktop and mobile Chrome, Edge, Firefox, Safari,
+    /// Opera, Samsung Internet, other Chromium browsers and in-app browsers (WebViews), plus the
+    /// generator's own.
+    fn browser_agents() -> Vec<&'static str> {
+        use ecom_gen::persona::{DESKTOP_AGENTS, MOBILE_AGENTS, TABLET_AGENTS};
+        let mut agents: Vec<&str> = DESKTOP_AGENTS.iter().chain(MOBILE_AGENTS).chain(TABLET_AGENTS).copied().collect();
+        agents.extend([
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:133.0) Gecko/20100101 Firefox/133.0",
+            "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36 OPR/115.0.0.0",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/128.0.0.0 YaBrowser/24.10.0.0 Safari/537.36",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Vivaldi/7.0.3495.18",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/131.0.6778.73 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) FxiOS/133.0 Mobile/15E148 Safari/605.1.15",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 EdgiOS/131.2903.68 Mobile/15E148 Safari/605.1.15",
+            "Mozilla/5.0 (Android 14; Mobile; rv:133.0) Gecko/133.0 Firefox/133.0",
+            "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36 EdgA/131.0.0.0",
+            "Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Mobile Safari/537.36 OPR/86.0.0.0",
+            "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/131.0.0.0 Mobile DuckDuckGo/5 Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 14; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 339.0.3.12.91 (iPhone15,3; iOS 17_5; en_US; en; scale=3.00; 1290x2796; 618923497)",
+            "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A.231005.007; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/131.0.6778.81 Mobile Safari/537.36 Instagram 357.0.0.25.101 Android (34/14; 480dpi; 1080x2340; samsung; SM-S918B; dm3q; qcom; en_US; 658451432)",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/480.0.0.35.109;FBBV/645313843;FBDV/iPhone15,2;FBMD/iPhone;FBSN/iOS;FBSV/17.5;FBSS/3;FBID/phone;FBLC/en_US;FBOP/5;FBRV/648010543]",
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/AP2A.240905.003; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/131.0.6778.39 Mobile Safari/537.36 [FB_IAB/FB4A;FBAV/489.0.0.66.81;]",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 musical_ly_36.5.0 JsSdk/2.0 NetType/WIFI Channel/App Store ByteLocale/en Region/US ByteFullLocale/en WKWebView/1 BytedanceWebview/d8a21c6",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) GSA/343.0.695551749 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [LinkedInApp]/9.30.1571",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Snapchat/13.10.0.44 (like Safari/8618.2.12.10.5, panda)",
+            "Mozilla/5.0 (Linux; Android 14; Pixel 7 Build/AP2A.240805.005; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/131.0.6778.39 Mobile Safari/537.36 [Pinterest/Android]",
+        ]);
+        agents
+    }
+
+    /// Scripts and tools, none of them a browser: the crawler list knows some, the HTTP-client
+    /// rule the rest.
+    const AUTOMATION_AGENTS: &[&str] = &[
+        "",
+        "   ",
+        "Java/17.0.2",
+        "python-urllib3/2.0.7",
+        "PostmanRuntime/7.36.0",
+        "curl/8.5.0",
+        "Wget/1.21.4",
+        "python-requests/2.32.3",
+        "Python-urllib/3.12",
+        "Python/3.12 aiohttp/3.9.5",
+        "python-httpx/0.27.0",
+        "python-httplib2/0.22.0 (gzip)",
+        "PycURL/7.45.3 libcurl/8.9.1 OpenSSL/3.3.2 zlib/1.3.1",
+        "Scrapy/2.11.2 (+https://scrapy.org)",
+        "Java-http-client/21.0.5",
+        "Apache-HttpClient/4.5.14 (Java/17.0.9)",
+        "Apache-HttpAsyncClient/4.1.5 (Java/11.0.25)",
+        "okhttp/4.12.0",
+        "Ktor client",
+        "Go-http-client/1.1",
+        "Go-http-client/2.0",
+        "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
+        "node-fetch",
+        "axios/1.7.7",
+        "undici",
+        "node",
+        "got (https://github.com/sindresorhus/got)",
+        "Deno/2.1.1",
+        "Bun/1.1.34",
+        "insomnia/2023.5.8",
+        "HTTPie/3.2.4",
+        "libwww-perl/6.72",
+        "Ruby",
+        "Faraday v2.12.0",
+        "rest-client/2.1.0 (linux x86_64) ruby/3.3.5p100",
+        "http.rb/5.2.0",
+        "GuzzleHttp/7",
+        "RestSharp/112.1.0.0",
+        "Mozilla/5.0 (Windows NT 10.0; Microsoft Windows 10.0.22631; en-US) PowerShell/7.4.6",
+        "Mozilla/5.0 (Windows NT; Windows NT 10.0; en-US) WindowsPowerShell/5.1.22621.4249",
+        "reqwest/0.12.9",
+        "Dart/3.5 (dart:io)",
+    ];
+
+    fn agent_rules(ua: &str) -> Vec<String> {
+        let d = decide(&Signals { agent: agent_match(ua), ..quiet() }, &GuardConfig::default());
+        d.findings.into_iter().map(|f| f.rule).collect()
+    }
+
     #[test]
-    fn every_crawler_pattern_compiles_and_browsers_do_not_match() {
+    fn every_agent_pattern_compiles_and_browsers_match_neither_rule() {
         let patterns = crawler_patterns();
         assert!(patterns.len() > 1_000, "{} patterns", patterns.len());
         for p in patterns {
             regex::Regex::new(p).unwrap_or_else(|e| panic!("pattern {p:?}: {e}"));
         }
         assert!(patterns.contains(&"webmon "), "trailing spaces are kept");
-        use ecom_gen::persona::{DESKTOP_AGENTS, MOBILE_AGENTS, TABLET_AGENTS};
-        for ua in DESKTOP_AGENTS.iter().chain(MOBILE_AGENTS).chain(TABLET_AGENTS) {
-            assert_eq!(crawler_match(ua).map(|i| patterns[i]), None, "{ua}");
+        for (name, p) in HTTP_CLIENT_AGENTS {
+            regex::Regex::new(p).unwrap_or_else(|e| panic!("{name} pattern {p:?}: {e}"));
+            assert!(p.starts_with('^'), "{name}: {p} is not anchored");
         }
+        assert_eq!(HTTP_CLIENT_AGENTS[EMPTY_AGENT].1, r"^\s*$");
+        let browsers = browser_agents();
+        assert!(browsers.len() >= 30, "{}", browsers.len());
+        let matched: Vec<(&str, AgentMatch)> =
+            browsers.iter().map(|ua| (*ua, agent_match(ua))).filter(|(_, m)| *m != AgentMatch::Other).collect();
+        eprintln!(
+            "browser user agents matched by crawler_agent or http_client: {} of {}",
+            matched.len(),
+            browsers.len()
+        );
+        assert_eq!(matched, vec![], "browsers taken for crawlers or HTTP clients");
+    }
+
+    #[test]
+    fn automation_agents_get_one_agent_finding_each() {
+        let (mut crawler, mut client) = (0, 0);
+        for ua in AUTOMATION_AGENTS {
+            let fired = agent_rules(ua);
+            match fired.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                [rule::CRAWLER_AGENT] => crawler += 1,
+                [rule::HTTP_CLIENT] => client += 1,
+                _ => panic!("{ua:?}: {fired:?}, expected exactly one of crawler_agent and http_client"),
+            }
+        }
+        eprintln!(
+            "automation user agents with a finding: {} of {} (crawler_agent {crawler}, http_client {client})",
+            crawler + client,
+            AUTOMATION_AGENTS.len()
+        );
+        assert!(AUTOMATION_AGENTS.len() >= 30);
+        // What the crawler list already knows stays its own.
         for ua in ["curl/8.5.0", "python-requests/2.32.3", "Go-http-client/1.1", "Wget/1.21"] {
-            assert!(crawler_match(ua).is_some(), "{ua}");
+            assert_eq!(agent_rules(ua), vec![rule::CRAWLER_AGENT], "{ua}");
         }
-        assert_eq!(crawler_match(""), None);
+        for ua in ["", "Java/17.0.2", "python-urllib3/2.0.7", "PostmanRuntime/7.36.0"] {
+            assert_eq!(agent_rules(ua), vec![rule::HTTP_CLIENT], "{ua:?}");
+        }
+        // Anchored: a library's name later in a browser's agent is not a match.
+        assert_eq!(http_client_match("Mozilla/5.0 (X11; Linux x86_64) curl/8.5.0 Firefox/133.0"), None);
+        let name = |ua| http_client_match(ua).map(|i| HTTP_CLIENT_AGENTS[i].0);
+        assert_eq!(name("JAVA/21"), Some("Java (HttpURLConnection, java.net.http.HttpClient)"), "case-insensitive");
+    }
+
+    #[test]
+    fn http_client_uses_the_configured_verdict_and_names_the_library() {
+        let s = Signals { agent: agent_match("PostmanRuntime/7.36.0"), ..quiet() };
+        let d = decide(&s, &GuardConfig::default());
+        assert_eq!((d.verdict, rules(&d)), (Verdict::Flag, vec![rule::HTTP_CLIENT]));
+        assert_eq!(
+            d.reasons,
+            vec!["http_client: the user agent is from Postman (pattern `^postmanruntime/`): an HTTP client, not a browser"]
+        );
+        let empty = decide(&Signals { agent: agent_match(""), ..quiet() }, &GuardConfig::default());
+        assert_eq!(empty.reasons, vec!["http_client: the user agent is empty; every browser sends one"]);
+        let block = GuardConfig { http_client_verdict: Verdict::Block, ..Default::default() };
+        assert_eq!(decide(&s, &block).verdict, Verdict::Block);
+        let report_only = GuardConfig { http_client_verdict: Verdict::Allow, ..Default::default() };
+        let d = decide(&s, &report_only);
+        assert_eq!((d.verdict, d.findings.len()), (Verdict::Allow, 1));
+        let unknown = GuardConfig { http_client_verdict: Verdict::Unknown, ..Default::default() };
+        assert!(unknown.validate().unwrap_err().to_string().contains("http_client_verdict"));
     }
 
     #[test]
     fn script_numbers_are_read_in_order() {
         let n = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1 | 8];
-        let s = Signals::from_script(&n, Some(3));
+        let s = Signals::from_script(&n, AgentMatch::Crawler(3));
         assert_eq!((s.ip_rate, s.products_per_ip, s.gap_cv_milli, s.fast_gaps), (1, 8, 10, 11));
         assert_eq!((s.ip_blocked, s.ip_allowed, s.user_blocked, s.user_allowed), (true, false, false, true));
-        assert_eq!(s.crawler_pattern, Some(3));
+        assert_eq!(s.agent, AgentMatch::Crawler(3));
     }
 
     #[test]
@@ -986,19 +1343,124 @@ mod tests {
     #[test]
     fn requests_are_validated_naming_the_field() {
         let ok = GuardRequest { ip: "192.0.2.1".into(), event_time_ms: 1, ..Default::default() };
-        assert!(Guard::validate(&ok, None).is_ok());
+        assert!(Guard::validate(&ok).is_ok());
+        let long = |n| "s".repeat(n);
         let cases = [
-            (GuardRequest { amount_cents: -1, ..ok.clone() }, "amount_cents: -1 is negative"),
+            (GuardRequest { amount_cents: -1, ..ok.clone() }, "requests[3].amount_cents: -1 is negative"),
+            (
+                GuardRequest { amount_cents: MAX_AMOUNT_CENTS + 1, ..ok.clone() },
+                "requests[3].amount_cents: 1000000000001 is above the limit of 1000000000000",
+            ),
             (GuardRequest { quantity: -2, ..ok.clone() }, "requests[3].quantity: -2 is negative"),
             (GuardRequest { kind: 99, ..ok.clone() }, "requests[3].kind: 99 is not an EventKind"),
             (GuardRequest { ip: String::new(), ..ok.clone() }, "requests[3].ip: must not be empty"),
             (GuardRequest { event_time_ms: 0, ..ok.clone() }, "requests[3].event_time_ms:"),
-            (GuardRequest { session_id: "s".repeat(300), ..ok.clone() }, "requests[3].session_id: 300 bytes"),
+            (GuardRequest { session_id: long(65), ..ok.clone() }, "requests[3].session_id: 65 bytes"),
+            (GuardRequest { event_id: long(65), ..ok.clone() }, "requests[3].event_id: 65 bytes"),
+            (GuardRequest { ip: long(65), ..ok.clone() }, "requests[3].ip: 65 bytes is longer than the limit of 64"),
+            (GuardRequest { user_agent: long(1025), ..ok.clone() }, "requests[3].user_agent: 1025 bytes"),
         ];
         for (r, want) in cases {
-            let e = Guard::validate(&r, Some(3)).unwrap_err();
-            assert_eq!(e.code(), tonic::Code::InvalidArgument);
-            assert!(e.message().contains(want), "{} does not contain {want}", e.message());
+            let e = Guard::validate(&r).unwrap_err();
+            assert!(e.message(Some(3)).contains(want), "{} does not contain {want}", e.message(Some(3)));
+            assert!(!e.message(None).contains("requests["), "{}", e.message(None));
+        }
+        let at_limits = GuardRequest {
+            event_id: long(MAX_ID_LEN),
+            ip: long(MAX_IP_LEN),
+            user_id: long(MAX_ID_LEN),
+            session_id: long(MAX_ID_LEN),
+            product_id: long(MAX_ID_LEN),
+            user_agent: long(MAX_TEXT_LEN),
+            amount_cents: MAX_AMOUNT_CENTS,
+            ..ok
+        };
+        assert_eq!(Guard::validate(&at_limits), Ok(()));
+    }
+
+    #[test]
+    fn an_invalid_item_answers_unknown_naming_the_field() {
+        let bad = Guard::validate(&GuardRequest {
+            ip: "192.0.2.1".into(),
+            event_time_ms: 1,
+            user_agent: "u".repeat(2000),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let r = bad.response("e7".into(), 7);
+        assert_eq!(
+            (r.event_id.as_str(), r.verdict, r.fallback, r.ip_events_in_window),
+            ("e7", Verdict::Unknown as i32, false, 0)
+        );
+        assert_eq!(
+            r.reasons,
+            vec!["invalid_request: requests[7].user_agent: 2000 bytes is longer than the limit of 1024"]
+        );
+        let f = &r.findings[..];
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].rule.as_str(), f[0].verdict, f[0].value, f[0].threshold),
+            (rule::INVALID_REQUEST, Verdict::Unknown as i32, 2000.0, 1024.0)
+        );
+    }
+
+    #[test]
+    fn every_event_the_validator_accepts_is_a_valid_request() {
+        use ecom_core::validate::{amount_cents, validate_bytes, validate_event, MAX_FUTURE_SKEW_MS};
+        use ecom_gen::{GenConfig, Generator, Payload};
+        use ecom_proto::v1::Event;
+        let now = 1_800_000_000_000;
+        let id = |c: &str| c.repeat(MAX_ID_LEN);
+        let at_limits = Event {
+            event_id: id("e"),
+            event_time_ms: now + MAX_FUTURE_SKEW_MS,
+            user_id: id("u"),
+            session_id: id("s"),
+            kind: EventKind::Purchase as i32,
+            product_id: Some(id("p")),
+            quantity: Some(4),
+            unit_price_cents: Some(MAX_AMOUNT_CENTS / 4),
+            user_agent: "M".repeat(MAX_TEXT_LEN),
+            ip: "1".repeat(MAX_IP_LEN),
+            page: "/".repeat(MAX_TEXT_LEN),
+            ..Default::default()
+        };
+        let mut events = vec![
+            at_limits.clone(),
+            Event { quantity: None, unit_price_cents: Some(MAX_AMOUNT_CENTS), ..at_limits.clone() },
+            Event { quantity: Some(0), unit_price_cents: Some(MAX_AMOUNT_CENTS), ..at_limits.clone() },
+            Event { quantity: Some(i32::MAX), unit_price_cents: Some(0), ..at_limits.clone() },
+            Event {
+                ip: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".into(),
+                user_agent: String::new(),
+                ..at_limits.clone()
+            },
+            Event { event_time_ms: 1, kind: EventKind::LoginFailed as i32, product_id: None, ..at_limits.clone() },
+        ];
+        for e in &events {
+            assert_eq!(validate_event(e, now), Ok(()), "{e:?}");
+        }
+        // A generated stream with malformed records mixed in: whatever the validator accepts.
+        let gen = Generator::new(GenConfig { events: 20_000, seed: 3, malformed_rate: 0.05, ..Default::default() });
+        let (mut records, mut rejected) = (0, 0);
+        for rec in gen {
+            records += 1;
+            let valid = match rec.payload {
+                Payload::Event(e) => validate_event(&e, i64::MAX / 2).map(|()| e),
+                Payload::Bytes(b) => validate_bytes(&b, i64::MAX / 2),
+            };
+            match valid {
+                Ok(e) => events.push(e),
+                Err(_) => rejected += 1,
+            }
+        }
+        assert!(rejected > 100 && events.len() > 15_000, "{records} records, {rejected} rejected");
+        for e in &events {
+            let job = request_for(e);
+            assert_eq!(Guard::validate(&job), Ok(()), "{job:?}");
+            // Any kind with an amount.
+            let any_kind = GuardRequest { amount_cents: amount_cents(e).unwrap(), ..job };
+            assert_eq!(Guard::validate(&any_kind), Ok(()), "{any_kind:?}");
         }
     }
 

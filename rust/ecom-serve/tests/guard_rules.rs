@@ -1,7 +1,9 @@
 //! The guard's rules against the real Redis of the local stack (dev/up), no mocks: precision
 //! and recall per rule on a labelled data set from ecom-gen, the same stream replayed through
-//! gRPC, block and allow lists, one round trip per batch, and the fallback when Redis is slow.
+//! gRPC, block and allow lists, one round trip per batch, a batch with invalid items judged
+//! item by item, and the fallback when Redis is slow.
 //! Each test uses its own key prefix, so they run in any order and side by side.
+use ecom_core::validate::MAX_AMOUNT_CENTS;
 use ecom_gen::{AnomalyRates, GenConfig, Generator, Payload};
 use ecom_proto::v1::guard_client::GuardClient;
 use ecom_proto::v1::guard_server::GuardServer;
@@ -587,22 +589,110 @@ async fn slow_redis_gives_the_declared_fallback_within_the_deadline() {
 
 #[tokio::test]
 #[ignore = "needs the local stack (dev/up)"]
-async fn grpc_rejects_bad_fields_by_name() {
-    let prefix = unique_prefix("grpc");
-    let guard = Guard::connect(&redis_url(), config(&prefix), 10).unwrap();
+async fn a_mixed_batch_judges_every_item_on_its_own() {
+    let prefix = unique_prefix("mixed");
+    let p = proxy().await;
+    let guard = Guard::connect(&p.url, config(&prefix), 10).unwrap();
+    assert!(guard.redis_ok().await);
+    guard.load_script().await.unwrap();
     let (url, stop, server) = serve(guard).await;
     let mut client = GuardClient::connect(url).await.unwrap();
-    let ok = event("192.0.2.5", "u1", 1);
-    for (bad, field) in [
-        (GuardRequest { amount_cents: -100, ..ok.clone() }, "requests[1].amount_cents"),
-        (GuardRequest { quantity: -1, ..ok.clone() }, "requests[1].quantity"),
-        (GuardRequest { kind: 42, ..ok.clone() }, "requests[1].kind"),
-    ] {
-        let e = client.check_batch(GuardBatchRequest { requests: vec![ok.clone(), bad] }).await.unwrap_err();
-        assert_eq!(e.code(), tonic::Code::InvalidArgument);
-        assert!(e.message().starts_with(field), "{}", e.message());
+    let ip = "192.0.2.60";
+    let purchase = |amount_cents, user: &str, i| GuardRequest {
+        kind: EventKind::Purchase as i32,
+        product_id: "p1".into(),
+        quantity: 1,
+        amount_cents,
+        ..event(ip, user, i)
+    };
+    let crawler = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)";
+    let requests = vec![
+        event(ip, "u0", 0),
+        GuardRequest { ip: String::new(), ..event(ip, "u1", 1) },
+        event(ip, "u2", 2),
+        purchase(MAX_AMOUNT_CENTS + 1, "u3", 3),
+        GuardRequest { user_agent: "Mozilla/5.0 ".repeat(100), ..event(ip, "u4", 4) },
+        GuardRequest { user_agent: "python-urllib3/2.0.7".into(), ..event("192.0.2.61", "u5", 5) },
+        GuardRequest { user_agent: crawler.into(), ..event("192.0.2.62", "u6", 6) },
+        GuardRequest { user_agent: String::new(), ..event("192.0.2.63", "u7", 7) },
+        purchase(MAX_AMOUNT_CENTS, "u8", 8),
+    ];
+    let before = p.round_trips.load(Ordering::SeqCst);
+    let out =
+        client.check_batch(GuardBatchRequest { requests: requests.clone() }).await.unwrap().into_inner().responses;
+    assert_eq!(p.round_trips.load(Ordering::SeqCst) - before, 1, "the valid items go to Redis together");
+    assert_eq!(out.len(), requests.len());
+    for (q, a) in requests.iter().zip(&out) {
+        assert_eq!(a.event_id, q.event_id, "answers keep their request's position");
+        assert!(!a.fallback, "{a:?}");
     }
-    let r = client.check(ok).await.unwrap().into_inner();
+    fn rules(r: &GuardResponse) -> Vec<&str> {
+        r.findings.iter().map(|f| f.rule.as_str()).collect()
+    }
+    for (i, reason, value, limit) in [
+        (1, "invalid_request: requests[1].ip: must not be empty", 0.0, 1.0),
+        (
+            3,
+            "invalid_request: requests[3].amount_cents: 1000000000001 is above the limit of 1000000000000",
+            1e12 + 1.0,
+            1e12,
+        ),
+        (4, "invalid_request: requests[4].user_agent: 1200 bytes is longer than the limit of 1024", 1200.0, 1024.0),
+    ] {
+        let a = &out[i];
+        assert_eq!((verdict(a), rules(a), a.ip_events_in_window), (Verdict::Unknown, vec![rule::INVALID_REQUEST], 0));
+        assert_eq!(a.reasons, vec![reason]);
+        assert_eq!(
+            (a.findings[0].verdict, a.findings[0].value, a.findings[0].threshold),
+            (Verdict::Unknown as i32, value, limit)
+        );
+    }
+    // The valid items from 192.0.2.60 were counted, the invalid ones never reached Redis.
+    for (i, seen) in [(0, 1), (2, 2), (8, 3)] {
+        let a = &out[i];
+        assert_eq!((verdict(a), rules(a), a.ip_events_in_window), (Verdict::Allow, vec![], seen), "item {i}");
+    }
+    assert_eq!((verdict(&out[5]), rules(&out[5])), (Verdict::Flag, vec![rule::HTTP_CLIENT]));
+    assert!(out[5].reasons[0].contains("python-urllib3"), "{:?}", out[5].reasons);
+    assert_eq!((verdict(&out[6]), rules(&out[6])), (Verdict::Flag, vec![rule::CRAWLER_AGENT]));
+    assert_eq!((verdict(&out[7]), rules(&out[7])), (Verdict::Flag, vec![rule::HTTP_CLIENT]));
+    assert_eq!(out[7].reasons, vec!["http_client: the user agent is empty; every browser sends one"]);
+    assert!(out[5..8].iter().all(|a| a.ip_events_in_window == 1));
+
+    // Only invalid items: answered without going to Redis.
+    let before = p.round_trips.load(Ordering::SeqCst);
+    let bad = vec![
+        GuardRequest { amount_cents: -100, ..event(ip, "u9", 9) },
+        GuardRequest { quantity: -1, ..event(ip, "u9", 10) },
+        GuardRequest { kind: 42, ..event(ip, "u9", 11) },
+        GuardRequest { event_time_ms: 0, ..event(ip, "u9", 12) },
+        GuardRequest { session_id: "s".repeat(65), ..event(ip, "u9", 13) },
+    ];
+    let out = client.check_batch(GuardBatchRequest { requests: bad }).await.unwrap().into_inner().responses;
+    assert_eq!(p.round_trips.load(Ordering::SeqCst), before);
+    let fields: Vec<&str> = out.iter().map(|a| a.findings[0].detail.split(':').next().unwrap()).collect();
+    assert_eq!(
+        fields,
+        [
+            "requests[0].amount_cents",
+            "requests[1].quantity",
+            "requests[2].kind",
+            "requests[3].event_time_ms",
+            "requests[4].session_id"
+        ]
+    );
+    assert!(out.iter().all(|a| verdict(a) == Verdict::Unknown && !a.fallback));
+
+    // More items than the batch limit is the caller's bug: the whole call is refused.
+    let too_many = GuardBatchRequest { requests: (0..11).map(|i| event(ip, "u10", 20 + i)).collect() };
+    let e = client.check_batch(too_many).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("11 items is more than the batch limit of 10"), "{}", e.message());
+    // A single Check still refuses an invalid request, naming the field.
+    let e = client.check(GuardRequest { amount_cents: -100, ..event(ip, "u11", 40) }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().starts_with("amount_cents: -100 is negative"), "{}", e.message());
+    let r = client.check(event("192.0.2.64", "u11", 41)).await.unwrap().into_inner();
     assert_eq!((verdict(&r), r.ip_events_in_window, r.fallback), (Verdict::Allow, 1, false));
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();

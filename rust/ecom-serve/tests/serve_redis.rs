@@ -14,8 +14,16 @@ fn unique_ip() -> String {
     format!("192.0.2.{}-{n}", n % 250)
 }
 
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+
 fn req(ip: &str, i: usize) -> GuardRequest {
-    GuardRequest { event_id: format!("e{i}"), event_time_ms: 1_800_000_000_000, ip: ip.into(), ..Default::default() }
+    GuardRequest {
+        event_id: format!("e{i}"),
+        event_time_ms: 1_800_000_000_000,
+        ip: ip.into(),
+        user_agent: BROWSER.into(),
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
@@ -47,6 +55,18 @@ async fn unreachable_redis_gives_the_fallback_within_the_deadline() {
     assert!(out[0].fallback);
     assert_eq!(out[0].verdict, Verdict::Allow as i32);
     assert!(out[0].reasons[0].starts_with("fallback:"), "{:?}", out[0].reasons);
+}
+
+#[tokio::test]
+async fn invalid_items_keep_their_place_when_redis_is_down() {
+    let cfg = GuardConfig { redis_timeout: Duration::from_millis(200), ..Default::default() };
+    let guard = Guard::connect("redis://127.0.0.1:1", cfg, 100).unwrap();
+    let reqs = vec![req("198.51.100.8", 0), req("", 1), req("198.51.100.8", 2)];
+    let out = guard.check_each(reqs).await;
+    let shape: Vec<(&str, i32, bool)> = out.iter().map(|r| (r.event_id.as_str(), r.verdict, r.fallback)).collect();
+    let (allow, unknown) = (Verdict::Allow as i32, Verdict::Unknown as i32);
+    assert_eq!(shape, vec![("e0", allow, true), ("e1", unknown, false), ("e2", allow, true)]);
+    assert_eq!(out[1].reasons, vec!["invalid_request: requests[1].ip: must not be empty"]);
 }
 
 #[tokio::test]
@@ -98,11 +118,17 @@ async fn grpc_guard_health_and_http_over_loopback() {
     assert!(bad.message().contains("ip"), "{}", bad.message());
     let too_many = GuardBatchRequest { requests: (0..11).map(|i| req(&ip, i)).collect() };
     assert_eq!(client.check_batch(too_many).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    let mixed =
+        GuardBatchRequest { requests: vec![req(&ip, 10), GuardRequest { user_id: "u".repeat(65), ..req(&ip, 11) }] };
+    let rs = client.check_batch(mixed).await.unwrap().into_inner().responses;
+    assert_eq!(rs.iter().map(|r| r.verdict).collect::<Vec<_>>(), vec![Verdict::Allow as i32, Verdict::Unknown as i32]);
 
     let body = http_get("http://127.0.0.1:18080/metrics").await;
     assert!(body.contains("ecom_guard_verdicts_total"), "{body}");
     assert!(body.contains("ecom_guard_findings_total{rule=\"crawler_agent\""), "{body}");
     assert!(body.contains("ecom_guard_redis_seconds"), "{body}");
+    assert!(body.contains("ecom_guard_invalid_requests_total{field=\"ip\"}"), "{body}");
+    assert!(body.contains("ecom_guard_invalid_requests_total{field=\"user_id\"}"), "{body}");
     let health = http_get("http://127.0.0.1:18080/health").await;
     assert!(health.contains("\"redis\":\"ok\""), "{health}");
 
