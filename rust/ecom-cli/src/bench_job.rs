@@ -15,6 +15,8 @@ use rdkafka::ClientConfig;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Arguments of `ecom bench job`.
@@ -79,6 +81,8 @@ struct Run {
     visible_p99_ms: i64,
     /// CPU seconds each process on the path used during the run (submit → cancel).
     cpu: Vec<(&'static str, f64)>,
+    /// Flink's `numRestarts` of the run's job (each failure is printed as a warning).
+    job_restarts: u64,
 }
 
 /// One run: `rate` None: pre-fill, then start the job (throughput); Some: start the job, then
@@ -193,6 +197,7 @@ pub(crate) async fn run(a: JobBench) -> anyhow::Result<()> {
                        "records": r.records, "events_per_s": r.records as f64 / r.job_seconds.max(1e-9),
                        "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
                        "visible_p50_ms": r.visible_p50_ms, "visible_p99_ms": r.visible_p99_ms,
+                       "job_restarts": r.job_restarts,
                        "cpu_seconds": r.cpu.iter().map(|(n, s)| (n.to_string(), json!(s))).collect::<serde_json::Map<_, _>>()})
             })
             .collect();
@@ -200,25 +205,30 @@ pub(crate) async fn run(a: JobBench) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<52} {:>9} {:>10} {:>8} {:>8} {:>12} {:>12}",
-        "run", "records", "events/s", "p50 ms", "p99 ms", "visible p50", "visible p99"
+        "{:<52} {:>9} {:>10} {:>8} {:>8} {:>12} {:>12} {:>9}",
+        "run", "records", "events/s", "p50 ms", "p99 ms", "visible p50", "visible p99", "restarts"
     );
     for r in &runs {
         println!(
-            "{:<52} {:>9} {:>10.0} {:>8} {:>8} {:>12} {:>12}",
+            "{:<52} {:>9} {:>10.0} {:>8} {:>8} {:>12} {:>12} {:>9}",
             r.label,
             r.records,
             r.records as f64 / r.job_seconds.max(1e-9),
             r.p50_ms,
             r.p99_ms,
             r.visible_p50_ms,
-            r.visible_p99_ms
+            r.visible_p99_ms,
+            r.job_restarts
         );
     }
     println!("(events/s: records over first ingestion → last output; p50/p99: produced_at → enriched_at, as the");
     println!(" event leaves the job; visible: produced_at → read by a read_committed consumer, i.e. after the");
     println!(" checkpoint that commits it — what a downstream reader sees under exactly-once; the latency run");
-    println!(" leaves out its first {} s of warm-up)", a.warmup_seconds);
+    println!(
+        " leaves out its first {} s of warm-up; restarts: Flink's numRestarts of the run's job — a run that",
+        a.warmup_seconds
+    );
+    println!(" restarted measured its recovery too)");
     println!();
     println!("CPU per 1,000 records, ms (user + system, from the job's submission to the last output;");
     println!("bench: this process, which produces the latency run's records and reads every run's output):");
@@ -288,21 +298,51 @@ async fn one_run(
     .chain(a.job_args.iter().cloned())
     .collect();
     let cpu_before = procs.cpu_seconds();
-    let job = flink.submit(http, parallelism, &args).await?;
-    let producing = rate.map(|_| tokio::spawn(generate::generate(gen)));
-    let counted = count_outputs(a, &names[1], &names[2], records).await;
+    let topics: Vec<&str> = names.iter().map(String::as_str).collect();
+    let job = match flink.submit(http, parallelism, &args).await {
+        Ok(job) => job,
+        Err(e) => {
+            let _ = admin.delete_topics(&topics, &AdminOptions::new()).await;
+            return Err(e);
+        }
+    };
+    let mut watch = flink.watch(http, &job, &std::env::temp_dir());
+    // The generator blocks while it paces: on a thread of its own, which a run whose job stopped
+    // leaves behind (the bench then ends) instead of waiting out the run's length.
+    let producing = match rate {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let rt = tokio::runtime::Handle::current();
+            std::thread::Builder::new()
+                .name("generate".into())
+                .spawn(move || {
+                    let _ = tx.send(rt.block_on(generate::generate(gen)));
+                })
+                .context("starting the generator's thread")?;
+            Some(rx)
+        }
+        None => None,
+    };
+    // Raced against the watcher: a job that stops ends the run at once, not after the timeout.
+    let counted = tokio::select! {
+        c = count_outputs(a, &names[1], &names[2], records) => Ok(c),
+        ended = watch.ended() => Err(ended),
+    };
     let cpu: Vec<(&'static str, f64)> = procs
         .cpu_seconds()
         .into_iter()
         .zip(cpu_before)
         .map(|((name, after), (_, before))| (name, after - before))
         .collect();
-    flink.cancel(http, &job).await;
-    if let Some(p) = producing {
-        p.await.context("the generate task panicked")?.context("producing at a fixed rate")?;
+    let job_status = watch.finish().await;
+    if counted.is_ok() {
+        flink.cancel(http, &job).await;
     }
-    let _ = admin.delete_topics(&names.iter().map(String::as_str).collect::<Vec<_>>(), &AdminOptions::new()).await;
-    let (job_seconds, samples) = counted?;
+    if let (Some(p), Ok(_)) = (producing, &counted) {
+        p.await.context("the generator's thread panicked")?.context("producing at a fixed rate")?;
+    }
+    let _ = admin.delete_topics(&topics, &AdminOptions::new()).await;
+    let (job_seconds, samples) = counted??;
     // The latency run's percentiles leave out what was produced during the warm-up.
     let measured_from = match rate {
         Some(_) => samples.iter().map(|s| s.0).min().unwrap_or(0) + a.warmup_seconds as i64 * 1000,
@@ -325,32 +365,59 @@ async fn one_run(
         visible_p50_ms: pct(&visible, 0.5),
         visible_p99_ms: pct(&visible, 0.99),
         cpu,
+        job_restarts: job_status.restarts,
     })
 }
 
+/// The span from a run's first ingestion to its last output, in seconds, and per enriched
+/// event (produced_at, produced → enriched, produced → read) in ms.
+type Counted = (f64, Vec<(i64, i64, i64)>);
+
 /// Reads the run's enriched and invalid topics (read_committed) until `records` came out.
-/// Returns the span from the first ingestion to the last output, in seconds, the
-/// enriched events' (produced_at, produced → enriched, produced → read) in ms.
-async fn count_outputs(
-    a: &JobBench,
+/// The Kafka polls block, so they run on a blocking thread, which stops within a poll when
+/// this future is dropped.
+async fn count_outputs(a: &JobBench, enriched: &str, invalid: &str, records: u64) -> anyhow::Result<Counted> {
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let (brokers, enriched, invalid) = (a.cluster.brokers.clone(), enriched.to_string(), invalid.to_string());
+    let (timeout_secs, stopped) = (a.timeout_secs, stop.0.clone());
+    tokio::task::spawn_blocking(move || {
+        count_outputs_blocking(&brokers, &enriched, &invalid, records, timeout_secs, &stopped)
+    })
+    .await
+    .context("reading the job's outputs panicked")?
+}
+
+fn count_outputs_blocking(
+    brokers: &str,
     enriched: &str,
     invalid: &str,
     records: u64,
-) -> anyhow::Result<(f64, Vec<(i64, i64, i64)>)> {
+    timeout_secs: u64,
+    stop: &AtomicBool,
+) -> anyhow::Result<Counted> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &a.cluster.brokers)
+        .set("bootstrap.servers", brokers)
         .set("group.id", format!("{enriched}-count"))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .create()?;
     consumer.subscribe(&[enriched, invalid])?;
-    let deadline = Instant::now() + Duration::from_secs(a.timeout_secs);
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     let (mut seen, mut first_in, mut last_out) = (0u64, i64::MAX, i64::MIN);
     let mut samples = Vec::new();
     while seen < records {
+        if stop.load(Ordering::Relaxed) {
+            bail!("stopped with {seen} of {records} records out of the job");
+        }
         if Instant::now() > deadline {
-            bail!("timed out after {} s with {seen} of {records} records out of the job", a.timeout_secs);
+            bail!("timed out after {timeout_secs} s with {seen} of {records} records out of the job");
         }
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
         let msg = msg.context("reading the job's outputs")?;

@@ -3,7 +3,7 @@
 //! Kafka and in both stores, prints a summary and whether it reconciles, then cleans up.
 use crate::generate::{self, GenerateArgs, GenerateSummary};
 use anyhow::{bail, Context};
-use ecom_proto::v1::{EnrichedEvent, EventKind, InvalidEvent, Session, WindowMetrics};
+use ecom_proto::v1::{EnrichedEvent, EventKind, InvalidEvent, RejectReason, Session, WindowMetrics};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -55,6 +55,10 @@ pub(crate) struct DemoArgs {
     /// Share of events hours behind the watermark (the job routes them as LATE).
     #[arg(long, default_value_t = 0.002)]
     late_rate: f64,
+    /// Share of hostile records (see `ecom generate --help`): stuffed to the record limit,
+    /// stamped ~290 s ahead of the clock, padded to near Kafka's request limit.
+    #[arg(long, default_value_t = 0.003)]
+    hostile_rate: f64,
     /// Sessions per hour at the simulated shop's daily peak. Lower than `ecom generate`'s default
     /// so that N events span hours of event time and sessions close (30-minute gap) within
     /// the run.
@@ -220,24 +224,57 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let mut gen_args = GenerateArgs::with(a.events, seed, a.malformed_rate, Some(start_ms), &a.cluster.brokers);
     gen_args.duplicate_rate = a.duplicate_rate;
     gen_args.late_rate = a.late_rate;
+    gen_args.hostile_rate = a.hostile_rate;
     gen_args.peak_sessions_per_hour = a.peak_sessions_per_hour;
     let gen = generate::run(gen_args).await?;
     let gen_done = Instant::now();
 
     step("waiting for every raw record to come out enriched or invalid");
-    let outcome = collect_outputs(&a, &gen, &out_start).await;
+    // Both waits race the job's watcher: a job that stops ends the demo at once. collect_outputs
+    // blocks in Kafka polls, so it runs on a thread of its own (left behind when the job stops
+    // first: the demo exits).
+    let mut watch = flink.watch(&http, &job, &logs);
+    let (a, gen) = (std::sync::Arc::new(a), std::sync::Arc::new(gen));
+    let flink = a.cluster.flink();
+    let collected = {
+        let (a, gen, rt) = (a.clone(), gen.clone(), tokio::runtime::Handle::current());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("collect-outputs".into())
+            .spawn(move || {
+                let _ = tx.send(rt.block_on(collect_outputs(&a, &gen, &out_start)));
+            })
+            .context("starting the thread that reads the job's outputs")?;
+        async { rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("reading the job's outputs panicked"))) }
+    };
+    let outcome = tokio::select! {
+        o = collected => o,
+        ended = watch.ended() => {
+            children.stop().await;
+            return Err(ended.into());
+        }
+    };
     let slice_secs = gen_done.elapsed().as_secs_f64() + gen.seconds;
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
             children.stop().await;
+            drop(watch);
             flink.cancel(&http, &job).await;
             return Err(e);
         }
     };
 
     step("waiting for Elasticsearch and MongoDB to hold every enriched event");
-    let stores = count_stores(&a, &http, &outcome.enriched_ids).await;
+    let stores = tokio::select! {
+        s = count_stores(&a, &http, &outcome.enriched_ids) => s,
+        ended = watch.ended() => {
+            children.stop().await;
+            return Err(ended.into());
+        }
+    };
+    // Read before the demo cancels the job itself.
+    let job_status = watch.finish().await;
     children.stop().await;
     if a.keep_job {
         eprintln!("leaving Flink job {job} running (--keep-job)");
@@ -282,6 +319,13 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         fmt_epsilons(&outcome.metrics_epsilon)
     );
     println!("  duplicates in Kafka outputs           {:>8}", outcome.duplicates);
+    if !gen.hostile.is_empty() {
+        println!("  hostile records produced              {}", generate::fmt_counts(&gen.hostile));
+    }
+    println!(
+        "  largest record written                {:>8} bytes enriched, {} bytes dead letter ({} kept a prefix only)",
+        outcome.largest_enriched_bytes, outcome.largest_invalid_bytes, outcome.invalid_truncated
+    );
     println!("  documents in Elasticsearch (this run) {:>8}   (ecom-events-* holds {es_total} in all)", es_docs);
     println!("  documents in MongoDB (this run)       {:>8}   (ecom.events holds {mongo_total} in all)", mongo_docs);
     println!(
@@ -293,6 +337,13 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     if let Some(p50) = outcome.latency_p50_ms {
         println!("  latency produced -> enriched         p50 {p50} ms, p99 {} ms", outcome.latency_p99_ms.unwrap_or(0));
     }
+    let after = if a.keep_job { "left running" } else { "then cancelled by the demo" };
+    println!("  Flink job state                       {:>8}   (job {job}, {after})", job_status.state);
+    println!(
+        "  Flink job restarts                    {:>8}{}",
+        job_status.restarts,
+        if job_status.restarts > 0 { "   (each failure was printed as a warning while waiting)" } else { "" }
+    );
 
     let mut why = Vec::new();
     if gen.produced != enriched + invalid {
@@ -315,6 +366,25 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     if outcome.sessions_unknown_user > 0 {
         why.push(format!("{} sessions without a session_id or user_id", outcome.sessions_unknown_user));
+    }
+    // A record stuffed to the limit comes out without what it was stuffed with; a dead letter
+    // keeps at most the limit's worth of its record.
+    let limit = ecom_core::validate::MAX_RECORD_BYTES;
+    if outcome.largest_enriched_bytes > limit {
+        why.push(format!(
+            "an enriched record of {} bytes is over the record limit {limit}",
+            outcome.largest_enriched_bytes
+        ));
+    }
+    if outcome.largest_invalid_bytes > limit + 4_096 {
+        why.push(format!("a dead letter of {} bytes is over the record limit {limit}", outcome.largest_invalid_bytes));
+    }
+    if outcome.mislabelled > 0 {
+        why.push(format!(
+            "{} raw records did not get their own label ({})",
+            outcome.mislabelled,
+            outcome.mislabelled_examples.join("; ")
+        ));
     }
     if outcome.invalid_by_reason != gen.malformed_by_reason {
         why.push("invalid reasons differ from the generator's labels".into());
@@ -455,21 +525,26 @@ impl Flink<'_> {
                 return Ok(id);
             }
             if matches!(j["state"].as_str(), Some("FAILED" | "CANCELED" | "FINISHED")) || Instant::now() > deadline {
-                let ex: Value = http
-                    .get(format!("{}/jobs/{id}/exceptions", self.rest))
-                    .send()
-                    .await?
-                    .json()
-                    .await
-                    .unwrap_or_default();
+                let root = crate::flink::root_exception(http, self.rest, &id).await;
                 bail!(
                     "Flink job {id} did not start (state {}): {}",
                     j["state"],
-                    ex["root-exception"].as_str().unwrap_or("no exception reported")
+                    root.as_deref().unwrap_or("no exception reported")
                 );
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// Watches job `id` while a command waits on its outputs; the report of its end goes to
+    /// `report_dir`.
+    pub(crate) fn watch(
+        &self,
+        http: &reqwest::Client,
+        id: &str,
+        report_dir: &std::path::Path,
+    ) -> crate::flink::JobWatch {
+        crate::flink::JobWatch::start(http, self.rest, id, report_dir)
     }
 
     /// Cancels job `id` and waits (at most 30 s) until it stopped.
@@ -531,6 +606,15 @@ struct Outcome {
     /// ε spent per metrics record (as text, e.g. "2") → records.
     metrics_epsilon: BTreeMap<String, u64>,
     duplicates: u64,
+    /// Largest record read from ecom.events.enriched / ecom.events.invalid, in bytes.
+    largest_enriched_bytes: usize,
+    largest_invalid_bytes: usize,
+    /// Dead letters that keep only a prefix of their record.
+    invalid_truncated: u64,
+    /// Raw records whose outcome is not their own label (valid but rejected, labelled but
+    /// enriched, or rejected for another reason), and the first few of them described.
+    mislabelled: u64,
+    mislabelled_examples: Vec<String>,
     latency_p50_ms: Option<i64>,
     latency_p99_ms: Option<i64>,
 }
@@ -586,6 +670,9 @@ async fn collect_outputs(
         if count_derived(&mut out, msg.topic(), payload)? {
             continue;
         }
+        let largest =
+            if msg.topic() == ENRICHED { &mut out.largest_enriched_bytes } else { &mut out.largest_invalid_bytes };
+        *largest = (*largest).max(payload.len());
         // Decode once, then count each raw position of this run exactly once.
         let (source, record) = if msg.topic() == ENRICHED {
             let e = EnrichedEvent::decode(payload).context("an ecom.events.enriched record is not an EnrichedEvent")?;
@@ -603,6 +690,25 @@ async fn collect_outputs(
         }
         bar.inc(1);
         last_progress = Instant::now();
+        let label = gen.positions.get(&(source.partition, source.offset)).copied().unwrap_or(0);
+        let got = match &record {
+            Ok(_) => 0,
+            Err(e) => e.reason,
+        };
+        if got != label {
+            out.mislabelled += 1;
+            if out.mislabelled_examples.len() < 5 {
+                let name = |r: i32| RejectReason::try_from(r).map_or("?".to_string(), |r| r.as_str_name().to_string());
+                let detail = record.as_ref().err().map_or(String::new(), |e| format!(": {}", e.detail));
+                out.mislabelled_examples.push(format!(
+                    "{RAW}/{}@{} labelled {} came out {}{detail}",
+                    source.partition,
+                    source.offset,
+                    if label == 0 { "valid".into() } else { name(label) },
+                    if got == 0 { "enriched".into() } else { name(got) },
+                ));
+            }
+        }
         match record {
             Ok(e) => {
                 out.enriched_ids.push(e.event.as_ref().map(|x| x.event_id.clone()).unwrap_or_default());
@@ -624,6 +730,7 @@ async fn collect_outputs(
             }
             Err(e) => {
                 out.invalid += 1;
+                out.invalid_truncated += u64::from(e.raw_truncated);
                 *out.invalid_by_reason.entry(e.reason_code).or_default() += 1;
             }
         }
@@ -680,7 +787,7 @@ fn fmt_epsilons(e: &BTreeMap<String, u64>) -> String {
 }
 
 fn src_in_run(src: &ecom_proto::v1::SourceOffset, gen: &GenerateSummary) -> bool {
-    src.topic == RAW && gen.positions.contains(&(src.partition, src.offset))
+    src.topic == RAW && gen.positions.contains_key(&(src.partition, src.offset))
 }
 
 /// Counts this run's enriched events in both stores (by event_id) and both stores' totals,

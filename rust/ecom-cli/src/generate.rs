@@ -2,13 +2,13 @@
 //! batching producer, or into files; a progress bar and a closing summary with the oracle AUC.
 use anyhow::Context;
 use ecom_gen::{AnomalyRates, GenConfig, GenRecord, Generator, Payload};
-use ecom_proto::v1::{truth_record, EventKind, TruthRecord};
+use ecom_proto::v1::{truth_record, Event, EventKind, TruthRecord};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -49,6 +49,12 @@ pub(crate) struct GenerateArgs {
     /// them to ecom.events.invalid). Off by default; `ecom demo` turns it on.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) late_rate: f64,
+    /// Share of hostile records, in [0, 1]: valid events stuffed with an unknown field to just
+    /// under the job's record limit, valid events stamped ~290 s ahead of the producer's clock,
+    /// and events padded to near the producer's request limit (labelled OVERSIZE_RECORD). Off
+    /// by default; `ecom demo` turns it on.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) hostile_rate: f64,
     /// Sessions starting per hour at the daily peak (the simulated shop's traffic; the rate
     /// follows the time of day and week below it).
     #[arg(long, default_value_t = GenConfig::default().peak_sessions_per_hour)]
@@ -112,6 +118,7 @@ impl GenerateArgs {
             ("--out-of-order-rate", self.out_of_order_rate),
             ("--duplicate-rate", self.duplicate_rate),
             ("--late-rate", self.late_rate),
+            ("--hostile-rate", self.hostile_rate),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 anyhow::bail!("{name} {v} is outside [0, 1]");
@@ -139,6 +146,7 @@ impl GenerateArgs {
             out_of_order_rate: self.out_of_order_rate,
             duplicate_rate: self.duplicate_rate,
             late_rate: self.late_rate,
+            hostile_rate: self.hostile_rate,
             peak_sessions_per_hour: self.peak_sessions_per_hour,
             anomaly_rates: AnomalyRates {
                 crawler: a.crawler * s,
@@ -157,14 +165,17 @@ impl GenerateArgs {
 pub(crate) struct GenerateSummary {
     pub(crate) produced: u64,
     pub(crate) malformed_by_reason: BTreeMap<String, u64>,
+    /// Hostile records by class (`malformed::Hostile::as_str`).
+    pub(crate) hostile: BTreeMap<String, u64>,
     pub(crate) kinds: BTreeMap<String, u64>,
     pub(crate) sessions: u64,
     pub(crate) truncated_sessions: u64,
     pub(crate) purchasing_sessions: u64,
     pub(crate) anomalies: BTreeMap<String, u64>,
     pub(crate) oracle_auc: Option<f64>,
-    /// Kafka (partition, offset) of every produced event record.
-    pub(crate) positions: HashSet<(i32, i64)>,
+    /// Kafka (partition, offset) of every produced event record → the RejectReason number it
+    /// is labelled with (0: valid), so a consumer can check each output against its own label.
+    pub(crate) positions: HashMap<(i32, i64), i32>,
     pub(crate) seconds: f64,
     /// (true probability, outcome) of ordinary complete sessions, for the oracle AUC.
     oracle_points: Vec<(f64, bool)>,
@@ -172,6 +183,9 @@ pub(crate) struct GenerateSummary {
 
 impl GenerateSummary {
     fn note_record(&mut self, r: &GenRecord) {
+        if let Some(h) = r.hostile {
+            *self.hostile.entry(h.as_str().to_string()).or_default() += 1;
+        }
         match (&r.payload, r.expected_reject) {
             (_, Some(reason)) => *self.malformed_by_reason.entry(reason.as_str_name().to_string()).or_default() += 1,
             (Payload::Event(e), None) => {
@@ -221,6 +235,9 @@ impl GenerateSummary {
             "  malformed: {}",
             if self.malformed_by_reason.is_empty() { "none".into() } else { fmt_counts(&self.malformed_by_reason) }
         );
+        if !self.hostile.is_empty() {
+            eprintln!("  hostile: {}", fmt_counts(&self.hostile));
+        }
         match self.oracle_auc {
             Some(a) => println!("oracle_auc: {a:.4}"),
             None => println!("oracle_auc: n/a (no complete ordinary sessions with both outcomes)"),
@@ -287,9 +304,11 @@ pub(crate) async fn generate(a: GenerateArgs) -> anyhow::Result<GenerateSummary>
 /// Encodes a record's value as it goes into a file: no `produced_at_ms` (that is stamped only
 /// when producing to Kafka), so files stay byte-identical across runs.
 fn encode(rec: &GenRecord) -> Vec<u8> {
-    match &rec.payload {
-        Payload::Event(e) => e.encode_to_vec(),
-        Payload::Bytes(b) => b.clone(),
+    match (&rec.payload, rec.clock_lead_ms) {
+        // No producer clock in a file: ahead of the simulated time instead.
+        (Payload::Event(e), Some(lead)) => Event { event_time_ms: e.event_time_ms + lead, ..e.clone() }.encode_to_vec(),
+        (Payload::Event(e), None) => e.encode_to_vec(),
+        (Payload::Bytes(b), _) => b.clone(),
     }
 }
 
@@ -328,12 +347,30 @@ impl Run {
     }
 }
 
-/// Which topic a record goes to.
+/// Which topic a record goes to; an event record carries the RejectReason number it is
+/// labelled with (0: valid), so delivery reports map each Kafka position to its label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dest {
-    Events = 0,
-    Catalog = 1,
-    Truth = 2,
+    Events(i32),
+    Catalog,
+    Truth,
+}
+
+impl Dest {
+    /// Index into the run's topics.
+    fn topic(self) -> usize {
+        match self {
+            Dest::Events(_) => 0,
+            Dest::Catalog => 1,
+            Dest::Truth => 2,
+        }
+    }
+
+    /// The delivery report's opaque value: the topic index in the low two bits, the label above.
+    fn opaque(self) -> usize {
+        let label = if let Dest::Events(r) = self { usize::try_from(r).unwrap_or(0) } else { 0 };
+        self.topic() | label << 2
+    }
 }
 
 /// Records handed from the generating thread to the producing thread.
@@ -344,8 +381,8 @@ const BATCH: usize = 1_024;
 /// What librdkafka's delivery reports said.
 #[derive(Debug, Default)]
 struct Deliveries {
-    /// (partition, offset) of each delivered event record.
-    positions: Vec<(i32, i64)>,
+    /// (partition, offset) of each delivered event record, with its label.
+    positions: Vec<((i32, i64), i32)>,
     failed: u64,
     first_error: Option<String>,
 }
@@ -363,7 +400,7 @@ impl rdkafka::producer::ProducerContext for Reports {
         use rdkafka::Message as _;
         let mut d = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match result {
-            Ok(m) if dest == Dest::Events as usize => d.positions.push((m.partition(), m.offset())),
+            Ok(m) if dest & 3 == 0 => d.positions.push(((m.partition(), m.offset()), (dest >> 2) as i32)),
             Ok(_) => {} // catalog and truth: only failures matter
             Err((e, m)) => {
                 d.failed += 1;
@@ -453,11 +490,14 @@ fn generate_batches(
         let value = match rec.payload {
             Payload::Event(mut e) => {
                 e.produced_at_ms = now_ms();
+                if let Some(lead) = rec.clock_lead_ms {
+                    e.event_time_ms = e.produced_at_ms + lead;
+                }
                 e.encode_to_vec()
             }
             Payload::Bytes(b) => b,
         };
-        batch.push((Dest::Events, rec.key, value));
+        batch.push((Dest::Events(rec.expected_reject.map_or(0, |r| r as i32)), rec.key, value));
         for t in gen.take_truth() {
             truth(t, &mut batch, &mut summary);
         }
@@ -484,7 +524,7 @@ fn produce_batches(
     let delivered = || producer.context().0.lock().unwrap_or_else(|p| p.into_inner()).positions.len() as u64;
     for batch in rx {
         for (dest, key, value) in &batch {
-            let mut record = BaseRecord::with_opaque_to(topics[*dest as usize], *dest as usize).key(key).payload(value);
+            let mut record = BaseRecord::with_opaque_to(topics[dest.topic()], dest.opaque()).key(key).payload(value);
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
@@ -493,7 +533,7 @@ fn produce_batches(
                         // Serve delivery reports (which frees the queue) before retrying.
                         producer.poll(Duration::from_millis(5));
                     }
-                    Err((e, _)) => return Err(e).context(format!("producing to {}", topics[*dest as usize])),
+                    Err((e, _)) => return Err(e).context(format!("producing to {}", topics[dest.topic()])),
                 }
             }
         }

@@ -7,6 +7,7 @@ mod bench;
 mod bench_job;
 mod bench_serve;
 mod demo;
+mod flink;
 mod generate;
 mod train;
 

@@ -21,9 +21,12 @@ fn train_model(models: &std::path::Path) {
     }
 }
 
+/// A demo run with 3% malformed records and 1% hostile ones (stuffed to the record limit, ~290 s
+/// ahead of the clock, ~1 MB near Kafka's request limit).
 fn run_demo(events: &str, seed: &str, start_ms: &str, models: &std::path::Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_ecom"))
-        .args(["demo", "--events", events, "--malformed-rate", "0.03", "--seed", seed, "--start-ms", start_ms])
+        .args(["demo", "--events", events, "--malformed-rate", "0.03", "--hostile-rate", "0.01"])
+        .args(["--seed", seed, "--start-ms", start_ms])
         .env("ECOM_MODELS_DIR", models)
         .output()
         .expect("running ecom demo");
@@ -69,7 +72,14 @@ fn demo_reconciles_and_a_second_run_does_not_duplicate() {
     let invalid = field(&first, "invalid  in");
     assert_eq!(produced, 10_000);
     assert_eq!(produced, enriched + invalid);
-    assert!(invalid > 150 && invalid < 450, "3% of 10k should be malformed, got {invalid}");
+    assert!(invalid > 250 && invalid < 650, "3% of 10k malformed, ~0.3% near the request limit, got {invalid}");
+    // Every hostile class went in; `reconciled: yes` says each record got its own label (the
+    // stuffed and clock-ahead ones enriched, no on-time event LATE, the ~1 MB ones
+    // OVERSIZE_RECORD) and nothing written grew past the record limit.
+    for class in ["stuffed_to_limit=", "clock_ahead=", "near_max_request="] {
+        assert!(summary_number_after(&first, class) > 0, "no {class} records:\n{first}");
+    }
+    assert!(field(&first, "REJECT_REASON_OVERSIZE_RECORD") > 0, "{first}");
     assert_eq!(field(&first, "documents in Elasticsearch"), enriched);
     assert_eq!(field(&first, "documents in MongoDB"), enriched);
     // Every enriched event was scored or marked as the score fallback; sessions closed by event
@@ -114,40 +124,75 @@ fn wait_for<T>(what: &str, secs: u64, mut probe: impl FnMut() -> Option<T>) -> T
     }
 }
 
+/// `ecom demo` running in the background on a fresh small model, its output going to files (a
+/// full pipe would stall it while the test waits on Flink), and the Flink job it submitted.
+struct BackgroundDemo {
+    child: std::process::Child,
+    models: std::path::PathBuf,
+    stdout_path: std::path::PathBuf,
+    stderr_path: std::path::PathBuf,
+    job: String,
+}
+
+impl BackgroundDemo {
+    /// Trains a model under `name`, starts `ecom demo --events N` with `args` after a start
+    /// time that ends two hours before now, and waits until its new job runs.
+    fn start(name: &str, seed: u32, events: i64, args: &[&str]) -> Self {
+        let seed = format!("{}", std::process::id() + seed);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let start_ms = (now - 2 * 3_600_000 - events * 6_000).to_string();
+        let models = std::env::temp_dir().join(format!("ecom-e2e-{name}-models-{seed}"));
+        let _ = std::fs::remove_dir_all(&models);
+        train_model(&models);
+        let before: Vec<String> = flink_get("/jobs/overview")["jobs"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|j| j["jid"].as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        let (stdout_path, stderr_path) = (models.with_extension("stdout"), models.with_extension("stderr"));
+        let child = Command::new(env!("CARGO_BIN_EXE_ecom"))
+            .args(["demo", "--events", &events.to_string(), "--seed", &seed, "--start-ms", &start_ms])
+            .args(args)
+            .env("ECOM_MODELS_DIR", &models)
+            .stdout(Stdio::from(std::fs::File::create(&stdout_path).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(&stderr_path).unwrap()))
+            .spawn()
+            .expect("starting ecom demo");
+        let job = wait_for("the demo's Flink job to run", 180, || {
+            flink_get("/jobs/overview")["jobs"].as_array()?.iter().find_map(|j| {
+                let id = j["jid"].as_str()?;
+                (j["name"] == "ecom" && j["state"] == "RUNNING" && !before.iter().any(|b| b == id))
+                    .then(|| id.to_string())
+            })
+        });
+        Self { child, models, stdout_path, stderr_path, job }
+    }
+
+    /// The demo's summary (stdout) and log (stderr) so far.
+    fn output(&self) -> (String, String) {
+        (
+            std::fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr_path).unwrap_or_default(),
+        )
+    }
+
+    /// Removes the model, its data and the output files.
+    fn clean_up(self) {
+        for p in [&self.stdout_path, &self.stderr_path] {
+            let _ = std::fs::remove_file(p);
+        }
+        let _ = std::fs::remove_dir_all(self.models.with_extension("data"));
+        let _ = std::fs::remove_dir_all(&self.models);
+    }
+}
+
 #[test]
 #[ignore = "needs the local stack and the job jar (dev/test)"]
 fn a_task_manager_crash_loses_and_duplicates_nothing() {
     let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
     assert!(std::env::var("FLINK_HOME").is_ok() && std::env::var("ECOM_JOB_JAR").is_ok(), "run through dev/test");
-    let seed = format!("{}", std::process::id() + 1);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let start_ms = (now - 2 * 3_600_000 - 20_000 * 6_000).to_string();
-    let models = std::env::temp_dir().join(format!("ecom-e2e-crash-models-{seed}"));
-    let _ = std::fs::remove_dir_all(&models);
-    train_model(&models);
-    let before: Vec<String> = flink_get("/jobs/overview")["jobs"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|j| j["jid"].as_str().map(String::from)).collect())
-        .unwrap_or_default();
-
-    // The demo's output goes to files: a full pipe would stall it while we wait on Flink.
-    let stdout_path = models.with_extension("stdout");
-    let stderr_path = models.with_extension("stderr");
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_ecom"))
-        .args(["demo", "--events", "20000", "--malformed-rate", "0.03", "--seed", &seed, "--start-ms", &start_ms])
-        .env("ECOM_MODELS_DIR", &models)
-        .stdout(Stdio::from(std::fs::File::create(&stdout_path).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(&stderr_path).unwrap()))
-        .spawn()
-        .expect("starting ecom demo");
-
     // This run's job, once records flow through it and a checkpoint has committed some of them.
-    let job = wait_for("the demo's Flink job to run", 180, || {
-        flink_get("/jobs/overview")["jobs"].as_array()?.iter().find_map(|j| {
-            let id = j["jid"].as_str()?;
-            (j["name"] == "ecom" && j["state"] == "RUNNING" && !before.iter().any(|b| b == id)).then(|| id.to_string())
-        })
-    });
+    let mut demo = BackgroundDemo::start("crash", 1, 20_000, &["--malformed-rate", "0.03"]);
+    let job = demo.job.clone();
     let enriched_so_far = || -> u64 {
         flink_get(&format!("/jobs/{job}"))["vertices"].as_array().map_or(0, |vs| {
             vs.iter()
@@ -168,9 +213,8 @@ fn a_task_manager_crash_loses_and_duplicates_nothing() {
         .expect("running dev/crash-taskmanager");
     assert!(crash.status.success(), "dev/crash-taskmanager: {}", String::from_utf8_lossy(&crash.stderr));
 
-    let status = demo.wait().expect("waiting for ecom demo");
-    let summary = std::fs::read_to_string(&stdout_path).unwrap();
-    let log = std::fs::read_to_string(&stderr_path).unwrap();
+    let status = demo.child.wait().expect("waiting for ecom demo");
+    let (summary, log) = demo.output();
     assert!(status.success(), "ecom demo failed ({status}):\n{summary}\n{log}");
     assert!(summary.contains("reconciled: yes"), "{summary}\n{log}");
     let (produced, enriched, invalid) =
@@ -187,10 +231,80 @@ fn a_task_manager_crash_loses_and_duplicates_nothing() {
         history > 0,
         "no failure in the job's exception history: the crash did not hit the job ({at_crash} enriched at the crash)"
     );
+    // ...and the demo says so: a restart is no failure of the demo, but it shows.
+    assert!(field(&summary, "Flink job restarts") >= 1, "{summary}\n{log}");
+    assert!(log.contains(&format!("warning: Flink job {job} restarts after a failure")), "{log}");
     eprintln!("crashed the TaskManager at {at_crash} enriched; after the restart: {summary}");
-    for p in [&stdout_path, &stderr_path] {
-        let _ = std::fs::remove_file(p);
+    demo.clean_up();
+}
+
+fn flink_cancel(job: &str) {
+    let rest = std::env::var("FLINK_REST").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
+    let out = Command::new("curl")
+        .args(["-fsS", "-m", "5", "-X", "PATCH", &format!("{rest}/jobs/{job}?mode=cancel")])
+        .output()
+        .expect("running curl");
+    assert!(out.status.success(), "cancelling {job}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The job's source commits its offsets on checkpoints only, so the records a cancelled job never
+/// read would be the next job's first input (moving its watermark past the next demo's events).
+/// Moves the job's consumer group (its default --group-id) to the end of ecom.events.raw.
+fn skip_unread_raw_records() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let brokers = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "ecom-flink")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("creating a Kafka consumer");
+    let md = consumer.fetch_metadata(Some("ecom.events.raw"), Duration::from_secs(10)).expect("Kafka metadata");
+    let mut ends = rdkafka::TopicPartitionList::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        let (_, high) = consumer.fetch_watermarks("ecom.events.raw", p.id(), Duration::from_secs(10)).unwrap();
+        ends.add_partition_offset("ecom.events.raw", p.id(), rdkafka::Offset::Offset(high)).unwrap();
     }
-    let _ = std::fs::remove_dir_all(models.with_extension("data"));
-    let _ = std::fs::remove_dir_all(&models);
+    consumer.commit(&ends, CommitMode::Sync).expect("committing ecom-flink's offsets");
+}
+
+#[test]
+#[ignore = "needs the local stack and the job jar (dev/test)"]
+fn a_job_stopped_under_the_demo_ends_it_at_once() {
+    let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(std::env::var("FLINK_HOME").is_ok() && std::env::var("ECOM_JOB_JAR").is_ok(), "run through dev/test");
+    // A checkpoint interval of a minute keeps the outputs uncommitted (the demo reads
+    // read_committed), so the cancel lands while the demo waits on them.
+    let mut demo = BackgroundDemo::start("cancel", 2, 3_000, &["--", "--checkpoint-interval-ms", "60000"]);
+    let job = demo.job.clone();
+    wait_for("the demo to wait on the job's outputs", 120, || {
+        demo.output().1.contains("==> waiting for every raw record").then_some(())
+    });
+    flink_cancel(&job);
+    let cancelled = Instant::now();
+    let status = loop {
+        if let Some(s) = demo.child.try_wait().expect("waiting for ecom demo") {
+            break s;
+        }
+        if cancelled.elapsed() > Duration::from_secs(30) {
+            let _ = demo.child.kill();
+            let _ = demo.child.wait();
+            skip_unread_raw_records();
+            panic!("ecom demo still ran 30 s after its job was cancelled:\n{}", demo.output().1);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    skip_unread_raw_records();
+    let (summary, log) = demo.output();
+    assert!(!status.success(), "ecom demo succeeded though its job was cancelled:\n{summary}\n{log}");
+    assert!(!summary.contains("reconciled"), "{summary}\n{log}");
+    assert!(
+        log.contains(&format!("Flink job {job} is CANCELED")),
+        "the error does not name the job and its state:\n{log}"
+    );
+    for child in ["serve", "sink"] {
+        assert!(log.contains(&format!("stopped ecom {child}")), "ecom {child} was not stopped:\n{log}");
+    }
+    eprintln!("ecom demo ended {:.1} s after its job was cancelled", cancelled.elapsed().as_secs_f64());
+    demo.clean_up();
 }

@@ -12,4 +12,4 @@ pub mod validate;
 
 pub use ecom_proto::v1::{Event, EventKind, RejectReason};
 pub use stream::StreamCheck;
-pub use validate::{validate_bytes, validate_event, Rejection};
+pub use validate::{validate_bytes, validate_bytes_within, validate_event, Rejection};

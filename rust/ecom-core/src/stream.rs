@@ -10,6 +10,21 @@ use std::collections::{HashSet, VecDeque};
 /// event up to this far behind the newest one is still on time.
 pub const MAX_OUT_OF_ORDER_MS: i64 = 60_000;
 
+/// How far ahead of the reader's clock (the wall clock when the record was read) a record's
+/// time may be and still move the watermark. A time further ahead is a skewed client clock, not
+/// progress: the event is still accepted (the validator allows [`MAX_FUTURE_SKEW_MS`]) but it
+/// leaves the watermark where it was. Because this is below [`MAX_OUT_OF_ORDER_MS`], the
+/// watermark never passes `clock − (MAX_OUT_OF_ORDER_MS − MAX_CLOCK_LEAD_MS)`, so no record, from
+/// however skewed a clock, can make an event less than 55 s old LATE.
+///
+/// [`MAX_FUTURE_SKEW_MS`]: crate::validate::MAX_FUTURE_SKEW_MS
+pub const MAX_CLOCK_LEAD_MS: i64 = 5_000;
+
+/// Whether an event time read at `read_at_ms` may move the watermark (see [`MAX_CLOCK_LEAD_MS`]).
+pub fn moves_watermark(event_time_ms: i64, read_at_ms: i64) -> bool {
+    event_time_ms <= read_at_ms.saturating_add(MAX_CLOCK_LEAD_MS)
+}
+
 /// Judges a stream of validated events in arrival order.
 #[derive(Debug, Default)]
 pub struct StreamCheck {
@@ -30,9 +45,10 @@ impl StreamCheck {
         self.newest_ms.map(|t| t - MAX_OUT_OF_ORDER_MS)
     }
 
-    /// Accepts `e` (remembering it) or says why not: LATE when its time is behind the
-    /// watermark, DUPLICATE when an accepted event had the same id.
-    pub fn check(&mut self, e: &Event) -> Result<(), Rejection> {
+    /// Accepts `e`, read at `read_at_ms` (remembering it), or says why not: LATE when its time
+    /// is behind the watermark, DUPLICATE when an accepted event had the same id. Its time
+    /// moves the watermark only when [`moves_watermark`] says so.
+    pub fn check(&mut self, e: &Event, read_at_ms: i64) -> Result<(), Rejection> {
         if let Some(w) = self.watermark_ms() {
             if e.event_time_ms < w {
                 return Err(Rejection::new(
@@ -53,6 +69,9 @@ impl StreamCheck {
         }
         self.ids.insert(e.event_id.clone());
         self.by_time.push_back((e.event_time_ms, e.event_id.clone()));
+        if !moves_watermark(e.event_time_ms, read_at_ms) {
+            return Ok(());
+        }
         let newest = self.newest_ms.map_or(e.event_time_ms, |t| t.max(e.event_time_ms));
         self.newest_ms = Some(newest);
         // An id behind the watermark can only come back late, never as a duplicate: forget it.
@@ -80,8 +99,11 @@ mod tests {
         Event { event_id: id.into(), event_time_ms: t, ..Default::default() }
     }
 
+    /// Read long after the fact: every time moves the watermark.
+    const READ_AT: i64 = i64::MAX / 2;
+
     fn reason(c: &mut StreamCheck, e: &Event) -> Option<RejectReason> {
-        c.check(e).err().map(|r| r.reason)
+        c.check(e, READ_AT).err().map(|r| r.reason)
     }
 
     #[test]
@@ -97,7 +119,7 @@ mod tests {
         let mut c = StreamCheck::new();
         assert_eq!(reason(&mut c, &ev("a", 1_000)), None);
         assert_eq!(reason(&mut c, &ev("b", 2_000)), None);
-        let err = c.check(&ev("a", 1_000)).unwrap_err();
+        let err = c.check(&ev("a", 1_000), READ_AT).unwrap_err();
         assert_eq!(err.reason, RejectReason::Duplicate);
         assert!(err.to_string().contains("event_id: a"), "{err}");
     }
@@ -106,11 +128,30 @@ mod tests {
     fn memory_stays_bounded_by_the_out_of_order_window() {
         let mut c = StreamCheck::new();
         for i in 0..100_000i64 {
-            c.check(&ev(&i.to_string(), i * 100)).unwrap();
+            c.check(&ev(&i.to_string(), i * 100), READ_AT).unwrap();
         }
         // 100 ms apart: the 60 s bound holds ~600 ids.
         assert!(c.remembered() <= 602, "{}", c.remembered());
         // An old copy is late, never a silent duplicate miss.
         assert_eq!(reason(&mut c, &ev("5", 500)), Some(RejectReason::Late));
+    }
+
+    #[test]
+    fn a_skewed_clock_cannot_make_on_time_events_late() {
+        let now = 1_800_000_000_000;
+        let mut c = StreamCheck::new();
+        // 290 s ahead of the clock: accepted, but it does not move the watermark ...
+        assert_eq!(c.check(&ev("future", now + 290_000), now).err(), None);
+        assert_eq!(c.watermark_ms(), None);
+        // ... so 40 events 2 s old are on time, as without it.
+        for i in 0..40 {
+            assert_eq!(c.check(&ev(&format!("e{i}"), now - 2_000), now).err(), None);
+        }
+        // Within the lead it counts: the watermark is then at most now + lead − bound.
+        assert_eq!(c.check(&ev("near", now + MAX_CLOCK_LEAD_MS), now).err(), None);
+        assert_eq!(c.watermark_ms(), Some(now + MAX_CLOCK_LEAD_MS - MAX_OUT_OF_ORDER_MS));
+        assert_eq!(c.check(&ev("old", now - 55_000), now).err(), None);
+        // A copy of the future event is still a duplicate.
+        assert_eq!(reason(&mut c, &ev("future", now + 290_000)), Some(RejectReason::Duplicate));
     }
 }

@@ -11,6 +11,16 @@ pub const MAX_ID_LEN: usize = 64;
 pub const MAX_TEXT_LEN: usize = 1024;
 /// Longest accepted short field (channel, device, country).
 pub const MAX_SHORT_LEN: usize = 32;
+/// Longest accepted ip (the text form of an IPv4 or IPv6 address).
+pub const MAX_IP_LEN: usize = 64;
+/// Largest accepted record, in bytes: far above any Event within the field limits (about 5 KB),
+/// far below Kafka's 1 MiB request limit, so an enriched record always fits the job's producers.
+/// Unknown fields count: they are dropped after validation, but not before the size is judged.
+pub const MAX_RECORD_BYTES: usize = 16 * 1024;
+/// Largest accepted amount, quantity (absent or 0 counts as 1) × unit_price_cents: 10 billion in
+/// the currency's units. Far above any real order, far below i64's end, so every sum over a
+/// window or a session and every amount Guard is sent stays a valid non-negative i64.
+pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000_000;
 
 /// Why a record was rejected: a stable code plus a human message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,8 +38,31 @@ impl Rejection {
     }
 }
 
-/// Decodes an Event from raw bytes and validates it against the clock `now_ms`.
+/// Decodes an Event from raw bytes and validates it against the clock `now_ms`, with the
+/// default record limit [`MAX_RECORD_BYTES`].
 pub fn validate_bytes(bytes: &[u8], now_ms: i64) -> Result<Event, Rejection> {
+    validate_bytes_within(bytes, now_ms, MAX_RECORD_BYTES)
+}
+
+/// The size rule alone: a record larger than `max_record_bytes` is OVERSIZE_RECORD. The job
+/// applies it before anything else, so an oversized record is never decoded or copied.
+pub fn check_record_size(len: usize, max_record_bytes: usize) -> Result<(), Rejection> {
+    if len > max_record_bytes {
+        return Err(Rejection::new(
+            RejectReason::OversizeRecord,
+            format!("record of {len} bytes is larger than the limit of {max_record_bytes}"),
+        ));
+    }
+    Ok(())
+}
+
+/// [`validate_bytes`] with the record limit `max_record_bytes` (the job's --max-record-bytes).
+/// An empty record is UNPARSEABLE: protobuf would read it as an event with every field unset.
+pub fn validate_bytes_within(bytes: &[u8], now_ms: i64, max_record_bytes: usize) -> Result<Event, Rejection> {
+    check_record_size(bytes.len(), max_record_bytes)?;
+    if bytes.is_empty() {
+        return Err(Rejection::new(RejectReason::Unparseable, "record is empty (0 bytes)"));
+    }
     let event = Event::decode(bytes).map_err(|e| {
         Rejection::new(
             RejectReason::Unparseable,
@@ -101,13 +134,35 @@ pub fn validate_event(e: &Event, now_ms: i64) -> Result<(), Rejection> {
             ));
         }
     }
+    if amount_cents(e).is_none() {
+        return Err(Rejection::new(
+            RejectReason::AmountOutOfRange,
+            format!(
+                "quantity {} × unit_price_cents {} is above the limit of {MAX_AMOUNT_CENTS}",
+                e.quantity.unwrap_or_default(),
+                e.unit_price_cents.unwrap_or_default()
+            ),
+        ));
+    }
     if needs_product(kind) && e.product_id.as_deref().unwrap_or("").is_empty() {
         return Err(Rejection::new(
             RejectReason::MissingField,
             format!("product_id: required for kind {}", kind.as_str_name()),
         ));
     }
+    // Guard's per-IP rules need it; a server always knows the address it was called from.
+    if e.ip.is_empty() {
+        return Err(Rejection::new(RejectReason::MissingField, "ip: required"));
+    }
     Ok(())
+}
+
+/// The event's amount in cents: quantity (absent or 0 counts as 1) × unit_price_cents (absent
+/// counts as 0); `None` when it is above [`MAX_AMOUNT_CENTS`] or does not fit in 64 bits. Every
+/// valid event has one, so revenue sums and Guard's amount_cents never overflow.
+pub fn amount_cents(e: &Event) -> Option<i64> {
+    let q = i64::from(e.quantity.unwrap_or(0).max(1));
+    q.checked_mul(e.unit_price_cents.unwrap_or(0)).filter(|a| *a <= MAX_AMOUNT_CENTS)
 }
 
 fn check_lengths(e: &Event) -> Result<(), Rejection> {
@@ -124,7 +179,7 @@ fn check_lengths(e: &Event) -> Result<(), Rejection> {
         ("channel", e.channel.len(), MAX_SHORT_LEN),
         ("device", e.device.len(), MAX_SHORT_LEN),
         ("country", e.country.len(), MAX_SHORT_LEN),
-        ("ip", e.ip.len(), 64),
+        ("ip", e.ip.len(), MAX_IP_LEN),
         ("event_id", e.event_id.len(), MAX_ID_LEN),
     ];
     for (name, len, max) in fields {
@@ -183,12 +238,53 @@ mod tests {
             (Box::new(|e| e.quantity = Some(-1)), RejectReason::NegativeQuantity),
             (Box::new(|e| e.unit_price_cents = Some(-5)), RejectReason::NegativePrice),
             (Box::new(|e| e.product_id = None), RejectReason::MissingField),
+            (Box::new(|e| e.ip.clear()), RejectReason::MissingField),
+            (
+                Box::new(|e| {
+                    e.quantity = Some(i32::MAX);
+                    e.unit_price_cents = Some(i64::MAX / 2);
+                }),
+                RejectReason::AmountOutOfRange,
+            ),
+            (Box::new(|e| e.unit_price_cents = Some(MAX_AMOUNT_CENTS + 1)), RejectReason::AmountOutOfRange),
         ];
         for (mutate, want) in cases {
             let mut e = valid();
             mutate(&mut e);
             assert_eq!(reason(&e), Some(want), "{e:?}");
         }
+    }
+
+    #[test]
+    fn amounts_up_to_the_limit_are_valid() {
+        let mut e = valid();
+        e.quantity = Some(4);
+        e.unit_price_cents = Some(MAX_AMOUNT_CENTS / 4);
+        assert_eq!(reason(&e), None);
+        assert_eq!(amount_cents(&e), Some(MAX_AMOUNT_CENTS));
+        e.quantity = None;
+        assert_eq!(amount_cents(&e), Some(MAX_AMOUNT_CENTS / 4));
+    }
+
+    #[test]
+    fn record_size_is_judged_before_decoding_and_empty_is_unparseable() {
+        let e = valid();
+        let mut bytes = e.encode_to_vec();
+        // Field 100, length-delimited: an unknown field the decoder skips.
+        bytes.extend([0xa2, 0x06]);
+        let pad = MAX_RECORD_BYTES - bytes.len() - 2;
+        prost::encoding::encode_varint(pad as u64, &mut bytes);
+        bytes.extend(std::iter::repeat_n(b'x', pad));
+        assert_eq!(bytes.len(), MAX_RECORD_BYTES);
+        assert_eq!(validate_bytes(&bytes, NOW).map(|e| e.event_id), Ok(valid().event_id));
+        bytes.push(0);
+        let r = validate_bytes(&bytes, NOW).unwrap_err();
+        assert_eq!(r.reason, RejectReason::OversizeRecord);
+        assert!(r.detail.contains(&format!("{} bytes", MAX_RECORD_BYTES + 1)), "{r}");
+        // Under a larger limit the same bytes are decoded (and the stray 0 byte is no tag).
+        let r = validate_bytes_within(&bytes, NOW, MAX_RECORD_BYTES + 1).unwrap_err();
+        assert_eq!(r.reason, RejectReason::Unparseable);
+        assert_eq!(validate_bytes(&[], NOW).unwrap_err().reason, RejectReason::Unparseable);
     }
 
     #[test]

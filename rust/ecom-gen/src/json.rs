@@ -31,6 +31,12 @@ pub fn record(r: &GenRecord) -> Value {
     if let Some(reason) = r.expected_reject {
         v["expected_reject"] = json!(reason.as_str_name());
     }
+    if let Some(h) = r.hostile {
+        v["hostile"] = json!(h.as_str());
+    }
+    if let Some(lead) = r.clock_lead_ms {
+        v["clock_lead_ms"] = json!(lead);
+    }
     v
 }
 

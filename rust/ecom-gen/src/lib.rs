@@ -45,6 +45,13 @@ pub struct GenConfig {
     /// Share of records whose event time lies hours behind the stream (a device that was
     /// offline); labelled REJECT_REASON_LATE.
     pub late_rate: f64,
+    /// Share of records made hostile (see `malformed::Hostile`): stuffed to just under the
+    /// record limit, stamped ahead of the producer's clock, or padded to near the producer's
+    /// request limit. Off by default (training files stay small); `ecom demo` turns it on.
+    pub hostile_rate: f64,
+    /// The producer's request limit, for `Hostile::NearMaxRequest` records: librdkafka's
+    /// default message.max.bytes.
+    pub max_request_bytes: usize,
     /// Sessions per hour at the daily peak.
     pub peak_sessions_per_hour: f64,
     /// Share of sessions by users who were here before.
@@ -93,6 +100,8 @@ impl Default for GenConfig {
             // Off until the Flink job applies the stream rules (dedupe, watermarks).
             duplicate_rate: 0.0,
             late_rate: 0.0,
+            hostile_rate: 0.0,
+            max_request_bytes: 1_000_000,
             peak_sessions_per_hour: 6_000.0,
             returning_rate: 0.35,
             anomaly_rates: AnomalyRates::default(),
@@ -122,6 +131,11 @@ pub struct GenRecord {
     pub payload: Payload,
     /// For malformed records, the reason the job must reject them with.
     pub expected_reject: Option<RejectReason>,
+    /// For hostile records, their class.
+    pub hostile: Option<malformed::Hostile>,
+    /// Whoever produces the record sets the event's time this far ahead of its own clock
+    /// (`Hostile::ClockAhead`); files keep the simulated time plus this.
+    pub clock_lead_ms: Option<i64>,
 }
 
 /// The catalog, indexed by category.
@@ -398,7 +412,8 @@ impl Iterator for Generator {
             None => self.fresh(sequence)?,
         };
         self.emitted += 1;
-        if rec.expected_reject.is_none() {
+        // A time stamped ahead of the producer's clock is not the stream's progress.
+        if rec.expected_reject.is_none() && rec.clock_lead_ms.is_none() {
             if let Payload::Event(e) = &rec.payload {
                 self.newest_ms = self.newest_ms.max(e.event_time_ms);
                 // Kept only when duplicates are asked for: a clone per record otherwise.
@@ -444,6 +459,8 @@ impl Generator {
             key: e.session_id.clone(),
             payload: Payload::Event(e),
             expected_reject: Some(RejectReason::Duplicate),
+            hostile: None,
+            clock_lead_ms: None,
         })
     }
 
@@ -475,6 +492,7 @@ impl Generator {
         };
         self.finish_session(idx);
         let key = e.session_id.clone();
+        let (mut hostile, mut clock_lead_ms) = (None, None);
         let (payload, expected_reject) =
             if self.cfg.malformed_rate > 0.0 && self.rng.random_bool(self.cfg.malformed_rate.min(1.0)) {
                 let event_id = e.event_id.clone();
@@ -491,10 +509,19 @@ impl Generator {
                 let detail = format!("event time set {} min behind the watermark", by / 60_000);
                 self.label(sequence, RejectReason::Late, e.event_id.clone(), detail);
                 (Payload::Event(e), Some(RejectReason::Late))
+            } else if self.cfg.hostile_rate > 0.0 && self.rng.random_bool(self.cfg.hostile_rate.min(1.0)) {
+                let event_id = e.event_id.clone();
+                let h = malformed::hostile(e, self.cfg.max_request_bytes, &mut self.rng);
+                if let Some(reason) = h.reason {
+                    self.label(sequence, reason, event_id, h.detail);
+                }
+                hostile = Some(h.class);
+                clock_lead_ms = h.clock_lead_ms;
+                (h.payload, h.reason)
             } else {
                 (Payload::Event(e), None)
             };
-        Some(GenRecord { sequence, key, payload, expected_reject })
+        Some(GenRecord { sequence, key, payload, expected_reject, hostile, clock_lead_ms })
     }
 }
 
@@ -586,29 +613,49 @@ mod tests {
         assert_ne!(a.0, c.0);
     }
 
+    /// The record's value as a producer whose clock reads `now` sends it.
+    fn produced(r: &GenRecord, now: i64) -> Vec<u8> {
+        match (&r.payload, r.clock_lead_ms) {
+            (Payload::Event(e), Some(lead)) => Event { event_time_ms: now + lead, ..e.clone() }.encode_to_vec(),
+            (Payload::Event(e), None) => e.encode_to_vec(),
+            (Payload::Bytes(b), _) => b.clone(),
+        }
+    }
+
     #[test]
     fn every_malformed_record_fails_validation_for_its_label() {
         let now = 1_767_225_600_000 + 30 * 86_400_000;
-        let c = GenConfig { malformed_rate: 0.1, duplicate_rate: 0.01, late_rate: 0.01, ..cfg(1, 20_000) };
+        let c = GenConfig {
+            malformed_rate: 0.1,
+            duplicate_rate: 0.01,
+            late_rate: 0.01,
+            hostile_rate: 0.01,
+            max_request_bytes: 100_000,
+            ..cfg(1, 20_000)
+        };
         let (recs, truth) = run(c);
         let mut by_reason: BTreeMap<i32, usize> = BTreeMap::new();
+        let mut hostile: BTreeMap<malformed::Hostile, usize> = BTreeMap::new();
         // Each record alone through the validator, then the survivors in order through the
-        // stream rules, as the job applies them.
+        // stream rules, as the job applies them, read at `now`.
         let mut stream = ecom_core::StreamCheck::new();
         for r in &recs {
-            let bytes = match &r.payload {
-                Payload::Event(e) => e.encode_to_vec(),
-                Payload::Bytes(b) => b.clone(),
-            };
-            let got = ecom_core::validate_bytes(&bytes, now).and_then(|e| stream.check(&e)).err().map(|x| x.reason);
-            assert_eq!(got, r.expected_reject, "record {}: {:?}", r.sequence, r.payload);
+            let bytes = produced(r, now);
+            let got =
+                ecom_core::validate_bytes(&bytes, now).and_then(|e| stream.check(&e, now)).err().map(|x| x.reason);
+            assert_eq!(got, r.expected_reject, "record {}: {:?}", r.sequence, r.hostile);
             if let Some(reason) = r.expected_reject {
                 *by_reason.entry(reason as i32).or_default() += 1;
             }
+            if let Some(h) = r.hostile {
+                *hostile.entry(h).or_default() += 1;
+            }
         }
+        assert_eq!(hostile.len(), malformed::Hostile::ALL.len(), "{hostile:?}");
         // Every kind appears, and each has its label in the truth.
         let mut kinds: HashSet<i32> = malformed::KINDS.iter().map(|k| *k as i32).collect();
         kinds.extend([RejectReason::Duplicate as i32, RejectReason::Late as i32]);
+        // Valid and labelled hostile records go through the same rules: none is mislabelled.
         assert_eq!(by_reason.keys().copied().collect::<HashSet<_>>(), kinds);
         let labels = truth.iter().filter(|t| matches!(t.record, Some(truth_record::Record::Malformed(_)))).count();
         assert_eq!(labels, by_reason.values().sum::<usize>());
@@ -731,7 +778,9 @@ mod tests {
             let mut stream = ecom_core::StreamCheck::new();
             for r in &recs {
                 let Payload::Event(e) = &r.payload else { unreachable!("no malformed records asked for") };
-                stream.check(e).unwrap_or_else(|x| panic!("{peak} sessions/h, record {}: {x}", r.sequence));
+                stream
+                    .check(e, i64::MAX / 2)
+                    .unwrap_or_else(|x| panic!("{peak} sessions/h, record {}: {x}", r.sequence));
             }
         }
     }

@@ -148,26 +148,29 @@ fn bytes_at(env: &mut JNIEnv<'_>, arr: &JObjectArray<'_>, i: i32) -> JniResult<O
     })
 }
 
-/// `String[] validateBatch(byte[][] records, long nowMs)`: null for a valid record, else
-/// "REJECT_REASON_X\tdetail".
+/// `String[] validateBatch(byte[][] records, long nowMs, int maxRecordBytes)`: null for a valid
+/// record, else "REJECT_REASON_X\tdetail". A record over `maxRecordBytes` is OVERSIZE_RECORD.
 #[no_mangle]
 pub extern "system" fn Java_dev_ecom_flink_nativelib_EcomNative_validateBatch<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,
     records: JObjectArray<'l>,
     now_ms: jlong,
+    max_record_bytes: jint,
 ) -> jobjectArray {
     guarded(&mut env, "validateBatch", std::ptr::null_mut(), |env| {
         if records.is_null() {
             return Err(Error::Arg("records is null".into()));
         }
+        let max_record_bytes = usize::try_from(max_record_bytes)
+            .map_err(|_| Error::Arg(format!("maxRecordBytes must not be negative, got {max_record_bytes}")))?;
         let n = env.get_array_length(&records)?;
         let out = env.new_object_array(n, "java/lang/String", JObject::null())?;
         for i in 0..n {
             let bytes = bytes_at(env, &records, i)?.ok_or_else(|| Error::Arg(format!("records[{i}] is null")))?;
             // A local frame per record keeps the local-reference table small for big batches.
             env.with_local_frame(2, |env| -> JniResult<()> {
-                if let Err(r) = ecom_core::validate_bytes(&bytes, now_ms) {
+                if let Err(r) = ecom_core::validate_bytes_within(&bytes, now_ms, max_record_bytes) {
                     let s = env.new_string(format!("{}\t{}", r.reason.as_str_name(), r.detail))?;
                     env.set_object_array_element(&out, i, s)?;
                 }

@@ -127,6 +127,8 @@ public final class EcomJob {
       JobConfig cfg, KafkaRecordSerializationSchema<T> serializer, String name) {
     Properties producer = new Properties();
     producer.setProperty("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
+    // Stated, not inherited: JobConfig checks the job's record limit against it at start.
+    producer.setProperty("max.request.size", Integer.toString(cfg.producerMaxRequestBytes()));
     return KafkaSink.<T>builder()
         .setBootstrapServers(cfg.bootstrapServers())
         .setRecordSerializer(serializer)

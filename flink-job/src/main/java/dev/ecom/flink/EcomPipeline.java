@@ -104,6 +104,8 @@ public final class EcomPipeline {
                     cfg.ipHashKey(),
                     cfg.allowedLatenessMs(),
                     cfg.maxOutOfOrderMs(),
+                    cfg.maxRecordBytes(),
+                    cfg.maxClockLeadMs(),
                     cfg.lshPerm(),
                     cfg.lshBands()))
             .uid(UID_VALIDATE)
@@ -113,7 +115,7 @@ public final class EcomPipeline {
     // partition); the validate step never lets a watermark overtake its batch.
     SingleOutputStreamOperator<Product> parsedCatalog =
         catalog
-            .process(new CatalogParse(), ProtoTypeInfo.forClass(Product.class))
+            .process(new CatalogParse(cfg.maxRecordBytes()), ProtoTypeInfo.forClass(Product.class))
             .uid(UID_CATALOG_PARSE)
             .name("catalog-parse");
     BroadcastStream<Product> products =
@@ -152,19 +154,20 @@ public final class EcomPipeline {
             new ScoreCall(cfg.scoreCall(), cfg.scoreTopK()),
             cfg.scoreCall(),
             UID_SCORE);
-    served
-        .map(new Finish())
-        .returns(ProtoTypeInfo.forClass(EnrichedEvent.class))
-        .uid(UID_FINISH)
-        .name("finish")
-        .sinkTo(sinks.enriched())
-        .uid(UID_ENRICHED_SINK)
-        .name("enriched-sink");
+    SingleOutputStreamOperator<EnrichedEvent> finished =
+        served
+            .process(
+                new Finish(cfg.producerMaxRequestBytes() - Finish.PRODUCER_HEADROOM_BYTES),
+                ProtoTypeInfo.forClass(EnrichedEvent.class))
+            .uid(UID_FINISH)
+            .name("finish");
+    finished.sinkTo(sinks.enriched()).uid(UID_ENRICHED_SINK).name("enriched-sink");
     validated
         .getSideOutput(ValidateEnrichOperator.INVALID)
         .union(
             sessionized.getSideOutput(SessionOperator.REJECTED),
-            parsedCatalog.getSideOutput(CatalogParse.INVALID))
+            parsedCatalog.getSideOutput(CatalogParse.INVALID),
+            finished.getSideOutput(Finish.OVERSIZE))
         .sinkTo(sinks.invalid())
         .uid(UID_INVALID_SINK)
         .name("invalid-sink");

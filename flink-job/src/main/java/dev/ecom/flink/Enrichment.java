@@ -9,6 +9,8 @@ import dev.ecom.proto.v1.RejectReason;
 import dev.ecom.proto.v1.SourceOffset;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
@@ -73,9 +75,11 @@ public final class Enrichment {
 
   /**
    * An InvalidEvent from the native validator's verdict {@code "REJECT_REASON_X\tdetail"}. An
-   * unknown reason name is kept in reason_code with reason UNSPECIFIED.
+   * unknown reason name is kept in reason_code with reason UNSPECIFIED. At most {@code maxRawBytes}
+   * of the value are kept (see {@link #reject(RawRecord, RejectReason, String, long, int)}).
    */
-  public static InvalidEvent rejectFromVerdict(RawRecord raw, String verdict, long nowMs) {
+  public static InvalidEvent rejectFromVerdict(
+      RawRecord raw, String verdict, long nowMs, int maxRawBytes) {
     int tab = verdict.indexOf('\t');
     String code = tab < 0 ? verdict : verdict.substring(0, tab);
     String detail = tab < 0 ? "" : verdict.substring(tab + 1);
@@ -85,12 +89,19 @@ public final class Enrichment {
     } catch (IllegalArgumentException e) {
       reason = RejectReason.REJECT_REASON_UNSPECIFIED;
     }
-    return reject(raw, reason, code, detail, nowMs);
+    return reject(raw, reason, code, detail, nowMs, maxRawBytes);
   }
 
-  /** An InvalidEvent with a reason from the proto enum. */
-  public static InvalidEvent reject(RawRecord raw, RejectReason reason, String detail, long nowMs) {
-    return reject(raw, reason, reason.name(), detail, nowMs);
+  /**
+   * An InvalidEvent with a reason from the proto enum. The dead letter keeps the value whole when
+   * it has at most {@code maxRawBytes} (the job's --max-record-bytes: every record the size rule
+   * lets through), else its first {@code maxRawBytes} bytes with raw_truncated set; its size and
+   * SHA-256 always describe the whole value, and the source offset holds all of it. So a dead
+   * letter is never much larger than the largest accepted record, whatever was sent.
+   */
+  public static InvalidEvent reject(
+      RawRecord raw, RejectReason reason, String detail, long nowMs, int maxRawBytes) {
+    return reject(raw, reason, reason.name(), detail, nowMs, maxRawBytes);
   }
 
   /**
@@ -99,8 +110,10 @@ public final class Enrichment {
    */
   public static InvalidEvent reject(
       EnrichedEvent e, RejectReason reason, String detail, long nowMs) {
+    // A validated event (unknown fields dropped) is within the record limit: kept whole.
     return invalid(
-        e.getEvent().toByteString(),
+        e.getEvent().toByteArray(),
+        Integer.MAX_VALUE,
         e.getSource(),
         e.getIngestedAtMs(),
         reason,
@@ -110,27 +123,35 @@ public final class Enrichment {
   }
 
   private static InvalidEvent reject(
-      RawRecord raw, RejectReason reason, String code, String detail, long nowMs) {
+      RawRecord raw, RejectReason reason, String code, String detail, long nowMs, int maxRawBytes) {
     return invalid(
-        ByteString.copyFrom(raw.value),
-        sourceOffset(raw),
-        raw.ingestedAtMs,
-        reason,
-        code,
-        detail,
-        nowMs);
+        raw.value, maxRawBytes, sourceOffset(raw), raw.ingestedAtMs, reason, code, detail, nowMs);
+  }
+
+  /** Lower-case hex SHA-256 of {@code value}. */
+  static String sha256Hex(byte[] value) {
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(value));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is not available in this JVM", e);
+    }
   }
 
   private static InvalidEvent invalid(
-      ByteString raw,
+      byte[] value,
+      int maxRawBytes,
       SourceOffset source,
       long ingestedAtMs,
       RejectReason reason,
       String code,
       String detail,
       long nowMs) {
+    boolean truncated = value.length > maxRawBytes;
     return InvalidEvent.newBuilder()
-        .setRaw(raw)
+        .setRaw(ByteString.copyFrom(value, 0, truncated ? maxRawBytes : value.length))
+        .setRawSizeBytes(value.length)
+        .setRawSha256(sha256Hex(value))
+        .setRawTruncated(truncated)
         .setSource(source)
         .setReason(reason)
         .setReasonCode(code)

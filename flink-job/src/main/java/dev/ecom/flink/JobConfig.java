@@ -54,8 +54,24 @@ public record JobConfig(
     int recommendK,
     String recommendKinds,
     int rpcBatchSize,
-    long rpcBatchMaxDelayMs)
+    long rpcBatchMaxDelayMs,
+    int maxRecordBytes,
+    long maxClockLeadMs,
+    int producerMaxRequestBytes)
     implements Serializable {
+
+  /**
+   * The largest batch ecom serve's *Batch methods accept by default (its --max-batch): a larger
+   * --rpc-batch-size would have every batch refused.
+   */
+  public static final int SERVE_MAX_BATCH = 1000;
+
+  /**
+   * Room every written record needs beyond the largest accepted raw record: an enriched event adds
+   * session features, LSH, scores, reasons and recommendations (a few KB); a dead letter adds its
+   * detail, hash and source. Far more than they use, so a record never fails its producer.
+   */
+  public static final int RECORD_OVERHEAD_BYTES = 64 * 1024;
 
   /** The key used when none is given: fine on a laptop, never in production. */
   public static final String DEV_IP_HASH_KEY = "ecom-dev-ip-hash-key-change-me";
@@ -108,6 +124,26 @@ public record JobConfig(
     OPTIONS.put(
         "rpc-batch-max-delay-ms",
         new String[] {"2", "longest an event waits for its serve batch to fill"});
+    OPTIONS.put(
+        "max-record-bytes",
+        new String[] {
+          "16384",
+          "larger raw records are rejected unread (OVERSIZE_RECORD); also the most of a record's"
+              + " bytes a dead letter keeps"
+        });
+    OPTIONS.put(
+        "max-clock-lead-ms",
+        new String[] {
+          "5000",
+          "an event time further ahead of the clock when read never moves the watermark (a skewed"
+              + " client clock); must be below --max-out-of-order-ms"
+        });
+    OPTIONS.put(
+        "producer-max-request-bytes",
+        new String[] {
+          "1048576",
+          "max.request.size of the job's Kafka producers; must exceed --max-record-bytes by 64 KiB"
+        });
     OPTIONS.put("ip-hash-key", new String[] {null, "HMAC key for ip_hash (default: a dev key)"});
     OPTIONS.put(
         "transactional-id-prefix",
@@ -161,6 +197,27 @@ public record JobConfig(
     positive("recommend-capacity", recommendCapacity);
     positive("recommend-k", recommendK);
     positive("rpc-batch-size", rpcBatchSize);
+    if (rpcBatchSize > SERVE_MAX_BATCH) {
+      throw new IllegalArgumentException(
+          "--rpc-batch-size "
+              + rpcBatchSize
+              + " is above ecom serve's batch limit of "
+              + SERVE_MAX_BATCH
+              + ": every batch call would be refused");
+    }
+    positive("max-record-bytes", maxRecordBytes);
+    positive("producer-max-request-bytes", producerMaxRequestBytes);
+    if ((long) maxRecordBytes + RECORD_OVERHEAD_BYTES > producerMaxRequestBytes) {
+      throw new IllegalArgumentException(
+          "--max-record-bytes "
+              + maxRecordBytes
+              + " leaves too little room under --producer-max-request-bytes "
+              + producerMaxRequestBytes
+              + ": an enriched event or a dead letter needs up to "
+              + RECORD_OVERHEAD_BYTES
+              + " bytes more than the raw record, and a record its producer refuses would stop"
+              + " the job");
+    }
     positive("rpc-batch-max-delay-ms", rpcBatchMaxDelayMs);
     kinds("recommend-kinds", recommendKinds);
     positive("batch-size", batchSize);
@@ -174,6 +231,14 @@ public record JobConfig(
     Objects.requireNonNull(catalogTopic, "catalogTopic");
     Objects.requireNonNull(sessionsTopic, "sessionsTopic");
     positive("max-out-of-order-ms", maxOutOfOrderMs);
+    if (maxClockLeadMs < 0 || maxClockLeadMs >= maxOutOfOrderMs) {
+      throw new IllegalArgumentException(
+          "--max-clock-lead-ms "
+              + maxClockLeadMs
+              + " must be >= 0 and below --max-out-of-order-ms "
+              + maxOutOfOrderMs
+              + ": otherwise one event from a fast clock could make on-time events late");
+    }
     if (idleTimeoutMs < 0) {
       throw new IllegalArgumentException(
           "--idle-timeout-ms: " + idleTimeoutMs + " must be >= 0 (0 = partitions never idle)");
@@ -285,7 +350,10 @@ public record JobConfig(
         (int) number(given, "recommend-k"),
         get(given, "recommend-kinds"),
         (int) number(given, "rpc-batch-size"),
-        number(given, "rpc-batch-max-delay-ms"));
+        number(given, "rpc-batch-max-delay-ms"),
+        (int) number(given, "max-record-bytes"),
+        number(given, "max-clock-lead-ms"),
+        (int) number(given, "producer-max-request-bytes"));
   }
 
   /** One line per option with its default. */
@@ -447,9 +515,16 @@ public record JobConfig(
         + lshPerm
         + "/"
         + lshBands
+        + ", maxRecordBytes="
+        + maxRecordBytes
+        + " (producers "
+        + producerMaxRequestBytes
+        + ")"
         + ", watermark=max-"
         + maxOutOfOrderMs
-        + "ms (idle "
+        + "ms (clock lead "
+        + maxClockLeadMs
+        + "ms, idle "
         + idleTimeoutMs
         + "ms, lateness "
         + allowedLatenessMs

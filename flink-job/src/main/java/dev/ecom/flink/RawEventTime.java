@@ -16,7 +16,10 @@ import org.apache.flink.api.common.eventtime.WatermarkStrategy;
  * Reads event_time_ms (field 2 of ecom.v1.Event) straight from the record's bytes, without parsing
  * the rest. A record that is not an Event, or whose time is not positive or lies further ahead of
  * the wall clock than ecom-core accepts, gets no usable time (Long.MIN_VALUE): it will be rejected
- * by validation and must never move the watermark.
+ * by validation and must never move the watermark. A valid time more than --max-clock-lead-ms ahead
+ * of the wall clock when the record was read (its ingest time) is kept as the record's timestamp
+ * but does not move the watermark either: it is a skewed client clock, not progress (ecom-core's
+ * {@code stream::moves_watermark}), so no single record can make on-time ones late.
  */
 public final class RawEventTime implements SerializableTimestampAssigner<RawRecord> {
   private static final long serialVersionUID = 1L;
@@ -33,7 +36,8 @@ public final class RawEventTime implements SerializableTimestampAssigner<RawReco
    */
   public static WatermarkStrategy<RawRecord> strategy(JobConfig cfg) {
     WatermarkStrategy<RawRecord> s =
-        WatermarkStrategy.<RawRecord>forGenerator(new EagerBounded(cfg.maxOutOfOrderMs()))
+        WatermarkStrategy.<RawRecord>forGenerator(
+                new EagerBounded(cfg.maxOutOfOrderMs(), cfg.maxClockLeadMs()))
             .withTimestampAssigner(new RawEventTime());
     // Off by default: a partition that still has a backlog but gets no turn for the timeout
     // (after a restore, under backpressure) would be counted idle and its events come out late.
@@ -49,9 +53,11 @@ public final class RawEventTime implements SerializableTimestampAssigner<RawReco
   static final class EagerBounded implements WatermarkGeneratorSupplier<RawRecord> {
     private static final long serialVersionUID = 1L;
     private final long boundMs;
+    private final long maxClockLeadMs;
 
-    EagerBounded(long boundMs) {
+    EagerBounded(long boundMs, long maxClockLeadMs) {
       this.boundMs = boundMs;
+      this.maxClockLeadMs = maxClockLeadMs;
     }
 
     @Override
@@ -61,7 +67,7 @@ public final class RawEventTime implements SerializableTimestampAssigner<RawReco
 
         @Override
         public void onEvent(RawRecord r, long t, WatermarkOutput out) {
-          if (t == Long.MIN_VALUE) {
+          if (t == Long.MIN_VALUE || t > r.ingestedAtMs + maxClockLeadMs) {
             return;
           }
           boolean first = maxMs == Long.MIN_VALUE;

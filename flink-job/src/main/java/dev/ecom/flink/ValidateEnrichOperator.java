@@ -1,7 +1,9 @@
 // The batching step: validate (ecom-core via JNI), parse, hash the IP, MinHash LSH (JNI).
 package dev.ecom.flink;
 
+import com.google.protobuf.DiscardUnknownFieldsParser;
 import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Parser;
 import dev.ecom.flink.nativelib.EcomNative;
 import dev.ecom.flink.nativelib.NativeLoader;
 import dev.ecom.flink.serde.ProtoTypeInfo;
@@ -51,11 +53,21 @@ import org.slf4j.LoggerFactory;
  * watermarks: a task that had none, e.g. more tasks than partitions, leaves no floor). Before the
  * first watermark (every partition of the task has sent a record) the record's own partition's
  * watermark (its newest event time so far minus the bound) is the one it is judged against.
+ *
+ * <p><b>Size and shape:</b> a record over {@code maxRecordBytes} is REJECT_REASON_OVERSIZE_RECORD
+ * before it is decoded or handed to native code; unknown fields are dropped when a valid record is
+ * parsed, so nothing the job writes grows with what a client stuffed into a record. A time more
+ * than {@code maxClockLeadMs} ahead of the wall clock when the record was read is a skewed client
+ * clock: the event is valid but its time never counts toward a partition's watermark here, as in
+ * {@link RawEventTime} and ecom-core's {@code stream::moves_watermark}.
  */
 public final class ValidateEnrichOperator extends AbstractStreamOperator<EnrichedEvent>
     implements OneInputStreamOperator<RawRecord, EnrichedEvent>, ProcessingTimeCallback {
   private static final long serialVersionUID = 1L;
   private static final Logger LOGGER = LoggerFactory.getLogger(ValidateEnrichOperator.class);
+
+  /** Drops unknown fields, so an enriched event never carries what a client stuffed in. */
+  private static final Parser<Event> EVENT_PARSER = DiscardUnknownFieldsParser.wrap(Event.parser());
 
   /** Side output for rejected records. */
   public static final OutputTag<InvalidEvent> INVALID =
@@ -66,6 +78,8 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
   private final String ipHashKey;
   private final long allowedLatenessMs;
   private final long maxOutOfOrderMs;
+  private final int maxRecordBytes;
+  private final long maxClockLeadMs;
 
   private transient List<RawRecord> buffer;
   private transient ScheduledFuture<?> flushTimer;
@@ -92,6 +106,8 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
       String ipHashKey,
       long allowedLatenessMs,
       long maxOutOfOrderMs,
+      int maxRecordBytes,
+      long maxClockLeadMs,
       int numPerm,
       int numBands) {
     this.batchSize = batchSize;
@@ -99,6 +115,8 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
     this.ipHashKey = ipHashKey;
     this.allowedLatenessMs = allowedLatenessMs;
     this.maxOutOfOrderMs = maxOutOfOrderMs;
+    this.maxRecordBytes = maxRecordBytes;
+    this.maxClockLeadMs = maxClockLeadMs;
     this.numPerm = numPerm;
     this.numBands = numBands;
   }
@@ -210,11 +228,11 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
     for (int i = 0; i < batch.size(); i++) {
       RawRecord raw = batch.get(i);
       if (verdicts[i] != null) {
-        emitInvalid(Enrichment.rejectFromVerdict(raw, verdicts[i], now));
+        emitInvalid(Enrichment.rejectFromVerdict(raw, verdicts[i], now, maxRecordBytes));
         continue;
       }
       try {
-        valid.add(Event.parseFrom(raw.value));
+        valid.add(EVENT_PARSER.parseFrom(raw.value));
         validRaw.add(raw);
       } catch (InvalidProtocolBufferException e) {
         // ecom-core accepted what protobuf-java cannot parse: still a reject, never a crash.
@@ -223,7 +241,8 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
                 raw,
                 RejectReason.REJECT_REASON_UNPARSEABLE,
                 "accepted by ecom-core but not parseable by protobuf-java: " + e.getMessage(),
-                now));
+                now,
+                maxRecordBytes));
       }
     }
     if (valid.isEmpty()) {
@@ -275,7 +294,8 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
       // backlog read partition by partition would let an hours-late event through.
       long own = newest == null ? Long.MIN_VALUE : newest - maxOutOfOrderMs - 1;
       long w = Math.max(Math.max(watermark, restoredWatermark), own);
-      if (t > (newest == null ? Long.MIN_VALUE : newest)) {
+      boolean movesWatermark = t <= validRaw.get(i).ingestedAtMs + maxClockLeadMs;
+      if (movesWatermark && t > (newest == null ? Long.MIN_VALUE : newest)) {
         partitionMaxMs.put(partition, t);
       }
       if (w != Long.MIN_VALUE && t + allowedLatenessMs < w) {
@@ -293,7 +313,8 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
                     + " (allowed lateness "
                     + allowedLatenessMs
                     + " ms)",
-                now));
+                now,
+                maxRecordBytes));
       } else {
         valid.set(kept, valid.get(i));
         validRaw.set(kept, validRaw.get(i));
@@ -305,32 +326,57 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
   }
 
   /**
-   * One native call for the batch. If it fails (a bug in the native side, not bad input), the
-   * records are validated one by one so a single poisonous record is rejected alone.
+   * The verdict per record: a record over the size limit is judged here, unread; the rest in one
+   * native call. If that call fails (a bug in the native side, not bad input), the records are
+   * validated one by one so a single poisonous record is rejected alone.
    */
   private String[] validate(List<RawRecord> batch, long now) {
-    byte[][] records = new byte[batch.size()][];
-    for (int i = 0; i < records.length; i++) {
-      records[i] = batch.get(i).value;
+    String[] out = new String[batch.size()];
+    int[] index = new int[batch.size()];
+    List<byte[]> sized = new ArrayList<>(batch.size());
+    for (int i = 0; i < batch.size(); i++) {
+      byte[] value = batch.get(i).value;
+      if (value.length > maxRecordBytes) {
+        out[i] =
+            RejectReason.REJECT_REASON_OVERSIZE_RECORD.name()
+                + "\trecord of "
+                + value.length
+                + " bytes is larger than the limit of "
+                + maxRecordBytes;
+      } else {
+        index[sized.size()] = i;
+        sized.add(value);
+      }
     }
+    if (sized.isEmpty()) {
+      return out;
+    }
+    byte[][] records = sized.toArray(new byte[0][]);
+    String[] verdicts;
     try {
-      return checkLength(EcomNative.validateBatch(records, now), records.length);
+      verdicts =
+          checkLength(EcomNative.validateBatch(records, now, maxRecordBytes), records.length);
     } catch (RuntimeException batchError) {
       LOGGER.warn(
           "validateBatch failed for {} records; validating one by one", records.length, batchError);
-      String[] out = new String[records.length];
+      verdicts = new String[records.length];
       for (int i = 0; i < records.length; i++) {
         try {
-          out[i] = checkLength(EcomNative.validateBatch(new byte[][] {records[i]}, now), 1)[0];
+          verdicts[i] =
+              checkLength(
+                  EcomNative.validateBatch(new byte[][] {records[i]}, now, maxRecordBytes), 1)[0];
         } catch (RuntimeException e) {
-          out[i] =
+          verdicts[i] =
               RejectReason.REJECT_REASON_UNSPECIFIED.name()
                   + "\tthe native validator failed on this record: "
                   + e.getMessage();
         }
       }
-      return out;
     }
+    for (int k = 0; k < verdicts.length; k++) {
+      out[index[k]] = verdicts[k];
+    }
+    return out;
   }
 
   private long[] lsh(List<Event> events) {

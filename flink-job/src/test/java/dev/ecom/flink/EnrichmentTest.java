@@ -46,7 +46,7 @@ class EnrichmentTest {
     RawRecord raw = new RawRecord(new byte[] {1, 2}, "t", 1, 42, 5, 7);
     InvalidEvent e =
         Enrichment.rejectFromVerdict(
-            raw, "REJECT_REASON_MISSING_ID\tevent_id: must not be empty", 9);
+            raw, "REJECT_REASON_MISSING_ID\tevent_id: must not be empty", 9, 16);
     assertThat(e.getReason()).isEqualTo(RejectReason.REJECT_REASON_MISSING_ID);
     assertThat(e.getReasonCode()).isEqualTo("REJECT_REASON_MISSING_ID");
     assertThat(e.getDetail()).isEqualTo("event_id: must not be empty");
@@ -54,10 +54,29 @@ class EnrichmentTest {
     assertThat(e.getSource().getOffset()).isEqualTo(42);
     assertThat(e.getIngestedAtMs()).isEqualTo(7);
     assertThat(e.getRejectedAtMs()).isEqualTo(9);
+    assertThat(e.getRawSizeBytes()).isEqualTo(2);
+    assertThat(e.getRawTruncated()).isFalse();
+    // sha256(0x01 0x02)
+    assertThat(e.getRawSha256())
+        .isEqualTo("a12871fee210fb8619291eaea194581cbd2531e4b23759d225f6806923f63222");
 
-    InvalidEvent unknown = Enrichment.rejectFromVerdict(raw, "REJECT_REASON_NEW\tx", 9);
+    InvalidEvent unknown = Enrichment.rejectFromVerdict(raw, "REJECT_REASON_NEW\tx", 9, 16);
     assertThat(unknown.getReason()).isEqualTo(RejectReason.REJECT_REASON_UNSPECIFIED);
     assertThat(unknown.getReasonCode()).isEqualTo("REJECT_REASON_NEW");
+  }
+
+  @Test
+  void aDeadLetterKeepsABoundedPrefixWithTheWholeValuesSizeAndHash() {
+    byte[] big = new byte[1_048_000];
+    java.util.Arrays.fill(big, (byte) 'x');
+    RawRecord raw = new RawRecord(big, "t", 0, 1, 5, 7);
+    InvalidEvent e =
+        Enrichment.reject(raw, RejectReason.REJECT_REASON_OVERSIZE_RECORD, "too big", 9, 16_384);
+    assertThat(e.getRaw().size()).isEqualTo(16_384);
+    assertThat(e.getRawTruncated()).isTrue();
+    assertThat(e.getRawSizeBytes()).isEqualTo(1_048_000);
+    assertThat(e.getRawSha256()).isEqualTo(Enrichment.sha256Hex(big)).hasSize(64);
+    assertThat(e.getSerializedSize()).isLessThan(17_000);
   }
 
   @Test

@@ -66,6 +66,25 @@ class JobConfigTest {
   }
 
   @Test
+  void limitsThatWouldStopTheJobAreRefusedAtStart() {
+    assertThatThrownBy(() -> JobConfig.parse(new String[] {"--rpc-batch-size", "1001"}))
+        .hasMessageContaining("batch limit of 1000");
+    assertThatThrownBy(
+            () ->
+                JobConfig.parse(
+                    new String[] {
+                      "--max-record-bytes", "1000000", "--producer-max-request-bytes", "1048576"
+                    }))
+        .hasMessageContaining("--max-record-bytes 1000000 leaves too little room");
+    assertThatThrownBy(() -> JobConfig.parse(new String[] {"--max-clock-lead-ms", "60000"}))
+        .hasMessageContaining("below --max-out-of-order-ms");
+    JobConfig d = JobConfig.defaults();
+    assertThat(d.maxRecordBytes()).isEqualTo(16_384);
+    assertThat(d.maxClockLeadMs()).isEqualTo(5_000);
+    assertThat(d.producerMaxRequestBytes()).isEqualTo(1_048_576);
+  }
+
+  @Test
   void helpIsNotAnError() {
     assertThatThrownBy(() -> JobConfig.parse(new String[] {"--help"}))
         .isInstanceOf(JobConfig.HelpRequested.class);

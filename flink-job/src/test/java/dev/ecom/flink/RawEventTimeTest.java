@@ -35,6 +35,13 @@ class RawEventTimeTest {
   }
 
   @Test
+  void aTimeAheadOfTheClockWithinTheSkewIsKeptAsTheRecordsTimestamp() {
+    byte[] ahead =
+        TestEvents.valid(1, NOW).toBuilder().setEventTimeMs(NOW + 290_000).build().toByteArray();
+    assertThat(time(ahead)).isEqualTo(NOW + 290_000);
+  }
+
+  @Test
   void theFirstUsableTimeIsAWatermarkAtOnceLaterOnesPeriodically() {
     List<Long> emitted = new ArrayList<>();
     WatermarkOutput out =
@@ -51,17 +58,18 @@ class RawEventTimeTest {
           public void markActive() {}
         };
     WatermarkGenerator<RawRecord> g =
-        new RawEventTime.EagerBounded(60_000).createWatermarkGenerator(null);
+        new RawEventTime.EagerBounded(60_000, 5_000).createWatermarkGenerator(null);
     RawRecord r = TestEvents.raw(new byte[0], 0, NOW);
     g.onPeriodicEmit(out);
     g.onEvent(r, Long.MIN_VALUE, out); // unusable: nothing yet
     assertThat(emitted).isEmpty();
     g.onEvent(r, NOW, out);
     assertThat(emitted).containsExactly(NOW - 60_001);
-    g.onEvent(r, NOW + 5_000, out);
+    g.onEvent(r, NOW + 4_000, out); // within the 5 s lead of the clock it was read at (NOW - 100)
     g.onEvent(r, NOW - 7_200_000, out); // hours late: never moves the watermark back
+    g.onEvent(r, NOW + 290_000, out); // a skewed clock (read at NOW): never moves it forward
     assertThat(emitted).hasSize(1);
     g.onPeriodicEmit(out);
-    assertThat(emitted).containsExactly(NOW - 60_001, NOW + 5_000 - 60_001);
+    assertThat(emitted).containsExactly(NOW - 60_001, NOW + 4_000 - 60_001);
   }
 }

@@ -1,8 +1,12 @@
-// Lateness in the validate step: judged against the watermark that came before each record.
+// The validate step: lateness judged against the watermark that came before each record, the
+// record size limit, unknown fields, and clocks ahead of the reader's.
 package dev.ecom.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.google.protobuf.ByteString;
+import com.google.protobuf.CodedOutputStream;
+import com.google.protobuf.UnknownFieldSet;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.InvalidEvent;
 import dev.ecom.proto.v1.RejectReason;
@@ -18,6 +22,8 @@ class ValidateEnrichOperatorTest {
   private static final long NOW = System.currentTimeMillis();
   private static final long T0 = NOW - 3 * 3_600_000;
   private static final long BOUND = 60_000;
+  private static final int MAX_RECORD = 16_384;
+  private static final long LEAD = 5_000;
 
   private OneInputStreamOperatorTestHarness<RawRecord, EnrichedEvent> h;
   private int n;
@@ -27,7 +33,7 @@ class ValidateEnrichOperatorTest {
     // Batches of one: each record is handled as it comes, against the watermark so far.
     var h =
         new OneInputStreamOperatorTestHarness<>(
-            new ValidateEnrichOperator(1, 5, "test-key", 0, BOUND, 32, 8));
+            new ValidateEnrichOperator(1, 5, "test-key", 0, BOUND, MAX_RECORD, LEAD, 32, 8));
     if (restoreFrom != null) {
       h.initializeState(restoreFrom);
     }
@@ -123,5 +129,72 @@ class ValidateEnrichOperatorTest {
     h.processWatermark(T0 + 600_000);
     send(T0 + 1_000);
     assertThat(invalid()).hasSize(2);
+  }
+
+  /** A valid event at {@code eventTimeMs} with an unknown field 100 padding it to {@code size}. */
+  private RawRecord stuffed(long eventTimeMs, int size) {
+    n++;
+    var e = TestEvents.valid(n, NOW).toBuilder().setEventTimeMs(eventTimeMs);
+    int room = size - e.build().getSerializedSize() - 2; // the field's tag takes 2 bytes
+    int pad = room - 1;
+    while (pad + CodedOutputStream.computeUInt32SizeNoTag(pad) > room) {
+      pad--;
+    }
+    UnknownFieldSet extra =
+        UnknownFieldSet.newBuilder()
+            .addField(
+                100,
+                UnknownFieldSet.Field.newBuilder()
+                    .addLengthDelimited(ByteString.copyFrom(new byte[pad]))
+                    .build())
+            .build();
+    byte[] bytes = e.setUnknownFields(extra).build().toByteArray();
+    assertThat(bytes).hasSize(size);
+    return TestEvents.raw(bytes, n, NOW);
+  }
+
+  @Test
+  void aRecordOverTheLimitIsOversizeAndItsDeadLetterKeepsAPrefixWithSizeAndHash() throws Exception {
+    h = harness(null);
+    RawRecord atLimit = stuffed(NOW - 1_000, MAX_RECORD);
+    RawRecord over = stuffed(NOW - 1_000, 1_048_000);
+    h.processElement(atLimit, NOW - 1_000);
+    h.processElement(over, NOW - 1_000);
+
+    // At the limit: valid, and the unknown field is not carried into the enriched event.
+    List<EnrichedEvent> out = h.extractOutputValues();
+    assertThat(out).hasSize(1);
+    assertThat(out.get(0).getEvent().getUnknownFields().asMap()).isEmpty();
+    assertThat(out.get(0).getSerializedSize()).isLessThan(2_000);
+
+    InvalidEvent dead = invalid().get(0);
+    assertThat(invalid()).hasSize(1);
+    assertThat(dead.getReason()).isEqualTo(RejectReason.REJECT_REASON_OVERSIZE_RECORD);
+    assertThat(dead.getDetail()).contains("1048000 bytes", "limit of " + MAX_RECORD);
+    assertThat(dead.getRawSizeBytes()).isEqualTo(1_048_000);
+    assertThat(dead.getRawTruncated()).isTrue();
+    assertThat(dead.getRaw().size()).isEqualTo(MAX_RECORD);
+    assertThat(dead.getRawSha256()).isEqualTo(Enrichment.sha256Hex(over.value));
+    assertThat(dead.getSource().getOffset()).isEqualTo(over.offset);
+  }
+
+  @Test
+  void oneEventFromAClockAheadCannotMakeOnTimeEventsLate() throws Exception {
+    h = harness(null);
+    // 290 s ahead of the clock it is read at (inside the validator's 5-minute skew): valid.
+    send(NOW + 290_000);
+    // 40 events 2 s old on the same partition: all on time.
+    for (int i = 0; i < 40; i++) {
+      send(NOW - 2_000);
+    }
+    assertThat(invalid()).isEmpty();
+    assertThat(validTimes()).hasSize(41);
+    // Within the lead the time counts: the partition's watermark follows it.
+    send(NOW + LEAD - 100 - 1);
+    send(NOW + LEAD - 100 - 1 - BOUND - 2); // 1 ms behind its partition's watermark
+    assertThat(invalid())
+        .singleElement()
+        .extracting(InvalidEvent::getReason)
+        .isEqualTo(RejectReason.REJECT_REASON_LATE);
   }
 }

@@ -17,9 +17,10 @@ public final class EcomNative {
 
   /**
    * Validates raw Event protobuf records with ecom-core. One entry per record: null if valid, else
-   * "REJECT_REASON_X\tdetail" (X = a RejectReason enum name from events.proto).
+   * "REJECT_REASON_X\tdetail" (X = a RejectReason enum name from events.proto). A record over
+   * {@code maxRecordBytes} is REJECT_REASON_OVERSIZE_RECORD.
    */
-  public static native String[] validateBatch(byte[][] records, long nowMs);
+  public static native String[] validateBatch(byte[][] records, long nowMs, int maxRecordBytes);
 
   /**
    * MinHash LSH for n token sets. tokens is all sets flattened; set i is tokens[offsets[i] ..

@@ -52,9 +52,23 @@ public final class GuardCall extends BatchingServeCall<GuardRequest, GuardRespon
             .setProductId(e.getProductId())
             .setQuantity(e.getQuantity());
     if (e.getKind() == EventKind.EVENT_KIND_PURCHASE) {
-      b.setAmountCents(e.getQuantity() * e.getUnitPriceCents());
+      b.setAmountCents(amountCents(e));
     }
     return b.build();
+  }
+
+  /**
+   * quantity (absent or 0 counts as 1) × unit_price_cents, as ecom-core's {@code amount_cents}. The
+   * validator rejects events whose amount is out of range; should one get here all the same, the
+   * product saturates instead of wrapping to a negative amount, and Guard judges that one item as
+   * an invalid request while the rest of its batch is judged as usual.
+   */
+  static long amountCents(Event e) {
+    try {
+      return Math.multiplyExact((long) Math.max(e.getQuantity(), 1), e.getUnitPriceCents());
+    } catch (ArithmeticException overflow) {
+      return Long.MAX_VALUE;
+    }
   }
 
   @Override

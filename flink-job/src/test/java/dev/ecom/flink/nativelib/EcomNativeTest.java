@@ -80,7 +80,7 @@ class EcomNativeTest {
     byte[] garbage = {(byte) 0xff, (byte) 0xff, (byte) 0xff};
     byte[] noId = TestEvents.valid(2, NOW).toBuilder().setEventId("").build().toByteArray();
 
-    String[] verdicts = EcomNative.validateBatch(new byte[][] {valid, garbage, noId}, NOW);
+    String[] verdicts = EcomNative.validateBatch(new byte[][] {valid, garbage, noId}, NOW, 16_384);
 
     assertThat(verdicts).hasSize(3);
     assertThat(verdicts[0]).isNull();
@@ -90,12 +90,12 @@ class EcomNativeTest {
 
   @Test
   void validateBatchOfNothingIsEmpty() {
-    assertThat(EcomNative.validateBatch(new byte[0][], NOW)).isEmpty();
+    assertThat(EcomNative.validateBatch(new byte[0][], NOW, 16_384)).isEmpty();
   }
 
   @Test
   void nullArgumentsAreJavaExceptionsNotCrashes() {
-    assertThatThrownBy(() -> EcomNative.validateBatch(new byte[][] {null}, NOW))
+    assertThatThrownBy(() -> EcomNative.validateBatch(new byte[][] {null}, NOW, 16_384))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("records[0]");
     assertThatThrownBy(() -> EcomNative.lshBatch(new String[] {"a"}, new int[] {0, 2}, 32, 8))
