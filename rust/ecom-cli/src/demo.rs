@@ -111,6 +111,11 @@ const METRICS: &str = "ecom.metrics";
 pub(crate) struct Children(pub(crate) Vec<(String, tokio::process::Child)>);
 
 impl Children {
+    /// The first child that has exited, with its exit status.
+    pub(crate) fn exited(&mut self) -> Option<(String, std::process::ExitStatus)> {
+        self.0.iter_mut().find_map(|(name, c)| c.try_wait().ok().flatten().map(|status| (name.clone(), status)))
+    }
+
     pub(crate) async fn stop(&mut self) {
         for (name, child) in &mut self.0 {
             if let Some(pid) = child.id() {
@@ -199,6 +204,15 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     wait_http(&http, "http://127.0.0.1:8080/health", "ecom serve", &logs.join("serve.log")).await?;
     wait_http(&http, "http://127.0.0.1:9464/health", "ecom sink", &logs.join("sink.log")).await?;
+    // Another serve or sink holding the port answers the health checks too: make sure this
+    // demo's own are the ones running (one that cannot bind exits at once).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Some((name, status)) = children.exited() {
+        bail!(
+            "ecom {name} exited at start ({status}); see {}: is another ecom {name} (e.g. of another demo) holding its port?",
+            logs.join(format!("{name}.log")).display()
+        );
+    }
 
     step("submitting the Flink job");
     let flink = a.cluster.flink();
@@ -275,6 +289,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     };
     // Read before the demo cancels the job itself.
     let job_status = watch.finish().await;
+    let child_exited = children.exited();
     children.stop().await;
     if a.keep_job {
         eprintln!("leaving Flink job {job} running (--keep-job)");
@@ -378,6 +393,9 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     if outcome.largest_invalid_bytes > limit + 4_096 {
         why.push(format!("a dead letter of {} bytes is over the record limit {limit}", outcome.largest_invalid_bytes));
+    }
+    if let Some((name, status)) = &child_exited {
+        why.push(format!("ecom {name} exited during the run ({status})"));
     }
     if outcome.mislabelled > 0 {
         why.push(format!(
