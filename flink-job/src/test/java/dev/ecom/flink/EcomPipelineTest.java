@@ -105,7 +105,19 @@ class EcomPipelineTest {
                 .toByteArray(),
             RejectReason.REJECT_REASON_FUTURE_TIMESTAMP);
       } else if (i == 19) {
-        add(new byte[0], RejectReason.REJECT_REASON_UNKNOWN_KIND);
+        // An empty value (a tombstone) is no event: protobuf would read it as one with every
+        // field unset.
+        add(new byte[0], RejectReason.REJECT_REASON_UNPARSEABLE);
+      } else if (i == 21) {
+        // A valid event stuffed with an unknown field past the record limit.
+        byte[] event = TestEvents.valid(104, NOW).toByteArray();
+        byte[] stuffed = java.util.Arrays.copyOf(event, 20_000);
+        stuffed[event.length] = (byte) 0xa2; // field 100, length-delimited
+        stuffed[event.length + 1] = 0x06;
+        int pad = 20_000 - event.length - 4;
+        stuffed[event.length + 2] = (byte) (0x80 | (pad & 0x7f));
+        stuffed[event.length + 3] = (byte) (pad >> 7);
+        add(stuffed, RejectReason.REJECT_REASON_OVERSIZE_RECORD);
       }
     }
   }
@@ -333,7 +345,13 @@ class EcomPipelineTest {
           .isEqualTo(want);
       assertThat(e.getReasonCode()).isEqualTo(want.name());
       assertThat(e.getDetail()).isNotBlank();
-      assertThat(e.getRaw().toByteArray()).isEqualTo(input.get((int) offset).value);
+      // The record whole, or its first --max-record-bytes (16 KiB) with the whole one's size.
+      byte[] value = input.get((int) offset).value;
+      int kept = Math.min(value.length, JobConfig.defaults().maxRecordBytes());
+      assertThat(e.getRaw().toByteArray()).isEqualTo(java.util.Arrays.copyOf(value, kept));
+      assertThat(e.getRawSizeBytes()).isEqualTo(value.length);
+      assertThat(e.getRawTruncated()).isEqualTo(kept < value.length);
+      assertThat(e.getRawSha256()).isEqualTo(Enrichment.sha256Hex(value));
       assertThat(e.getIngestedAtMs()).isEqualTo(NOW - 100);
       assertThat(e.getRejectedAtMs()).isGreaterThanOrEqualTo(NOW);
     }
