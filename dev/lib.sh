@@ -22,6 +22,7 @@ declare -A ECOM_CMD_MATCH=(
   [ferretdb]="ecom-ferretdb"
   [flink]="StandaloneSessionClusterEntrypoint"
   [flink-taskmanager]="TaskManagerRunner"
+  [dashboard]="ecom dashboard"
 )
 
 say() { printf '[ecom] %s\n' "$*"; }

@@ -96,6 +96,10 @@ pub(crate) struct DemoArgs {
     /// Leave the Flink job running at the end instead of cancelling it.
     #[arg(long)]
     keep_job: bool,
+    /// The live dashboard's address (dev/dashboard starts it; it outlives the demo), printed at
+    /// the end when it answers.
+    #[arg(long, default_value = "http://127.0.0.1:8088", env = "ECOM_DASHBOARD_URL")]
+    dashboard_url: String,
     /// Options for the Flink job after `--` (see its --help), e.g. `-- --checkpoint-interval-ms 5000`.
     #[arg(last = true)]
     job_options: Vec<String>,
@@ -406,6 +410,15 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     if outcome.invalid_by_reason != gen.malformed_by_reason {
         why.push("invalid reasons differ from the generator's labels".into());
+    }
+    let dashboard = a.dashboard_url.trim_end_matches('/');
+    match http.get(format!("{dashboard}/health")).send().await {
+        Ok(r) if r.status().is_success() => {
+            println!("  dashboard                             {dashboard}/ (live, keeps running)")
+        }
+        _ => {
+            println!("  dashboard                             not running at {dashboard} (start it with dev/dashboard)")
+        }
     }
     if why.is_empty() {
         println!("reconciled: yes");

@@ -45,6 +45,22 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Measure: prints numbers (see docs/BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Serve the live dashboard on :8088: the shop's panels from Elasticsearch (ecom-events-*,
+    /// ecom-sessions-*, ecom-metrics-*), defined in kibana/panels.
+    Dashboard(DashboardArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DashboardArgs {
+    /// HTTP listen address of the page.
+    #[arg(long, default_value = "127.0.0.1:8088", env = "ECOM_DASHBOARD_ADDR")]
+    addr: SocketAddr,
+    /// Elasticsearch URL.
+    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
+    es_url: String,
+    /// Longest a panel's search may take.
+    #[arg(long, default_value_t = 5_000)]
+    query_timeout_ms: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -209,5 +225,13 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Train(a) => tokio::task::spawn_blocking(move || train::run(a)).await.context("ecom train")?,
         Cmd::Demo(a) => demo::run(a).await,
         Cmd::Bench(a) => bench::run(a).await,
+        Cmd::Dashboard(a) => {
+            let cfg = ecom_dash::DashConfig {
+                addr: a.addr,
+                es_url: a.es_url,
+                query_timeout: Duration::from_millis(a.query_timeout_ms.max(1)),
+            };
+            ecom_dash::run(cfg, shutdown_signal()).await.context("ecom dashboard")
+        }
     }
 }

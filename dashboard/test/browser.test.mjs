@@ -1,0 +1,226 @@
+// The live dashboard in a real browser: Debian's headless Chromium, driven over DevTools by
+// puppeteer-core, against a running `ecom dashboard` and the Elasticsearch it reads (no mock).
+//   ECOM_DASHBOARD_URL  the page (default http://127.0.0.1:8088)
+//   ES_URL              Elasticsearch, queried directly to check the page's numbers
+//                       (default http://127.0.0.1:9200)
+//   ECOM_SCREENSHOT_DIR where the laptop and phone screenshots go (none when unset)
+//   CHROMIUM            the browser (default /usr/bin/chromium)
+// Run: node --test test/browser.test.mjs
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import puppeteer from 'puppeteer-core';
+
+const DASHBOARD = (process.env.ECOM_DASHBOARD_URL || 'http://127.0.0.1:8088').replace(/\/$/, '');
+const ES = (process.env.ES_URL || 'http://127.0.0.1:9200').replace(/\/$/, '');
+const SHOT_DIR = process.env.ECOM_SCREENSHOT_DIR || '';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+/** The panel whose rows the test reconciles with Elasticsearch. */
+const EVENTS_PANEL = 'events-per-minute-by-kind';
+const WAIT_MS = 12_000;
+const SETTLED = ['chart', 'empty', 'error'];
+
+async function getJson(url, init = {}) {
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) });
+  const text = await res.text();
+  assert.ok(res.ok, `${init.method ?? 'GET'} ${url} answered HTTP ${res.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+/** Enriched events with an event time, the documents the events panel's date_histogram counts. */
+async function esEventCount() {
+  const body = JSON.stringify({ query: { exists: { field: 'event_time' } } });
+  let r;
+  try {
+    r = await getJson(`${ES}/ecom-events-*/_count`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  } catch (e) {
+    throw new Error(`Elasticsearch at ${ES} (ES_URL) did not count the events: ${e.message}`);
+  }
+  return r.count;
+}
+
+const isDataCall = (url, id, range) => {
+  const u = new URL(url);
+  return u.pathname === `/api/panels/${id}/data` && (!range || u.searchParams.get('range') === range);
+};
+
+/** Resolves when every panel has left "loading", i.e. drew a chart or shows its message. */
+async function waitForPanels(page, count) {
+  await page.waitForFunction(
+    (n, settled) => {
+      const panels = [...document.querySelectorAll('section.panel')];
+      return panels.length === n && panels.every((p) => settled.includes(p.dataset.state));
+    },
+    { timeout: WAIT_MS, polling: 100 },
+    count,
+    SETTLED,
+  );
+}
+
+/** Two animation frames and a pause: time for vega's resize listener to lay the charts out. */
+async function settleLayout(page) {
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await new Promise((r) => setTimeout(r, 600));
+}
+
+describe('ecom dashboard in headless Chromium', { timeout: 58_000 }, () => {
+  let browser;
+  let page;
+  let panels;
+  const problems = []; // console errors, page errors, failed requests: each fails the run
+  const dataCalls = []; // [time ms, url] of every panel data request the page made
+
+  before(async () => {
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
+      timeout: 15_000,
+      protocolTimeout: 15_000,
+    });
+    page = await browser.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console error: ${m.text()} (${m.location()?.url ?? ''})`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('requestfailed', (r) => {
+      // A navigation cancels the fetches still running on the page it leaves.
+      if (r.failure()?.errorText !== 'net::ERR_ABORTED') problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+    });
+    page.on('response', (r) => {
+      if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`);
+    });
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname.startsWith('/api/panels/')) dataCalls.push([Date.now(), r.url()]);
+    });
+    await page.setViewport({ width: 1366, height: 768 });
+  }, { timeout: 15_000 });
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  test('the server lists its panels, each a Vega-Lite spec fed by "rows"', { timeout: 5_000 }, async () => {
+    panels = await getJson(`${DASHBOARD}/api/panels`);
+    assert.ok(Array.isArray(panels) && panels.length > 0, 'GET /api/panels lists no panel');
+    for (const p of panels) {
+      for (const k of ['id', 'title', 'description']) assert.equal(typeof p[k], 'string', `panel ${p.id}: ${k}`);
+      assert.deepEqual(p.spec?.data, { name: 'rows' }, `panel ${p.id}: spec.data`);
+      assert.ok(p.spec.mark || p.spec.layer, `panel ${p.id}: spec has no mark or layer`);
+    }
+    assert.ok(panels.some((p) => p.id === EVENTS_PANEL), `no panel ${EVENTS_PANEL}`);
+  });
+
+  test('every panel draws a chart or says why not, and the console stays clean', { timeout: 15_000 }, async () => {
+    assert.ok(panels, 'the panel list is needed first');
+    await page.goto(`${DASHBOARD}/?range=all`, { waitUntil: 'load', timeout: WAIT_MS });
+    await waitForPanels(page, panels.length);
+    const seen = await page.$$eval('section.panel', (sections) =>
+      sections.map((s) => {
+        const msg = s.querySelector('.message');
+        const svg = s.querySelector('.chart svg');
+        return {
+          id: s.dataset.panelId,
+          state: s.dataset.state,
+          title: s.querySelector('h2')?.textContent.trim() ?? '',
+          description: s.querySelector('.description')?.textContent.trim() ?? '',
+          marks: svg ? svg.querySelectorAll('.role-mark > path, .role-mark > line, .role-mark > rect').length : 0,
+          svgWidth: svg ? svg.getBoundingClientRect().width : 0,
+          message: msg && !msg.hidden && msg.offsetHeight > 0 ? msg.textContent.trim() : '',
+        };
+      }),
+    );
+    assert.deepEqual(seen.map((s) => s.id), panels.map((p) => p.id), 'the page shows the panels the server lists, in order');
+    for (const s of seen) {
+      assert.ok(s.title && s.description, `panel ${s.id} has no title or description`);
+      if (s.state === 'chart') {
+        assert.ok(s.marks > 0, `panel ${s.id} drew an SVG with no marks`);
+        assert.ok(s.svgWidth > 200, `panel ${s.id}'s chart is ${s.svgWidth}px wide`);
+      } else {
+        assert.ok(s.message.length > 0, `panel ${s.id} is ${s.state} but shows no message`);
+      }
+    }
+    const states = Object.fromEntries(seen.map((s) => [s.id, s.state === 'chart' ? `chart (${s.marks} marks)` : `${s.state}: ${s.message}`]));
+    console.log('panels:', states);
+    assert.deepEqual(problems, [], 'the browser reported problems');
+  });
+
+  test(`"${EVENTS_PANEL}" shows as many events as Elasticsearch counts (range "everything")`, { timeout: 12_000 }, async () => {
+    await page.goto(`${DASHBOARD}/`, { waitUntil: 'load', timeout: WAIT_MS });
+    await page.waitForSelector(`#panel-${EVENTS_PANEL}`);
+    const countBefore = await esEventCount();
+    const asked = Date.now();
+    const response = page.waitForResponse((r) => isDataCall(r.url(), EVENTS_PANEL, 'all'), { timeout: WAIT_MS });
+    await page.select('#range', 'all');
+    const data = await (await response).json();
+    const countAfter = await esEventCount();
+    assert.ok(!data.error, `the panel's data call failed: ${data.error}`);
+    const rows = data.rows ?? [];
+    const total = rows.reduce((sum, r) => sum + r.doc_count, 0);
+    // With events still arriving the page's snapshot lies between the two direct counts; on a
+    // quiet stack (after a demo run) both are the same number and the page must equal it.
+    if (countBefore === countAfter) assert.equal(total, countBefore, 'events on the page vs Elasticsearch _count');
+    else assert.ok(countBefore <= total && total <= countAfter, `page total ${total} outside [${countBefore}, ${countAfter}] while events arrived`);
+    console.log(`events: page ${total} in ${rows.length} minutes, Elasticsearch ${countBefore}..${countAfter} (asked at ${new Date(asked).toISOString()})`);
+    // ...and the page drew those rows.
+    const wanted = rows.length === 0 ? 'empty' : 'chart';
+    await page.waitForFunction(
+      (id, state) => document.getElementById(`panel-${id}`)?.dataset.state === state,
+      { timeout: WAIT_MS },
+      EVENTS_PANEL,
+      wanted,
+    );
+    assert.equal(new URL(page.url()).searchParams.get('range'), 'all', 'the chosen range is kept in the URL');
+    assert.deepEqual(problems, [], 'the browser reported problems');
+  });
+
+  test('auto-refresh pauses and resumes from the keyboard', { timeout: 12_000 }, async () => {
+    const button = await page.$('#pause');
+    await button.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await button.evaluate((b) => b.getAttribute('aria-label')), 'Resume auto-refresh');
+    const pausedAt = Date.now() + 300; // a refresh that had started may still finish its calls
+    await new Promise((r) => setTimeout(r, 5_800));
+    const whilePaused = dataCalls.filter(([t]) => t > pausedAt).length;
+    assert.equal(whilePaused, 0, 'data calls while paused');
+    const resumed = Date.now();
+    await page.keyboard.press('Space');
+    assert.equal(await button.evaluate((b) => b.getAttribute('aria-label')), 'Pause auto-refresh');
+    await page.waitForResponse((r) => isDataCall(r.url(), EVENTS_PANEL), { timeout: 3_000 });
+    assert.ok(dataCalls.some(([t]) => t >= resumed), 'resuming refreshes at once');
+    assert.deepEqual(problems, [], 'the browser reported problems');
+  });
+
+  test('readable at laptop and phone width (screenshots when ECOM_SCREENSHOT_DIR is set)', { timeout: 12_000 }, async () => {
+    if (SHOT_DIR) await mkdir(SHOT_DIR, { recursive: true });
+    for (const [name, width, height] of [['laptop', 1366, 768], ['phone', 390, 844]]) {
+      await page.setViewport({ width, height });
+      await settleLayout(page);
+      const layout = await page.evaluate(() => ({
+        scrollWidth: document.documentElement.scrollWidth,
+        innerWidth,
+        lefts: [...document.querySelectorAll('section.panel')].map((p) => Math.round(p.getBoundingClientRect().left)),
+        svgOverflow: [...document.querySelectorAll('section.panel')]
+          .filter((p) => {
+            const svg = p.querySelector('.chart svg');
+            return svg && svg.getBoundingClientRect().right > p.getBoundingClientRect().right + 1;
+          })
+          .map((p) => p.dataset.panelId),
+      }));
+      assert.ok(layout.scrollWidth <= layout.innerWidth, `${name}: page scrolls sideways (${layout.scrollWidth} > ${layout.innerWidth})`);
+      assert.deepEqual(layout.svgOverflow, [], `${name}: charts wider than their panel`);
+      const columns = new Set(layout.lefts).size;
+      if (name === 'phone') assert.equal(columns, 1, 'one column on a phone');
+      else assert.ok(columns >= 2, `${columns} column(s) at 1366 px`);
+      if (SHOT_DIR) {
+        const file = path.join(SHOT_DIR, `dashboard-${name}-${width}x${height}.png`);
+        await page.screenshot({ path: file, fullPage: true });
+        console.log(`screenshot: ${file}`);
+      }
+    }
+    assert.deepEqual(problems, [], 'the browser reported problems');
+  });
+});

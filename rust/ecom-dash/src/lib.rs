@@ -1,0 +1,394 @@
+//! ecom-dash: the live dashboard. One HTTP server serves the page (dashboard/, its chart library
+//! bundled) and answers each panel's data call by running that panel's own aggregation against
+//! Elasticsearch — read-only, with a timeout, and nothing else: there is no pass-through of a
+//! query from the browser.
+//!
+//! A panel is defined once, in kibana/panels/<id>.json, as a Vega-Lite spec the way Kibana's
+//! Vega visualization takes it: `data.url` holds the index and the search body, with the time
+//! filter written `{"%timefilter%": true}`, and `data.format.property` names the array of the
+//! response to chart. Kibana renders the file as it is; this server runs the same search with
+//! the page's time range in place of the filter, and the page renders the same spec with the
+//! rows it gets back. So the two can never drift apart.
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+#![deny(unused_must_use)]
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The page, its assets and the panel definitions, embedded at build time (build.rs).
+pub mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}
+
+/// Everything `ecom dashboard` needs.
+#[derive(Debug, Clone)]
+pub struct DashConfig {
+    /// HTTP listen address (default 127.0.0.1:8088).
+    pub addr: SocketAddr,
+    /// Elasticsearch URL.
+    pub es_url: String,
+    /// Longest a panel's search may take before the page is told Elasticsearch is not answering.
+    pub query_timeout: Duration,
+}
+
+impl Default for DashConfig {
+    fn default() -> Self {
+        Self {
+            addr: ([127, 0, 0, 1], 8088).into(),
+            es_url: "http://127.0.0.1:9200".into(),
+            query_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What is wrong with a panel definition.
+#[derive(Debug, thiserror::Error)]
+pub enum PanelError {
+    /// Not JSON.
+    #[error("kibana/panels/{id}.json is not JSON: {source}")]
+    Json {
+        /// The panel's id (file stem).
+        id: String,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// A field the server needs is missing or of the wrong type.
+    #[error("kibana/panels/{id}.json: {field} {why}")]
+    Field {
+        /// The panel's id (file stem).
+        id: String,
+        /// The JSON path of the field.
+        field: &'static str,
+        /// What was expected.
+        why: &'static str,
+    },
+}
+
+/// One panel: its Vega-Lite spec and the search behind it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Panel {
+    /// The file stem in kibana/panels.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// What it shows and which index it reads (and, for DP metrics, at what ε).
+    pub description: String,
+    /// The index pattern it searches.
+    pub index: String,
+    /// The search body, time filter still as `{"%timefilter%": true}`.
+    #[serde(skip)]
+    pub body: Value,
+    /// Dot path of the rows in the search response (`data.format.property`).
+    #[serde(skip)]
+    pub property: String,
+    /// Its place on the page (`usermeta.order` in the spec, Vega-Lite's field for data of
+    /// our own; 100 when absent), then the id.
+    pub order: i64,
+    /// The Vega-Lite spec with `data` replaced by `{"name": "rows"}`: the page sets the rows.
+    pub spec: Value,
+}
+
+impl Panel {
+    /// Reads a panel definition (a Kibana Vega-Lite spec with `data.url`).
+    pub fn parse(id: &str, text: &str) -> Result<Self, PanelError> {
+        let v: Value = serde_json::from_str(text).map_err(|source| PanelError::Json { id: id.into(), source })?;
+        let field = |field, why| PanelError::Field { id: id.into(), field, why };
+        let str_at = |ptr: &str, name: &'static str| {
+            v.pointer(ptr).and_then(Value::as_str).map(str::to_string).ok_or_else(|| field(name, "must be a string"))
+        };
+        let title = str_at("/title", "title")?;
+        let description = str_at("/description", "description")?;
+        let index = str_at("/data/url/index", "data.url.index")?;
+        let property = str_at("/data/format/property", "data.format.property")?;
+        let body =
+            v.pointer("/data/url/body").cloned().ok_or_else(|| field("data.url.body", "must be a search body"))?;
+        if !has_timefilter(&body) {
+            return Err(field("data.url.body", "must filter on time with {\"%timefilter%\": true}"));
+        }
+        let order = v.pointer("/usermeta/order").and_then(Value::as_i64).unwrap_or(100);
+        let mut spec = v;
+        spec["data"] = json!({"name": "rows"});
+        Ok(Self { id: id.into(), title, description, index, body, property, order, spec })
+    }
+
+    /// Every panel embedded in the binary, in page order.
+    pub fn all() -> Result<Vec<Panel>, PanelError> {
+        let mut all =
+            embedded::PANELS.iter().map(|(id, text)| Panel::parse(id, text)).collect::<Result<Vec<_>, _>>()?;
+        all.sort_by(|a, b| (a.order, &a.id).cmp(&(b.order, &b.id)));
+        Ok(all)
+    }
+
+    /// The search body for the time range `[from_ms, to_ms]`.
+    pub fn body_for(&self, from_ms: i64, to_ms: i64) -> Value {
+        let mut body = self.body.clone();
+        fill_timefilter(&mut body, from_ms, to_ms);
+        body
+    }
+
+    /// The rows of a search response: the array at `property` (empty when absent).
+    pub fn rows(&self, response: &Value) -> Vec<Value> {
+        self.property
+            .split('.')
+            .try_fold(response, |v, key| v.get(key))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn has_timefilter(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.get("%timefilter%") == Some(&Value::Bool(true)) || m.values().any(has_timefilter),
+        Value::Array(a) => a.iter().any(has_timefilter),
+        _ => false,
+    }
+}
+
+/// Replaces each `{"%timefilter%": true}` with a range, as Kibana does.
+fn fill_timefilter(v: &mut Value, from_ms: i64, to_ms: i64) {
+    match v {
+        Value::Object(m) if m.get("%timefilter%") == Some(&Value::Bool(true)) => {
+            *v = json!({"gte": from_ms, "lte": to_ms, "format": "epoch_millis"});
+        }
+        Value::Object(m) => m.values_mut().for_each(|x| fill_timefilter(x, from_ms, to_ms)),
+        Value::Array(a) => a.iter_mut().for_each(|x| fill_timefilter(x, from_ms, to_ms)),
+        _ => {}
+    }
+}
+
+/// The page's time ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Range {
+    /// The last 15 minutes.
+    #[serde(rename = "15m")]
+    Min15,
+    /// The last hour.
+    #[serde(rename = "1h")]
+    Hour,
+    /// The last 24 hours.
+    #[serde(rename = "24h")]
+    Day,
+    /// Everything indexed.
+    #[serde(rename = "all")]
+    All,
+}
+
+impl Range {
+    /// `[from, to]` in ms since epoch at `now_ms`.
+    pub fn bounds(self, now_ms: i64) -> (i64, i64) {
+        let back = match self {
+            Range::Min15 => 15 * 60_000,
+            Range::Hour => 3_600_000,
+            Range::Day => 86_400_000,
+            Range::All => return (0, i64::MAX / 2),
+        };
+        (now_ms - back, now_ms)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct DataQuery {
+    range: Option<Range>,
+}
+
+/// A panel's data call's answer.
+#[derive(Debug, Serialize, Default)]
+pub struct PanelData {
+    /// The rows to chart.
+    pub rows: Vec<Value>,
+    /// Elasticsearch's own time for the search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub took_ms: Option<u64>,
+    /// Documents the search matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_hits: Option<u64>,
+    /// Nothing indexed in the range yet.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub empty: bool,
+    /// Says why there is nothing to chart, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Elasticsearch could not be asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+struct AppState {
+    cfg: DashConfig,
+    http: reqwest::Client,
+    panels: Vec<Panel>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl AppState {
+    async fn search(&self, panel: &Panel, range: Range) -> PanelData {
+        let (from, to) = range.bounds(now_ms());
+        let url = format!(
+            "{}/{}/_search?ignore_unavailable=true&allow_no_indices=true&request_cache=true",
+            self.cfg.es_url.trim_end_matches('/'),
+            panel.index
+        );
+        let started = Instant::now();
+        let answer = self.http.post(&url).timeout(self.cfg.query_timeout).json(&panel.body_for(from, to)).send().await;
+        let not_answering = |e: String| PanelData {
+            error: Some(format!("Elasticsearch at {} is not answering: {e}", self.cfg.es_url)),
+            ..Default::default()
+        };
+        let resp = match answer {
+            Ok(r) => r,
+            Err(e) => return not_answering(e.to_string()),
+        };
+        let status = resp.status();
+        let v: Value = match resp.json().await {
+            Ok(v) => v,
+            Err(e) => return not_answering(e.to_string()),
+        };
+        if !status.is_success() {
+            let why = v.pointer("/error/reason").and_then(Value::as_str).unwrap_or("no reason given");
+            tracing::warn!(panel = %panel.id, %status, why, "panel search failed");
+            return PanelData {
+                error: Some(format!("Elasticsearch refused the search of panel {} ({status}): {why}", panel.id)),
+                ..Default::default()
+            };
+        }
+        let total = v.pointer("/hits/total/value").and_then(Value::as_u64).unwrap_or(0);
+        tracing::debug!(panel = %panel.id, ms = started.elapsed().as_millis() as u64, total, "panel searched");
+        let mut out = PanelData {
+            rows: panel.rows(&v),
+            took_ms: v.get("took").and_then(Value::as_u64),
+            total_hits: Some(total),
+            ..Default::default()
+        };
+        if total == 0 {
+            out.empty = true;
+            out.message = Some(format!(
+                "no data yet in {} for this time range — run dev/demo, or pick a longer range",
+                panel.index
+            ));
+        }
+        out
+    }
+}
+
+async fn index() -> Html<&'static str> {
+    Html(embedded::INDEX_HTML)
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    let Some((_, bytes)) = embedded::ASSETS.iter().find(|(n, _)| *n == name) else {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    };
+    let kind = if name.ends_with(".js") {
+        "text/javascript; charset=utf-8"
+    } else if name.ends_with(".css") {
+        "text/css; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    };
+    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "max-age=300")], *bytes).into_response()
+}
+
+async fn list_panels(State(s): State<Arc<AppState>>) -> Json<Vec<Panel>> {
+    Json(s.panels.clone())
+}
+
+async fn panel_data(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<DataQuery>,
+) -> Result<Json<PanelData>, (StatusCode, String)> {
+    let panel = s.panels.iter().find(|p| p.id == id).ok_or((StatusCode::NOT_FOUND, format!("no panel {id}")))?;
+    Ok(Json(s.search(panel, q.range.unwrap_or(Range::Day)).await))
+}
+
+async fn es_health(State(s): State<Arc<AppState>>) -> Json<Value> {
+    let url = format!("{}/_cluster/health", s.cfg.es_url.trim_end_matches('/'));
+    let es = match s.http.get(url).timeout(s.cfg.query_timeout).send().await {
+        Ok(r) if r.status().is_success() => "ok".to_string(),
+        Ok(r) => format!("down: HTTP {}", r.status()),
+        Err(e) => format!("down: {e}"),
+    };
+    Json(json!({"elasticsearch": es}))
+}
+
+/// The dashboard's routes: `/`, `/assets/<name>`, `/api/panels`, `/api/panels/<id>/data?range=`,
+/// `/api/health` (Elasticsearch), `/health` (this process).
+pub fn router(cfg: DashConfig) -> anyhow::Result<Router> {
+    let panels = Panel::all()?;
+    let http = reqwest::Client::builder().build()?;
+    let state = Arc::new(AppState { cfg, http, panels });
+    Ok(Router::new()
+        .route("/", get(index))
+        .route("/assets/{name}", get(asset))
+        .route("/api/panels", get(list_panels))
+        .route("/api/panels/{id}/data", get(panel_data))
+        .route("/api/health", get(es_health))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(state))
+}
+
+/// Serves the dashboard until `shutdown` resolves.
+pub async fn run(cfg: DashConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let addr = cfg.addr;
+    let app = router(cfg)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {addr}: {e} (is another ecom dashboard running?)"))?;
+    tracing::info!(%addr, "ecom dashboard on http://{addr}/");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_panel_parses_and_filters_on_time() {
+        let panels = Panel::all().unwrap();
+        assert!(!panels.is_empty());
+        for p in &panels {
+            assert_eq!(p.spec["data"], json!({"name": "rows"}), "{}", p.id);
+            let body = p.body_for(1, 2);
+            assert!(!has_timefilter(&body), "{}: the time filter is filled in", p.id);
+            assert!(body.to_string().contains("\"gte\":1"), "{}", p.id);
+        }
+    }
+
+    #[test]
+    fn the_time_filter_becomes_a_range_and_rows_come_from_the_property() {
+        let text = r#"{"title": "t", "description": "d", "data": {"url": {"index": "ecom-events-*",
+            "body": {"size": 0, "query": {"range": {"event_time": {"%timefilter%": true}}},
+                     "aggs": {"m": {"date_histogram": {"field": "event_time", "fixed_interval": "1m"}}}}},
+            "format": {"property": "aggregations.m.buckets"}}, "mark": "bar"}"#;
+        let p = Panel::parse("t", text).unwrap();
+        assert_eq!(
+            p.body_for(10, 20)["query"]["range"]["event_time"],
+            json!({"gte": 10, "lte": 20, "format": "epoch_millis"})
+        );
+        let resp = json!({"aggregations": {"m": {"buckets": [{"key": 1, "doc_count": 3}]}}});
+        assert_eq!(p.rows(&resp), vec![json!({"key": 1, "doc_count": 3})]);
+        assert!(p.rows(&json!({})).is_empty());
+        let no_time = text.replace(r#"{"%timefilter%": true}"#, r#"{"gte": 0}"#);
+        assert!(Panel::parse("t", &no_time).unwrap_err().to_string().contains("%timefilter%"));
+    }
+
+    #[test]
+    fn ranges_end_now_and_all_has_no_start() {
+        assert_eq!(Range::Min15.bounds(1_000_000), (100_000, 1_000_000));
+        assert_eq!(Range::All.bounds(5).0, 0);
+    }
+}
