@@ -224,3 +224,73 @@ describe('ecom dashboard in headless Chromium', { timeout: 58_000 }, () => {
     assert.deepEqual(problems, [], 'the browser reported problems');
   });
 });
+
+// The page's two "nothing to chart" states, each from a real `ecom dashboard` of its own: one
+// reading indices that do not exist (the sink never wrote under that stem), one whose
+// Elasticsearch does not answer (a closed port). Every panel must say so in words.
+const ECOM_BIN = process.env.ECOM_BIN || path.join(process.env.HOME ?? '', '.cache/ecom/target/release/ecom');
+
+/** Starts `ecom dashboard` on `addr` with `args`; resolves once it answers /health. */
+async function startDashboard(addr, args) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(ECOM_BIN, ['dashboard', '--addr', addr, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      const res = await fetch(`http://${addr}/health`, { signal: AbortSignal.timeout(1_000) });
+      if (res.ok) return child;
+    } catch { /* not up yet */ }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`ecom dashboard on ${addr} did not start (${ECOM_BIN}): ${stderr.slice(-500)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('ecom dashboard with nothing to show', { timeout: 40_000 }, () => {
+  let browser;
+  const children = [];
+
+  before(async () => {
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
+      timeout: 15_000,
+      protocolTimeout: 15_000,
+    });
+  }, { timeout: 15_000 });
+
+  after(async () => {
+    await browser?.close();
+    for (const c of children) c.kill('SIGTERM');
+  });
+
+  for (const [what, addr, args, state, says] of [
+    ['indices that hold nothing', '127.0.0.1:18089', ['--es-url', ES, '--index-stem', 'ecom-browser-test-empty'], 'empty', 'no data yet in ecom-browser-test-empty-'],
+    ['an Elasticsearch that does not answer', '127.0.0.1:18090', ['--es-url', 'http://127.0.0.1:9', '--query-timeout-ms', '1000'], 'error', 'is not answering'],
+  ]) {
+    test(`every panel says so in words: ${what}`, { timeout: 20_000 }, async () => {
+      children.push(await startDashboard(addr, args));
+      const { length } = await getJson(`http://${addr}/api/panels`);
+      const page = await browser.newPage();
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`http://${addr}/?range=all`, { waitUntil: 'domcontentloaded' });
+      await waitForPanels(page, length);
+      const shown = await page.$$eval('section.panel', (ps) => ps.map((p) => [p.dataset.panelId, p.dataset.state, p.querySelector('.message')?.textContent ?? '']));
+      for (const [id, s, text] of shown) {
+        assert.equal(s, state, `panel ${id} is "${s}", not "${state}": ${text}`);
+        assert.ok(text.includes(says), `panel ${id} says "${text}", not "${says}…"`);
+      }
+      if (state === 'error') {
+        await page.waitForFunction(() => document.getElementById('es-status')?.dataset.es === 'down', { timeout: WAIT_MS });
+      }
+      assert.deepEqual(errors, []);
+      await page.close();
+    });
+  }
+});

@@ -61,6 +61,10 @@ struct DashboardArgs {
     /// Longest a panel's search may take.
     #[arg(long, default_value_t = 5_000)]
     query_timeout_ms: u64,
+    /// Stem of the indices to read: `<stem>-events-*`, `<stem>-sessions-*`, `<stem>-metrics-*`
+    /// (the sink's default index prefixes are ecom-events, ecom-sessions, ecom-metrics).
+    #[arg(long, default_value = "ecom")]
+    index_stem: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -230,6 +234,7 @@ async fn main() -> anyhow::Result<()> {
                 addr: a.addr,
                 es_url: a.es_url,
                 query_timeout: Duration::from_millis(a.query_timeout_ms.max(1)),
+                index_stem: a.index_stem,
             };
             ecom_dash::run(cfg, shutdown_signal()).await.context("ecom dashboard")
         }

@@ -38,6 +38,10 @@ pub struct DashConfig {
     pub es_url: String,
     /// Longest a panel's search may take before the page is told Elasticsearch is not answering.
     pub query_timeout: Duration,
+    /// The stem of the indices: panels name `ecom-events-*`, `ecom-sessions-*` and
+    /// `ecom-metrics-*`, and the server reads `<stem>-events-*` and so on (the sink's index
+    /// prefixes are `<stem>-events`, `<stem>-sessions`, `<stem>-metrics`).
+    pub index_stem: String,
 }
 
 impl Default for DashConfig {
@@ -46,9 +50,13 @@ impl Default for DashConfig {
             addr: ([127, 0, 0, 1], 8088).into(),
             es_url: "http://127.0.0.1:9200".into(),
             query_timeout: Duration::from_secs(5),
+            index_stem: PANEL_INDEX_STEM.into(),
         }
     }
 }
+
+/// The stem every panel's index pattern starts with (`ecom-events-*`).
+pub const PANEL_INDEX_STEM: &str = "ecom";
 
 /// What is wrong with a panel definition.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +119,9 @@ impl Panel {
         let property = str_at("/data/format/property", "data.format.property")?;
         let body =
             v.pointer("/data/url/body").cloned().ok_or_else(|| field("data.url.body", "must be a search body"))?;
+        if !index.starts_with(&format!("{PANEL_INDEX_STEM}-")) {
+            return Err(field("data.url.index", "must start with \"ecom-\" (the sink's indices)"));
+        }
         if !has_timefilter(&body) {
             return Err(field("data.url.body", "must filter on time with {\"%timefilter%\": true}"));
         }
@@ -126,6 +137,11 @@ impl Panel {
             embedded::PANELS.iter().map(|(id, text)| Panel::parse(id, text)).collect::<Result<Vec<_>, _>>()?;
         all.sort_by(|a, b| (a.order, &a.id).cmp(&(b.order, &b.id)));
         Ok(all)
+    }
+
+    /// The index pattern with `stem` in place of [`PANEL_INDEX_STEM`].
+    pub fn index_in(&self, stem: &str) -> String {
+        format!("{stem}{}", &self.index[PANEL_INDEX_STEM.len()..])
     }
 
     /// The search body for the time range `[from_ms, to_ms]`.
@@ -239,7 +255,7 @@ impl AppState {
         let url = format!(
             "{}/{}/_search?ignore_unavailable=true&allow_no_indices=true&request_cache=true",
             self.cfg.es_url.trim_end_matches('/'),
-            panel.index
+            panel.index_in(&self.cfg.index_stem)
         );
         let started = Instant::now();
         let answer = self.http.post(&url).timeout(self.cfg.query_timeout).json(&panel.body_for(from, to)).send().await;
@@ -276,7 +292,7 @@ impl AppState {
             out.empty = true;
             out.message = Some(format!(
                 "no data yet in {} for this time range — run dev/demo, or pick a longer range",
-                panel.index
+                panel.index_in(&self.cfg.index_stem)
             ));
         }
         out
@@ -384,6 +400,8 @@ mod tests {
         assert!(p.rows(&json!({})).is_empty());
         let no_time = text.replace(r#"{"%timefilter%": true}"#, r#"{"gte": 0}"#);
         assert!(Panel::parse("t", &no_time).unwrap_err().to_string().contains("%timefilter%"));
+        assert_eq!(p.index_in("shop"), "shop-events-*");
+        assert!(Panel::parse("t", &text.replace("ecom-events-*", "logs-*")).is_err());
     }
 
     #[test]
