@@ -59,6 +59,17 @@ async function waitForPanels(page, count) {
   );
 }
 
+/** Debian's Chromium, headless (as root: no sandbox). */
+function launchChromium() {
+  return puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
+    timeout: 15_000,
+    protocolTimeout: 15_000,
+  });
+}
+
 /** Two animation frames and a pause: time for vega's resize listener to lay the charts out. */
 async function settleLayout(page) {
   await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
@@ -73,13 +84,7 @@ describe('ecom dashboard in headless Chromium', { timeout: 58_000 }, () => {
   const dataCalls = []; // [time ms, url] of every panel data request the page made
 
   before(async () => {
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
-      timeout: 15_000,
-      protocolTimeout: 15_000,
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
     page.setDefaultTimeout(WAIT_MS);
     page.on('console', (m) => {
@@ -255,13 +260,7 @@ describe('ecom dashboard with nothing to show', { timeout: 40_000 }, () => {
   const children = [];
 
   before(async () => {
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
-      timeout: 15_000,
-      protocolTimeout: 15_000,
-    });
+    browser = await launchChromium();
   }, { timeout: 15_000 });
 
   after(async () => {
