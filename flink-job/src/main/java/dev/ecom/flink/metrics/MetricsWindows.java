@@ -55,6 +55,10 @@ public final class MetricsWindows {
             .returns(ProtoTypeInfo.forClass(EnrichedEvent.class))
             .uid(UID_INPUT)
             .name("metrics-input")
+            // Chained to its input (same parallelism, forward): slimming must not add a
+            // round-robin shuffle, which would deliver an event and the watermarks before it
+            // over different channels, so a window could still be open for a late event.
+            .setParallelism(events.getParallelism())
             .keyBy(MetricsWindows::category, Types.STRING)
             .window(new EventTimeTumbling(cfg.windowSizeMs()))
             .allowedLateness(Duration.ZERO)
