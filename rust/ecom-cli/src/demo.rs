@@ -170,6 +170,13 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     eprintln!("    ecom serve scores with model {model} from {}", a.models_dir.display());
 
     step("starting ecom serve and ecom sink");
+    // Another serve or sink holding these ports would answer the health checks in place of the
+    // ones this demo starts (which could not bind and would exit).
+    for (name, port) in [("serve", 50051), ("serve", 8080), ("sink", 9464)] {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            bail!("127.0.0.1:{port} is already taken, e.g. by another ecom {name} or demo: stop it first (ss -ltnp 'sport = :{port}')");
+        }
+    }
     let exe = std::env::current_exe().context("locating the ecom binary")?;
     let mut children = Children(Vec::new());
     for (name, args) in [
@@ -208,15 +215,6 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     wait_http(&http, "http://127.0.0.1:8080/health", "ecom serve", &logs.join("serve.log")).await?;
     wait_http(&http, "http://127.0.0.1:9464/health", "ecom sink", &logs.join("sink.log")).await?;
-    // Another serve or sink holding the port answers the health checks too: make sure this
-    // demo's own are the ones running (one that cannot bind exits at once).
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    if let Some((name, status)) = children.exited() {
-        bail!(
-            "ecom {name} exited at start ({status}); see {}: is another ecom {name} (e.g. of another demo) holding its port?",
-            logs.join(format!("{name}.log")).display()
-        );
-    }
 
     step("submitting the Flink job");
     let flink = a.cluster.flink();
