@@ -61,10 +61,12 @@
       el('h2', { id: `title-${id}` }, def.title),
       el('p', { class: 'description' }, def.description),
     );
+    const headline = el('p', { class: 'headline' });
+    headline.hidden = true;
     const chart = el('div', { class: 'chart' });
     const message = el('p', { class: 'message' }, 'Loading…');
-    section.append(chart, message);
-    return { id, def, section, chart, message, view: null };
+    section.append(headline, chart, message);
+    return { id, def, section, headline, chart, message, view: null };
   }
 
   // The spec as vega-embed takes it: the rows inline under the name the server gave the data
@@ -122,6 +124,9 @@
     }
     if (range !== state.range) return; // the user chose another range meanwhile
     const rows = Array.isArray(data.rows) ? data.rows : [];
+    p.headline.hidden = typeof data.headline !== 'string';
+    const asOf = Number.isFinite(data.as_of_ms) ? ` (as of ${new Date(data.as_of_ms).toLocaleString()}, the newest event seen)` : '';
+    p.headline.textContent = data.headline ? data.headline + asOf : '';
     try {
       if (data.error) showMessage(p, 'error', data.error);
       else if (data.empty) showMessage(p, 'empty', data.message || 'No data yet.');

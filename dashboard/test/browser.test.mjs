@@ -41,6 +41,22 @@ async function esEventCount() {
   return r.count;
 }
 
+/** Elasticsearch's own _count of `query` over `index`. */
+async function esCount(index, query) {
+  const body = JSON.stringify({ query });
+  const r = await getJson(`${ES}/${index}/_count?ignore_unavailable=true&allow_no_indices=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  return r.count;
+}
+
+/** Redis's own answer to a read-only command (redis-cli of the local stack). */
+async function redis(...args) {
+  const { execFile } = await import('node:child_process');
+  const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+  return new Promise((resolve, reject) => {
+    execFile('redis-cli', ['-u', url, ...args], { timeout: 5_000 }, (e, out) => (e ? reject(e) : resolve(out.trim())));
+  });
+}
+
 const isDataCall = (url, id, range) => {
   const u = new URL(url);
   return u.pathname === `/api/panels/${id}/data` && (!range || u.searchParams.get('range') === range);
@@ -76,7 +92,7 @@ async function settleLayout(page) {
   await new Promise((r) => setTimeout(r, 600));
 }
 
-describe('ecom dashboard in headless Chromium', { timeout: 58_000 }, () => {
+describe('ecom dashboard in headless Chromium', { timeout: 100_000 }, () => {
   let browser;
   let page;
   let panels;
@@ -182,6 +198,55 @@ describe('ecom dashboard in headless Chromium', { timeout: 58_000 }, () => {
     assert.deepEqual(problems, [], 'the browser reported problems');
   });
 
+  /** The page's next data answer for panel `id` at range "everything" (the auto-refresh). */
+  async function nextData(id) {
+    const res = await page.waitForResponse((r) => isDataCall(r.url(), id, 'all'), { timeout: WAIT_MS });
+    const data = await res.json();
+    assert.ok(!data.error, `panel ${id}: ${data.error}`);
+    return data;
+  }
+
+  test('the funnel on the page equals Elasticsearch\'s own counts of each step', { timeout: 15_000 }, async () => {
+    const data = await nextData('session-funnel');
+    const steps = {
+      '1 viewed a product': { range: { 'kind_counts.product_view': { gte: 1 } } },
+      '2 added to cart': { range: { 'kind_counts.add_to_cart': { gte: 1 } } },
+      '3 started checkout': { range: { 'kind_counts.checkout_start': { gte: 1 } } },
+      '4 purchased': { term: { purchased: true } },
+    };
+    const page = Object.fromEntries(data.rows.map((r) => [r.key, r.doc_count]));
+    const direct = {};
+    for (const [step, q] of Object.entries(steps)) direct[step] = await esCount('ecom-sessions-*', { bool: { filter: [{ exists: { field: 'start_ms' } }, q] } });
+    assert.deepEqual(page, direct, 'funnel steps: page vs Elasticsearch _count');
+    assert.ok(direct['1 viewed a product'] > 0, 'the demo closed sessions with product views');
+    console.log('funnel:', page);
+  });
+
+  test('the records read on the page reconcile with Elasticsearch: enriched + rejected by reason', { timeout: 15_000 }, async () => {
+    const data = await nextData('records-by-outcome');
+    const page = Object.fromEntries(data.rows.map((r) => [r.key, r.doc_count]));
+    const direct = { ENRICHED: await esCount('ecom-events-*', { exists: { field: 'ingested_at' } }) };
+    const reasons = await getJson(`${ES}/ecom-invalid-*/_search?ignore_unavailable=true&allow_no_indices=true`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ size: 0, aggs: { r: { terms: { field: 'reason', size: 100 } } } }),
+    });
+    for (const b of reasons.aggregations?.r?.buckets ?? []) direct[b.key] = await esCount('ecom-invalid-*', { bool: { filter: [{ exists: { field: 'ingested_at' } }, { term: { reason: b.key } }] } });
+    for (const k of Object.keys(direct)) if (direct[k] === 0) delete direct[k];
+    assert.deepEqual(page, direct, 'records by outcome: page vs Elasticsearch _count');
+    assert.ok(Object.keys(direct).length > 1, 'the demo run has dead letters (its hostile and malformed records)');
+    console.log('records read:', page);
+  });
+
+  test('the live panel shows the open sessions Redis holds', { timeout: 15_000 }, async () => {
+    const data = await nextData('live-visitors');
+    const open = Number(await redis('ZCARD', 'ecom:guard:live:sessions'));
+    assert.ok(open > 0, 'Guard kept open sessions during the demo run');
+    assert.match(data.headline ?? '', new RegExp(`^${open} sessions open now`), 'headline vs Redis ZCARD');
+    assert.ok(data.rows.length > 0 && data.rows.every((r) => r.visitors > 0), 'visitors per minute');
+    await page.waitForFunction((n) => document.querySelector('#panel-live-visitors .headline')?.textContent.startsWith(`${n} sessions open now`), { timeout: WAIT_MS }, open);
+  });
+
   test('auto-refresh pauses and resumes from the keyboard', { timeout: 12_000 }, async () => {
     const button = await page.$('#pause');
     await button.focus();
@@ -269,8 +334,8 @@ describe('ecom dashboard with nothing to show', { timeout: 40_000 }, () => {
   });
 
   for (const [what, addr, args, state, says] of [
-    ['indices that hold nothing', '127.0.0.1:18089', ['--es-url', ES, '--index-stem', 'ecom-browser-test-empty'], 'empty', 'no data yet in ecom-browser-test-empty-'],
-    ['an Elasticsearch that does not answer', '127.0.0.1:18090', ['--es-url', 'http://127.0.0.1:9', '--query-timeout-ms', '1000'], 'error', 'is not answering'],
+    ['indices and Redis keys that hold nothing', '127.0.0.1:18089', ['--es-url', ES, '--index-stem', 'ecom-browser-test-empty', '--redis-key-prefix', 'ecom-browser-test-empty'], 'empty', 'no data yet in '],
+    ['an Elasticsearch and a Redis that do not answer', '127.0.0.1:18090', ['--es-url', 'http://127.0.0.1:9', '--redis-url', 'redis://127.0.0.1:9', '--query-timeout-ms', '1000'], 'error', 'is not answering'],
   ]) {
     test(`every panel says so in words: ${what}`, { timeout: 20_000 }, async () => {
       children.push(await startDashboard(addr, args));
@@ -284,6 +349,7 @@ describe('ecom dashboard with nothing to show', { timeout: 40_000 }, () => {
       for (const [id, s, text] of shown) {
         assert.equal(s, state, `panel ${id} is "${s}", not "${state}": ${text}`);
         assert.ok(text.includes(says), `panel ${id} says "${text}", not "${says}…"`);
+        if (state === 'empty') assert.ok(text.includes('ecom-browser-test-empty'), `panel ${id} does not say where it looked: ${text}`);
       }
       if (state === 'error') {
         await page.waitForFunction(() => document.getElementById('es-status')?.dataset.es === 'down', { timeout: WAIT_MS });

@@ -281,9 +281,9 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         }
     };
 
-    step("waiting for Elasticsearch and MongoDB to hold every enriched event");
+    step("waiting for Elasticsearch and MongoDB to hold every enriched event and dead letter");
     let stores = tokio::select! {
-        s = count_stores(&a, &http, &outcome.enriched_ids) => s,
+        s = count_stores(&a, &http, &outcome) => s,
         ended = watch.ended() => {
             children.stop().await;
             return Err(ended.into());
@@ -298,7 +298,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     } else {
         flink.cancel(&http, &job).await;
     }
-    let (es_docs, mongo_docs, es_total, mongo_total) = stores?;
+    let StoreCounts { es_docs, mongo_docs, es_total, mongo_total, es_invalid, mongo_invalid } = stores?;
 
     let enriched = outcome.enriched_ids.len() as u64;
     let invalid = outcome.invalid as u64;
@@ -346,6 +346,10 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     println!("  documents in Elasticsearch (this run) {:>8}   (ecom-events-* holds {es_total} in all)", es_docs);
     println!("  documents in MongoDB (this run)       {:>8}   (ecom.events holds {mongo_total} in all)", mongo_docs);
     println!(
+        "  dead letters in Elasticsearch / MongoDB {:>6} / {}   (ecom-invalid-*, ecom.invalid; this run)",
+        es_invalid, mongo_invalid
+    );
+    println!(
         "  throughput raw -> enriched|invalid    {:>8.0} events/s ({} records in {:.1}s)",
         gen.produced as f64 / slice_secs.max(1e-9),
         gen.produced,
@@ -371,6 +375,11 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     if mongo_docs != enriched {
         why.push(format!("MongoDB holds {mongo_docs} of {enriched} enriched"));
+    }
+    if es_invalid != invalid || mongo_invalid != invalid {
+        why.push(format!(
+            "the stores hold {es_invalid} (Elasticsearch) and {mongo_invalid} (MongoDB) of {invalid} dead letters"
+        ));
     }
     if es_total != mongo_total {
         why.push(format!("store totals differ: Elasticsearch {es_total}, MongoDB {mongo_total}"));
@@ -617,6 +626,8 @@ fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String
 struct Outcome {
     enriched_ids: Vec<String>,
     invalid: usize,
+    /// The sink's document id of each of this run's dead letters (its raw record's position).
+    invalid_ids: Vec<String>,
     invalid_by_reason: BTreeMap<String, u64>,
     verdicts: BTreeMap<String, u64>,
     guard_fallbacks: u64,
@@ -759,6 +770,7 @@ async fn collect_outputs(
             }
             Err(e) => {
                 out.invalid += 1;
+                out.invalid_ids.push(ecom_sink::record::invalid_id(&e).unwrap_or_default());
                 out.invalid_truncated += u64::from(e.raw_truncated);
                 *out.invalid_by_reason.entry(e.reason_code).or_default() += 1;
             }
@@ -819,38 +831,66 @@ fn src_in_run(src: &ecom_proto::v1::SourceOffset, gen: &GenerateSummary) -> bool
     src.topic == RAW && gen.positions.contains_key(&(src.partition, src.offset))
 }
 
-/// Counts this run's enriched events in both stores (by event_id) and both stores' totals,
-/// waiting until the run's documents are all there or the timeout passes.
-async fn count_stores(a: &DemoArgs, http: &reqwest::Client, ids: &[String]) -> anyhow::Result<(u64, u64, u64, u64)> {
+/// What the stores hold of this run: its enriched events and dead letters (by id), and the
+/// enriched events' totals.
+struct StoreCounts {
+    es_docs: u64,
+    mongo_docs: u64,
+    es_total: u64,
+    mongo_total: u64,
+    es_invalid: u64,
+    mongo_invalid: u64,
+}
+
+/// Counts `ids` in an Elasticsearch index pattern and a MongoDB collection.
+async fn count_ids(
+    http: &reqwest::Client,
+    es_url: &str,
+    index: &str,
+    coll: &mongodb::Collection<mongodb::bson::Document>,
+    ids: &[String],
+) -> anyhow::Result<(u64, u64)> {
+    let _ = http.post(format!("{es_url}/{index}/_refresh")).send().await;
+    let (mut es, mut mg) = (0, 0);
+    for chunk in ids.chunks(5_000) {
+        let r: Value = http
+            .post(format!("{es_url}/{index}/_count?ignore_unavailable=true&allow_no_indices=true"))
+            .json(&json!({"query": {"ids": {"values": chunk}}}))
+            .send()
+            .await
+            .context("counting documents in Elasticsearch")?
+            .json()
+            .await?;
+        es += r["count"].as_u64().unwrap_or(0);
+        mg += coll
+            .count_documents(mongodb::bson::doc! {"_id": {"$in": chunk.to_vec()}})
+            .await
+            .context("counting documents in MongoDB")?;
+    }
+    Ok((es, mg))
+}
+
+/// Counts this run's enriched events and dead letters in both stores (by id) and both stores'
+/// totals of enriched events, waiting until the run's documents are all there or the timeout
+/// passes.
+async fn count_stores(a: &DemoArgs, http: &reqwest::Client, outcome: &Outcome) -> anyhow::Result<StoreCounts> {
     let mongo = mongodb::Client::with_uri_str(&a.mongo_url).await?;
-    let coll = mongo.database("ecom").collection::<mongodb::bson::Document>("events");
+    let db = mongo.database("ecom");
+    let (events, invalid) = (db.collection("events"), db.collection("invalid"));
     // Replays are slow on the local FerretDB (see ecom-sink's write_mongo): allow for them.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let _ = http.post(format!("{}/ecom-events-*/_refresh", a.es_url)).send().await;
-        let mut es = 0;
-        let mut mg = 0;
-        for chunk in ids.chunks(5_000) {
-            let r: Value = http
-                .post(format!("{}/ecom-events-*/_count", a.es_url))
-                .json(&json!({"query": {"ids": {"values": chunk}}}))
-                .send()
-                .await
-                .context("counting documents in Elasticsearch")?
-                .json()
-                .await?;
-            es += r["count"].as_u64().unwrap_or(0);
-            mg += coll
-                .count_documents(mongodb::bson::doc! {"_id": {"$in": chunk.to_vec()}})
-                .await
-                .context("counting documents in MongoDB")?;
-        }
-        if (es == ids.len() as u64 && mg == ids.len() as u64) || Instant::now() > deadline {
+        let (es_docs, mongo_docs) = count_ids(http, &a.es_url, "ecom-events-*", &events, &outcome.enriched_ids).await?;
+        let (es_invalid, mongo_invalid) =
+            count_ids(http, &a.es_url, "ecom-invalid-*", &invalid, &outcome.invalid_ids).await?;
+        let (n, m) = (outcome.enriched_ids.len() as u64, outcome.invalid_ids.len() as u64);
+        let all_in = es_docs == n && mongo_docs == n && es_invalid == m && mongo_invalid == m;
+        if all_in || Instant::now() > deadline {
             let r: Value = http.get(format!("{}/ecom-events-*/_count", a.es_url)).send().await?.json().await?;
             let es_total = r["count"].as_u64().unwrap_or(0);
             let mongo_total =
-                coll.count_documents(mongodb::bson::doc! {}).await.context("counting MongoDB documents")?;
-            return Ok((es, mg, es_total, mongo_total));
+                events.count_documents(mongodb::bson::doc! {}).await.context("counting MongoDB documents")?;
+            return Ok(StoreCounts { es_docs, mongo_docs, es_total, mongo_total, es_invalid, mongo_invalid });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -65,6 +65,15 @@ struct DashboardArgs {
     /// (the sink's default index prefixes are ecom-events, ecom-sessions, ecom-metrics).
     #[arg(long, default_value = "ecom")]
     index_stem: String,
+    /// Redis of ecom serve's Guard, which keeps the live counts (visitors, open sessions).
+    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
+    redis_url: String,
+    /// The Guard's Redis key prefix (its `key_prefix`).
+    #[arg(long, default_value = "ecom:guard")]
+    redis_key_prefix: String,
+    /// Print the panels as Kibana saved objects (the NDJSON of kibana/ecom.ndjson) and exit.
+    #[arg(long)]
+    kibana_ndjson: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -133,10 +142,16 @@ struct SinkArgs {
     /// Index prefix of window metrics (PREFIX-YYYY.MM.DD by window_start_ms).
     #[arg(long, default_value = "ecom-metrics")]
     metrics_index_prefix: String,
+    /// Topic of the records the job rejected.
+    #[arg(long, default_value = "ecom.events.invalid")]
+    invalid_topic: String,
+    /// Index prefix of rejected records (PREFIX-YYYY.MM.DD by rejected_at_ms).
+    #[arg(long, default_value = "ecom-invalid")]
+    invalid_index_prefix: String,
     /// MongoDB URL.
     #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
     mongo_url: String,
-    /// MongoDB database (collections `events`, `sessions`, `metrics`, `sink_deadletter`).
+    /// MongoDB database (collections `events`, `sessions`, `metrics`, `invalid`, `sink_deadletter`).
     #[arg(long, default_value = "ecom")]
     mongo_db: String,
     /// Largest batch written at once.
@@ -223,18 +238,26 @@ async fn main() -> anyhow::Result<()> {
                 sessions_index_prefix: a.sessions_index_prefix,
                 metrics_topic: a.metrics_topic,
                 metrics_index_prefix: a.metrics_index_prefix,
+                invalid_topic: a.invalid_topic,
+                invalid_index_prefix: a.invalid_index_prefix,
             };
             ecom_sink::run(cfg, agg, shutdown_signal()).await.context("ecom sink")
         }
         Cmd::Train(a) => tokio::task::spawn_blocking(move || train::run(a)).await.context("ecom train")?,
         Cmd::Demo(a) => demo::run(a).await,
         Cmd::Bench(a) => bench::run(a).await,
+        Cmd::Dashboard(a) if a.kibana_ndjson => {
+            print!("{}", ecom_dash::kibana::ndjson()?);
+            Ok(())
+        }
         Cmd::Dashboard(a) => {
             let cfg = ecom_dash::DashConfig {
                 addr: a.addr,
                 es_url: a.es_url,
                 query_timeout: Duration::from_millis(a.query_timeout_ms.max(1)),
                 index_stem: a.index_stem,
+                redis_url: a.redis_url,
+                redis_key_prefix: a.redis_key_prefix,
             };
             ecom_dash::run(cfg, shutdown_signal()).await.context("ecom dashboard")
         }

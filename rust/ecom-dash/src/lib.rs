@@ -24,6 +24,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod kibana;
+
 /// The page, its assets and the panel definitions, embedded at build time (build.rs).
 pub mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
@@ -42,6 +44,11 @@ pub struct DashConfig {
     /// `ecom-metrics-*`, and the server reads `<stem>-events-*` and so on (the sink's index
     /// prefixes are `<stem>-events`, `<stem>-sessions`, `<stem>-metrics`).
     pub index_stem: String,
+    /// Redis of ecom serve's Guard, which keeps the live counts (visitors per minute, open
+    /// sessions) in the round trip it makes for its rules.
+    pub redis_url: String,
+    /// The Guard's key prefix (its `key_prefix`).
+    pub redis_key_prefix: String,
 }
 
 impl Default for DashConfig {
@@ -51,6 +58,8 @@ impl Default for DashConfig {
             es_url: "http://127.0.0.1:9200".into(),
             query_timeout: Duration::from_secs(5),
             index_stem: PANEL_INDEX_STEM.into(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_key_prefix: "ecom:guard".into(),
         }
     }
 }
@@ -81,16 +90,29 @@ pub enum PanelError {
     },
 }
 
+/// Where a panel's rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Its own search of an Elasticsearch index (`data.url`); Kibana renders it too.
+    Elasticsearch,
+    /// The Guard's live counts in Redis (`usermeta.source: "redis"`): ecom's page only, as
+    /// Kibana reads nothing but Elasticsearch. Rows: `{minute, visitors}` per minute.
+    Redis,
+}
+
 /// One panel: its Vega-Lite spec and the search behind it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Panel {
     /// The file stem in kibana/panels.
     pub id: String,
+    /// Where its rows come from.
+    pub source_kind: Source,
     /// Its title.
     pub title: String,
     /// What it shows and which index it reads (and, for DP metrics, at what ε).
     pub description: String,
-    /// The index pattern it searches.
+    /// The index pattern it searches (empty for a Redis panel).
     pub index: String,
     /// The search body, time filter still as `{"%timefilter%": true}`.
     #[serde(skip)]
@@ -103,6 +125,9 @@ pub struct Panel {
     pub order: i64,
     /// The Vega-Lite spec with `data` replaced by `{"name": "rows"}`: the page sets the rows.
     pub spec: Value,
+    /// The file as it is: the spec Kibana renders.
+    #[serde(skip)]
+    pub source: Value,
 }
 
 impl Panel {
@@ -115,20 +140,33 @@ impl Panel {
         };
         let title = str_at("/title", "title")?;
         let description = str_at("/description", "description")?;
-        let index = str_at("/data/url/index", "data.url.index")?;
-        let property = str_at("/data/format/property", "data.format.property")?;
-        let body =
-            v.pointer("/data/url/body").cloned().ok_or_else(|| field("data.url.body", "must be a search body"))?;
-        if !index.starts_with(&format!("{PANEL_INDEX_STEM}-")) {
-            return Err(field("data.url.index", "must start with \"ecom-\" (the sink's indices)"));
-        }
-        if !has_timefilter(&body) {
-            return Err(field("data.url.body", "must filter on time with {\"%timefilter%\": true}"));
-        }
+        let source_kind = match v.pointer("/usermeta/source").and_then(Value::as_str) {
+            None => Source::Elasticsearch,
+            Some("redis") => Source::Redis,
+            Some(_) => return Err(field("usermeta.source", "must be \"redis\" when present")),
+        };
+        let (index, property, body) = if source_kind == Source::Redis {
+            (String::new(), String::new(), Value::Null)
+        } else {
+            let index = str_at("/data/url/index", "data.url.index")?;
+            let property = str_at("/data/format/property", "data.format.property")?;
+            let body =
+                v.pointer("/data/url/body").cloned().ok_or_else(|| field("data.url.body", "must be a search body"))?;
+            if !index.split(',').all(|i| i.starts_with(&format!("{PANEL_INDEX_STEM}-"))) {
+                return Err(field(
+                    "data.url.index",
+                    "must name only patterns that start with \"ecom-\" (the sink's indices)",
+                ));
+            }
+            if !has_timefilter(&body) {
+                return Err(field("data.url.body", "must filter on time with {\"%timefilter%\": true}"));
+            }
+            (index, property, body)
+        };
         let order = v.pointer("/usermeta/order").and_then(Value::as_i64).unwrap_or(100);
-        let mut spec = v;
+        let mut spec = v.clone();
         spec["data"] = json!({"name": "rows"});
-        Ok(Self { id: id.into(), title, description, index, body, property, order, spec })
+        Ok(Self { id: id.into(), source_kind, title, description, index, body, property, order, spec, source: v })
     }
 
     /// Every panel embedded in the binary, in page order.
@@ -139,9 +177,9 @@ impl Panel {
         Ok(all)
     }
 
-    /// The index pattern with `stem` in place of [`PANEL_INDEX_STEM`].
+    /// The index pattern(s) with `stem` in place of [`PANEL_INDEX_STEM`].
     pub fn index_in(&self, stem: &str) -> String {
-        format!("{stem}{}", &self.index[PANEL_INDEX_STEM.len()..])
+        self.index.split(',').map(|i| format!("{stem}{}", &i[PANEL_INDEX_STEM.len()..])).collect::<Vec<_>>().join(",")
     }
 
     /// The search body for the time range `[from_ms, to_ms]`.
@@ -228,6 +266,12 @@ pub struct PanelData {
     /// Documents the search matched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_hits: Option<u64>,
+    /// One number to show above the chart, for people (the sessions open now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headline: Option<String>,
+    /// The event time the headline is as of (ms since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of_ms: Option<i64>,
     /// Nothing indexed in the range yet.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub empty: bool,
@@ -242,6 +286,7 @@ pub struct PanelData {
 struct AppState {
     cfg: DashConfig,
     http: reqwest::Client,
+    redis: redis::Client,
     panels: Vec<Panel>,
 }
 
@@ -249,7 +294,81 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The most minutes a Redis panel reads: the Guard keeps each minute's visitors for 25 h.
+const LIVE_MINUTES: i64 = 24 * 60;
+
 impl AppState {
+    async fn panel_data(&self, panel: &Panel, range: Range) -> PanelData {
+        match panel.source_kind {
+            Source::Elasticsearch => self.search(panel, range).await,
+            Source::Redis => self.live(range).await,
+        }
+    }
+
+    /// The Guard's live counts: distinct visitors per minute of event time over the range (at
+    /// most 24 h back from the newest event the Guard saw) and the sessions open now, in one
+    /// pipelined round trip of read-only commands.
+    async fn live(&self, range: Range) -> PanelData {
+        let redis_url = &self.cfg.redis_url;
+        let down = |e: String| PanelData {
+            error: Some(format!("Redis at {redis_url} is not answering: {e}")),
+            ..Default::default()
+        };
+        let key = |parts: &str| format!("{}:live:{parts}", self.cfg.redis_key_prefix);
+        let read = async {
+            let mut conn = self.redis.get_multiplexed_async_connection().await?;
+            let newest: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                .arg(key("sessions"))
+                .arg(-1)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(&mut conn)
+                .await?;
+            let Some(&(_, newest_ms)) = newest.first() else {
+                return Ok::<_, redis::RedisError>(None);
+            };
+            let newest_ms = newest_ms as i64;
+            let (from, _) = range.bounds(newest_ms);
+            let last = newest_ms / 60_000;
+            let first = (from / 60_000).max(last - LIVE_MINUTES + 1);
+            let mut pipe = redis::pipe();
+            pipe.cmd("ZCARD").arg(key("sessions"));
+            for m in first..=last {
+                pipe.cmd("PFCOUNT").arg(key(&format!("visitors:{m}")));
+            }
+            let counts: Vec<i64> = pipe.query_async(&mut conn).await?;
+            Ok(Some((newest_ms, first, counts)))
+        };
+        let answer = match tokio::time::timeout(self.cfg.query_timeout, read).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => return down(e.to_string()),
+            Err(_) => return down(format!("no answer within {:?}", self.cfg.query_timeout)),
+        };
+        let Some((newest_ms, first, counts)) = answer else {
+            return PanelData {
+                empty: true,
+                message: Some(format!(
+                    "no data yet in Redis under {} — run dev/demo (ecom serve's Guard keeps the live counts)",
+                    key("*")
+                )),
+                ..Default::default()
+            };
+        };
+        let rows: Vec<Value> = counts[1..]
+            .iter()
+            .zip(first..)
+            .filter(|(n, _)| **n > 0)
+            .map(|(n, m)| json!({"minute": m * 60_000, "visitors": n}))
+            .collect();
+        PanelData {
+            headline: Some(format!("{} sessions open now", counts[0])),
+            as_of_ms: Some(newest_ms),
+            total_hits: Some(rows.len() as u64),
+            rows,
+            ..Default::default()
+        }
+    }
+
     async fn search(&self, panel: &Panel, range: Range) -> PanelData {
         let (from, to) = range.bounds(now_ms());
         let url = format!(
@@ -273,7 +392,11 @@ impl AppState {
             Err(e) => return not_answering(e.to_string()),
         };
         if !status.is_success() {
-            let why = v.pointer("/error/reason").and_then(Value::as_str).unwrap_or("no reason given");
+            // "all shards failed" says little: the first shard's own reason says what.
+            let why = ["/error/failed_shards/0/reason/reason", "/error/root_cause/0/reason", "/error/reason"]
+                .iter()
+                .find_map(|p| v.pointer(p).and_then(Value::as_str))
+                .unwrap_or("no reason given");
             tracing::warn!(panel = %panel.id, %status, why, "panel search failed");
             return PanelData {
                 error: Some(format!("Elasticsearch refused the search of panel {} ({status}): {why}", panel.id)),
@@ -327,7 +450,7 @@ async fn panel_data(
     Query(q): Query<DataQuery>,
 ) -> Result<Json<PanelData>, (StatusCode, String)> {
     let panel = s.panels.iter().find(|p| p.id == id).ok_or((StatusCode::NOT_FOUND, format!("no panel {id}")))?;
-    Ok(Json(s.search(panel, q.range.unwrap_or(Range::Day)).await))
+    Ok(Json(s.panel_data(panel, q.range.unwrap_or(Range::Day)).await))
 }
 
 async fn es_health(State(s): State<Arc<AppState>>) -> Json<Value> {
@@ -345,7 +468,9 @@ async fn es_health(State(s): State<Arc<AppState>>) -> Json<Value> {
 pub fn router(cfg: DashConfig) -> anyhow::Result<Router> {
     let panels = Panel::all()?;
     let http = reqwest::Client::builder().build()?;
-    let state = Arc::new(AppState { cfg, http, panels });
+    let redis = redis::Client::open(cfg.redis_url.as_str())
+        .map_err(|e| anyhow::anyhow!("bad Redis URL {:?}: {e}", cfg.redis_url))?;
+    let state = Arc::new(AppState { cfg, http, redis, panels });
     Ok(Router::new()
         .route("/", get(index))
         .route("/assets/{name}", get(asset))
@@ -378,6 +503,9 @@ mod tests {
         assert!(!panels.is_empty());
         for p in &panels {
             assert_eq!(p.spec["data"], json!({"name": "rows"}), "{}", p.id);
+            if p.source_kind == Source::Redis {
+                continue;
+            }
             let body = p.body_for(1, 2);
             assert!(!has_timefilter(&body), "{}: the time filter is filled in", p.id);
             assert!(body.to_string().contains("\"gte\":1"), "{}", p.id);
@@ -401,7 +529,18 @@ mod tests {
         let no_time = text.replace(r#"{"%timefilter%": true}"#, r#"{"gte": 0}"#);
         assert!(Panel::parse("t", &no_time).unwrap_err().to_string().contains("%timefilter%"));
         assert_eq!(p.index_in("shop"), "shop-events-*");
+        let two = Panel::parse("t", &text.replace("ecom-events-*", "ecom-events-*,ecom-invalid-*")).unwrap();
+        assert_eq!(two.index_in("shop"), "shop-events-*,shop-invalid-*");
+        assert!(Panel::parse("t", &text.replace("ecom-events-*", "ecom-events-*,logs-*")).is_err());
         assert!(Panel::parse("t", &text.replace("ecom-events-*", "logs-*")).is_err());
+    }
+
+    #[test]
+    fn a_redis_panel_needs_no_search() {
+        let text = r#"{"title": "t", "description": "d", "usermeta": {"source": "redis"}, "mark": "bar"}"#;
+        let p = Panel::parse("live", text).unwrap();
+        assert_eq!((p.source_kind, p.index.as_str()), (Source::Redis, ""));
+        assert!(Panel::parse("x", &text.replace("redis", "kafka")).is_err());
     }
 
     #[test]

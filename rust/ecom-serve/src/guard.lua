@@ -13,7 +13,7 @@
 -- keys, the idle time for a session's timing hash.
 --
 -- ARGV: prefix, rate_window_ms, burst_window_ms, scraping_window_ms, session_idle_ms,
---   fast_gap_ms, then six per event: event_time_ms, ip, user_id, session_id, product_id, flags
+--   fast_gap_ms, live_counts (1 keeps the live counts below, 0 not), then six per event: event_time_ms, ip, user_id, session_id, product_id, flags
 --   (flags: 1 failed login, 2 small purchase, 4 bulk add to cart; empty strings mean absent).
 -- Returns 12 integers per event, in order (Signals::from_script in guard.rs reads them):
 --   ip_rate, user_rate, session_rate, failed_users_per_ip, failed_ips_per_user,
@@ -26,6 +26,12 @@
 -- card_sessions:ip:<ip>:<window>, bulk_cart:product:<product>:<window>,
 -- products:ip:<ip>:<window>; the hash timing:session:<session>; and the sets block:ip,
 -- allow:ip, block:user, allow:user, which operators maintain (no TTL).
+--
+-- Beside the security state, the shop's live counts, which no rule reads (ecom dashboard
+-- does): the HyperLogLog live:visitors:<minute of event time> of each minute's distinct
+-- visitors (the user, else the IP), kept 25 h; and the sorted set live:sessions of sessions by
+-- their newest event time, trimmed to the ones whose newest event is within session_idle_ms of
+-- the newest event seen: the sessions open now, as the job's session gap closes them.
 
 local P = ARGV[1]
 local RATE = tonumber(ARGV[2])
@@ -33,8 +39,10 @@ local BURST = tonumber(ARGV[3])
 local SCRAPE = tonumber(ARGV[4])
 local IDLE = tonumber(ARGV[5])
 local FAST = tonumber(ARGV[6])
-local HEAD, FIELDS = 6, 6
+local LIVE = ARGV[7] == '1'
+local HEAD, FIELDS = 7, 6
 local SLACK_MS = 60000
+local LIVE_TTL_MS = 25 * 3600 * 1000
 
 local function key(...)
   return table.concat({ P, ... }, ':')
@@ -129,6 +137,8 @@ end
 
 local out = {}
 local events = (#ARGV - HEAD) / FIELDS
+local live_sessions = key('live', 'sessions')
+local visitor_minutes = {}
 for i = 0, events - 1 do
   local b = HEAD + i * FIELDS
   local t = tonumber(ARGV[b + 1])
@@ -184,6 +194,19 @@ for i = 0, events - 1 do
     if listed('allow', 'user', user) then lists = lists + 8 end
   end
 
+  if LIVE then
+    local minute = math.floor(t / 60000)
+    local visitors = visitor_minutes[minute]
+    if visitors == nil then
+      visitors = key('live', 'visitors', minute)
+      visitor_minutes[minute] = visitors
+    end
+    redis.call('PFADD', visitors, has_user and user or ('ip:' .. ip))
+    if has_session then
+      redis.call('ZADD', live_sessions, 'GT', t, session)
+    end
+  end
+
   local n = #out
   out[n + 1] = ip_rate
   out[n + 2] = user_rate
@@ -197,5 +220,16 @@ for i = 0, events - 1 do
   out[n + 10] = cv
   out[n + 11] = fast
   out[n + 12] = lists
+end
+
+if LIVE then
+  for _, visitors in pairs(visitor_minutes) do
+    redis.call('PEXPIRE', visitors, LIVE_TTL_MS)
+  end
+  local newest = redis.call('ZRANGE', live_sessions, -1, -1, 'WITHSCORES')
+  if newest[2] ~= nil then
+    redis.call('ZREMRANGEBYSCORE', live_sessions, '-inf', '(' .. (tonumber(newest[2]) - IDLE))
+    redis.call('PEXPIRE', live_sessions, LIVE_TTL_MS)
+  end
 end
 return out

@@ -150,8 +150,12 @@ pub struct GuardConfig {
     pub speed_flag_fast_gaps: i64,
     /// Too-fast gaps in a session above which it is blocked.
     pub speed_block_fast_gaps: i64,
-    /// A session's timing state is dropped after this long without events (ms).
+    /// A session's timing state is dropped after this long without events (ms); also how long
+    /// after the newest event seen a session counts as open in the live counts.
     pub session_idle_ms: i64,
+    /// Keep the shop's live counts (visitors per minute, open sessions) in the same Redis
+    /// round trip, for `ecom dashboard`; no rule reads them.
+    pub live_counts: bool,
     /// Verdict of the crawler-agent rule ("allow" reports only; declared crawlers are often
     /// wanted, e.g. search engines).
     #[serde(with = "verdict_name")]
@@ -195,6 +199,7 @@ impl Default for GuardConfig {
             speed_flag_fast_gaps: 4,
             speed_block_fast_gaps: 20,
             session_idle_ms: 1_800_000,
+            live_counts: true,
             crawler_agent_verdict: Verdict::Flag,
             http_client_verdict: Verdict::Flag,
         }
@@ -943,7 +948,8 @@ impl Guard {
             .arg(self.cfg.burst_window_ms)
             .arg(self.cfg.scraping_window_ms)
             .arg(self.cfg.session_idle_ms)
-            .arg(self.cfg.speed_min_gap_ms);
+            .arg(self.cfg.speed_min_gap_ms)
+            .arg(u8::from(self.cfg.live_counts));
         for r in reqs {
             call.arg(r.event_time_ms)
                 .arg(&r.ip)

@@ -698,3 +698,37 @@ async fn a_mixed_batch_judges_every_item_on_its_own() {
     server.await.unwrap().unwrap();
     cleanup(&prefix).await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack (dev/up)"]
+async fn the_same_round_trip_keeps_the_live_counts() {
+    let prefix = unique_prefix("live");
+    let guard = Guard::connect(&redis_url(), config(&prefix), 1_000).unwrap();
+    guard.load_script().await.unwrap();
+    let minute = |i: i64| (1_800_000_000_000 + i * 1_000) / 60_000;
+    // Minute m0: users a, b, c (a twice); an anonymous visitor counts by IP.
+    let mut first: Vec<GuardRequest> =
+        ["a", "b", "a", "c"].iter().enumerate().map(|(i, u)| event("192.0.2.1", u, i as i64)).collect();
+    first.push(GuardRequest { user_id: String::new(), session_id: "s-anon".into(), ..event("192.0.2.9", "", 4) });
+    assert!(guard.check_all(&first).await.iter().all(|r| !r.fallback));
+    let mut c = redis_conn().await;
+    let pf = |m: i64| redis::cmd("PFCOUNT").arg(format!("{prefix}:live:visitors:{m}")).clone();
+    let n: i64 = pf(minute(0)).query_async(&mut c).await.unwrap();
+    assert_eq!(n, 4, "a, b, c and the anonymous IP");
+    let sessions = format!("{prefix}:live:sessions");
+    let open: i64 = redis::cmd("ZCARD").arg(&sessions).query_async(&mut c).await.unwrap();
+    assert_eq!(open, 4);
+    // Much later (past the session gap of 30 min), user d: every earlier session is closed,
+    // and a late event of a closed session does not open it again.
+    let later = 3_600;
+    let second = [event("192.0.2.1", "d", later), event("192.0.2.1", "a", 5)];
+    assert!(guard.check_all(&second).await.iter().all(|r| !r.fallback));
+    let open: Vec<String> = redis::cmd("ZRANGE").arg(&sessions).arg(0).arg(-1).query_async(&mut c).await.unwrap();
+    assert_eq!(open, ["s-d"]);
+    let n: i64 = pf(minute(later)).query_async(&mut c).await.unwrap();
+    assert_eq!(n, 1);
+    let ttl: i64 =
+        redis::cmd("PTTL").arg(format!("{prefix}:live:visitors:{}", minute(0))).query_async(&mut c).await.unwrap();
+    assert!(ttl > 24 * 3_600_000, "visitor counts are kept for the dashboard's 24 h range: {ttl} ms");
+    cleanup(&prefix).await;
+}

@@ -2,7 +2,7 @@
 //! documents both stores hold, and the Elasticsearch index templates for them: one shape per
 //! kind, in one place.
 use anyhow::Context;
-use ecom_proto::v1::{EnrichedEvent, Event, EventKind, Session, Verdict, WindowMetrics};
+use ecom_proto::v1::{EnrichedEvent, Event, EventKind, InvalidEvent, Session, Verdict, WindowMetrics};
 use serde_json::{json, Value};
 
 /// A time that is 0 when it never happened (no Score call yet, no earlier session): null in
@@ -79,7 +79,29 @@ pub fn to_doc(e: &EnrichedEvent, indexed_at_ms: i64) -> Value {
     // Outside the literal: one more field there passes serde_json's macro recursion limit.
     d["user_prior_sessions"] = user.prior_sessions.into();
     d["user_prior_purchases"] = user.prior_purchases.into();
+    // Each reason is "rule: detail"; the rule alone is what one counts by.
+    d["verdict_rules"] = e
+        .verdict_reasons
+        .iter()
+        .map(|r| r.split_once(':').map_or(r.as_str(), |(rule, _)| rule))
+        .collect::<Vec<_>>()
+        .into();
+    d["latency_ms"] = latencies(e, indexed_at_ms);
     d
+}
+
+/// Milliseconds between the pipeline's stamps, stored so Elasticsearch can aggregate them
+/// without scripts: produced (Kafka's timestamp of the raw record) → ingested (the job read it)
+/// → enriched (the job finished it) → indexed (the sink wrote it). A stage with a missing stamp
+/// is null.
+fn latencies(e: &EnrichedEvent, indexed_at_ms: i64) -> Value {
+    let span = |from: i64, to: i64| if from > 0 && to > 0 { Value::from(to - from) } else { Value::Null };
+    json!({
+        "produced_to_ingested": span(e.produced_at_ms, e.ingested_at_ms),
+        "ingested_to_enriched": span(e.ingested_at_ms, e.enriched_at_ms),
+        "enriched_to_indexed": span(e.enriched_at_ms, indexed_at_ms),
+        "produced_to_indexed": span(e.produced_at_ms, indexed_at_ms),
+    })
 }
 
 /// The document for a closed session (`_id` = `Session.id`). Besides the session's own fields
@@ -143,6 +165,28 @@ pub fn metrics_doc(m: &WindowMetrics, indexed_at_ms: i64) -> Value {
         "epsilon_spent": m.epsilon_spent,
         "mechanism": m.mechanism,
         "emitted_at_ms": m.emitted_at_ms,
+        "indexed_at": indexed_at_ms,
+    })
+}
+
+/// The document for a record the job rejected (`_id` = its raw record's position): why, where
+/// it came from, and the raw value (base64; at most the job's --max-record-bytes) with the
+/// size and SHA-256 of the whole value.
+pub fn invalid_doc(e: &InvalidEvent, indexed_at_ms: i64) -> Value {
+    use base64::Engine as _;
+    let src = e.source.clone().unwrap_or_default();
+    json!({
+        "reason": e.reason_code,
+        "detail": e.detail,
+        "source_topic": src.topic,
+        "source_partition": src.partition,
+        "source_offset": src.offset,
+        "ingested_at": time_or_null(e.ingested_at_ms),
+        "rejected_at": e.rejected_at_ms,
+        "raw_size_bytes": e.raw_size_bytes,
+        "raw_sha256": e.raw_sha256,
+        "raw_truncated": e.raw_truncated,
+        "raw": base64::engine::general_purpose::STANDARD.encode(&e.raw),
         "indexed_at": indexed_at_ms,
     })
 }
@@ -243,7 +287,11 @@ pub fn event_index_template(prefix: &str) -> Value {
             "recommendations": {"properties": {
                 "product_id": kw, "similarity": typed("double"), "sessions": typed("integer"),
             }},
-            "source_partition": typed("integer"), "source_offset": typed("long")
+            "source_partition": typed("integer"), "source_offset": typed("long"),
+            "latency_ms": {"properties": {
+                "produced_to_ingested": typed("long"), "ingested_to_enriched": typed("long"),
+                "enriched_to_indexed": typed("long"), "produced_to_indexed": typed("long"),
+            }}
         }),
     )
 }
@@ -282,6 +330,21 @@ pub fn metrics_index_template(prefix: &str) -> Value {
             "indexed_at": date(),
             "views": long, "carts": long, "purchases": long, "revenue_cents": long,
             "conversion": typed("double"), "epsilon_spent": typed("double")
+        }),
+    )
+}
+
+/// Index template for the records the job rejected (`prefix-*`, daily by rejected_at). The raw
+/// value is kept in _source, not indexed.
+pub fn invalid_index_template(prefix: &str) -> Value {
+    template(
+        prefix,
+        json!({
+            "rejected_at": date(), "ingested_at": date(), "indexed_at": date(),
+            "detail": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 1024}}},
+            "source_partition": typed("integer"), "source_offset": typed("long"),
+            "raw_size_bytes": typed("long"), "raw_truncated": typed("boolean"),
+            "raw": typed("binary")
         }),
     )
 }
@@ -334,7 +397,7 @@ mod tests {
             material: "oak".into(),
             style: "nordic".into(),
             verdict: 2,
-            verdict_reasons: vec!["ip_rate".into()],
+            verdict_reasons: vec!["ip_rate: 130 events/min from this IP".into(), "crawler_agent".into()],
             guard_fallback: false,
             purchase_probability: Some(0.25),
             model_version: "v7".into(),
@@ -373,6 +436,11 @@ mod tests {
         assert_eq!((d["user_prior_sessions"].as_u64(), d["user_prior_purchases"].as_u64()), (Some(2), Some(1)));
         assert_eq!(d["lsh_buckets"], json!(["00000000000000ff"]));
         assert_eq!((d["source_topic"].as_str(), d["source_offset"].as_i64()), (Some("ecom.events.raw"), Some(9)));
+        assert_eq!(d["verdict_rules"], json!(["ip_rate", "crawler_agent"]));
+        assert_eq!(
+            d["latency_ms"],
+            json!({"produced_to_ingested": 1, "ingested_to_enriched": 1, "enriched_to_indexed": 2, "produced_to_indexed": 4})
+        );
         for left_out in ["session_features", "session_tokens", "lsh_signature", "ip"] {
             assert!(d.get(left_out).is_none(), "{left_out} must not be stored");
         }
@@ -478,11 +546,17 @@ mod tests {
             (to_doc(&full_enriched_event(), 5), event_index_template("ecom-events")),
             (session_doc(&full_session(), 5), session_index_template("ecom-sessions")),
             (metrics_doc(&full_metrics(), 5), metrics_index_template("ecom-metrics")),
+            (
+                invalid_doc(&InvalidEvent { ingested_at_ms: 1, ..Default::default() }, 5),
+                invalid_index_template("ecom-invalid"),
+            ),
         ];
         for (d, t) in cases {
             let props = &t["template"]["mappings"]["properties"];
             for (k, v) in d.as_object().unwrap() {
-                let is_time = k == "event_time" || k.ends_with("_at") || (k.ends_with("_ms") && k != "duration_ms");
+                let is_time = k == "event_time"
+                    || k.ends_with("_at")
+                    || (k.ends_with("_ms") && k != "duration_ms" && k != "latency_ms");
                 if is_time {
                     assert_eq!(props[k]["type"], "date", "{k} in {}", t["index_patterns"]);
                 }

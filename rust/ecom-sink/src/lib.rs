@@ -1,4 +1,4 @@
-//! ecom-sink: consumes the Flink job's three output topics (read_committed) and writes every
+//! ecom-sink: consumes the Flink job's four output topics (read_committed) and writes every
 //! record to Elasticsearch and MongoDB, keyed by the record's id so a replay overwrites instead
 //! of duplicating:
 //!
@@ -7,6 +7,11 @@
 //! | ecom.events.enriched | EnrichedEvent | ecom-events-YYYY.MM.DD by event_time_ms | events | event.event_id |
 //! | ecom.sessions | Session | ecom-sessions-YYYY.MM.DD by start_ms | sessions | id |
 //! | ecom.metrics | WindowMetrics | ecom-metrics-YYYY.MM.DD by window_start_ms | metrics | id |
+//! | ecom.events.invalid | InvalidEvent | ecom-invalid-YYYY.MM.DD by rejected_at_ms | invalid | source topic/partition/offset |
+//!
+//! The job's dead letters are indexed so that the reconciliation (every record read is
+//! enriched or rejected with a reason) can be counted from the stores; ecom.events.invalid
+//! stays the dead-letter destination of record.
 //!
 //! Records that do not decode (or lack their id) go to MongoDB `sink_deadletter` with their
 //! kind, topic, partition, offset and reason. Delivery is at-least-once: Kafka offsets are
@@ -53,7 +58,8 @@ pub struct SinkConfig {
     pub index_prefix: String,
     /// MongoDB URL.
     pub mongo_url: String,
-    /// MongoDB database (collections `events`, `sessions`, `metrics`, `sink_deadletter`).
+    /// MongoDB database (collections `events`, `sessions`, `metrics`, `invalid`,
+    /// `sink_deadletter`).
     pub mongo_db: String,
     /// Largest batch written at once (records of all kinds).
     pub batch_max: usize,
@@ -78,6 +84,10 @@ pub struct AggregatesConfig {
     pub metrics_topic: String,
     /// Index prefix of window metrics; they go to `<prefix>-YYYY.MM.DD` by window_start_ms.
     pub metrics_index_prefix: String,
+    /// Topic of the records the job rejected (ecom.events.invalid).
+    pub invalid_topic: String,
+    /// Index prefix of rejected records; they go to `<prefix>-YYYY.MM.DD` by rejected_at_ms.
+    pub invalid_index_prefix: String,
 }
 
 impl Default for AggregatesConfig {
@@ -87,6 +97,8 @@ impl Default for AggregatesConfig {
             sessions_index_prefix: "ecom-sessions".into(),
             metrics_topic: "ecom.metrics".into(),
             metrics_index_prefix: "ecom-metrics".into(),
+            invalid_topic: "ecom.events.invalid".into(),
+            invalid_index_prefix: "ecom-invalid".into(),
         }
     }
 }
@@ -98,6 +110,7 @@ fn topic_kinds(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<HashM
         (&cfg.topic, Kind::Event, "--topic"),
         (&agg.sessions_topic, Kind::Session, "--sessions-topic"),
         (&agg.metrics_topic, Kind::WindowMetrics, "--metrics-topic"),
+        (&agg.invalid_topic, Kind::Invalid, "--invalid-topic"),
     ] {
         if topic.is_empty() {
             bail!("{flag} is empty: name the topic the job writes {} records to", kind.as_str());
@@ -113,13 +126,14 @@ fn topic_kinds(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<HashM
     Ok(kinds)
 }
 
-/// The three index prefixes must keep apart: equal ones would share one template name (the
+/// The index prefixes must keep apart: equal ones would share one template name (the
 /// last installed wins), and `p-*` of one would match the daily indices of a prefix `p-…`.
 fn check_prefixes(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<()> {
     let named = [
         ("--index-prefix", &cfg.index_prefix),
         ("--sessions-index-prefix", &agg.sessions_index_prefix),
         ("--metrics-index-prefix", &agg.metrics_index_prefix),
+        ("--invalid-index-prefix", &agg.invalid_index_prefix),
     ];
     for (flag, p) in named {
         if p.is_empty() {
@@ -158,7 +172,8 @@ pub async fn run(
         .set("isolation.level", "read_committed")
         .create()
         .with_context(|| format!("creating a Kafka consumer for {}", cfg.brokers))?;
-    let topics = [cfg.topic.as_str(), agg.sessions_topic.as_str(), agg.metrics_topic.as_str()];
+    let topics =
+        [cfg.topic.as_str(), agg.sessions_topic.as_str(), agg.metrics_topic.as_str(), agg.invalid_topic.as_str()];
     consumer.subscribe(&topics).with_context(|| format!("subscribing to {topics:?}"))?;
     tracing::info!(?topics, es = %cfg.es_url, mongo = %cfg.mongo_url, delivery = ?cfg.delivery, "ecom sink running");
 
@@ -233,6 +248,7 @@ fn count_written(batch: &Batch) {
     metrics::counter!("ecom_sink_events_total").increment(batch.count(Kind::Event) as u64);
     metrics::counter!("ecom_sink_sessions_total").increment(batch.count(Kind::Session) as u64);
     metrics::counter!("ecom_sink_window_metrics_total").increment(batch.count(Kind::WindowMetrics) as u64);
+    metrics::counter!("ecom_sink_invalid_total").increment(batch.count(Kind::Invalid) as u64);
     for kind in Kind::ALL {
         let dead = batch.dead_count(kind);
         if dead > 0 {
@@ -257,13 +273,18 @@ async fn write_until_done(
             Ok(()) => {
                 let took = started.elapsed();
                 metrics::histogram!("ecom_sink_batch_seconds").record(took.as_secs_f64());
-                let (events, sessions, metrics, dead) =
-                    (batch.events.len(), batch.sessions.len(), batch.metrics.len(), batch.dead.len());
+                let (events, sessions, metrics, invalid, dead) = (
+                    batch.events.len(),
+                    batch.sessions.len(),
+                    batch.metrics.len(),
+                    batch.invalid.len(),
+                    batch.dead.len(),
+                );
                 let seconds = took.as_secs_f64();
                 if took > Duration::from_secs(5) {
-                    tracing::warn!(events, sessions, metrics, dead, seconds, "slow batch write");
+                    tracing::warn!(events, sessions, metrics, invalid, dead, seconds, "slow batch write");
                 } else {
-                    tracing::debug!(events, sessions, metrics, dead, seconds, "batch written");
+                    tracing::debug!(events, sessions, metrics, invalid, dead, seconds, "batch written");
                 }
                 return Ok(());
             }

@@ -1,6 +1,6 @@
-//! What the sink reads: the three kinds of record, decoding a Kafka payload into one (or into
+//! What the sink reads: the four kinds of record, decoding a Kafka payload into one (or into
 //! the reason it goes to the dead letter), and the batch the stores write at once.
-use ecom_proto::v1::{EnrichedEvent, Session, WindowMetrics};
+use ecom_proto::v1::{EnrichedEvent, InvalidEvent, Session, WindowMetrics};
 use prost::Message as _;
 
 /// The kind of record a topic carries. Names the counters and the dead letters.
@@ -12,11 +12,13 @@ pub enum Kind {
     Session,
     /// `ecom.v1.WindowMetrics` from ecom.metrics.
     WindowMetrics,
+    /// `ecom.v1.InvalidEvent` from ecom.events.invalid: a raw record the job rejected.
+    Invalid,
 }
 
 impl Kind {
     /// Every kind, in the order the sink reports them.
-    pub const ALL: [Kind; 3] = [Kind::Event, Kind::Session, Kind::WindowMetrics];
+    pub const ALL: [Kind; 4] = [Kind::Event, Kind::Session, Kind::WindowMetrics, Kind::Invalid];
 
     /// The name used in metric labels and dead-letter documents.
     pub fn as_str(self) -> &'static str {
@@ -24,6 +26,7 @@ impl Kind {
             Kind::Event => "event",
             Kind::Session => "session",
             Kind::WindowMetrics => "window_metrics",
+            Kind::Invalid => "invalid",
         }
     }
 }
@@ -41,6 +44,14 @@ pub enum Record {
     Session(Session),
     /// One window's metrics; id = WindowMetrics.id.
     WindowMetrics(WindowMetrics),
+    /// A record the job rejected; id = its raw record's position, [`invalid_id`].
+    Invalid(InvalidEvent),
+}
+
+/// `<topic>/<partition>/<offset>` of the raw record an InvalidEvent reports on: one raw record
+/// has one outcome, so its position is the dead letter's id (None without a source).
+pub fn invalid_id(e: &InvalidEvent) -> Option<String> {
+    e.source.as_ref().filter(|s| !s.topic.is_empty()).map(|s| format!("{}/{}/{}", s.topic, s.partition, s.offset))
 }
 
 /// Decodes a payload of `kind`. The error is the dead letter's reason: it names the message
@@ -62,6 +73,11 @@ pub fn decode(kind: Kind, payload: &[u8]) -> Result<Record, String> {
             Ok(m) if !m.id.is_empty() => Ok(Record::WindowMetrics(m)),
             Ok(_) => Err("window metrics without id".into()),
             Err(err) => Err(format!("not an ecom.v1.WindowMetrics: {err}")),
+        },
+        Kind::Invalid => match InvalidEvent::decode(payload) {
+            Ok(e) if invalid_id(&e).is_some() => Ok(Record::Invalid(e)),
+            Ok(_) => Err("invalid event without source topic".into()),
+            Err(err) => Err(format!("not an ecom.v1.InvalidEvent: {err}")),
         },
     }
 }
@@ -99,6 +115,8 @@ pub struct Batch {
     pub sessions: Vec<Session>,
     /// Window metrics (ecom-metrics-*, ecom.metrics).
     pub metrics: Vec<WindowMetrics>,
+    /// Records the job rejected (ecom-invalid-*, ecom.invalid).
+    pub invalid: Vec<InvalidEvent>,
     /// Undecodable records (ecom.sink_deadletter).
     pub dead: Vec<DeadLetter>,
 }
@@ -110,12 +128,13 @@ impl Batch {
             Record::Event(e) => self.events.push(e),
             Record::Session(s) => self.sessions.push(s),
             Record::WindowMetrics(m) => self.metrics.push(m),
+            Record::Invalid(e) => self.invalid.push(e),
         }
     }
 
     /// Records of every kind, dead letters included.
     pub fn len(&self) -> usize {
-        self.events.len() + self.sessions.len() + self.metrics.len() + self.dead.len()
+        self.events.len() + self.sessions.len() + self.metrics.len() + self.invalid.len() + self.dead.len()
     }
 
     /// True when there is nothing to write.
@@ -129,6 +148,7 @@ impl Batch {
             Kind::Event => self.events.len(),
             Kind::Session => self.sessions.len(),
             Kind::WindowMetrics => self.metrics.len(),
+            Kind::Invalid => self.invalid.len(),
         }
     }
 
@@ -141,7 +161,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ecom_proto::v1::Event;
+    use ecom_proto::v1::{Event, SourceOffset};
 
     #[test]
     fn each_kind_decodes_its_own_message() {
@@ -152,6 +172,10 @@ mod tests {
         assert_eq!(decode(Kind::Event, &e.encode_to_vec()), Ok(Record::Event(e)));
         assert_eq!(decode(Kind::Session, &s.encode_to_vec()), Ok(Record::Session(s)));
         assert_eq!(decode(Kind::WindowMetrics, &m.encode_to_vec()), Ok(Record::WindowMetrics(m)));
+        let source = SourceOffset { topic: "ecom.events.raw".into(), partition: 1, offset: 7 };
+        let i = InvalidEvent { source: Some(source), reason_code: "LATE".into(), ..Default::default() };
+        assert_eq!(invalid_id(&i).as_deref(), Some("ecom.events.raw/1/7"));
+        assert_eq!(decode(Kind::Invalid, &i.encode_to_vec()), Ok(Record::Invalid(i)));
     }
 
     #[test]
@@ -161,6 +185,7 @@ mod tests {
             (Kind::Event, "ecom.v1.EnrichedEvent"),
             (Kind::Session, "ecom.v1.Session"),
             (Kind::WindowMetrics, "ecom.v1.WindowMetrics"),
+            (Kind::Invalid, "ecom.v1.InvalidEvent"),
         ] {
             let why = decode(kind, &garbage).unwrap_err();
             assert!(why.starts_with(&format!("not an {message}: ")), "{why}");
@@ -169,6 +194,7 @@ mod tests {
         assert_eq!(decode(Kind::Event, &[]).unwrap_err(), "enriched event without event.event_id");
         assert_eq!(decode(Kind::Session, &[]).unwrap_err(), "session without id");
         assert_eq!(decode(Kind::WindowMetrics, &[]).unwrap_err(), "window metrics without id");
+        assert_eq!(decode(Kind::Invalid, &[]).unwrap_err(), "invalid event without source topic");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The two stores behind the sink: Elasticsearch (one _bulk per batch, `_id` = the record's
 //! id) and MongoDB (unordered inserts, replays replaced; `_id` = the record's id). Events,
-//! sessions and window metrics each have their own daily indices and collection; dead letters
-//! go to MongoDB only.
-use crate::record::{Batch, DeadLetter};
+//! sessions, window metrics and the job's rejected records each have their own daily indices
+//! and collection; the sink's own dead letters go to MongoDB only.
+use crate::record::{invalid_id, Batch, DeadLetter};
 use crate::{doc, AggregatesConfig, SinkConfig};
 use anyhow::{bail, Context};
 use ecom_proto::v1::EnrichedEvent;
@@ -24,6 +24,8 @@ pub const EVENTS_COLLECTION: &str = "events";
 pub const SESSIONS_COLLECTION: &str = "sessions";
 /// Collection holding per-minute DP window metrics.
 pub const METRICS_COLLECTION: &str = "metrics";
+/// Collection holding the records the job rejected (ecom.events.invalid).
+pub const INVALID_COLLECTION: &str = "invalid";
 
 /// Connected clients for both stores.
 #[derive(Debug, Clone)]
@@ -33,6 +35,7 @@ pub struct Stores {
     index_prefix: String,
     sessions_index_prefix: String,
     metrics_index_prefix: String,
+    invalid_index_prefix: String,
 }
 
 /// One document on its way to both stores: (id, Elasticsearch index, body).
@@ -74,16 +77,19 @@ impl Stores {
             index_prefix: cfg.index_prefix.clone(),
             sessions_index_prefix: agg.sessions_index_prefix.clone(),
             metrics_index_prefix: agg.metrics_index_prefix.clone(),
+            invalid_index_prefix: agg.invalid_index_prefix.clone(),
         })
     }
 
-    /// Installs the Elasticsearch index templates of events, sessions and metrics, each named
+    /// Installs the Elasticsearch index templates of events, sessions, metrics and rejected
+    /// records, each named
     /// after its prefix (idempotent).
     pub async fn ensure_schema(&self) -> anyhow::Result<()> {
         for (name, body) in [
             (&self.index_prefix, doc::event_index_template(&self.index_prefix)),
             (&self.sessions_index_prefix, doc::session_index_template(&self.sessions_index_prefix)),
             (&self.metrics_index_prefix, doc::metrics_index_template(&self.metrics_index_prefix)),
+            (&self.invalid_index_prefix, doc::invalid_index_template(&self.invalid_index_prefix)),
         ] {
             let resp = self
                 .es
@@ -103,7 +109,7 @@ impl Stores {
 
     /// The documents of each kind, with their ids and daily indices; every record carries
     /// its id (checked by `record::decode`).
-    fn docs(&self, batch: &Batch) -> [(&'static str, Vec<Doc>); 3] {
+    fn docs(&self, batch: &Batch) -> [(&'static str, Vec<Doc>); 4] {
         let at = now_ms();
         let sessions = routed(&batch.sessions, &self.sessions_index_prefix, |s| {
             (s.id.clone(), s.start_ms, doc::session_doc(s, at))
@@ -111,10 +117,14 @@ impl Stores {
         let metrics = routed(&batch.metrics, &self.metrics_index_prefix, |m| {
             (m.id.clone(), m.window_start_ms, doc::metrics_doc(m, at))
         });
+        let invalid = routed(&batch.invalid, &self.invalid_index_prefix, |e| {
+            (invalid_id(e).unwrap_or_default(), e.rejected_at_ms, doc::invalid_doc(e, at))
+        });
         [
             (EVENTS_COLLECTION, self.event_docs(&batch.events, at)),
             (SESSIONS_COLLECTION, sessions),
             (METRICS_COLLECTION, metrics),
+            (INVALID_COLLECTION, invalid),
         ]
     }
 

@@ -1,8 +1,10 @@
 //! Service tests of the sink against the real Kafka, Elasticsearch and MongoDB of the local
 //! stack (dev/up). Each test uses its own topic, index prefix and database.
-use ecom_proto::v1::{EnrichedEvent, Event, Session, SourceOffset, WindowMetrics};
+use ecom_proto::v1::{EnrichedEvent, Event, InvalidEvent, Session, SourceOffset, WindowMetrics};
 use ecom_sink::record::Batch;
-use ecom_sink::stores::{Stores, DEADLETTER_COLLECTION, EVENTS_COLLECTION, METRICS_COLLECTION, SESSIONS_COLLECTION};
+use ecom_sink::stores::{
+    Stores, DEADLETTER_COLLECTION, EVENTS_COLLECTION, INVALID_COLLECTION, METRICS_COLLECTION, SESSIONS_COLLECTION,
+};
 use ecom_sink::{AggregatesConfig, DeliveryMode, SinkConfig};
 use mongodb::bson::{doc, Document};
 use prost::Message;
@@ -39,6 +41,8 @@ fn cfg(tag: &str) -> (SinkConfig, AggregatesConfig) {
         sessions_index_prefix: unique(&format!("ecom-test-{tag}-sessions")),
         metrics_topic: unique(&format!("ecom-test-{tag}-metrics")),
         metrics_index_prefix: unique(&format!("ecom-test-{tag}-metrics")),
+        invalid_topic: unique(&format!("ecom-test-{tag}-invalid")),
+        invalid_index_prefix: unique(&format!("ecom-test-{tag}-invalid")),
     };
     (c, a)
 }
@@ -94,6 +98,35 @@ fn metrics(i: usize) -> WindowMetrics {
         mechanism: "discrete_laplace".into(),
         ..Default::default()
     }
+}
+
+/// A dead letter of the job: the raw record at ecom.events.raw/0/<i>, rejected as LATE.
+fn invalid(i: usize) -> InvalidEvent {
+    InvalidEvent {
+        raw: vec![1, 2, 3],
+        source: Some(SourceOffset { topic: "ecom.events.raw".into(), partition: 0, offset: i as i64 }),
+        reason: 12,
+        reason_code: "LATE".into(),
+        detail: format!("event {i} is late"),
+        rejected_at_ms: JAN_1_2026_MS + i as i64,
+        raw_size_bytes: 3,
+        raw_sha256: "ab".into(),
+        ..Default::default()
+    }
+}
+
+/// Both stores hold `n` dead letters of the job, the first as it was written.
+async fn assert_invalid_stored(c: &SinkConfig, a: &AggregatesConfig, n: u64) {
+    assert_eq!(es_count(&c.es_url, &a.invalid_index_prefix).await, n);
+    assert_eq!(mongo_count(c, INVALID_COLLECTION).await, n);
+    let index = ecom_sink::doc::daily_index(&a.invalid_index_prefix, JAN_1_2026_MS);
+    let d = es_get(&c.es_url, &index, "ecom.events.raw/0/0").await.expect("dead letter 0 in Elasticsearch");
+    assert_eq!(
+        (d["reason"].as_str(), d["raw"].as_str(), d["raw_size_bytes"].as_i64()),
+        (Some("LATE"), Some("AQID"), Some(3))
+    );
+    let m = mongo_get(c, INVALID_COLLECTION, "ecom.events.raw/0/0").await.expect("dead letter 0 in MongoDB");
+    assert_eq!(m.get_str("detail").unwrap(), "event 0 is late");
 }
 
 async fn es_count(url: &str, prefix: &str) -> u64 {
@@ -170,6 +203,7 @@ async fn writes_are_idempotent_by_id_in_both_stores() {
         events: (0..50).map(event).collect(),
         sessions: (0..5).map(session).collect(),
         metrics: (0..8).map(metrics).collect(),
+        invalid: (0..4).map(invalid).collect(),
         dead: vec![],
     };
     stores.write(&batch).await.unwrap();
@@ -179,6 +213,7 @@ async fn writes_are_idempotent_by_id_in_both_stores() {
         events: batch.events[..20].to_vec(),
         sessions: batch.sessions[..3].iter().map(|s| Session { events: 99, ..s.clone() }).collect(),
         metrics: batch.metrics[..4].to_vec(),
+        invalid: batch.invalid[..2].to_vec(),
         dead: vec![],
     };
     replay.metrics[0].views = 77;
@@ -189,6 +224,7 @@ async fn writes_are_idempotent_by_id_in_both_stores() {
     let mut windows = batch.metrics.clone();
     windows[0].views = 55;
     assert_stored(&c, &a, 50, &sessions, &windows).await;
+    assert_invalid_stored(&c, &a, 4).await;
 }
 
 #[tokio::test]
@@ -213,6 +249,9 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
         let m = metrics(i);
         send(&a.metrics_topic, m.id.clone(), m.encode_to_vec()).await;
     }
+    for i in 0..5 {
+        send(&a.invalid_topic, "k".into(), invalid(i).encode_to_vec()).await;
+    }
     // A replayed session: written again, stored once.
     send(&a.sessions_topic, "s0".into(), session(0).encode_to_vec()).await;
     // Records that are not what their topic carries: each must land in the dead letter with
@@ -233,6 +272,8 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
         || es_count(&c.es_url, &a.sessions_index_prefix).await < 6
         || mongo_count(&c, METRICS_COLLECTION).await < 9
         || es_count(&c.es_url, &a.metrics_index_prefix).await < 9
+        || mongo_count(&c, INVALID_COLLECTION).await < 5
+        || es_count(&c.es_url, &a.invalid_index_prefix).await < 5
         || mongo_count(&c, DEADLETTER_COLLECTION).await < 3
     {
         assert!(!run.is_finished(), "the sink stopped early");
@@ -243,6 +284,7 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
     tokio::time::timeout(Duration::from_secs(20), run).await.unwrap().unwrap().unwrap();
     let (sessions, windows): (Vec<_>, Vec<_>) = ((0..6).map(session).collect(), (0..9).map(metrics).collect());
     assert_stored(&c, &a, 300, &sessions, &windows).await;
+    assert_invalid_stored(&c, &a, 5).await;
 
     let dead = db(&c).await.collection::<Document>(DEADLETTER_COLLECTION);
     assert_eq!(dead.count_documents(doc! {}).await.unwrap(), 3);
