@@ -1,7 +1,7 @@
 //! `ecom bench`: numbers, not assertions. `ecom bench generate` measures the generator
 //! in-process and into Kafka, our tuned producer side by side with librdkafka's defaults;
 //! `ecom bench serve` (bench_serve.rs) the gRPC services; `ecom bench job` (bench_job.rs) the
-//! Flink job.
+//! Flink job; `ecom bench dashboard` (bench_dash.rs) the live page's refresh at 1M events.
 use anyhow::Context;
 use ecom_gen::{GenConfig, Generator, Payload};
 use prost::Message;
@@ -34,6 +34,9 @@ enum BenchWhat {
     /// The Flink job on the local cluster, Kafka → job (JNI + gRPC) → Kafka: throughput at
     /// each parallelism next to unbatched serve calls, and latency at a fixed rate.
     Job(crate::bench_job::JobBench),
+    /// The live dashboard's refresh (every panel at once) over the sink's indices next to
+    /// copies of them grown to --events enriched events (default 1M).
+    Dashboard(crate::bench_dash::DashBench),
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +85,7 @@ pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Lsh(b) => lsh_accuracy(b),
         BenchWhat::Serve(b) => crate::bench_serve::run(b).await,
         BenchWhat::Job(b) => crate::bench_job::run(b).await,
+        BenchWhat::Dashboard(b) => crate::bench_dash::run(b).await,
     }
 }
 

@@ -4,6 +4,7 @@
 #![deny(unused_must_use)]
 
 mod bench;
+mod bench_dash;
 mod bench_job;
 mod bench_serve;
 mod demo;
