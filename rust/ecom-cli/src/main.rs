@@ -72,6 +72,10 @@ struct DashboardArgs {
     /// The Guard's Redis key prefix (its `key_prefix`).
     #[arg(long, default_value = "ecom:guard")]
     redis_key_prefix: String,
+    /// Models directory of ecom serve (its CURRENT model's metrics.json is drawn beside the live
+    /// calibration).
+    #[arg(long, default_value = "models", env = "ECOM_MODELS_DIR")]
+    models_dir: std::path::PathBuf,
     /// Print the panels as Kibana saved objects (the NDJSON of kibana/ecom.ndjson) and exit.
     #[arg(long)]
     kibana_ndjson: bool,
@@ -259,6 +263,7 @@ async fn main() -> anyhow::Result<()> {
                 index_stem: a.index_stem,
                 redis_url: a.redis_url,
                 redis_key_prefix: a.redis_key_prefix,
+                models_dir: a.models_dir,
             };
             ecom_dash::run(cfg, shutdown_signal()).await.context("ecom dashboard")
         }

@@ -49,6 +49,9 @@ pub struct DashConfig {
     pub redis_url: String,
     /// The Guard's key prefix (its `key_prefix`).
     pub redis_key_prefix: String,
+    /// Models directory of ecom serve: a panel with `usermeta.offline: "calibration"` draws the
+    /// serving model's (`CURRENT`) test-set calibration from its metrics.json beside the live one.
+    pub models_dir: std::path::PathBuf,
 }
 
 impl Default for DashConfig {
@@ -60,6 +63,7 @@ impl Default for DashConfig {
             index_stem: PANEL_INDEX_STEM.into(),
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_key_prefix: "ecom:guard".into(),
+            models_dir: "models".into(),
         }
     }
 }
@@ -123,6 +127,9 @@ pub struct Panel {
     /// Its place on the page (`usermeta.order` in the spec, Vega-Lite's field for data of
     /// our own; 100 when absent), then the id.
     pub order: i64,
+    /// Rows this server adds from the serving model (`usermeta.offline`: "calibration").
+    #[serde(skip)]
+    pub offline: Option<String>,
     /// The Vega-Lite spec with `data` replaced by `{"name": "rows"}`: the page sets the rows.
     pub spec: Value,
     /// The file as it is: the spec Kibana renders.
@@ -164,9 +171,25 @@ impl Panel {
             (index, property, body)
         };
         let order = v.pointer("/usermeta/order").and_then(Value::as_i64).unwrap_or(100);
+        let offline = v.pointer("/usermeta/offline").and_then(Value::as_str).map(str::to_string);
+        if offline.as_deref().is_some_and(|o| o != "calibration") {
+            return Err(field("usermeta.offline", "must be \"calibration\" when present"));
+        }
         let mut spec = v.clone();
         spec["data"] = json!({"name": "rows"});
-        Ok(Self { id: id.into(), source_kind, title, description, index, body, property, order, spec, source: v })
+        Ok(Self {
+            id: id.into(),
+            source_kind,
+            title,
+            description,
+            index,
+            body,
+            property,
+            order,
+            offline,
+            spec,
+            source: v,
+        })
     }
 
     /// Every panel embedded in the binary, in page order.
@@ -294,15 +317,69 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The serving model's test-set calibration bins, as rows shaped like the live panel's
+/// histogram buckets (`series` names them), and a line naming the model and its offline numbers.
+fn serving_calibration(models_dir: &std::path::Path) -> Result<(Vec<Value>, String), String> {
+    let current = models_dir.join("CURRENT");
+    let version = std::fs::read_to_string(&current)
+        .map_err(|e| format!("no serving model to compare with ({}: {e})", current.display()))?
+        .trim()
+        .to_string();
+    let path = models_dir.join(&version).join("metrics.json");
+    let m: Value = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| format!("the serving model {version} has no readable {}", path.display()))?;
+    let xgb = &m["models"]["xgboost"];
+    let series = format!("offline test set, model {version}");
+    let rows = xgb["calibration"]
+        .as_array()
+        .ok_or_else(|| format!("{} has no models.xgboost.calibration", path.display()))?
+        .iter()
+        .filter(|b| b["count"].as_u64().unwrap_or(0) > 0)
+        .map(|b| {
+            let n = b["count"].as_u64().unwrap_or(0);
+            let purchased = (b["observed_rate"].as_f64().unwrap_or(0.0) * n as f64).round();
+            json!({"key": b["lo"], "doc_count": n, "predicted": {"value": b["mean_predicted"]},
+                   "purchased": {"doc_count": purchased}, "series": series})
+        })
+        .collect();
+    let num = |k: &str| xgb[k].as_f64().map_or("?".to_string(), |x| format!("{x:.3}"));
+    let test = m["split"]["test"]["sessions"].as_u64().unwrap_or(0);
+    let headline = format!(
+        "serving model {version} (XGBoost) on its test set of {test} sessions: ROC AUC {}, Brier {}, log loss {}",
+        num("roc_auc"),
+        num("brier"),
+        num("log_loss")
+    );
+    Ok((rows, headline))
+}
+
 /// The most minutes a Redis panel reads: the Guard keeps each minute's visitors for 25 h.
 const LIVE_MINUTES: i64 = 24 * 60;
 
 impl AppState {
     async fn panel_data(&self, panel: &Panel, range: Range) -> PanelData {
-        match panel.source_kind {
+        let mut data = match panel.source_kind {
             Source::Elasticsearch => self.search(panel, range).await,
             Source::Redis => self.live(range).await,
+        };
+        if panel.offline.is_some() && data.error.is_none() {
+            match serving_calibration(&self.cfg.models_dir) {
+                Ok((rows, headline)) => {
+                    // The offline rows draw even before any live session is in.
+                    if data.empty {
+                        data.headline = Some(format!("{headline}; {}", data.message.take().unwrap_or_default()));
+                        data.empty = false;
+                    } else {
+                        data.headline = Some(headline);
+                    }
+                    data.rows.extend(rows);
+                }
+                Err(why) => data.headline = Some(why),
+            }
         }
+        data
     }
 
     /// The Guard's live counts: distinct visitors per minute of event time over the range (at

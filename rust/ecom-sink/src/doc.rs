@@ -106,8 +106,9 @@ fn latencies(e: &EnrichedEvent, indexed_at_ms: i64) -> Value {
 
 /// The document for a closed session (`_id` = `Session.id`). Besides the session's own fields
 /// it carries what its folded state says about it (device, channel, country, landing, login,
-/// events per kind, products, category views, cart) and what was known of the user before it.
-/// `features` (in the order of `feature_schema_hash`'s schema) is kept for training, not
+/// events per kind, products, category views, cart), what was known of the user before it, and
+/// the purchase probability it was scored with at its decision point (null when none; the live
+/// calibration compares it with `purchased`). `features` (in the order of `feature_schema_hash`'s schema) is kept for training, not
 /// indexed by Elasticsearch; the state's LSH tokens and running sums stay out.
 pub fn session_doc(s: &Session, indexed_at_ms: i64) -> Value {
     let st = s.state.clone().unwrap_or_default();
@@ -145,6 +146,8 @@ pub fn session_doc(s: &Session, indexed_at_ms: i64) -> Value {
         "features": s.features,
         "feature_schema_hash": s.feature_schema_hash,
         "closed_at_ms": s.closed_at_ms,
+        "purchase_probability": s.purchase_probability,
+        "model_version": s.model_version,
         "indexed_at": indexed_at_ms,
     })
 }
@@ -313,7 +316,7 @@ pub fn session_index_template(prefix: &str) -> Value {
             "cart": {"properties": {
                 "product_id": typed("keyword"), "quantity": int, "unit_price_cents": typed("long"),
             }},
-            "prior_sessions": int, "prior_purchases": int,
+            "prior_sessions": int, "prior_purchases": int, "purchase_probability": typed("double"),
             // Kept in _source for training and export; nobody searches a feature vector.
             "features": {"type": "double", "index": false, "doc_values": false}
         }),
@@ -479,6 +482,8 @@ mod tests {
             }),
             user: Some(UserHistory { prior_sessions: 2, prior_purchases: 1, last_session_ms: 0 }),
             closed_at_ms: 1_767_227_500_000,
+            purchase_probability: Some(0.375),
+            model_version: "v7".into(),
         }
     }
 
@@ -500,11 +505,13 @@ mod tests {
         assert!(d["last_session_ms"].is_null(), "no earlier session is null, not 1970");
         assert_eq!(d["features"], json!([0.5, 1.0]));
         assert_eq!(d["indexed_at"], 7);
+        assert_eq!((d["purchase_probability"].as_f64(), d["model_version"].as_str()), (Some(0.375), Some("v7")));
         assert!(d.get("tokens").is_none());
         // A session with no state or user still encodes (counts 0).
         let bare = session_doc(&Session { id: "x".into(), ..Default::default() }, 7);
         assert_eq!(bare["kind_counts"]["purchase"], 0);
         assert_eq!(bare["prior_sessions"], 0);
+        assert!(bare["purchase_probability"].is_null(), "not scored is null, not 0");
     }
 
     fn full_metrics() -> WindowMetrics {

@@ -27,10 +27,10 @@ import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
  * user: the user's earlier sessions → keyed by session: catalog join, duplicate check, running
  * features (JNI) → Guard → Recommend → Score (each through batched Async I/O to ecom serve, with a
  * declared fallback) → finish → enriched sink. Rejected, late and duplicate records → invalid sink;
- * closed sessions → sessions sink; the sessionized events → per-minute, per-category DP metrics →
- * metrics sink. Every raw record reaches exactly one of the enriched and invalid sinks. Catalog
- * records → parse (a bad one → invalid sink, REJECT_REASON_BAD_CATALOG_RECORD) → broadcast to the
- * session step.
+ * closed sessions, each with its score at the decision point (session-score) → sessions sink; the
+ * sessionized events → per-minute, per-category DP metrics → metrics sink. Every raw record reaches
+ * exactly one of the enriched and invalid sinks. Catalog records → parse (a bad one → invalid sink,
+ * REJECT_REASON_BAD_CATALOG_RECORD) → broadcast to the session step.
  */
 public final class EcomPipeline {
   /** Stable operator ids: changing one drops that operator's state on restore. */
@@ -47,6 +47,7 @@ public final class EcomPipeline {
   public static final String UID_ENRICHED_SINK = "enriched-sink";
   public static final String UID_INVALID_SINK = "invalid-sink";
   public static final String UID_SESSIONS_SINK = "sessions-sink";
+  public static final String UID_SESSION_SCORE = "session-score";
   public static final String UID_METRICS_SINK = "metrics-sink";
 
   private EcomPipeline() {}
@@ -59,6 +60,15 @@ public final class EcomPipeline {
       Sink<WindowMetrics> metrics) {}
 
   /** Keys events by session_id (a named class: lambdas make unstable state keys in savepoints). */
+  static final class SessionKey implements KeySelector<Session, String> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public String getKey(Session s) {
+      return s.getSessionId();
+    }
+  }
+
   static final class BySession implements KeySelector<EnrichedEvent, String> {
     private static final long serialVersionUID = 1L;
 
@@ -181,8 +191,16 @@ public final class EcomPipeline {
         .sinkTo(sinks.metrics())
         .uid(UID_METRICS_SINK)
         .name("metrics-sink");
-    sessionized
-        .getSideOutput(SessionOperator.SESSIONS)
+    // Each closed session with its score at the decision point, for the live calibration.
+    finished
+        .map(SessionScore::slim, ProtoTypeInfo.forClass(EnrichedEvent.class))
+        .uid(UID_SESSION_SCORE + "-slim")
+        .name("session-score-input")
+        .keyBy(new BySession())
+        .connect(sessionized.getSideOutput(SessionOperator.SESSIONS).keyBy(new SessionKey()))
+        .process(new SessionScore(cfg.sessionGapMs()), ProtoTypeInfo.forClass(Session.class))
+        .uid(UID_SESSION_SCORE)
+        .name("session-score")
         .sinkTo(sinks.sessions())
         .uid(UID_SESSIONS_SINK)
         .name("sessions-sink");

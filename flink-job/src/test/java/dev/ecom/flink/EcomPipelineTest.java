@@ -17,6 +17,7 @@ import dev.ecom.proto.v1.SimilarProduct;
 import dev.ecom.proto.v1.Verdict;
 import dev.ecom.proto.v1.WindowMetrics;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -268,6 +269,18 @@ class EcomPipelineTest {
         }
       }
       assertThat(recommended).isEqualTo(VALID - 1);
+      // Each session carries the score of its latest event before any checkout or purchase.
+      assertSessions(out.sessions());
+      for (Session s : out.sessions()) {
+        EnrichedEvent decision =
+            out.enriched().stream()
+                .filter(e -> e.getEvent().getSessionId().equals(s.getSessionId()))
+                .filter(e -> !SessionScore.decides(e.getEvent().getKind()))
+                .max(Comparator.comparingLong(e -> e.getEvent().getEventTimeMs()))
+                .orElseThrow();
+        assertThat(s.getPurchaseProbability()).isEqualTo(decision.getPurchaseProbability());
+        assertThat(s.getModelVersion()).isEqualTo(serve.model.getModelVersion());
+      }
     }
   }
 
