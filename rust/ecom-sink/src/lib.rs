@@ -159,9 +159,39 @@ pub async fn run(
     let prom = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the Prometheus recorder")?;
-    let stores = stores::Stores::connect_with(&cfg, &agg).await?;
-    stores.ensure_schema().await?;
-    serve_metrics(cfg.metrics_addr, prom).await?;
+    let health = Health::default();
+    health.set(Some("connecting to Elasticsearch and MongoDB".into()));
+    serve_metrics(cfg.metrics_addr, prom, health.clone()).await?;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    // A store that is down at start is waited for (unhealthy meanwhile), as during a run.
+    let stores = stores::Stores::new(&cfg, &agg).await?;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match async {
+            stores.ping().await?;
+            stores.ensure_schema().await
+        }
+        .await
+        {
+            Ok(()) => break,
+            Err(e) => {
+                let why = format!("{e:#}");
+                tracing::warn!(error = %why, retry_in_ms = backoff.as_millis() as u64, "the stores are not ready; waiting");
+                health.set(Some(why));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop_rx.changed() => return Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    health.set(None);
 
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &cfg.brokers)
@@ -176,12 +206,6 @@ pub async fn run(
         [cfg.topic.as_str(), agg.sessions_topic.as_str(), agg.metrics_topic.as_str(), agg.invalid_topic.as_str()];
     consumer.subscribe(&topics).with_context(|| format!("subscribing to {topics:?}"))?;
     tracing::info!(?topics, es = %cfg.es_url, mongo = %cfg.mongo_url, delivery = ?cfg.delivery, "ecom sink running");
-
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
 
     loop {
         let mut batch = Batch::default();
@@ -211,7 +235,7 @@ pub async fn run(
                         // Subscribed by exact names, so every topic is one of ours.
                         let kind = kinds.get(msg.topic()).copied().unwrap_or(Kind::Event);
                         match record::decode(kind, payload) {
-                            Ok(r) => batch.push(r),
+                            Ok(r) => batch.push_from(r, msg.topic(), msg.partition(), msg.offset()),
                             Err(reason) => batch.dead.push(DeadLetter {
                                 kind,
                                 topic: msg.topic().to_string(),
@@ -227,7 +251,7 @@ pub async fn run(
         }
         let stopping = *stop_rx.borrow();
         if !batch.is_empty() {
-            write_until_done(&stores, &batch, &stop_rx).await?;
+            write_until_done(&stores, &batch, &stop_rx, &health).await?;
             let mut tpl = TopicPartitionList::new();
             for ((t, p), o) in &next_offsets {
                 tpl.add_partition_offset(t, *p, Offset::Offset(*o)).context("building the offset commit")?;
@@ -263,6 +287,7 @@ async fn write_until_done(
     stores: &stores::Stores,
     batch: &Batch,
     stop: &tokio::sync::watch::Receiver<bool>,
+    health: &Health,
 ) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0u32;
@@ -270,7 +295,14 @@ async fn write_until_done(
         attempt += 1;
         let started = Instant::now();
         match stores.write(batch).await {
-            Ok(()) => {
+            Ok(rejected) => {
+                health.set(None);
+                for r in &rejected {
+                    tracing::warn!(store = r.store, id = %r.id, target = %r.target, reason = %r.reason,
+                        "a store refused a document for good: it is in the sink dead letter");
+                    metrics::counter!("ecom_sink_rejected_total", "store" => r.store, "collection" => r.collection)
+                        .increment(1);
+                }
                 let took = started.elapsed();
                 metrics::histogram!("ecom_sink_batch_seconds").record(took.as_secs_f64());
                 let (events, sessions, metrics, invalid, dead) = (
@@ -289,6 +321,7 @@ async fn write_until_done(
                 return Ok(());
             }
             Err(e) => {
+                health.set(Some(format!("cannot write a batch (attempt {attempt}): {e:#}")));
                 metrics::counter!("ecom_sink_write_errors_total").increment(1);
                 tracing::error!(
                     error = format!("{e:#}"),
@@ -305,11 +338,40 @@ async fn write_until_done(
     }
 }
 
-async fn serve_metrics(addr: SocketAddr, prom: metrics_exporter_prometheus::PrometheusHandle) -> anyhow::Result<()> {
+/// Why the sink cannot do its work now (None: it can). `/health` answers 503 with the reason
+/// while it is set: at start until both stores answer, and while a batch cannot be written.
+#[derive(Debug, Clone, Default)]
+struct Health(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl Health {
+    fn set(&self, why: Option<String>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = why;
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+async fn serve_metrics(
+    addr: SocketAddr,
+    prom: metrics_exporter_prometheus::PrometheusHandle,
+    health: Health,
+) -> anyhow::Result<()> {
+    use axum::http::StatusCode;
     use axum::routing::get;
-    let app = axum::Router::new()
-        .route("/metrics", get(move || std::future::ready(prom.render())))
-        .route("/health", get(|| async { "ok\n" }));
+    let app = axum::Router::new().route("/metrics", get(move || std::future::ready(prom.render()))).route(
+        "/health",
+        get(move || {
+            let why = health.get();
+            async move {
+                match why {
+                    None => (StatusCode::OK, "ok\n".to_string()),
+                    Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {why}\n")),
+                }
+            }
+        }),
+    );
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for sink metrics (is another ecom sink running?)"))?;

@@ -48,6 +48,27 @@ pub enum Record {
     Invalid(InvalidEvent),
 }
 
+impl Record {
+    /// The id its documents are stored under (checked non-empty by [`decode`]).
+    pub fn id(&self) -> String {
+        match self {
+            Record::Event(e) => e.event.as_ref().map(|x| x.event_id.clone()).unwrap_or_default(),
+            Record::Session(s) => s.id.clone(),
+            Record::WindowMetrics(m) => m.id.clone(),
+            Record::Invalid(e) => invalid_id(e).unwrap_or_default(),
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Record::Event(_) => Kind::Event,
+            Record::Session(_) => Kind::Session,
+            Record::WindowMetrics(_) => Kind::WindowMetrics,
+            Record::Invalid(_) => Kind::Invalid,
+        }
+    }
+}
+
 /// `<topic>/<partition>/<offset>` of the raw record an InvalidEvent reports on: one raw record
 /// has one outcome, so its position is the dead letter's id (None without a source).
 pub fn invalid_id(e: &InvalidEvent) -> Option<String> {
@@ -119,9 +140,23 @@ pub struct Batch {
     pub invalid: Vec<InvalidEvent>,
     /// Undecodable records (ecom.sink_deadletter).
     pub dead: Vec<DeadLetter>,
+    /// `<topic>/<partition>/<offset>` the sink read each record from, by (kind, record id): what
+    /// a store's rejection of its document is traced back to.
+    pub sources: std::collections::HashMap<(Kind, String), String>,
 }
 
 impl Batch {
+    /// Adds a decoded record read at `topic`/`partition`/`offset`.
+    pub fn push_from(&mut self, r: Record, topic: &str, partition: i32, offset: i64) {
+        self.sources.insert((r.kind(), r.id()), format!("{topic}/{partition}/{offset}"));
+        self.push(r);
+    }
+
+    /// Where the record of `kind` stored under `id` was read (empty when not known).
+    pub fn source_of(&self, kind: Kind, id: &str) -> String {
+        self.sources.get(&(kind, id.to_string())).cloned().unwrap_or_default()
+    }
+
     /// Adds a decoded record.
     pub fn push(&mut self, r: Record) {
         match r {

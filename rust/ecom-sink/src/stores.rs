@@ -2,7 +2,7 @@
 //! id) and MongoDB (unordered inserts, replays replaced; `_id` = the record's id). Events,
 //! sessions, window metrics and the job's rejected records each have their own daily indices
 //! and collection; the sink's own dead letters go to MongoDB only.
-use crate::record::{invalid_id, Batch, DeadLetter};
+use crate::record::{invalid_id, Batch, DeadLetter, Kind};
 use crate::{doc, AggregatesConfig, SinkConfig};
 use anyhow::{bail, Context};
 use ecom_proto::v1::EnrichedEvent;
@@ -27,11 +27,72 @@ pub const METRICS_COLLECTION: &str = "metrics";
 /// Collection holding the records the job rejected (ecom.events.invalid).
 pub const INVALID_COLLECTION: &str = "invalid";
 
+/// Tries of the items Elasticsearch answers 429 or 5xx within one write, before the whole
+/// batch counts as failed (and is retried from the start, after the sink's backoff).
+pub const ES_ITEM_TRIES: u32 = 5;
+
+/// A document a store refused for good (Elasticsearch: an item status other than 2xx, 429 and
+/// 5xx, e.g. a mapping error or a closed index; MongoDB: a write error other than a duplicate
+/// key). It goes to the dead letter with the store's reason and the batch goes on: one bad
+/// document never stops the sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// "elasticsearch" or "mongodb".
+    pub store: &'static str,
+    /// The kind's collection name (events, sessions, metrics, invalid).
+    pub collection: &'static str,
+    /// The record's id.
+    pub id: String,
+    /// The Elasticsearch index or MongoDB collection it was for.
+    pub target: String,
+    /// The store's own reason.
+    pub reason: String,
+    /// The document as it was sent.
+    pub document: Value,
+}
+
+/// What Elasticsearch did with one item of a `_bulk`.
+#[derive(Debug, PartialEq)]
+enum Item {
+    Stored,
+    /// 429 or 5xx: worth another try.
+    Retry(String),
+    /// Anything else: it will never be stored as it is.
+    Refused(String),
+}
+
+fn bulk_item(item: &Value) -> Item {
+    let r = item.as_object().and_then(|o| o.values().next()).cloned().unwrap_or_default();
+    let status = r["status"].as_u64().unwrap_or(0);
+    if (200..300).contains(&status) && r["error"].is_null() {
+        return Item::Stored;
+    }
+    let why = format!(
+        "{status} {}: {}",
+        r["error"]["type"].as_str().unwrap_or("no error type"),
+        r["error"]["reason"].as_str().unwrap_or("no reason given")
+    );
+    if status == 429 || status >= 500 || status == 0 {
+        Item::Retry(why)
+    } else {
+        Item::Refused(why)
+    }
+}
+
+/// Up to half of `d` more, from the clock's nanoseconds: enough to keep retries of many sinks
+/// from arriving together.
+fn jittered(d: std::time::Duration) -> std::time::Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.subsec_nanos());
+    d + d.mul_f64(f64::from(nanos % 1_000) / 2_000.0)
+}
+
 /// Connected clients for both stores.
 #[derive(Debug, Clone)]
 pub struct Stores {
     es: Elasticsearch,
     db: mongodb::Database,
+    es_url: String,
+    mongo_url: String,
     index_prefix: String,
     sessions_index_prefix: String,
     metrics_index_prefix: String,
@@ -52,15 +113,19 @@ impl Stores {
         Self::connect_with(cfg, &AggregatesConfig::default()).await
     }
 
-    /// Connects to both stores, sessions and metrics indexed under `agg`'s prefixes.
+    /// Connects to both stores, sessions and metrics indexed under `agg`'s prefixes, and checks
+    /// that both answer.
     pub async fn connect_with(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<Self> {
+        let stores = Self::new(cfg, agg).await?;
+        stores.ping().await?;
+        Ok(stores)
+    }
+
+    /// The clients of both stores, without asking either anything: fails only on a bad URL.
+    pub async fn new(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<Self> {
         let transport =
             Transport::single_node(&cfg.es_url).with_context(|| format!("bad Elasticsearch URL {:?}", cfg.es_url))?;
         let es = Elasticsearch::new(transport);
-        es.ping()
-            .send()
-            .await
-            .with_context(|| format!("Elasticsearch at {} does not answer (run dev/up?)", cfg.es_url))?;
         let mut opts = mongodb::options::ClientOptions::parse(&cfg.mongo_url)
             .await
             .with_context(|| format!("bad MongoDB URL {:?}", cfg.mongo_url))?;
@@ -68,17 +133,30 @@ impl Stores {
         opts.app_name = Some("ecom-sink".into());
         let client = mongodb::Client::with_options(opts)?;
         let db = client.database(&cfg.mongo_db);
-        db.run_command(doc! {"ping": 1})
-            .await
-            .with_context(|| format!("MongoDB at {} does not answer (run dev/up?)", cfg.mongo_url))?;
         Ok(Self {
             es,
             db,
+            es_url: cfg.es_url.clone(),
+            mongo_url: cfg.mongo_url.clone(),
             index_prefix: cfg.index_prefix.clone(),
             sessions_index_prefix: agg.sessions_index_prefix.clone(),
             metrics_index_prefix: agg.metrics_index_prefix.clone(),
             invalid_index_prefix: agg.invalid_index_prefix.clone(),
         })
+    }
+
+    /// Ok when both stores answer.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.es
+            .ping()
+            .send()
+            .await
+            .with_context(|| format!("Elasticsearch at {} does not answer (run dev/up?)", self.es_url))?;
+        self.db
+            .run_command(doc! {"ping": 1})
+            .await
+            .with_context(|| format!("MongoDB at {} does not answer (run dev/up?)", self.mongo_url))?;
+        Ok(())
     }
 
     /// Installs the Elasticsearch index templates of events, sessions, metrics and rejected
@@ -138,34 +216,79 @@ impl Stores {
     /// The MongoDB half of `write` for events alone, for `ecom bench sink`.
     pub async fn write_mongo_only(&self, batch: &[EnrichedEvent]) -> anyhow::Result<()> {
         let docs = self.event_docs(batch, now_ms());
-        self.upsert(EVENTS_COLLECTION, bson_docs(&docs)?).await
+        match self.upsert(EVENTS_COLLECTION, bson_docs(&docs)?).await?.first() {
+            Some(r) => bail!("MongoDB refused {}: {}", r.id, r.reason),
+            None => Ok(()),
+        }
     }
 
-    /// Writes a batch to both stores; Ok only when both acknowledged every document.
-    pub async fn write(&self, batch: &Batch) -> anyhow::Result<()> {
+    /// Writes a batch to both stores; Ok when both acknowledged every document or refused it
+    /// for good. The refused ones are written to the dead letter (`sink_deadletter`, with the
+    /// store's reason and the Kafka position the record was read from) before Ok, and returned.
+    pub async fn write(&self, batch: &Batch) -> anyhow::Result<Vec<Rejected>> {
         let kinds = self.docs(batch);
         let n: usize = kinds.iter().map(|(_, d)| d.len()).sum();
         // A store that stops answering must surface as an error (and a retry), not a hang.
         let (es, mongo) = tokio::join!(
-            tokio::time::timeout(STORE_TIMEOUT, self.write_es(kinds.iter().flat_map(|(_, d)| d))),
+            tokio::time::timeout(STORE_TIMEOUT, self.write_es(&kinds)),
             tokio::time::timeout(STORE_TIMEOUT, self.write_mongo(&kinds, &batch.dead))
         );
-        es.map_err(|_| {
+        let mut rejected = es.map_err(|_| {
             anyhow::anyhow!("Elasticsearch did not finish a _bulk of {n} documents within {STORE_TIMEOUT:?}")
         })??;
-        mongo.map_err(|_| {
+        rejected.extend(mongo.map_err(|_| {
             anyhow::anyhow!(
                 "MongoDB did not finish writing {n} documents and {} dead letters within {STORE_TIMEOUT:?}",
                 batch.dead.len()
             )
-        })??;
-        Ok(())
+        })??);
+        if !rejected.is_empty() {
+            self.dead_letter_rejected(batch, &rejected).await?;
+        }
+        Ok(rejected)
     }
 
-    async fn write_mongo(&self, kinds: &[(&'static str, Vec<Doc>)], dead: &[DeadLetter]) -> anyhow::Result<()> {
+    async fn dead_letter_rejected(&self, batch: &Batch, rejected: &[Rejected]) -> anyhow::Result<()> {
+        let at_ms = now_ms();
+        let docs = rejected
+            .iter()
+            .map(|r| {
+                let kind = kind_of(r.collection);
+                let source = batch.source_of(kind, &r.id);
+                let (topic, partition, offset) = split_source(&source);
+                let id = format!("{}/{}/{}", r.store, r.collection, r.id);
+                // The document as JSON text: its field names are the store's to refuse, not ours.
+                let d = doc! {"_id": &id, "kind": kind.as_str(), "store": r.store, "target": &r.target,
+                "record_id": &r.id, "topic": topic, "partition": partition, "offset": offset,
+                "reason": &r.reason, "document": r.document.to_string(), "at_ms": at_ms};
+                (id, d)
+            })
+            .collect();
+        tokio::time::timeout(STORE_TIMEOUT, self.upsert(DEADLETTER_COLLECTION, docs))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("MongoDB did not take {} dead letters within {STORE_TIMEOUT:?}", rejected.len())
+            })?
+            .context("writing refused documents to the sink dead letter")?
+            .into_iter()
+            .next()
+            .map_or(Ok(()), |r| Err(anyhow::anyhow!("MongoDB refused a dead letter too: {}", r.reason)))
+    }
+
+    async fn write_mongo(
+        &self,
+        kinds: &[(&'static str, Vec<Doc>)],
+        dead: &[DeadLetter],
+    ) -> anyhow::Result<Vec<Rejected>> {
+        let mut rejected = Vec::new();
         for (collection, docs) in kinds {
             if !docs.is_empty() {
-                self.upsert(collection, bson_docs(docs)?).await.with_context(|| format!("MongoDB {collection}"))?;
+                let refused =
+                    self.upsert(collection, bson_docs(docs)?).await.with_context(|| format!("MongoDB {collection}"))?;
+                for r in refused {
+                    let document = docs.iter().find(|(id, _, _)| *id == r.id).map(|d| d.2.clone()).unwrap_or_default();
+                    rejected.push(Rejected { collection, target: collection.to_string(), document, ..r });
+                }
             }
         }
         if !dead.is_empty() {
@@ -184,31 +307,78 @@ impl Stores {
                     )
                 })
                 .collect();
-            self.upsert(DEADLETTER_COLLECTION, docs).await.context("writing the sink dead letter")?;
+            let refused = self.upsert(DEADLETTER_COLLECTION, docs).await.context("writing the sink dead letter")?;
+            if let Some(r) = refused.first() {
+                bail!("MongoDB refused a dead letter: {}", r.reason);
+            }
         }
-        Ok(())
+        Ok(rejected)
     }
 
-    async fn write_es(&self, docs: impl Iterator<Item = &Doc>) -> anyhow::Result<()> {
-        let mut body: Vec<JsonBody<Value>> = Vec::new();
-        for (id, index, d) in docs {
-            body.push(json!({"index": {"_index": index, "_id": id}}).into());
-            body.push(d.clone().into());
+    /// One `_bulk` of every document; the items Elasticsearch answers 429 or 5xx are sent again
+    /// (backoff with jitter, [`ES_ITEM_TRIES`] tries), the ones it refuses for good are returned.
+    /// A request that fails as a whole is an error: the batch is retried, nothing committed.
+    async fn write_es(&self, kinds: &[(&'static str, Vec<Doc>)]) -> anyhow::Result<Vec<Rejected>> {
+        let mut pending: Vec<(&'static str, &Doc)> =
+            kinds.iter().flat_map(|(c, docs)| docs.iter().map(move |d| (*c, d))).collect();
+        let mut rejected = Vec::new();
+        let mut backoff = std::time::Duration::from_millis(100);
+        let mut last = String::new();
+        for attempt in 1..=ES_ITEM_TRIES {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 1 {
+                tokio::time::sleep(jittered(backoff)).await;
+                backoff *= 2;
+            }
+            let mut body: Vec<JsonBody<Value>> = Vec::with_capacity(2 * pending.len());
+            for (_, (id, index, d)) in &pending {
+                body.push(json!({"index": {"_index": index, "_id": id}}).into());
+                body.push(d.clone().into());
+            }
+            let resp = self.es.bulk(BulkParts::None).body(body).send().await.context("Elasticsearch _bulk request")?;
+            let status = resp.status_code();
+            let v: Value = resp.json().await.context("reading the _bulk response")?;
+            if !status.is_success() {
+                bail!("Elasticsearch _bulk answered {status}: {v}");
+            }
+            let items = v["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+            if items.len() != pending.len() {
+                bail!("Elasticsearch _bulk answered {} items for {} documents", items.len(), pending.len());
+            }
+            let mut retry = Vec::new();
+            for (item, (collection, doc)) in items.iter().zip(pending) {
+                let (id, index, d) = doc;
+                match bulk_item(item) {
+                    Item::Stored => {}
+                    Item::Retry(why) => {
+                        last = why;
+                        retry.push((collection, doc));
+                    }
+                    Item::Refused(reason) => rejected.push(Rejected {
+                        store: "elasticsearch",
+                        collection,
+                        id: id.clone(),
+                        target: index.clone(),
+                        reason,
+                        document: d.clone(),
+                    }),
+                }
+            }
+            if !retry.is_empty() {
+                metrics::counter!("ecom_sink_es_item_retries_total").increment(retry.len() as u64);
+                tracing::warn!(items = retry.len(), attempt, reason = %last, "Elasticsearch asked to retry items");
+            }
+            pending = retry;
         }
-        if body.is_empty() {
-            return Ok(());
+        if !pending.is_empty() {
+            bail!(
+                "Elasticsearch still answered 429/5xx for {} documents after {ES_ITEM_TRIES} tries, last: {last}",
+                pending.len()
+            );
         }
-        let resp = self.es.bulk(BulkParts::None).body(body).send().await.context("Elasticsearch _bulk request")?;
-        let status = resp.status_code();
-        let v: Value = resp.json().await.context("reading the _bulk response")?;
-        if !status.is_success() {
-            bail!("Elasticsearch _bulk answered {status}: {v}");
-        }
-        if v["errors"].as_bool() == Some(true) {
-            let first = v["items"].as_array().and_then(|items| items.iter().find(|i| i["index"]["error"].is_object()));
-            bail!("Elasticsearch _bulk had item errors, first: {}", first.cloned().unwrap_or_default());
-        }
-        Ok(())
+        Ok(rejected)
     }
 
     /// Upsert by _id in steps that stay fast on the local FerretDB as on MongoDB: insert the
@@ -221,7 +391,7 @@ impl Stores {
     /// statements that match existing documents hangs FerretDB v1.24's SQLite connection pool.
     /// If the sink dies between the delete and the insert, the batch's offsets are not
     /// committed, so the documents come back when it is re-read.
-    async fn upsert(&self, collection: &str, docs: Vec<(String, Document)>) -> anyhow::Result<()> {
+    async fn upsert(&self, collection: &str, docs: Vec<(String, Document)>) -> anyhow::Result<Vec<Rejected>> {
         const DUPLICATE_KEY: i32 = 11000;
         let coll = self.db.collection::<Document>(collection);
         // The same id twice in one batch (a record re-read with its replay) would fail the
@@ -230,19 +400,32 @@ impl Stores {
         let mut docs: Vec<_> = docs.into_iter().rev().filter(|(id, _)| seen.insert(id.clone())).collect();
         docs.reverse();
         let (ids, encoded): (Vec<String>, Vec<Document>) = docs.into_iter().unzip();
+        let mut rejected = Vec::new();
         let existing: Vec<usize> = match coll.insert_many(encoded.clone()).ordered(false).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(rejected),
             Err(e) => match *e.kind {
                 mongodb::error::ErrorKind::InsertMany(ref ime) if ime.write_concern_error.is_none() => {
                     let errs = ime.write_errors.clone().unwrap_or_default();
-                    if let Some(other) = errs.iter().find(|w| w.code != DUPLICATE_KEY) {
-                        bail!("MongoDB rejected a document of the batch: code {} {}", other.code, other.message);
+                    // A write error other than a duplicate key is about that document alone
+                    // (too large, invalid): it will not be stored as it is.
+                    for w in errs.iter().filter(|w| w.code != DUPLICATE_KEY) {
+                        rejected.push(Rejected {
+                            store: "mongodb",
+                            collection: "",
+                            id: ids[w.index].clone(),
+                            target: collection.to_string(),
+                            reason: format!("code {}: {}", w.code, w.message),
+                            document: Value::Null,
+                        });
                     }
-                    errs.iter().map(|w| w.index).collect()
+                    errs.iter().filter(|w| w.code == DUPLICATE_KEY).map(|w| w.index).collect()
                 }
                 _ => return Err(anyhow::Error::new(e).context("MongoDB insert_many")),
             },
         };
+        if existing.is_empty() {
+            return Ok(rejected);
+        }
         tracing::debug!(collection, replays = existing.len(), of = ids.len(), "replacing replayed documents");
         metrics::counter!("ecom_sink_mongo_replaced_total", "collection" => collection.to_string())
             .increment(existing.len() as u64);
@@ -261,7 +444,28 @@ impl Stores {
             .ordered(false)
             .await
             .context("MongoDB insert of replayed documents")?;
-        Ok(())
+        Ok(rejected)
+    }
+}
+
+/// The kind whose documents go to `collection`.
+fn kind_of(collection: &str) -> Kind {
+    match collection {
+        SESSIONS_COLLECTION => Kind::Session,
+        METRICS_COLLECTION => Kind::WindowMetrics,
+        INVALID_COLLECTION => Kind::Invalid,
+        _ => Kind::Event,
+    }
+}
+
+/// (topic, partition, offset) of `<topic>/<partition>/<offset>`; ("", -1, -1) when unknown.
+fn split_source(source: &str) -> (String, i32, i64) {
+    let mut parts = source.rsplitn(3, '/');
+    let offset = parts.next().and_then(|o| o.parse().ok());
+    let partition = parts.next().and_then(|p| p.parse().ok());
+    match (parts.next(), partition, offset) {
+        (Some(topic), Some(p), Some(o)) => (topic.to_string(), p, o),
+        _ => (String::new(), -1, -1),
     }
 }
 
@@ -285,4 +489,36 @@ fn bson_docs(docs: &[Doc]) -> anyhow::Result<Vec<(String, Document)>> {
             Ok((id.clone(), u))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_items_are_stored_retried_or_refused_by_their_own_status() {
+        let item = |status: u64, error: Value| json!({"index": {"_id": "x", "status": status, "error": error}});
+        assert_eq!(bulk_item(&item(201, Value::Null)), Item::Stored);
+        assert_eq!(bulk_item(&item(200, Value::Null)), Item::Stored);
+        let busy = json!({"type": "es_rejected_execution_exception", "reason": "queue full"});
+        assert_eq!(bulk_item(&item(429, busy)), Item::Retry("429 es_rejected_execution_exception: queue full".into()));
+        assert!(matches!(bulk_item(&item(503, json!({"type": "unavailable_shards_exception"}))), Item::Retry(_)));
+        let closed = json!({"type": "index_closed_exception", "reason": "closed"});
+        assert_eq!(bulk_item(&item(400, closed)), Item::Refused("400 index_closed_exception: closed".into()));
+        assert!(matches!(bulk_item(&item(400, json!({"type": "document_parsing_exception"}))), Item::Refused(_)));
+    }
+
+    #[test]
+    fn sources_split_into_topic_partition_offset() {
+        assert_eq!(split_source("ecom.events.enriched/1/42"), ("ecom.events.enriched".into(), 1, 42));
+        assert_eq!(split_source("a/b/0/7"), ("a/b".into(), 0, 7));
+        assert_eq!(split_source(""), (String::new(), -1, -1));
+    }
+
+    #[test]
+    fn jitter_adds_at_most_half() {
+        let d = std::time::Duration::from_millis(100);
+        let j = jittered(d);
+        assert!(j >= d && j <= d + d / 2, "{j:?}");
+    }
 }

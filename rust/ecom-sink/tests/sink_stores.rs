@@ -204,7 +204,7 @@ async fn writes_are_idempotent_by_id_in_both_stores() {
         sessions: (0..5).map(session).collect(),
         metrics: (0..8).map(metrics).collect(),
         invalid: (0..4).map(invalid).collect(),
-        dead: vec![],
+        ..Default::default()
     };
     stores.write(&batch).await.unwrap();
     // A replay overwrites: the same ids with new content, and one id twice in one batch (the
@@ -214,7 +214,7 @@ async fn writes_are_idempotent_by_id_in_both_stores() {
         sessions: batch.sessions[..3].iter().map(|s| Session { events: 99, ..s.clone() }).collect(),
         metrics: batch.metrics[..4].to_vec(),
         invalid: batch.invalid[..2].to_vec(),
-        dead: vec![],
+        ..Default::default()
     };
     replay.metrics[0].views = 77;
     replay.metrics.push(WindowMetrics { views: 55, ..batch.metrics[0].clone() });
@@ -304,4 +304,68 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
         assert_eq!(d.get_str("_id").unwrap(), format!("{topic}/{}/{offset}", d.get_i32("partition").unwrap()));
         assert!(!d.get_binary_generic("raw").unwrap().is_empty());
     }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (dev/up)"]
+async fn documents_a_store_refuses_for_good_go_to_the_dead_letter_and_the_rest_is_stored() {
+    let (c, a) = cfg("refused");
+    let stores = Stores::connect_with(&c, &a).await.unwrap();
+    stores.ensure_schema().await.unwrap();
+    let http = reqwest::Client::new();
+    let day = |d: i64| JAN_1_2026_MS + d * 86_400_000;
+    let on_day = |i: usize, d: i64| {
+        let mut e = event(i);
+        e.event.as_mut().unwrap().event_time_ms = day(d) + i as i64;
+        e
+    };
+    // Day 1's index is closed (a permanent 400 index_closed_exception); day 2's maps `kind` as
+    // a number, so a document saying "product_view" cannot be parsed (400); day 3 is fine.
+    let closed = ecom_sink::doc::daily_index(&c.index_prefix, day(1));
+    let strict = ecom_sink::doc::daily_index(&c.index_prefix, day(2));
+    http.put(format!("{}/{closed}", c.es_url)).send().await.unwrap();
+    let r = http.post(format!("{}/{closed}/_close", c.es_url)).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let r = http
+        .put(format!("{}/{strict}", c.es_url))
+        .json(&serde_json::json!({"mappings": {"properties": {"kind": {"type": "long"}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+
+    let mut batch = Batch::default();
+    for (i, d) in [(0, 1), (1, 1), (2, 2), (3, 3), (4, 3), (5, 3)] {
+        batch.push_from(ecom_sink::record::Record::Event(on_day(i, d)), &c.topic, 0, 100 + i as i64);
+    }
+    let rejected = stores.write(&batch).await.expect("refused documents do not fail the write");
+    let mut refused: Vec<(&str, &str)> = rejected.iter().map(|r| (r.id.as_str(), r.store)).collect();
+    refused.sort();
+    assert_eq!(
+        refused,
+        [("evt-00000", "elasticsearch"), ("evt-00001", "elasticsearch"), ("evt-00002", "elasticsearch")]
+    );
+    assert!(rejected[..2].iter().all(|r| r.reason.contains("index_closed_exception")), "{rejected:?}");
+    assert!(rejected.iter().any(|r| r.reason.starts_with("400 document_parsing_exception")), "{rejected:?}");
+    // The rest is stored: day 3 in Elasticsearch, everything in MongoDB (which took them all).
+    let day3 = ecom_sink::doc::daily_index(&c.index_prefix, day(3));
+    http.post(format!("{}/{day3}/_refresh", c.es_url)).send().await.unwrap();
+    let v: serde_json::Value =
+        http.get(format!("{}/{day3}/_count", c.es_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["count"], 3);
+    assert_eq!(mongo_count(&c, EVENTS_COLLECTION).await, 6);
+    // Each refused document is in the dead letter with the store's reason and where it was read.
+    let dead = db(&c).await.collection::<Document>(DEADLETTER_COLLECTION);
+    assert_eq!(dead.count_documents(doc! {"store": "elasticsearch"}).await.unwrap(), 3);
+    let d = dead.find_one(doc! {"record_id": "evt-00002"}).await.unwrap().expect("dead letter of evt-00002");
+    assert_eq!(
+        (d.get_str("topic").unwrap(), d.get_i32("partition").unwrap(), d.get_i64("offset").unwrap()),
+        (c.topic.as_str(), 0, 102)
+    );
+    assert_eq!(d.get_str("target").unwrap(), strict);
+    assert!(d.get_str("document").unwrap().contains("\"event_id\":\"evt-00002\""));
+    // Written again (a replay), nothing is duplicated.
+    stores.write(&batch).await.unwrap();
+    assert_eq!(dead.count_documents(doc! {}).await.unwrap(), 3);
+    let _ = http.delete(format!("{}/{}-*", c.es_url, c.index_prefix)).send().await;
 }
