@@ -92,8 +92,9 @@ pub struct GuardConfig {
     /// How long to wait for Redis before answering with the fallback (JSON: `redis_timeout_ms`).
     #[serde(rename = "redis_timeout_ms", with = "millis")]
     pub redis_timeout: Duration,
-    /// Verdict returned, with fallback = true, when Redis is unavailable
-    /// (JSON: "allow", "flag", "block" or "unknown").
+    /// Verdict returned, with fallback = true, when Redis is unavailable (JSON: "allow",
+    /// "flag", "block" or "unknown"); "unknown" by default, the job's own fallback when it
+    /// cannot ask the Guard. The rules that need no Redis still decide (the more severe wins).
     #[serde(with = "verdict_name")]
     pub fallback_verdict: Verdict,
     /// Events per IP per minute above which the event is flagged.
@@ -171,7 +172,7 @@ impl Default for GuardConfig {
         Self {
             key_prefix: "ecom:guard".into(),
             redis_timeout: Duration::from_millis(250),
-            fallback_verdict: Verdict::Allow,
+            fallback_verdict: Verdict::Unknown,
             ip_flag_per_min: 300,
             ip_block_per_min: 1_200,
             user_flag_per_min: 120,
@@ -1004,21 +1005,43 @@ impl Guard {
             Err((cause, why)) => {
                 tracing::warn!(%why, "guard answering with the fallback verdict");
                 metrics::counter!("ecom_guard_redis_errors_total", "cause" => cause).increment(1);
-                let verdict = self.cfg.fallback_verdict;
-                metrics::counter!("ecom_guard_fallback_total", "verdict" => verdict.as_str_name())
+                metrics::counter!("ecom_guard_fallback_total", "verdict" => self.cfg.fallback_verdict.as_str_name())
                     .increment(reqs.len() as u64);
-                reqs.iter()
-                    .map(|r| GuardResponse {
-                        event_id: r.event_id.clone(),
-                        verdict: verdict as i32,
-                        reasons: vec![format!("fallback: {why}; answered with the declared fallback verdict")],
-                        ip_events_in_window: 0,
-                        fallback: true,
-                        findings: vec![],
-                    })
-                    .collect()
+                reqs.iter().map(|r| self.without_redis(r, &why)).collect()
             }
         }
+    }
+}
+
+impl Guard {
+    /// The answer while Redis cannot be asked: the rules that need no Redis state (the
+    /// user-agent patterns) still decide, and the verdict is the more severe of theirs and the
+    /// declared `fallback_verdict`, with `fallback = true` and the reason first.
+    fn without_redis(&self, r: &GuardRequest, why: &str) -> GuardResponse {
+        let d = decide(&Signals { agent: agent_match(&r.user_agent), ..Default::default() }, &self.cfg);
+        let fallback = self.cfg.fallback_verdict;
+        let verdict =
+            if d.findings.is_empty() || severity(fallback) >= severity(d.verdict) { fallback } else { d.verdict };
+        let mut reasons = vec![format!("fallback: {why}; answered with the declared fallback verdict")];
+        reasons.extend(d.reasons);
+        GuardResponse {
+            event_id: r.event_id.clone(),
+            verdict: verdict as i32,
+            reasons,
+            ip_events_in_window: 0,
+            fallback: true,
+            findings: d.findings,
+        }
+    }
+}
+
+/// allow < unknown < flag < block: which of two verdicts wins.
+fn severity(v: Verdict) -> u8 {
+    match v {
+        Verdict::Allow | Verdict::Unspecified => 0,
+        Verdict::Unknown => 1,
+        Verdict::Flag => 2,
+        Verdict::Block => 3,
     }
 }
 

@@ -564,15 +564,22 @@ async fn slow_redis_gives_the_declared_fallback_within_the_deadline() {
     assert!(guard.redis_ok().await);
     p.delay_ms.store(2_000, Ordering::SeqCst);
     let started = Instant::now();
-    let out = guard.check_all(&[event("192.0.2.77", "u1", 1), event("192.0.2.77", "u1", 2)]).await;
+    let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    let crawler = GuardRequest { user_agent: googlebot.into(), ..event("192.0.2.78", "u2", 3) };
+    let out = guard.check_all(&[event("192.0.2.77", "u1", 1), event("192.0.2.77", "u1", 2), crawler]).await;
     let took = started.elapsed();
     assert!(took < Duration::from_millis(1_000), "took {took:?}");
     for r in &out {
         assert!(r.fallback);
-        assert_eq!(verdict(r), Verdict::Unknown);
         assert!(r.reasons[0].starts_with("fallback: redis timeout after 150ms;"), "{:?}", r.reasons);
+    }
+    for r in &out[..2] {
+        assert_eq!(verdict(r), Verdict::Unknown);
         assert!(r.findings.is_empty());
     }
+    // The rules that need no Redis still decide: the crawler is flagged, not waved through.
+    assert_eq!(verdict(&out[2]), Verdict::Flag);
+    assert_eq!(out[2].findings.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(), [rule::CRAWLER_AGENT]);
     // Once Redis answers in time again, so does the guard.
     p.delay_ms.store(0, Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -53,7 +53,7 @@ async fn unreachable_redis_gives_the_fallback_within_the_deadline() {
     let out = guard.check_all(&[req("198.51.100.7", 1)]).await;
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     assert!(out[0].fallback);
-    assert_eq!(out[0].verdict, Verdict::Allow as i32);
+    assert_eq!(out[0].verdict, Verdict::Unknown as i32, "the declared default, the job's own fallback");
     assert!(out[0].reasons[0].starts_with("fallback:"), "{:?}", out[0].reasons);
 }
 
@@ -64,8 +64,8 @@ async fn invalid_items_keep_their_place_when_redis_is_down() {
     let reqs = vec![req("198.51.100.8", 0), req("", 1), req("198.51.100.8", 2)];
     let out = guard.check_each(reqs).await;
     let shape: Vec<(&str, i32, bool)> = out.iter().map(|r| (r.event_id.as_str(), r.verdict, r.fallback)).collect();
-    let (allow, unknown) = (Verdict::Allow as i32, Verdict::Unknown as i32);
-    assert_eq!(shape, vec![("e0", allow, true), ("e1", unknown, false), ("e2", allow, true)]);
+    let unknown = Verdict::Unknown as i32;
+    assert_eq!(shape, vec![("e0", unknown, true), ("e1", unknown, false), ("e2", unknown, true)]);
     assert_eq!(out[1].reasons, vec!["invalid_request: requests[1].ip: must not be empty"]);
 }
 
