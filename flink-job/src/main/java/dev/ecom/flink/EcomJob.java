@@ -4,7 +4,12 @@ package dev.ecom.flink;
 import dev.ecom.flink.kafka.ProtoRecordSerializer;
 import dev.ecom.flink.kafka.RawRecordDeserializer;
 import java.time.Duration;
+import java.util.Collection;
+import java.util.List;
 import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.PipelineOptions;
@@ -17,7 +22,11 @@ import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsIni
 import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.consumer.OffsetResetStrategy;
+import org.apache.kafka.common.Node;
+import org.apache.kafka.common.config.ConfigResource;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -27,9 +36,6 @@ public final class EcomJob {
 
   /** The job's name in the Flink UI and REST API. */
   public static final String JOB_NAME = "ecom";
-
-  /** Must not exceed the brokers' transaction.max.timeout.ms (Kafka's default is 900000). */
-  static final String TRANSACTION_TIMEOUT_MS = "600000";
 
   private EcomJob() {}
 
@@ -50,6 +56,7 @@ public final class EcomJob {
               + " Pass a secret key outside development.");
     }
     LOG.info("Starting {} with {}", JOB_NAME, cfg);
+    checkTransactionTimeout(cfg);
 
     buildJob(cfg).execute(JOB_NAME);
   }
@@ -79,13 +86,22 @@ public final class EcomJob {
 
   static StreamExecutionEnvironment environment(JobConfig cfg) {
     Configuration conf = new Configuration();
-    conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
-    conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 5);
-    conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofSeconds(5));
+    // Restarts are the cluster's to decide (its restart-strategy), unless the user asks here.
+    if (cfg.restartAttempts() >= 0) {
+      conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
+      conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, cfg.restartAttempts());
+      conf.set(
+          RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY,
+          Duration.ofMillis(cfg.restartDelayMs()));
+    }
     // Every type has its own serializer (POJO or ProtoTypeInfo); a Kryo fallback is a bug.
     conf.set(PipelineOptions.GENERIC_TYPES, false);
     StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
     env.enableCheckpointing(cfg.checkpointIntervalMs(), CheckpointingMode.EXACTLY_ONCE);
+    env.getCheckpointConfig().setCheckpointTimeout(cfg.checkpointTimeoutMs());
+    // One slow or failed checkpoint (a busy disk, a slow broker) is not worth a restart.
+    env.getCheckpointConfig()
+        .setTolerableCheckpointFailureNumber(cfg.tolerableCheckpointFailures());
     // Flink's default (100 ms) holds a record in a half-full network buffer for up to that long
     // at every shuffle; at a few thousand events/s the buffers rarely fill.
     env.setBufferTimeout(cfg.bufferTimeoutMs());
@@ -93,6 +109,51 @@ public final class EcomJob {
       env.setParallelism(cfg.parallelism());
     }
     return env;
+  }
+
+  /**
+   * Refuses to start when --transaction-timeout-ms is above the brokers'
+   * transaction.max.timeout.ms: every producer of the exactly-once sinks would be refused at its
+   * first transaction, and the job would restart until it fails. A broker that cannot be asked
+   * within 10 s is logged and the job goes on (its sources will say what is wrong with the
+   * brokers).
+   */
+  static void checkTransactionTimeout(JobConfig cfg) {
+    Properties props = new Properties();
+    props.setProperty("bootstrap.servers", cfg.bootstrapServers());
+    try (Admin admin = Admin.create(props)) {
+      Collection<Node> nodes = admin.describeCluster().nodes().get(10, TimeUnit.SECONDS);
+      for (Node node : nodes) {
+        ConfigResource broker =
+            new ConfigResource(ConfigResource.Type.BROKER, Integer.toString(node.id()));
+        ConfigEntry max =
+            admin
+                .describeConfigs(List.of(broker))
+                .all()
+                .get(10, TimeUnit.SECONDS)
+                .get(broker)
+                .get("transaction.max.timeout.ms");
+        if (max != null
+            && max.value() != null
+            && cfg.transactionTimeoutMs() > Long.parseLong(max.value())) {
+          throw new IllegalArgumentException(
+              "--transaction-timeout-ms "
+                  + cfg.transactionTimeoutMs()
+                  + " is above broker "
+                  + node.id()
+                  + "'s transaction.max.timeout.ms "
+                  + max.value()
+                  + ": the exactly-once sinks could not open a transaction");
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (ExecutionException | TimeoutException e) {
+      LOG.warn(
+          "Could not read the brokers' transaction.max.timeout.ms at {}: {}",
+          cfg.bootstrapServers(),
+          e.toString());
+    }
   }
 
   @SuppressWarnings("deprecation") // OffsetResetStrategy is what this connector version takes.
@@ -126,7 +187,7 @@ public final class EcomJob {
   static <T> KafkaSink<T> kafkaSink(
       JobConfig cfg, KafkaRecordSerializationSchema<T> serializer, String name) {
     Properties producer = new Properties();
-    producer.setProperty("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
+    producer.setProperty("transaction.timeout.ms", Long.toString(cfg.transactionTimeoutMs()));
     // Stated, not inherited: JobConfig checks the job's record limit against it at start.
     producer.setProperty("max.request.size", Integer.toString(cfg.producerMaxRequestBytes()));
     return KafkaSink.<T>builder()

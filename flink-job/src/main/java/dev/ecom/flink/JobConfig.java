@@ -57,7 +57,12 @@ public record JobConfig(
     long rpcBatchMaxDelayMs,
     int maxRecordBytes,
     long maxClockLeadMs,
-    int producerMaxRequestBytes)
+    int producerMaxRequestBytes,
+    int restartAttempts,
+    long restartDelayMs,
+    int tolerableCheckpointFailures,
+    long checkpointTimeoutMs,
+    long transactionTimeoutMs)
     implements Serializable {
 
   /**
@@ -99,6 +104,29 @@ public record JobConfig(
         "invalid-topic", new String[] {"ecom.events.invalid", "topic for rejected records"});
     OPTIONS.put(
         "checkpoint-interval-ms", new String[] {"2000", "checkpoint (and commit) interval"});
+    OPTIONS.put(
+        "checkpoint-timeout-ms",
+        new String[] {"120000", "a checkpoint taking longer than this counts as failed"});
+    OPTIONS.put(
+        "tolerable-checkpoint-failures",
+        new String[] {"3", "failed checkpoints in a row the job rides out before it restarts"});
+    OPTIONS.put(
+        "transaction-timeout-ms",
+        new String[] {
+          "600000",
+          "Kafka transaction timeout of the exactly-once sinks: above checkpoint interval +"
+              + " checkpoint timeout, at most the brokers' transaction.max.timeout.ms"
+              + " (checked at start)"
+        });
+    OPTIONS.put(
+        "restart-attempts",
+        new String[] {
+          "-1",
+          "fixed-delay restarts before the job fails; -1 leaves restarts to the cluster's"
+              + " restart-strategy"
+        });
+    OPTIONS.put(
+        "restart-delay-ms", new String[] {"5000", "delay between restarts (--restart-attempts)"});
     OPTIONS.put(
         "buffer-timeout-ms",
         new String[] {"5", "longest a record waits in a network buffer between tasks"});
@@ -185,6 +213,28 @@ public record JobConfig(
     Objects.requireNonNull(serveAddress, "serveAddress");
     Objects.requireNonNull(ipHashKey, "ipHashKey");
     positive("checkpoint-interval-ms", checkpointIntervalMs);
+    positive("checkpoint-timeout-ms", checkpointTimeoutMs);
+    positive("transaction-timeout-ms", transactionTimeoutMs);
+    if (transactionTimeoutMs <= checkpointIntervalMs + checkpointTimeoutMs) {
+      throw new IllegalArgumentException(
+          "--transaction-timeout-ms "
+              + transactionTimeoutMs
+              + " must be above --checkpoint-interval-ms "
+              + checkpointIntervalMs
+              + " + --checkpoint-timeout-ms "
+              + checkpointTimeoutMs
+              + ": a transaction stays open from one checkpoint until the next completes, and"
+              + " Kafka aborting it would lose what it holds");
+    }
+    if (tolerableCheckpointFailures < 0) {
+      throw new IllegalArgumentException(
+          "--tolerable-checkpoint-failures: " + tolerableCheckpointFailures + " must be >= 0");
+    }
+    if (restartAttempts < -1) {
+      throw new IllegalArgumentException(
+          "--restart-attempts: " + restartAttempts + " must be >= 0, or -1 for the cluster's");
+    }
+    positive("restart-delay-ms", restartDelayMs);
     positive("buffer-timeout-ms", bufferTimeoutMs);
     positive("guard-timeout-ms", guardTimeoutMs);
     positive("guard-capacity", guardCapacity);
@@ -353,7 +403,12 @@ public record JobConfig(
         number(given, "rpc-batch-max-delay-ms"),
         (int) number(given, "max-record-bytes"),
         number(given, "max-clock-lead-ms"),
-        (int) number(given, "producer-max-request-bytes"));
+        (int) number(given, "producer-max-request-bytes"),
+        (int) number(given, "restart-attempts"),
+        number(given, "restart-delay-ms"),
+        (int) number(given, "tolerable-checkpoint-failures"),
+        number(given, "checkpoint-timeout-ms"),
+        number(given, "transaction-timeout-ms"));
   }
 
   /** One line per option with its default. */
@@ -476,6 +531,16 @@ public record JobConfig(
         + catalogTopic
         + ", checkpointIntervalMs="
         + checkpointIntervalMs
+        + ", checkpointTimeoutMs="
+        + checkpointTimeoutMs
+        + ", tolerableCheckpointFailures="
+        + tolerableCheckpointFailures
+        + ", transactionTimeoutMs="
+        + transactionTimeoutMs
+        + ", restartAttempts="
+        + restartAttempts
+        + ", restartDelayMs="
+        + restartDelayMs
         + ", bufferTimeoutMs="
         + bufferTimeoutMs
         + ", guardTimeoutMs="

@@ -2,6 +2,8 @@
 package dev.ecom.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatCode;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.List;
 import java.util.stream.Collectors;
@@ -9,6 +11,7 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.graph.StreamGraph;
 import org.apache.flink.streaming.api.graph.StreamNode;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledIfEnvironmentVariable;
 
 class EcomJobTest {
   @Test
@@ -31,5 +34,20 @@ class EcomJobTest {
             EcomPipeline.UID_GUARD,
             EcomPipeline.UID_ENRICHED_SINK,
             EcomPipeline.UID_INVALID_SINK);
+  }
+
+  /** Against the local stack's broker (dev/test exports KAFKA_BOOTSTRAP; dev/up allows 1 h). */
+  @Test
+  @EnabledIfEnvironmentVariable(named = "KAFKA_BOOTSTRAP", matches = ".+")
+  void aTransactionTimeoutAboveTheBrokersMaximumIsRefusedAtStart() throws Exception {
+    String brokers = System.getenv("KAFKA_BOOTSTRAP");
+    JobConfig fits = JobConfig.parse(new String[] {"--bootstrap-servers", brokers});
+    assertThatCode(() -> EcomJob.checkTransactionTimeout(fits)).doesNotThrowAnyException();
+    JobConfig tooLong =
+        JobConfig.parse(
+            new String[] {"--bootstrap-servers", brokers, "--transaction-timeout-ms", "86400000"});
+    assertThatThrownBy(() -> EcomJob.checkTransactionTimeout(tooLong))
+        .hasMessageContaining("--transaction-timeout-ms 86400000 is above broker")
+        .hasMessageContaining("'s transaction.max.timeout.ms ");
   }
 }

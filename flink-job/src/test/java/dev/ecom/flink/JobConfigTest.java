@@ -78,7 +78,21 @@ class JobConfigTest {
         .hasMessageContaining("--max-record-bytes 1000000 leaves too little room");
     assertThatThrownBy(() -> JobConfig.parse(new String[] {"--max-clock-lead-ms", "60000"}))
         .hasMessageContaining("below --max-out-of-order-ms");
+    assertThatThrownBy(
+            () ->
+                JobConfig.parse(
+                    new String[] {
+                      "--transaction-timeout-ms", "60000", "--checkpoint-timeout-ms", "60000"
+                    }))
+        .hasMessageContaining(
+            "--transaction-timeout-ms 60000 must be above --checkpoint-interval-ms 2000 +"
+                + " --checkpoint-timeout-ms 60000");
+    assertThatThrownBy(() -> JobConfig.parse(new String[] {"--restart-attempts", "-2"}))
+        .hasMessageContaining("-1 for the cluster's");
     JobConfig d = JobConfig.defaults();
+    assertThat(d.restartAttempts()).as("restarts are the cluster's by default").isEqualTo(-1);
+    assertThat(d.tolerableCheckpointFailures()).isEqualTo(3);
+    assertThat(d.transactionTimeoutMs()).isEqualTo(600_000);
     assertThat(d.maxRecordBytes()).isEqualTo(16_384);
     assertThat(d.maxClockLeadMs()).isEqualTo(5_000);
     assertThat(d.producerMaxRequestBytes()).isEqualTo(1_048_576);
