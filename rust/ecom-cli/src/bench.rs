@@ -227,6 +227,7 @@ async fn sink(b: SinkBench) -> anyhow::Result<()> {
         batch_wait: Duration::from_millis(100),
         metrics_addr: "127.0.0.1:0".parse()?,
         delivery: ecom_sink::DeliveryMode::AtLeastOnce,
+        max_poll_interval: Duration::from_secs(300),
     };
     let stores = ecom_sink::stores::Stores::connect(&cfg).await?;
     let client = mongodb::Client::with_uri_str(&b.mongo_url).await?;

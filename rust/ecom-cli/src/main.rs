@@ -165,6 +165,10 @@ struct SinkArgs {
     /// Longest a partial batch waits, in ms.
     #[arg(long, default_value_t = 200)]
     batch_wait_ms: u64,
+    /// Kafka's max.poll.interval.ms for the sink's consumer (the session timeout is at most 45 s
+    /// and never above it).
+    #[arg(long, default_value_t = 300_000)]
+    max_poll_interval_ms: u64,
     /// Listen address for /health and /metrics.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_addr: SocketAddr,
@@ -236,6 +240,7 @@ async fn main() -> anyhow::Result<()> {
                 batch_max: a.batch_max,
                 batch_wait: Duration::from_millis(a.batch_wait_ms),
                 metrics_addr: a.metrics_addr,
+                max_poll_interval: Duration::from_millis(a.max_poll_interval_ms),
                 delivery: ecom_sink::DeliveryMode::AtLeastOnce,
             };
             let agg = ecom_sink::AggregatesConfig {

@@ -69,6 +69,10 @@ pub struct SinkConfig {
     pub metrics_addr: SocketAddr,
     /// Delivery semantics.
     pub delivery: DeliveryMode,
+    /// Kafka's max.poll.interval.ms (and the session timeout, at most 45 s): how long the
+    /// consumer may go without polling before the group drops it. The sink keeps polling with
+    /// its partitions paused while a store is away, so an outage does not count against it.
+    pub max_poll_interval: Duration,
 }
 
 /// Topics and index prefixes of the session and window-metrics streams. Apart from
@@ -156,9 +160,14 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let kinds = topic_kinds(&cfg, &agg)?;
     check_prefixes(&cfg, &agg)?;
-    let prom = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the Prometheus recorder")?;
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let prom = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        // Several sinks in one process (tests): the first one's recorder counts for all.
+        tracing::warn!(
+            "a metrics recorder is already installed in this process; /metrics shows only this sink's handle"
+        );
+    }
     let health = Health::default();
     health.set(Some("connecting to Elasticsearch and MongoDB".into()));
     serve_metrics(cfg.metrics_addr, prom, health.clone()).await?;
@@ -198,6 +207,8 @@ pub async fn run(
         .set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        .set("max.poll.interval.ms", cfg.max_poll_interval.as_millis().to_string())
+        .set("session.timeout.ms", cfg.max_poll_interval.min(Duration::from_secs(45)).as_millis().to_string())
         // The job writes with Kafka transactions: only committed records are real.
         .set("isolation.level", "read_committed")
         .create()
@@ -251,12 +262,17 @@ pub async fn run(
         }
         let stopping = *stop_rx.borrow();
         if !batch.is_empty() {
-            write_until_done(&stores, &batch, &stop_rx, &health).await?;
+            write_until_done(&stores, &batch, &stop_rx, &health, &consumer).await?;
             let mut tpl = TopicPartitionList::new();
             for ((t, p), o) in &next_offsets {
                 tpl.add_partition_offset(t, *p, Offset::Offset(*o)).context("building the offset commit")?;
             }
-            consumer.commit(&tpl, CommitMode::Sync).context("committing Kafka offsets")?;
+            // A commit that fails (a rebalance took a partition, the broker is away) loses
+            // nothing: the records are read again and overwrite their own documents.
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                tracing::warn!(error = %e, "committing Kafka offsets failed; the batch will be read again");
+                metrics::counter!("ecom_sink_commit_errors_total").increment(1);
+            }
             count_written(&batch);
         }
         if stopping {
@@ -288,15 +304,18 @@ async fn write_until_done(
     batch: &Batch,
     stop: &tokio::sync::watch::Receiver<bool>,
     health: &Health,
+    consumer: &StreamConsumer,
 ) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0u32;
+    let mut paused = Paused::default();
     loop {
         attempt += 1;
         let started = Instant::now();
         match stores.write(batch).await {
             Ok(rejected) => {
                 health.set(None);
+                paused.resume(consumer);
                 for r in &rejected {
                     tracing::warn!(store = r.store, id = %r.id, target = %r.target, reason = %r.reason,
                         "a store refused a document for good: it is in the sink dead letter");
@@ -329,10 +348,65 @@ async fn write_until_done(
                     "writing a batch failed; retrying (offsets not committed)"
                 );
                 if *stop.borrow() && attempt >= 3 {
+                    paused.resume(consumer);
                     return Err(e.context("giving up on shutdown; the batch will be re-read from Kafka on restart"));
                 }
-                tokio::time::sleep(backoff).await;
+                // Wait with the partitions paused and the consumer polled, so an outage longer
+                // than max.poll.interval.ms does not drop the sink from its group.
+                paused.pause_all(consumer);
+                let until = tokio::time::sleep(backoff);
+                tokio::pin!(until);
+                loop {
+                    tokio::select! {
+                        _ = &mut until => break,
+                        m = consumer.recv() => paused.hold(consumer, m),
+                    }
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// The partitions the sink paused while a store is away, resumed once a write succeeds.
+#[derive(Default)]
+struct Paused(Option<TopicPartitionList>);
+
+impl Paused {
+    fn pause_all(&mut self, consumer: &StreamConsumer) {
+        let Ok(assigned) = consumer.assignment() else { return };
+        if let Err(e) = consumer.pause(&assigned) {
+            tracing::warn!(error = %e, "pausing the partitions failed");
+        }
+        self.0 = Some(assigned);
+    }
+
+    /// A record read while paused (from a partition assigned since): its partition is paused
+    /// too and set back to it, so it is read again after the outage, not lost.
+    fn hold(
+        &mut self,
+        consumer: &StreamConsumer,
+        m: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
+    ) {
+        let Ok(msg) = m else { return };
+        let (topic, partition, offset) = (msg.topic().to_string(), msg.partition(), msg.offset());
+        drop(msg);
+        let mut tpl = TopicPartitionList::new();
+        if tpl.add_partition_offset(&topic, partition, Offset::Offset(offset)).is_ok() {
+            let _ = consumer.pause(&tpl);
+            if let Err(e) = consumer.seek_partitions(tpl, Duration::from_secs(5)) {
+                tracing::warn!(error = %e, topic, partition, offset, "could not rewind a partition read while paused");
+            }
+        }
+        self.pause_all(consumer);
+    }
+
+    fn resume(&mut self, consumer: &StreamConsumer) {
+        if self.0.take().is_some() {
+            if let Ok(assigned) = consumer.assignment() {
+                if let Err(e) = consumer.resume(&assigned) {
+                    tracing::warn!(error = %e, "resuming the partitions failed");
+                }
             }
         }
     }
@@ -385,6 +459,7 @@ mod tests {
 
     fn cfg(topic: &str) -> SinkConfig {
         SinkConfig {
+            max_poll_interval: Duration::from_secs(300),
             brokers: String::new(),
             topic: topic.into(),
             group_id: String::new(),

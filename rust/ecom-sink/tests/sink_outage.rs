@@ -1,8 +1,9 @@
-//! The sink started while Elasticsearch cannot be reached: it waits, says so on /health (503),
-//! and once Elasticsearch answers it writes everything, with nothing lost. The outage is real:
-//! the sink's Elasticsearch URL is a local port where nothing listens until the test opens a
-//! plain TCP forwarder to the stack's Elasticsearch there. Its own binary, because the sink
-//! installs the process's one Prometheus recorder.
+//! Elasticsearch away, for real: the sink's Elasticsearch URL is a local port where a plain TCP
+//! forwarder to the stack's Elasticsearch listens only while the test lets it (closing it drops
+//! every open connection). A sink started while Elasticsearch is away waits, says so on /health
+//! (503), and writes everything once it answers; a sink whose Elasticsearch goes away for longer
+//! than its consumer's max.poll.interval.ms stays in its group (partitions paused, consumer
+//! polled) and writes everything, once, when it is back.
 use ecom_proto::v1::{EnrichedEvent, Event};
 use ecom_sink::{AggregatesConfig, DeliveryMode, SinkConfig};
 use prost::Message;
@@ -14,17 +15,152 @@ fn env(k: &str, d: &str) -> String {
     std::env::var(k).unwrap_or_else(|_| d.into())
 }
 
-/// Forwards every connection on `listener` to `target` until the test ends.
-async fn forward(listener: tokio::net::TcpListener, target: String) {
+/// Forwards every connection on `port` to `target` until aborted; aborting it closes the
+/// listener and every connection it forwards.
+async fn forward(port: u16, target: String) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let mut conns = tokio::task::JoinSet::new();
     loop {
         let Ok((mut inbound, _)) = listener.accept().await else { return };
         let target = target.clone();
-        tokio::spawn(async move {
+        conns.spawn(async move {
             if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
                 let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
             }
         });
     }
+}
+
+async fn es_count(es: &str, prefix: &str) -> u64 {
+    let http = reqwest::Client::new();
+    let _ = http.post(format!("{es}/{prefix}-*/_refresh")).send().await;
+    let v: serde_json::Value =
+        http.get(format!("{es}/{prefix}-*/_count?allow_no_indices=true")).send().await.unwrap().json().await.unwrap();
+    v["count"].as_u64().unwrap_or(0)
+}
+
+async fn produce(brokers: &str, topic: &str, ids: std::ops::Range<i64>) {
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    for i in ids {
+        let e = EnrichedEvent {
+            event: Some(Event {
+                event_id: format!("evt-{i:05}"),
+                event_time_ms: 1_767_225_600_000 + i,
+                kind: 3,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        producer
+            .send(FutureRecord::to(topic).key("k").payload(&e.encode_to_vec()), Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+}
+
+/// Waits until `prefix-*` holds `n` documents; panics after `secs`.
+async fn wait_for(es: &str, prefix: &str, n: u64, secs: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let have = es_count(es, prefix).await;
+        if have == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {have} of {n} documents after {secs} s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn configs(tag: &str, es_port: u16, metrics_port: u16, max_poll: Duration) -> (SinkConfig, AggregatesConfig) {
+    let n = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let name = |kind: &str| format!("ecom-test-{tag}-{kind}-{n}");
+    let c = SinkConfig {
+        brokers: env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        topic: name("events"),
+        group_id: name("group"),
+        es_url: format!("http://127.0.0.1:{es_port}"),
+        index_prefix: name("events"),
+        mongo_url: env("MONGODB_URL", "mongodb://127.0.0.1:27017"),
+        mongo_db: name("db").replace('-', "_"),
+        batch_max: 100,
+        batch_wait: Duration::from_millis(100),
+        metrics_addr: format!("127.0.0.1:{metrics_port}").parse().unwrap(),
+        delivery: DeliveryMode::AtLeastOnce,
+        max_poll_interval: max_poll,
+    };
+    let a = AggregatesConfig {
+        sessions_topic: name("sessions"),
+        sessions_index_prefix: name("sessions"),
+        metrics_topic: name("metrics"),
+        metrics_index_prefix: name("metrics"),
+        invalid_topic: name("invalid"),
+        invalid_index_prefix: name("invalid"),
+    };
+    (c, a)
+}
+
+/// A port nothing listens on (bound, then closed again).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (dev/up)"]
+async fn an_outage_longer_than_the_poll_interval_keeps_the_sink_in_its_group_and_loses_nothing() {
+    let es = env("ES_URL", "http://127.0.0.1:9200");
+    let target = es.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let port = free_port();
+    let (c, a) = configs("long-outage", port, 19467, Duration::from_secs(8));
+    let fwd = tokio::spawn(forward(port, target.clone()));
+    produce(&c.brokers, &c.topic, 0..100).await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(ecom_sink::run(c.clone(), a, async move {
+        let _ = rx.await;
+    }));
+    wait_for(&es, &c.index_prefix, 100, 60, "before the outage").await;
+
+    // Elasticsearch goes away for 20 s, over twice the consumer's max.poll.interval.ms.
+    fwd.abort();
+    let _ = fwd.await;
+    produce(&c.brokers, &c.topic, 100..200).await;
+    let url = format!("http://{}/health", c.metrics_addr);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (status, text) = health(&url).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(!run.is_finished(), "the sink stopped during the outage: {:?}", run.await);
+    // Still a member of its group: it kept polling with its partitions paused. (A consumer
+    // that stops polling is dropped after max.poll.interval.ms and its partitions go to others.)
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let admin: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &c.brokers).create().unwrap();
+    let groups = admin.fetch_group_list(Some(&c.group_id), Duration::from_secs(10)).unwrap();
+    let members = groups.groups().iter().map(|g| g.members().len()).sum::<usize>();
+    assert_eq!(members, 1, "members of the sink's group {} during the outage", c.group_id);
+
+    let fwd = tokio::spawn(forward(port, target));
+    wait_for(&es, &c.index_prefix, 200, 60, "after the outage").await;
+    assert_eq!(health(&url).await.0, 200);
+    assert!(!run.is_finished(), "the sink stopped after the outage");
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), run).await.unwrap().unwrap().unwrap();
+    // Every record's offset is committed by the group the sink never left (a replay would
+    // overwrite its documents, so the count alone cannot tell: ask the group).
+    let group: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &c.brokers).set("group.id", &c.group_id).create().unwrap();
+    let md = group.fetch_metadata(Some(&c.topic), Duration::from_secs(10)).unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition(&c.topic, p.id());
+    }
+    let committed: i64 = group
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap()
+        .elements()
+        .iter()
+        .map(|e| if let rdkafka::Offset::Offset(o) = e.offset() { o } else { 0 })
+        .sum();
+    assert_eq!(committed, 200, "committed offsets of the sink's group");
+    fwd.abort();
+    let _ = reqwest::Client::new().delete(format!("{es}/{}-*", c.index_prefix)).send().await;
 }
 
 async fn health(url: &str) -> (u16, String) {
@@ -37,48 +173,10 @@ async fn health(url: &str) -> (u16, String) {
 #[tokio::test]
 #[ignore = "needs the local stack (dev/up)"]
 async fn a_sink_started_while_elasticsearch_is_away_waits_and_then_writes_everything() {
-    let n = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     let es = env("ES_URL", "http://127.0.0.1:9200");
-    // A free port, closed again: nothing answers there until the forwarder takes it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let c = SinkConfig {
-        brokers: env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        topic: format!("ecom-test-outage-events-{n}"),
-        group_id: format!("ecom-test-outage-{n}"),
-        es_url: format!("http://127.0.0.1:{port}"),
-        index_prefix: format!("ecom-test-outage-events-{n}"),
-        mongo_url: env("MONGODB_URL", "mongodb://127.0.0.1:27017"),
-        mongo_db: format!("ecom_test_outage_{n}"),
-        batch_max: 100,
-        batch_wait: Duration::from_millis(100),
-        metrics_addr: "127.0.0.1:19465".parse().unwrap(),
-        delivery: DeliveryMode::AtLeastOnce,
-    };
-    let a = AggregatesConfig {
-        sessions_topic: format!("ecom-test-outage-sessions-{n}"),
-        sessions_index_prefix: format!("ecom-test-outage-sessions-{n}"),
-        metrics_topic: format!("ecom-test-outage-metrics-{n}"),
-        metrics_index_prefix: format!("ecom-test-outage-metrics-{n}"),
-        invalid_topic: format!("ecom-test-outage-invalid-{n}"),
-        invalid_index_prefix: format!("ecom-test-outage-invalid-{n}"),
-    };
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &c.brokers).create().unwrap();
-    for i in 0..200 {
-        let e = EnrichedEvent {
-            event: Some(Event {
-                event_id: format!("evt-{i:05}"),
-                event_time_ms: 1_767_225_600_000 + i,
-                kind: 3,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        producer
-            .send(FutureRecord::to(&c.topic).key("k").payload(&e.encode_to_vec()), Duration::from_secs(10))
-            .await
-            .unwrap();
-    }
-
+    let port = free_port();
+    let (c, a) = configs("outage", port, 19465, Duration::from_secs(300));
+    produce(&c.brokers, &c.topic, 0..200).await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(ecom_sink::run(c.clone(), a, async move {
         let _ = rx.await;
@@ -99,33 +197,11 @@ async fn a_sink_started_while_elasticsearch_is_away_waits_and_then_writes_everyt
 
     // Elasticsearch comes back.
     let target = es.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let fwd = tokio::spawn(forward(listener, target));
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let _ = http.post(format!("{es}/{}-*/_refresh", c.index_prefix)).send().await;
-        let v: serde_json::Value = http
-            .get(format!("{es}/{}-*/_count?allow_no_indices=true", c.index_prefix))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if v["count"] == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the sink wrote {} of 200 within 60 s of Elasticsearch's return",
-            v["count"]
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let fwd = tokio::spawn(forward(port, target));
+    wait_for(&es, &c.index_prefix, 200, 60, "after Elasticsearch came back").await;
     assert_eq!(health(&url).await.0, 200);
     tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(20), run).await.unwrap().unwrap().unwrap();
     fwd.abort();
-    let _ = http.delete(format!("{es}/{}-*", c.index_prefix)).send().await;
+    let _ = reqwest::Client::new().delete(format!("{es}/{}-*", c.index_prefix)).send().await;
 }

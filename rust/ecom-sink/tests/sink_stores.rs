@@ -35,6 +35,7 @@ fn cfg(tag: &str) -> (SinkConfig, AggregatesConfig) {
         batch_wait: Duration::from_millis(100),
         metrics_addr: "127.0.0.1:19464".parse().unwrap(),
         delivery: DeliveryMode::AtLeastOnce,
+        max_poll_interval: Duration::from_secs(300),
     };
     let a = AggregatesConfig {
         sessions_topic: unique(&format!("ecom-test-{tag}-sessions")),
