@@ -25,7 +25,7 @@ pub mod record;
 pub mod stores;
 
 use anyhow::{bail, Context};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use record::{Batch, DeadLetter, Kind};
@@ -202,7 +202,7 @@ pub async fn run(
     }
     health.set(None);
 
-    let consumer: StreamConsumer = ClientConfig::new()
+    let consumer: Sink = ClientConfig::new()
         .set("bootstrap.servers", &cfg.brokers)
         .set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "false")
@@ -211,7 +211,9 @@ pub async fn run(
         .set("session.timeout.ms", cfg.max_poll_interval.min(Duration::from_secs(45)).as_millis().to_string())
         // The job writes with Kafka transactions: only committed records are real.
         .set("isolation.level", "read_committed")
-        .create()
+        // librdkafka's statistics every 5 s: the consumer lag per partition (SinkContext).
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(SinkContext)
         .with_context(|| format!("creating a Kafka consumer for {}", cfg.brokers))?;
     let topics =
         [cfg.topic.as_str(), agg.sessions_topic.as_str(), agg.metrics_topic.as_str(), agg.invalid_topic.as_str()];
@@ -304,7 +306,7 @@ async fn write_until_done(
     batch: &Batch,
     stop: &tokio::sync::watch::Receiver<bool>,
     health: &Health,
-    consumer: &StreamConsumer,
+    consumer: &Sink,
 ) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0u32;
@@ -368,12 +370,36 @@ async fn write_until_done(
     }
 }
 
+/// The sink's consumer.
+type Sink = StreamConsumer<SinkContext>;
+
+/// Turns librdkafka's statistics into `ecom_sink_consumer_lag{topic,partition}`: records of the
+/// partition not yet committed by the sink (high watermark, or last stable offset under
+/// read_committed, minus the committed offset), for the partitions this sink holds.
+struct SinkContext;
+
+impl rdkafka::ClientContext for SinkContext {
+    fn stats(&self, stats: rdkafka::Statistics) {
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's internal UA partition; a lag of -1 means not assigned here.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics::gauge!("ecom_sink_consumer_lag", "topic" => topic.clone(), "partition" => partition.to_string())
+                        .set(p.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SinkContext {}
+
 /// The partitions the sink paused while a store is away, resumed once a write succeeds.
 #[derive(Default)]
 struct Paused(Option<TopicPartitionList>);
 
 impl Paused {
-    fn pause_all(&mut self, consumer: &StreamConsumer) {
+    fn pause_all(&mut self, consumer: &Sink) {
         let Ok(assigned) = consumer.assignment() else { return };
         if let Err(e) = consumer.pause(&assigned) {
             tracing::warn!(error = %e, "pausing the partitions failed");
@@ -383,11 +409,7 @@ impl Paused {
 
     /// A record read while paused (from a partition assigned since): its partition is paused
     /// too and set back to it, so it is read again after the outage, not lost.
-    fn hold(
-        &mut self,
-        consumer: &StreamConsumer,
-        m: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
-    ) {
+    fn hold(&mut self, consumer: &Sink, m: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>) {
         let Ok(msg) = m else { return };
         let (topic, partition, offset) = (msg.topic().to_string(), msg.partition(), msg.offset());
         drop(msg);
@@ -401,7 +423,7 @@ impl Paused {
         self.pause_all(consumer);
     }
 
-    fn resume(&mut self, consumer: &StreamConsumer) {
+    fn resume(&mut self, consumer: &Sink) {
         if self.0.take().is_some() {
             if let Ok(assigned) = consumer.assignment() {
                 if let Err(e) = consumer.resume(&assigned) {
