@@ -153,6 +153,9 @@ struct SinkArgs {
     /// Index prefix of rejected records (PREFIX-YYYY.MM.DD by rejected_at_ms).
     #[arg(long, default_value = "ecom-invalid")]
     invalid_index_prefix: String,
+    /// Topic for the sink's own dead letters (undecodable records, documents a store refused).
+    #[arg(long, default_value = "ecom.sink.deadletter")]
+    deadletter_topic: String,
     /// MongoDB URL.
     #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
     mongo_url: String,
@@ -250,6 +253,7 @@ async fn main() -> anyhow::Result<()> {
                 metrics_index_prefix: a.metrics_index_prefix,
                 invalid_topic: a.invalid_topic,
                 invalid_index_prefix: a.invalid_index_prefix,
+                deadletter_topic: a.deadletter_topic,
             };
             ecom_sink::run(cfg, agg, shutdown_signal()).await.context("ecom sink")
         }

@@ -92,6 +92,9 @@ pub struct AggregatesConfig {
     pub invalid_topic: String,
     /// Index prefix of rejected records; they go to `<prefix>-YYYY.MM.DD` by rejected_at_ms.
     pub invalid_index_prefix: String,
+    /// Topic the sink's own dead letters go to (JSON, key = the dead letter's id), besides
+    /// MongoDB's `sink_deadletter`: records it could not decode and documents a store refused.
+    pub deadletter_topic: String,
 }
 
 impl Default for AggregatesConfig {
@@ -103,6 +106,7 @@ impl Default for AggregatesConfig {
             metrics_index_prefix: "ecom-metrics".into(),
             invalid_topic: "ecom.events.invalid".into(),
             invalid_index_prefix: "ecom-invalid".into(),
+            deadletter_topic: "ecom.sink.deadletter".into(),
         }
     }
 }
@@ -217,6 +221,14 @@ pub async fn run(
         .with_context(|| format!("creating a Kafka consumer for {}", cfg.brokers))?;
     let topics =
         [cfg.topic.as_str(), agg.sessions_topic.as_str(), agg.metrics_topic.as_str(), agg.invalid_topic.as_str()];
+    if topics.contains(&agg.deadletter_topic.as_str()) || agg.deadletter_topic.is_empty() {
+        bail!("--deadletter-topic {:?} must be a topic of its own", agg.deadletter_topic);
+    }
+    let dead_letters: rdkafka::producer::FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .with_context(|| format!("creating a Kafka producer for {}", cfg.brokers))?;
     consumer.subscribe(&topics).with_context(|| format!("subscribing to {topics:?}"))?;
     tracing::info!(?topics, es = %cfg.es_url, mongo = %cfg.mongo_url, delivery = ?cfg.delivery, "ecom sink running");
 
@@ -264,7 +276,10 @@ pub async fn run(
         }
         let stopping = *stop_rx.borrow();
         if !batch.is_empty() {
-            write_until_done(&stores, &batch, &stop_rx, &health, &consumer).await?;
+            let rejected = write_until_done(&stores, &batch, &stop_rx, &health, &consumer).await?;
+            publish_dead_letters(&dead_letters, &agg.deadletter_topic, &batch, &rejected)
+                .await
+                .context("writing the sink's dead letters to Kafka (the batch will be read again)")?;
             let mut tpl = TopicPartitionList::new();
             for ((t, p), o) in &next_offsets {
                 tpl.add_partition_offset(t, *p, Offset::Offset(*o)).context("building the offset commit")?;
@@ -307,7 +322,7 @@ async fn write_until_done(
     stop: &tokio::sync::watch::Receiver<bool>,
     health: &Health,
     consumer: &Sink,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<stores::Rejected>> {
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0u32;
     let mut paused = Paused::default();
@@ -339,7 +354,7 @@ async fn write_until_done(
                 } else {
                     tracing::debug!(events, sessions, metrics, invalid, dead, seconds, "batch written");
                 }
-                return Ok(());
+                return Ok(rejected);
             }
             Err(e) => {
                 health.set(Some(format!("cannot write a batch (attempt {attempt}): {e:#}")));
@@ -372,6 +387,48 @@ async fn write_until_done(
 
 /// The sink's consumer.
 type Sink = StreamConsumer<SinkContext>;
+
+/// Writes the batch's dead letters (undecodable records, documents a store refused) to the
+/// dead-letter topic as JSON, keyed by their ids, and waits for every acknowledgement: the
+/// batch's offsets are committed only after. The same ids as in MongoDB's `sink_deadletter`.
+async fn publish_dead_letters(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    batch: &Batch,
+    rejected: &[stores::Rejected],
+) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let mut letters: Vec<(String, serde_json::Value)> = batch
+        .dead
+        .iter()
+        .map(|d| {
+            (
+                d.id(),
+                serde_json::json!({"kind": d.kind.as_str(), "store": "", "topic": d.topic, "partition": d.partition,
+                "offset": d.offset, "reason": d.reason,
+                "raw_base64": base64::engine::general_purpose::STANDARD.encode(&d.raw)}),
+            )
+        })
+        .collect();
+    letters.extend(rejected.iter().map(|r| {
+        let (id, letter) = stores::rejected_letter(batch, r);
+        (id, letter)
+    }));
+    let sends = letters.iter().map(|(id, v)| {
+        let payload = v.to_string();
+        async move {
+            producer
+                .send(rdkafka::producer::FutureRecord::to(topic).key(id).payload(&payload), Duration::from_secs(30))
+                .await
+                .map_err(|(e, _)| anyhow::anyhow!("dead letter {id} to {topic}: {e}"))
+        }
+    });
+    futures::future::try_join_all(sends).await?;
+    if !letters.is_empty() {
+        metrics::counter!("ecom_sink_deadletter_published_total").increment(letters.len() as u64);
+    }
+    Ok(())
+}
 
 /// Turns librdkafka's statistics into `ecom_sink_consumer_lag{topic,partition}`: records of the
 /// partition not yet committed by the sink (high watermark, or last stable offset under

@@ -253,13 +253,12 @@ impl Stores {
         let docs = rejected
             .iter()
             .map(|r| {
-                let kind = kind_of(r.collection);
-                let source = batch.source_of(kind, &r.id);
-                let (topic, partition, offset) = split_source(&source);
-                let id = format!("{}/{}/{}", r.store, r.collection, r.id);
+                let (id, letter) = rejected_letter(batch, r);
+                let (topic, partition, offset) =
+                    (letter["topic"].as_str(), letter["partition"].as_i64(), letter["offset"].as_i64());
                 // The document as JSON text: its field names are the store's to refuse, not ours.
-                let d = doc! {"_id": &id, "kind": kind.as_str(), "store": r.store, "target": &r.target,
-                "record_id": &r.id, "topic": topic, "partition": partition, "offset": offset,
+                let d = doc! {"_id": &id, "kind": letter["kind"].as_str(), "store": r.store, "target": &r.target,
+                "record_id": &r.id, "topic": topic, "partition": partition.map(|p| p as i32), "offset": offset,
                 "reason": &r.reason, "document": r.document.to_string(), "at_ms": at_ms};
                 (id, d)
             })
@@ -446,6 +445,17 @@ impl Stores {
             .context("MongoDB insert of replayed documents")?;
         Ok(rejected)
     }
+}
+
+/// A refused document's dead letter: its id (`<store>/<collection>/<record id>`) and what it
+/// says, including where the sink read the record, the same in MongoDB and on the Kafka topic.
+pub fn rejected_letter(batch: &Batch, r: &Rejected) -> (String, Value) {
+    let kind = kind_of(r.collection);
+    let (topic, partition, offset) = split_source(&batch.source_of(kind, &r.id));
+    let id = format!("{}/{}/{}", r.store, r.collection, r.id);
+    let letter = json!({"kind": kind.as_str(), "store": r.store, "target": r.target, "record_id": r.id,
+        "topic": topic, "partition": partition, "offset": offset, "reason": r.reason, "document": r.document});
+    (id, letter)
 }
 
 /// The kind whose documents go to `collection`.

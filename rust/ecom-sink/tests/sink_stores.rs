@@ -44,6 +44,7 @@ fn cfg(tag: &str) -> (SinkConfig, AggregatesConfig) {
         metrics_index_prefix: unique(&format!("ecom-test-{tag}-metrics")),
         invalid_topic: unique(&format!("ecom-test-{tag}-invalid")),
         invalid_index_prefix: unique(&format!("ecom-test-{tag}-invalid")),
+        deadletter_topic: unique(&format!("ecom-test-{tag}-deadletter")),
     };
     (c, a)
 }
@@ -99,6 +100,28 @@ fn metrics(i: usize) -> WindowMetrics {
         mechanism: "discrete_laplace".into(),
         ..Default::default()
     }
+}
+
+/// The first `n` records of `topic` (key, JSON value), waiting up to 20 s for them.
+async fn read_topic(brokers: &str, topic: &str, n: usize) -> Vec<(String, serde_json::Value)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message as _;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("ecom-test-read"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut out = Vec::new();
+    while out.len() < n && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+            out.push((key, serde_json::from_slice(m.payload().unwrap_or_default()).unwrap()));
+        }
+    }
+    out
 }
 
 /// A dead letter of the job: the raw record at ecom.events.raw/0/<i>, rejected as LATE.
@@ -289,6 +312,15 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
 
     let dead = db(&c).await.collection::<Document>(DEADLETTER_COLLECTION);
     assert_eq!(dead.count_documents(doc! {}).await.unwrap(), 3);
+    // ...and on the dead-letter topic, as JSON with the same ids.
+    let letters = read_topic(&c.brokers, &a.deadletter_topic, 3).await;
+    let mut kinds: Vec<String> = letters.iter().map(|(_, v)| v["kind"].as_str().unwrap().to_string()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["event", "session", "window_metrics"]);
+    assert!(
+        letters.iter().all(|(k, v)| k.ends_with(&format!("/{}", v["offset"])) && v["reason"].is_string()),
+        "{letters:?}"
+    );
     for (topic, kind, reason) in [
         (&c.topic, "event", "not an ecom.v1.EnrichedEvent: "),
         (&a.sessions_topic, "session", "session without id"),
