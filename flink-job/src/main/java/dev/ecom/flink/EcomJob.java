@@ -121,7 +121,10 @@ public final class EcomJob {
   static void checkTransactionTimeout(JobConfig cfg) {
     Properties props = new Properties();
     props.setProperty("bootstrap.servers", cfg.bootstrapServers());
-    try (Admin admin = Admin.create(props)) {
+    props.setProperty("default.api.timeout.ms", "10000");
+    props.setProperty("request.timeout.ms", "10000");
+    Admin admin = Admin.create(props);
+    try {
       Collection<Node> nodes = admin.describeCluster().nodes().get(10, TimeUnit.SECONDS);
       for (Node node : nodes) {
         ConfigResource broker =
@@ -153,6 +156,9 @@ public final class EcomJob {
           "Could not read the brokers' transaction.max.timeout.ms at {}: {}",
           cfg.bootstrapServers(),
           e.toString());
+    } finally {
+      // Not the default close, which waits up to default.api.timeout.ms for calls in flight.
+      admin.close(Duration.ofSeconds(1));
     }
   }
 

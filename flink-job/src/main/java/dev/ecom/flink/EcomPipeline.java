@@ -140,7 +140,8 @@ public final class EcomPipeline {
         validated
             .keyBy(new ByUser())
             .process(
-                new UserHistoryOperator(cfg.sessionGapMs(), cfg.allowedLatenessMs()),
+                new UserHistoryOperator(
+                    cfg.sessionGapMs(), cfg.allowedLatenessMs(), cfg.userHistoryTtlMs()),
                 ProtoTypeInfo.forClass(EnrichedEvent.class))
             .uid(UID_USER_HISTORY)
             .name("user-history");

@@ -62,7 +62,8 @@ public record JobConfig(
     long restartDelayMs,
     int tolerableCheckpointFailures,
     long checkpointTimeoutMs,
-    long transactionTimeoutMs)
+    long transactionTimeoutMs,
+    long userHistoryTtlMs)
     implements Serializable {
 
   /**
@@ -197,6 +198,13 @@ public record JobConfig(
         "allowed-lateness-ms",
         new String[] {"0", "events this far behind the watermark are still accepted"});
     OPTIONS.put("session-gap-ms", new String[] {"1800000", "event-time gap that closes a session"});
+    OPTIONS.put(
+        "user-history-ttl-ms",
+        new String[] {
+          "7776000000",
+          "a user's history (earlier sessions) is forgotten this long after their last event"
+              + " (processing time; 0 keeps it forever)"
+        });
     OPTIONS.put("metrics-topic", new String[] {"ecom.metrics", "topic for per-minute DP metrics"});
     OPTIONS.put(
         "dp-epsilon", new String[] {"0.5", "ε of each noisy metric value (4 per window record)"});
@@ -298,6 +306,10 @@ public record JobConfig(
           "--allowed-lateness-ms: " + allowedLatenessMs + " must be >= 0");
     }
     positive("session-gap-ms", sessionGapMs);
+    if (userHistoryTtlMs < 0) {
+      throw new IllegalArgumentException(
+          "--user-history-ttl-ms: " + userHistoryTtlMs + " must be >= 0 (0 keeps it forever)");
+    }
     // Duplicates are found within the open session; an event that could arrive after its session
     // closed must therefore be late, or a retried copy would open a second session.
     if (allowedLatenessMs >= sessionGapMs) {
@@ -408,7 +420,8 @@ public record JobConfig(
         number(given, "restart-delay-ms"),
         (int) number(given, "tolerable-checkpoint-failures"),
         number(given, "checkpoint-timeout-ms"),
-        number(given, "transaction-timeout-ms"));
+        number(given, "transaction-timeout-ms"),
+        number(given, "user-history-ttl-ms"));
   }
 
   /** One line per option with its default. */
@@ -541,6 +554,8 @@ public record JobConfig(
         + restartAttempts
         + ", restartDelayMs="
         + restartDelayMs
+        + ", userHistoryTtlMs="
+        + userHistoryTtlMs
         + ", bufferTimeoutMs="
         + bufferTimeoutMs
         + ", guardTimeoutMs="

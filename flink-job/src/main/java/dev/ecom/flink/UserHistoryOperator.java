@@ -5,12 +5,14 @@ import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.Event;
 import dev.ecom.proto.v1.EventKind;
 import dev.ecom.proto.v1.UserHistory;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
+import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
@@ -40,6 +42,7 @@ public final class UserHistoryOperator
 
   private final long gapMs;
   private final long allowedLatenessMs;
+  private final long ttlMs;
 
   /** Sessions closed for good: counts and the latest start. */
   private transient ValueState<UserTotals> totals;
@@ -50,8 +53,18 @@ public final class UserHistoryOperator
   private transient Counter withHistory;
 
   public UserHistoryOperator(long gapMs, long allowedLatenessMs) {
+    this(gapMs, allowedLatenessMs, 0);
+  }
+
+  /**
+   * @param ttlMs how long a user's state lives after it was last read or written (processing time):
+   *     a user who never comes back, and the sessions of theirs no later event closes, do not stay
+   *     in state for good; 0 keeps them
+   */
+  public UserHistoryOperator(long gapMs, long allowedLatenessMs, long ttlMs) {
     this.gapMs = gapMs;
     this.allowedLatenessMs = allowedLatenessMs;
+    this.ttlMs = ttlMs;
   }
 
   /** A user's closed sessions (a Flink POJO). */
@@ -73,15 +86,24 @@ public final class UserHistoryOperator
 
   @Override
   public void open(OpenContext openContext) {
-    totals =
-        getRuntimeContext().getState(new ValueStateDescriptor<>("user-totals", UserTotals.class));
-    open =
-        getRuntimeContext()
-            .getMapState(
-                new MapStateDescriptor<>(
-                    "user-open-sessions",
-                    Types.STRING,
-                    PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO));
+    ValueStateDescriptor<UserTotals> totalsDesc =
+        new ValueStateDescriptor<>("user-totals", UserTotals.class);
+    MapStateDescriptor<String, long[]> openDesc =
+        new MapStateDescriptor<>(
+            "user-open-sessions",
+            Types.STRING,
+            PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO);
+    if (ttlMs > 0) {
+      StateTtlConfig ttl =
+          StateTtlConfig.newBuilder(Duration.ofMillis(ttlMs))
+              .setUpdateType(StateTtlConfig.UpdateType.OnReadAndWrite)
+              .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+              .build();
+      totalsDesc.enableTimeToLive(ttl);
+      openDesc.enableTimeToLive(ttl);
+    }
+    totals = getRuntimeContext().getState(totalsDesc);
+    open = getRuntimeContext().getMapState(openDesc);
     withHistory = getRuntimeContext().getMetricGroup().counter("eventsWithUserHistory");
   }
 

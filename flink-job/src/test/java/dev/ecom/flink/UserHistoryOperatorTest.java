@@ -75,6 +75,29 @@ class UserHistoryOperatorTest {
   }
 
   @Test
+  void aUserWhoStaysAwayLongerThanTheTtlIsForgotten() throws Exception {
+    h.close();
+    h =
+        ProcessFunctionTestHarnesses.forKeyedProcessFunction(
+            new UserHistoryOperator(GAP, 0, 60_000), new EcomPipeline.ByUser(), Types.STRING);
+    h.setStateTtlProcessingTime(0);
+    h.processWatermark(T0 - 1);
+    send("u-1", "a", T0, EventKind.EVENT_KIND_PURCHASE);
+    h.processWatermark(T0 + GAP + 1);
+    // Back within the TTL: the earlier session counts.
+    h.setStateTtlProcessingTime(59_000);
+    assertThat(
+            send("u-1", "b", T0 + GAP + 2 * MIN, EventKind.EVENT_KIND_PAGE_VIEW).getPriorSessions())
+        .isEqualTo(1);
+    h.processWatermark(T0 + 2 * GAP + 3 * MIN);
+    // Away for longer than the TTL (from the last time the state was used): forgotten.
+    h.setStateTtlProcessingTime(59_000 + 60_001);
+    assertThat(send("u-1", "c", T0 + 2 * GAP + 4 * MIN, EventKind.EVENT_KIND_PAGE_VIEW))
+        .isEqualTo(UserHistory.newBuilder().setPriorSessions(0).build());
+    assertThat(h.numKeyedStateEntries()).as("only the new session's state").isEqualTo(1);
+  }
+
+  @Test
   void sessionsOverlappingTheNewOneDoNotCount() throws Exception {
     h.processWatermark(T0 - 1);
     send("u-1", "a", T0, EventKind.EVENT_KIND_PRODUCT_VIEW);
