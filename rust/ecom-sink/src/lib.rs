@@ -410,10 +410,7 @@ async fn publish_dead_letters(
             )
         })
         .collect();
-    letters.extend(rejected.iter().map(|r| {
-        let (id, letter) = stores::rejected_letter(batch, r);
-        (id, letter)
-    }));
+    letters.extend(rejected.iter().map(|r| stores::rejected_letter(batch, r)));
     let sends = letters.iter().map(|(id, v)| {
         let payload = v.to_string();
         async move {

@@ -140,21 +140,22 @@ pub struct Batch {
     pub invalid: Vec<InvalidEvent>,
     /// Undecodable records (ecom.sink_deadletter).
     pub dead: Vec<DeadLetter>,
-    /// `<topic>/<partition>/<offset>` the sink read each record from, by (kind, record id): what
-    /// a store's rejection of its document is traced back to.
-    pub sources: std::collections::HashMap<(Kind, String), String>,
+    /// (topic, partition, offset) the sink read each record from, by (kind, record id): what a
+    /// store's rejection of its document is traced back to.
+    pub sources: std::collections::HashMap<(Kind, String), (String, i32, i64)>,
 }
 
 impl Batch {
     /// Adds a decoded record read at `topic`/`partition`/`offset`.
     pub fn push_from(&mut self, r: Record, topic: &str, partition: i32, offset: i64) {
-        self.sources.insert((r.kind(), r.id()), format!("{topic}/{partition}/{offset}"));
+        self.sources.insert((r.kind(), r.id()), (topic.to_string(), partition, offset));
         self.push(r);
     }
 
-    /// Where the record of `kind` stored under `id` was read (empty when not known).
-    pub fn source_of(&self, kind: Kind, id: &str) -> String {
-        self.sources.get(&(kind, id.to_string())).cloned().unwrap_or_default()
+    /// Where the record of `kind` stored under `id` was read: (topic, partition, offset), or
+    /// ("", -1, -1) when not known.
+    pub fn source_of(&self, kind: Kind, id: &str) -> (String, i32, i64) {
+        self.sources.get(&(kind, id.to_string())).cloned().unwrap_or((String::new(), -1, -1))
     }
 
     /// Adds a decoded record.

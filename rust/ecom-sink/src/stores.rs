@@ -451,7 +451,7 @@ impl Stores {
 /// says, including where the sink read the record, the same in MongoDB and on the Kafka topic.
 pub fn rejected_letter(batch: &Batch, r: &Rejected) -> (String, Value) {
     let kind = kind_of(r.collection);
-    let (topic, partition, offset) = split_source(&batch.source_of(kind, &r.id));
+    let (topic, partition, offset) = batch.source_of(kind, &r.id);
     let id = format!("{}/{}/{}", r.store, r.collection, r.id);
     let letter = json!({"kind": kind.as_str(), "store": r.store, "target": r.target, "record_id": r.id,
         "topic": topic, "partition": partition, "offset": offset, "reason": r.reason, "document": r.document});
@@ -465,17 +465,6 @@ fn kind_of(collection: &str) -> Kind {
         METRICS_COLLECTION => Kind::WindowMetrics,
         INVALID_COLLECTION => Kind::Invalid,
         _ => Kind::Event,
-    }
-}
-
-/// (topic, partition, offset) of `<topic>/<partition>/<offset>`; ("", -1, -1) when unknown.
-fn split_source(source: &str) -> (String, i32, i64) {
-    let mut parts = source.rsplitn(3, '/');
-    let offset = parts.next().and_then(|o| o.parse().ok());
-    let partition = parts.next().and_then(|p| p.parse().ok());
-    match (parts.next(), partition, offset) {
-        (Some(topic), Some(p), Some(o)) => (topic.to_string(), p, o),
-        _ => (String::new(), -1, -1),
     }
 }
 
@@ -516,13 +505,6 @@ mod tests {
         let closed = json!({"type": "index_closed_exception", "reason": "closed"});
         assert_eq!(bulk_item(&item(400, closed)), Item::Refused("400 index_closed_exception: closed".into()));
         assert!(matches!(bulk_item(&item(400, json!({"type": "document_parsing_exception"}))), Item::Refused(_)));
-    }
-
-    #[test]
-    fn sources_split_into_topic_partition_offset() {
-        assert_eq!(split_source("ecom.events.enriched/1/42"), ("ecom.events.enriched".into(), 1, 42));
-        assert_eq!(split_source("a/b/0/7"), ("a/b".into(), 0, 7));
-        assert_eq!(split_source(""), (String::new(), -1, -1));
     }
 
     #[test]
