@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 mod common;
-use common::{generate_and_train, redis_url, tmp, Running};
+use common::{free_addr, generate_and_train, redis_url, tmp, Running};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local stack (dev/up) and the check venv (dev/install)"]
@@ -34,9 +34,10 @@ async fn python_grpcio_client_discovers_and_calls_every_service() {
     });
     std::fs::write(data_dir.join("input.json"), serde_json::to_vec(&input).unwrap()).unwrap();
 
+    let grpc = free_addr();
     let cfg = ecom_serve::ServeConfig {
-        grpc_addr: "127.0.0.1:50153".parse().unwrap(),
-        http_addr: "127.0.0.1:18083".parse().unwrap(),
+        grpc_addr: grpc,
+        http_addr: free_addr(),
         redis_url: redis_url(),
         models_dir: models.clone(),
         reload_every: Duration::from_millis(200),
@@ -48,7 +49,7 @@ async fn python_grpcio_client_discovers_and_calls_every_service() {
     let out_path = data_dir.join("python.json");
     let run = tokio::process::Command::new(&python)
         .arg(&script)
-        .arg("127.0.0.1:50153")
+        .arg(grpc.to_string())
         .arg(&proto)
         .arg(data_dir.join("input.json"))
         .arg(&out_path)

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{generate_and_train, redis_url, tmp, Running};
+use common::{free_addr, generate_and_train, redis_url, tmp, Running};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs the local stack (dev/up); trains a small model (~20 s)"]
@@ -21,9 +21,10 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
     let models = tmp("models");
     generate_and_train(&data_dir, &models, 60_000, "v1");
 
+    let http = free_addr();
     let cfg = ecom_serve::ServeConfig {
-        grpc_addr: "127.0.0.1:50152".parse().unwrap(),
-        http_addr: "127.0.0.1:18082".parse().unwrap(),
+        grpc_addr: free_addr(),
+        http_addr: http,
         redis_url: redis_url(),
         max_batch: 500,
         models_dir: models.clone(),
@@ -198,7 +199,7 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
     ecom_train::set_current(&models, "v3").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let metrics = loop {
-        let m = reqwest::get("http://127.0.0.1:18082/metrics").await.unwrap().text().await.unwrap();
+        let m = reqwest::get(format!("http://{http}/metrics")).await.unwrap().text().await.unwrap();
         if m.contains("ecom_model_reload_errors_total 1") {
             break m;
         }
@@ -208,7 +209,7 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
     let r = score.predict(full(0, 0)).await.unwrap().into_inner();
     assert_eq!(r.model_version, "v2");
     assert!(metrics.contains("ecom_grpc_seconds_bucket{method=\"Score.Predict\""), "{metrics}");
-    let health = reqwest::get("http://127.0.0.1:18082/health").await.unwrap().text().await.unwrap();
+    let health = reqwest::get(format!("http://{http}/health")).await.unwrap().text().await.unwrap();
     assert!(health.contains("\"version\":\"v2\""), "{health}");
 
     serve.stop().await;

@@ -5,9 +5,8 @@ use ecom_proto::v1::{GuardBatchRequest, GuardRequest, Verdict};
 use ecom_serve::guard::{Guard, GuardConfig};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+mod common;
+use common::{free_addr, redis_url, Running};
 
 fn unique_ip() -> String {
     let n = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
@@ -72,26 +71,17 @@ async fn invalid_items_keep_their_place_when_redis_is_down() {
 #[tokio::test]
 #[ignore = "needs the local stack (dev/up)"]
 async fn grpc_guard_health_and_http_over_loopback() {
-    let grpc: std::net::SocketAddr = "127.0.0.1:50151".parse().unwrap();
-    let http: std::net::SocketAddr = "127.0.0.1:18080".parse().unwrap();
+    let http = free_addr();
     let cfg = ecom_serve::ServeConfig {
-        grpc_addr: grpc,
+        grpc_addr: free_addr(),
         http_addr: http,
         redis_url: redis_url(),
         guard: GuardConfig::default(),
         max_batch: 10,
         ..Default::default()
     };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ecom_serve::run(cfg, async move {
-        let _ = stop_rx.await;
-    }));
-    let channel = loop {
-        match tonic::transport::Endpoint::from_static("http://127.0.0.1:50151").connect().await {
-            Ok(c) => break c,
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
+    let serve = Running::start(cfg).await;
+    let channel = serve.channel.clone();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let h = health
         .check(tonic_health::pb::HealthCheckRequest { service: "ecom.v1.Guard".into() })
@@ -123,17 +113,16 @@ async fn grpc_guard_health_and_http_over_loopback() {
     let rs = client.check_batch(mixed).await.unwrap().into_inner().responses;
     assert_eq!(rs.iter().map(|r| r.verdict).collect::<Vec<_>>(), vec![Verdict::Allow as i32, Verdict::Unknown as i32]);
 
-    let body = http_get("http://127.0.0.1:18080/metrics").await;
+    let body = http_get(&format!("http://{http}/metrics")).await;
     assert!(body.contains("ecom_guard_verdicts_total"), "{body}");
     assert!(body.contains("ecom_guard_findings_total{rule=\"crawler_agent\""), "{body}");
     assert!(body.contains("ecom_guard_redis_seconds"), "{body}");
     assert!(body.contains("ecom_guard_invalid_requests_total{field=\"ip\"}"), "{body}");
     assert!(body.contains("ecom_guard_invalid_requests_total{field=\"user_id\"}"), "{body}");
-    let health = http_get("http://127.0.0.1:18080/health").await;
+    let health = http_get(&format!("http://{http}/health")).await;
     assert!(health.contains("\"redis\":\"ok\""), "{health}");
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(15), server).await.unwrap().unwrap().unwrap();
+    serve.stop().await;
 }
 
 async fn http_get(url: &str) -> String {

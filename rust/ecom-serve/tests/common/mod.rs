@@ -15,6 +15,12 @@ pub fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// A loopback address with a port the kernel just handed out, so a test never collides with
+/// a fixed port some other process (or an outgoing connection) holds.
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -54,6 +60,7 @@ impl Running {
         let channel = loop {
             match tonic::transport::Endpoint::from_shared(url.clone()).unwrap().connect().await {
                 Ok(c) => break c,
+                Err(_) if task.is_finished() => panic!("serve ended before it answered: {:?}", task.await),
                 Err(e) if started.elapsed() > Duration::from_secs(30) => panic!("serve did not come up: {e}"),
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
