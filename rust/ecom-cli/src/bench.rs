@@ -228,6 +228,7 @@ async fn sink(b: SinkBench) -> anyhow::Result<()> {
         metrics_addr: "127.0.0.1:0".parse()?,
         delivery: ecom_sink::DeliveryMode::AtLeastOnce,
         max_poll_interval: Duration::from_secs(300),
+        instance_id: None,
     };
     let stores = ecom_sink::stores::Stores::connect(&cfg).await?;
     let client = mongodb::Client::with_uri_str(&b.mongo_url).await?;

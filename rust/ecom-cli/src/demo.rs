@@ -45,71 +45,71 @@ impl ClusterArgs {
 pub(crate) struct DemoArgs {
     /// Number of raw records to generate.
     #[arg(long, default_value_t = 10_000)]
-    events: u64,
+    pub(crate) events: u64,
     /// Share of deliberately malformed records.
     #[arg(long, default_value_t = 0.02)]
-    malformed_rate: f64,
+    pub(crate) malformed_rate: f64,
     /// Share of exact duplicates of a just-sent event (the job rejects them as DUPLICATE).
     #[arg(long, default_value_t = 0.005)]
-    duplicate_rate: f64,
+    pub(crate) duplicate_rate: f64,
     /// Share of events hours behind the watermark (the job routes them as LATE).
     #[arg(long, default_value_t = 0.002)]
-    late_rate: f64,
+    pub(crate) late_rate: f64,
     /// Share of hostile records (see `ecom generate --help`): stuffed to the record limit,
     /// stamped ~290 s ahead of the clock, padded to near Kafka's request limit.
     #[arg(long, default_value_t = 0.003)]
-    hostile_rate: f64,
+    pub(crate) hostile_rate: f64,
     /// Sessions per hour at the simulated shop's daily peak. Lower than `ecom generate`'s default
     /// so that N events span hours of event time and sessions close (30-minute gap) within
     /// the run.
     #[arg(long, default_value_t = 600.0)]
-    peak_sessions_per_hour: f64,
+    pub(crate) peak_sessions_per_hour: f64,
     /// Generator seed (default: from the clock, so each run adds new events).
     #[arg(long)]
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Event time of the first session, ms since epoch (with --seed, repeats a run exactly).
     #[arg(long)]
-    start_ms: Option<i64>,
+    pub(crate) start_ms: Option<i64>,
     #[command(flatten)]
-    cluster: ClusterArgs,
+    pub(crate) cluster: ClusterArgs,
     /// Elasticsearch URL.
     #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
-    es_url: String,
+    pub(crate) es_url: String,
     /// MongoDB URL.
     #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
-    mongo_url: String,
+    pub(crate) mongo_url: String,
     /// Redis URL (for ecom serve).
     #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
-    redis_url: String,
+    pub(crate) redis_url: String,
     /// Models directory ecom serve scores with (written by `ecom train`).
     #[arg(long, default_value = "models", env = "ECOM_MODELS_DIR")]
-    models_dir: PathBuf,
+    pub(crate) models_dir: PathBuf,
     /// Job parallelism.
     #[arg(long, default_value_t = 1)]
-    parallelism: u32,
+    pub(crate) parallelism: u32,
     /// Where the demo writes the logs of the processes it starts.
     #[arg(long, env = "ECOM_HOME")]
-    state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
     /// Give up waiting for the pipeline after this many seconds.
     #[arg(long, default_value_t = 600)]
-    timeout_secs: u64,
+    pub(crate) timeout_secs: u64,
     /// Leave the Flink job running at the end instead of cancelling it.
     #[arg(long)]
-    keep_job: bool,
+    pub(crate) keep_job: bool,
     /// The live dashboard's address (dev/dashboard starts it; it outlives the demo), printed at
     /// the end when it answers.
     #[arg(long, default_value = "http://127.0.0.1:8088", env = "ECOM_DASHBOARD_URL")]
-    dashboard_url: String,
+    pub(crate) dashboard_url: String,
     /// Options for the Flink job after `--` (see its --help), e.g. `-- --checkpoint-interval-ms 5000`.
     #[arg(last = true)]
-    job_options: Vec<String>,
+    pub(crate) job_options: Vec<String>,
 }
 
-const RAW: &str = "ecom.events.raw";
-const ENRICHED: &str = "ecom.events.enriched";
-const INVALID: &str = "ecom.events.invalid";
-const SESSIONS: &str = "ecom.sessions";
-const METRICS: &str = "ecom.metrics";
+pub(crate) const RAW: &str = "ecom.events.raw";
+pub(crate) const ENRICHED: &str = "ecom.events.enriched";
+pub(crate) const INVALID: &str = "ecom.events.invalid";
+pub(crate) const SESSIONS: &str = "ecom.sessions";
+pub(crate) const METRICS: &str = "ecom.metrics";
 
 /// Children started by the demo; killed on drop so an error never leaves them behind.
 pub(crate) struct Children(pub(crate) Vec<(String, tokio::process::Child)>);
@@ -179,39 +179,8 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe().context("locating the ecom binary")?;
     let mut children = Children(Vec::new());
-    for (name, args) in [
-        (
-            "serve",
-            vec![
-                "serve".to_string(),
-                "--redis-url".into(),
-                a.redis_url.clone(),
-                "--models-dir".into(),
-                a.models_dir.display().to_string(),
-            ],
-        ),
-        (
-            "sink",
-            vec![
-                "sink".to_string(),
-                "--brokers".into(),
-                a.cluster.brokers.clone(),
-                "--es-url".into(),
-                a.es_url.clone(),
-                "--mongo-url".into(),
-                a.mongo_url.clone(),
-            ],
-        ),
-    ] {
-        let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
-        let child = tokio::process::Command::new(&exe)
-            .args(&args)
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting ecom {name}"))?;
-        children.0.push((name.to_string(), child));
+    for name in ["serve", "sink"] {
+        children.0.push((name.to_string(), spawn_service(&exe, name, &a, &logs)?));
     }
     wait_http(&http, "http://127.0.0.1:8080/health", "ecom serve", &logs.join("serve.log")).await?;
     wait_http(&http, "http://127.0.0.1:9464/health", "ecom sink", &logs.join("sink.log")).await?;
@@ -283,7 +252,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
 
     step("waiting for Elasticsearch and MongoDB to hold every enriched event and dead letter");
     let stores = tokio::select! {
-        s = count_stores(&a, &http, &outcome) => s,
+        s = count_stores(&a, &http, &outcome, true) => s,
         ended = watch.ended() => {
             children.stop().await;
             return Err(ended.into());
@@ -436,7 +405,43 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<()> {
+/// Starts `ecom serve` or `ecom sink` (`name`) for the demo's stack, its output appended to
+/// `logs/<name>.log`.
+pub(crate) fn spawn_service(
+    exe: &std::path::Path,
+    name: &str,
+    a: &DemoArgs,
+    logs: &std::path::Path,
+) -> anyhow::Result<tokio::process::Child> {
+    let args: Vec<String> = match name {
+        "serve" => vec![
+            "serve".into(),
+            "--redis-url".into(),
+            a.redis_url.clone(),
+            "--models-dir".into(),
+            a.models_dir.display().to_string(),
+        ],
+        _ => vec![
+            "sink".into(),
+            "--brokers".into(),
+            a.cluster.brokers.clone(),
+            "--es-url".into(),
+            a.es_url.clone(),
+            "--mongo-url".into(),
+            a.mongo_url.clone(),
+        ],
+    };
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{name}.log")))?;
+    tokio::process::Command::new(exe)
+        .args(&args)
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting ecom {name}"))
+}
+
+pub(crate) async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<()> {
     let hint = "start the local stack with dev/up (dev/status shows what is down)";
     http.get(format!("{}/_cluster/health", a.es_url))
         .send()
@@ -608,7 +613,7 @@ impl Flink<'_> {
     }
 }
 
-fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String, i32), i64>> {
+pub(crate) fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String, i32), i64>> {
     let consumer: BaseConsumer =
         ClientConfig::new().set("bootstrap.servers", brokers).set("isolation.level", "read_committed").create()?;
     let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
@@ -623,45 +628,47 @@ fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String
 }
 
 #[derive(Debug, Default)]
-struct Outcome {
-    enriched_ids: Vec<String>,
-    invalid: usize,
+pub(crate) struct Outcome {
+    pub(crate) enriched_ids: Vec<String>,
+    pub(crate) invalid: usize,
     /// The sink's document id of each of this run's dead letters (its raw record's position).
-    invalid_ids: Vec<String>,
-    invalid_by_reason: BTreeMap<String, u64>,
-    verdicts: BTreeMap<String, u64>,
-    guard_fallbacks: u64,
-    scored: u64,
-    score_fallbacks: u64,
-    recommend_asked: u64,
-    recommended: u64,
-    recommend_fallbacks: u64,
-    with_user_history: u64,
-    sessions: u64,
-    session_events: u64,
-    sessions_purchased: u64,
-    sessions_unknown_user: u64,
-    metrics: u64,
-    metrics_without_epsilon: u64,
+    pub(crate) invalid_ids: Vec<String>,
+    pub(crate) invalid_by_reason: BTreeMap<String, u64>,
+    pub(crate) verdicts: BTreeMap<String, u64>,
+    pub(crate) guard_fallbacks: u64,
+    pub(crate) scored: u64,
+    pub(crate) score_fallbacks: u64,
+    pub(crate) recommend_asked: u64,
+    pub(crate) recommended: u64,
+    pub(crate) recommend_fallbacks: u64,
+    pub(crate) with_user_history: u64,
+    pub(crate) sessions: u64,
+    pub(crate) session_events: u64,
+    pub(crate) sessions_purchased: u64,
+    pub(crate) sessions_unknown_user: u64,
+    pub(crate) metrics: u64,
+    pub(crate) metrics_without_epsilon: u64,
     /// ε spent per metrics record (as text, e.g. "2") → records.
-    metrics_epsilon: BTreeMap<String, u64>,
-    duplicates: u64,
+    pub(crate) metrics_epsilon: BTreeMap<String, u64>,
+    pub(crate) duplicates: u64,
     /// Largest record read from ecom.events.enriched / ecom.events.invalid, in bytes.
-    largest_enriched_bytes: usize,
-    largest_invalid_bytes: usize,
+    pub(crate) largest_enriched_bytes: usize,
+    pub(crate) largest_invalid_bytes: usize,
     /// Dead letters that keep only a prefix of their record.
-    invalid_truncated: u64,
+    pub(crate) invalid_truncated: u64,
     /// Raw records whose outcome is not their own label (valid but rejected, labelled but
     /// enriched, or rejected for another reason), and the first few of them described.
-    mislabelled: u64,
-    mislabelled_examples: Vec<String>,
-    latency_p50_ms: Option<i64>,
-    latency_p99_ms: Option<i64>,
+    pub(crate) mislabelled: u64,
+    pub(crate) mislabelled_examples: Vec<String>,
+    pub(crate) latency_p50_ms: Option<i64>,
+    pub(crate) latency_p99_ms: Option<i64>,
+    /// The latest `enriched_at_ms` of an event that got a Guard, Score or Recommend fallback.
+    pub(crate) last_fallback_at_ms: i64,
 }
 
 /// Reads the job's outputs (read_committed) from where they ended before this run, and
 /// matches each record to a raw position this run produced, until all are accounted for.
-async fn collect_outputs(
+pub(crate) async fn collect_outputs(
     a: &DemoArgs,
     gen: &GenerateSummary,
     start: &HashMap<(String, i32), i64>,
@@ -764,6 +771,9 @@ async fn collect_outputs(
                     out.recommended += u64::from(!e.recommendations.is_empty());
                     out.recommend_fallbacks += u64::from(e.recommend_fallback);
                 }
+                if e.guard_fallback || e.score_fallback || e.recommend_fallback {
+                    out.last_fallback_at_ms = out.last_fallback_at_ms.max(e.enriched_at_ms);
+                }
                 if e.produced_at_ms > 0 {
                     latencies.push(e.enriched_at_ms - e.produced_at_ms);
                 }
@@ -833,13 +843,35 @@ fn src_in_run(src: &ecom_proto::v1::SourceOffset, gen: &GenerateSummary) -> bool
 
 /// What the stores hold of this run: its enriched events and dead letters (by id), and the
 /// enriched events' totals.
-struct StoreCounts {
-    es_docs: u64,
-    mongo_docs: u64,
-    es_total: u64,
-    mongo_total: u64,
-    es_invalid: u64,
-    mongo_invalid: u64,
+pub(crate) struct StoreCounts {
+    pub(crate) es_docs: u64,
+    pub(crate) mongo_docs: u64,
+    pub(crate) es_total: u64,
+    pub(crate) mongo_total: u64,
+    pub(crate) es_invalid: u64,
+    pub(crate) mongo_invalid: u64,
+}
+
+/// How many of `ids` a MongoDB collection holds, one `{_id: id}` lookup each, 16 at a time:
+/// FerretDB answers those from its _id index (~1 ms) but reads the whole collection for one
+/// `{_id: {$in: ids}}` (~20 s at a few 100k documents, whatever the list's length).
+pub(crate) async fn count_mongo_ids(
+    coll: &mongodb::Collection<mongodb::bson::Document>,
+    ids: &[String],
+) -> anyhow::Result<u64> {
+    use futures::StreamExt;
+    let found = futures::stream::iter(ids)
+        .map(|id| async move {
+            coll.find_one(mongodb::bson::doc! {"_id": id}).projection(mongodb::bson::doc! {"_id": 1}).await
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let mut n = 0;
+    for r in found {
+        n += u64::from(r.context("looking up documents in MongoDB")?.is_some());
+    }
+    Ok(n)
 }
 
 /// Counts `ids` in an Elasticsearch index pattern and a MongoDB collection.
@@ -862,10 +894,7 @@ async fn count_ids(
             .json()
             .await?;
         es += r["count"].as_u64().unwrap_or(0);
-        mg += coll
-            .count_documents(mongodb::bson::doc! {"_id": {"$in": chunk.to_vec()}})
-            .await
-            .context("counting documents in MongoDB")?;
+        mg += count_mongo_ids(coll, chunk).await?;
     }
     Ok((es, mg))
 }
@@ -873,7 +902,12 @@ async fn count_ids(
 /// Counts this run's enriched events and dead letters in both stores (by id) and both stores'
 /// totals of enriched events, waiting until the run's documents are all there or the timeout
 /// passes.
-async fn count_stores(a: &DemoArgs, http: &reqwest::Client, outcome: &Outcome) -> anyhow::Result<StoreCounts> {
+pub(crate) async fn count_stores(
+    a: &DemoArgs,
+    http: &reqwest::Client,
+    outcome: &Outcome,
+    totals: bool,
+) -> anyhow::Result<StoreCounts> {
     let mongo = mongodb::Client::with_uri_str(&a.mongo_url).await?;
     let db = mongo.database("ecom");
     let (events, invalid) = (db.collection("events"), db.collection("invalid"));
@@ -885,6 +919,9 @@ async fn count_stores(a: &DemoArgs, http: &reqwest::Client, outcome: &Outcome) -
             count_ids(http, &a.es_url, "ecom-invalid-*", &invalid, &outcome.invalid_ids).await?;
         let (n, m) = (outcome.enriched_ids.len() as u64, outcome.invalid_ids.len() as u64);
         let all_in = es_docs == n && mongo_docs == n && es_invalid == m && mongo_invalid == m;
+        if (all_in || Instant::now() > deadline) && !totals {
+            return Ok(StoreCounts { es_docs, mongo_docs, es_total: 0, mongo_total: 0, es_invalid, mongo_invalid });
+        }
         if all_in || Instant::now() > deadline {
             let r: Value = http.get(format!("{}/ecom-events-*/_count", a.es_url)).send().await?.json().await?;
             let es_total = r["count"].as_u64().unwrap_or(0);

@@ -177,12 +177,17 @@ pub(crate) struct GenerateSummary {
     /// is labelled with (0: valid), so a consumer can check each output against its own label.
     pub(crate) positions: HashMap<(i32, i64), i32>,
     pub(crate) seconds: f64,
+    /// The latest event time of an event record (ms since epoch; 0 when none).
+    pub(crate) last_event_ms: i64,
     /// (true probability, outcome) of ordinary complete sessions, for the oracle AUC.
     oracle_points: Vec<(f64, bool)>,
 }
 
 impl GenerateSummary {
     fn note_record(&mut self, r: &GenRecord) {
+        if let Payload::Event(e) = &r.payload {
+            self.last_event_ms = self.last_event_ms.max(e.event_time_ms);
+        }
         if let Some(h) = r.hostile {
             *self.hostile.entry(h.as_str().to_string()).or_default() += 1;
         }
@@ -424,7 +429,9 @@ fn to_kafka(a: &GenerateArgs, cfg: GenConfig) -> anyhow::Result<GenerateSummary>
         .set("linger.ms", "10")
         .set("batch.size", "262144")
         .set("queue.buffering.max.messages", "500000")
-        .set("message.timeout.ms", "60000")
+        // Rides out a broker restart: a record is given up (and the run fails, saying so) only
+        // after 3 minutes without an acknowledgement.
+        .set("message.timeout.ms", "180000")
         .create_with_context(Reports::default())
         .with_context(|| format!("creating a Kafka producer for {}", a.brokers))?;
     let run = Run::new(a);
@@ -436,7 +443,7 @@ fn to_kafka(a: &GenerateArgs, cfg: GenConfig) -> anyhow::Result<GenerateSummary>
         (gen.join().expect("the generator thread panicked"), produced)
     });
     produced?;
-    producer.flush(Duration::from_secs(60)).context("flushing the producer")?;
+    producer.flush(Duration::from_secs(190)).context("flushing the producer")?;
     let d = std::mem::take(&mut *producer.context().0.lock().unwrap_or_else(|p| p.into_inner()));
     if d.failed > 0 {
         anyhow::bail!(

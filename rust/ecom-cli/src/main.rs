@@ -8,6 +8,7 @@ mod bench_dash;
 mod bench_job;
 mod bench_serve;
 mod demo;
+mod faults;
 mod flink;
 mod generate;
 mod train;
@@ -44,11 +45,47 @@ enum Cmd {
     Train(train::TrainArgs),
     /// Run the whole slice on the local stack and print a reconciled summary.
     Demo(demo::DemoArgs),
+    /// The fault suite: run the pipeline at a fixed rate and break one real part per scenario
+    /// (kill, stop, restart, close an index), then count lost, duplicated and dead-lettered
+    /// records from the stores and time the recovery (dev/faults runs it on the local stack).
+    Faults(faults::FaultsArgs),
     /// Measure: prints numbers (see docs/BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Send dead letters again once their cause is fixed: the sink's (documents Elasticsearch
+    /// or MongoDB refused, in MongoDB ecom.sink_deadletter) to the index or collection that
+    /// refused them, by the record's own id, so a replay never duplicates.
+    Replay(ReplayArgs),
     /// Serve the live dashboard on :8088: the shop's panels from Elasticsearch (ecom-events-*,
     /// ecom-sessions-*, ecom-metrics-*), defined in kibana/panels.
     Dashboard(DashboardArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// Only the letters of this store ("elasticsearch" or "mongodb").
+    #[arg(long)]
+    store: Option<String>,
+    /// Only the letters whose reason contains this, e.g. index_closed_exception.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Only the letters written at or after this time (ms since epoch).
+    #[arg(long)]
+    since_ms: Option<i64>,
+    /// Only the letters written at or before this time (ms since epoch).
+    #[arg(long)]
+    until_ms: Option<i64>,
+    /// Count the letters that would be replayed; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Elasticsearch URL.
+    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
+    es_url: String,
+    /// MongoDB URL.
+    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
+    mongo_url: String,
+    /// MongoDB database of the sink.
+    #[arg(long, default_value = "ecom")]
+    mongo_db: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -175,6 +212,12 @@ struct SinkArgs {
     /// Listen address for /health and /metrics.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_addr: SocketAddr,
+    /// Kafka group.instance.id (static membership): a restarted sink gets its partitions back
+    /// at once instead of after the dead one's 45 s session timeout. Must be unique per running
+    /// sink; default `ecom-sink@<hostname>:<metrics port>` (unique as the port is). "" joins
+    /// as a dynamic member.
+    #[arg(long)]
+    instance_id: Option<String>,
 }
 
 fn init_tracing() {
@@ -244,6 +287,10 @@ async fn main() -> anyhow::Result<()> {
                 batch_wait: Duration::from_millis(a.batch_wait_ms),
                 metrics_addr: a.metrics_addr,
                 max_poll_interval: Duration::from_millis(a.max_poll_interval_ms),
+                instance_id: Some(a.instance_id.unwrap_or_else(|| {
+                    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                    format!("ecom-sink@{}:{}", host.trim(), a.metrics_addr.port())
+                })),
                 delivery: ecom_sink::DeliveryMode::AtLeastOnce,
             };
             let agg = ecom_sink::AggregatesConfig {
@@ -259,7 +306,29 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Train(a) => tokio::task::spawn_blocking(move || train::run(a)).await.context("ecom train")?,
         Cmd::Demo(a) => demo::run(a).await,
+        Cmd::Faults(a) => faults::run(a).await,
         Cmd::Bench(a) => bench::run(a).await,
+        Cmd::Replay(a) => {
+            let stores = ecom_sink::stores::Stores::at(&a.es_url, &a.mongo_url, &a.mongo_db).await?;
+            stores.ping().await?;
+            let f = ecom_sink::stores::ReplayFilter {
+                store: a.store,
+                reason: a.reason,
+                since_ms: a.since_ms,
+                until_ms: a.until_ms,
+                dry_run: a.dry_run,
+            };
+            let r = stores.replay(&f).await?;
+            if a.dry_run {
+                println!("{} dead letters would be replayed (dry run: nothing written)", r.matched);
+            } else {
+                println!("{} dead letters chosen: {} replayed, {} refused again", r.matched, r.replayed, r.refused);
+                if let Some(why) = r.first_refusal {
+                    println!("first refusal: {why} (those letters stay pending with replay_reason)");
+                }
+            }
+            Ok(())
+        }
         Cmd::Dashboard(a) if a.kibana_ndjson => {
             print!("{}", ecom_dash::kibana::ndjson()?);
             Ok(())

@@ -50,6 +50,7 @@ async fn training_from_mongodb_matches_training_from_files() {
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
         delivery: DeliveryMode::AtLeastOnce,
         max_poll_interval: Duration::from_secs(300),
+        instance_id: None,
     };
     let (truth_topic, catalog_topic) = (format!("ecom-test-truth-{tag}"), format!("ecom-test-catalog-{tag}"));
     let stores = Stores::connect(&cfg).await.unwrap();

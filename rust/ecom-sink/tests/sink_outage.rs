@@ -87,6 +87,7 @@ fn configs(tag: &str, es_port: u16, metrics_port: u16, max_poll: Duration) -> (S
         metrics_addr: format!("127.0.0.1:{metrics_port}").parse().unwrap(),
         delivery: DeliveryMode::AtLeastOnce,
         max_poll_interval: max_poll,
+        instance_id: None,
     };
     let a = AggregatesConfig {
         sessions_topic: name("sessions"),

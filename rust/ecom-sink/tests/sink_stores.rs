@@ -36,6 +36,7 @@ fn cfg(tag: &str) -> (SinkConfig, AggregatesConfig) {
         metrics_addr: "127.0.0.1:19464".parse().unwrap(),
         delivery: DeliveryMode::AtLeastOnce,
         max_poll_interval: Duration::from_secs(300),
+        instance_id: None,
     };
     let a = AggregatesConfig {
         sessions_topic: unique(&format!("ecom-test-{tag}-sessions")),

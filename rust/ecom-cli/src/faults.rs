@@ -1,0 +1,642 @@
+//! `ecom faults`: the fault suite. Runs the pipeline of `ecom demo` (serve, sink, the Flink job)
+//! and, one scenario at a time, produces records at a fixed rate and breaks one real part while
+//! they flow: SIGKILL, a stopped server, a restarted broker, a closed index. After each it
+//! reconciles from Kafka and the stores themselves (lost, duplicated, dead-lettered), times the
+//! recovery and reports the peak memory of each process. Servers are stopped and started with
+//! the dev/ scripts (dev/down SERVICE, dev/up, dev/crash-taskmanager).
+use crate::demo::{self, DemoArgs, ENRICHED, INVALID, RAW};
+use crate::generate::{self, GenerateArgs, GenerateSummary};
+use anyhow::{bail, Context};
+use clap::ValueEnum;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One way to break the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Scenario {
+    /// SIGKILL the Flink TaskManager and start a new one (dev/crash-taskmanager).
+    TaskmanagerKill,
+    /// SIGKILL ecom sink three times, 10 s apart, starting it again at once each time (as a
+    /// supervisor would).
+    SinkKill,
+    /// SIGKILL ecom serve; start it again after --outage-secs.
+    ServeKill,
+    /// Stop Elasticsearch for --outage-secs, then start it.
+    ElasticsearchStop,
+    /// Stop the MongoDB-protocol server (FerretDB) for --outage-secs, then start it.
+    MongodbStop,
+    /// Stop Redis for --outage-secs, then start it.
+    RedisStop,
+    /// Stop the Kafka broker (SIGTERM) and start it again at once.
+    KafkaRestart,
+    /// Stop Elasticsearch, restart ecom sink while it is down (it must start, unhealthy), start
+    /// Elasticsearch after --outage-secs.
+    SinkStartEsDown,
+    /// Close the run's event indices for --outage-secs (Elasticsearch refuses every event
+    /// document for good), reopen them, then `ecom replay` the sink's dead letters.
+    IndexClosed,
+}
+
+/// Arguments of `ecom faults`; the pipeline's own options are `ecom demo`'s (--events is per
+/// scenario).
+#[derive(Debug, clap::Args)]
+pub(crate) struct FaultsArgs {
+    /// Scenarios to run, in order, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    scenario: Vec<Scenario>,
+    /// Records per second the generator keeps to in every scenario.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// How long a stopped server or a closed index stays away.
+    #[arg(long, default_value_t = 60)]
+    outage_secs: u64,
+    /// Seconds into a scenario's production before the fault.
+    #[arg(long, default_value_t = 20)]
+    fault_after_secs: u64,
+    /// Longest wait for the pipeline to catch up once the broken part is back.
+    #[arg(long, default_value_t = 300)]
+    recovery_timeout_secs: u64,
+    /// Also write the results table (Markdown) to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// The repository root (its dev/ scripts stop and start the local stack's servers).
+    #[arg(long, env = "ECOM_ROOT")]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    demo: DemoArgs,
+}
+
+/// The outcome of one scenario: one row of the table.
+#[derive(Debug, Default)]
+struct Row {
+    scenario: String,
+    produced: u64,
+    enriched: u64,
+    invalid: u64,
+    lost: u64,
+    duplicated: u64,
+    dead_lettered: u64,
+    replayed: u64,
+    fallbacks: u64,
+    /// From the part being back to every record produced before then being in both stores.
+    recovery_secs: Option<f64>,
+    /// From the part being back to the last event that still got a serve fallback.
+    fallback_tail_secs: Option<f64>,
+    /// Peak resident memory (VmHWM) per process, MiB.
+    peak_mib: BTreeMap<String, f64>,
+    /// What the operator saw along the way (health answers, ...).
+    notes: Vec<String>,
+    /// Why the scenario failed; empty when it passed.
+    problems: Vec<String>,
+}
+
+/// serve and sink as child processes the suite can kill and start again.
+struct Services {
+    exe: PathBuf,
+    logs: PathBuf,
+    children: demo::Children,
+    pids: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+const SERVE_HEALTH: &str = "http://127.0.0.1:8080/health";
+const SINK_HEALTH: &str = "http://127.0.0.1:9464/health";
+
+impl Services {
+    fn start(&mut self, name: &str, a: &DemoArgs) -> anyhow::Result<()> {
+        let child = demo::spawn_service(&self.exe, name, a, &self.logs)?;
+        if let Some(pid) = child.id() {
+            self.pids.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), pid);
+        }
+        self.children.0.push((name.to_string(), child));
+        Ok(())
+    }
+
+    async fn kill(&mut self, name: &str) {
+        if let Some(i) = self.children.0.iter().position(|(n, _)| n == name) {
+            let (_, mut child) = self.children.0.remove(i);
+            let _ = child.kill().await; // SIGKILL, then reaped
+        }
+    }
+
+    async fn wait_healthy(&self, http: &reqwest::Client, name: &str) -> anyhow::Result<()> {
+        let url = if name == "serve" { SERVE_HEALTH } else { SINK_HEALTH };
+        demo::wait_http(http, url, &format!("ecom {name}"), &self.logs.join(format!("{name}.log"))).await
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) async fn run(f: FaultsArgs) -> anyhow::Result<()> {
+    let f = Arc::new(f);
+    let scenarios = if f.scenario.is_empty() { Scenario::value_variants().to_vec() } else { f.scenario.clone() };
+    let root = f.root.clone().context("the repository root is not set: run through dev/faults or pass --root")?;
+    let a = &f.demo;
+    let state = a.state_dir.clone().unwrap_or_else(|| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".local/state/ecom")
+    });
+    let logs = state.join("faults");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    demo::check_stack(a, &http).await?;
+    if ecom_train::current(&a.models_dir).is_none() {
+        bail!("no model in {} (models/CURRENT): dev/faults trains one first", a.models_dir.display());
+    }
+    for port in [50051, 8080, 9464] {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            bail!("127.0.0.1:{port} is already taken (another ecom serve, sink or demo?): stop it first");
+        }
+    }
+    let exe = std::env::current_exe().context("locating the ecom binary")?;
+    let mut svc = Services {
+        exe,
+        logs: logs.clone(),
+        children: demo::Children(Vec::new()),
+        pids: Arc::new(Mutex::new(HashMap::new())),
+    };
+    for name in ["serve", "sink"] {
+        svc.start(name, a)?;
+    }
+    for name in ["serve", "sink"] {
+        svc.wait_healthy(&http, name).await?;
+    }
+    let flink = a.cluster.flink();
+    let mut job_args: Vec<String> =
+        ["--bootstrap-servers", &a.cluster.brokers, "--serve-address", "127.0.0.1:50051"].map(String::from).to_vec();
+    job_args.extend(a.job_options.iter().cloned());
+    let job = flink.submit(&http, a.parallelism, &job_args).await?;
+
+    // Each scenario's events follow the last one's in event time (earlier ones would be LATE
+    // behind the job's watermark), and all end before now.
+    let slot_ms = a.events as i64 * 6_000 + 2 * 3_600_000;
+    let mut next_start = now_ms() - 2 * 3_600_000 - slot_ms * scenarios.len() as i64;
+    let seed0 = a.seed.unwrap_or_else(|| now_ms() as u64);
+    let mut rows = Vec::new();
+    for (i, sc) in scenarios.iter().enumerate() {
+        let name = sc.to_possible_value().map_or_else(|| format!("{sc:?}"), |v| v.get_name().to_string());
+        eprintln!("==> scenario {}/{}: {name}", i + 1, scenarios.len());
+        let started = Instant::now();
+        let mut row = Row { scenario: name.clone(), ..Default::default() };
+        let gen = match scenario(&f, *sc, &mut svc, &http, &root, seed0 + i as u64, next_start, &mut row).await {
+            Ok(g) => Some(g),
+            Err(e) => {
+                row.problems.push(format!("{e:#}"));
+                None
+            }
+        };
+        next_start = gen.map_or(next_start + slot_ms, |g| (g.last_event_ms + 2 * 3_600_000).max(next_start + slot_ms));
+        // A server a failed scenario left stopped would fail every later one.
+        if let Err(e) = stack_cmd(&root, "dev/up", &[], &logs).await {
+            row.problems.push(format!("the stack did not come back: {e:#}"));
+        }
+        for name in ["serve", "sink"] {
+            if !svc.children.0.iter().any(|(n, _)| n == name) {
+                let _ = svc.start(name, a);
+            }
+        }
+        let verdict = if row.problems.is_empty() { "passed" } else { "FAILED" };
+        eprintln!("    {name}: {verdict} in {:.0} s {}", started.elapsed().as_secs_f64(), row.problems.join("; "));
+        rows.push(row);
+    }
+    svc.children.stop().await;
+    flink.cancel(&http, &job).await;
+
+    let table = table(&f, &rows);
+    println!("{table}");
+    if let Some(p) = &f.report {
+        std::fs::write(p, &table).with_context(|| format!("writing {}", p.display()))?;
+    }
+    let failed: Vec<&str> = rows.iter().filter(|r| !r.problems.is_empty()).map(|r| r.scenario.as_str()).collect();
+    if failed.is_empty() {
+        println!("all {} scenarios passed", rows.len());
+        Ok(())
+    } else {
+        bail!("{} of {} scenarios failed: {}", failed.len(), rows.len(), failed.join(", "))
+    }
+}
+
+/// Runs one scenario and fills `row`; Err when it could not be run or counted at all.
+#[allow(clippy::too_many_arguments)]
+async fn scenario(
+    f: &Arc<FaultsArgs>,
+    sc: Scenario,
+    svc: &mut Services,
+    http: &reqwest::Client,
+    root: &Path,
+    seed: u64,
+    start_ms: i64,
+    row: &mut Row,
+) -> anyhow::Result<GenerateSummary> {
+    let a = &f.demo;
+    let t0 = Instant::now();
+    let at = |what: &str| eprintln!("    {:>4.0} s  {what}", t0.elapsed().as_secs_f64());
+    let brokers = a.cluster.brokers.clone();
+    let out_start = demo::end_offsets(&brokers, &[ENRICHED, INVALID])?;
+    let began_ms = now_ms();
+    let mut g = GenerateArgs::with(a.events, seed, a.malformed_rate, Some(start_ms), &brokers);
+    (g.duplicate_rate, g.late_rate, g.hostile_rate) = (a.duplicate_rate, a.late_rate, a.hostile_rate);
+    g.peak_sessions_per_hour = a.peak_sessions_per_hour;
+    g.rate = Some(f.rate);
+    g.quiet = true;
+    let producing = tokio::spawn(generate::generate(g));
+    let (stop_sampling, peaks) = sample_memory(svc.pids.clone());
+
+    tokio::time::sleep(Duration::from_secs(f.fault_after_secs)).await;
+    at("breaking it");
+    let fault = inject(f, sc, svc, http, root, start_ms, &mut row.notes).await;
+    let back = Instant::now();
+    let back_ms = now_ms();
+    at("the broken part is back; timing the catch-up");
+    let catch_up = {
+        let (brokers, limit) = (brokers.clone(), Duration::from_secs(f.recovery_timeout_secs));
+        tokio::task::spawn_blocking(move || caught_up(&brokers, back, limit))
+    };
+    let gen = producing.await.context("the generator task")?.context("producing the scenario's records")?;
+    fault?;
+    at(&format!("{} records produced", gen.produced));
+    let gen = Arc::new(gen);
+    let outcome = {
+        let (f, gen, rt) = (f.clone(), gen.clone(), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || rt.block_on(demo::collect_outputs(&f.demo, &gen, &out_start)))
+            .await
+            .context("reading the job's outputs")??
+    };
+    at("every record came out of the job");
+    row.recovery_secs = catch_up.await.context("timing the catch-up")?.map(|d| d.as_secs_f64());
+    if row.recovery_secs.is_none() {
+        row.problems.push(format!("not caught up {} s after the part was back", f.recovery_timeout_secs));
+    }
+    if outcome.last_fallback_at_ms > back_ms {
+        row.fallback_tail_secs = Some((outcome.last_fallback_at_ms - back_ms) as f64 / 1000.0);
+    }
+    row.fallbacks = outcome.guard_fallbacks + outcome.score_fallbacks;
+
+    // Everything the sink refused for good is in its dead letter; once the cause is gone,
+    // `ecom replay` stores it.
+    let stores = ecom_sink::stores::Stores::at(&a.es_url, &a.mongo_url, "ecom").await?;
+    let run_ids: std::collections::HashSet<String> = ["elasticsearch", "mongodb"]
+        .iter()
+        .flat_map(|s| {
+            let events = outcome.enriched_ids.iter().map(move |id| format!("{s}/events/{id}"));
+            events.chain(outcome.invalid_ids.iter().map(move |id| format!("{s}/invalid/{id}")))
+        })
+        .collect();
+    let dead_letters = mongodb::Client::with_uri_str(&a.mongo_url)
+        .await?
+        .database("ecom")
+        .collection::<mongodb::bson::Document>(ecom_sink::stores::DEADLETTER_COLLECTION);
+    // The dead letters written since the scenario began (a small collection), then this run's.
+    let mut cursor = dead_letters
+        .find(mongodb::bson::doc! {"at_ms": {"$gte": began_ms}})
+        .projection(mongodb::bson::doc! {"_id": 1})
+        .await
+        .context("reading the sink dead letter")?;
+    let mut dead = 0;
+    while cursor.advance().await.context("reading the sink dead letter")? {
+        let d = cursor.deserialize_current()?;
+        dead += u64::from(d.get_str("_id").is_ok_and(|id| run_ids.contains(id)));
+    }
+    row.dead_lettered = dead;
+    if dead > 0 {
+        let filter = ecom_sink::stores::ReplayFilter { since_ms: Some(began_ms), ..Default::default() };
+        let r = stores.replay(&filter).await.context("replaying the sink's dead letters")?;
+        row.replayed = r.replayed;
+        if r.refused > 0 {
+            row.problems.push(format!(
+                "{} dead letters refused again: {}",
+                r.refused,
+                r.first_refusal.unwrap_or_default()
+            ));
+        }
+    }
+    let s = demo::count_stores(a, http, &outcome, false).await?;
+    at("counted in the stores");
+    stop_sampling.store(true, std::sync::atomic::Ordering::Relaxed);
+    row.peak_mib = peaks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+
+    row.produced = gen.produced;
+    row.enriched = outcome.enriched_ids.len() as u64;
+    row.invalid = outcome.invalid as u64;
+    row.duplicated = outcome.duplicates;
+    let missing = |have: u64, want: u64| want.saturating_sub(have);
+    row.lost = row.produced.saturating_sub(row.enriched + row.invalid)
+        + missing(s.es_docs, row.enriched)
+        + missing(s.mongo_docs, row.enriched)
+        + missing(s.es_invalid, row.invalid)
+        + missing(s.mongo_invalid, row.invalid);
+    if row.lost > 0 {
+        row.problems.push(format!(
+            "lost {}: Elasticsearch {}/{} events {}/{} rejected, MongoDB {}/{} events {}/{} rejected",
+            row.lost,
+            s.es_docs,
+            row.enriched,
+            s.es_invalid,
+            row.invalid,
+            s.mongo_docs,
+            row.enriched,
+            s.mongo_invalid,
+            row.invalid
+        ));
+    }
+    if row.duplicated > 0 {
+        row.problems.push(format!("{} raw records came out twice", row.duplicated));
+    }
+    if outcome.mislabelled > 0 {
+        row.problems.push(format!(
+            "{} records did not get their own label: {}",
+            outcome.mislabelled,
+            outcome.mislabelled_examples.join("; ")
+        ));
+    }
+    if sc == Scenario::IndexClosed && row.dead_lettered == 0 {
+        row.problems.push("no document went to the dead letter while the index was closed".into());
+    }
+    if let Some((name, status)) = svc.children.exited() {
+        row.problems.push(format!("ecom {name} exited by itself ({status})"));
+        svc.kill(&name).await;
+    }
+    Ok(Arc::try_unwrap(gen).unwrap_or_default())
+}
+
+/// Breaks the part `sc` names and brings it back; returns once it is back.
+async fn inject(
+    f: &FaultsArgs,
+    sc: Scenario,
+    svc: &mut Services,
+    http: &reqwest::Client,
+    root: &Path,
+    start_ms: i64,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let a = &f.demo;
+    let outage = Duration::from_secs(f.outage_secs);
+    let logs = svc.logs.clone();
+    let stop_start = |service: &'static str| {
+        let logs = logs.clone();
+        async move {
+            stack_cmd(root, "dev/down", &[service], &logs).await?;
+            tokio::time::sleep(outage).await;
+            stack_cmd(root, "dev/up", &[], &logs).await
+        }
+    };
+    match sc {
+        Scenario::TaskmanagerKill => stack_cmd(root, "dev/crash-taskmanager", &[], &logs).await?,
+        Scenario::SinkKill => {
+            for i in 0..3 {
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+                svc.kill("sink").await;
+                svc.start("sink", a)?;
+            }
+            svc.wait_healthy(http, "sink").await?;
+        }
+        Scenario::ServeKill => {
+            svc.kill("serve").await;
+            tokio::time::sleep(outage).await;
+            svc.start("serve", a)?;
+            svc.wait_healthy(http, "serve").await?;
+        }
+        Scenario::ElasticsearchStop => {
+            stack_cmd(root, "dev/down", &["elasticsearch"], &logs).await?;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            notes.push(format!("sink /health with Elasticsearch down: {}", status_of(http, SINK_HEALTH).await));
+            tokio::time::sleep(outage.saturating_sub(Duration::from_secs(5))).await;
+            stack_cmd(root, "dev/up", &[], &logs).await?;
+        }
+        Scenario::MongodbStop => stop_start("ferretdb").await?,
+        Scenario::RedisStop => {
+            stack_cmd(root, "dev/down", &["redis"], &logs).await?;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            notes.push(format!("serve /health with Redis down: {}", status_of(http, SERVE_HEALTH).await));
+            tokio::time::sleep(outage.saturating_sub(Duration::from_secs(5))).await;
+            stack_cmd(root, "dev/up", &[], &logs).await?;
+        }
+        Scenario::KafkaRestart => {
+            stack_cmd(root, "dev/down", &["kafka"], &logs).await?;
+            stack_cmd(root, "dev/up", &[], &logs).await?;
+        }
+        Scenario::SinkStartEsDown => {
+            stack_cmd(root, "dev/down", &["elasticsearch"], &logs).await?;
+            svc.kill("sink").await;
+            svc.start("sink", a)?;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let status = status_of(http, SINK_HEALTH).await;
+            notes.push(format!("a sink started with Elasticsearch down answers /health {status}"));
+            if !status.starts_with("503") {
+                bail!("a sink started with Elasticsearch down answers /health {status}, not 503");
+            }
+            tokio::time::sleep(outage.saturating_sub(Duration::from_secs(10))).await;
+            stack_cmd(root, "dev/up", &[], &logs).await?;
+        }
+        Scenario::IndexClosed => {
+            let indices = event_indices(http, &a.es_url, start_ms).await?;
+            let list = indices.join(",");
+            es_ok(http.post(format!("{}/{list}/_close", a.es_url)).send().await, "closing the event indices").await?;
+            notes.push(format!("{} event indices closed for {} s", indices.len(), outage.as_secs()));
+            tokio::time::sleep(outage).await;
+            es_ok(http.post(format!("{}/{list}/_open", a.es_url)).send().await, "opening the event indices").await?;
+            let health = format!("{}/_cluster/health/{list}?wait_for_status=yellow&timeout=60s", a.es_url);
+            es_ok(http.get(health).timeout(Duration::from_secs(70)).send().await, "waiting for the reopened indices")
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The daily event indices of event times from `from_ms` to now, each created when missing (the
+/// sink would create a missing one instead of meeting a closed one).
+async fn event_indices(http: &reqwest::Client, es_url: &str, from_ms: i64) -> anyhow::Result<Vec<String>> {
+    let day = 86_400_000;
+    let mut names = Vec::new();
+    for d in (from_ms / day)..=(now_ms() / day) {
+        let name = ecom_sink::doc::daily_index("ecom-events", d * day);
+        let r = http.put(format!("{es_url}/{name}")).send().await.with_context(|| format!("creating {name}"))?;
+        let body = r.text().await.unwrap_or_default();
+        if !body.contains("acknowledged") && !body.contains("resource_already_exists_exception") {
+            bail!("creating {name}: {body}");
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+async fn es_ok(r: reqwest::Result<reqwest::Response>, what: &str) -> anyhow::Result<()> {
+    let r = r.with_context(|| what.to_string())?;
+    if !r.status().is_success() {
+        bail!("{what}: Elasticsearch answered {}: {}", r.status(), r.text().await.unwrap_or_default());
+    }
+    Ok(())
+}
+
+async fn status_of(http: &reqwest::Client, url: &str) -> String {
+    match http.get(url).send().await {
+        Ok(r) => {
+            let body = r.status().as_u16().to_string() + " " + r.text().await.unwrap_or_default().trim();
+            body.chars().take(90).collect::<String>() + if body.chars().count() > 90 { "…" } else { "" }
+        }
+        Err(e) => format!("no answer ({e})"),
+    }
+}
+
+/// Runs a dev/ script, its output appended to `logs/stack.log`; an error carries its tail.
+async fn stack_cmd(root: &Path, script: &str, args: &[&str], logs: &Path) -> anyhow::Result<()> {
+    let log_path = logs.join("stack.log");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let status = tokio::process::Command::new(root.join(script))
+        .args(args)
+        .stdout(std::process::Stdio::from(log.try_clone()?))
+        .stderr(std::process::Stdio::from(log))
+        .status()
+        .await
+        .with_context(|| format!("running {script}"))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(10).collect();
+        bail!(
+            "{script} {} failed ({status}):\n{}",
+            args.join(" "),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Samples the peak resident memory (VmHWM) of serve, sink and the Flink TaskManager every
+/// second until the flag is set; a process started again keeps the larger peak.
+fn sample_memory(
+    pids: Arc<Mutex<HashMap<String, u32>>>,
+) -> (Arc<std::sync::atomic::AtomicBool>, Arc<Mutex<BTreeMap<String, f64>>>) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peaks = Arc::new(Mutex::new(BTreeMap::new()));
+    let (s, p) = (stop.clone(), peaks.clone());
+    tokio::spawn(async move {
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut now: Vec<(String, u32)> =
+                pids.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(n, p)| (n.clone(), *p)).collect();
+            if let Some(tm) = find_process("TaskManagerRunner") {
+                now.push(("flink-taskmanager".into(), tm));
+            }
+            for (name, pid) in now {
+                if let Some(kib) = vm_hwm_kib(pid) {
+                    let mut peaks = p.lock().unwrap_or_else(|p| p.into_inner());
+                    let e = peaks.entry(name).or_insert(0.0);
+                    *e = f64::max(*e, kib as f64 / 1024.0);
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    (stop, peaks)
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// The pid of the first process whose command line contains `pattern`.
+fn find_process(pattern: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        String::from_utf8_lossy(&cmd).contains(pattern).then_some(pid)
+    })
+}
+
+/// Waits until everything produced to ecom.events.raw before `back` is in both stores: the
+/// job's checkpoints committed its raw offsets past that point, then the sink committed its
+/// offsets past where the job's outputs ended at that moment. None after `limit`.
+fn caught_up(brokers: &str, back: Instant, limit: Duration) -> Option<Duration> {
+    let deadline = back + limit;
+    let raw_end = ends(brokers, &[RAW]).ok()?;
+    wait_committed(brokers, "ecom-flink", &raw_end, deadline)?;
+    // The job writes in transactions: the last offset of an output partition is usually a
+    // commit marker, which a read_committed consumer never reads nor commits past.
+    let mut out_end = TopicPartitionList::new();
+    for e in ends(brokers, &[ENRICHED, INVALID]).ok()?.elements() {
+        let end = e.offset().to_raw().unwrap_or(0);
+        out_end.add_partition_offset(e.topic(), e.partition(), Offset::Offset((end - 1).max(0))).ok()?;
+    }
+    wait_committed(brokers, "ecom-sink", &out_end, deadline)?;
+    Some(back.elapsed())
+}
+
+fn ends(brokers: &str, topics: &[&str]) -> anyhow::Result<TopicPartitionList> {
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let md = c.fetch_metadata(None, Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics().iter().filter(|t| topics.contains(&t.name())) {
+        for p in t.partitions() {
+            let (_, high) = c.fetch_watermarks(t.name(), p.id(), Duration::from_secs(10))?;
+            tpl.add_partition_offset(t.name(), p.id(), Offset::Offset(high))?;
+        }
+    }
+    Ok(tpl)
+}
+
+/// Polls `group`'s committed offsets until each partition is at or past `target`.
+fn wait_committed(brokers: &str, group: &str, target: &TopicPartitionList, deadline: Instant) -> Option<()> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .ok()?;
+    while Instant::now() < deadline {
+        if let Ok(committed) = c.committed_offsets(target.clone(), Duration::from_secs(5)) {
+            let done = target.elements().iter().all(|want| {
+                let Offset::Offset(end) = want.offset() else { return true };
+                let have = committed
+                    .find_partition(want.topic(), want.partition())
+                    .and_then(|e| e.offset().to_raw())
+                    .unwrap_or(0);
+                end == 0 || have >= end
+            });
+            if done {
+                return Some(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    None
+}
+
+/// The results as a Markdown table with the command's settings.
+fn table(f: &FaultsArgs, rows: &[Row]) -> String {
+    let mut t = format!(
+        "Fault suite: {} records per scenario at {} records/s, fault {} s in, outages {} s ({} malformed).\n\n",
+        f.demo.events, f.rate, f.fault_after_secs, f.outage_secs, f.demo.malformed_rate
+    );
+    t.push_str("| scenario | events | enriched / rejected | lost | duplicated | dead-lettered (replayed) | serve fallbacks | recovery | peak memory MiB | result |\n");
+    t.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n");
+    for r in rows {
+        let rec = r.recovery_secs.map_or("-".into(), |s| format!("{s:.1} s"));
+        let tail = r.fallback_tail_secs.map_or(String::new(), |s| format!(" (fallbacks until {s:.1} s after)"));
+        let mem = r.peak_mib.iter().map(|(n, m)| format!("{n} {m:.0}")).collect::<Vec<_>>().join(", ");
+        let mut result =
+            if r.problems.is_empty() { "passed".to_string() } else { format!("FAILED: {}", r.problems.join("; ")) };
+        if !r.notes.is_empty() {
+            result.push_str(&format!(" ({})", r.notes.join("; ")));
+        }
+        t.push_str(&format!(
+            "| {} | {} | {} / {} | {} | {} | {} ({}) | {} | {rec}{tail} | {mem} | {} |\n",
+            r.scenario,
+            r.produced,
+            r.enriched,
+            r.invalid,
+            r.lost,
+            r.duplicated,
+            r.dead_lettered,
+            r.replayed,
+            r.fallbacks,
+            result.replace('|', "/").replace('\n', " ")
+        ));
+    }
+    t
+}
