@@ -11,6 +11,7 @@ mod demo;
 mod faults;
 mod flink;
 mod generate;
+mod replay;
 mod train;
 
 use anyhow::Context;
@@ -51,41 +52,13 @@ enum Cmd {
     Faults(faults::FaultsArgs),
     /// Measure: prints numbers (see docs/BENCHMARKS.md).
     Bench(bench::BenchArgs),
-    /// Send dead letters again once their cause is fixed: the sink's (documents Elasticsearch
-    /// or MongoDB refused, in MongoDB ecom.sink_deadletter) to the index or collection that
-    /// refused them, by the record's own id, so a replay never duplicates.
-    Replay(ReplayArgs),
+    /// Send dead letters again once their cause is fixed: the sink's (documents a store
+    /// refused) to their index or collection, the job's (records it rejected) to its raw topic;
+    /// both by the record's own id, so a replay never stores anything twice.
+    Replay(replay::ReplayArgs),
     /// Serve the live dashboard on :8088: the shop's panels from Elasticsearch (ecom-events-*,
     /// ecom-sessions-*, ecom-metrics-*), defined in kibana/panels.
     Dashboard(DashboardArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct ReplayArgs {
-    /// Only the letters of this store ("elasticsearch" or "mongodb").
-    #[arg(long)]
-    store: Option<String>,
-    /// Only the letters whose reason contains this, e.g. index_closed_exception.
-    #[arg(long)]
-    reason: Option<String>,
-    /// Only the letters written at or after this time (ms since epoch).
-    #[arg(long)]
-    since_ms: Option<i64>,
-    /// Only the letters written at or before this time (ms since epoch).
-    #[arg(long)]
-    until_ms: Option<i64>,
-    /// Count the letters that would be replayed; write nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Elasticsearch URL.
-    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
-    es_url: String,
-    /// MongoDB URL.
-    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
-    mongo_url: String,
-    /// MongoDB database of the sink.
-    #[arg(long, default_value = "ecom")]
-    mongo_db: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -308,27 +281,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Demo(a) => demo::run(a).await,
         Cmd::Faults(a) => faults::run(a).await,
         Cmd::Bench(a) => bench::run(a).await,
-        Cmd::Replay(a) => {
-            let stores = ecom_sink::stores::Stores::at(&a.es_url, &a.mongo_url, &a.mongo_db).await?;
-            stores.ping().await?;
-            let f = ecom_sink::stores::ReplayFilter {
-                store: a.store,
-                reason: a.reason,
-                since_ms: a.since_ms,
-                until_ms: a.until_ms,
-                dry_run: a.dry_run,
-            };
-            let r = stores.replay(&f).await?;
-            if a.dry_run {
-                println!("{} dead letters would be replayed (dry run: nothing written)", r.matched);
-            } else {
-                println!("{} dead letters chosen: {} replayed, {} refused again", r.matched, r.replayed, r.refused);
-                if let Some(why) = r.first_refusal {
-                    println!("first refusal: {why} (those letters stay pending with replay_reason)");
-                }
-            }
-            Ok(())
-        }
+        Cmd::Replay(a) => replay::run(a).await,
         Cmd::Dashboard(a) if a.kibana_ndjson => {
             print!("{}", ecom_dash::kibana::ndjson()?);
             Ok(())

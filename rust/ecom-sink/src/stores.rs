@@ -501,6 +501,20 @@ pub struct ReplayReport {
     pub first_refusal: Option<String>,
 }
 
+/// Adds `field` in `[since_ms, until_ms]` to a MongoDB filter (either end may be open).
+pub fn add_ms_range(q: &mut Document, field: &str, since_ms: Option<i64>, until_ms: Option<i64>) {
+    let mut range = Document::new();
+    if let Some(ms) = since_ms {
+        range.insert("$gte", ms);
+    }
+    if let Some(ms) = until_ms {
+        range.insert("$lte", ms);
+    }
+    if !range.is_empty() {
+        q.insert(field, range);
+    }
+}
+
 impl Stores {
     /// Sends the documents of the dead letters `f` chooses to the index or collection each
     /// was refused by, under the record's own id, and marks each one replayed. Idempotent: a
@@ -510,16 +524,7 @@ impl Stores {
         if let Some(store) = &f.store {
             q.insert("store", store);
         }
-        let mut at = Document::new();
-        if let Some(ms) = f.since_ms {
-            at.insert("$gte", ms);
-        }
-        if let Some(ms) = f.until_ms {
-            at.insert("$lte", ms);
-        }
-        if !at.is_empty() {
-            q.insert("at_ms", at);
-        }
+        add_ms_range(&mut q, "at_ms", f.since_ms, f.until_ms);
         let coll = self.db.collection::<Document>(DEADLETTER_COLLECTION);
         let mut cursor = coll.find(q).await.context("reading the sink dead letter")?;
         let mut letters = Vec::new();
