@@ -556,15 +556,59 @@ fn caught_up(brokers: &str, back: Instant, limit: Duration) -> Option<Duration> 
     let deadline = back + limit;
     let raw_end = ends(brokers, &[RAW]).ok()?;
     wait_committed(brokers, "ecom-flink", &raw_end, deadline)?;
-    // The job writes in transactions: the last offset of an output partition is usually a
-    // commit marker, which a read_committed consumer never reads nor commits past.
-    let mut out_end = TopicPartitionList::new();
-    for e in ends(brokers, &[ENRICHED, INVALID]).ok()?.elements() {
-        let end = e.offset().to_raw().unwrap_or(0);
-        out_end.add_partition_offset(e.topic(), e.partition(), Offset::Offset((end - 1).max(0))).ok()?;
-    }
+    let out_end = after_last_records(brokers, &[ENRICHED, INVALID]).ok()?;
     wait_committed(brokers, "ecom-sink", &out_end, deadline)?;
     Some(back.elapsed())
+}
+
+/// Per partition of `topics`, the offset after its last committed record: what a consumer that
+/// has read everything commits. The job writes in transactions, so a partition usually ends
+/// in commit markers (one or more), which no read_committed consumer reads or commits past.
+fn after_last_records(brokers: &str, topics: &[&str]) -> anyhow::Result<TopicPartitionList> {
+    use rdkafka::Message as _;
+    let mut out = TopicPartitionList::new();
+    // One consumer per topic: an end-of-partition report names the partition, not the topic.
+    for topic in topics {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "ecom-faults-probe")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .create()?;
+        // The last 500 offsets of a partition hold data records between the markers.
+        let mut from = TopicPartitionList::new();
+        for e in ends(brokers, &[topic])?.elements() {
+            let end = e.offset().to_raw().unwrap_or(0);
+            if end > 0 {
+                from.add_partition_offset(topic, e.partition(), Offset::Offset((end - 500).max(0)))?;
+            }
+        }
+        c.assign(&from)?;
+        let mut last: HashMap<i32, i64> = HashMap::new();
+        let mut at_end = std::collections::HashSet::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while at_end.len() < from.count() {
+            if Instant::now() > deadline {
+                bail!("reading the end of {topic} took over 30 s");
+            }
+            match c.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    let e = last.entry(m.partition()).or_insert(-1);
+                    *e = (*e).max(m.offset());
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => {}
+            }
+        }
+        for (p, o) in last {
+            out.add_partition_offset(topic, p, Offset::Offset(o + 1))?;
+        }
+    }
+    Ok(out)
 }
 
 fn ends(brokers: &str, topics: &[&str]) -> anyhow::Result<TopicPartitionList> {

@@ -150,7 +150,8 @@ public final class EcomPipeline {
             .keyBy(new BySession())
             .connect(products)
             .process(
-                new SessionOperator(cfg.sessionGapMs(), cfg.catalogWaitMs()),
+                new SessionOperator(
+                    cfg.sessionGapMs(), cfg.catalogWaitMs(), cfg.sessionStateTtlMs()),
                 ProtoTypeInfo.forClass(EnrichedEvent.class))
             .uid(UID_SESSIONS)
             .name("sessionize");

@@ -63,7 +63,8 @@ public record JobConfig(
     int tolerableCheckpointFailures,
     long checkpointTimeoutMs,
     long transactionTimeoutMs,
-    long userHistoryTtlMs)
+    long userHistoryTtlMs,
+    long sessionStateTtlMs)
     implements Serializable {
 
   /**
@@ -205,6 +206,14 @@ public record JobConfig(
           "a user's history (earlier sessions) is forgotten this long after their last event"
               + " (processing time; 0 keeps it forever)"
         });
+    OPTIONS.put(
+        "session-state-ttl-ms",
+        new String[] {
+          "604800000",
+          "an open session's state (features, bookkeeping, the event ids that find duplicates) is"
+              + " dropped this long after its last event (processing time; 0 never): a safety net"
+              + " for sessions the watermark never closes"
+        });
     OPTIONS.put("metrics-topic", new String[] {"ecom.metrics", "topic for per-minute DP metrics"});
     OPTIONS.put(
         "dp-epsilon", new String[] {"0.5", "ε of each noisy metric value (4 per window record)"});
@@ -309,6 +318,20 @@ public record JobConfig(
     if (userHistoryTtlMs < 0) {
       throw new IllegalArgumentException(
           "--user-history-ttl-ms: " + userHistoryTtlMs + " must be >= 0 (0 keeps it forever)");
+    }
+    if (sessionStateTtlMs < 0) {
+      throw new IllegalArgumentException(
+          "--session-state-ttl-ms: "
+              + sessionStateTtlMs
+              + " must be >= 0 (0 keeps it until close)");
+    }
+    if (sessionStateTtlMs > 0 && sessionStateTtlMs <= sessionGapMs) {
+      throw new IllegalArgumentException(
+          "--session-state-ttl-ms "
+              + sessionStateTtlMs
+              + " must be above --session-gap-ms "
+              + sessionGapMs
+              + ": an open session's state would expire before the gap that closes it");
     }
     // Duplicates are found within the open session; an event that could arrive after its session
     // closed must therefore be late, or a retried copy would open a second session.
@@ -421,7 +444,8 @@ public record JobConfig(
         (int) number(given, "tolerable-checkpoint-failures"),
         number(given, "checkpoint-timeout-ms"),
         number(given, "transaction-timeout-ms"),
-        number(given, "user-history-ttl-ms"));
+        number(given, "user-history-ttl-ms"),
+        number(given, "session-state-ttl-ms"));
   }
 
   /** One line per option with its default. */
@@ -556,6 +580,8 @@ public record JobConfig(
         + restartDelayMs
         + ", userHistoryTtlMs="
         + userHistoryTtlMs
+        + ", sessionStateTtlMs="
+        + sessionStateTtlMs
         + ", bufferTimeoutMs="
         + bufferTimeoutMs
         + ", guardTimeoutMs="

@@ -12,6 +12,7 @@ import dev.ecom.proto.v1.RejectReason;
 import dev.ecom.proto.v1.Session;
 import dev.ecom.proto.v1.SessionState;
 import dev.ecom.proto.v1.UserHistory;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -22,6 +23,7 @@ import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
 import org.apache.flink.api.common.state.ReadOnlyBroadcastState;
+import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -86,13 +88,20 @@ public final class SessionOperator
   private transient int featureCount;
   // Processing time of this task's first catalog record; MIN_VALUE before it.
   private transient long catalogSinceMs;
+  private final long stateTtlMs;
   private transient Counter duplicateEvents;
   private transient Counter catalogMisses;
   private transient Counter sessionsClosed;
 
-  public SessionOperator(long gapMs, long catalogWaitMs) {
+  /**
+   * @param stateTtlMs an open session's state is dropped this long (processing time) after its last
+   *     write, 0 never: sessions close by event time, and this bounds the state of one whose close
+   *     the watermark never reaches
+   */
+  public SessionOperator(long gapMs, long catalogWaitMs, long stateTtlMs) {
     this.gapMs = gapMs;
     this.catalogWaitMs = catalogWaitMs;
+    this.stateTtlMs = stateTtlMs;
   }
 
   /** Per-session bookkeeping next to the ecom-core state (a Flink POJO). */
@@ -111,12 +120,22 @@ public final class SessionOperator
 
   @Override
   public void open(OpenContext openContext) {
-    state = getRuntimeContext().getState(new ValueStateDescriptor<>("session-state", byte[].class));
-    meta =
-        getRuntimeContext().getState(new ValueStateDescriptor<>("session-meta", SessionMeta.class));
-    seen =
-        getRuntimeContext()
-            .getMapState(new MapStateDescriptor<>("seen-ids", Types.STRING, Types.BOOLEAN));
+    var stateDesc = new ValueStateDescriptor<>("session-state", byte[].class);
+    var metaDesc = new ValueStateDescriptor<>("session-meta", SessionMeta.class);
+    var seenDesc = new MapStateDescriptor<>("seen-ids", Types.STRING, Types.BOOLEAN);
+    if (stateTtlMs > 0) {
+      StateTtlConfig ttl =
+          StateTtlConfig.newBuilder(Duration.ofMillis(stateTtlMs))
+              .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
+              .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+              .build();
+      stateDesc.enableTimeToLive(ttl);
+      metaDesc.enableTimeToLive(ttl);
+      seenDesc.enableTimeToLive(ttl);
+    }
+    state = getRuntimeContext().getState(stateDesc);
+    meta = getRuntimeContext().getState(metaDesc);
+    seen = getRuntimeContext().getMapState(seenDesc);
     waiting =
         getRuntimeContext()
             .getListState(

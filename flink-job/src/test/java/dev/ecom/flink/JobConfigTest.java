@@ -45,7 +45,7 @@ class JobConfigTest {
   }
 
   @Test
-  void badArgumentsNameTheProblem() {
+  void badArgumentsNameTheProblem() throws Exception {
     assertThatThrownBy(() -> JobConfig.parse(new String[] {"--nope", "1"}))
         .hasMessageContaining("unknown option --nope");
     assertThatThrownBy(() -> JobConfig.parse(new String[] {"--guard-timeout-ms", "soon"}))
@@ -63,6 +63,10 @@ class JobConfigTest {
                 JobConfig.parse(
                     new String[] {"--allowed-lateness-ms", "60000", "--session-gap-ms", "60000"}))
         .hasMessageContaining("--allowed-lateness-ms 60000 must be below --session-gap-ms 60000");
+    assertThatThrownBy(() -> JobConfig.parse(new String[] {"--session-state-ttl-ms", "1800000"}))
+        .hasMessageContaining("--session-state-ttl-ms 1800000 must be above --session-gap-ms");
+    assertThat(JobConfig.parse(new String[] {"--session-state-ttl-ms", "0"}).sessionStateTtlMs())
+        .isZero();
   }
 
   @Test

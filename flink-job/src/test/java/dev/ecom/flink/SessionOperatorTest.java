@@ -26,6 +26,7 @@ import org.junit.jupiter.api.Test;
 
 class SessionOperatorTest {
   private static final long GAP = 30 * 60_000L;
+  private static final long TTL = 7 * 24 * 3_600_000L;
   private static final long T0 = 1_767_225_600_000L; // 2026-01-01T00:00Z
   private static final Product SOFA =
       Product.newBuilder()
@@ -42,7 +43,7 @@ class SessionOperatorTest {
   private static KeyedBroadcastOperatorTestHarness<String, EnrichedEvent, Product, EnrichedEvent>
       harness() throws Exception {
     return ProcessFunctionTestHarnesses.forKeyedBroadcastProcessFunction(
-        new SessionOperator(GAP, 5_000),
+        new SessionOperator(GAP, 5_000, TTL),
         new EcomPipeline.BySession(),
         Types.STRING,
         SessionOperator.CATALOG);
@@ -187,6 +188,28 @@ class SessionOperatorTest {
     List<EnrichedEvent> out = h.extractOutputValues();
     assertThat(out).hasSize(1);
     assertThat(out.get(0).getCatalogMiss()).isTrue();
+  }
+
+  @Test
+  void anOpenSessionsStateExpiresAfterItsTtlInProcessingTime() throws Exception {
+    h.processBroadcastElement(SOFA, T0);
+    EnrichedEvent e = event("s-1", T0, EventKind.EVENT_KIND_PRODUCT_VIEW, "p-1");
+    send(e);
+    // Event time stands still (no watermark closes the session); processing time runs on.
+    h.setStateTtlProcessingTime(0);
+    send(e.toBuilder().setSource(e.getSource().toBuilder().setOffset(98)).build());
+    h.setStateTtlProcessingTime(TTL + 1);
+    send(e.toBuilder().setSource(e.getSource().toBuilder().setOffset(99)).build());
+
+    // Within the TTL a copy is a DUPLICATE; after it the first copy's state is gone: the next
+    // copy starts the session afresh, and the session closes with the one event it holds.
+    assertThat(side(SessionOperator.REJECTED))
+        .extracting(r -> r.getSource().getOffset())
+        .containsExactly(98L);
+    h.processWatermark(T0 + GAP + 1);
+    List<Session> sessions = side(SessionOperator.SESSIONS);
+    assertThat(sessions).hasSize(1);
+    assertThat(sessions.get(0).getEvents()).isEqualTo(1);
   }
 
   @Test
