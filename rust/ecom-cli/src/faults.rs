@@ -569,13 +569,13 @@ fn after_last_records(brokers: &str, topics: &[&str]) -> anyhow::Result<TopicPar
     let mut out = TopicPartitionList::new();
     // One consumer per topic: an end-of-partition report names the partition, not the topic.
     for topic in topics {
-        let c: BaseConsumer = ClientConfig::new()
+        let c: BaseConsumer<EofIsNoError> = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", "ecom-faults-probe")
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
-            .create()?;
+            .create_with_context(EofIsNoError)?;
         // The last 500 offsets of a partition hold data records between the markers.
         let mut from = TopicPartitionList::new();
         for e in ends(brokers, &[topic])?.elements() {
@@ -610,6 +610,21 @@ fn after_last_records(brokers: &str, topics: &[&str]) -> anyhow::Result<TopicPar
     }
     Ok(out)
 }
+
+/// A consumer context that does not log the end of a partition (which the probe asks for) as
+/// an error, as rdkafka's default context does.
+struct EofIsNoError;
+
+impl rdkafka::ClientContext for EofIsNoError {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        if !matches!(error, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EofIsNoError {}
 
 fn ends(brokers: &str, topics: &[&str]) -> anyhow::Result<TopicPartitionList> {
     let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
