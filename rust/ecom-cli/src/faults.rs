@@ -376,12 +376,22 @@ async fn inject(
     let a = &f.demo;
     let outage = Duration::from_secs(f.outage_secs);
     let logs = svc.logs.clone();
-    let stop_start = |service: &'static str| {
+    // Stops `service` for the outage and starts it again; with `health` (whose, URL), what that
+    // /health answers 5 s into the outage, for the notes.
+    let stop_start = |service: &'static str, health: Option<(&'static str, &'static str)>| {
         let logs = logs.clone();
         async move {
             stack_cmd(root, "dev/down", &[service], &logs).await?;
-            tokio::time::sleep(outage).await;
-            stack_cmd(root, "dev/up", &[], &logs).await
+            let mut seen = None;
+            let mut waited = Duration::ZERO;
+            if let Some((whose, url)) = health {
+                waited = Duration::from_secs(5).min(outage);
+                tokio::time::sleep(waited).await;
+                seen = Some(format!("{whose} /health with {service} down: {}", status_of(http, url).await));
+            }
+            tokio::time::sleep(outage - waited).await;
+            stack_cmd(root, "dev/up", &[], &logs).await?;
+            anyhow::Ok(seen)
         }
     };
     match sc {
@@ -402,21 +412,9 @@ async fn inject(
             svc.start("serve", a)?;
             svc.wait_healthy(http, "serve").await?;
         }
-        Scenario::ElasticsearchStop => {
-            stack_cmd(root, "dev/down", &["elasticsearch"], &logs).await?;
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            notes.push(format!("sink /health with Elasticsearch down: {}", status_of(http, SINK_HEALTH).await));
-            tokio::time::sleep(outage.saturating_sub(Duration::from_secs(5))).await;
-            stack_cmd(root, "dev/up", &[], &logs).await?;
-        }
-        Scenario::MongodbStop => stop_start("ferretdb").await?,
-        Scenario::RedisStop => {
-            stack_cmd(root, "dev/down", &["redis"], &logs).await?;
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            notes.push(format!("serve /health with Redis down: {}", status_of(http, SERVE_HEALTH).await));
-            tokio::time::sleep(outage.saturating_sub(Duration::from_secs(5))).await;
-            stack_cmd(root, "dev/up", &[], &logs).await?;
-        }
+        Scenario::ElasticsearchStop => notes.extend(stop_start("elasticsearch", Some(("sink", SINK_HEALTH))).await?),
+        Scenario::MongodbStop => notes.extend(stop_start("ferretdb", None).await?),
+        Scenario::RedisStop => notes.extend(stop_start("redis", Some(("serve", SERVE_HEALTH))).await?),
         Scenario::KafkaRestart => {
             stack_cmd(root, "dev/down", &["kafka"], &logs).await?;
             stack_cmd(root, "dev/up", &[], &logs).await?;
