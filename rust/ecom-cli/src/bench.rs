@@ -54,12 +54,11 @@ struct SinkBench {
     /// Documents per batch.
     #[arg(long, default_value_t = 500)]
     batch: usize,
-    /// MongoDB URL.
-    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
-    mongo_url: String,
-    /// Elasticsearch URL (the sink connects to both stores; only MongoDB is measured).
-    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
-    es_url: String,
+    #[command(flatten)]
+    mongo: crate::stack::MongoArgs,
+    /// Elasticsearch (the sink connects to both stores; only MongoDB is measured).
+    #[command(flatten)]
+    es: crate::stack::EsArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -219,9 +218,9 @@ async fn sink(b: SinkBench) -> anyhow::Result<()> {
         brokers: String::new(),
         topic: String::new(),
         group_id: String::new(),
-        es_url: b.es_url.clone(),
+        es_url: b.es.url()?,
         index_prefix: format!("ecom-bench-{}", std::process::id()),
-        mongo_url: b.mongo_url.clone(),
+        mongo_url: b.mongo.url()?,
         mongo_db: db_name.clone(),
         batch_max: b.batch,
         batch_wait: Duration::from_millis(100),
@@ -231,7 +230,7 @@ async fn sink(b: SinkBench) -> anyhow::Result<()> {
         instance_id: None,
     };
     let stores = ecom_sink::stores::Stores::connect(&cfg).await?;
-    let client = mongodb::Client::with_uri_str(&b.mongo_url).await?;
+    let client = mongodb::Client::with_uri_str(cfg.mongo_url.expose()).await?;
     let db = client.database(&db_name);
     let events: Vec<_> = (0..b.docs).map(bench_event).collect();
     let batches: Vec<&[ecom_proto::v1::EnrichedEvent]> = events.chunks(b.batch.max(1)).collect();

@@ -25,12 +25,11 @@ pub(crate) struct DashBench {
     /// Refreshes timed per dashboard and range, after one warm-up.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
-    /// Elasticsearch URL.
-    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
-    es_url: String,
+    #[command(flatten)]
+    es: crate::stack::EsArgs,
     /// Redis of the Guard's live counts (the Redis panel is timed too).
-    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
-    redis_url: String,
+    #[command(flatten)]
+    redis: crate::stack::RedisArgs,
 }
 
 /// The sink's index template for an index prefix.
@@ -48,8 +47,7 @@ pub(crate) async fn run(a: DashBench) -> anyhow::Result<()> {
     if a.stem == a.from || a.stem.is_empty() {
         bail!("--stem must name scratch indices other than --from's");
     }
-    let es = a.es_url.trim_end_matches('/').to_string();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+    let crate::stack::EsHttp { client: http, base: es } = a.es.http()?;
     let base = count(&http, &es, &format!("{}-events-*", a.from)).await?;
     if base == 0 {
         bail!("{}-events-* holds no events: run dev/demo first (the copies are made from them)", a.from);
@@ -65,9 +63,9 @@ pub(crate) async fn run(a: DashBench) -> anyhow::Result<()> {
     for stem in [&a.from, &a.stem] {
         let events = count(&http, &es, &format!("{stem}-events-*")).await?;
         let cfg = ecom_dash::DashConfig {
-            es_url: es.clone(),
+            es_url: a.es.url()?,
             index_stem: stem.clone(),
-            redis_url: a.redis_url.clone(),
+            redis_url: a.redis.url()?,
             query_timeout: Duration::from_secs(60),
             ..Default::default()
         };

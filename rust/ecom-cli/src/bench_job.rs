@@ -45,9 +45,9 @@ pub(crate) struct JobBench {
     no_baseline: bool,
     #[command(flatten)]
     cluster: ClusterArgs,
-    /// Redis URL (for the bench's ecom serve).
-    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
-    redis_url: String,
+    /// Redis (for the bench's ecom serve).
+    #[command(flatten)]
+    redis: crate::stack::RedisArgs,
     /// Models directory the bench's ecom serve scores with.
     #[arg(long, default_value = "models", env = "ECOM_MODELS_DIR")]
     models_dir: PathBuf,
@@ -151,8 +151,11 @@ pub(crate) async fn run(a: JobBench) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the ecom binary")?;
     let log_path = std::env::temp_dir().join("ecom-bench-job-serve.log");
     let log = std::fs::File::create(&log_path)?;
-    let serve = tokio::process::Command::new(&exe)
-        .args(["serve", "--grpc-addr", SERVE_GRPC, "--http-addr", SERVE_HTTP, "--redis-url", &a.redis_url])
+    let mut serve = tokio::process::Command::new(&exe);
+    serve.arg("serve");
+    a.redis.hand_to(&mut serve)?;
+    let serve = serve
+        .args(["--grpc-addr", SERVE_GRPC, "--http-addr", SERVE_HTTP])
         .arg("--models-dir")
         .arg(&a.models_dir)
         .stdout(Stdio::from(log.try_clone()?))

@@ -22,9 +22,9 @@ pub(crate) struct ServeBench {
     /// Models directory (its current version is served, and measured in-process).
     #[arg(long, default_value = "models", env = "ECOM_MODELS_DIR")]
     models_dir: PathBuf,
-    /// Redis URL for the guard.
-    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
-    redis_url: String,
+    /// Redis for the guard.
+    #[command(flatten)]
+    redis: crate::stack::RedisArgs,
     /// Measure a running `ecom serve` at this URL instead of starting one (and its
     /// uncoalesced baseline) as child processes.
     #[arg(long)]
@@ -252,12 +252,12 @@ struct Child {
 fn spawn_serve(a: &ServeBench, grpc_port: u16, extra: &[&str]) -> anyhow::Result<Child> {
     let log = std::env::temp_dir().join(format!("ecom-bench-serve-{grpc_port}.log"));
     let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    let proc = tokio::process::Command::new(std::env::current_exe().context("finding this ecom binary")?)
-        .arg("serve")
+    let mut cmd = tokio::process::Command::new(std::env::current_exe().context("finding this ecom binary")?);
+    cmd.arg("serve");
+    a.redis.hand_to(&mut cmd)?;
+    let proc = cmd
         .args(["--grpc-addr", &format!("127.0.0.1:{grpc_port}")])
         .args(["--http-addr", &format!("127.0.0.1:{}", grpc_port - 32_000)])
-        .arg("--redis-url")
-        .arg(&a.redis_url)
         .arg("--models-dir")
         .arg(&a.models_dir)
         .args(["--max-batch", &a.batch.max(1000).to_string()])

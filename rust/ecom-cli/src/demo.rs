@@ -2,6 +2,7 @@
 //! submits the Flink job, generates events, waits until every raw record is accounted for in
 //! Kafka and in both stores, prints a summary and whether it reconciles, then cleans up.
 use crate::generate::{self, GenerateArgs, GenerateSummary};
+use crate::stack::{EsArgs, EsHttp, MongoArgs, RedisArgs};
 use anyhow::{bail, Context};
 use ecom_proto::v1::{EnrichedEvent, EventKind, InvalidEvent, RejectReason, Session, WindowMetrics};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -72,15 +73,13 @@ pub(crate) struct DemoArgs {
     pub(crate) start_ms: Option<i64>,
     #[command(flatten)]
     pub(crate) cluster: ClusterArgs,
-    /// Elasticsearch URL.
-    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
-    pub(crate) es_url: String,
-    /// MongoDB URL.
-    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
-    pub(crate) mongo_url: String,
-    /// Redis URL (for ecom serve).
-    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
-    pub(crate) redis_url: String,
+    #[command(flatten)]
+    pub(crate) es: EsArgs,
+    #[command(flatten)]
+    pub(crate) mongo: MongoArgs,
+    /// Redis (for ecom serve).
+    #[command(flatten)]
+    pub(crate) redis: RedisArgs,
     /// Models directory ecom serve scores with (written by `ecom train`).
     #[arg(long, default_value = "models", env = "ECOM_MODELS_DIR")]
     pub(crate) models_dir: PathBuf,
@@ -252,7 +251,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
 
     step("waiting for Elasticsearch and MongoDB to hold every enriched event and dead letter");
     let stores = tokio::select! {
-        s = count_stores(&a, &http, &outcome, true) => s,
+        s = count_stores(&a, &outcome, true) => s,
         ended = watch.ended() => {
             children.stop().await;
             return Err(ended.into());
@@ -413,28 +412,17 @@ pub(crate) fn spawn_service(
     a: &DemoArgs,
     logs: &std::path::Path,
 ) -> anyhow::Result<tokio::process::Child> {
-    let args: Vec<String> = match name {
-        "serve" => vec![
-            "serve".into(),
-            "--redis-url".into(),
-            a.redis_url.clone(),
-            "--models-dir".into(),
-            a.models_dir.display().to_string(),
-        ],
-        _ => vec![
-            "sink".into(),
-            "--brokers".into(),
-            a.cluster.brokers.clone(),
-            "--es-url".into(),
-            a.es_url.clone(),
-            "--mongo-url".into(),
-            a.mongo_url.clone(),
-        ],
-    };
+    let mut cmd = tokio::process::Command::new(exe);
+    if name == "serve" {
+        cmd.arg("serve").arg("--models-dir").arg(&a.models_dir);
+        a.redis.hand_to(&mut cmd)?;
+    } else {
+        cmd.arg("sink").arg("--brokers").arg(&a.cluster.brokers);
+        a.es.hand_to(&mut cmd)?;
+        a.mongo.hand_to(&mut cmd)?;
+    }
     let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{name}.log")))?;
-    tokio::process::Command::new(exe)
-        .args(&args)
-        .stdout(Stdio::from(log.try_clone()?))
+    cmd.stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
         .kill_on_drop(true)
         .spawn()
@@ -443,10 +431,12 @@ pub(crate) fn spawn_service(
 
 pub(crate) async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<()> {
     let hint = "start the local stack with dev/up (dev/status shows what is down)";
-    http.get(format!("{}/_cluster/health", a.es_url))
+    let es = a.es.http()?;
+    es.client
+        .get(format!("{}/_cluster/health", es.base))
         .send()
         .await
-        .with_context(|| format!("Elasticsearch at {} does not answer: {hint}", a.es_url))?;
+        .with_context(|| format!("Elasticsearch at {} does not answer: {hint}", es.base))?;
     let ov: Value = http
         .get(format!("{}/overview", a.cluster.flink_rest))
         .send()
@@ -466,17 +456,19 @@ pub(crate) async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow:
             bail!("Kafka topic {t} is missing: {hint}");
         }
     }
-    let client = redis::Client::open(a.redis_url.as_str())?;
+    let redis_url = a.redis.url()?;
+    let client = redis::Client::open(redis_url.expose())?;
     let mut c = tokio::time::timeout(Duration::from_secs(5), client.get_multiplexed_async_connection())
         .await
-        .map_err(|_| anyhow::anyhow!("Redis at {} timed out: {hint}", a.redis_url))?
-        .with_context(|| format!("Redis at {} does not answer: {hint}", a.redis_url))?;
+        .map_err(|_| anyhow::anyhow!("Redis at {redis_url} timed out: {hint}"))?
+        .with_context(|| format!("Redis at {redis_url} does not answer: {hint}"))?;
     let _: String = redis::cmd("PING").query_async(&mut c).await?;
-    let mongo = mongodb::Client::with_uri_str(&a.mongo_url).await?;
+    let mongo_url = a.mongo.url()?;
+    let mongo = mongodb::Client::with_uri_str(mongo_url.expose()).await?;
     tokio::time::timeout(Duration::from_secs(10), mongo.database("ecom").run_command(mongodb::bson::doc! {"ping": 1}))
         .await
-        .map_err(|_| anyhow::anyhow!("MongoDB at {} timed out: {hint}", a.mongo_url))?
-        .with_context(|| format!("MongoDB at {} does not answer: {hint}", a.mongo_url))?;
+        .map_err(|_| anyhow::anyhow!("MongoDB at {mongo_url} timed out: {hint}"))?
+        .with_context(|| format!("MongoDB at {mongo_url} does not answer: {hint}"))?;
     Ok(())
 }
 
@@ -540,10 +532,20 @@ impl Flink<'_> {
         if !jar.exists() {
             bail!("job jar {} does not exist: build it with dev/build", jar.display());
         }
+        // The job's IP-hash key travels in a file (or $ECOM_IP_HASH_KEY), never in its arguments.
+        let mut key = Vec::new();
+        let keyed = |o: &str| job_args.iter().any(|a| a.starts_with(o));
+        if std::env::var_os(crate::stack::IP_HASH_KEY_ENV).is_none()
+            && !keyed("--ip-hash-key-file")
+            && !keyed("--allow-dev-ip-hash-key")
+        {
+            key = vec!["--ip-hash-key-file".to_string(), crate::stack::ip_hash_key_file()?.display().to_string()];
+        }
         let out = tokio::process::Command::new(flink_home.join("bin/flink"))
             .args(["run", "-d", "-p", &parallelism.to_string()])
             .arg(jar)
             .args(job_args)
+            .args(&key)
             .output()
             .await
             .with_context(|| format!("running {}/bin/flink", flink_home.display()))?;
@@ -876,54 +878,49 @@ pub(crate) async fn count_mongo_ids(
 
 /// Counts `ids` in an Elasticsearch index pattern and a MongoDB collection.
 async fn count_ids(
-    http: &reqwest::Client,
-    es_url: &str,
+    es: &EsHttp,
     index: &str,
     coll: &mongodb::Collection<mongodb::bson::Document>,
     ids: &[String],
 ) -> anyhow::Result<(u64, u64)> {
-    let _ = http.post(format!("{es_url}/{index}/_refresh")).send().await;
-    let (mut es, mut mg) = (0, 0);
+    let _ = es.client.post(format!("{}/{index}/_refresh", es.base)).send().await;
+    let (mut in_es, mut mg) = (0, 0);
     for chunk in ids.chunks(5_000) {
-        let r: Value = http
-            .post(format!("{es_url}/{index}/_count?ignore_unavailable=true&allow_no_indices=true"))
+        let r: Value = es
+            .client
+            .post(format!("{}/{index}/_count?ignore_unavailable=true&allow_no_indices=true", es.base))
             .json(&json!({"query": {"ids": {"values": chunk}}}))
             .send()
             .await
             .context("counting documents in Elasticsearch")?
             .json()
             .await?;
-        es += r["count"].as_u64().unwrap_or(0);
+        in_es += r["count"].as_u64().unwrap_or(0);
         mg += count_mongo_ids(coll, chunk).await?;
     }
-    Ok((es, mg))
+    Ok((in_es, mg))
 }
 
 /// Counts this run's enriched events and dead letters in both stores (by id) and both stores'
 /// totals of enriched events, waiting until the run's documents are all there or the timeout
 /// passes.
-pub(crate) async fn count_stores(
-    a: &DemoArgs,
-    http: &reqwest::Client,
-    outcome: &Outcome,
-    totals: bool,
-) -> anyhow::Result<StoreCounts> {
-    let mongo = mongodb::Client::with_uri_str(&a.mongo_url).await?;
+pub(crate) async fn count_stores(a: &DemoArgs, outcome: &Outcome, totals: bool) -> anyhow::Result<StoreCounts> {
+    let es = a.es.http()?;
+    let mongo = mongodb::Client::with_uri_str(a.mongo.url()?.expose()).await?;
     let db = mongo.database("ecom");
     let (events, invalid) = (db.collection("events"), db.collection("invalid"));
     // Replays are slow on the local FerretDB (see ecom-sink's write_mongo): allow for them.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let (es_docs, mongo_docs) = count_ids(http, &a.es_url, "ecom-events-*", &events, &outcome.enriched_ids).await?;
-        let (es_invalid, mongo_invalid) =
-            count_ids(http, &a.es_url, "ecom-invalid-*", &invalid, &outcome.invalid_ids).await?;
+        let (es_docs, mongo_docs) = count_ids(&es, "ecom-events-*", &events, &outcome.enriched_ids).await?;
+        let (es_invalid, mongo_invalid) = count_ids(&es, "ecom-invalid-*", &invalid, &outcome.invalid_ids).await?;
         let (n, m) = (outcome.enriched_ids.len() as u64, outcome.invalid_ids.len() as u64);
         let all_in = es_docs == n && mongo_docs == n && es_invalid == m && mongo_invalid == m;
         if (all_in || Instant::now() > deadline) && !totals {
             return Ok(StoreCounts { es_docs, mongo_docs, es_total: 0, mongo_total: 0, es_invalid, mongo_invalid });
         }
         if all_in || Instant::now() > deadline {
-            let r: Value = http.get(format!("{}/ecom-events-*/_count", a.es_url)).send().await?.json().await?;
+            let r: Value = es.client.get(format!("{}/ecom-events-*/_count", es.base)).send().await?.json().await?;
             let es_total = r["count"].as_u64().unwrap_or(0);
             let mongo_total =
                 events.count_documents(mongodb::bson::doc! {}).await.context("counting MongoDB documents")?;

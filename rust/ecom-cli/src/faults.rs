@@ -278,7 +278,8 @@ async fn scenario(
 
     // Everything the sink refused for good is in its dead letter; once the cause is gone,
     // `ecom replay` stores it.
-    let stores = ecom_sink::stores::Stores::at(&a.es_url, &a.mongo_url, "ecom").await?;
+    let mongo_url = a.mongo.url()?;
+    let stores = ecom_sink::stores::Stores::at(&a.es.url()?, &mongo_url, "ecom").await?;
     let run_ids: std::collections::HashSet<String> = ["elasticsearch", "mongodb"]
         .iter()
         .flat_map(|s| {
@@ -286,7 +287,7 @@ async fn scenario(
             events.chain(outcome.invalid_ids.iter().map(move |id| format!("{s}/invalid/{id}")))
         })
         .collect();
-    let dead_letters = mongodb::Client::with_uri_str(&a.mongo_url)
+    let dead_letters = mongodb::Client::with_uri_str(mongo_url.expose())
         .await?
         .database("ecom")
         .collection::<mongodb::bson::Document>(ecom_sink::stores::DEADLETTER_COLLECTION);
@@ -314,7 +315,7 @@ async fn scenario(
             ));
         }
     }
-    let s = demo::count_stores(a, http, &outcome, false).await?;
+    let s = demo::count_stores(a, &outcome, false).await?;
     at("counted in the stores");
     stop_sampling.store(true, std::sync::atomic::Ordering::Relaxed);
     row.peak_mib = peaks.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -433,14 +434,16 @@ async fn inject(
             stack_cmd(root, "dev/up", &[], &logs).await?;
         }
         Scenario::IndexClosed => {
-            let indices = event_indices(http, &a.es_url, start_ms).await?;
+            let es = a.es.http()?;
+            let indices = event_indices(&es, start_ms).await?;
             let list = indices.join(",");
-            es_ok(http.post(format!("{}/{list}/_close", a.es_url)).send().await, "closing the event indices").await?;
+            let (client, base) = (&es.client, &es.base);
+            es_ok(client.post(format!("{base}/{list}/_close")).send().await, "closing the event indices").await?;
             notes.push(format!("{} event indices closed for {} s", indices.len(), outage.as_secs()));
             tokio::time::sleep(outage).await;
-            es_ok(http.post(format!("{}/{list}/_open", a.es_url)).send().await, "opening the event indices").await?;
-            let health = format!("{}/_cluster/health/{list}?wait_for_status=yellow&timeout=60s", a.es_url);
-            es_ok(http.get(health).timeout(Duration::from_secs(70)).send().await, "waiting for the reopened indices")
+            es_ok(client.post(format!("{base}/{list}/_open")).send().await, "opening the event indices").await?;
+            let health = format!("{base}/_cluster/health/{list}?wait_for_status=yellow&timeout=60s");
+            es_ok(client.get(health).timeout(Duration::from_secs(70)).send().await, "waiting for the reopened indices")
                 .await?;
         }
     }
@@ -449,12 +452,13 @@ async fn inject(
 
 /// The daily event indices of event times from `from_ms` to now, each created when missing (the
 /// sink would create a missing one instead of meeting a closed one).
-async fn event_indices(http: &reqwest::Client, es_url: &str, from_ms: i64) -> anyhow::Result<Vec<String>> {
+async fn event_indices(es: &crate::stack::EsHttp, from_ms: i64) -> anyhow::Result<Vec<String>> {
     let day = 86_400_000;
     let mut names = Vec::new();
     for d in (from_ms / day)..=(now_ms() / day) {
         let name = ecom_sink::doc::daily_index("ecom-events", d * day);
-        let r = http.put(format!("{es_url}/{name}")).send().await.with_context(|| format!("creating {name}"))?;
+        let r =
+            es.client.put(format!("{}/{name}", es.base)).send().await.with_context(|| format!("creating {name}"))?;
         let body = r.text().await.unwrap_or_default();
         if !body.contains("acknowledged") && !body.contains("resource_already_exists_exception") {
             bail!("creating {name}: {body}");

@@ -12,6 +12,7 @@ mod faults;
 mod flink;
 mod generate;
 mod replay;
+mod stack;
 mod train;
 
 use anyhow::Context;
@@ -66,9 +67,8 @@ struct DashboardArgs {
     /// HTTP listen address of the page.
     #[arg(long, default_value = "127.0.0.1:8088", env = "ECOM_DASHBOARD_ADDR")]
     addr: SocketAddr,
-    /// Elasticsearch URL.
-    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
-    es_url: String,
+    #[command(flatten)]
+    es: stack::EsArgs,
     /// Longest a panel's search may take.
     #[arg(long, default_value_t = 5_000)]
     query_timeout_ms: u64,
@@ -77,8 +77,8 @@ struct DashboardArgs {
     #[arg(long, default_value = "ecom")]
     index_stem: String,
     /// Redis of ecom serve's Guard, which keeps the live counts (visitors, open sessions).
-    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
-    redis_url: String,
+    #[command(flatten)]
+    redis: stack::RedisArgs,
     /// The Guard's Redis key prefix (its `key_prefix`).
     #[arg(long, default_value = "ecom:guard")]
     redis_key_prefix: String,
@@ -99,9 +99,9 @@ struct ServeArgs {
     /// HTTP listen address for /health and /metrics.
     #[arg(long, default_value = "127.0.0.1:8080", env = "ECOM_HTTP_ADDR")]
     http_addr: SocketAddr,
-    /// Redis URL for the guard's live state.
-    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
-    redis_url: String,
+    /// Redis for the guard's live state.
+    #[command(flatten)]
+    redis: stack::RedisArgs,
     /// Guard rules and thresholds: a JSON file overriding any subset of the defaults
     /// (docs/OPERATIONS.md lists every field).
     #[arg(long, env = "ECOM_GUARD_CONFIG")]
@@ -126,6 +126,19 @@ struct ServeArgs {
     /// concurrent ones (the baseline `ecom bench serve` measures against).
     #[arg(long)]
     no_coalesce: bool,
+    /// PEM certificate chain of gRPC's TLS (with --tls-key); without it gRPC is plaintext.
+    #[arg(long, env = "ECOM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ECOM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// PEM CA certificates: clients must present a certificate they signed (mutual TLS).
+    #[arg(long, env = "ECOM_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
+    /// File holding the bearer token Guard, Score and Recommend require (`authorization:
+    /// Bearer <token>`); else $ECOM_SERVE_TOKEN; neither: no token is checked.
+    #[arg(long, env = "ECOM_SERVE_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -145,9 +158,8 @@ struct SinkArgs {
     /// Kafka consumer group.
     #[arg(long, default_value = "ecom-sink")]
     group_id: String,
-    /// Elasticsearch URL.
-    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
-    es_url: String,
+    #[command(flatten)]
+    es: stack::EsArgs,
     /// Index prefix of events (documents go to PREFIX-YYYY.MM.DD by event time).
     #[arg(long, default_value = "ecom-events")]
     index_prefix: String,
@@ -166,9 +178,8 @@ struct SinkArgs {
     /// Topic for the sink's own dead letters (undecodable records, documents a store refused).
     #[arg(long, default_value = "ecom.sink.deadletter")]
     deadletter_topic: String,
-    /// MongoDB URL.
-    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
-    mongo_url: String,
+    #[command(flatten)]
+    mongo: stack::MongoArgs,
     /// MongoDB database (collections `events`, `sessions`, `metrics`, `invalid`, `sink_deadletter`).
     #[arg(long, default_value = "ecom")]
     mongo_db: String,
@@ -228,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
             let cfg = ecom_serve::ServeConfig {
                 grpc_addr: a.grpc_addr,
                 http_addr: a.http_addr,
-                redis_url: a.redis_url,
+                redis_url: a.redis.url()?,
                 guard: {
                     let mut g = match &a.guard_config {
                         Some(f) => ecom_serve::guard::GuardConfig::from_json_file(f)?,
@@ -244,6 +255,15 @@ async fn main() -> anyhow::Result<()> {
                 reload_every: Duration::from_millis(a.reload_ms.max(50)),
                 max_message_bytes: a.max_message_bytes,
                 coalesce: !a.no_coalesce,
+                tls: match (&a.tls_cert, &a.tls_key) {
+                    (Some(cert), Some(key)) => {
+                        Some(ecom_serve::TlsConfig::from_files(cert, key, a.tls_client_ca.as_deref())?)
+                    }
+                    _ => None,
+                },
+                token: ecom_core::secret::read(a.token_file.as_deref(), "ECOM_SERVE_TOKEN")
+                    .map_err(anyhow::Error::msg)?
+                    .map(ecom_core::secret::Secret::new),
             };
             ecom_serve::run(cfg, shutdown_signal()).await.context("ecom serve")
         }
@@ -252,9 +272,9 @@ async fn main() -> anyhow::Result<()> {
                 brokers: a.brokers,
                 topic: a.topic,
                 group_id: a.group_id,
-                es_url: a.es_url,
+                es_url: a.es.url()?,
                 index_prefix: a.index_prefix,
-                mongo_url: a.mongo_url,
+                mongo_url: a.mongo.url()?,
                 mongo_db: a.mongo_db,
                 batch_max: a.batch_max,
                 batch_wait: Duration::from_millis(a.batch_wait_ms),
@@ -289,10 +309,10 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Dashboard(a) => {
             let cfg = ecom_dash::DashConfig {
                 addr: a.addr,
-                es_url: a.es_url,
+                es_url: a.es.url()?,
                 query_timeout: Duration::from_millis(a.query_timeout_ms.max(1)),
                 index_stem: a.index_stem,
-                redis_url: a.redis_url,
+                redis_url: a.redis.url()?,
                 redis_key_prefix: a.redis_key_prefix,
                 models_dir: a.models_dir,
             };

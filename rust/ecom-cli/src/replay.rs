@@ -44,9 +44,8 @@ struct Choose {
     /// Count the letters that would be replayed; write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// MongoDB URL.
-    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
-    mongo_url: String,
+    #[command(flatten)]
+    mongo: crate::stack::MongoArgs,
     /// MongoDB database of the sink.
     #[arg(long, default_value = "ecom")]
     mongo_db: String,
@@ -57,9 +56,8 @@ struct SinkReplay {
     /// Only the letters of this store ("elasticsearch" or "mongodb").
     #[arg(long)]
     store: Option<String>,
-    /// Elasticsearch URL.
-    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
-    es_url: String,
+    #[command(flatten)]
+    es: crate::stack::EsArgs,
     #[command(flatten)]
     choose: Choose,
 }
@@ -85,7 +83,7 @@ pub(crate) async fn run(a: ReplayArgs) -> anyhow::Result<()> {
 
 async fn sink(a: SinkReplay) -> anyhow::Result<()> {
     let c = &a.choose;
-    let stores = ecom_sink::stores::Stores::at(&a.es_url, &c.mongo_url, &c.mongo_db).await?;
+    let stores = ecom_sink::stores::Stores::at(&a.es.url()?, &c.mongo.url()?, &c.mongo_db).await?;
     stores.ping().await?;
     let f = ecom_sink::stores::ReplayFilter {
         store: a.store,
@@ -118,7 +116,7 @@ pub(crate) struct JobReplayed {
 
 async fn job(a: JobReplay) -> anyhow::Result<()> {
     let c = &a.choose;
-    let r = replay_job(&a.brokers, &a.topic, &c.mongo_url, &c.mongo_db, c).await?;
+    let r = replay_job(&a.brokers, &a.topic, &c.mongo.url()?, &c.mongo_db, c).await?;
     let (verb, dry) = if c.dry_run { ("would be replayed", " (dry run: nothing written)") } else { ("replayed", "") };
     println!(
         "{} job dead letters chosen: {} {verb} to {}{dry}, {} not replayable (truncated: the whole record is at its source position)",
@@ -130,12 +128,13 @@ async fn job(a: JobReplay) -> anyhow::Result<()> {
 async fn replay_job(
     brokers: &str,
     topic: &str,
-    mongo_url: &str,
+    mongo_url: &ecom_core::secret::SecretUrl,
     mongo_db: &str,
     c: &Choose,
 ) -> anyhow::Result<JobReplayed> {
     use base64::Engine as _;
-    let client = mongodb::Client::with_uri_str(mongo_url).await.with_context(|| format!("MongoDB at {mongo_url}"))?;
+    let client =
+        mongodb::Client::with_uri_str(mongo_url.expose()).await.with_context(|| format!("MongoDB at {mongo_url}"))?;
     let coll = client.database(mongo_db).collection::<Document>(ecom_sink::stores::INVALID_COLLECTION);
     let mut q = doc! {"replayed_at_ms": {"$exists": false}};
     ecom_sink::stores::add_ms_range(&mut q, "rejected_at", c.since_ms, c.until_ms);

@@ -21,8 +21,8 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     from: String,
     /// MongoDB of `--from mongodb`.
-    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
-    mongo_url: String,
+    #[command(flatten)]
+    mongo: crate::stack::MongoArgs,
     /// Database of `--from mongodb` (the sink's --mongo-db).
     #[arg(long, default_value = "ecom")]
     mongo_db: String,
@@ -118,18 +118,19 @@ async fn load_mongodb(a: &TrainArgs) -> anyhow::Result<ecom_train::Input> {
         .collect::<Result<_, _>>()
         .with_context(|| format!("{} holds a record that is not a Product", a.catalog_topic))?;
 
-    let mut opts = mongodb::options::ClientOptions::parse(&a.mongo_url)
+    let mongo_url = a.mongo.url()?;
+    let mut opts = mongodb::options::ClientOptions::parse(mongo_url.expose())
         .await
-        .with_context(|| format!("bad MongoDB URL {:?}", a.mongo_url))?;
+        .with_context(|| format!("bad MongoDB URL {mongo_url}"))?;
     opts.server_selection_timeout = Some(Duration::from_secs(10));
     opts.app_name = Some("ecom-train".into());
     let db = mongodb::Client::with_options(opts)?.database(&a.mongo_db);
     db.run_command(mongodb::bson::doc! {"ping": 1})
         .await
-        .with_context(|| format!("MongoDB at {} does not answer (run dev/up?)", a.mongo_url))?;
+        .with_context(|| format!("MongoDB at {mongo_url} does not answer (run dev/up?)"))?;
     let coll = db.collection::<mongodb::bson::Document>(ecom_sink::stores::EVENTS_COLLECTION);
     let total = coll.estimated_document_count().await.context("counting the stored events")?;
-    let source = format!("{}/{}.{}", a.mongo_url, a.mongo_db, ecom_sink::stores::EVENTS_COLLECTION);
+    let source = format!("{mongo_url}/{}.{}", a.mongo_db, ecom_sink::stores::EVENTS_COLLECTION);
     eprintln!(
         "ecom train: reading {total} events from {source}, truth from {}, catalog from {}",
         a.truth_topic, a.catalog_topic

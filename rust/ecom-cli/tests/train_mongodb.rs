@@ -41,9 +41,9 @@ async fn training_from_mongodb_matches_training_from_files() {
         brokers: brokers.clone(),
         topic: String::new(),
         group_id: String::new(),
-        es_url: env("ES_URL", "http://127.0.0.1:9200"),
+        es_url: ecom_core::secret::SecretUrl::new(&env("ES_URL", "http://127.0.0.1:9200"), None),
         index_prefix: format!("ecom-test-train-{tag}"),
-        mongo_url: env("MONGODB_URL", "mongodb://127.0.0.1:27017"),
+        mongo_url: ecom_core::secret::SecretUrl::new(&env("MONGODB_URL", "mongodb://127.0.0.1:27017"), None),
         mongo_db: format!("ecom_test_train_{tag}"),
         batch_max: 1_000,
         batch_wait: Duration::from_millis(100),
@@ -129,6 +129,6 @@ async fn training_from_mongodb_matches_training_from_files() {
     for model in ["xgboost", "random_forest"] {
         assert_eq!(from_mongo["models"][model]["roc_auc"], from_files["models"][model]["roc_auc"], "{model}");
     }
-    mongodb::Client::with_uri_str(&cfg.mongo_url).await.unwrap().database(&cfg.mongo_db).drop().await.unwrap();
+    mongodb::Client::with_uri_str(cfg.mongo_url.expose()).await.unwrap().database(&cfg.mongo_db).drop().await.unwrap();
     let _ = std::fs::remove_dir_all(&root);
 }

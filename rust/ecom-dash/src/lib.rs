@@ -17,6 +17,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use ecom_core::secret::SecretUrl;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::future::Future;
@@ -36,8 +37,8 @@ pub mod embedded {
 pub struct DashConfig {
     /// HTTP listen address (default 127.0.0.1:8088).
     pub addr: SocketAddr,
-    /// Elasticsearch URL.
-    pub es_url: String,
+    /// Elasticsearch URL (basic auth from its credentials).
+    pub es_url: SecretUrl,
     /// Longest a panel's search may take before the page is told Elasticsearch is not answering.
     pub query_timeout: Duration,
     /// The stem of the indices: panels name `ecom-events-*`, `ecom-sessions-*` and
@@ -46,7 +47,7 @@ pub struct DashConfig {
     pub index_stem: String,
     /// Redis of ecom serve's Guard, which keeps the live counts (visitors per minute, open
     /// sessions) in the round trip it makes for its rules.
-    pub redis_url: String,
+    pub redis_url: SecretUrl,
     /// The Guard's key prefix (its `key_prefix`).
     pub redis_key_prefix: String,
     /// Models directory of ecom serve: a panel with `usermeta.offline: "calibration"` draws the
@@ -58,10 +59,10 @@ impl Default for DashConfig {
     fn default() -> Self {
         Self {
             addr: ([127, 0, 0, 1], 8088).into(),
-            es_url: "http://127.0.0.1:9200".into(),
+            es_url: SecretUrl::new("http://127.0.0.1:9200", None),
             query_timeout: Duration::from_secs(5),
             index_stem: PANEL_INDEX_STEM.into(),
-            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_url: SecretUrl::new("redis://127.0.0.1:6379", None),
             redis_key_prefix: "ecom:guard".into(),
             models_dir: "models".into(),
         }
@@ -450,7 +451,7 @@ impl AppState {
         let (from, to) = range.bounds(now_ms());
         let url = format!(
             "{}/{}/_search?ignore_unavailable=true&allow_no_indices=true&request_cache=true",
-            self.cfg.es_url.trim_end_matches('/'),
+            self.cfg.es_url.without_credentials().trim_end_matches('/'),
             panel.index_in(&self.cfg.index_stem)
         );
         let started = Instant::now();
@@ -531,7 +532,7 @@ async fn panel_data(
 }
 
 async fn es_health(State(s): State<Arc<AppState>>) -> Json<Value> {
-    let url = format!("{}/_cluster/health", s.cfg.es_url.trim_end_matches('/'));
+    let url = format!("{}/_cluster/health", s.cfg.es_url.without_credentials().trim_end_matches('/'));
     let es = match s.http.get(url).timeout(s.cfg.query_timeout).send().await {
         Ok(r) if r.status().is_success() => "ok".to_string(),
         Ok(r) => format!("down: HTTP {}", r.status()),
@@ -544,9 +545,16 @@ async fn es_health(State(s): State<Arc<AppState>>) -> Json<Value> {
 /// `/api/health` (Elasticsearch), `/health` (this process).
 pub fn router(cfg: DashConfig) -> anyhow::Result<Router> {
     let panels = Panel::all()?;
-    let http = reqwest::Client::builder().build()?;
-    let redis = redis::Client::open(cfg.redis_url.as_str())
-        .map_err(|e| anyhow::anyhow!("bad Redis URL {:?}: {e}", cfg.redis_url))?;
+    // Elasticsearch is the only server this client calls, so its credentials ride on every request.
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(auth) = cfg.es_url.basic_auth() {
+        let mut v = reqwest::header::HeaderValue::from_str(&auth)?;
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    let http = reqwest::Client::builder().default_headers(headers).build()?;
+    let redis = redis::Client::open(cfg.redis_url.expose())
+        .map_err(|e| anyhow::anyhow!("bad Redis URL {}: {e}", cfg.redis_url))?;
     let state = Arc::new(AppState { cfg, http, redis, panels });
     Ok(Router::new()
         .route("/", get(index))

@@ -13,6 +13,7 @@ pub mod model;
 pub mod score;
 
 use anyhow::Context;
+use ecom_core::secret::{Secret, SecretUrl};
 use ecom_proto::v1::guard_server::GuardServer;
 use ecom_proto::v1::recommend_server::RecommendServer;
 use ecom_proto::v1::score_server::ScoreServer;
@@ -30,7 +31,7 @@ pub struct ServeConfig {
     /// HTTP listen address for /health and /metrics (default 127.0.0.1:8080).
     pub http_addr: SocketAddr,
     /// Redis URL for the guard's live state.
-    pub redis_url: String,
+    pub redis_url: SecretUrl,
     /// Guard rules and fallback.
     pub guard: guard::GuardConfig,
     /// Largest batch accepted by the *Batch methods.
@@ -44,6 +45,65 @@ pub struct ServeConfig {
     /// Coalesce concurrent Score.Predict rows into shared XGBoost calls (off: one call per
     /// request, the baseline `ecom bench serve` compares against).
     pub coalesce: bool,
+    /// TLS on the gRPC port (None: plaintext).
+    pub tls: Option<TlsConfig>,
+    /// The bearer token Guard, Score and Recommend require (`authorization: Bearer <token>`);
+    /// None checks none. Health and reflection stay open, as probes and tools expect.
+    pub token: Option<Secret>,
+}
+
+/// TLS of the gRPC port, in PEM.
+#[derive(Clone)]
+pub struct TlsConfig {
+    /// The server's certificate chain.
+    pub cert_pem: Vec<u8>,
+    /// The server's private key.
+    pub key_pem: Vec<u8>,
+    /// CA certificates a client's certificate must chain to (mutual TLS); None asks clients
+    /// for no certificate.
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig").field("mutual", &self.client_ca_pem.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl TlsConfig {
+    /// Reads the files; `client_ca` turns on mutual TLS.
+    pub fn from_files(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        client_ca: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let read = |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        Ok(Self { cert_pem: read(cert)?, key_pem: read(key)?, client_ca_pem: client_ca.map(read).transpose()? })
+    }
+}
+
+/// Refuses a call without `authorization: Bearer <token>` when a token is set.
+#[derive(Clone)]
+struct BearerToken(Option<Arc<Secret>>);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let Some(token) = &self.0 else { return Ok(req) };
+        let given = req.metadata().get("authorization").map(|v| v.as_bytes()).unwrap_or_default();
+        match given.strip_prefix(b"Bearer ") {
+            Some(t) if token.matches(t) => Ok(req),
+            Some(_) => {
+                metrics::counter!("ecom_grpc_unauthenticated_total", "why" => "wrong_token").increment(1);
+                Err(tonic::Status::unauthenticated("the bearer token is not the one this ecom serve expects"))
+            }
+            None => {
+                metrics::counter!("ecom_grpc_unauthenticated_total", "why" => "no_token").increment(1);
+                Err(tonic::Status::unauthenticated(
+                    "this ecom serve requires a bearer token: send metadata `authorization: Bearer <token>`",
+                ))
+            }
+        }
+    }
 }
 
 impl Default for ServeConfig {
@@ -51,13 +111,15 @@ impl Default for ServeConfig {
         Self {
             grpc_addr: ([127, 0, 0, 1], 50051).into(),
             http_addr: ([127, 0, 0, 1], 8080).into(),
-            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_url: SecretUrl::new("redis://127.0.0.1:6379", None),
             guard: guard::GuardConfig::default(),
             max_batch: 1000,
             models_dir: PathBuf::from("models"),
             reload_every: Duration::from_secs(1),
             max_message_bytes: 4 << 20,
             coalesce: true,
+            tls: None,
+            token: None,
         }
     }
 }
@@ -70,8 +132,8 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
         .install_recorder()
         .context("installing the Prometheus recorder (is another one installed in this process?)")?;
     cfg.guard.validate().context("checking the guard configuration")?;
-    let guard = guard::Guard::connect(&cfg.redis_url, cfg.guard.clone(), cfg.max_batch)
-        .with_context(|| format!("bad Redis URL {:?} (expected redis://host:port)", cfg.redis_url))?;
+    let guard = guard::Guard::connect(cfg.redis_url.expose(), cfg.guard.clone(), cfg.max_batch)
+        .with_context(|| format!("bad Redis URL {} (expected redis://host:port)", cfg.redis_url))?;
 
     // Connect now rather than on the first request, so a burst at start-up does not meet a
     // cold connection and get the fallback. Serving starts either way.
@@ -117,7 +179,12 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
     let grpc_listener = tokio::net::TcpListener::bind(cfg.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on {} for gRPC (is another ecom serve running?)", cfg.grpc_addr))?;
-    tracing::info!(grpc = %cfg.grpc_addr, http = %cfg.http_addr, redis = %cfg.redis_url, "ecom serve listening");
+    let tls = match &cfg.tls {
+        None => "off",
+        Some(t) if t.client_ca_pem.is_some() => "mutual",
+        Some(_) => "on",
+    };
+    tracing::info!(grpc = %cfg.grpc_addr, http = %cfg.http_addr, redis = %cfg.redis_url, tls, token = cfg.token.is_some(), "ecom serve listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -135,14 +202,33 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
     });
 
     let mut grpc_stop = stop_rx;
-    tonic::transport::Server::builder()
-        .timeout(Duration::from_secs(10))
+    let mut server = tonic::transport::Server::builder().timeout(Duration::from_secs(10));
+    if let Some(t) = &cfg.tls {
+        let mut tls = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(&t.cert_pem, &t.key_pem));
+        if let Some(ca) = &t.client_ca_pem {
+            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        server = server.tls_config(tls).context("TLS: the certificate or key does not load")?;
+    }
+    let auth = BearerToken(cfg.token.clone().map(Arc::new));
+    use tonic::service::interceptor::InterceptedService;
+    server
         .add_service(health_svc)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(GuardServer::new(guard).max_decoding_message_size(cfg.max_message_bytes))
-        .add_service(ScoreServer::new(scorer.clone()).max_decoding_message_size(cfg.max_message_bytes))
-        .add_service(RecommendServer::new(scorer).max_decoding_message_size(cfg.max_message_bytes))
+        .add_service(InterceptedService::new(
+            GuardServer::new(guard).max_decoding_message_size(cfg.max_message_bytes),
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            ScoreServer::new(scorer.clone()).max_decoding_message_size(cfg.max_message_bytes),
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            RecommendServer::new(scorer).max_decoding_message_size(cfg.max_message_bytes),
+            auth,
+        ))
         // Replies are small: Nagle's algorithm would hold them for the peer's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),

@@ -38,7 +38,7 @@ async fn python_grpcio_client_discovers_and_calls_every_service() {
     let cfg = ecom_serve::ServeConfig {
         grpc_addr: grpc,
         http_addr: free_addr(),
-        redis_url: redis_url(),
+        redis_url: ecom_core::secret::SecretUrl::new(&redis_url(), None),
         models_dir: models.clone(),
         reload_every: Duration::from_millis(200),
         ..Default::default()

@@ -25,7 +25,7 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
     let cfg = ecom_serve::ServeConfig {
         grpc_addr: free_addr(),
         http_addr: http,
-        redis_url: redis_url(),
+        redis_url: ecom_core::secret::SecretUrl::new(&redis_url(), None),
         max_batch: 500,
         models_dir: models.clone(),
         reload_every: Duration::from_millis(100),

@@ -75,7 +75,7 @@ async fn grpc_guard_health_and_http_over_loopback() {
     let cfg = ecom_serve::ServeConfig {
         grpc_addr: free_addr(),
         http_addr: http,
-        redis_url: redis_url(),
+        redis_url: ecom_core::secret::SecretUrl::new(&redis_url(), None),
         guard: GuardConfig::default(),
         max_batch: 10,
         ..Default::default()

@@ -25,6 +25,7 @@ pub mod record;
 pub mod stores;
 
 use anyhow::{bail, Context};
+use ecom_core::secret::SecretUrl;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -52,12 +53,12 @@ pub struct SinkConfig {
     pub topic: String,
     /// Consumer group (one for all three topics).
     pub group_id: String,
-    /// Elasticsearch base URL.
-    pub es_url: String,
+    /// Elasticsearch base URL (basic auth from its credentials).
+    pub es_url: SecretUrl,
     /// Index prefix of events; they go to `<prefix>-YYYY.MM.DD` by event time.
     pub index_prefix: String,
     /// MongoDB URL.
-    pub mongo_url: String,
+    pub mongo_url: SecretUrl,
     /// MongoDB database (collections `events`, `sessions`, `metrics`, `invalid`,
     /// `sink_deadletter`).
     pub mongo_db: String,
@@ -548,9 +549,9 @@ mod tests {
             brokers: String::new(),
             topic: topic.into(),
             group_id: String::new(),
-            es_url: String::new(),
+            es_url: SecretUrl::new("", None),
             index_prefix: "ecom-events".into(),
-            mongo_url: String::new(),
+            mongo_url: SecretUrl::new("", None),
             mongo_db: String::new(),
             batch_max: 1,
             batch_wait: Duration::from_millis(1),

@@ -5,9 +5,11 @@
 use crate::record::{invalid_id, Batch, DeadLetter, Kind};
 use crate::{doc, AggregatesConfig, SinkConfig};
 use anyhow::{bail, Context};
+use ecom_core::secret::SecretUrl;
 use ecom_proto::v1::EnrichedEvent;
+use elasticsearch::auth::Credentials;
 use elasticsearch::http::request::JsonBody;
-use elasticsearch::http::transport::Transport;
+use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::indices::IndicesPutIndexTemplateParts;
 use elasticsearch::{BulkParts, Elasticsearch};
 use mongodb::bson::{self, doc, Bson, Document};
@@ -87,13 +89,25 @@ fn jittered(d: std::time::Duration) -> std::time::Duration {
     d + d.mul_f64(f64::from(nanos % 1_000) / 2_000.0)
 }
 
+/// An Elasticsearch client for `url`; its credentials go in basic auth, never in the URL the
+/// client reports in its errors.
+pub fn es_client(url: &SecretUrl) -> anyhow::Result<Elasticsearch> {
+    let base = url.without_credentials();
+    let pool = SingleNodeConnectionPool::new(base.parse().with_context(|| format!("bad Elasticsearch URL {url}"))?);
+    let mut builder = TransportBuilder::new(pool);
+    if let Some(c) = url.credentials() {
+        builder = builder.auth(Credentials::Basic(c.user, c.password));
+    }
+    Ok(Elasticsearch::new(builder.build()?))
+}
+
 /// Connected clients for both stores.
 #[derive(Debug, Clone)]
 pub struct Stores {
     es: Elasticsearch,
     db: mongodb::Database,
-    es_url: String,
-    mongo_url: String,
+    es_url: SecretUrl,
+    mongo_url: SecretUrl,
     index_prefix: String,
     sessions_index_prefix: String,
     metrics_index_prefix: String,
@@ -124,12 +138,10 @@ impl Stores {
 
     /// The clients of both stores, without asking either anything: fails only on a bad URL.
     pub async fn new(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<Self> {
-        let transport =
-            Transport::single_node(&cfg.es_url).with_context(|| format!("bad Elasticsearch URL {:?}", cfg.es_url))?;
-        let es = Elasticsearch::new(transport);
-        let mut opts = mongodb::options::ClientOptions::parse(&cfg.mongo_url)
+        let es = es_client(&cfg.es_url)?;
+        let mut opts = mongodb::options::ClientOptions::parse(cfg.mongo_url.expose())
             .await
-            .with_context(|| format!("bad MongoDB URL {:?}", cfg.mongo_url))?;
+            .with_context(|| format!("bad MongoDB URL {}", cfg.mongo_url))?;
         opts.server_selection_timeout = Some(std::time::Duration::from_secs(10));
         opts.app_name = Some("ecom-sink".into());
         let client = mongodb::Client::with_options(opts)?;
@@ -148,14 +160,14 @@ impl Stores {
 
     /// The clients of both stores at these addresses, for work that writes no new records
     /// (replaying dead letters): index prefixes are the defaults.
-    pub async fn at(es_url: &str, mongo_url: &str, mongo_db: &str) -> anyhow::Result<Self> {
+    pub async fn at(es_url: &SecretUrl, mongo_url: &SecretUrl, mongo_db: &str) -> anyhow::Result<Self> {
         let cfg = SinkConfig {
             brokers: String::new(),
             topic: String::new(),
             group_id: String::new(),
-            es_url: es_url.into(),
+            es_url: es_url.clone(),
             index_prefix: "ecom-events".into(),
-            mongo_url: mongo_url.into(),
+            mongo_url: mongo_url.clone(),
             mongo_db: mongo_db.into(),
             batch_max: 0,
             batch_wait: std::time::Duration::ZERO,

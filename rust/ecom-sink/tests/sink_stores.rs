@@ -27,9 +27,9 @@ fn cfg(tag: &str) -> (SinkConfig, AggregatesConfig) {
         brokers: env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
         topic: unique(&format!("ecom-test-{tag}-events")),
         group_id: unique("ecom-test-sink"),
-        es_url: env("ES_URL", "http://127.0.0.1:9200"),
+        es_url: ecom_core::secret::SecretUrl::new(&env("ES_URL", "http://127.0.0.1:9200"), None),
         index_prefix: unique(&format!("ecom-test-{tag}-events")),
-        mongo_url: env("MONGODB_URL", "mongodb://127.0.0.1:27017"),
+        mongo_url: ecom_core::secret::SecretUrl::new(&env("MONGODB_URL", "mongodb://127.0.0.1:27017"), None),
         mongo_db: unique(&format!("ecom_test_{tag}")).replace('-', "_"),
         batch_max: 100,
         batch_wait: Duration::from_millis(100),
@@ -142,10 +142,10 @@ fn invalid(i: usize) -> InvalidEvent {
 
 /// Both stores hold `n` dead letters of the job, the first as it was written.
 async fn assert_invalid_stored(c: &SinkConfig, a: &AggregatesConfig, n: u64) {
-    assert_eq!(es_count(&c.es_url, &a.invalid_index_prefix).await, n);
+    assert_eq!(es_count(c.es_url.expose(), &a.invalid_index_prefix).await, n);
     assert_eq!(mongo_count(c, INVALID_COLLECTION).await, n);
     let index = ecom_sink::doc::daily_index(&a.invalid_index_prefix, JAN_1_2026_MS);
-    let d = es_get(&c.es_url, &index, "ecom.events.raw/0/0").await.expect("dead letter 0 in Elasticsearch");
+    let d = es_get(c.es_url.expose(), &index, "ecom.events.raw/0/0").await.expect("dead letter 0 in Elasticsearch");
     assert_eq!(
         (d["reason"].as_str(), d["raw"].as_str(), d["raw_size_bytes"].as_i64()),
         (Some("LATE"), Some("AQID"), Some(3))
@@ -169,7 +169,7 @@ async fn es_get(url: &str, index: &str, id: &str) -> Option<serde_json::Value> {
 }
 
 async fn db(c: &SinkConfig) -> mongodb::Database {
-    mongodb::Client::with_uri_str(&c.mongo_url).await.unwrap().database(&c.mongo_db)
+    mongodb::Client::with_uri_str(c.mongo_url.expose()).await.unwrap().database(&c.mongo_db)
 }
 
 async fn mongo_count(c: &SinkConfig, collection: &str) -> u64 {
@@ -189,15 +189,16 @@ async fn assert_stored(
     sessions: &[Session],
     windows: &[WindowMetrics],
 ) {
-    assert_eq!(es_count(&c.es_url, &c.index_prefix).await, events as u64);
+    assert_eq!(es_count(c.es_url.expose(), &c.index_prefix).await, events as u64);
     assert_eq!(mongo_count(c, EVENTS_COLLECTION).await, events as u64);
-    assert_eq!(es_count(&c.es_url, &a.sessions_index_prefix).await, sessions.len() as u64);
+    assert_eq!(es_count(c.es_url.expose(), &a.sessions_index_prefix).await, sessions.len() as u64);
     assert_eq!(mongo_count(c, SESSIONS_COLLECTION).await, sessions.len() as u64);
-    assert_eq!(es_count(&c.es_url, &a.metrics_index_prefix).await, windows.len() as u64);
+    assert_eq!(es_count(c.es_url.expose(), &a.metrics_index_prefix).await, windows.len() as u64);
     assert_eq!(mongo_count(c, METRICS_COLLECTION).await, windows.len() as u64);
     for s in sessions {
         let index = ecom_sink::doc::daily_index(&a.sessions_index_prefix, s.start_ms);
-        let d = es_get(&c.es_url, &index, &s.id).await.unwrap_or_else(|| panic!("session {} not in {index}", s.id));
+        let d =
+            es_get(c.es_url.expose(), &index, &s.id).await.unwrap_or_else(|| panic!("session {} not in {index}", s.id));
         assert_eq!((d["session_id"].as_str(), d["purchased"].as_bool()), (Some(&*s.session_id), Some(s.purchased)));
         assert_eq!(d["events"], s.events);
         let m =
@@ -208,7 +209,8 @@ async fn assert_stored(
     }
     for w in windows {
         let index = ecom_sink::doc::daily_index(&a.metrics_index_prefix, w.window_start_ms);
-        let d = es_get(&c.es_url, &index, &w.id).await.unwrap_or_else(|| panic!("window {} not in {index}", w.id));
+        let d =
+            es_get(c.es_url.expose(), &index, &w.id).await.unwrap_or_else(|| panic!("window {} not in {index}", w.id));
         assert_eq!(d["views"], w.views);
         let m =
             mongo_get(c, METRICS_COLLECTION, &w.id).await.unwrap_or_else(|| panic!("window {} not in MongoDB", w.id));
@@ -292,13 +294,13 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
     }));
     let deadline = Instant::now() + Duration::from_secs(60);
     while mongo_count(&c, EVENTS_COLLECTION).await < 300
-        || es_count(&c.es_url, &c.index_prefix).await < 300
+        || es_count(c.es_url.expose(), &c.index_prefix).await < 300
         || mongo_count(&c, SESSIONS_COLLECTION).await < 6
-        || es_count(&c.es_url, &a.sessions_index_prefix).await < 6
+        || es_count(c.es_url.expose(), &a.sessions_index_prefix).await < 6
         || mongo_count(&c, METRICS_COLLECTION).await < 9
-        || es_count(&c.es_url, &a.metrics_index_prefix).await < 9
+        || es_count(c.es_url.expose(), &a.metrics_index_prefix).await < 9
         || mongo_count(&c, INVALID_COLLECTION).await < 5
-        || es_count(&c.es_url, &a.invalid_index_prefix).await < 5
+        || es_count(c.es_url.expose(), &a.invalid_index_prefix).await < 5
         || mongo_count(&c, DEADLETTER_COLLECTION).await < 3
     {
         assert!(!run.is_finished(), "the sink stopped early");

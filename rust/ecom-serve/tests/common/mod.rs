@@ -25,6 +25,15 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// A development CA with server and client certificates (dev/certs) in a scratch dir.
+pub fn certs(name: &str) -> PathBuf {
+    let dir = tmp(name);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev/certs");
+    let out = std::process::Command::new(&script).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+    dir
+}
+
 /// Generates `events` into `data_dir` and trains version `version` into `models`.
 pub fn generate_and_train(data_dir: &Path, models: &Path, events: u64, version: &str) {
     ecom_gen::write_training_files(data_dir, GenConfig { events, seed: 5, ..Default::default() }).unwrap();
@@ -51,14 +60,20 @@ pub struct Running {
 impl Running {
     /// Starts serve with `cfg` and waits until its gRPC port answers.
     pub async fn start(cfg: ecom_serve::ServeConfig) -> Self {
-        let url = format!("http://{}", cfg.grpc_addr);
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", cfg.grpc_addr)).unwrap();
+        Self::start_with(cfg, endpoint).await
+    }
+
+    /// Starts serve with `cfg` and waits until `endpoint` (its gRPC port, as the test's client
+    /// reaches it) connects.
+    pub async fn start_with(cfg: ecom_serve::ServeConfig, endpoint: tonic::transport::Endpoint) -> Self {
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(ecom_serve::run(cfg, async move {
             let _ = rx.await;
         }));
         let started = Instant::now();
         let channel = loop {
-            match tonic::transport::Endpoint::from_shared(url.clone()).unwrap().connect().await {
+            match endpoint.connect().await {
                 Ok(c) => break c,
                 Err(_) if task.is_finished() => panic!("serve ended before it answered: {:?}", task.await),
                 Err(e) if started.elapsed() > Duration::from_secs(30) => panic!("serve did not come up: {e}"),

@@ -51,9 +51,18 @@ public final class EcomJob {
       throw e;
     }
     if (cfg.ipHashKeyIsDevDefault()) {
+      if (!cfg.allowDevIpHashKey()) {
+        String why =
+            "no IP-hash key: put a secret key in a file and pass --ip-hash-key-file FILE, or set $"
+                + JobConfig.IP_HASH_KEY_ENV
+                + " (development only: --allow-dev-ip-hash-key true uses a built-in, guessable"
+                + " key)";
+        System.err.println("ecom job: " + why);
+        throw new IllegalArgumentException(why);
+      }
       LOG.warn(
-          "No --ip-hash-key given: ip_hash uses the built-in dev key, so hashes are guessable."
-              + " Pass a secret key outside development.");
+          "No IP-hash key given: ip_hash uses the built-in development key, so hashes are"
+              + " guessable (--allow-dev-ip-hash-key).");
     }
     LOG.info("Starting {} with {}", JOB_NAME, cfg);
     checkTransactionTimeout(cfg);

@@ -2,24 +2,34 @@
 package dev.ecom.flink;
 
 import dev.ecom.flink.serve.ServeCallConfig;
+import dev.ecom.flink.serve.ServeSecurity;
 import dev.ecom.proto.v1.EventKind;
+import java.io.IOException;
 import java.io.Serializable;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.function.Function;
 
 /**
  * Everything the job can be told on its command line. Serializable because operators keep the parts
  * they need.
  *
- * @param ipHashKeyIsDevDefault true when no --ip-hash-key was given and the dev key is in use
+ * @param ipHashKey the HMAC key of ip_hash, from --ip-hash-key-file or $ECOM_IP_HASH_KEY (never
+ *     from the arguments, which the Flink UI and process lists show)
+ * @param ipHashKeyIsDevDefault true when no key was given and the built-in development key is in
+ *     use (the job refuses to start so unless --allow-dev-ip-hash-key)
  */
 public record JobConfig(
     String bootstrapServers,
     String serveAddress,
+    ServeSecurity serveSecurity,
     String groupId,
     String rawTopic,
     String enrichedTopic,
@@ -30,6 +40,7 @@ public record JobConfig(
     int guardCapacity,
     String ipHashKey,
     boolean ipHashKeyIsDevDefault,
+    boolean allowDevIpHashKey,
     String transactionalIdPrefix,
     int parallelism,
     int batchSize,
@@ -80,7 +91,10 @@ public record JobConfig(
    */
   public static final int RECORD_OVERHEAD_BYTES = 64 * 1024;
 
-  /** The key used when none is given: fine on a laptop, never in production. */
+  /** The environment variable the IP-hash key is read from when no key file is named. */
+  public static final String IP_HASH_KEY_ENV = "ECOM_IP_HASH_KEY";
+
+  /** The key used when none is given and --allow-dev-ip-hash-key: guessable, so tests only. */
   public static final String DEV_IP_HASH_KEY = "ecom-dev-ip-hash-key-change-me";
 
   /** Thrown for --help: print {@link #usage()} and stop without an error. */
@@ -98,6 +112,21 @@ public record JobConfig(
     // name -> {default, help}
     OPTIONS.put("bootstrap-servers", new String[] {"127.0.0.1:9092", "Kafka bootstrap servers"});
     OPTIONS.put("serve-address", new String[] {"127.0.0.1:50051", "gRPC address of ecom serve"});
+    OPTIONS.put(
+        "serve-tls-ca-file",
+        new String[] {
+          null, "PEM CA certificates ecom serve's certificate must chain to; given: TLS to serve"
+        });
+    OPTIONS.put(
+        "serve-tls-cert-file",
+        new String[] {null, "PEM client certificate for mutual TLS (with --serve-tls-key-file)"});
+    OPTIONS.put(
+        "serve-tls-key-file", new String[] {null, "PEM (PKCS#8) key of --serve-tls-cert-file"});
+    OPTIONS.put(
+        "serve-token-file",
+        new String[] {
+          null, "file holding the bearer token ecom serve requires (its --token-file)"
+        });
     OPTIONS.put("group-id", new String[] {"ecom-flink", "Kafka consumer group of the source"});
     OPTIONS.put("raw-topic", new String[] {"ecom.events.raw", "topic to read raw events from"});
     OPTIONS.put(
@@ -174,7 +203,21 @@ public record JobConfig(
           "1048576",
           "max.request.size of the job's Kafka producers; must exceed --max-record-bytes by 64 KiB"
         });
-    OPTIONS.put("ip-hash-key", new String[] {null, "HMAC key for ip_hash (default: a dev key)"});
+    OPTIONS.put(
+        "ip-hash-key-file",
+        new String[] {
+          null,
+          "file holding the HMAC key of ip_hash (else $"
+              + IP_HASH_KEY_ENV
+              + "); never the key itself: arguments show in the Flink UI"
+        });
+    OPTIONS.put(
+        "allow-dev-ip-hash-key",
+        new String[] {
+          "false",
+          "development only: with no key given, hash IPs with a built-in, guessable key instead"
+              + " of refusing to start"
+        });
     OPTIONS.put(
         "transactional-id-prefix",
         new String[] {"ecom-job", "prefix of the Kafka sinks' transactional ids"});
@@ -228,6 +271,7 @@ public record JobConfig(
   public JobConfig {
     Objects.requireNonNull(bootstrapServers, "bootstrapServers");
     Objects.requireNonNull(serveAddress, "serveAddress");
+    Objects.requireNonNull(serveSecurity, "serveSecurity");
     Objects.requireNonNull(ipHashKey, "ipHashKey");
     positive("checkpoint-interval-ms", checkpointIntervalMs);
     positive("checkpoint-timeout-ms", checkpointTimeoutMs);
@@ -371,6 +415,11 @@ public record JobConfig(
    * @throws HelpRequested for --help or -h
    */
   public static JobConfig parse(String[] args) throws HelpRequested {
+    return parse(args, System::getenv);
+  }
+
+  /** {@link #parse(String[])} with the environment given (tests). */
+  static JobConfig parse(String[] args, Function<String, String> env) throws HelpRequested {
     Map<String, String> given = new LinkedHashMap<>();
     for (int i = 0; i < args.length; i++) {
       String arg = args[i];
@@ -391,16 +440,27 @@ public record JobConfig(
       } else {
         throw new IllegalArgumentException("--" + name + ": missing value");
       }
+      if (name.equals("ip-hash-key")) {
+        throw new IllegalArgumentException(
+            "--ip-hash-key is not accepted: a key in the arguments shows in the Flink UI and in"
+                + " process lists. Put it in a file (--ip-hash-key-file) or in $"
+                + IP_HASH_KEY_ENV);
+      }
       if (!OPTIONS.containsKey(name)) {
         throw new IllegalArgumentException("unknown option --" + name);
       }
       given.put(name, value);
     }
-    String key = given.get("ip-hash-key");
+    String key = ipHashKey(given.get("ip-hash-key-file"), env.apply(IP_HASH_KEY_ENV));
     String parallelism = given.get("parallelism");
     return new JobConfig(
         get(given, "bootstrap-servers"),
         get(given, "serve-address"),
+        new ServeSecurity(
+            given.get("serve-tls-ca-file"),
+            given.get("serve-tls-cert-file"),
+            given.get("serve-tls-key-file"),
+            given.get("serve-token-file")),
         get(given, "group-id"),
         get(given, "raw-topic"),
         get(given, "enriched-topic"),
@@ -411,6 +471,7 @@ public record JobConfig(
         (int) number(given, "guard-capacity"),
         key == null ? DEV_IP_HASH_KEY : key,
         key == null,
+        bool(given, "allow-dev-ip-hash-key"),
         get(given, "transactional-id-prefix"),
         parallelism == null ? 0 : (int) number(given, "parallelism"),
         (int) number(given, "batch-size"),
@@ -475,6 +536,35 @@ public record JobConfig(
     return v;
   }
 
+  /** The key in {@code file}, else {@code fromEnv}; null when neither is given. */
+  private static String ipHashKey(String file, String fromEnv) {
+    if (file != null) {
+      String key;
+      try {
+        key = Files.readString(Path.of(file), StandardCharsets.UTF_8).strip();
+      } catch (IOException e) {
+        throw new IllegalArgumentException(
+            "--ip-hash-key-file: cannot read " + file + ": " + e.getMessage(), e);
+      }
+      if (key.isEmpty()) {
+        throw new IllegalArgumentException("--ip-hash-key-file: " + file + " is empty");
+      }
+      return key;
+    }
+    if (fromEnv != null && fromEnv.isBlank()) {
+      throw new IllegalArgumentException("$" + IP_HASH_KEY_ENV + " is set but empty");
+    }
+    return fromEnv;
+  }
+
+  private static boolean bool(Map<String, String> given, String name) {
+    String v = get(given, name).trim();
+    if (!v.equals("true") && !v.equals("false")) {
+      throw new IllegalArgumentException("--" + name + ": '" + v + "' is not true or false");
+    }
+    return v.equals("true");
+  }
+
   private static long number(Map<String, String> given, String name) {
     String v = get(given, name);
     try {
@@ -496,19 +586,34 @@ public record JobConfig(
   /** How the job calls Guard. */
   public ServeCallConfig guardCall() {
     return new ServeCallConfig(
-        serveAddress, guardTimeoutMs, guardCapacity, rpcBatchSize, rpcBatchMaxDelayMs);
+        serveAddress,
+        guardTimeoutMs,
+        guardCapacity,
+        rpcBatchSize,
+        rpcBatchMaxDelayMs,
+        serveSecurity);
   }
 
   /** How the job calls Score. */
   public ServeCallConfig scoreCall() {
     return new ServeCallConfig(
-        serveAddress, scoreTimeoutMs, scoreCapacity, rpcBatchSize, rpcBatchMaxDelayMs);
+        serveAddress,
+        scoreTimeoutMs,
+        scoreCapacity,
+        rpcBatchSize,
+        rpcBatchMaxDelayMs,
+        serveSecurity);
   }
 
   /** How the job calls Recommend. */
   public ServeCallConfig recommendCall() {
     return new ServeCallConfig(
-        serveAddress, recommendTimeoutMs, recommendCapacity, rpcBatchSize, rpcBatchMaxDelayMs);
+        serveAddress,
+        recommendTimeoutMs,
+        recommendCapacity,
+        rpcBatchSize,
+        rpcBatchMaxDelayMs,
+        serveSecurity);
   }
 
   /** The event kinds of --recommend-kinds. */
@@ -552,6 +657,9 @@ public record JobConfig(
         + bootstrapServers
         + ", serveAddress="
         + serveAddress
+        + " ("
+        + serveSecurity
+        + ")"
         + ", groupId="
         + groupId
         + ", topics="
@@ -608,7 +716,7 @@ public record JobConfig(
         + rpcBatchMaxDelayMs
         + "ms"
         + ", ipHashKey="
-        + (ipHashKeyIsDevDefault ? "<dev default>" : "<given>")
+        + (ipHashKeyIsDevDefault ? "<development key>" : "<given>")
         + ", transactionalIdPrefix="
         + transactionalIdPrefix
         + ", parallelism="

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.within;
 
 import dev.ecom.flink.nativelib.EcomNative;
 import dev.ecom.flink.serve.GuardCall;
+import dev.ecom.flink.serve.ServeSecurity;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.Event;
 import dev.ecom.proto.v1.EventKind;
@@ -16,6 +17,8 @@ import dev.ecom.proto.v1.Session;
 import dev.ecom.proto.v1.SimilarProduct;
 import dev.ecom.proto.v1.Verdict;
 import dev.ecom.proto.v1.WindowMetrics;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -33,6 +36,7 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
 
 class EcomPipelineTest {
   @RegisterExtension
@@ -189,18 +193,19 @@ class EcomPipelineTest {
         enriched.results(), invalid.results(), sessions.results(), metrics.results());
   }
 
-  private static JobConfig config(String serveAddress) throws Exception {
-    return JobConfig.parse(
-        new String[] {
-          "--serve-address", serveAddress,
-          "--guard-timeout-ms", "5000",
-          "--score-timeout-ms", "5000",
-          "--recommend-timeout-ms", "5000",
-          "--ip-hash-key", KEY,
-          // Small batches and a short delay exercise both the size and the timer flush.
-          "--batch-size", "4",
-          "--batch-max-delay-ms", "20"
-        });
+  private static JobConfig config(String serveAddress, String... extra) throws Exception {
+    String[] args = {
+      "--serve-address", serveAddress,
+      "--guard-timeout-ms", "5000",
+      "--score-timeout-ms", "5000",
+      "--recommend-timeout-ms", "5000",
+      // Small batches and a short delay exercise both the size and the timer flush.
+      "--batch-size", "4",
+      "--batch-max-delay-ms", "20"
+    };
+    String[] all = java.util.Arrays.copyOf(args, args.length + extra.length);
+    System.arraycopy(extra, 0, all, args.length, extra.length);
+    return JobConfig.parse(all, name -> name.equals(JobConfig.IP_HASH_KEY_ENV) ? KEY : null);
   }
 
   @Test
@@ -236,6 +241,40 @@ class EcomPipelineTest {
       assertThat(e.getRecommendFallback())
           .isEqualTo(e.getEvent().getKind() == EventKind.EVENT_KIND_PRODUCT_VIEW);
       assertThat(e.getRecommendationsList()).isEmpty();
+    }
+  }
+
+  @Test
+  void theJobReachesAServeWithMutualTlsAndATokenAndFallsBackWithAWrongToken(@TempDir Path dir)
+      throws Exception {
+    Path certs = RealServe.certs();
+    Path token = dir.resolve("token");
+    Files.writeString(token, "job-token-" + System.nanoTime() + "\n");
+    try (RealServe serve = RealServe.startSecured(certs, token)) {
+      ServeSecurity sec = RealServe.clientSecurity(certs, token);
+      String[] tls = {
+        "--serve-tls-ca-file", sec.caFile(),
+        "--serve-tls-cert-file", sec.certFile(),
+        "--serve-tls-key-file", sec.keyFile(),
+        "--serve-token-file", sec.tokenFile()
+      };
+      Outcome out = run(config(serve.address(), tls));
+      assertThat(out.enriched()).hasSize(VALID);
+      for (EnrichedEvent e : out.enriched()) {
+        assertThat(e.getGuardFallback()).as("guard fallback: %s", e).isFalse();
+        assertThat(e.getScoreFallback()).as("score fallback: %s", e).isFalse();
+        assertThat(e.getModelVersion()).isEqualTo(serve.model.getModelVersion());
+      }
+
+      Path wrong = dir.resolve("wrong");
+      Files.writeString(wrong, "not-the-token");
+      tls[tls.length - 1] = wrong.toString();
+      Outcome refused = run(config(serve.address(), tls));
+      assertThat(refused.enriched()).hasSize(VALID);
+      for (EnrichedEvent e : refused.enriched()) {
+        assertThat(e.getGuardFallback()).as("guard answered a wrong token: %s", e).isTrue();
+        assertThat(e.getScoreFallback()).as("score answered a wrong token: %s", e).isTrue();
+      }
     }
   }
 

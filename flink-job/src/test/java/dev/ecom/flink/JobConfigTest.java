@@ -5,7 +5,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.ecom.proto.v1.EventKind;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class JobConfigTest {
   @Test
@@ -31,17 +34,53 @@ class JobConfigTest {
   }
 
   @Test
-  void parsesBothSpellingsAndHidesTheKey() throws Exception {
+  void parsesBothSpellingsAndTakesTheKeyFromAFileOrTheEnvironmentOnly(@TempDir Path dir)
+      throws Exception {
+    Path file = dir.resolve("ip-hash-key");
+    Files.writeString(file, "s3cret-from-file\n");
     JobConfig c =
         JobConfig.parse(
             new String[] {
-              "--bootstrap-servers", "k:9092", "--parallelism=3", "--ip-hash-key", "s3cret"
-            });
+              "--bootstrap-servers",
+              "k:9092",
+              "--parallelism=3",
+              "--ip-hash-key-file",
+              file.toString()
+            },
+            name -> name.equals(JobConfig.IP_HASH_KEY_ENV) ? "from-env" : null);
     assertThat(c.bootstrapServers()).isEqualTo("k:9092");
     assertThat(c.parallelism()).isEqualTo(3);
-    assertThat(c.ipHashKey()).isEqualTo("s3cret");
+    assertThat(c.ipHashKey()).isEqualTo("s3cret-from-file");
     assertThat(c.ipHashKeyIsDevDefault()).isFalse();
     assertThat(c.toString()).doesNotContain("s3cret");
+
+    JobConfig fromEnv =
+        JobConfig.parse(new String[0], name -> name.equals("ECOM_IP_HASH_KEY") ? "e-key" : null);
+    assertThat(fromEnv.ipHashKey()).isEqualTo("e-key");
+    assertThat(fromEnv.toString()).doesNotContain("e-key");
+
+    assertThatThrownBy(() -> JobConfig.parse(new String[] {"--ip-hash-key", "s3cret"}))
+        .hasMessageContaining("--ip-hash-key is not accepted")
+        .hasMessageContaining("--ip-hash-key-file")
+        .hasMessageNotContaining("s3cret");
+    Files.writeString(file, "\n");
+    assertThatThrownBy(
+            () -> JobConfig.parse(new String[] {"--ip-hash-key-file", file.toString()}, n -> null))
+        .hasMessageContaining("is empty");
+    assertThatThrownBy(
+            () ->
+                JobConfig.parse(
+                    new String[] {"--ip-hash-key-file", dir.resolve("missing").toString()},
+                    n -> null))
+        .hasMessageContaining("cannot read");
+  }
+
+  @Test
+  void withoutAKeyTheJobRefusesToStartUnlessDevelopmentIsAllowed() {
+    assertThatThrownBy(() -> EcomJob.main(new String[0]))
+        .hasMessageContaining("no IP-hash key")
+        .hasMessageContaining("--ip-hash-key-file");
+    assertThat(JobConfig.defaults().allowDevIpHashKey()).isFalse();
   }
 
   @Test

@@ -3,11 +3,11 @@ package dev.ecom.flink;
 
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.ecom.flink.serve.ServeSecurity;
 import dev.ecom.proto.v1.DescribeRequest;
 import dev.ecom.proto.v1.ModelInfo;
 import dev.ecom.proto.v1.ScoreGrpc;
 import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import java.io.File;
 import java.io.IOException;
 import java.net.ServerSocket;
@@ -40,6 +40,40 @@ final class RealServe implements AutoCloseable {
   }
 
   static RealServe start() throws Exception {
+    return start(List.of(), ServeSecurity.NONE);
+  }
+
+  /**
+   * A serve with mutual TLS (dev/certs in {@code certs}) that requires the token in {@code
+   * tokenFile}; the job reaches it with {@link #clientSecurity}.
+   */
+  static RealServe startSecured(Path certs, Path tokenFile) throws Exception {
+    return start(
+        List.of(
+            "--tls-cert", certs.resolve("server.pem").toString(),
+            "--tls-key", certs.resolve("server.key").toString(),
+            "--tls-client-ca", certs.resolve("ca.pem").toString(),
+            "--token-file", tokenFile.toString()),
+        clientSecurity(certs, tokenFile));
+  }
+
+  /** How a client with dev/certs' client certificate and this token reaches a secured serve. */
+  static ServeSecurity clientSecurity(Path certs, Path tokenFile) {
+    return new ServeSecurity(
+        certs.resolve("ca.pem").toString(),
+        certs.resolve("client.pem").toString(),
+        certs.resolve("client.key").toString(),
+        tokenFile.toString());
+  }
+
+  /** A development CA and certificates made by dev/certs in a new temporary dir. */
+  static Path certs() throws Exception {
+    Path dir = Files.createTempDirectory("ecom-flink-test-certs-");
+    run(Path.of("..", "dev", "certs").toAbsolutePath().normalize(), dir);
+    return dir;
+  }
+
+  private static RealServe start(List<String> extra, ServeSecurity probe) throws Exception {
     String bin = System.getenv("ECOM_BIN");
     assumeTrue(bin != null && !bin.isBlank(), "ECOM_BIN not set: run through dev/test (or set it)");
     assumeTrue(new File(bin).canExecute(), bin + " is not built: run dev/build");
@@ -48,20 +82,12 @@ final class RealServe implements AutoCloseable {
     int http = freePort();
     String address = "127.0.0.1:" + grpc;
     Path log = Files.createTempFile("ecom-serve-", ".log");
+    List<String> cmd = new java.util.ArrayList<>(List.of(bin, "serve", "--grpc-addr", address));
+    cmd.addAll(List.of("--http-addr", "127.0.0.1:" + http, "--models-dir", dir.toString()));
+    cmd.addAll(extra);
     Process p =
-        new ProcessBuilder(
-                bin,
-                "serve",
-                "--grpc-addr",
-                address,
-                "--http-addr",
-                "127.0.0.1:" + http,
-                "--models-dir",
-                dir.toString())
-            .redirectErrorStream(true)
-            .redirectOutput(log.toFile())
-            .start();
-    ManagedChannel ch = NettyChannelBuilder.forTarget(address).usePlaintext().build();
+        new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    ManagedChannel ch = probe.channel(address);
     try {
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
       while (true) {

@@ -9,7 +9,6 @@ import dev.ecom.proto.v1.EnrichedEvent;
 import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -108,11 +107,7 @@ public abstract class BatchingServeCall<Q, A>
 
   @Override
   public void open(OpenContext openContext) throws Exception {
-    channel =
-        NettyChannelBuilder.forTarget(cfg.serveAddress())
-            .usePlaintext()
-            .maxInboundMessageSize(64 << 20)
-            .build();
+    channel = cfg.security().channel(cfg.serveAddress());
     stubs(channel);
     flusher =
         Executors.newSingleThreadScheduledExecutor(

@@ -10,7 +10,20 @@ import java.io.Serializable;
  * @param capacity events in flight per task (Flink's async capacity)
  * @param maxBatch events per batch RPC
  * @param maxDelayMs longest the first event of a batch waits for the batch to fill
+ * @param security TLS, client certificate and token of the channel
  */
 public record ServeCallConfig(
-    String serveAddress, long timeoutMs, int capacity, int maxBatch, long maxDelayMs)
-    implements Serializable {}
+    String serveAddress,
+    long timeoutMs,
+    int capacity,
+    int maxBatch,
+    long maxDelayMs,
+    ServeSecurity security)
+    implements Serializable {
+
+  /** A plaintext call without a token. */
+  public ServeCallConfig(
+      String serveAddress, long timeoutMs, int capacity, int maxBatch, long maxDelayMs) {
+    this(serveAddress, timeoutMs, capacity, maxBatch, maxDelayMs, ServeSecurity.NONE);
+  }
+}

@@ -1,0 +1,164 @@
+//! Where each server of the stack is, with its secret: one declaration per server, flattened
+//! into every subcommand that talks to it. A password comes from `--<server>-password-file` or
+//! `$<SERVER>_PASSWORD` (or the URL itself) and is never printed: URLs print through
+//! [`SecretUrl`], and a child `ecom` process gets the URL in its arguments and the password in
+//! its environment.
+
+use anyhow::Context;
+use ecom_core::secret::{self, SecretUrl};
+use std::path::PathBuf;
+
+fn resolve(url: &str, file: Option<&std::path::Path>, env: &str) -> anyhow::Result<SecretUrl> {
+    let password = secret::read(file, env).map_err(anyhow::Error::msg)?;
+    Ok(SecretUrl::new(url, password.as_deref()))
+}
+
+/// Gives `cmd` (a child `ecom` process) the server at `url`: `--<flag> URL` without its
+/// password, and the password in `env`.
+fn hand_to(cmd: &mut tokio::process::Command, flag: &str, url: &SecretUrl, env: &str) {
+    let (bare, password) = url.split_password();
+    cmd.arg(flag).arg(bare);
+    match password {
+        Some(p) => cmd.env(env, p),
+        None => cmd.env_remove(env),
+    };
+}
+
+/// Elasticsearch.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct EsArgs {
+    /// Elasticsearch URL; with a user in it (https://USER@host:9200) requests use basic auth.
+    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
+    pub(crate) es_url: String,
+    /// File holding the Elasticsearch password (else $ES_PASSWORD, else the URL's own).
+    #[arg(long, env = "ES_PASSWORD_FILE")]
+    pub(crate) es_password_file: Option<PathBuf>,
+}
+
+impl EsArgs {
+    /// The URL with its password.
+    pub(crate) fn url(&self) -> anyhow::Result<SecretUrl> {
+        resolve(&self.es_url, self.es_password_file.as_deref(), "ES_PASSWORD").context("--es-password-file")
+    }
+
+    /// Hands this server to a child `ecom` process.
+    pub(crate) fn hand_to(&self, cmd: &mut tokio::process::Command) -> anyhow::Result<()> {
+        hand_to(cmd, "--es-url", &self.url()?, "ES_PASSWORD");
+        Ok(())
+    }
+}
+
+/// MongoDB.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct MongoArgs {
+    /// MongoDB URL (mongodb://[USER@]host:port/...).
+    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
+    pub(crate) mongo_url: String,
+    /// File holding the MongoDB password (else $MONGODB_PASSWORD, else the URL's own).
+    #[arg(long, env = "MONGODB_PASSWORD_FILE")]
+    pub(crate) mongo_password_file: Option<PathBuf>,
+}
+
+impl MongoArgs {
+    /// The URL with its password.
+    pub(crate) fn url(&self) -> anyhow::Result<SecretUrl> {
+        resolve(&self.mongo_url, self.mongo_password_file.as_deref(), "MONGODB_PASSWORD")
+            .context("--mongo-password-file")
+    }
+
+    /// Hands this server to a child `ecom` process.
+    pub(crate) fn hand_to(&self, cmd: &mut tokio::process::Command) -> anyhow::Result<()> {
+        hand_to(cmd, "--mongo-url", &self.url()?, "MONGODB_PASSWORD");
+        Ok(())
+    }
+}
+
+/// Redis.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RedisArgs {
+    /// Redis URL (redis://[USER@]host:port, rediss:// for TLS).
+    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
+    pub(crate) redis_url: String,
+    /// File holding the Redis password (else $REDIS_PASSWORD, else the URL's own).
+    #[arg(long, env = "REDIS_PASSWORD_FILE")]
+    pub(crate) redis_password_file: Option<PathBuf>,
+}
+
+impl RedisArgs {
+    /// The URL with its password.
+    pub(crate) fn url(&self) -> anyhow::Result<SecretUrl> {
+        resolve(&self.redis_url, self.redis_password_file.as_deref(), "REDIS_PASSWORD").context("--redis-password-file")
+    }
+
+    /// Hands this server to a child `ecom` process.
+    pub(crate) fn hand_to(&self, cmd: &mut tokio::process::Command) -> anyhow::Result<()> {
+        hand_to(cmd, "--redis-url", &self.url()?, "REDIS_PASSWORD");
+        Ok(())
+    }
+}
+
+/// An HTTP client for Elasticsearch's REST API alone: its credentials ride on every request
+/// (so this client must never call another server), and `base` is the URL without them.
+#[derive(Debug, Clone)]
+pub(crate) struct EsHttp {
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: String,
+}
+
+impl EsHttp {
+    pub(crate) fn new(url: &SecretUrl) -> anyhow::Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(auth) = url.basic_auth() {
+            let mut v = reqwest::header::HeaderValue::from_str(&auth)?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
+        let client = reqwest::Client::builder().default_headers(headers).build()?;
+        Ok(Self { client, base: url.without_credentials().trim_end_matches('/').to_string() })
+    }
+}
+
+impl EsArgs {
+    /// A client for Elasticsearch's REST API.
+    pub(crate) fn http(&self) -> anyhow::Result<EsHttp> {
+        EsHttp::new(&self.url()?)
+    }
+}
+
+/// The environment variable holding the job's IP-hash key (the job reads it too).
+pub(crate) const IP_HASH_KEY_ENV: &str = "ECOM_IP_HASH_KEY";
+
+/// The file holding the IP-hash key of this machine's stack: `$ECOM_IP_HASH_KEY_FILE`, else
+/// `<$ECOM_HOME or ~/.local/state/ecom>/secrets/ip-hash-key`, made the first time from 32
+/// random bytes (hex), readable by its owner only.
+pub(crate) fn ip_hash_key_file() -> anyhow::Result<PathBuf> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(f) = std::env::var_os("ECOM_IP_HASH_KEY_FILE") {
+        return Ok(PathBuf::from(f));
+    }
+    let state = std::env::var_os("ECOM_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".local/state/ecom")
+    });
+    let dir = state.join("secrets");
+    let file = dir.join("ip-hash-key");
+    if file.exists() {
+        return Ok(file);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut r| r.read_exact(&mut key)).context("reading /dev/urandom")?;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .and_then(|mut f| writeln!(f, "{}", key.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+    match written {
+        Ok(()) => eprintln!("made a new IP-hash key in {} (keep it: ip_hash values depend on it)", file.display()),
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("writing {}", file.display())),
+    }
+    Ok(file)
+}
