@@ -416,6 +416,10 @@ pub(crate) fn spawn_service(
     if name == "serve" {
         cmd.arg("serve").arg("--models-dir").arg(&a.models_dir);
         a.redis.hand_to(&mut cmd)?;
+        // Guard hashes any raw IP with the job's key ($ECOM_IP_HASH_KEY is inherited when set).
+        if std::env::var_os(crate::stack::IP_HASH_KEY_ENV).is_none() {
+            cmd.arg("--ip-hash-key-file").arg(crate::stack::ip_hash_key_file()?);
+        }
     } else {
         cmd.arg("sink").arg("--brokers").arg(&a.cluster.brokers);
         a.es.hand_to(&mut cmd)?;

@@ -57,6 +57,9 @@ enum Cmd {
     /// refused) to their index or collection, the job's (records it rejected) to its raw topic;
     /// both by the record's own id, so a replay never stores anything twice.
     Replay(replay::ReplayArgs),
+    /// Print the keyed hash (ip_hash) of IP addresses, as the job and Guard compute it: what
+    /// Guard's block and allow lists hold, and what the stores hold in place of an IP.
+    HashIp(HashIpArgs),
     /// Serve the live dashboard on :8088: the shop's panels from Elasticsearch (ecom-events-*,
     /// ecom-sessions-*, ecom-metrics-*), defined in kibana/panels.
     Dashboard(DashboardArgs),
@@ -139,6 +142,20 @@ struct ServeArgs {
     /// Bearer <token>`); else $ECOM_SERVE_TOKEN; neither: no token is checked.
     #[arg(long, env = "ECOM_SERVE_TOKEN_FILE")]
     token_file: Option<std::path::PathBuf>,
+    /// File holding the job's IP-hash key (else $ECOM_IP_HASH_KEY): Guard hashes requests' raw
+    /// IPs with it, as the job does, so no raw IP reaches Redis and hashes match the job's.
+    #[arg(long, env = "ECOM_IP_HASH_KEY_FILE")]
+    ip_hash_key_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct HashIpArgs {
+    /// The IP addresses.
+    #[arg(required = true)]
+    ips: Vec<String>,
+    /// File holding the IP-hash key (else $ECOM_IP_HASH_KEY, else the local stack's key file).
+    #[arg(long, env = "ECOM_IP_HASH_KEY_FILE")]
+    ip_hash_key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -264,6 +281,9 @@ async fn main() -> anyhow::Result<()> {
                 token: ecom_core::secret::read(a.token_file.as_deref(), "ECOM_SERVE_TOKEN")
                     .map_err(anyhow::Error::msg)?
                     .map(ecom_core::secret::Secret::new),
+                ip_hash_key: ecom_core::secret::read(a.ip_hash_key_file.as_deref(), stack::IP_HASH_KEY_ENV)
+                    .map_err(anyhow::Error::msg)?
+                    .map(ecom_core::secret::Secret::new),
             };
             ecom_serve::run(cfg, shutdown_signal()).await.context("ecom serve")
         }
@@ -302,6 +322,20 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Faults(a) => faults::run(a).await,
         Cmd::Bench(a) => bench::run(a).await,
         Cmd::Replay(a) => replay::run(a).await,
+        Cmd::HashIp(a) => {
+            let file = match a.ip_hash_key_file {
+                Some(f) => Some(f),
+                None if std::env::var_os(stack::IP_HASH_KEY_ENV).is_some() => None,
+                None => Some(stack::ip_hash_key_file()?),
+            };
+            let key = ecom_core::secret::read(file.as_deref(), stack::IP_HASH_KEY_ENV)
+                .map_err(anyhow::Error::msg)?
+                .context("no IP-hash key")?;
+            for ip in a.ips {
+                println!("{ip}\t{}", ecom_core::secret::ip_hash(key.as_bytes(), &ip));
+            }
+            Ok(())
+        }
         Cmd::Dashboard(a) if a.kibana_ndjson => {
             print!("{}", ecom_dash::kibana::ndjson()?);
             Ok(())

@@ -8,6 +8,38 @@
 use std::fmt;
 use std::path::Path;
 
+/// The keyed hash of a client IP (`ip_hash`): HMAC-SHA256 under the IP-hash key, lower-case
+/// hex. The job (Java, `Enrichment.ipHash`), Guard and `ecom hash-ip` compute the same value.
+#[derive(Clone)]
+pub struct IpHasher(hmac::Hmac<sha2::Sha256>);
+
+impl IpHasher {
+    /// A hasher under `key`.
+    pub fn new(key: &[u8]) -> Self {
+        use hmac::Mac as _;
+        Self(hmac::Hmac::new_from_slice(key).expect("HMAC takes a key of any length"))
+    }
+
+    /// `ip`'s hash.
+    pub fn hash(&self, ip: &str) -> String {
+        use hmac::Mac as _;
+        let mut m = self.0.clone();
+        m.update(ip.as_bytes());
+        hex::encode(m.finalize().into_bytes())
+    }
+}
+
+impl fmt::Debug for IpHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IpHasher(***)")
+    }
+}
+
+/// `ip`'s hash under `key` (see [`IpHasher`]).
+pub fn ip_hash(key: &[u8], ip: &str) -> String {
+    IpHasher::new(key).hash(ip)
+}
+
 /// A secret value (a token, a key): Debug and Display print `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -242,6 +274,17 @@ mod tests {
         assert_eq!(replaced.split_password(), ("redis://u@h:1".into(), Some("new".into())));
         assert_eq!(redis.split_password(), ("redis://127.0.0.1:6379".into(), Some("pw".into())));
         assert_eq!(SecretUrl::new("http://h:1", None).split_password(), ("http://h:1".into(), None));
+    }
+
+    #[test]
+    fn ip_hashes_are_the_jobs() {
+        // EnrichmentTest holds the same value for the Java side.
+        assert_eq!(
+            ip_hash(b"test-ip-hash-key", "203.0.113.9"),
+            "cb232503523dfbc837bd2752ebecdf646e5d06d6d782cf449430d34a2d4dd854"
+        );
+        assert_eq!(ip_hash(b"k", "1.2.3.4"), ip_hash(b"k", "1.2.3.4"));
+        assert_ne!(ip_hash(b"k", "1.2.3.4"), ip_hash(b"k2", "1.2.3.4"));
     }
 
     #[test]

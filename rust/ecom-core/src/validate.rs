@@ -150,9 +150,10 @@ pub fn validate_event(e: &Event, now_ms: i64) -> Result<(), Rejection> {
             format!("product_id: required for kind {}", kind.as_str_name()),
         ));
     }
-    // Guard's per-IP rules need it; a server always knows the address it was called from.
-    if e.ip.is_empty() {
-        return Err(Rejection::new(RejectReason::MissingField, "ip: required"));
+    // Guard's per-IP rules need it; a server always knows the address it was called from. A
+    // replayed dead letter carries the IP's keyed hash instead (events.proto, Event.ip_hash).
+    if e.ip.is_empty() && e.ip_hash.is_empty() {
+        return Err(Rejection::new(RejectReason::MissingField, "ip: required (or ip_hash, in a replayed dead letter)"));
     }
     Ok(())
 }
@@ -167,7 +168,7 @@ pub fn amount_cents(e: &Event) -> Option<i64> {
 
 fn check_lengths(e: &Event) -> Result<(), Rejection> {
     let opt = |o: &Option<String>| o.as_deref().map_or(0, str::len);
-    let fields: [(&str, usize, usize); 13] = [
+    let fields: [(&str, usize, usize); 14] = [
         ("event_id", e.event_id.len(), MAX_ID_LEN),
         ("user_id", e.user_id.len(), MAX_ID_LEN),
         ("session_id", e.session_id.len(), MAX_ID_LEN),
@@ -180,6 +181,7 @@ fn check_lengths(e: &Event) -> Result<(), Rejection> {
         ("device", e.device.len(), MAX_SHORT_LEN),
         ("country", e.country.len(), MAX_SHORT_LEN),
         ("ip", e.ip.len(), MAX_IP_LEN),
+        ("ip_hash", e.ip_hash.len(), MAX_IP_LEN),
         ("event_id", e.event_id.len(), MAX_ID_LEN),
     ];
     for (name, len, max) in fields {
@@ -222,6 +224,16 @@ mod tests {
     #[test]
     fn accepts_a_valid_event() {
         assert_eq!(reason(&valid()), None);
+    }
+
+    #[test]
+    fn a_replayed_letter_may_carry_the_ips_hash_instead() {
+        let mut e = valid();
+        e.ip.clear();
+        e.ip_hash = "ab".repeat(32);
+        assert_eq!(reason(&e), None);
+        e.ip_hash = "ab".repeat(33);
+        assert_eq!(reason(&e), Some(RejectReason::OversizeField));
     }
 
     #[test]

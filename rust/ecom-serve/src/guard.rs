@@ -9,6 +9,7 @@
 //! batch each invalid item gets its own VERDICT_UNKNOWN answer and the others are judged as
 //! usual. When Redis does not answer in time, the declared fallback verdict is returned with
 //! `fallback = true`; the service never hangs on Redis.
+use ecom_core::secret::IpHasher;
 use ecom_core::validate::{MAX_AMOUNT_CENTS, MAX_ID_LEN, MAX_IP_LEN, MAX_TEXT_LEN};
 use ecom_proto::v1::guard_server::Guard as GuardApi;
 use ecom_proto::v1::{
@@ -521,6 +522,7 @@ pub fn request_for(e: &ecom_proto::v1::Event) -> GuardRequest {
         product_id: e.product_id.clone().unwrap_or_default(),
         quantity: e.quantity.unwrap_or(0),
         amount_cents: if purchase { ecom_core::validate::amount_cents(e).unwrap_or(i64::MAX) } else { 0 },
+        ip_hash: e.ip_hash.clone(),
     }
 }
 
@@ -790,6 +792,8 @@ pub struct Guard {
     redis: ConnectionManager,
     cfg: GuardConfig,
     max_batch: usize,
+    /// Hashes raw IPs as the job does, so Redis key names and lists hold no raw IP.
+    ip_hasher: IpHasher,
 }
 
 impl std::fmt::Debug for Guard {
@@ -845,7 +849,32 @@ impl Guard {
         let redis = ConnectionManager::new_lazy_with_config(client, mgr_cfg)?;
         // Compile the crawler patterns now, not on the first request.
         crawler_set();
-        Ok(Self { redis, cfg, max_batch })
+        // Until `with_ip_hash_key`: a key of this process alone, so raw IPs never reach Redis.
+        let mut key = [0u8; 32];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
+        Ok(Self { redis, cfg, max_batch, ip_hasher: IpHasher::new(&key) })
+    }
+
+    /// Hashes requests' raw IPs with `key`, the job's IP-hash key, so per-IP state survives a
+    /// restart and matches the job's ip_hash (which the job sends in place of the IP).
+    pub fn with_ip_hash_key(mut self, key: &[u8]) -> Self {
+        self.ip_hasher = IpHasher::new(key);
+        self
+    }
+
+    /// The name of `ip` in Redis: its keyed hash. Block and allow lists hold these
+    /// (`ecom hash-ip` prints one).
+    pub fn ip_key(&self, ip: &str) -> String {
+        self.ip_hasher.hash(ip)
+    }
+
+    /// What a request's per-IP state is keyed by: its ip_hash, else its ip hashed.
+    fn ip_of(&self, r: &GuardRequest) -> String {
+        if r.ip_hash.is_empty() {
+            self.ip_key(&r.ip)
+        } else {
+            r.ip_hash.clone()
+        }
     }
 
     /// The configuration in use.
@@ -876,8 +905,8 @@ impl Guard {
     /// their limits.
     fn validate(r: &GuardRequest) -> Result<(), Invalid> {
         let bad = |field, why, value: f64, limit: f64| Err(Invalid { field, why, value, limit });
-        if r.ip.is_empty() {
-            return bad("ip", "must not be empty".into(), 0.0, 1.0);
+        if r.ip.is_empty() && r.ip_hash.is_empty() {
+            return bad("ip", "must not be empty (or give ip_hash)".into(), 0.0, 1.0);
         }
         if r.event_time_ms <= 0 {
             return bad("event_time_ms", "must be ms since epoch > 0".into(), r.event_time_ms as f64, 1.0);
@@ -899,6 +928,7 @@ impl Guard {
         for (field, value, max) in [
             ("event_id", &r.event_id, MAX_ID_LEN),
             ("ip", &r.ip, MAX_IP_LEN),
+            ("ip_hash", &r.ip_hash, MAX_IP_LEN),
             ("user_id", &r.user_id, MAX_ID_LEN),
             ("session_id", &r.session_id, MAX_ID_LEN),
             ("product_id", &r.product_id, MAX_ID_LEN),
@@ -953,7 +983,7 @@ impl Guard {
             .arg(u8::from(self.cfg.live_counts));
         for r in reqs {
             call.arg(r.event_time_ms)
-                .arg(&r.ip)
+                .arg(self.ip_of(r))
                 .arg(&r.user_id)
                 .arg(&r.session_id)
                 .arg(&r.product_id)
@@ -1382,7 +1412,7 @@ mod tests {
             ),
             (GuardRequest { quantity: -2, ..ok.clone() }, "requests[3].quantity: -2 is negative"),
             (GuardRequest { kind: 99, ..ok.clone() }, "requests[3].kind: 99 is not an EventKind"),
-            (GuardRequest { ip: String::new(), ..ok.clone() }, "requests[3].ip: must not be empty"),
+            (GuardRequest { ip: String::new(), ..ok.clone() }, "requests[3].ip: must not be empty (or give ip_hash)"),
             (GuardRequest { event_time_ms: 0, ..ok.clone() }, "requests[3].event_time_ms:"),
             (GuardRequest { session_id: long(65), ..ok.clone() }, "requests[3].session_id: 65 bytes"),
             (GuardRequest { event_id: long(65), ..ok.clone() }, "requests[3].event_id: 65 bytes"),

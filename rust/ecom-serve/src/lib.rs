@@ -50,6 +50,9 @@ pub struct ServeConfig {
     /// The bearer token Guard, Score and Recommend require (`authorization: Bearer <token>`);
     /// None checks none. Health and reflection stay open, as probes and tools expect.
     pub token: Option<Secret>,
+    /// The job's IP-hash key: Guard hashes the raw IPs of requests that carry no ip_hash with
+    /// it. None: a key made at start (per-IP state then starts afresh at every restart).
+    pub ip_hash_key: Option<Secret>,
 }
 
 /// TLS of the gRPC port, in PEM.
@@ -120,6 +123,7 @@ impl Default for ServeConfig {
             coalesce: true,
             tls: None,
             token: None,
+            ip_hash_key: None,
         }
     }
 }
@@ -132,8 +136,14 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
         .install_recorder()
         .context("installing the Prometheus recorder (is another one installed in this process?)")?;
     cfg.guard.validate().context("checking the guard configuration")?;
-    let guard = guard::Guard::connect(cfg.redis_url.expose(), cfg.guard.clone(), cfg.max_batch)
+    let mut guard = guard::Guard::connect(cfg.redis_url.expose(), cfg.guard.clone(), cfg.max_batch)
         .with_context(|| format!("bad Redis URL {} (expected redis://host:port)", cfg.redis_url))?;
+    match &cfg.ip_hash_key {
+        Some(key) => guard = guard.with_ip_hash_key(key.expose().as_bytes()),
+        None => tracing::warn!(
+            "no IP-hash key (--ip-hash-key-file or $ECOM_IP_HASH_KEY): requests with a raw ip and no ip_hash are hashed with a key made at start, so their per-IP state starts afresh after a restart and block lists must be filled again (the job sends ip_hash and needs no key here)"
+        ),
+    }
 
     // Connect now rather than on the first request, so a burst at start-up does not meet a
     // cold connection and get the fallback. Serving starts either way.

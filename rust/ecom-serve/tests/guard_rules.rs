@@ -112,6 +112,7 @@ fn labelled(events: u64, seed: u64) -> Labelled {
                 product_id: e.product_id.unwrap_or_default(),
                 quantity,
                 amount_cents,
+                ip_hash: String::new(),
             }
         })
         .collect();
@@ -372,17 +373,18 @@ fn verdict(r: &GuardResponse) -> Verdict {
 async fn block_lists_force_block_and_allow_lists_win() {
     let prefix = unique_prefix("lists");
     let mut c = redis_conn().await;
+    let guard = Guard::connect(&redis_url(), config(&prefix), 100).unwrap().with_ip_hash_key(b"lists-key");
     let sadd = |key: &str, member: &str| redis::cmd("SADD").arg(format!("{prefix}:{key}")).arg(member).clone();
+    // IP lists hold the IPs' keyed hashes (ecom hash-ip), never the addresses.
     let _: () = redis::pipe()
-        .add_command(sadd("block:ip", "203.0.113.9"))
+        .add_command(sadd("block:ip", &guard.ip_key("203.0.113.9")))
         .add_command(sadd("block:user", "u-bad"))
-        .add_command(sadd("allow:ip", "203.0.113.10"))
+        .add_command(sadd("allow:ip", &guard.ip_key("203.0.113.10")))
         .add_command(sadd("allow:user", "u-staff"))
         .ignore()
         .query_async(&mut c)
         .await
         .unwrap();
-    let guard = Guard::connect(&redis_url(), config(&prefix), 100).unwrap();
     let crawler = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)";
     let out = guard
         .check_all(&[
@@ -637,7 +639,7 @@ async fn a_mixed_batch_judges_every_item_on_its_own() {
         r.findings.iter().map(|f| f.rule.as_str()).collect()
     }
     for (i, reason, value, limit) in [
-        (1, "invalid_request: requests[1].ip: must not be empty", 0.0, 1.0),
+        (1, "invalid_request: requests[1].ip: must not be empty (or give ip_hash)", 0.0, 1.0),
         (
             3,
             "invalid_request: requests[3].amount_cents: 1000000000001 is above the limit of 1000000000000",

@@ -65,7 +65,7 @@ async fn invalid_items_keep_their_place_when_redis_is_down() {
     let shape: Vec<(&str, i32, bool)> = out.iter().map(|r| (r.event_id.as_str(), r.verdict, r.fallback)).collect();
     let unknown = Verdict::Unknown as i32;
     assert_eq!(shape, vec![("e0", unknown, true), ("e1", unknown, false), ("e2", unknown, true)]);
-    assert_eq!(out[1].reasons, vec!["invalid_request: requests[1].ip: must not be empty"]);
+    assert_eq!(out[1].reasons, vec!["invalid_request: requests[1].ip: must not be empty (or give ip_hash)"]);
 }
 
 #[tokio::test]

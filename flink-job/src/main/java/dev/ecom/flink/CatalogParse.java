@@ -72,6 +72,7 @@ public final class CatalogParse extends ProcessFunction<RawRecord, Product> {
   private void reject(RawRecord r, RejectReason reason, String detail, Context ctx) {
     rejected.inc();
     ctx.output(
-        INVALID, Enrichment.reject(r, reason, detail, System.currentTimeMillis(), maxRecordBytes));
+        INVALID,
+        Enrichment.reject(r, reason, detail, System.currentTimeMillis(), maxRecordBytes, null));
   }
 }

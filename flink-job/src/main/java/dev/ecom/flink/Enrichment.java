@@ -2,6 +2,8 @@
 package dev.ecom.flink;
 
 import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.UnknownFieldSet;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.Event;
 import dev.ecom.proto.v1.InvalidEvent;
@@ -12,9 +14,12 @@ import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
@@ -79,7 +84,7 @@ public final class Enrichment {
    * of the value are kept (see {@link #reject(RawRecord, RejectReason, String, long, int)}).
    */
   public static InvalidEvent rejectFromVerdict(
-      RawRecord raw, String verdict, long nowMs, int maxRawBytes) {
+      RawRecord raw, String verdict, long nowMs, int maxRawBytes, Mac ipHasher) {
     int tab = verdict.indexOf('\t');
     String code = tab < 0 ? verdict : verdict.substring(0, tab);
     String detail = tab < 0 ? "" : verdict.substring(tab + 1);
@@ -89,7 +94,7 @@ public final class Enrichment {
     } catch (IllegalArgumentException e) {
       reason = RejectReason.REJECT_REASON_UNSPECIFIED;
     }
-    return reject(raw, reason, code, detail, nowMs, maxRawBytes);
+    return reject(raw, reason, code, detail, nowMs, maxRawBytes, ipHasher);
   }
 
   /**
@@ -100,8 +105,13 @@ public final class Enrichment {
    * letter is never much larger than the largest accepted record, whatever was sent.
    */
   public static InvalidEvent reject(
-      RawRecord raw, RejectReason reason, String detail, long nowMs, int maxRawBytes) {
-    return reject(raw, reason, reason.name(), detail, nowMs, maxRawBytes);
+      RawRecord raw,
+      RejectReason reason,
+      String detail,
+      long nowMs,
+      int maxRawBytes,
+      Mac ipHasher) {
+    return reject(raw, reason, reason.name(), detail, nowMs, maxRawBytes, ipHasher);
   }
 
   /**
@@ -110,9 +120,13 @@ public final class Enrichment {
    */
   public static InvalidEvent reject(
       EnrichedEvent e, RejectReason reason, String detail, long nowMs) {
-    // A validated event (unknown fields dropped) is within the record limit: kept whole.
+    // A validated event (unknown fields dropped) is within the record limit: kept whole, with
+    // the IP's hash where the IP was (the enriched event carries no raw IP).
+    byte[] value =
+        e.getEvent().toBuilder().clearIp().setIpHash(e.getIpHash()).build().toByteArray();
     return invalid(
-        e.getEvent().toByteArray(),
+        value,
+        value,
         Integer.MAX_VALUE,
         e.getSource(),
         e.getIngestedAtMs(),
@@ -123,9 +137,72 @@ public final class Enrichment {
   }
 
   private static InvalidEvent reject(
-      RawRecord raw, RejectReason reason, String code, String detail, long nowMs, int maxRawBytes) {
+      RawRecord raw,
+      RejectReason reason,
+      String code,
+      String detail,
+      long nowMs,
+      int maxRawBytes,
+      Mac ipHasher) {
+    byte[] kept =
+        raw.value.length > maxRawBytes
+            ? maskIpv4(Arrays.copyOf(raw.value, maxRawBytes))
+            : withoutIp(raw.value, ipHasher);
     return invalid(
-        raw.value, maxRawBytes, sourceOffset(raw), raw.ingestedAtMs, reason, code, detail, nowMs);
+        raw.value,
+        kept,
+        maxRawBytes,
+        sourceOffset(raw),
+        raw.ingestedAtMs,
+        reason,
+        code,
+        detail,
+        nowMs);
+  }
+
+  private static final Pattern IPV4 = Pattern.compile("\\d{1,3}(?:\\.\\d{1,3}){3}");
+
+  /**
+   * A whole record's value as a dead letter keeps it: with no client IP. One that decodes as an
+   * Event is re-encoded with ip replaced by its keyed hash (ip_hash; none when {@code ipHasher} is
+   * null) and unknown fields dropped, so a replay still carries what Guard keys by; anything else
+   * gets {@link #maskIpv4}.
+   */
+  static byte[] withoutIp(byte[] value, Mac ipHasher) {
+    Event e;
+    try {
+      e = Event.parseFrom(value);
+    } catch (InvalidProtocolBufferException notAnEvent) {
+      return maskIpv4(value);
+    }
+    Event.Builder b =
+        e.toBuilder().clearIp().setUnknownFields(UnknownFieldSet.getDefaultInstance());
+    if (!e.getIp().isEmpty() && ipHasher != null) {
+      b.setIpHash(ipHash(ipHasher, e.getIp()));
+    }
+    return b.build().toByteArray();
+  }
+
+  /**
+   * {@code value} with every run that looks like an IPv4 address ("d.d.d.d", 1–3 digits each)
+   * masked, a '*' for each digit: undecodable bytes can still hold an address as text. The bytes
+   * keep their length and everything else.
+   */
+  static byte[] maskIpv4(byte[] value) {
+    String s = new String(value, StandardCharsets.ISO_8859_1);
+    Matcher m = IPV4.matcher(s);
+    if (!m.find()) {
+      return value;
+    }
+    char[] c = s.toCharArray();
+    do {
+      for (int i = m.start(); i < m.end(); i++) {
+        if (c[i] != '.') {
+          c[i] = '*';
+        }
+      }
+    } while (m.find());
+    return new String(c).getBytes(StandardCharsets.ISO_8859_1);
   }
 
   /** Lower-case hex SHA-256 of {@code value}. */
@@ -139,6 +216,7 @@ public final class Enrichment {
 
   private static InvalidEvent invalid(
       byte[] value,
+      byte[] kept,
       int maxRawBytes,
       SourceOffset source,
       long ingestedAtMs,
@@ -148,7 +226,7 @@ public final class Enrichment {
       long nowMs) {
     boolean truncated = value.length > maxRawBytes;
     return InvalidEvent.newBuilder()
-        .setRaw(ByteString.copyFrom(value, 0, truncated ? maxRawBytes : value.length))
+        .setRaw(ByteString.copyFrom(kept, 0, Math.min(kept.length, maxRawBytes)))
         .setRawSizeBytes(value.length)
         .setRawSha256(sha256Hex(value))
         .setRawTruncated(truncated)

@@ -228,7 +228,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
     for (int i = 0; i < batch.size(); i++) {
       RawRecord raw = batch.get(i);
       if (verdicts[i] != null) {
-        emitInvalid(Enrichment.rejectFromVerdict(raw, verdicts[i], now, maxRecordBytes));
+        emitInvalid(Enrichment.rejectFromVerdict(raw, verdicts[i], now, maxRecordBytes, ipHasher));
         continue;
       }
       try {
@@ -242,7 +242,8 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
                 RejectReason.REJECT_REASON_UNPARSEABLE,
                 "accepted by ecom-core but not parseable by protobuf-java: " + e.getMessage(),
                 now,
-                maxRecordBytes));
+                maxRecordBytes,
+                ipHasher));
       }
     }
     if (valid.isEmpty()) {
@@ -259,8 +260,12 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
       RawRecord raw = validRaw.get(i);
       EnrichedEvent.Builder b =
           EnrichedEvent.newBuilder()
-              .setEvent(event)
-              .setIpHash(Enrichment.ipHash(ipHasher, event.getIp()))
+              // No raw IP past this step: not in state, not to Guard, not in a dead letter.
+              .setEvent(event.toBuilder().clearIp().clearIpHash())
+              .setIpHash(
+                  event.getIp().isEmpty()
+                      ? event.getIpHash()
+                      : Enrichment.ipHash(ipHasher, event.getIp()))
               .setGeoBucket(event.getCountry())
               .setProducedAtMs(event.getProducedAtMs())
               .setIngestedAtMs(raw.ingestedAtMs)
@@ -314,7 +319,8 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
                     + allowedLatenessMs
                     + " ms)",
                 now,
-                maxRecordBytes));
+                maxRecordBytes,
+                ipHasher));
       } else {
         valid.set(kept, valid.get(i));
         validRaw.set(kept, validRaw.get(i));

@@ -397,13 +397,22 @@ class EcomPipelineTest {
           .isEqualTo(want);
       assertThat(e.getReasonCode()).isEqualTo(want.name());
       assertThat(e.getDetail()).isNotBlank();
-      // The record whole, or its first --max-record-bytes (16 KiB) with the whole one's size.
+      // The record whole, or its first --max-record-bytes (16 KiB) with the whole one's size;
+      // either way without the client's IP.
       byte[] value = input.get((int) offset).value;
       int kept = Math.min(value.length, JobConfig.defaults().maxRecordBytes());
-      assertThat(e.getRaw().toByteArray()).isEqualTo(java.util.Arrays.copyOf(value, kept));
-      assertThat(e.getRawSizeBytes()).isEqualTo(value.length);
+      byte[] stored =
+          kept < value.length
+              ? Enrichment.maskIpv4(java.util.Arrays.copyOf(value, kept))
+              : Enrichment.withoutIp(value, Enrichment.ipHasher(KEY));
+      assertThat(e.getRaw().toByteArray()).isEqualTo(stored);
+      assertThat(new String(e.getRaw().toByteArray(), java.nio.charset.StandardCharsets.ISO_8859_1))
+          .doesNotContainPattern("\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}");
+      // A duplicate is judged after the IP was dropped: its size and hash are its stored form's.
+      byte[] described = want == RejectReason.REJECT_REASON_DUPLICATE ? stored : value;
+      assertThat(e.getRawSizeBytes()).isEqualTo(described.length);
       assertThat(e.getRawTruncated()).isEqualTo(kept < value.length);
-      assertThat(e.getRawSha256()).isEqualTo(Enrichment.sha256Hex(value));
+      assertThat(e.getRawSha256()).isEqualTo(Enrichment.sha256Hex(described));
       assertThat(e.getIngestedAtMs()).isEqualTo(NOW - 100);
       assertThat(e.getRejectedAtMs()).isGreaterThanOrEqualTo(NOW);
     }

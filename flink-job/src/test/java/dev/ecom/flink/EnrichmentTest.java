@@ -1,6 +1,7 @@
 // IP hashing, LSH tokens and reject records, without Flink or native code.
 package dev.ecom.flink;
 
+import static java.nio.charset.StandardCharsets.ISO_8859_1;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ecom.proto.v1.Event;
@@ -46,7 +47,7 @@ class EnrichmentTest {
     RawRecord raw = new RawRecord(new byte[] {1, 2}, "t", 1, 42, 5, 7);
     InvalidEvent e =
         Enrichment.rejectFromVerdict(
-            raw, "REJECT_REASON_MISSING_ID\tevent_id: must not be empty", 9, 16);
+            raw, "REJECT_REASON_MISSING_ID\tevent_id: must not be empty", 9, 16, null);
     assertThat(e.getReason()).isEqualTo(RejectReason.REJECT_REASON_MISSING_ID);
     assertThat(e.getReasonCode()).isEqualTo("REJECT_REASON_MISSING_ID");
     assertThat(e.getDetail()).isEqualTo("event_id: must not be empty");
@@ -60,9 +61,59 @@ class EnrichmentTest {
     assertThat(e.getRawSha256())
         .isEqualTo("a12871fee210fb8619291eaea194581cbd2531e4b23759d225f6806923f63222");
 
-    InvalidEvent unknown = Enrichment.rejectFromVerdict(raw, "REJECT_REASON_NEW\tx", 9, 16);
+    InvalidEvent unknown = Enrichment.rejectFromVerdict(raw, "REJECT_REASON_NEW\tx", 9, 16, null);
     assertThat(unknown.getReason()).isEqualTo(RejectReason.REJECT_REASON_UNSPECIFIED);
     assertThat(unknown.getReasonCode()).isEqualTo("REJECT_REASON_NEW");
+  }
+
+  @Test
+  void ipHashesAreTheOnesRustComputes() {
+    // ecom-core's secret::tests::ip_hashes_are_the_jobs holds the same value.
+    assertThat(Enrichment.ipHash(Enrichment.ipHasher("test-ip-hash-key"), "203.0.113.9"))
+        .isEqualTo("cb232503523dfbc837bd2752ebecdf646e5d06d6d782cf449430d34a2d4dd854");
+  }
+
+  @Test
+  void aDeadLetterKeepsNoClientIp() throws Exception {
+    javax.crypto.Mac mac = Enrichment.ipHasher("test-ip-hash-key");
+    Event event =
+        Event.newBuilder()
+            .setEventId("e-1")
+            .setIp("203.0.113.9")
+            .setUserAgent("Mozilla/5.0 Chrome/120.0.0.0")
+            .build();
+    RawRecord decodable = new RawRecord(event.toByteArray(), "t", 0, 3, 5, 7);
+    InvalidEvent e =
+        Enrichment.reject(
+            decodable, RejectReason.REJECT_REASON_MISSING_ID, "user_id", 9, 16_384, mac);
+    Event kept = Event.parseFrom(e.getRaw());
+    assertThat(kept.getIp()).isEmpty();
+    assertThat(kept.getIpHash()).isEqualTo(Enrichment.ipHash(mac, "203.0.113.9"));
+    assertThat(kept.getUserAgent()).isEqualTo(event.getUserAgent());
+    assertThat(e.getRawSha256()).isEqualTo(Enrichment.sha256Hex(event.toByteArray()));
+
+    byte[] garbage = "\u00ff\u00feclient 203.0.113.9 said 10.0.0.1!".getBytes(ISO_8859_1);
+    RawRecord undecodable = new RawRecord(garbage, "t", 0, 4, 5, 7);
+    InvalidEvent u =
+        Enrichment.reject(
+            undecodable, RejectReason.REJECT_REASON_UNPARSEABLE, "not an Event", 9, 16_384, mac);
+    assertThat(new String(u.getRaw().toByteArray(), ISO_8859_1))
+        .isEqualTo("\u00ff\u00feclient ***.*.***.* said **.*.*.*!");
+    assertThat(u.getRawSizeBytes()).isEqualTo(garbage.length);
+
+    byte[] big = new byte[40_000];
+    java.util.Arrays.fill(big, (byte) ' ');
+    System.arraycopy("ip=198.51.100.23".getBytes(ISO_8859_1), 0, big, 10, 16);
+    InvalidEvent o =
+        Enrichment.reject(
+            new RawRecord(big, "t", 0, 5, 5, 7),
+            RejectReason.REJECT_REASON_OVERSIZE_RECORD,
+            "too big",
+            9,
+            16_384,
+            mac);
+    assertThat(new String(o.getRaw().toByteArray(), ISO_8859_1)).contains("ip=***.**.***.**");
+    assertThat(o.getRawTruncated()).isTrue();
   }
 
   @Test
@@ -71,7 +122,8 @@ class EnrichmentTest {
     java.util.Arrays.fill(big, (byte) 'x');
     RawRecord raw = new RawRecord(big, "t", 0, 1, 5, 7);
     InvalidEvent e =
-        Enrichment.reject(raw, RejectReason.REJECT_REASON_OVERSIZE_RECORD, "too big", 9, 16_384);
+        Enrichment.reject(
+            raw, RejectReason.REJECT_REASON_OVERSIZE_RECORD, "too big", 9, 16_384, null);
     assertThat(e.getRaw().size()).isEqualTo(16_384);
     assertThat(e.getRawTruncated()).isTrue();
     assertThat(e.getRawSizeBytes()).isEqualTo(1_048_000);

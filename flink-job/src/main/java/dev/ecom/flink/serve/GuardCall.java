@@ -44,7 +44,7 @@ public final class GuardCall extends BatchingServeCall<GuardRequest, GuardRespon
         GuardRequest.newBuilder()
             .setEventId(e.getEventId())
             .setEventTimeMs(e.getEventTimeMs())
-            .setIp(e.getIp())
+            .setIpHash(in.getIpHash())
             .setUserId(e.getUserId())
             .setSessionId(e.getSessionId())
             .setKindValue(e.getKindValue())
