@@ -7,6 +7,7 @@ pub mod dp;
 pub mod features;
 pub mod lsh;
 pub mod metrics;
+pub mod packed;
 pub mod secret;
 pub mod stream;
 pub mod validate;

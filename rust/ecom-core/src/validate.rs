@@ -1,6 +1,6 @@
 //! Validation of raw events. Every rule has a stable reason code (RejectReason in
 //! events.proto) and a message that names the field and what was expected.
-use ecom_proto::v1::{Event, EventKind, RejectReason};
+use ecom_proto::v1::{Event, EventKind, GuardRequest, RejectReason};
 use prost::Message;
 
 /// How far ahead of the processing clock an event time may be before it is rejected.
@@ -190,6 +190,66 @@ fn check_lengths(e: &Event) -> Result<(), Rejection> {
                 RejectReason::OversizeField,
                 format!("{name}: {len} bytes is longer than the limit of {max}"),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Why a Guard request cannot be judged: the field at fault, what is wrong, and the number
+/// and the limit behind it (a finding's value and threshold).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// The request field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub why: String,
+    /// The number behind it (a length, an amount).
+    pub value: f64,
+    /// The limit it broke.
+    pub limit: f64,
+}
+
+/// Checks one Guard request against its field rules, first failure first. The limits are
+/// event validator's in this module, and every rule here is one the
+/// validator also applies or one it is wider than, so every event the validator accepts
+/// makes a valid request: its fields copied over, amount_cents ecom-core's `amount_cents`
+/// (what the job sends for a purchase) or the plain quantity × unit_price_cents, which is
+/// never more (a unit test holds this). Ids and the IP become parts of Redis keys, hence
+/// their limits.
+pub fn guard_request(r: &GuardRequest) -> Result<(), FieldError> {
+    let bad = |field, why, value: f64, limit: f64| Err(FieldError { field, why, value, limit });
+    if r.ip.is_empty() && r.ip_hash.is_empty() {
+        return bad("ip", "must not be empty (or give ip_hash)".into(), 0.0, 1.0);
+    }
+    if r.event_time_ms <= 0 {
+        return bad("event_time_ms", "must be ms since epoch > 0".into(), r.event_time_ms as f64, 1.0);
+    }
+    if EventKind::try_from(r.kind).is_err() {
+        return bad("kind", format!("{} is not an EventKind", r.kind), f64::from(r.kind), 0.0);
+    }
+    if r.quantity < 0 {
+        return bad("quantity", format!("{} is negative; must be >= 0", r.quantity), f64::from(r.quantity), 0.0);
+    }
+    if r.amount_cents < 0 {
+        let why = format!("{} is negative; must be integer cents >= 0", r.amount_cents);
+        return bad("amount_cents", why, r.amount_cents as f64, 0.0);
+    }
+    if r.amount_cents > MAX_AMOUNT_CENTS {
+        let why = format!("{} is above the limit of {MAX_AMOUNT_CENTS}", r.amount_cents);
+        return bad("amount_cents", why, r.amount_cents as f64, MAX_AMOUNT_CENTS as f64);
+    }
+    for (field, value, max) in [
+        ("event_id", &r.event_id, MAX_ID_LEN),
+        ("ip", &r.ip, MAX_IP_LEN),
+        ("ip_hash", &r.ip_hash, MAX_IP_LEN),
+        ("user_id", &r.user_id, MAX_ID_LEN),
+        ("session_id", &r.session_id, MAX_ID_LEN),
+        ("product_id", &r.product_id, MAX_ID_LEN),
+        ("user_agent", &r.user_agent, MAX_TEXT_LEN),
+    ] {
+        if value.len() > max {
+            let why = format!("{} bytes is longer than the limit of {max}", value.len());
+            return bad(field, why, value.len() as f64, max as f64);
         }
     }
     Ok(())

@@ -112,28 +112,12 @@ impl Packed {
         let mut packed =
             Packed { bytes: env.convert_byte_array(bytes)?, ends: vec![0; env.get_array_length(ends)? as usize] };
         env.get_int_array_region(ends, 0, &mut packed.ends)?;
-        let n_bytes = packed.bytes.len() as i32;
-        if packed.ends.iter().try_fold(0, |prev, &e| (e >= prev).then_some(e)).is_none()
-            || packed.ends.last().is_some_and(|&e| e > n_bytes)
-        {
-            return Err(Error::Arg(format!("{name}: string ends must not decrease or pass the bytes")));
-        }
         Ok(packed)
     }
 
-    /// The strings, each checked to be UTF-8.
+    /// The strings, each checked to be UTF-8 (and the ends to be in order and in the bytes).
     fn strs(&self, name: &str) -> JniResult<Vec<&str>> {
-        let mut start = 0;
-        self.ends
-            .iter()
-            .enumerate()
-            .map(|(i, &end)| {
-                let s = std::str::from_utf8(&self.bytes[start..end as usize])
-                    .map_err(|e| Error::Arg(format!("{name}[{i}] is not UTF-8: {e}")));
-                start = end as usize;
-                s
-            })
-            .collect()
+        ecom_core::packed::split(&self.bytes, &self.ends, name).map_err(Error::Arg)
     }
 }
 

@@ -10,7 +10,6 @@
 //! usual. When Redis does not answer in time, the declared fallback verdict is returned with
 //! `fallback = true`; the service never hangs on Redis.
 use ecom_core::secret::IpHasher;
-use ecom_core::validate::{MAX_AMOUNT_CENTS, MAX_ID_LEN, MAX_IP_LEN, MAX_TEXT_LEN};
 use ecom_proto::v1::guard_server::Guard as GuardApi;
 use ecom_proto::v1::{
     EventKind, GuardBatchRequest, GuardBatchResponse, GuardFinding, GuardRequest, GuardResponse, Verdict,
@@ -802,20 +801,14 @@ impl std::fmt::Debug for Guard {
     }
 }
 
-/// Why one request cannot be judged: the field at fault, what is wrong, and the number and
-/// the limit behind it (for the finding's value and threshold).
+/// Why one request cannot be judged (ecom-core's field rules), and how Guard answers it.
 #[derive(Debug, Clone, PartialEq)]
-struct Invalid {
-    field: &'static str,
-    why: String,
-    value: f64,
-    limit: f64,
-}
+struct Invalid(ecom_core::validate::FieldError);
 
 impl Invalid {
     /// "field: why", with "requests[i]." before the field in a batch.
     fn message(&self, i: Option<usize>) -> String {
-        format!("{}{}: {}", crate::field_at(i), self.field, self.why)
+        format!("{}{}: {}", crate::field_at(i), self.0.field, self.0.why)
     }
 
     /// Its own answer for item `i` of a batch: VERDICT_UNKNOWN (not judged, not a fallback)
@@ -828,12 +821,12 @@ impl Invalid {
             reasons: vec![format!("{}: {detail}", rule::INVALID_REQUEST)],
             ip_events_in_window: 0,
             fallback: false,
-            findings: vec![finding(rule::INVALID_REQUEST, Verdict::Unknown, self.value, self.limit, detail)],
+            findings: vec![finding(rule::INVALID_REQUEST, Verdict::Unknown, self.0.value, self.0.limit, detail)],
         }
     }
 
     fn record(&self) {
-        metrics::counter!("ecom_guard_invalid_requests_total", "field" => self.field).increment(1);
+        metrics::counter!("ecom_guard_invalid_requests_total", "field" => self.0.field).increment(1);
     }
 }
 
@@ -896,50 +889,9 @@ impl Guard {
         SCRIPT.load_async(&mut c).await.map(|_| ())
     }
 
-    /// Checks one request against the field rules, first failure first. The limits are
-    /// ecom-core's validator's (`ecom_core::validate`), and every rule here is one the
-    /// validator also applies or one it is wider than, so every event the validator accepts
-    /// makes a valid request: its fields copied over, amount_cents ecom-core's `amount_cents`
-    /// (what the job sends for a purchase) or the plain quantity × unit_price_cents, which is
-    /// never more (a unit test holds this). Ids and the IP become parts of Redis keys, hence
-    /// their limits.
+    /// Checks one request against the field rules (ecom-core's `validate::guard_request`).
     fn validate(r: &GuardRequest) -> Result<(), Invalid> {
-        let bad = |field, why, value: f64, limit: f64| Err(Invalid { field, why, value, limit });
-        if r.ip.is_empty() && r.ip_hash.is_empty() {
-            return bad("ip", "must not be empty (or give ip_hash)".into(), 0.0, 1.0);
-        }
-        if r.event_time_ms <= 0 {
-            return bad("event_time_ms", "must be ms since epoch > 0".into(), r.event_time_ms as f64, 1.0);
-        }
-        if EventKind::try_from(r.kind).is_err() {
-            return bad("kind", format!("{} is not an EventKind", r.kind), f64::from(r.kind), 0.0);
-        }
-        if r.quantity < 0 {
-            return bad("quantity", format!("{} is negative; must be >= 0", r.quantity), f64::from(r.quantity), 0.0);
-        }
-        if r.amount_cents < 0 {
-            let why = format!("{} is negative; must be integer cents >= 0", r.amount_cents);
-            return bad("amount_cents", why, r.amount_cents as f64, 0.0);
-        }
-        if r.amount_cents > MAX_AMOUNT_CENTS {
-            let why = format!("{} is above the limit of {MAX_AMOUNT_CENTS}", r.amount_cents);
-            return bad("amount_cents", why, r.amount_cents as f64, MAX_AMOUNT_CENTS as f64);
-        }
-        for (field, value, max) in [
-            ("event_id", &r.event_id, MAX_ID_LEN),
-            ("ip", &r.ip, MAX_IP_LEN),
-            ("ip_hash", &r.ip_hash, MAX_IP_LEN),
-            ("user_id", &r.user_id, MAX_ID_LEN),
-            ("session_id", &r.session_id, MAX_ID_LEN),
-            ("product_id", &r.product_id, MAX_ID_LEN),
-            ("user_agent", &r.user_agent, MAX_TEXT_LEN),
-        ] {
-            if value.len() > max {
-                let why = format!("{} bytes is longer than the limit of {max}", value.len());
-                return bad(field, why, value.len() as f64, max as f64);
-            }
-        }
-        Ok(())
+        ecom_core::validate::guard_request(r).map_err(Invalid)
     }
 
     /// Checks a batch item by item: an invalid request gets its own VERDICT_UNKNOWN answer
@@ -1112,6 +1064,7 @@ impl GuardApi for Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ecom_core::validate::{MAX_AMOUNT_CENTS, MAX_ID_LEN, MAX_IP_LEN, MAX_TEXT_LEN};
 
     fn quiet() -> Signals {
         Signals { gap_cv_milli: -1, ..Default::default() }
