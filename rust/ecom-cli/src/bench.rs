@@ -8,7 +8,6 @@ use prost::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientConfig;
 use std::time::{Duration, Instant};
 
 /// Arguments of `ecom bench`.
@@ -113,8 +112,8 @@ async fn produce(
     settings: &[(&str, &str)],
     records: &[(String, Vec<u8>)],
 ) -> anyhow::Result<f64> {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", brokers).set("queue.buffering.max.messages", "1000000");
+    let mut cfg = ecom_sink::kafka::client(brokers)?;
+    cfg.set("queue.buffering.max.messages", "1000000");
     for (k, v) in settings {
         cfg.set(*k, *v);
     }
@@ -149,10 +148,8 @@ async fn generate(a: GenerateBench) -> anyhow::Result<()> {
     let mut rows = vec![("generate (in-process)", n / gen_s), ("generate + encode (in-process)", n / enc_s)];
     if !a.no_kafka {
         let topic = "ecom.bench.raw";
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &a.brokers)
-            .create()
-            .context("creating a Kafka admin client")?;
+        let admin: AdminClient<DefaultClientContext> =
+            ecom_sink::kafka::client(&a.brokers)?.create().context("creating a Kafka admin client")?;
         let _ = admin.create_topics(&[NewTopic::new(topic, 2, TopicReplication::Fixed(1))], &AdminOptions::new()).await;
         let idempotent =
             [("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "10"), ("batch.size", "262144")];
@@ -228,6 +225,7 @@ async fn sink(b: SinkBench) -> anyhow::Result<()> {
         delivery: ecom_sink::DeliveryMode::AtLeastOnce,
         max_poll_interval: Duration::from_secs(300),
         instance_id: None,
+        free_text: ecom_sink::FreeText::Keep,
     };
     let stores = ecom_sink::stores::Stores::connect(&cfg).await?;
     let client = mongodb::Client::with_uri_str(cfg.mongo_url.expose()).await?;

@@ -11,7 +11,6 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::ClientConfig;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -263,10 +262,8 @@ async fn one_run(
     );
     let topic = |what: &str| format!("ecom.{id}.{what}");
     let names = ["raw", "enriched", "invalid", "sessions", "metrics"].map(topic);
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &a.cluster.brokers)
-        .create()
-        .context("creating a Kafka admin client")?;
+    let admin: AdminClient<DefaultClientContext> =
+        ecom_sink::kafka::client(&a.cluster.brokers)?.create().context("creating a Kafka admin client")?;
     let new: Vec<NewTopic<'_>> = names.iter().map(|t| NewTopic::new(t, 2, TopicReplication::Fixed(1))).collect();
     for r in admin.create_topics(&new, &AdminOptions::new()).await.context("creating scratch topics")? {
         r.map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
@@ -404,8 +401,7 @@ fn count_outputs_blocking(
     timeout_secs: u64,
     stop: &AtomicBool,
 ) -> anyhow::Result<Counted> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let consumer: BaseConsumer = ecom_sink::kafka::client(brokers)?
         .set("group.id", format!("{enriched}-count"))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

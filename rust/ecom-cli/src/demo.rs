@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -451,7 +451,7 @@ pub(crate) async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow:
     if ov["taskmanagers"].as_u64().unwrap_or(0) == 0 {
         bail!("Flink at {} has no TaskManager: {hint}", a.cluster.flink_rest);
     }
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &a.cluster.brokers).create()?;
+    let consumer: BaseConsumer = ecom_sink::kafka::client(&a.cluster.brokers)?.create()?;
     let md = consumer
         .fetch_metadata(None, Duration::from_secs(10))
         .with_context(|| format!("Kafka at {} does not answer: {hint}", a.cluster.brokers))?;
@@ -621,7 +621,7 @@ impl Flink<'_> {
 
 pub(crate) fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String, i32), i64>> {
     let consumer: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers).set("isolation.level", "read_committed").create()?;
+        ecom_sink::kafka::client(brokers)?.set("isolation.level", "read_committed").create()?;
     let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
     let mut out = HashMap::new();
     for t in md.topics().iter().filter(|t| topics.contains(&t.name())) {
@@ -679,8 +679,7 @@ pub(crate) async fn collect_outputs(
     gen: &GenerateSummary,
     start: &HashMap<(String, i32), i64>,
 ) -> anyhow::Result<Outcome> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &a.cluster.brokers)
+    let consumer: BaseConsumer = ecom_sink::kafka::client(&a.cluster.brokers)?
         .set("group.id", "ecom-demo-reconcile")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")

@@ -9,7 +9,7 @@ use crate::generate::{self, GenerateArgs, GenerateSummary};
 use anyhow::{bail, Context};
 use clap::ValueEnum;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -571,8 +571,7 @@ fn after_last_records(brokers: &str, topics: &[&str]) -> anyhow::Result<TopicPar
     let mut out = TopicPartitionList::new();
     // One consumer per topic: an end-of-partition report names the partition, not the topic.
     for topic in topics {
-        let c: BaseConsumer<EofIsNoError> = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        let c: BaseConsumer<EofIsNoError> = ecom_sink::kafka::client(brokers)?
             .set("group.id", "ecom-faults-probe")
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
@@ -629,7 +628,7 @@ impl rdkafka::ClientContext for EofIsNoError {
 impl rdkafka::consumer::ConsumerContext for EofIsNoError {}
 
 fn ends(brokers: &str, topics: &[&str]) -> anyhow::Result<TopicPartitionList> {
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let c: BaseConsumer = ecom_sink::kafka::client(brokers)?.create()?;
     let md = c.fetch_metadata(None, Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();
     for t in md.topics().iter().filter(|t| topics.contains(&t.name())) {
@@ -643,8 +642,8 @@ fn ends(brokers: &str, topics: &[&str]) -> anyhow::Result<TopicPartitionList> {
 
 /// Polls `group`'s committed offsets until each partition is at or past `target`.
 fn wait_committed(brokers: &str, group: &str, target: &TopicPartitionList, deadline: Instant) -> Option<()> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let c: BaseConsumer = ecom_sink::kafka::client(brokers)
+        .ok()?
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()

@@ -7,7 +7,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
@@ -421,8 +420,7 @@ impl rdkafka::producer::ProducerContext for Reports {
 /// one, so neither waits for the other; the bounded channel keeps memory and the
 /// `produced_at_ms` skew small (a few batches).
 fn to_kafka(a: &GenerateArgs, cfg: GenConfig) -> anyhow::Result<GenerateSummary> {
-    let producer: BaseProducer<Reports> = ClientConfig::new()
-        .set("bootstrap.servers", &a.brokers)
+    let producer: BaseProducer<Reports> = ecom_sink::kafka::client(&a.brokers)?
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "lz4")

@@ -3,6 +3,7 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unused_must_use)]
 
+mod audit;
 mod bench;
 mod bench_dash;
 mod bench_job;
@@ -57,6 +58,10 @@ enum Cmd {
     /// refused) to their index or collection, the job's (records it rejected) to its raw topic;
     /// both by the record's own id, so a replay never stores anything twice.
     Replay(replay::ReplayArgs),
+    /// Look for personal data and secrets where none may be: every client IP of the raw topic
+    /// and every secret given, in the logs and state under the state dir, in Elasticsearch's
+    /// documents and in Redis's keys. Exits non-zero when one is found.
+    Audit(audit::AuditArgs),
     /// Print the keyed hash (ip_hash) of IP addresses, as the job and Guard compute it: what
     /// Guard's block and allow lists hold, and what the stores hold in place of an IP.
     HashIp(HashIpArgs),
@@ -219,6 +224,23 @@ struct SinkArgs {
     /// as a dynamic member.
     #[arg(long)]
     instance_id: Option<String>,
+    /// What the stores keep of the free-text fields (search_query, referrer, user_agent), which
+    /// can carry personal data: keep them, hash them (HMAC under the IP-hash key, so equal texts
+    /// still group) or drop them. Applied to events and to the events in dead letters.
+    #[arg(long, value_enum, default_value = "keep")]
+    free_text: FreeTextArg,
+    /// File holding the IP-hash key for --free-text hash (else $ECOM_IP_HASH_KEY, else the local
+    /// stack's key file).
+    #[arg(long, env = "ECOM_IP_HASH_KEY_FILE")]
+    ip_hash_key_file: Option<std::path::PathBuf>,
+}
+
+/// `ecom sink --free-text`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FreeTextArg {
+    Keep,
+    Hash,
+    Drop,
 }
 
 fn init_tracing() {
@@ -305,6 +327,13 @@ async fn main() -> anyhow::Result<()> {
                     format!("ecom-sink@{}:{}", host.trim(), a.metrics_addr.port())
                 })),
                 delivery: ecom_sink::DeliveryMode::AtLeastOnce,
+                free_text: match a.free_text {
+                    FreeTextArg::Keep => ecom_sink::FreeText::Keep,
+                    FreeTextArg::Drop => ecom_sink::FreeText::Drop,
+                    FreeTextArg::Hash => ecom_sink::FreeText::Hash(ecom_core::secret::IpHasher::new(
+                        stack::ip_hash_key(a.ip_hash_key_file.as_deref())?.as_bytes(),
+                    )),
+                },
             };
             let agg = ecom_sink::AggregatesConfig {
                 sessions_topic: a.sessions_topic,
@@ -322,15 +351,9 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Faults(a) => faults::run(a).await,
         Cmd::Bench(a) => bench::run(a).await,
         Cmd::Replay(a) => replay::run(a).await,
+        Cmd::Audit(a) => audit::run(a).await,
         Cmd::HashIp(a) => {
-            let file = match a.ip_hash_key_file {
-                Some(f) => Some(f),
-                None if std::env::var_os(stack::IP_HASH_KEY_ENV).is_some() => None,
-                None => Some(stack::ip_hash_key_file()?),
-            };
-            let key = ecom_core::secret::read(file.as_deref(), stack::IP_HASH_KEY_ENV)
-                .map_err(anyhow::Error::msg)?
-                .context("no IP-hash key")?;
+            let key = stack::ip_hash_key(a.ip_hash_key_file.as_deref())?;
             for ip in a.ips {
                 println!("{ip}\t{}", ecom_core::secret::ip_hash(key.as_bytes(), &ip));
             }

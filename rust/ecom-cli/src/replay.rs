@@ -7,7 +7,6 @@ use anyhow::{bail, Context};
 use mongodb::bson::{doc, Document};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use std::time::Duration;
 
 /// Arguments of `ecom replay`.
@@ -147,8 +146,7 @@ async fn replay_job(
         }
     }
     let mut out = JobReplayed { chosen: letters.len() as u64, ..Default::default() };
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let producer: FutureProducer = ecom_sink::kafka::client(brokers)?
         .set("enable.idempotence", "true")
         .set("message.timeout.ms", "60000")
         .create()

@@ -128,6 +128,16 @@ impl EsArgs {
 /// The environment variable holding the job's IP-hash key (the job reads it too).
 pub(crate) const IP_HASH_KEY_ENV: &str = "ECOM_IP_HASH_KEY";
 
+/// The IP-hash key: from `file`, else `$ECOM_IP_HASH_KEY`, else the local stack's key file.
+pub(crate) fn ip_hash_key(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let file = match file {
+        Some(f) => Some(f.to_path_buf()),
+        None if std::env::var_os(IP_HASH_KEY_ENV).is_some() => None,
+        None => Some(ip_hash_key_file()?),
+    };
+    secret::read(file.as_deref(), IP_HASH_KEY_ENV).map_err(anyhow::Error::msg)?.context("no IP-hash key")
+}
+
 /// The file holding the IP-hash key of this machine's stack: `$ECOM_IP_HASH_KEY_FILE`, else
 /// `<$ECOM_HOME or ~/.local/state/ecom>/secrets/ip-hash-key`, made the first time from 32
 /// random bytes (hex), readable by its owner only.

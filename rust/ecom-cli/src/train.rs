@@ -7,7 +7,7 @@ use ecom_train::data::{LoadStats, SessionEvents};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -160,9 +160,8 @@ async fn load_mongodb(a: &TrainArgs) -> anyhow::Result<ecom_train::Input> {
 }
 
 /// Every record of a topic, from the beginning to the end it had when asked (all partitions).
-fn read_topic(brokers: &str, topic: &str) -> anyhow::Result<Vec<Vec<u8>>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+pub(crate) fn read_topic(brokers: &str, topic: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    let consumer: BaseConsumer = ecom_sink::kafka::client(brokers)?
         .set("group.id", "ecom-train")
         .set("enable.auto.commit", "false")
         .create()

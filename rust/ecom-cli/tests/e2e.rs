@@ -335,3 +335,67 @@ fn a_job_stopped_under_the_demo_ends_it_at_once() {
     eprintln!("ecom demo ended {:.1} s after its job was cancelled", cancelled.elapsed().as_secs_f64());
     demo.clean_up();
 }
+
+#[test]
+#[ignore = "needs the local stack and the job jar (dev/test)"]
+fn a_demo_with_credentials_leaves_no_client_ip_or_secret_behind() {
+    let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(std::env::var("ECOM_HOME").is_ok() && std::env::var("ECOM_JOB_JAR").is_ok(), "run through dev/test");
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let tag = format!("{}-{nanos}", std::process::id());
+    // A Redis user with a password the server checks (the default user keeps none, for the
+    // other tests); Elasticsearch here has no security module and ignores its credentials, which
+    // still travel in every request the sink, the demo and the audit make.
+    let redis_pw = format!("redis-pw-{tag}");
+    let es_pw = format!("es-pw-{tag}");
+    let mut admin = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "ecom-audit", "on", "resetpass", &format!(">{redis_pw}"), "~*", "&*", "+@all"][..])
+        .query(&mut admin)
+        .unwrap();
+    let creds = [
+        ("REDIS_URL", "redis://ecom-audit@127.0.0.1:6379".to_string()),
+        ("REDIS_PASSWORD", redis_pw.clone()),
+        ("ES_URL", "http://elastic@127.0.0.1:9200".to_string()),
+        ("ES_PASSWORD", es_pw.clone()),
+    ];
+    let models = std::env::temp_dir().join(format!("ecom-audit-models-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&models);
+    train_model(&models);
+    let out = Command::new(env!("CARGO_BIN_EXE_ecom"))
+        .args(["demo", "--events", "3000", "--malformed-rate", "0.05", "--hostile-rate", "0.01"])
+        .envs(creds.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("ECOM_MODELS_DIR", &models)
+        .output()
+        .expect("running ecom demo");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{summary}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(summary.contains("reconciled: yes"), "{summary}");
+    // Guard answered through the password-protected user: no fallbacks.
+    assert_eq!(field(&summary, "guard fallbacks"), 0, "{summary}");
+
+    let audit = |extra: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_ecom"))
+            .arg("audit")
+            .envs(creds.iter().map(|(k, v)| (*k, v.as_str())))
+            .envs(extra.iter().copied())
+            .output()
+            .expect("running ecom audit")
+    };
+    let clean = audit(&[]);
+    let report = String::from_utf8_lossy(&clean.stdout);
+    assert!(clean.status.success(), "{report}\n{}", String::from_utf8_lossy(&clean.stderr));
+    assert!(report.contains("found: nothing"), "{report}");
+    assert!(String::from_utf8_lossy(&clean.stderr).contains("client IPs"), "{report}");
+
+    // The audit finds what it looks for: a log line holding the Redis password is reported.
+    let planted = std::path::Path::new(&std::env::var("ECOM_HOME").unwrap()).join(format!("audit-probe-{tag}.log"));
+    std::fs::write(&planted, format!("connecting with {redis_pw}\n")).unwrap();
+    let caught = audit(&[]);
+    std::fs::remove_file(&planted).unwrap();
+    let report = String::from_utf8_lossy(&caught.stdout);
+    assert!(!caught.status.success() && report.contains("the Redis password"), "{report}");
+    let _: () = redis::cmd("ACL").arg(&["DELUSER", "ecom-audit"][..]).query(&mut admin).unwrap();
+    let _ = std::fs::remove_dir_all(models.with_extension("data"));
+    let _ = std::fs::remove_dir_all(&models);
+}

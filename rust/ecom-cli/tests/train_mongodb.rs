@@ -51,6 +51,7 @@ async fn training_from_mongodb_matches_training_from_files() {
         delivery: DeliveryMode::AtLeastOnce,
         max_poll_interval: Duration::from_secs(300),
         instance_id: None,
+        free_text: ecom_sink::FreeText::Keep,
     };
     let (truth_topic, catalog_topic) = (format!("ecom-test-truth-{tag}"), format!("ecom-test-catalog-{tag}"));
     let stores = Stores::connect(&cfg).await.unwrap();

@@ -20,6 +20,9 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unused_must_use)]
 
+pub mod free_text;
+pub mod kafka;
+pub use free_text::FreeText;
 pub mod doc;
 pub mod record;
 pub mod stores;
@@ -28,7 +31,7 @@ use anyhow::{bail, Context};
 use ecom_core::secret::SecretUrl;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use record::{Batch, DeadLetter, Kind};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -78,6 +81,8 @@ pub struct SinkConfig {
     /// gets its partitions back at once instead of after the dead member's session timeout
     /// (45 s). Unique per running sink; `None` joins as a dynamic member.
     pub instance_id: Option<String>,
+    /// What the stores keep of the free-text fields (search_query, referrer, user_agent).
+    pub free_text: FreeText,
 }
 
 /// Topics and index prefixes of the session and window-metrics streams. Apart from
@@ -211,12 +216,11 @@ pub async fn run(
     }
     health.set(None);
 
-    let mut kafka = ClientConfig::new();
+    let mut kafka = crate::kafka::client(&cfg.brokers)?;
     if let Some(id) = cfg.instance_id.as_deref().filter(|id| !id.is_empty()) {
         kafka.set("group.instance.id", id);
     }
     let consumer: Sink = kafka
-        .set("bootstrap.servers", &cfg.brokers)
         .set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -233,8 +237,7 @@ pub async fn run(
     if topics.contains(&agg.deadletter_topic.as_str()) || agg.deadletter_topic.is_empty() {
         bail!("--deadletter-topic {:?} must be a topic of its own", agg.deadletter_topic);
     }
-    let dead_letters: rdkafka::producer::FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &cfg.brokers)
+    let dead_letters: rdkafka::producer::FutureProducer = crate::kafka::client(&cfg.brokers)?
         .set("enable.idempotence", "true")
         .create()
         .with_context(|| format!("creating a Kafka producer for {}", cfg.brokers))?;
@@ -546,6 +549,7 @@ mod tests {
         SinkConfig {
             max_poll_interval: Duration::from_secs(300),
             instance_id: None,
+            free_text: crate::FreeText::Keep,
             brokers: String::new(),
             topic: topic.into(),
             group_id: String::new(),

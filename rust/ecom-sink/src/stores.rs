@@ -112,6 +112,7 @@ pub struct Stores {
     sessions_index_prefix: String,
     metrics_index_prefix: String,
     invalid_index_prefix: String,
+    free_text: crate::FreeText,
 }
 
 /// One document on its way to both stores: (id, Elasticsearch index, body).
@@ -155,6 +156,7 @@ impl Stores {
             sessions_index_prefix: agg.sessions_index_prefix.clone(),
             metrics_index_prefix: agg.metrics_index_prefix.clone(),
             invalid_index_prefix: agg.invalid_index_prefix.clone(),
+            free_text: cfg.free_text.clone(),
         })
     }
 
@@ -175,6 +177,7 @@ impl Stores {
             delivery: crate::DeliveryMode::AtLeastOnce,
             max_poll_interval: std::time::Duration::ZERO,
             instance_id: None,
+            free_text: crate::FreeText::Keep,
         };
         Self::new(&cfg, &AggregatesConfig::default()).await
     }
@@ -230,7 +233,7 @@ impl Stores {
             (m.id.clone(), m.window_start_ms, doc::metrics_doc(m, at))
         });
         let invalid = routed(&batch.invalid, &self.invalid_index_prefix, |e| {
-            (invalid_id(e).unwrap_or_default(), e.rejected_at_ms, doc::invalid_doc(e, at))
+            (invalid_id(e).unwrap_or_default(), e.rejected_at_ms, doc::invalid_doc(&self.free_text.invalid(e), at))
         });
         [
             (EVENTS_COLLECTION, self.event_docs(&batch.events, at)),
@@ -243,7 +246,7 @@ impl Stores {
     fn event_docs(&self, events: &[EnrichedEvent], at: i64) -> Vec<Doc> {
         routed(events, &self.index_prefix, |e| {
             let ev = e.event.clone().unwrap_or_default();
-            (ev.event_id, ev.event_time_ms, doc::to_doc(e, at))
+            (ev.event_id, ev.event_time_ms, doc::to_doc(&self.free_text.event(e), at))
         })
     }
 

@@ -88,6 +88,7 @@ fn configs(tag: &str, es_port: u16, metrics_port: u16, max_poll: Duration) -> (S
         delivery: DeliveryMode::AtLeastOnce,
         max_poll_interval: max_poll,
         instance_id: None,
+        free_text: ecom_sink::FreeText::Keep,
     };
     let a = AggregatesConfig {
         sessions_topic: name("sessions"),

@@ -37,6 +37,7 @@ fn cfg(tag: &str) -> (SinkConfig, AggregatesConfig) {
         delivery: DeliveryMode::AtLeastOnce,
         max_poll_interval: Duration::from_secs(300),
         instance_id: None,
+        free_text: ecom_sink::FreeText::Keep,
     };
     let a = AggregatesConfig {
         sessions_topic: unique(&format!("ecom-test-{tag}-sessions")),

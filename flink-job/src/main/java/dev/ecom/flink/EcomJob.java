@@ -50,19 +50,15 @@ public final class EcomJob {
       System.err.println("ecom job: " + e.getMessage() + "\n\n" + JobConfig.usage());
       throw e;
     }
-    if (cfg.ipHashKeyIsDevDefault()) {
-      if (!cfg.allowDevIpHashKey()) {
-        String why =
-            "no IP-hash key: put a secret key in a file and pass --ip-hash-key-file FILE, or set $"
-                + JobConfig.IP_HASH_KEY_ENV
-                + " (development only: --allow-dev-ip-hash-key true uses a built-in, guessable"
-                + " key)";
-        System.err.println("ecom job: " + why);
-        throw new IllegalArgumentException(why);
-      }
-      LOG.warn(
-          "No IP-hash key given: ip_hash uses the built-in development key, so hashes are"
-              + " guessable (--allow-dev-ip-hash-key).");
+    if (!cfg.ipHashKey().givenOrAllowed(System::getenv)) {
+      String why =
+          "no IP-hash key: put a secret key in a file the TaskManagers can read and pass"
+              + " --ip-hash-key-file FILE, or set $"
+              + IpHashKey.ENV
+              + " (development only: --allow-dev-ip-hash-key true uses a built-in, guessable"
+              + " key)";
+      System.err.println("ecom job: " + why);
+      throw new IllegalArgumentException(why);
     }
     LOG.info("Starting {} with {}", JOB_NAME, cfg);
     checkTransactionTimeout(cfg);
@@ -128,7 +124,7 @@ public final class EcomJob {
    * brokers).
    */
   static void checkTransactionTimeout(JobConfig cfg) {
-    Properties props = new Properties();
+    Properties props = kafkaProperties(cfg);
     props.setProperty("bootstrap.servers", cfg.bootstrapServers());
     props.setProperty("default.api.timeout.ms", "10000");
     props.setProperty("request.timeout.ms", "10000");
@@ -171,6 +167,16 @@ public final class EcomJob {
     }
   }
 
+  /**
+   * The user's Kafka client properties (--kafka-properties-file), under every client's own
+   * settings, which are set after them and win.
+   */
+  static Properties kafkaProperties(JobConfig cfg) {
+    Properties p = new Properties();
+    p.putAll(cfg.kafkaProperties());
+    return p;
+  }
+
   @SuppressWarnings("deprecation") // OffsetResetStrategy is what this connector version takes.
   static KafkaSource<RawRecord> rawSource(JobConfig cfg) {
     return KafkaSource.<RawRecord>builder()
@@ -180,6 +186,7 @@ public final class EcomJob {
         // Resume where the group left off; a new group starts from the beginning.
         .setStartingOffsets(OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST))
         .setDeserializer(new RawRecordDeserializer())
+        .setProperties(kafkaProperties(cfg))
         .setProperty("isolation.level", "read_committed")
         .build();
   }
@@ -195,13 +202,14 @@ public final class EcomJob {
         .setGroupId(cfg.groupId() + "-catalog")
         .setStartingOffsets(OffsetsInitializer.earliest())
         .setDeserializer(new RawRecordDeserializer(true))
+        .setProperties(kafkaProperties(cfg))
         .setProperty("isolation.level", "read_committed")
         .build();
   }
 
   static <T> KafkaSink<T> kafkaSink(
       JobConfig cfg, KafkaRecordSerializationSchema<T> serializer, String name) {
-    Properties producer = new Properties();
+    Properties producer = kafkaProperties(cfg);
     producer.setProperty("transaction.timeout.ms", Long.toString(cfg.transactionTimeoutMs()));
     // Stated, not inherited: JobConfig checks the job's record limit against it at start.
     producer.setProperty("max.request.size", Integer.toString(cfg.producerMaxRequestBytes()));

@@ -4,27 +4,22 @@ package dev.ecom.flink;
 import dev.ecom.flink.serve.ServeCallConfig;
 import dev.ecom.flink.serve.ServeSecurity;
 import dev.ecom.proto.v1.EventKind;
-import java.io.IOException;
 import java.io.Serializable;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
-import java.util.function.Function;
 
 /**
  * Everything the job can be told on its command line. Serializable because operators keep the parts
  * they need.
  *
- * @param ipHashKey the HMAC key of ip_hash, from --ip-hash-key-file or $ECOM_IP_HASH_KEY (never
- *     from the arguments, which the Flink UI and process lists show)
- * @param ipHashKeyIsDevDefault true when no key was given and the built-in development key is in
- *     use (the job refuses to start so unless --allow-dev-ip-hash-key)
+ * @param kafkaProperties Kafka client properties for every source, sink and admin client of the job
+ *     (--kafka-properties-file: TLS, SASL); the job's own settings win over them
+ * @param ipHashKey where the HMAC key of ip_hash is read (never the arguments, which the Flink UI
+ *     and process lists show)
  */
 public record JobConfig(
     String bootstrapServers,
@@ -38,9 +33,7 @@ public record JobConfig(
     long bufferTimeoutMs,
     long guardTimeoutMs,
     int guardCapacity,
-    String ipHashKey,
-    boolean ipHashKeyIsDevDefault,
-    boolean allowDevIpHashKey,
+    IpHashKey ipHashKey,
     String transactionalIdPrefix,
     int parallelism,
     int batchSize,
@@ -75,7 +68,8 @@ public record JobConfig(
     long checkpointTimeoutMs,
     long transactionTimeoutMs,
     long userHistoryTtlMs,
-    long sessionStateTtlMs)
+    long sessionStateTtlMs,
+    Map<String, String> kafkaProperties)
     implements Serializable {
 
   /**
@@ -90,12 +84,6 @@ public record JobConfig(
    * detail, hash and source. Far more than they use, so a record never fails its producer.
    */
   public static final int RECORD_OVERHEAD_BYTES = 64 * 1024;
-
-  /** The environment variable the IP-hash key is read from when no key file is named. */
-  public static final String IP_HASH_KEY_ENV = "ECOM_IP_HASH_KEY";
-
-  /** The key used when none is given and --allow-dev-ip-hash-key: guessable, so tests only. */
-  public static final String DEV_IP_HASH_KEY = "ecom-dev-ip-hash-key-change-me";
 
   /** Thrown for --help: print {@link #usage()} and stop without an error. */
   public static final class HelpRequested extends Exception {
@@ -126,6 +114,14 @@ public record JobConfig(
         "serve-token-file",
         new String[] {
           null, "file holding the bearer token ecom serve requires (its --token-file)"
+        });
+    OPTIONS.put(
+        "kafka-properties-file",
+        new String[] {
+          null,
+          "Java properties file of Kafka client settings for every source and sink (TLS, SASL;"
+              + " read where the job is submitted; use Kafka's config providers, e.g."
+              + " ${file:/path:key}, to keep secrets out of the job)"
         });
     OPTIONS.put("group-id", new String[] {"ecom-flink", "Kafka consumer group of the source"});
     OPTIONS.put("raw-topic", new String[] {"ecom.events.raw", "topic to read raw events from"});
@@ -207,9 +203,9 @@ public record JobConfig(
         "ip-hash-key-file",
         new String[] {
           null,
-          "file holding the HMAC key of ip_hash (else $"
-              + IP_HASH_KEY_ENV
-              + "); never the key itself: arguments show in the Flink UI"
+          "file holding the HMAC key of ip_hash, read on each TaskManager (else $"
+              + IpHashKey.ENV
+              + " there); never the key itself: arguments show in the Flink UI"
         });
     OPTIONS.put(
         "allow-dev-ip-hash-key",
@@ -394,9 +390,6 @@ public record JobConfig(
       throw new IllegalArgumentException("--dp-epsilon: " + dpEpsilon + " must be > 0 and finite");
     }
     positive("dp-revenue-upper-cents", dpRevenueUpperCents);
-    if (ipHashKey.isEmpty()) {
-      throw new IllegalArgumentException("--ip-hash-key: must not be empty");
-    }
   }
 
   /** The defaults, as if no argument was given. */
@@ -415,11 +408,6 @@ public record JobConfig(
    * @throws HelpRequested for --help or -h
    */
   public static JobConfig parse(String[] args) throws HelpRequested {
-    return parse(args, System::getenv);
-  }
-
-  /** {@link #parse(String[])} with the environment given (tests). */
-  static JobConfig parse(String[] args, Function<String, String> env) throws HelpRequested {
     Map<String, String> given = new LinkedHashMap<>();
     for (int i = 0; i < args.length; i++) {
       String arg = args[i];
@@ -444,14 +432,13 @@ public record JobConfig(
         throw new IllegalArgumentException(
             "--ip-hash-key is not accepted: a key in the arguments shows in the Flink UI and in"
                 + " process lists. Put it in a file (--ip-hash-key-file) or in $"
-                + IP_HASH_KEY_ENV);
+                + IpHashKey.ENV);
       }
       if (!OPTIONS.containsKey(name)) {
         throw new IllegalArgumentException("unknown option --" + name);
       }
       given.put(name, value);
     }
-    String key = ipHashKey(given.get("ip-hash-key-file"), env.apply(IP_HASH_KEY_ENV));
     String parallelism = given.get("parallelism");
     return new JobConfig(
         get(given, "bootstrap-servers"),
@@ -469,9 +456,7 @@ public record JobConfig(
         number(given, "buffer-timeout-ms"),
         number(given, "guard-timeout-ms"),
         (int) number(given, "guard-capacity"),
-        key == null ? DEV_IP_HASH_KEY : key,
-        key == null,
-        bool(given, "allow-dev-ip-hash-key"),
+        new IpHashKey(given.get("ip-hash-key-file"), bool(given, "allow-dev-ip-hash-key")),
         get(given, "transactional-id-prefix"),
         parallelism == null ? 0 : (int) number(given, "parallelism"),
         (int) number(given, "batch-size"),
@@ -506,7 +491,8 @@ public record JobConfig(
         number(given, "checkpoint-timeout-ms"),
         number(given, "transaction-timeout-ms"),
         number(given, "user-history-ttl-ms"),
-        number(given, "session-state-ttl-ms"));
+        number(given, "session-state-ttl-ms"),
+        kafkaProperties(given.get("kafka-properties-file")));
   }
 
   /** One line per option with its default. */
@@ -536,25 +522,29 @@ public record JobConfig(
     return v;
   }
 
-  /** The key in {@code file}, else {@code fromEnv}; null when neither is given. */
-  private static String ipHashKey(String file, String fromEnv) {
-    if (file != null) {
-      String key;
-      try {
-        key = Files.readString(Path.of(file), StandardCharsets.UTF_8).strip();
-      } catch (IOException e) {
+  /** The properties of {@code file} (none when null); bootstrap.servers comes from its flag. */
+  private static Map<String, String> kafkaProperties(String file) {
+    Map<String, String> out = new java.util.TreeMap<>();
+    if (file == null) {
+      return out;
+    }
+    java.util.Properties p = new java.util.Properties();
+    try (java.io.Reader r =
+        java.nio.file.Files.newBufferedReader(
+            java.nio.file.Path.of(file), java.nio.charset.StandardCharsets.UTF_8)) {
+      p.load(r);
+    } catch (java.io.IOException e) {
+      throw new IllegalArgumentException(
+          "--kafka-properties-file: cannot read " + file + ": " + e.getMessage(), e);
+    }
+    for (String k : p.stringPropertyNames()) {
+      if (k.equals("bootstrap.servers")) {
         throw new IllegalArgumentException(
-            "--ip-hash-key-file: cannot read " + file + ": " + e.getMessage(), e);
+            "--kafka-properties-file: bootstrap.servers comes from --bootstrap-servers");
       }
-      if (key.isEmpty()) {
-        throw new IllegalArgumentException("--ip-hash-key-file: " + file + " is empty");
-      }
-      return key;
+      out.put(k, p.getProperty(k));
     }
-    if (fromEnv != null && fromEnv.isBlank()) {
-      throw new IllegalArgumentException("$" + IP_HASH_KEY_ENV + " is set but empty");
-    }
-    return fromEnv;
+    return out;
   }
 
   private static boolean bool(Map<String, String> given, String name) {
@@ -655,6 +645,8 @@ public record JobConfig(
     // Never print the key.
     return "JobConfig{bootstrapServers="
         + bootstrapServers
+        + ", kafkaProperties="
+        + kafkaProperties.keySet()
         + ", serveAddress="
         + serveAddress
         + " ("
@@ -716,7 +708,7 @@ public record JobConfig(
         + rpcBatchMaxDelayMs
         + "ms"
         + ", ipHashKey="
-        + (ipHashKeyIsDevDefault ? "<development key>" : "<given>")
+        + ipHashKey
         + ", transactionalIdPrefix="
         + transactionalIdPrefix
         + ", parallelism="

@@ -75,7 +75,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
 
   private final int batchSize;
   private final long maxDelayMs;
-  private final String ipHashKey;
+  private final IpHashKey ipHashKey;
   private final long allowedLatenessMs;
   private final long maxOutOfOrderMs;
   private final int maxRecordBytes;
@@ -103,7 +103,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
   public ValidateEnrichOperator(
       int batchSize,
       long maxDelayMs,
-      String ipHashKey,
+      IpHashKey ipHashKey,
       long allowedLatenessMs,
       long maxOutOfOrderMs,
       int maxRecordBytes,
@@ -128,7 +128,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
     NativeLoader.load();
     LOGGER.info("{}: numPerm={}, numBands={}", EcomNative.version(), numPerm, numBands);
     buffer = new ArrayList<>(batchSize);
-    ipHasher = Enrichment.ipHasher(ipHashKey);
+    ipHasher = Enrichment.ipHasher(ipHashKey.load());
     validEvents = getMetricGroup().counter("validEvents");
     invalidEvents = getMetricGroup().counter("invalidEvents");
     lateEvents = getMetricGroup().counter("lateEvents");

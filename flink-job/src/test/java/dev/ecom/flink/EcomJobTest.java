@@ -4,7 +4,10 @@ package dev.ecom.flink;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Collectors;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -12,6 +15,7 @@ import org.apache.flink.streaming.api.graph.StreamGraph;
 import org.apache.flink.streaming.api.graph.StreamNode;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledIfEnvironmentVariable;
+import org.junit.jupiter.api.io.TempDir;
 
 class EcomJobTest {
   @Test
@@ -34,6 +38,37 @@ class EcomJobTest {
             EcomPipeline.UID_GUARD,
             EcomPipeline.UID_ENRICHED_SINK,
             EcomPipeline.UID_INVALID_SINK);
+  }
+
+  /** Against the local stack's TLS listener (dev/up: 127.0.0.1:9094, dev/certs' CA). */
+  @Test
+  @EnabledIfEnvironmentVariable(named = "ECOM_HOME", matches = ".+")
+  void theKafkaPropertiesFileCarriesTlsToTheBrokers(@TempDir Path dir) throws Exception {
+    Path ca = Path.of(System.getenv("ECOM_HOME"), "tls", "ca.pem");
+    assumeTrue(Files.exists(ca), "no TLS listener here: dev/up makes one");
+    Path props = dir.resolve("kafka.properties");
+    Files.writeString(
+        props,
+        "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location=" + ca + "\n");
+    JobConfig tls =
+        JobConfig.parse(
+            new String[] {
+              "--bootstrap-servers", "127.0.0.1:9094",
+              "--kafka-properties-file", props.toString(),
+              "--transaction-timeout-ms", "7200000"
+            });
+    assertThat(EcomJob.kafkaProperties(tls)).containsEntry("security.protocol", "SSL");
+    assertThat(tls.toString()).contains("security.protocol").doesNotContain(ca.toString());
+    // Over TLS the admin client reads the brokers' limit (1 h) and refuses the 2 h timeout.
+    assertThatThrownBy(() -> EcomJob.checkTransactionTimeout(tls))
+        .hasMessageContaining("transaction.max.timeout.ms");
+    // Without the file the TLS listener never answers: the check can only warn.
+    JobConfig plain =
+        JobConfig.parse(
+            new String[] {
+              "--bootstrap-servers", "127.0.0.1:9094", "--transaction-timeout-ms", "7200000"
+            });
+    assertThatCode(() -> EcomJob.checkTransactionTimeout(plain)).doesNotThrowAnyException();
   }
 
   /** Against the local stack's broker (dev/test exports KAFKA_BOOTSTRAP; dev/up allows 1 h). */

@@ -193,9 +193,23 @@ class EcomPipelineTest {
         enriched.results(), invalid.results(), sessions.results(), metrics.results());
   }
 
+  /** A file holding {@link #KEY}, as the TaskManagers read it. */
+  private static synchronized String keyFile() throws java.io.IOException {
+    if (keyFile == null) {
+      Path f = Files.createTempFile("ecom-test-ip-hash-key-", "");
+      Files.writeString(f, KEY + "\n");
+      f.toFile().deleteOnExit();
+      keyFile = f.toString();
+    }
+    return keyFile;
+  }
+
+  private static String keyFile;
+
   private static JobConfig config(String serveAddress, String... extra) throws Exception {
     String[] args = {
       "--serve-address", serveAddress,
+      "--ip-hash-key-file", keyFile(),
       "--guard-timeout-ms", "5000",
       "--score-timeout-ms", "5000",
       "--recommend-timeout-ms", "5000",
@@ -205,7 +219,7 @@ class EcomPipelineTest {
     };
     String[] all = java.util.Arrays.copyOf(args, args.length + extra.length);
     System.arraycopy(extra, 0, all, args.length, extra.length);
-    return JobConfig.parse(all, name -> name.equals(JobConfig.IP_HASH_KEY_ENV) ? KEY : null);
+    return JobConfig.parse(all);
   }
 
   @Test

@@ -28,13 +28,13 @@ class JobConfigTest {
     assertThat(c.recommendKindSet())
         .containsExactlyInAnyOrder(
             EventKind.EVENT_KIND_PRODUCT_VIEW, EventKind.EVENT_KIND_ADD_TO_CART);
-    assertThat(c.ipHashKeyIsDevDefault()).isTrue();
+    assertThat(c.ipHashKey()).isEqualTo(new IpHashKey(null, false));
     assertThat(c.transactionalIdPrefix()).isEqualTo("ecom-job");
     assertThat(c.parallelism()).isZero();
   }
 
   @Test
-  void parsesBothSpellingsAndTakesTheKeyFromAFileOrTheEnvironmentOnly(@TempDir Path dir)
+  void parsesBothSpellingsAndReadsTheKeyFromAFileOrTheEnvironmentOnly(@TempDir Path dir)
       throws Exception {
     Path file = dir.resolve("ip-hash-key");
     Files.writeString(file, "s3cret-from-file\n");
@@ -46,41 +46,39 @@ class JobConfigTest {
               "--parallelism=3",
               "--ip-hash-key-file",
               file.toString()
-            },
-            name -> name.equals(JobConfig.IP_HASH_KEY_ENV) ? "from-env" : null);
+            });
     assertThat(c.bootstrapServers()).isEqualTo("k:9092");
     assertThat(c.parallelism()).isEqualTo(3);
-    assertThat(c.ipHashKey()).isEqualTo("s3cret-from-file");
-    assertThat(c.ipHashKeyIsDevDefault()).isFalse();
+    // The config names the file; the key is read where the validate step opens.
+    assertThat(c.ipHashKey().load(n -> "from-env")).isEqualTo("s3cret-from-file");
     assertThat(c.toString()).doesNotContain("s3cret");
 
-    JobConfig fromEnv =
-        JobConfig.parse(new String[0], name -> name.equals("ECOM_IP_HASH_KEY") ? "e-key" : null);
-    assertThat(fromEnv.ipHashKey()).isEqualTo("e-key");
-    assertThat(fromEnv.toString()).doesNotContain("e-key");
+    IpHashKey fromEnv = JobConfig.parse(new String[0]).ipHashKey();
+    assertThat(fromEnv.load(n -> n.equals("ECOM_IP_HASH_KEY") ? "e-key" : null)).isEqualTo("e-key");
+    assertThat(fromEnv.givenOrAllowed(n -> null)).isFalse();
+    assertThatThrownBy(() -> fromEnv.load(n -> null)).hasMessageContaining("no IP-hash key");
+    assertThat(new IpHashKey(null, true).load(n -> null)).isEqualTo(IpHashKey.DEV_KEY);
 
     assertThatThrownBy(() -> JobConfig.parse(new String[] {"--ip-hash-key", "s3cret"}))
         .hasMessageContaining("--ip-hash-key is not accepted")
         .hasMessageContaining("--ip-hash-key-file")
         .hasMessageNotContaining("s3cret");
     Files.writeString(file, "\n");
-    assertThatThrownBy(
-            () -> JobConfig.parse(new String[] {"--ip-hash-key-file", file.toString()}, n -> null))
+    assertThatThrownBy(() -> new IpHashKey(file.toString(), false).load(n -> null))
         .hasMessageContaining("is empty");
     assertThatThrownBy(
-            () ->
-                JobConfig.parse(
-                    new String[] {"--ip-hash-key-file", dir.resolve("missing").toString()},
-                    n -> null))
+            () -> new IpHashKey(dir.resolve("missing").toString(), false).load(n -> null))
         .hasMessageContaining("cannot read");
   }
 
   @Test
   void withoutAKeyTheJobRefusesToStartUnlessDevelopmentIsAllowed() {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        System.getenv(IpHashKey.ENV) == null, "ECOM_IP_HASH_KEY is set here");
     assertThatThrownBy(() -> EcomJob.main(new String[0]))
         .hasMessageContaining("no IP-hash key")
         .hasMessageContaining("--ip-hash-key-file");
-    assertThat(JobConfig.defaults().allowDevIpHashKey()).isFalse();
+    assertThat(JobConfig.defaults().ipHashKey().allowDev()).isFalse();
   }
 
   @Test

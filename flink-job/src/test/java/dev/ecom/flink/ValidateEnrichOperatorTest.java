@@ -34,7 +34,8 @@ class ValidateEnrichOperatorTest {
     // Batches of one: each record is handled as it comes, against the watermark so far.
     var h =
         new OneInputStreamOperatorTestHarness<>(
-            new ValidateEnrichOperator(1, 5, "test-key", 0, BOUND, MAX_RECORD, LEAD, 32, 8));
+            new ValidateEnrichOperator(
+                1, 5, new IpHashKey(null, true), 0, BOUND, MAX_RECORD, LEAD, 32, 8));
     if (restoreFrom != null) {
       h.initializeState(restoreFrom);
     }
