@@ -13,6 +13,7 @@ mod faults;
 mod flink;
 mod generate;
 mod replay;
+mod retention;
 mod stack;
 mod train;
 
@@ -58,6 +59,9 @@ enum Cmd {
     /// refused) to their index or collection, the job's (records it rejected) to its raw topic;
     /// both by the record's own id, so a replay never stores anything twice.
     Replay(replay::ReplayArgs),
+    /// Drop what is older than the retention period from both stores: daily indices whose day
+    /// ended before it, MongoDB documents older than it (run it daily, e.g. from cron).
+    Retention(retention::RetentionArgs),
     /// Look for personal data and secrets where none may be: every client IP of the raw topic
     /// and every secret given, in the logs and state under the state dir, in Elasticsearch's
     /// documents and in Redis's keys. Exits non-zero when one is found.
@@ -352,6 +356,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Bench(a) => bench::run(a).await,
         Cmd::Replay(a) => replay::run(a).await,
         Cmd::Audit(a) => audit::run(a).await,
+        Cmd::Retention(a) => retention::run(a).await,
         Cmd::HashIp(a) => {
             let key = stack::ip_hash_key(a.ip_hash_key_file.as_deref())?;
             for ip in a.ips {

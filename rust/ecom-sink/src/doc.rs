@@ -229,6 +229,33 @@ pub fn daily_index(prefix: &str, event_time_ms: i64) -> String {
     format!("{prefix}-{y:04}.{m:02}.{d:02}")
 }
 
+/// The start (ms since epoch, UTC) of the day a daily index named `<prefix>-YYYY.MM.DD` holds;
+/// None for any other name.
+pub fn daily_index_day(prefix: &str, index: &str) -> Option<i64> {
+    let date = index.strip_prefix(prefix)?.strip_prefix('-')?;
+    let mut parts = date.split('.');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (y, m, d): (i64, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400_000)
+}
+
+/// (year, month, day) to days since 1970-01-01, Howard Hinnant's algorithm.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -358,6 +385,12 @@ mod tests {
 
     #[test]
     fn daily_index_names() {
+        for t in [0, 1_709_164_800_000, 1_735_603_200_000, -86_400_000] {
+            assert_eq!(daily_index_day("ecom-events", &daily_index("ecom-events", t)), Some(t));
+        }
+        assert_eq!(daily_index_day("ecom-events", "ecom-events-2024.13.01"), None);
+        assert_eq!(daily_index_day("ecom-events", "ecom-events-sessions-2024.01.01"), None);
+        assert_eq!(daily_index_day("ecom-events", "ecom-eventsx-2024.01.01"), None);
         assert_eq!(daily_index("ecom-events", 0), "ecom-events-1970.01.01");
         assert_eq!(daily_index("ecom-events", 1_709_164_800_000), "ecom-events-2024.02.29");
         assert_eq!(daily_index("ecom-events", 1_735_689_599_999), "ecom-events-2024.12.31");

@@ -406,3 +406,41 @@ async fn documents_a_store_refuses_for_good_go_to_the_dead_letter_and_the_rest_i
     assert_eq!(dead.count_documents(doc! {}).await.unwrap(), 3);
     let _ = http.delete(format!("{}/{}-*", c.es_url, c.index_prefix)).send().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack (dev/up)"]
+async fn expire_removes_old_days_and_documents_and_keeps_the_rest() {
+    let (c, a) = cfg("expire");
+    let stores = Stores::connect_with(&c, &a).await.unwrap();
+    stores.ensure_schema().await.unwrap();
+    let day = 86_400_000;
+    let old_time = JAN_1_2026_MS - 40 * day;
+    let at = |e: EnrichedEvent, t: i64| {
+        let mut e = e;
+        e.event.as_mut().unwrap().event_time_ms = t;
+        e
+    };
+    let batch = Batch {
+        events: (0..10).map(|i| at(event(i), if i < 4 { old_time } else { JAN_1_2026_MS })).collect(),
+        sessions: vec![Session { start_ms: old_time, ..session(0) }, session(1)],
+        ..Default::default()
+    };
+    stores.write(&batch).await.unwrap();
+    let cutoff = JAN_1_2026_MS - 10 * day;
+    let dry = stores.expire(cutoff, true).await.unwrap();
+    let old_day = |prefix: &str| ecom_sink::doc::daily_index(prefix, old_time);
+    assert_eq!(dry.indices, vec![old_day(&c.index_prefix), old_day(&a.sessions_index_prefix)]);
+    assert_eq!(dry.documents.iter().map(|(_, n)| n).sum::<u64>(), 5, "{dry:?}");
+    assert_eq!(mongo_count(&c, "events").await, 10, "a dry run removed documents");
+
+    let done = stores.expire(cutoff, false).await.unwrap();
+    assert_eq!(done, dry);
+    assert_eq!(es_count(c.es_url.expose(), &c.index_prefix).await, 6);
+    assert_eq!(es_count(c.es_url.expose(), &a.sessions_index_prefix).await, 1);
+    assert_eq!(mongo_count(&c, "events").await, 6);
+    assert_eq!(mongo_count(&c, "sessions").await, 1);
+    // Nothing left to expire.
+    let again = stores.expire(cutoff, false).await.unwrap();
+    assert!(again.indices.is_empty() && again.documents.iter().all(|(_, n)| *n == 0), "{again:?}");
+    db(&c).await.drop().await.unwrap();
+}
