@@ -192,7 +192,7 @@ async fn scan_es(n: &mut Needles, es: &EsArgs) -> anyhow::Result<u64> {
 
 /// Every key name, and the members of the Guard's IP lists.
 async fn scan_redis(n: &mut Needles, redis: &RedisArgs) -> anyhow::Result<u64> {
-    let client = redis::Client::open(redis.url()?.expose())?;
+    let client = redis.client()?;
     let mut c = client.get_multiplexed_async_connection().await.context("Redis does not answer")?;
     let mut cursor: u64 = 0;
     let mut keys = 0;

@@ -461,7 +461,7 @@ pub(crate) async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow:
         }
     }
     let redis_url = a.redis.url()?;
-    let client = redis::Client::open(redis_url.expose())?;
+    let client = a.redis.client()?;
     let mut c = tokio::time::timeout(Duration::from_secs(5), client.get_multiplexed_async_connection())
         .await
         .map_err(|_| anyhow::anyhow!("Redis at {redis_url} timed out: {hint}"))?

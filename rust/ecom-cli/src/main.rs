@@ -283,6 +283,7 @@ async fn main() -> anyhow::Result<()> {
                 grpc_addr: a.grpc_addr,
                 http_addr: a.http_addr,
                 redis_url: a.redis.url()?,
+                redis_ca_pem: a.redis.ca_pem()?,
                 guard: {
                     let mut g = match &a.guard_config {
                         Some(f) => ecom_serve::guard::GuardConfig::from_json_file(f)?,
@@ -375,6 +376,7 @@ async fn main() -> anyhow::Result<()> {
                 query_timeout: Duration::from_millis(a.query_timeout_ms.max(1)),
                 index_stem: a.index_stem,
                 redis_url: a.redis.url()?,
+                redis_ca_pem: a.redis.ca_pem()?,
                 redis_key_prefix: a.redis_key_prefix,
                 models_dir: a.models_dir,
             };

@@ -82,6 +82,9 @@ pub(crate) struct RedisArgs {
     /// File holding the Redis password (else $REDIS_PASSWORD, else the URL's own).
     #[arg(long, env = "REDIS_PASSWORD_FILE")]
     pub(crate) redis_password_file: Option<PathBuf>,
+    /// PEM CA certificates a rediss:// server's certificate must chain to (else the system's).
+    #[arg(long, env = "REDIS_CA_FILE")]
+    pub(crate) redis_ca_file: Option<PathBuf>,
 }
 
 impl RedisArgs {
@@ -93,7 +96,23 @@ impl RedisArgs {
     /// Hands this server to a child `ecom` process.
     pub(crate) fn hand_to(&self, cmd: &mut tokio::process::Command) -> anyhow::Result<()> {
         hand_to(cmd, "--redis-url", &self.url()?, "REDIS_PASSWORD");
+        if let Some(ca) = &self.redis_ca_file {
+            cmd.arg("--redis-ca-file").arg(ca);
+        }
         Ok(())
+    }
+
+    /// The CA file's certificates, when one is named.
+    pub(crate) fn ca_pem(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        self.redis_ca_file
+            .as_deref()
+            .map(|f| std::fs::read(f).with_context(|| format!("--redis-ca-file {}", f.display())))
+            .transpose()
+    }
+
+    /// A client for this server.
+    pub(crate) fn client(&self) -> anyhow::Result<redis::Client> {
+        Ok(ecom_serve::redis_client(&self.url()?, self.ca_pem()?.as_deref())?)
     }
 }
 

@@ -48,6 +48,8 @@ pub struct DashConfig {
     /// Redis of ecom serve's Guard, which keeps the live counts (visitors per minute, open
     /// sessions) in the round trip it makes for its rules.
     pub redis_url: SecretUrl,
+    /// PEM CA certificates a `rediss://` server's certificate must chain to.
+    pub redis_ca_pem: Option<Vec<u8>>,
     /// The Guard's key prefix (its `key_prefix`).
     pub redis_key_prefix: String,
     /// Models directory of ecom serve: a panel with `usermeta.offline: "calibration"` draws the
@@ -63,6 +65,7 @@ impl Default for DashConfig {
             query_timeout: Duration::from_secs(5),
             index_stem: PANEL_INDEX_STEM.into(),
             redis_url: SecretUrl::new("redis://127.0.0.1:6379", None),
+            redis_ca_pem: None,
             redis_key_prefix: "ecom:guard".into(),
             models_dir: "models".into(),
         }
@@ -553,8 +556,14 @@ pub fn router(cfg: DashConfig) -> anyhow::Result<Router> {
         headers.insert(reqwest::header::AUTHORIZATION, v);
     }
     let http = reqwest::Client::builder().default_headers(headers).build()?;
-    let redis = redis::Client::open(cfg.redis_url.expose())
-        .map_err(|e| anyhow::anyhow!("bad Redis URL {}: {e}", cfg.redis_url))?;
+    let redis = match &cfg.redis_ca_pem {
+        Some(ca) => redis::Client::build_with_tls(
+            cfg.redis_url.expose(),
+            redis::TlsCertificates { client_tls: None, root_cert: Some(ca.clone()) },
+        ),
+        None => redis::Client::open(cfg.redis_url.expose()),
+    }
+    .map_err(|e| anyhow::anyhow!("bad Redis URL {}: {e}", cfg.redis_url))?;
     let state = Arc::new(AppState { cfg, http, redis, panels });
     Ok(Router::new()
         .route("/", get(index))

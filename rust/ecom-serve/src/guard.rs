@@ -834,7 +834,11 @@ impl Guard {
     /// Prepares a lazy Redis connection: serve starts even when Redis is down, and answers
     /// with the fallback until Redis is back.
     pub fn connect(redis_url: &str, cfg: GuardConfig, max_batch: usize) -> redis::RedisResult<Self> {
-        let client = redis::Client::open(redis_url)?;
+        Self::with_client(redis::Client::open(redis_url)?, cfg, max_batch)
+    }
+
+    /// As [`Guard::connect`], with the client made (e.g. [`crate::redis_client`] for TLS).
+    pub fn with_client(client: redis::Client, cfg: GuardConfig, max_batch: usize) -> redis::RedisResult<Self> {
         let mgr_cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(cfg.redis_timeout))
             .set_response_timeout(Some(cfg.redis_timeout))

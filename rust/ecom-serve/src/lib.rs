@@ -30,8 +30,11 @@ pub struct ServeConfig {
     pub grpc_addr: SocketAddr,
     /// HTTP listen address for /health and /metrics (default 127.0.0.1:8080).
     pub http_addr: SocketAddr,
-    /// Redis URL for the guard's live state.
+    /// Redis URL for the guard's live state (`rediss://` for TLS).
     pub redis_url: SecretUrl,
+    /// PEM CA certificates a `rediss://` server's certificate must chain to (None: the
+    /// system's roots).
+    pub redis_ca_pem: Option<Vec<u8>>,
     /// Guard rules and fallback.
     pub guard: guard::GuardConfig,
     /// Largest batch accepted by the *Batch methods.
@@ -85,6 +88,18 @@ impl TlsConfig {
     }
 }
 
+/// A Redis client for `url`; a `rediss://` one trusts `ca_pem` when given, else the system's
+/// roots.
+pub fn redis_client(url: &SecretUrl, ca_pem: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
+    match ca_pem {
+        Some(ca) => redis::Client::build_with_tls(
+            url.expose(),
+            redis::TlsCertificates { client_tls: None, root_cert: Some(ca.to_vec()) },
+        ),
+        None => redis::Client::open(url.expose()),
+    }
+}
+
 /// Refuses a call without `authorization: Bearer <token>` when a token is set.
 #[derive(Clone)]
 struct BearerToken(Option<Arc<Secret>>);
@@ -115,6 +130,7 @@ impl Default for ServeConfig {
             grpc_addr: ([127, 0, 0, 1], 50051).into(),
             http_addr: ([127, 0, 0, 1], 8080).into(),
             redis_url: SecretUrl::new("redis://127.0.0.1:6379", None),
+            redis_ca_pem: None,
             guard: guard::GuardConfig::default(),
             max_batch: 1000,
             models_dir: PathBuf::from("models"),
@@ -136,8 +152,9 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
         .install_recorder()
         .context("installing the Prometheus recorder (is another one installed in this process?)")?;
     cfg.guard.validate().context("checking the guard configuration")?;
-    let mut guard = guard::Guard::connect(cfg.redis_url.expose(), cfg.guard.clone(), cfg.max_batch)
-        .with_context(|| format!("bad Redis URL {} (expected redis://host:port)", cfg.redis_url))?;
+    let client = redis_client(&cfg.redis_url, cfg.redis_ca_pem.as_deref())
+        .with_context(|| format!("bad Redis URL {} (expected redis://host:port or rediss://)", cfg.redis_url))?;
+    let mut guard = guard::Guard::with_client(client, cfg.guard.clone(), cfg.max_batch)?;
     match &cfg.ip_hash_key {
         Some(key) => guard = guard.with_ip_hash_key(key.expose().as_bytes()),
         None => tracing::warn!(

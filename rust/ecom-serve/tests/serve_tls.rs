@@ -97,3 +97,26 @@ async fn mutual_tls_and_the_bearer_token_refuse_whoever_lacks_them() {
     assert_eq!(h.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
     serve.stop().await;
 }
+
+/// Guard against the local stack's TLS Redis (dev/up: 127.0.0.1:6380, dev/certs' CA), through
+/// the client serve makes (`redis_client`); one serve per test process, so the guard alone.
+#[tokio::test]
+#[ignore = "needs the local stack (dev/up)"]
+async fn guard_reaches_redis_over_tls_with_the_ca_and_falls_back_without_it() {
+    let home = std::env::var("ECOM_HOME").expect("run through dev/test (ECOM_HOME)");
+    let ca = std::fs::read(format!("{home}/tls/ca.pem")).expect("dev/up makes $ECOM_HOME/tls");
+    let url = SecretUrl::new("rediss://127.0.0.1:6380", None);
+    let mut fallbacks = Vec::new();
+    for ca_pem in [Some(ca.as_slice()), None] {
+        let client = ecom_serve::redis_client(&url, ca_pem).unwrap();
+        let cfg = ecom_serve::guard::GuardConfig {
+            redis_timeout: std::time::Duration::from_millis(500),
+            ..Default::default()
+        };
+        let guard = ecom_serve::guard::Guard::with_client(client, cfg, 10).unwrap();
+        fallbacks.push(guard.check_each(vec![req()]).await[0].fallback);
+    }
+    // With the CA the guard's state is in Redis; without it the certificate is not trusted and
+    // the answer is the fallback.
+    assert_eq!(fallbacks, vec![false, true]);
+}
