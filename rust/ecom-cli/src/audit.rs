@@ -6,7 +6,7 @@
 //! The raw topic itself (Kafka's data dir), the secrets dir and generated data sets are the
 //! inputs and are left out.
 
-use crate::stack::{EsArgs, RedisArgs};
+use crate::stack::{EsArgs, MongoArgs, RedisArgs};
 use anyhow::{bail, Context};
 use ecom_proto::v1::Event;
 use prost::Message as _;
@@ -31,6 +31,12 @@ pub(crate) struct AuditArgs {
     es: EsArgs,
     #[command(flatten)]
     redis: RedisArgs,
+    /// MongoDB (only its password is looked for; FerretDB's files are read with the state dir).
+    #[command(flatten)]
+    mongo: MongoArgs,
+    /// File holding serve's bearer token, to look for (else $ECOM_SERVE_TOKEN).
+    #[arg(long, env = "ECOM_SERVE_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// File holding the IP-hash key to look for (else $ECOM_IP_HASH_KEY, else the stack's).
     #[arg(long, env = "ECOM_IP_HASH_KEY_FILE")]
     ip_hash_key_file: Option<PathBuf>,
@@ -72,15 +78,19 @@ pub(crate) async fn run(a: AuditArgs) -> anyhow::Result<()> {
         .map(|e| e.ip.into_bytes())
         .collect();
     let mut secrets = Vec::new();
-    for (name, url) in [("Elasticsearch password", a.es.url()?), ("Redis password", a.redis.url()?)] {
+    for (name, url) in [
+        ("Elasticsearch password", a.es.url()?),
+        ("Redis password", a.redis.url()?),
+        ("MongoDB password", a.mongo.url()?),
+    ] {
         if let Some(c) = url.credentials() {
             secrets.push((name.to_string(), c.password.into_bytes()));
         }
     }
-    for (name, env) in [("MongoDB password", "MONGODB_PASSWORD"), ("serve token", "ECOM_SERVE_TOKEN")] {
-        if let Some(v) = std::env::var(env).ok().filter(|v| !v.is_empty()) {
-            secrets.push((name.to_string(), v.into_bytes()));
-        }
+    if let Some(token) =
+        ecom_core::secret::read(a.token_file.as_deref(), "ECOM_SERVE_TOKEN").map_err(anyhow::Error::msg)?
+    {
+        secrets.push(("serve token".into(), token.into_bytes()));
     }
     secrets.push(("IP-hash key".into(), crate::stack::ip_hash_key(a.ip_hash_key_file.as_deref())?.into_bytes()));
     let secrets = secrets

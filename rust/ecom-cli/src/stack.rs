@@ -4,7 +4,7 @@
 //! [`SecretUrl`], and a child `ecom` process gets the URL in its arguments and the password in
 //! its environment.
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use ecom_core::secret::{self, SecretUrl};
 use std::path::PathBuf;
 
@@ -18,6 +18,8 @@ fn resolve(url: &str, file: Option<&std::path::Path>, env: &str) -> anyhow::Resu
 fn hand_to(cmd: &mut tokio::process::Command, flag: &str, url: &SecretUrl, env: &str) {
     let (bare, password) = url.split_password();
     cmd.arg(flag).arg(bare);
+    // The child ranks a password file above the variable: it must not find the parent's.
+    cmd.env_remove(format!("{env}_FILE"));
     match password {
         Some(p) => cmd.env(env, p),
         None => cmd.env_remove(env),
@@ -25,10 +27,10 @@ fn hand_to(cmd: &mut tokio::process::Command, flag: &str, url: &SecretUrl, env: 
 }
 
 /// Elasticsearch.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub(crate) struct EsArgs {
     /// Elasticsearch URL; with a user in it (https://USER@host:9200) requests use basic auth.
-    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL")]
+    #[arg(long, default_value = "http://127.0.0.1:9200", env = "ES_URL", hide_env_values = true)]
     pub(crate) es_url: String,
     /// File holding the Elasticsearch password (else $ES_PASSWORD, else the URL's own).
     #[arg(long, env = "ES_PASSWORD_FILE")]
@@ -49,10 +51,10 @@ impl EsArgs {
 }
 
 /// MongoDB.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub(crate) struct MongoArgs {
     /// MongoDB URL (mongodb://[USER@]host:port/...).
-    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL")]
+    #[arg(long, default_value = "mongodb://127.0.0.1:27017", env = "MONGODB_URL", hide_env_values = true)]
     pub(crate) mongo_url: String,
     /// File holding the MongoDB password (else $MONGODB_PASSWORD, else the URL's own).
     #[arg(long, env = "MONGODB_PASSWORD_FILE")]
@@ -74,10 +76,10 @@ impl MongoArgs {
 }
 
 /// Redis.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub(crate) struct RedisArgs {
     /// Redis URL (redis://[USER@]host:port, rediss:// for TLS).
-    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL")]
+    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "REDIS_URL", hide_env_values = true)]
     pub(crate) redis_url: String,
     /// File holding the Redis password (else $REDIS_PASSWORD, else the URL's own).
     #[arg(long, env = "REDIS_PASSWORD_FILE")]
@@ -116,6 +118,22 @@ impl RedisArgs {
     }
 }
 
+/// The servers' arguments print with their URLs redacted (a URL may hold a password).
+macro_rules! redacted_debug {
+    ($t:ty, $url:ident) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))
+                    .field(stringify!($url), &secret::redact(&self.$url))
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+redacted_debug!(EsArgs, es_url);
+redacted_debug!(MongoArgs, mongo_url);
+redacted_debug!(RedisArgs, redis_url);
+
 /// An HTTP client for Elasticsearch's REST API alone: its credentials ride on every request
 /// (so this client must never call another server), and `base` is the URL without them.
 #[derive(Debug, Clone)]
@@ -147,14 +165,28 @@ impl EsArgs {
 /// The environment variable holding the job's IP-hash key (the job reads it too).
 pub(crate) const IP_HASH_KEY_ENV: &str = "ECOM_IP_HASH_KEY";
 
-/// The IP-hash key: from `file`, else `$ECOM_IP_HASH_KEY`, else the local stack's key file.
+/// The IP-hash key: from `file`, else `$ECOM_IP_HASH_KEY`, else the local stack's key file if
+/// `ecom demo` made one. Never a new key: one the job does not use would hash to nothing.
 pub(crate) fn ip_hash_key(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let stack = stack_key_file();
     let file = match file {
         Some(f) => Some(f.to_path_buf()),
         None if std::env::var_os(IP_HASH_KEY_ENV).is_some() => None,
-        None => Some(ip_hash_key_file()?),
+        None if stack.exists() => Some(stack.clone()),
+        None => bail!(
+            "no IP-hash key: pass --ip-hash-key-file (the job's key) or set ${IP_HASH_KEY_ENV} ({} does not exist)",
+            stack.display()
+        ),
     };
     secret::read(file.as_deref(), IP_HASH_KEY_ENV).map_err(anyhow::Error::msg)?.context("no IP-hash key")
+}
+
+/// `<$ECOM_HOME or ~/.local/state/ecom>/secrets/ip-hash-key`.
+fn stack_key_file() -> PathBuf {
+    let state = std::env::var_os("ECOM_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".local/state/ecom")
+    });
+    state.join("secrets").join("ip-hash-key")
 }
 
 /// The file holding the IP-hash key of this machine's stack: `$ECOM_IP_HASH_KEY_FILE`, else
@@ -166,11 +198,8 @@ pub(crate) fn ip_hash_key_file() -> anyhow::Result<PathBuf> {
     if let Some(f) = std::env::var_os("ECOM_IP_HASH_KEY_FILE") {
         return Ok(PathBuf::from(f));
     }
-    let state = std::env::var_os("ECOM_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".local/state/ecom")
-    });
-    let dir = state.join("secrets");
-    let file = dir.join("ip-hash-key");
+    let file = stack_key_file();
+    let dir = file.parent().expect("a file in secrets/").to_path_buf();
     if file.exists() {
         return Ok(file);
     }

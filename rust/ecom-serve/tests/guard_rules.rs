@@ -15,6 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// One IP-hash key for a run and its replay: the HyperLogLogs count hashed IPs, and another key
+/// would give other estimates.
+const LABELLED_KEY: &[u8] = b"labelled-run-key";
+
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -195,7 +199,7 @@ async fn labelled_abuse_precision_and_recall_per_rule() {
     let seed = std::env::var("GUARD_RULES_SEED").map_or(42, |s| s.parse().expect("GUARD_RULES_SEED: a u64"));
     let data = labelled(60_000, seed);
     let prefix = unique_prefix("labelled");
-    let guard = Guard::connect(&redis_url(), config(&prefix), 1_000).unwrap();
+    let guard = Guard::connect(&redis_url(), config(&prefix), 1_000).unwrap().with_ip_hash_key(LABELLED_KEY);
     assert!(guard.redis_ok().await, "Redis at {} must answer", redis_url());
 
     let started = Instant::now();
@@ -316,7 +320,7 @@ async fn labelled_abuse_precision_and_recall_per_rule() {
     // The same stream through gRPC under a fresh prefix: windows follow event time, so the
     // replay gives the same answers event for event.
     let replay_prefix = unique_prefix("labelled-replay");
-    let replay = Guard::connect(&redis_url(), config(&replay_prefix), 1_000).unwrap();
+    let replay = Guard::connect(&redis_url(), config(&replay_prefix), 1_000).unwrap().with_ip_hash_key(LABELLED_KEY);
     let (url, stop, server) = serve(replay).await;
     let mut client = GuardClient::connect(url).await.unwrap();
     let mut again = Vec::with_capacity(resps.len());

@@ -101,8 +101,9 @@ pub fn es_client(url: &SecretUrl) -> anyhow::Result<Elasticsearch> {
     Ok(Elasticsearch::new(builder.build()?))
 }
 
-/// Connected clients for both stores.
-#[derive(Debug, Clone)]
+/// Connected clients for both stores. Not Debug: the Elasticsearch client's would print its
+/// credentials.
+#[derive(Clone)]
 pub struct Stores {
     es: Elasticsearch,
     db: mongodb::Database,

@@ -144,9 +144,10 @@ public final class Enrichment {
       long nowMs,
       int maxRawBytes,
       Mac ipHasher) {
+    // Masked before the cut, so an address the cut splits is masked whole.
     byte[] kept =
         raw.value.length > maxRawBytes
-            ? maskIpv4(Arrays.copyOf(raw.value, maxRawBytes))
+            ? Arrays.copyOf(maskIpv4(raw.value), maxRawBytes)
             : withoutIp(raw.value, ipHasher);
     return invalid(
         raw.value,
@@ -164,11 +165,15 @@ public final class Enrichment {
 
   /**
    * A whole record's value as a dead letter keeps it: with no client IP. One that decodes as an
-   * Event is re-encoded with ip replaced by its keyed hash (ip_hash; none when {@code ipHasher} is
-   * null) and unknown fields dropped, so a replay still carries what Guard keys by; anything else
+   * Event is re-encoded with ip replaced by its keyed hash (ip_hash) and unknown fields dropped, so
+   * a replay still carries what Guard keys by; anything else, and any value when {@code ipHasher}
+   * is null (a record that is not an event, e.g. from the catalog, whose bytes must stay as sent),
    * gets {@link #maskIpv4}.
    */
   static byte[] withoutIp(byte[] value, Mac ipHasher) {
+    if (ipHasher == null) {
+      return maskIpv4(value);
+    }
     Event e;
     try {
       e = Event.parseFrom(value);
@@ -177,7 +182,7 @@ public final class Enrichment {
     }
     Event.Builder b =
         e.toBuilder().clearIp().setUnknownFields(UnknownFieldSet.getDefaultInstance());
-    if (!e.getIp().isEmpty() && ipHasher != null) {
+    if (!e.getIp().isEmpty()) {
       b.setIpHash(ipHash(ipHasher, e.getIp()));
     }
     return b.build().toByteArray();

@@ -40,7 +40,8 @@ public record IpHashKey(String file, boolean allowDev) implements Serializable {
     if (file != null) {
       String key;
       try {
-        key = Files.readString(Path.of(file), StandardCharsets.UTF_8).strip();
+        // As ecom-core's secret::read: a trailing line ending is not part of the key.
+        key = Files.readString(Path.of(file), StandardCharsets.UTF_8).replaceAll("[\r\n]+$", "");
       } catch (IOException e) {
         throw new UncheckedIOException(
             "--ip-hash-key-file: cannot read " + file + " on this TaskManager", e);

@@ -417,7 +417,7 @@ class EcomPipelineTest {
       int kept = Math.min(value.length, JobConfig.defaults().maxRecordBytes());
       byte[] stored =
           kept < value.length
-              ? Enrichment.maskIpv4(java.util.Arrays.copyOf(value, kept))
+              ? java.util.Arrays.copyOf(Enrichment.maskIpv4(value), kept)
               : Enrichment.withoutIp(value, Enrichment.ipHasher(KEY));
       assertThat(e.getRaw().toByteArray()).isEqualTo(stored);
       assertThat(new String(e.getRaw().toByteArray(), java.nio.charset.StandardCharsets.ISO_8859_1))

@@ -66,7 +66,8 @@ public record ServeSecurity(String caFile, String certFile, String keyFile, Stri
 
   private static String token(String file) {
     try {
-      String t = Files.readString(Path.of(file), StandardCharsets.UTF_8).strip();
+      // As ecom-core's secret::read (serve's --token-file): a trailing line ending is dropped.
+      String t = Files.readString(Path.of(file), StandardCharsets.UTF_8).replaceAll("[\r\n]+$", "");
       if (t.isEmpty()) {
         throw new IllegalArgumentException("--serve-token-file: " + file + " is empty");
       }
