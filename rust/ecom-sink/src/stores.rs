@@ -173,12 +173,23 @@ impl Stores {
     /// The clients of both stores at these addresses, for work that writes no new records
     /// (replaying dead letters): index prefixes are the defaults.
     pub async fn at(es_url: &SecretUrl, mongo_url: &SecretUrl, mongo_db: &str) -> anyhow::Result<Self> {
+        Self::at_stem(es_url, mongo_url, mongo_db, "ecom").await
+    }
+
+    /// As [`Stores::at`], the indices named `<stem>-events`, `<stem>-sessions`, `<stem>-metrics`
+    /// and `<stem>-invalid` (the sink's prefixes when they follow one stem).
+    pub async fn at_stem(
+        es_url: &SecretUrl,
+        mongo_url: &SecretUrl,
+        mongo_db: &str,
+        stem: &str,
+    ) -> anyhow::Result<Self> {
         let cfg = SinkConfig {
             brokers: String::new(),
             topic: String::new(),
             group_id: String::new(),
             es_url: es_url.clone(),
-            index_prefix: "ecom-events".into(),
+            index_prefix: format!("{stem}-events"),
             mongo_url: mongo_url.clone(),
             mongo_db: mongo_db.into(),
             batch_max: 0,
@@ -189,7 +200,13 @@ impl Stores {
             instance_id: None,
             free_text: crate::FreeText::Keep,
         };
-        Self::new(&cfg, &AggregatesConfig::default()).await
+        let agg = AggregatesConfig {
+            sessions_index_prefix: format!("{stem}-sessions"),
+            metrics_index_prefix: format!("{stem}-metrics"),
+            invalid_index_prefix: format!("{stem}-invalid"),
+            ..AggregatesConfig::default()
+        };
+        Self::new(&cfg, &agg).await
     }
 
     /// Removes what is older than `cutoff_ms` from both stores (or, `dry_run`, counts it):
