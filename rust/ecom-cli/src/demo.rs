@@ -189,6 +189,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let mut job_args: Vec<String> =
         ["--bootstrap-servers", &a.cluster.brokers, "--serve-address", "127.0.0.1:50051"].map(String::from).to_vec();
     job_args.extend(a.job_options.iter().cloned());
+    warn_unread_raw(&a.cluster.brokers, &job_args);
     let job = flink.submit(&http, a.parallelism, &job_args).await?;
 
     // Remember where the output topics end now: this run's results come after.
@@ -616,6 +617,43 @@ impl Flink<'_> {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         eprintln!("warning: Flink job {id} did not stop within 30 s");
+    }
+}
+
+/// The job starts where its consumer group's committed offsets on ecom.events.raw stand: records
+/// an earlier job left unread come first, and when their event times are later than this run's
+/// (another --start-ms), their watermark makes this run's events LATE. Says so before it happens.
+fn warn_unread_raw(brokers: &str, job_args: &[String]) {
+    let group = job_args
+        .iter()
+        .position(|a| a == "--group-id")
+        .and_then(|i| job_args.get(i + 1))
+        .map_or("ecom-flink", String::as_str);
+    let unread = || -> anyhow::Result<i64> {
+        let ends = end_offsets(brokers, &[RAW])?;
+        let consumer: BaseConsumer =
+            ecom_sink::kafka::client(brokers)?.set("group.id", group).set("enable.auto.commit", "false").create()?;
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in ends.keys() {
+            tpl.add_partition(t, *p);
+        }
+        let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let end = ends.get(&(e.topic().to_string(), e.partition()))?;
+                // No committed offset: the job starts at the earliest record, all of them unread.
+                Some(end - e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0))
+            })
+            .sum())
+    };
+    match unread() {
+        Ok(0) => {}
+        Ok(n) => eprintln!(
+            "warning: the job's consumer group {group} has {n} records of {RAW} unread from before this run: the job reads them first, and if their event times are later than this run's, this run's events come out REJECT_REASON_LATE"
+        ),
+        Err(e) => eprintln!("warning: could not read consumer group {group}'s offsets on {RAW}: {e:#}"),
     }
 }
 
