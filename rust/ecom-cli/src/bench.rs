@@ -33,6 +33,10 @@ enum BenchWhat {
     /// The Flink job on the local cluster, Kafka → job (JNI + gRPC) → Kafka: throughput at
     /// each parallelism next to unbatched serve calls, and latency at a fixed rate.
     Job(crate::bench_job::JobBench),
+    /// The whole pipeline, generator to searchable documents in both stores: per-stage latency
+    /// on a ladder of fixed rates and at full speed, CPU and memory per process, the stores
+    /// reconciled afterwards (bench_e2e.rs).
+    E2e(crate::bench_e2e::E2eBench),
     /// The live dashboard's refresh (every panel at once) over the sink's indices next to
     /// copies of them grown to --events enriched events (default 1M).
     Dashboard(crate::bench_dash::DashBench),
@@ -83,6 +87,7 @@ pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Lsh(b) => lsh_accuracy(b),
         BenchWhat::Serve(b) => crate::bench_serve::run(b).await,
         BenchWhat::Job(b) => crate::bench_job::run(b).await,
+        BenchWhat::E2e(b) => crate::bench_e2e::run(b).await,
         BenchWhat::Dashboard(b) => crate::bench_dash::run(b).await,
     }
 }

@@ -95,17 +95,25 @@ struct Case<'a> {
 
 /// The processes a run's CPU goes to, found by their command lines in /proc (Linux), so a run
 /// can say where its CPU went. A process not found is left out.
-struct Procs(Vec<(&'static str, u32)>);
+#[derive(Clone)]
+pub(crate) struct Procs(Vec<(&'static str, u32)>);
 
 impl Procs {
     fn find(serve: Option<u32>) -> Self {
+        Self::find_with(&serve.map(|pid| ("serve", pid)).into_iter().collect::<Vec<_>>())
+    }
+
+    /// This process, `started` (processes the caller started, by name) and the stack's servers.
+    pub(crate) fn find_with(started: &[(&'static str, u32)]) -> Self {
         let mut found = vec![("bench", std::process::id())];
-        found.extend(serve.map(|pid| ("serve", pid)));
+        found.extend_from_slice(started);
         let patterns = [
             ("flink tm", "TaskManagerRunner"),
             ("flink jm", "StandaloneSessionClusterEntrypoint"),
             ("kafka", "kafka.Kafka"),
             ("redis", "redis-server"),
+            ("elastic", "org.elasticsearch.bootstrap.Elasticsearch"),
+            ("ferretdb", "ferretdb"),
         ];
         let cmdlines: Vec<(u32, String)> = std::fs::read_dir("/proc")
             .into_iter()
@@ -125,8 +133,22 @@ impl Procs {
         Procs(found)
     }
 
+    /// Peak resident memory of each process (VmHWM), MB.
+    pub(crate) fn peak_rss_mb(&self) -> Vec<(&'static str, f64)> {
+        self.0
+            .iter()
+            .map(|&(name, pid)| {
+                let kb = std::fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|st| {
+                    st.lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok())
+                });
+                (name, kb.unwrap_or(0.0) / 1024.0)
+            })
+            .collect()
+    }
+
     /// User + system CPU seconds of each process so far (/proc/PID/stat counts in 1/100 s).
-    fn cpu_seconds(&self) -> Vec<(&'static str, f64)> {
+    pub(crate) fn cpu_seconds(&self) -> Vec<(&'static str, f64)> {
         self.0
             .iter()
             .map(|&(name, pid)| {
@@ -281,22 +303,11 @@ async fn one_run(
     if rate.is_none() {
         generate::generate(gen.clone()).await.context("pre-filling the raw topic")?;
     }
-    let args: Vec<String> = [
-        ("--bootstrap-servers", a.cluster.brokers.clone()),
-        ("--serve-address", SERVE_GRPC.to_string()),
-        ("--raw-topic", names[0].clone()),
-        ("--enriched-topic", names[1].clone()),
-        ("--invalid-topic", names[2].clone()),
-        ("--sessions-topic", names[3].clone()),
-        ("--metrics-topic", names[4].clone()),
-        ("--group-id", id.clone()),
-        ("--transactional-id-prefix", id.clone()),
-        ("--rpc-batch-size", rpc_batch.to_string()),
-    ]
-    .into_iter()
-    .flat_map(|(k, v)| [k.to_string(), v])
-    .chain(a.job_args.iter().cloned())
-    .collect();
+    let args: Vec<String> = scratch_job_args(&a.cluster.brokers, SERVE_GRPC, &names, &id)
+        .into_iter()
+        .chain(["--rpc-batch-size".to_string(), rpc_batch.to_string()])
+        .chain(a.job_args.iter().cloned())
+        .collect();
     let cpu_before = procs.cpu_seconds();
     let topics: Vec<&str> = names.iter().map(String::as_str).collect();
     let job = match flink.submit(http, parallelism, &args).await {
@@ -310,17 +321,7 @@ async fn one_run(
     // The generator blocks while it paces: on a thread of its own, which a run whose job stopped
     // leaves behind (the bench then ends) instead of waiting out the run's length.
     let producing = match rate {
-        Some(_) => {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let rt = tokio::runtime::Handle::current();
-            std::thread::Builder::new()
-                .name("generate".into())
-                .spawn(move || {
-                    let _ = tx.send(rt.block_on(generate::generate(gen)));
-                })
-                .context("starting the generator's thread")?;
-            Some(rx)
-        }
+        Some(_) => Some(generate_on_a_thread(gen)?),
         None => None,
     };
     // Raced against the watcher: a job that stops ends the run at once, not after the timeout.
@@ -367,6 +368,41 @@ async fn one_run(
         cpu,
         job_restarts: job_status.restarts,
     })
+}
+
+/// Runs the generator on a thread of its own (it blocks while it paces); the receiver gets its
+/// result.
+pub(crate) fn generate_on_a_thread(
+    gen: GenerateArgs,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<anyhow::Result<generate::GenerateSummary>>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let rt = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("generate".into())
+        .spawn(move || {
+            let _ = tx.send(rt.block_on(generate::generate(gen)));
+        })
+        .context("starting the generator's thread")?;
+    Ok(rx)
+}
+
+/// The job's options for a bench run on scratch topics `names` (raw, enriched, invalid,
+/// sessions, metrics), with `id` as its consumer group and transactional-id prefix.
+pub(crate) fn scratch_job_args(brokers: &str, serve: &str, names: &[String], id: &str) -> Vec<String> {
+    [
+        ("--bootstrap-servers", brokers),
+        ("--serve-address", serve),
+        ("--raw-topic", &names[0]),
+        ("--enriched-topic", &names[1]),
+        ("--invalid-topic", &names[2]),
+        ("--sessions-topic", &names[3]),
+        ("--metrics-topic", &names[4]),
+        ("--group-id", id),
+        ("--transactional-id-prefix", id),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+    .collect()
 }
 
 /// The span from a run's first ingestion to its last output, in seconds, and per enriched

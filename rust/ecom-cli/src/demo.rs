@@ -65,6 +65,11 @@ pub(crate) struct DemoArgs {
     /// the run.
     #[arg(long, default_value_t = 600.0)]
     pub(crate) peak_sessions_per_hour: f64,
+    /// Records per second the generator keeps to; 0: as fast as it can (a burst, whose latency
+    /// figures then measure the queue it builds). Default: 1000 for ecom demo, 100 in each
+    /// scenario of ecom faults.
+    #[arg(long)]
+    pub(crate) rate: Option<f64>,
     /// Generator seed (default: from the clock, so each run adds new events).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
@@ -103,6 +108,9 @@ pub(crate) struct DemoArgs {
     #[arg(last = true)]
     pub(crate) job_options: Vec<String>,
 }
+
+/// The demo's records per second when --rate is not given.
+const DEMO_RATE: f64 = 1_000.0;
 
 pub(crate) const RAW: &str = "ecom.events.raw";
 pub(crate) const ENRICHED: &str = "ecom.events.enriched";
@@ -206,11 +214,14 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         // ~6 s of event time per event covers the quietest hours at the default traffic.
         now - 2 * 3_600_000 - a.events as i64 * 6_000
     });
+    let gen_args_rate = Some(a.rate.unwrap_or(DEMO_RATE)).filter(|r| *r > 0.0);
     let mut gen_args = GenerateArgs::with(a.events, seed, a.malformed_rate, Some(start_ms), &a.cluster.brokers);
     gen_args.duplicate_rate = a.duplicate_rate;
     gen_args.late_rate = a.late_rate;
     gen_args.hostile_rate = a.hostile_rate;
     gen_args.peak_sessions_per_hour = a.peak_sessions_per_hour;
+    gen_args.rate = gen_args_rate;
+    let gen_started_ms = now_ms();
     let gen = generate::run(gen_args).await?;
     let gen_done = Instant::now();
 
@@ -268,6 +279,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         flink.cancel(&http, &job).await;
     }
     let StoreCounts { es_docs, mongo_docs, es_total, mongo_total, es_invalid, mongo_invalid } = stores?;
+    let indexed = indexed_latency(&a.es.http()?, gen_started_ms).await;
 
     let enriched = outcome.enriched_ids.len() as u64;
     let invalid = outcome.invalid as u64;
@@ -318,14 +330,26 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         "  dead letters in Elasticsearch / MongoDB {:>6} / {}   (ecom-invalid-*, ecom.invalid; this run)",
         es_invalid, mongo_invalid
     );
+    let paced = match gen_args_rate {
+        Some(r) => format!("paced at {r:.0} records/s (--rate)"),
+        None => "unpaced (--rate 0): a burst, so the latencies below measure its queue".to_string(),
+    };
     println!(
-        "  throughput raw -> enriched|invalid    {:>8.0} events/s ({} records in {:.1}s)",
+        "  throughput raw -> enriched|invalid    {:>8.0} events/s ({} records in {:.1}s, {paced})",
         gen.produced as f64 / slice_secs.max(1e-9),
         gen.produced,
         slice_secs
     );
-    if let Some(p50) = outcome.latency_p50_ms {
-        println!("  latency produced -> enriched         p50 {p50} ms, p99 {} ms", outcome.latency_p99_ms.unwrap_or(0));
+    let mut stages: Vec<String> =
+        outcome.latency_ms.iter().map(|(s, (p50, p99))| format!("{s} {p50} / {p99}")).collect();
+    if let Some((p50, p99)) = indexed {
+        stages.push(format!("written to the stores {p50} / {p99}"));
+    }
+    if !stages.is_empty() {
+        println!("  latency from produced, p50 / p99 ms   {}", stages.join(", "));
+        println!(
+            "      (a new job: its first seconds include JIT warm-up; searchable and at steady state: ecom bench e2e)"
+        );
     }
     let after = if a.keep_job { "left running" } else { "then cancelled by the demo" };
     println!("  Flink job state                       {:>8}   (job {job}, {after})", job_status.state);
@@ -657,6 +681,34 @@ fn warn_unread_raw(brokers: &str, job_args: &[String]) {
     }
 }
 
+/// p50 and p99 of produced → written by the sink (the documents' `latency_ms`) over the
+/// events produced since `from_ms`; Elasticsearch's percentiles are estimates (t-digest).
+async fn indexed_latency(es: &EsHttp, from_ms: i64) -> Option<(i64, i64)> {
+    let body = json!({"size": 0, "query": {"range": {"produced_at": {"gte": from_ms}}},
+                      "aggs": {"p": {"percentiles": {"field": "latency_ms.produced_to_indexed", "percents": [50, 99]}}}});
+    let r: Value = es
+        .client
+        .post(format!("{}/ecom-events-*/_search", es.base))
+        .json(&body)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let v = &r["aggregations"]["p"]["values"];
+    Some((v["50.0"].as_f64()?.round() as i64, v["99.0"].as_f64()?.round() as i64))
+}
+
+/// p50 and p99 of sorted values.
+fn percentiles(v: &[i64]) -> Option<(i64, i64)> {
+    (!v.is_empty()).then(|| (v[v.len() / 2], v[(v.len() * 99 / 100).min(v.len() - 1)]))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 pub(crate) fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String, i32), i64>> {
     let consumer: BaseConsumer =
         ecom_sink::kafka::client(brokers)?.set("isolation.level", "read_committed").create()?;
@@ -704,8 +756,8 @@ pub(crate) struct Outcome {
     /// enriched, or rejected for another reason), and the first few of them described.
     pub(crate) mislabelled: u64,
     pub(crate) mislabelled_examples: Vec<String>,
-    pub(crate) latency_p50_ms: Option<i64>,
-    pub(crate) latency_p99_ms: Option<i64>,
+    /// (stage, (p50, p99)) of produced → ingested, enriched, in ms.
+    pub(crate) latency_ms: Vec<(&'static str, (i64, i64))>,
     /// The latest `enriched_at_ms` of an event that got a Guard, Score or Recommend fallback.
     pub(crate) last_fallback_at_ms: i64,
 }
@@ -733,7 +785,9 @@ pub(crate) async fn collect_outputs(
     );
     let mut seen: HashSet<(i32, i64)> = HashSet::new();
     let mut out = Outcome::default();
-    let mut latencies = Vec::new();
+    // produced → ingested, enriched (this reader starts after the generator, so the time it
+    // reads a record is no stage).
+    let mut latencies: [Vec<i64>; 2] = Default::default();
     let deadline = Instant::now() + Duration::from_secs(a.timeout_secs);
     let mut last_progress = Instant::now();
     while (seen.len() as u64) < gen.produced {
@@ -818,7 +872,10 @@ pub(crate) async fn collect_outputs(
                     out.last_fallback_at_ms = out.last_fallback_at_ms.max(e.enriched_at_ms);
                 }
                 if e.produced_at_ms > 0 {
-                    latencies.push(e.enriched_at_ms - e.produced_at_ms);
+                    let p = e.produced_at_ms;
+                    for (v, t) in latencies.iter_mut().zip([e.ingested_at_ms, e.enriched_at_ms]) {
+                        v.push(t - p);
+                    }
                 }
             }
             Err(e) => {
@@ -841,10 +898,11 @@ pub(crate) async fn collect_outputs(
             }
         }
     }
-    latencies.sort_unstable();
-    if !latencies.is_empty() {
-        out.latency_p50_ms = Some(latencies[latencies.len() / 2]);
-        out.latency_p99_ms = Some(latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)]);
+    for (stage, mut v) in ["ingested", "enriched"].into_iter().zip(latencies) {
+        v.sort_unstable();
+        if let Some(p) = percentiles(&v) {
+            out.latency_ms.push((stage, p));
+        }
     }
     Ok(out)
 }

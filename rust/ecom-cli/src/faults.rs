@@ -48,9 +48,6 @@ pub(crate) struct FaultsArgs {
     /// Scenarios to run, in order, comma-separated (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     scenario: Vec<Scenario>,
-    /// Records per second the generator keeps to in every scenario.
-    #[arg(long, default_value_t = 100.0)]
-    rate: f64,
     /// How long a stopped server or a closed index stays away.
     #[arg(long, default_value_t = 60)]
     outage_secs: u64,
@@ -132,7 +129,17 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+impl FaultsArgs {
+    /// Records per second the generator keeps to in every scenario (--rate, default 100).
+    fn rate(&self) -> f64 {
+        self.demo.rate.unwrap_or(100.0)
+    }
+}
+
 pub(crate) async fn run(f: FaultsArgs) -> anyhow::Result<()> {
+    if !(f.rate() > 0.0 && f.rate().is_finite()) {
+        anyhow::bail!("--rate {}: every scenario produces at a fixed rate, which must be > 0", f.rate());
+    }
     let f = Arc::new(f);
     let scenarios = if f.scenario.is_empty() { Scenario::value_variants().to_vec() } else { f.scenario.clone() };
     let root = f.root.clone().context("the repository root is not set: run through dev/faults or pass --root")?;
@@ -241,7 +248,7 @@ async fn scenario(
     let mut g = GenerateArgs::with(a.events, seed, a.malformed_rate, Some(start_ms), &brokers);
     (g.duplicate_rate, g.late_rate, g.hostile_rate) = (a.duplicate_rate, a.late_rate, a.hostile_rate);
     g.peak_sessions_per_hour = a.peak_sessions_per_hour;
-    g.rate = Some(f.rate);
+    g.rate = Some(f.rate());
     g.quiet = true;
     let producing = tokio::spawn(generate::generate(g));
     let (stop_sampling, peaks) = sample_memory(svc.pids.clone());
@@ -671,7 +678,11 @@ fn wait_committed(brokers: &str, group: &str, target: &TopicPartitionList, deadl
 fn table(f: &FaultsArgs, rows: &[Row]) -> String {
     let mut t = format!(
         "Fault suite: {} records per scenario at {} records/s, fault {} s in, outages {} s ({} malformed).\n\n",
-        f.demo.events, f.rate, f.fault_after_secs, f.outage_secs, f.demo.malformed_rate
+        f.demo.events,
+        f.rate(),
+        f.fault_after_secs,
+        f.outage_secs,
+        f.demo.malformed_rate
     );
     t.push_str("| scenario | events | enriched / rejected | lost | duplicated | dead-lettered (replayed) | serve fallbacks | recovery | peak memory MiB | result |\n");
     t.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n");

@@ -91,6 +91,10 @@ pub(crate) struct GenerateArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
+    /// A rate schedule for callers inside the binary (`ecom bench e2e`'s ladder): (records/s,
+    /// records) steps in order, the records after the last step unpaced; `rate` when empty.
+    #[arg(skip)]
+    pub(crate) rate_steps: Vec<(f64, u64)>,
 }
 
 impl GenerateArgs {
@@ -178,6 +182,9 @@ pub(crate) struct GenerateSummary {
     pub(crate) seconds: f64,
     /// The latest event time of an event record (ms since epoch; 0 when none).
     pub(crate) last_event_ms: i64,
+    /// When the first record went to Kafka (ms since epoch; 0 for files): a rate schedule
+    /// counts from there.
+    pub(crate) first_produced_ms: i64,
     /// (true probability, outcome) of ordinary complete sessions, for the oracle AUC.
     oracle_points: Vec<(f64, bool)>,
 }
@@ -258,19 +265,46 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Paces records: at most `rate` per second, and in wall mode not before their event time.
+/// Paces records: at most each step's rate per second (unpaced after the last step), and in
+/// wall mode not before their event time.
 struct Pacer {
-    started: Instant,
-    rate: Option<f64>,
+    /// When the first record was asked about: the schedule counts from there, not from the
+    /// generator's setup.
+    started: std::sync::OnceLock<Instant>,
+    /// (records/s, records) in order.
+    steps: Vec<(f64, u64)>,
     wall: bool,
 }
 
 impl Pacer {
+    fn new(a: &GenerateArgs) -> Self {
+        let steps = match (a.rate_steps.is_empty(), a.rate) {
+            (false, _) => a.rate_steps.clone(),
+            (true, Some(rate)) => vec![(rate, u64::MAX)],
+            (true, None) => Vec::new(),
+        };
+        Pacer { started: std::sync::OnceLock::new(), steps, wall: a.time == TimeMode::Wall }
+    }
+
+    /// Seconds after the start at which record `n` is due, None when unpaced. The records
+    /// after the last step are all due when it ends, so a full-speed burst begins on time.
+    fn due_secs(&self, n: u64) -> Option<f64> {
+        let (mut first, mut offset) = (0u64, 0.0f64);
+        for &(rate, records) in &self.steps {
+            if n - first < records {
+                return Some(offset + (n - first) as f64 / rate);
+            }
+            first += records;
+            offset += records as f64 / rate;
+        }
+        (!self.steps.is_empty()).then_some(offset)
+    }
+
     /// How long record `n` must still wait.
     fn delay(&self, n: u64, event_time_ms: Option<i64>) -> Duration {
         let mut wait = Duration::ZERO;
-        if let Some(rate) = self.rate {
-            let due = self.started + Duration::from_secs_f64(n as f64 / rate);
+        if let Some(secs) = self.due_secs(n) {
+            let due = *self.started.get_or_init(Instant::now) + Duration::from_secs_f64(secs);
             wait = due.saturating_duration_since(Instant::now());
         }
         if let (true, Some(t)) = (self.wall, event_time_ms) {
@@ -335,7 +369,7 @@ impl Run {
     fn new(a: &GenerateArgs) -> Self {
         let now = Instant::now();
         Self {
-            pacer: Pacer { started: now, rate: a.rate, wall: a.time == TimeMode::Wall },
+            pacer: Pacer::new(a),
             deadline: a.duration.map(|d| now + Duration::from_secs_f64(d)),
             bar: bar(a.events, a.quiet),
             started: now,
@@ -492,6 +526,9 @@ fn generate_batches(
             std::thread::sleep(wait);
         }
         summary.note_record(&rec);
+        if summary.first_produced_ms == 0 {
+            summary.first_produced_ms = now_ms();
+        }
         let value = match rec.payload {
             Payload::Event(mut e) => {
                 e.produced_at_ms = now_ms();
@@ -628,4 +665,28 @@ async fn to_files(a: &GenerateArgs, cfg: GenConfig, dir: &std::path::Path) -> an
     });
     std::fs::write(dir.join(FILES[4]), serde_json::to_string_pretty(&s)? + "\n")?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_ladder_paces_each_step_and_sends_the_rest_when_it_ends() {
+        let mut a = GenerateArgs::with(1_000, 1, 0.0, None, "127.0.0.1:9092");
+        a.rate_steps = vec![(10.0, 20), (100.0, 100)];
+        let p = Pacer::new(&a);
+        assert_eq!(p.due_secs(0), Some(0.0));
+        assert_eq!(p.due_secs(10), Some(1.0));
+        // The second step starts after the first's 2 s, at its own rate.
+        assert_eq!(p.due_secs(20), Some(2.0));
+        assert_eq!(p.due_secs(70), Some(2.5));
+        assert_eq!(p.due_secs(120), Some(3.0));
+        assert_eq!(p.due_secs(5_000), Some(3.0));
+        a.rate_steps.clear();
+        a.rate = Some(50.0);
+        assert_eq!(Pacer::new(&a).due_secs(1_000_000), Some(20_000.0));
+        a.rate = None;
+        assert_eq!(Pacer::new(&a).due_secs(0), None);
+    }
 }

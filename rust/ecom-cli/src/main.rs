@@ -6,6 +6,7 @@
 mod audit;
 mod bench;
 mod bench_dash;
+mod bench_e2e;
 mod bench_job;
 mod bench_serve;
 mod demo;

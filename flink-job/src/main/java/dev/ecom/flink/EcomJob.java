@@ -73,19 +73,21 @@ public final class EcomJob {
         env.fromSource(rawSource(cfg), RawEventTime.strategy(cfg), "raw-source")
             .uid("raw-source")
             .name("raw-source");
-    DataStream<RawRecord> catalog =
-        env.fromSource(catalogSource(cfg), WatermarkStrategy.noWatermarks(), "catalog-source")
-            .uid("catalog-source")
-            .name("catalog-source");
-    EcomPipeline.build(
-        raw,
-        catalog,
+    EcomPipeline.Sinks sinks =
         new EcomPipeline.Sinks(
             kafkaSink(cfg, ProtoRecordSerializer.enriched(cfg.enrichedTopic()), "enriched"),
             kafkaSink(cfg, ProtoRecordSerializer.invalid(cfg.invalidTopic()), "invalid"),
             kafkaSink(cfg, ProtoRecordSerializer.sessions(cfg.sessionsTopic()), "sessions"),
-            kafkaSink(cfg, ProtoRecordSerializer.metrics(cfg.metricsTopic()), "metrics")),
-        cfg);
+            kafkaSink(cfg, ProtoRecordSerializer.metrics(cfg.metricsTopic()), "metrics"));
+    if (cfg.passThrough()) {
+      EcomPipeline.buildPassThrough(raw, sinks, cfg);
+    } else {
+      DataStream<RawRecord> catalog =
+          env.fromSource(catalogSource(cfg), WatermarkStrategy.noWatermarks(), "catalog-source")
+              .uid("catalog-source")
+              .name("catalog-source");
+      EcomPipeline.build(raw, catalog, sinks, cfg);
+    }
     return env;
   }
 

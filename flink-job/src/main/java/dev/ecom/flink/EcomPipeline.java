@@ -99,6 +99,25 @@ public final class EcomPipeline {
   }
 
   /**
+   * The floor for benchmarks ({@link PassThrough}): raw records parsed and passed to the enriched
+   * and invalid sinks, nothing else; the catalog, sessions and metrics are left out.
+   */
+  public static void buildPassThrough(DataStream<RawRecord> raw, Sinks sinks, JobConfig cfg) {
+    SingleOutputStreamOperator<EnrichedEvent> passed =
+        raw.process(
+                new PassThrough(cfg.ipHashKey(), cfg.maxRecordBytes()),
+                ProtoTypeInfo.forClass(EnrichedEvent.class))
+            .uid("pass-through")
+            .name("pass-through");
+    passed.sinkTo(sinks.enriched()).uid(UID_ENRICHED_SINK).name("enriched-sink");
+    passed
+        .getSideOutput(PassThrough.INVALID)
+        .sinkTo(sinks.invalid())
+        .uid(UID_INVALID_SINK)
+        .name("invalid-sink");
+  }
+
+  /**
    * Wires the pipeline onto {@code raw}'s environment. {@code raw} must carry event-time timestamps
    * and watermarks ({@link RawEventTime#strategy}).
    */

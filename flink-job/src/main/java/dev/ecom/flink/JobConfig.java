@@ -69,7 +69,8 @@ public record JobConfig(
     long transactionTimeoutMs,
     long userHistoryTtlMs,
     long sessionStateTtlMs,
-    Map<String, String> kafkaProperties)
+    Map<String, String> kafkaProperties,
+    boolean passThrough)
     implements Serializable {
 
   /**
@@ -213,6 +214,14 @@ public record JobConfig(
           "false",
           "development only: with no key given, hash IPs with a built-in, guessable key instead"
               + " of refusing to start"
+        });
+    OPTIONS.put(
+        "pass-through",
+        new String[] {
+          "false",
+          "benchmarks only: every raw record parsed and written on with none of the job's work"
+              + " (no validation rules, sessions, serve calls or metrics): the floor the runtime"
+              + " sets (ecom bench e2e --design floor)"
         });
     OPTIONS.put(
         "transactional-id-prefix",
@@ -492,7 +501,8 @@ public record JobConfig(
         number(given, "transaction-timeout-ms"),
         number(given, "user-history-ttl-ms"),
         number(given, "session-state-ttl-ms"),
-        kafkaProperties(given.get("kafka-properties-file")));
+        kafkaProperties(given.get("kafka-properties-file")),
+        bool(given, "pass-through"));
   }
 
   /** One line per option with its default. */

@@ -1,0 +1,865 @@
+//! `ecom bench e2e`: the whole pipeline — generator → Kafka → the Flink job (JNI + gRPC to a
+//! real `ecom serve`) → Kafka → `ecom sink` → Elasticsearch and MongoDB — on scratch topics,
+//! indices and a scratch database, deleted after. One job and one sink serve the whole run: a
+//! warm-up, a ladder of fixed rates, then a burst at full speed; each part is measured by the
+//! produce time of its records. Per stage, from the stamps a record carries (produced, ingested,
+//! enriched), the moment the bench's read_committed consumer reads it (visible), the sink's
+//! clock when it wrote the document (`indexed_at`) and a search probe that asks Elasticsearch
+//! for a sample of the documents every 100 ms until they are searchable. Afterwards the stores
+//! are counted: every record produced is in them, once.
+use crate::bench_job::Procs;
+use crate::demo::{wait_http, Children, ClusterArgs};
+use crate::generate::GenerateArgs;
+use anyhow::{bail, Context};
+use ecom_proto::v1::EnrichedEvent;
+use prost::Message as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Arguments of `ecom bench e2e`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct E2eBench {
+    /// The fixed rates of the ladder, records/s, in order.
+    #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,3000")]
+    rates: Vec<f64>,
+    /// Seconds each step of the ladder lasts.
+    #[arg(long, default_value_t = 30)]
+    step_seconds: u64,
+    /// Seconds produced at the first rate before the ladder, left out of every figure: a new
+    /// job's first seconds are class loading and JIT compilation.
+    #[arg(long, default_value_t = 20)]
+    warmup_seconds: u64,
+    /// Records produced at full speed after the ladder (0: no maximum-rate run).
+    #[arg(long, default_value_t = 60_000)]
+    burst_records: u64,
+    /// The search probe asks for one enriched event in this many.
+    #[arg(long, default_value_t = 10)]
+    probe_every: u64,
+    /// The designs to run, one after the other on the same records: `ours`; `naive` (the seed
+    /// system's way, in this code base: one synchronous call per event for every remote step,
+    /// one JNI call per event, one write request per document to each store); `floor` (the
+    /// job's sources and exactly-once sinks with no work between: the runtime's best).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "ours")]
+    design: Vec<Design>,
+    /// Job parallelism (the scratch topics have 2 partitions).
+    #[arg(long, default_value_t = 1)]
+    parallelism: u32,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    redis: crate::stack::RedisArgs,
+    #[command(flatten)]
+    es: crate::stack::EsArgs,
+    #[command(flatten)]
+    mongo: crate::stack::MongoArgs,
+    /// Models directory the bench's ecom serve scores with.
+    #[arg(long, default_value = "models", env = "ECOM_MODELS_DIR")]
+    models_dir: PathBuf,
+    /// Give up on a design after this many seconds.
+    #[arg(long, default_value_t = 1_800)]
+    timeout_secs: u64,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// More job options, after `--` (e.g. `-- --checkpoint-interval-ms 500`).
+    #[arg(last = true, allow_hyphen_values = true, num_args = 0..)]
+    job_args: Vec<String>,
+}
+
+/// How the pipeline is built for a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Design {
+    /// As shipped: batched JNI and gRPC calls, many in flight (Async I/O), batched writes.
+    Ours,
+    /// One call at a time per event: --rpc-batch-size 1 with 1 in flight to each of Guard,
+    /// Score and Recommend (Async I/O with capacity 1 waits for each answer before the next
+    /// event, as a blocking call would), --batch-size 1 (one JNI validate/LSH call per event),
+    /// and the sink's --batch-max 1 (one write request per document to each store).
+    Naive,
+    /// The job with --pass-through true: records parsed and written on, nothing else; the
+    /// sink as in `ours`.
+    Floor,
+}
+
+impl Design {
+    fn job_args(self) -> &'static [&'static str] {
+        match self {
+            Design::Ours => &[],
+            Design::Floor => &["--pass-through", "true"],
+            Design::Naive => &[
+                "--rpc-batch-size",
+                "1",
+                "--guard-capacity",
+                "1",
+                "--score-capacity",
+                "1",
+                "--recommend-capacity",
+                "1",
+                "--batch-size",
+                "1",
+            ],
+        }
+    }
+
+    fn sink_args(self) -> &'static [&'static str] {
+        match self {
+            Design::Ours | Design::Floor => &[],
+            Design::Naive => &["--batch-max", "1"],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Design::Ours => "ours",
+            Design::Naive => "naive",
+            Design::Floor => "floor",
+        }
+    }
+}
+
+/// The bench's own serve and sink, away from the default ports.
+const SERVE_GRPC: &str = "127.0.0.1:50172";
+const SERVE_HTTP: &str = "127.0.0.1:18172";
+const SINK_HTTP: &str = "127.0.0.1:19472";
+
+/// How often the search probe asks Elasticsearch.
+const PROBE_EVERY_MS: u64 = 100;
+
+/// The longest searchable lag (median of a step's last fifth) a sustained step may end with.
+const SUSTAINED_MAX_LAG_MS: i64 = 10_000;
+
+/// The stages, in order: each is a span from `produced_at` (the generator's clock).
+const STAGES: [&str; 5] = ["ingested", "enriched", "visible", "sink write", "searchable"];
+
+/// One part of the run: its label, its rate (None: full speed) and its records.
+#[derive(Debug, Clone)]
+struct Part {
+    label: String,
+    rate: Option<f64>,
+    records: u64,
+    measured: bool,
+}
+
+/// What one enriched event told: produced_at and the span to each stage (ms), the last two
+/// only for probed events.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    produced: i64,
+    spans: [Option<i64>; 5],
+}
+
+pub(crate) async fn run(a: E2eBench) -> anyhow::Result<()> {
+    if ecom_train::current(&a.models_dir).is_none() {
+        bail!("no model in {} (models/CURRENT): run `ecom train` first (dev/demo trains one)", a.models_dir.display());
+    }
+    if a.rates.iter().any(|r| !(*r > 0.0 && r.is_finite())) {
+        bail!("--rates {:?}: every rate must be > 0", a.rates);
+    }
+    let mut parts = Vec::new();
+    if let Some(&first) = a.rates.first() {
+        parts.push(Part {
+            label: "warm-up".into(),
+            rate: Some(first),
+            records: (first * a.warmup_seconds as f64) as u64,
+            measured: false,
+        });
+    }
+    for &r in &a.rates {
+        let records = (r * a.step_seconds as f64) as u64;
+        parts.push(Part {
+            label: format!("{r:.0}/s for {} s", a.step_seconds),
+            rate: Some(r),
+            records,
+            measured: true,
+        });
+    }
+    if a.burst_records > 0 {
+        parts.push(Part { label: "full speed".into(), rate: None, records: a.burst_records, measured: true });
+    }
+    parts.retain(|p| p.records > 0);
+    let total: u64 = parts.iter().map(|p| p.records).sum();
+    if total == 0 {
+        bail!("nothing to produce: give --rates with --step-seconds > 0, or --burst-records");
+    }
+    let mut reports = Vec::new();
+    for &design in &a.design {
+        eprintln!("==> design {}: {total} records", design.name());
+        let deadline = Instant::now() + Duration::from_secs(a.timeout_secs);
+        let report = one_design(&a, design, &parts, deadline).await?;
+        let reconciled = report.print(&a, &parts, design);
+        reports.push((design, report, reconciled));
+    }
+    if reports.len() > 1 {
+        side_by_side(&parts, &reports);
+    }
+    if let Some((d, _, _)) = reports.iter().find(|r| !r.2) {
+        bail!("design {}: the stores do not reconcile with what was produced (see its counts above)", d.name());
+    }
+    Ok(())
+}
+
+/// One design on its own scratch topics, indices and database, deleted after.
+async fn one_design(a: &E2eBench, design: Design, parts: &[Part], deadline: Instant) -> anyhow::Result<Report> {
+    let now = now_ms();
+    let id = format!("bench-e2e-{}-{now}", design.name());
+    let topic = |what: &str| format!("ecom.{id}.{what}");
+    let names = ["raw", "enriched", "invalid", "sessions", "metrics", "sink-deadletter"].map(topic);
+    let stem = id.clone();
+    let mongo_db = id.replace('-', "_");
+    let admin: AdminClient<DefaultClientContext> =
+        ecom_sink::kafka::client(&a.cluster.brokers)?.create().context("creating a Kafka admin client")?;
+    let new: Vec<NewTopic<'_>> = names.iter().map(|t| NewTopic::new(t, 2, TopicReplication::Fixed(1))).collect();
+    for r in admin.create_topics(&new, &AdminOptions::new()).await.context("creating scratch topics")? {
+        r.map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
+    }
+    let es = a.es.http()?;
+    let mongo = mongodb::Client::with_uri_str(a.mongo.url()?.expose()).await?;
+    let result = measure(a, design, parts, &names, &stem, &mongo_db, &es, &mongo, deadline).await;
+
+    // Scratch data goes whatever happened.
+    let topics: Vec<&str> = names.iter().map(String::as_str).collect();
+    let _ = admin.delete_topics(&topics, &AdminOptions::new()).await;
+    let _ = es.client.delete(format!("{}/{stem}-*", es.base)).send().await;
+    for kind in ["events", "sessions", "metrics", "invalid"] {
+        let _ = es.client.delete(format!("{}/_index_template/{stem}-{kind}", es.base)).send().await;
+    }
+    let _ = mongo.database(&mongo_db).drop().await;
+    result
+}
+
+/// What the run measured.
+struct Report {
+    samples: Vec<Sample>,
+    /// When the generator produced its first record (the ladder's parts follow from it).
+    first_produced: i64,
+    /// Each part's CPU seconds per process and its end (ms since epoch).
+    cpu: Vec<Vec<(&'static str, f64)>>,
+    peak_rss_mb: Vec<(&'static str, f64)>,
+    produced: u64,
+    enriched: u64,
+    distinct_enriched: u64,
+    invalid: u64,
+    es_events: u64,
+    es_invalid: u64,
+    mongo_events: u64,
+    mongo_invalid: u64,
+    sink_deadletters: u64,
+    /// The full-speed part: first produced → last document written by the sink (ms).
+    burst_span_ms: Option<i64>,
+    job_restarts: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    a: &E2eBench,
+    design: Design,
+    parts: &[Part],
+    names: &[String; 6],
+    stem: &str,
+    mongo_db: &str,
+    es: &crate::stack::EsHttp,
+    mongo: &mongodb::Client,
+    deadline: Instant,
+) -> anyhow::Result<Report> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let exe = std::env::current_exe().context("locating the ecom binary")?;
+    let logs = std::env::temp_dir();
+    let mut children = Children(Vec::new());
+    let log = |name: &str| -> anyhow::Result<(std::fs::File, PathBuf)> {
+        let path = logs.join(format!("ecom-bench-e2e-{name}.log"));
+        Ok((std::fs::File::create(&path)?, path))
+    };
+    let (serve_log, serve_log_path) = log("serve")?;
+    let mut serve = tokio::process::Command::new(&exe);
+    serve.arg("serve");
+    a.redis.hand_to(&mut serve)?;
+    if std::env::var_os(crate::stack::IP_HASH_KEY_ENV).is_none() {
+        serve.arg("--ip-hash-key-file").arg(crate::stack::ip_hash_key_file()?);
+    }
+    serve
+        .args(["--grpc-addr", SERVE_GRPC, "--http-addr", SERVE_HTTP])
+        .arg("--models-dir")
+        .arg(&a.models_dir)
+        .stdout(Stdio::from(serve_log.try_clone()?))
+        .stderr(Stdio::from(serve_log))
+        .kill_on_drop(true);
+    children.0.push(("serve".into(), serve.spawn().context("starting ecom serve")?));
+    let (sink_log, sink_log_path) = log("sink")?;
+    let mut sink = tokio::process::Command::new(&exe);
+    sink.arg("sink");
+    a.es.hand_to(&mut sink)?;
+    a.mongo.hand_to(&mut sink)?;
+    sink.args(["--brokers", &a.cluster.brokers])
+        .args(["--topic", &names[1], "--invalid-topic", &names[2]])
+        .args(["--sessions-topic", &names[3], "--metrics-topic", &names[4], "--deadletter-topic", &names[5]])
+        .args(["--index-prefix", &format!("{stem}-events")])
+        .args(["--invalid-index-prefix", &format!("{stem}-invalid")])
+        .args(["--sessions-index-prefix", &format!("{stem}-sessions")])
+        .args(["--metrics-index-prefix", &format!("{stem}-metrics")])
+        .args(["--mongo-db", mongo_db, "--group-id", &format!("{stem}-sink")])
+        .args(["--metrics-addr", SINK_HTTP])
+        .args(design.sink_args())
+        .stdout(Stdio::from(sink_log.try_clone()?))
+        .stderr(Stdio::from(sink_log))
+        .kill_on_drop(true);
+    children.0.push(("sink".into(), sink.spawn().context("starting ecom sink")?));
+    wait_http(&http, &format!("http://{SERVE_HTTP}/health"), "ecom serve", &serve_log_path).await?;
+    wait_http(&http, &format!("http://{SINK_HTTP}/health"), "ecom sink", &sink_log_path).await?;
+    let pids: Vec<(&'static str, u32)> =
+        children.0.iter().filter_map(|(n, c)| Some((if n == "serve" { "serve" } else { "sink" }, c.id()?))).collect();
+    let procs = Procs::find_with(&pids);
+
+    let flink = a.cluster.flink();
+    let job_args: Vec<String> = crate::bench_job::scratch_job_args(&a.cluster.brokers, SERVE_GRPC, names, stem)
+        .into_iter()
+        .chain(design.job_args().iter().map(|s| s.to_string()))
+        .chain(a.job_args.iter().cloned())
+        .collect();
+    let job = flink.submit(&http, a.parallelism, &job_args).await?;
+    let mut watch = flink.watch(&http, &job, &logs);
+
+    let total: u64 = parts.iter().map(|p| p.records).sum();
+    let mut gen = GenerateArgs::with(total, 1, 0.02, None, &a.cluster.brokers);
+    gen.topic = names[0].clone();
+    gen.quiet = true;
+    // ~1 s of event time per record at most: the whole run lies in the past.
+    gen.start_ms = Some(now_ms() - 2 * 3_600_000 - total as i64 * 1_000);
+    gen.rate_steps = parts.iter().filter_map(|p| p.rate.map(|r| (r, p.records))).collect();
+
+    // CPU of every process, sampled every 250 ms: each part's share is cut out afterwards by
+    // its records' produce times.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (procs, stop) = (procs.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut series = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                series.push((now_ms(), procs.cpu_seconds()));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            series.push((now_ms(), procs.cpu_seconds()));
+            series
+        })
+    };
+    let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let reader = {
+        let (brokers, topics, stop) = (a.cluster.brokers.clone(), [names[1].clone(), names[2].clone()], stop.clone());
+        let every = a.probe_every.max(1);
+        tokio::task::spawn_blocking(move || read_outputs(&brokers, &topics, total, every, probe_tx, &stop))
+    };
+    let probe = tokio::spawn(probe_search(es.clone(), format!("{stem}-events-*"), probe_rx));
+    let producing = crate::bench_job::generate_on_a_thread(gen)?;
+    let outputs = tokio::select! {
+        o = reader => o.context("reading the job's outputs panicked").and_then(|o| o),
+        ended = watch.ended() => {
+            stop.store(true, Ordering::Relaxed);
+            children.stop().await;
+            return Err(ended.into());
+        }
+        _ = tokio::time::sleep_until(deadline.into()) => {
+            Err(anyhow::anyhow!("timed out after {} s before every record came out of the job", a.timeout_secs))
+        }
+    };
+    let outputs = match outputs {
+        Ok(o) => o,
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            children.stop().await;
+            flink.cancel(&http, &job).await;
+            return Err(e);
+        }
+    };
+    let gen_summary = producing.await.context("the generator's thread panicked")?.context("producing")?;
+    let first_produced = gen_summary.first_produced_ms;
+    let probed = probe.await.context("the search probe panicked")?.context("probing Elasticsearch")?;
+
+    // The stores: every enriched event and dead letter, counted in each.
+    let (mut es_events, mut es_invalid, mut mongo_events, mut mongo_invalid) = (0, 0, 0, 0);
+    let db = mongo.database(mongo_db);
+    let counts_deadline =
+        Instant::now() + Duration::from_secs(300).min(deadline.saturating_duration_since(Instant::now()));
+    while Instant::now() < counts_deadline {
+        let _ = es.client.post(format!("{}/{stem}-*/_refresh", es.base)).send().await;
+        es_events = es_count(es, &format!("{stem}-events-*")).await?;
+        es_invalid = es_count(es, &format!("{stem}-invalid-*")).await?;
+        mongo_events =
+            db.collection::<mongodb::bson::Document>("events").count_documents(mongodb::bson::doc! {}).await?;
+        mongo_invalid =
+            db.collection::<mongodb::bson::Document>("invalid").count_documents(mongodb::bson::doc! {}).await?;
+        if es_events >= outputs.distinct
+            && mongo_events >= outputs.distinct
+            && es_invalid >= outputs.invalid
+            && mongo_invalid >= outputs.invalid
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let cpu_series = sampler.await.context("the CPU sampler panicked")?;
+    let peak_rss_mb = procs.peak_rss_mb();
+    let job_status = watch.finish().await;
+    children.stop().await;
+    flink.cancel(&http, &job).await;
+    let sink_deadletters = crate::demo::end_offsets(&a.cluster.brokers, &[names[5].as_str()])?.values().sum::<i64>();
+
+    // The burst: from its first record's production to the sink's last write of a document.
+    let burst_from =
+        parts.iter().filter(|p| p.rate.is_some()).map(|p| p.records as f64 / p.rate.unwrap_or(1.0)).sum::<f64>();
+    let burst_span_ms = if parts.last().is_some_and(|p| p.rate.is_none()) {
+        let last: Value = es
+            .client
+            .post(format!("{}/{stem}-events-*/_search", es.base))
+            .json(&json!({"size": 0, "aggs": {"last": {"max": {"field": "indexed_at"}}}}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        last["aggregations"]["last"]["value"]
+            .as_f64()
+            .map(|last| last as i64 - (first_produced + (burst_from * 1000.0) as i64))
+    } else {
+        None
+    };
+
+    let mut samples = outputs.samples;
+    let by_id: std::collections::HashMap<&str, usize> =
+        outputs.sample_ids.iter().map(|(id, i)| (id.as_str(), *i)).collect();
+    for (id, sink_write, searchable) in probed {
+        if let Some(&i) = by_id.get(id.as_str()) {
+            samples[i].spans[3] = Some(sink_write - samples[i].produced);
+            samples[i].spans[4] = Some(searchable - samples[i].produced);
+        }
+    }
+    // Each part's CPU: between the samples nearest its planned start and end after the first
+    // record (the generator keeps to its schedule from there); the full-speed part's until the
+    // stores held everything.
+    let at = |t: i64| {
+        let i = cpu_series.partition_point(|(when, _)| *when < t).min(cpu_series.len() - 1);
+        &cpu_series[i].1
+    };
+    let mut from = 0.0;
+    let mut cpu = Vec::new();
+    for p in parts {
+        let to = p.rate.map_or(f64::INFINITY, |r| from + p.records as f64 / r);
+        let start = at(first_produced + (from * 1000.0) as i64);
+        let end = if to.is_finite() {
+            at(first_produced + (to * 1000.0) as i64)
+        } else {
+            &cpu_series[cpu_series.len() - 1].1
+        };
+        cpu.push(end.iter().zip(start).map(|((n, after), (_, before))| (*n, after - before)).collect());
+        from = to;
+    }
+    Ok(Report {
+        samples,
+        first_produced,
+        cpu,
+        peak_rss_mb,
+        produced: gen_summary.produced,
+        enriched: outputs.enriched,
+        distinct_enriched: outputs.distinct,
+        invalid: outputs.invalid,
+        es_events,
+        es_invalid,
+        mongo_events,
+        mongo_invalid,
+        sink_deadletters: sink_deadletters as u64,
+        burst_span_ms,
+        job_restarts: job_status.restarts,
+    })
+}
+
+async fn es_count(es: &crate::stack::EsHttp, index: &str) -> anyhow::Result<u64> {
+    let r: Value = es
+        .client
+        .get(format!("{}/{index}/_count?ignore_unavailable=true&allow_no_indices=true", es.base))
+        .send()
+        .await
+        .context("counting documents in Elasticsearch")?
+        .json()
+        .await?;
+    Ok(r["count"].as_u64().unwrap_or(0))
+}
+
+/// What the bench's read_committed consumer saw.
+struct Outputs {
+    samples: Vec<Sample>,
+    /// Probed event id → its index in `samples`.
+    sample_ids: Vec<(String, usize)>,
+    enriched: u64,
+    distinct: u64,
+    invalid: u64,
+}
+
+/// Reads the enriched and invalid topics (read_committed) until `total` records came out,
+/// handing every `every`-th enriched event to the search probe.
+fn read_outputs(
+    brokers: &str,
+    topics: &[String; 2],
+    total: u64,
+    every: u64,
+    probe: tokio::sync::mpsc::UnboundedSender<String>,
+    stop: &AtomicBool,
+) -> anyhow::Result<Outputs> {
+    let consumer: BaseConsumer = ecom_sink::kafka::client(brokers)?
+        .set("group.id", format!("{}-count", topics[0]))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    consumer.subscribe(&[topics[0].as_str(), topics[1].as_str()])?;
+    let mut ids = HashSet::new();
+    let mut out = Outputs { samples: Vec::new(), sample_ids: Vec::new(), enriched: 0, distinct: 0, invalid: 0 };
+    while out.enriched + out.invalid < total {
+        if stop.load(Ordering::Relaxed) {
+            bail!("stopped with {} of {total} records out of the job", out.enriched + out.invalid);
+        }
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let msg = msg.context("reading the job's outputs")?;
+        let visible = now_ms();
+        if msg.topic() != topics[0] {
+            out.invalid += 1;
+            continue;
+        }
+        let e = EnrichedEvent::decode(msg.payload().unwrap_or_default())?;
+        out.enriched += 1;
+        let id = e.event.as_ref().map(|x| x.event_id.clone()).unwrap_or_default();
+        if ids.insert(id.clone()) {
+            out.distinct += 1;
+        }
+        if e.produced_at_ms <= 0 {
+            continue;
+        }
+        let p = e.produced_at_ms;
+        out.samples.push(Sample {
+            produced: p,
+            spans: [Some(e.ingested_at_ms - p), Some(e.enriched_at_ms - p), Some(visible - p), None, None],
+        });
+        if out.enriched.is_multiple_of(every) {
+            out.sample_ids.push((id.clone(), out.samples.len() - 1));
+            let _ = probe.send(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Asks Elasticsearch every 100 ms which of the probed events it can find (a search sees only
+/// refreshed documents) until the reader is done and none is left, or 120 s pass without one
+/// found. Gives (event id, the sink's write time, the time the search that found it returned).
+async fn probe_search(
+    es: crate::stack::EsHttp,
+    index: String,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> anyhow::Result<Vec<(String, i64, i64)>> {
+    let mut pending: Vec<String> = Vec::new();
+    let mut found = Vec::new();
+    let mut open = true;
+    let mut last_found = Instant::now();
+    loop {
+        while let Ok(p) = rx.try_recv() {
+            pending.push(p);
+        }
+        if open && rx.is_closed() && rx.is_empty() {
+            open = false;
+        }
+        if !open && pending.is_empty() {
+            return Ok(found);
+        }
+        if last_found.elapsed() > Duration::from_secs(120) && !pending.is_empty() {
+            eprintln!("warning: the search probe gave up on {} events not found for 120 s", pending.len());
+            return Ok(found);
+        }
+        if !pending.is_empty() {
+            let ids: Vec<&str> = pending.iter().take(1_000).map(String::as_str).collect();
+            let r = es
+                .client
+                .post(format!("{}/{index}/_search?ignore_unavailable=true&allow_no_indices=true", es.base))
+                .json(&json!({"size": ids.len(), "_source": ["indexed_at"], "query": {"ids": {"values": ids}}}))
+                .send()
+                .await;
+            let returned = now_ms();
+            if let Ok(r) = r {
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                let hits: std::collections::HashMap<String, i64> = v["hits"]["hits"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| Some((h["_id"].as_str()?.to_string(), h["_source"]["indexed_at"].as_i64()?)))
+                    .collect();
+                if !hits.is_empty() {
+                    last_found = Instant::now();
+                }
+                pending.retain(|id| match hits.get(id) {
+                    Some(&written) => {
+                        found.push((id.clone(), written, returned));
+                        false
+                    }
+                    None => true,
+                });
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(PROBE_EVERY_MS)).await;
+    }
+}
+
+fn pct(v: &[i64], q: f64) -> Option<i64> {
+    (!v.is_empty()).then(|| v[((v.len() as f64 * q) as usize).min(v.len() - 1)])
+}
+
+impl Report {
+    /// The samples of each part, by produce time after the first record. A part ends half a
+    /// record's interval before its planned end: its last record is due one interval before,
+    /// the next part's first at the end.
+    fn per_part<'a>(&'a self, parts: &'a [Part]) -> Vec<(&'a Part, Vec<Sample>)> {
+        let mut bounds = Vec::new();
+        let (mut planned, mut at) = (0.0, 0.0);
+        for p in parts {
+            let end = match p.rate {
+                Some(r) => {
+                    planned += p.records as f64 / r;
+                    planned - 0.5 / r
+                }
+                None => f64::INFINITY,
+            };
+            bounds.push((p, at, end));
+            at = end;
+        }
+        bounds
+            .into_iter()
+            .map(|(p, from, to)| {
+                let s = self
+                    .samples
+                    .iter()
+                    .filter(|s| {
+                        let t = (s.produced - self.first_produced) as f64 / 1000.0;
+                        t >= from && t < to
+                    })
+                    .copied()
+                    .collect();
+                (p, s)
+            })
+            .collect()
+    }
+
+    fn stage(samples: &[Sample], stage: usize) -> Vec<i64> {
+        let mut v: Vec<i64> = samples.iter().filter_map(|s| s.spans[stage]).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Whether a rate step kept up all the way to the stores: the median searchable lag of its
+    /// last fifth within 10 s and at most 1 s + 25 % above its first fifth's (a queue growing
+    /// anywhere on the path shows as a lag that grows; one inherited from a step before as a lag
+    /// past 10 s).
+    fn sustained(samples: &[Sample]) -> Option<(bool, i64, i64)> {
+        let probed: Vec<Sample> = samples.iter().filter(|s| s.spans[4].is_some()).copied().collect();
+        let n = probed.len();
+        if n < 10 {
+            return None;
+        }
+        let samples = &probed;
+        let median = |s: &[Sample]| pct(&Self::stage(s, 4), 0.5).unwrap_or(0);
+        let (first, last) = (median(&samples[..n / 5]), median(&samples[n - n / 5..]));
+        Some((last <= SUSTAINED_MAX_LAG_MS && last - first <= 1_000 + first / 4, first, last))
+    }
+
+    /// Prints the report; false when the counts do not reconcile.
+    fn print(&self, a: &E2eBench, parts: &[Part], design: Design) -> bool {
+        let per_part = self.per_part(parts);
+        let lost = self.produced as i64 - (self.enriched + self.invalid) as i64;
+        let dup = self.enriched - self.distinct_enriched;
+        let reconciled = lost == 0
+            && dup == 0
+            && self.es_events == self.distinct_enriched
+            && self.mongo_events == self.distinct_enriched
+            && self.es_invalid == self.invalid
+            && self.mongo_invalid == self.invalid
+            && self.sink_deadletters == 0;
+        if a.json {
+            let rows: Vec<Value> = per_part
+                .iter()
+                .filter(|(p, _)| p.measured)
+                .map(|(p, s)| {
+                    let stages: serde_json::Map<String, Value> = STAGES
+                        .iter()
+                        .enumerate()
+                        .map(|(i, name)| {
+                            let v = Self::stage(s, i);
+                            (name.to_string(), json!({"p50_ms": pct(&v, 0.5), "p99_ms": pct(&v, 0.99), "p999_ms": pct(&v, 0.999), "samples": v.len()}))
+                        })
+                        .collect();
+                    json!({"part": p.label, "rate": p.rate, "records": p.records, "stages": stages,
+                           "sustained": Self::sustained(s).map(|x| x.0)})
+                })
+                .collect();
+            println!(
+                "{}",
+                json!({"design": design.name(), "parts": rows, "produced": self.produced, "enriched": self.enriched, "invalid": self.invalid,
+                       "es_events": self.es_events, "mongo_events": self.mongo_events,
+                       "es_invalid": self.es_invalid, "mongo_invalid": self.mongo_invalid,
+                       "sink_deadletters": self.sink_deadletters, "lost": lost, "duplicated": dup,
+                       "reconciled": reconciled, "burst_events_per_s": self.burst_rate(parts),
+                       "job_restarts": self.job_restarts,
+                       "peak_rss_mb": self.peak_rss_mb.iter().map(|(n, m)| (n.to_string(), json!(m))).collect::<serde_json::Map<_, _>>()})
+            );
+            return reconciled;
+        }
+        println!(
+            "ecom bench e2e, design {}: {} records ({:.0} s warm-up left out), job parallelism {}",
+            design.name(),
+            self.produced,
+            a.warmup_seconds,
+            a.parallelism
+        );
+        println!();
+        println!("latency from produced_at, ms: p50 / p99 / p99.9");
+        print!("{:<22}", "part");
+        for s in STAGES {
+            print!(" {s:>20}");
+        }
+        println!("  {:>9}", "sustained");
+        for (p, s) in per_part.iter().filter(|(p, _)| p.measured) {
+            print!("{:<22}", p.label);
+            for i in 0..STAGES.len() {
+                let v = Self::stage(s, i);
+                let cell = match (pct(&v, 0.5), pct(&v, 0.99), pct(&v, 0.999)) {
+                    (Some(a), Some(b), Some(c)) => format!("{a} / {b} / {c}"),
+                    _ => "-".into(),
+                };
+                print!(" {cell:>20}");
+            }
+            let sustained = match (p.rate, Self::sustained(s)) {
+                (None, _) => "-".to_string(),
+                (Some(_), Some((ok, first, last))) => format!("{} ({first}→{last})", if ok { "yes" } else { "no" }),
+                (Some(_), None) => "?".into(),
+            };
+            println!("  {sustained:>9}");
+        }
+        let best = self.best_sustained(parts);
+        println!(
+            "(ingested, enriched: the job's stamps; visible: read by a read_committed consumer, after the checkpoint that"
+        );
+        println!(
+            " commits it; sink write: the sink's clock as it wrote the document; searchable: found by a search, asked every"
+        );
+        println!(
+            " {PROBE_EVERY_MS} ms for one enriched event in {}; sustained: the step's searchable lag, median of its last fifth against its",
+            a.probe_every
+        );
+        println!(" first (ms): within 10 s and at most 1 s + 25 % above the first)");
+        println!();
+        match best {
+            Some(r) => println!("highest sustained rate of the ladder: {r:.0} records/s"),
+            None => println!("highest sustained rate of the ladder: none of the steps"),
+        }
+        if let Some(rate) = self.burst_rate(parts) {
+            println!(
+                "full speed: {rate:.0} records/s from the first record produced to the last document the sink wrote"
+            );
+        }
+        println!();
+        println!("CPU per 1,000 records, ms (user + system; bench: this process, the generator and the reader):");
+        let names: Vec<&str> = self.cpu.first().map(|c| c.iter().map(|(n, _)| *n).collect()).unwrap_or_default();
+        println!("{:<22}{}  {:>8}", "part", names.iter().map(|n| format!("{n:>10}")).collect::<String>(), "total");
+        for (p, cpu) in parts.iter().zip(&self.cpu) {
+            if !p.measured {
+                continue;
+            }
+            let per_k = |s: f64| s * 1000.0 / (p.records.max(1) as f64 / 1000.0);
+            let cells: String = cpu.iter().map(|(_, s)| format!("{:>10.0}", per_k(*s))).collect();
+            let total: f64 = cpu.iter().map(|(_, s)| per_k(*s)).sum();
+            println!("{:<22}{cells}  {total:>8.0}", p.label);
+        }
+        println!("(the full-speed part runs until the stores hold every record)");
+        println!(
+            "peak memory (VmHWM, MB; serve and sink since this run started, the rest since they started): {}",
+            self.peak_rss_mb.iter().map(|(n, m)| format!("{n} {m:.0}")).collect::<Vec<_>>().join(", ")
+        );
+        println!();
+        println!("produced                    {:>9}", self.produced);
+        println!(
+            "enriched + invalid          {:>9}   ({} + {}; lost {lost})",
+            self.enriched + self.invalid,
+            self.enriched,
+            self.invalid
+        );
+        println!("duplicated enriched         {:>9}", dup);
+        println!("Elasticsearch events        {:>9}   dead letters {}", self.es_events, self.es_invalid);
+        println!("MongoDB events              {:>9}   dead letters {}", self.mongo_events, self.mongo_invalid);
+        println!("sink dead letters           {:>9}", self.sink_deadletters);
+        println!("Flink job restarts          {:>9}", self.job_restarts);
+        println!("reconciled: {}", if reconciled { "yes" } else { "no" });
+        reconciled
+    }
+
+    /// The highest rate of the ladder whose backlog stayed bounded.
+    fn best_sustained(&self, parts: &[Part]) -> Option<f64> {
+        self.per_part(parts)
+            .iter()
+            .filter(|(p, s)| p.measured && p.rate.is_some() && Self::sustained(s).is_some_and(|x| x.0))
+            .filter_map(|(p, _)| p.rate)
+            .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))))
+    }
+
+    /// CPU ms per 1,000 records over every process, per part.
+    fn cpu_per_k(&self, parts: &[Part]) -> Vec<f64> {
+        parts
+            .iter()
+            .zip(&self.cpu)
+            .map(|(p, cpu)| cpu.iter().map(|(_, s)| s * 1000.0 / (p.records.max(1) as f64 / 1000.0)).sum())
+            .collect()
+    }
+
+    fn burst_rate(&self, parts: &[Part]) -> Option<f64> {
+        let records = parts.last().filter(|p| p.rate.is_none())?.records;
+        self.burst_span_ms.filter(|ms| *ms > 0).map(|ms| records as f64 * 1000.0 / ms as f64)
+    }
+}
+
+/// The designs next to each other: per measured part, p50 / p99 of produced → enriched and
+/// produced → searchable and the CPU per 1,000 records; then the rates.
+fn side_by_side(parts: &[Part], reports: &[(Design, Report, bool)]) {
+    let cell = |v: &[i64]| match (pct(v, 0.5), pct(v, 0.99)) {
+        (Some(a), Some(b)) => format!("{a} / {b}"),
+        _ => "-".into(),
+    };
+    println!();
+    println!("side by side (p50 / p99 ms from produced_at; CPU: ms per 1,000 records over all processes)");
+    println!("{:<22} {:<8} {:>18} {:>18} {:>10}", "part", "design", "enriched", "searchable", "CPU");
+    let per: Vec<_> = reports.iter().map(|(d, r, _)| (d, r.per_part(parts), r.cpu_per_k(parts))).collect();
+    for (i, p) in parts.iter().enumerate().filter(|(_, p)| p.measured) {
+        for (d, pp, cpu) in &per {
+            let s = &pp[i].1;
+            println!(
+                "{:<22} {:<8} {:>18} {:>18} {:>10.0}",
+                p.label,
+                d.name(),
+                cell(&Report::stage(s, 1)),
+                cell(&Report::stage(s, 4)),
+                cpu[i]
+            );
+        }
+    }
+    for (d, r, _) in reports {
+        println!(
+            "{:<8} highest sustained rate {:>8}   full speed to the stores {:>8} records/s",
+            d.name(),
+            r.best_sustained(parts).map_or("none".into(), |x| format!("{x:.0}/s")),
+            r.burst_rate(parts).map_or("-".into(), |x| format!("{x:.0}"))
+        );
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
