@@ -44,10 +44,10 @@ pub(crate) struct E2eBench {
     /// The search probe asks for one enriched event in this many.
     #[arg(long, default_value_t = 10)]
     probe_every: u64,
-    /// The designs to run, one after the other on the same records: `ours`; `naive` (the seed
-    /// system's way, in this code base: one synchronous call per event for every remote step,
-    /// one JNI call per event, one write request per document to each store); `floor` (the
-    /// job's sources and exactly-once sinks with no work between: the runtime's best).
+    /// The designs to run, one after the other on the same records: `ours`; `naive` (this code
+    /// with one synchronous call per event at every remote step, one JNI call per event, one
+    /// write request per document to each store); `floor` (the job's sources and exactly-once
+    /// sinks with no work between: the runtime's best).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "ours")]
     design: Vec<Design>,
     /// Job parallelism (the scratch topics have 2 partitions).
@@ -67,7 +67,7 @@ pub(crate) struct E2eBench {
     /// Give up on a design after this many seconds.
     #[arg(long, default_value_t = 1_800)]
     timeout_secs: u64,
-    /// Print one JSON object instead of tables.
+    /// Print one JSON object per design (a line each) instead of tables.
     #[arg(long)]
     json: bool,
     /// More job options, after `--` (e.g. `-- --checkpoint-interval-ms 500`).
@@ -80,7 +80,7 @@ pub(crate) struct E2eBench {
 pub(crate) enum Design {
     /// As shipped: batched JNI and gRPC calls, many in flight (Async I/O), batched writes.
     Ours,
-    /// One call at a time per event: --rpc-batch-size 1 with 1 in flight to each of Guard,
+    /// The design of a system that calls out per event: --rpc-batch-size 1 with 1 in flight to each of Guard,
     /// Score and Recommend (Async I/O with capacity 1 waits for each answer before the next
     /// event, as a blocking call would), --batch-size 1 (one JNI validate/LSH call per event),
     /// and the sink's --batch-max 1 (one write request per document to each store).
@@ -198,7 +198,7 @@ pub(crate) async fn run(a: E2eBench) -> anyhow::Result<()> {
         let reconciled = report.print(&a, &parts, design);
         reports.push((design, report, reconciled));
     }
-    if reports.len() > 1 {
+    if reports.len() > 1 && !a.json {
         side_by_side(&parts, &reports);
     }
     if let Some((d, _, _)) = reports.iter().find(|r| !r.2) {
@@ -212,7 +212,7 @@ async fn one_design(a: &E2eBench, design: Design, parts: &[Part], deadline: Inst
     let now = now_ms();
     let id = format!("bench-e2e-{}-{now}", design.name());
     let topic = |what: &str| format!("ecom.{id}.{what}");
-    let names = ["raw", "enriched", "invalid", "sessions", "metrics", "sink-deadletter"].map(topic);
+    let names = ["raw", "enriched", "invalid", "sessions", "metrics", "sink-deadletter", "catalog", "truth"].map(topic);
     let stem = id.clone();
     let mongo_db = id.replace('-', "_");
     let admin: AdminClient<DefaultClientContext> =
@@ -241,7 +241,7 @@ struct Report {
     samples: Vec<Sample>,
     /// When the generator produced its first record (the ladder's parts follow from it).
     first_produced: i64,
-    /// Each part's CPU seconds per process and its end (ms since epoch).
+    /// Each part's CPU seconds per process.
     cpu: Vec<Vec<(&'static str, f64)>>,
     peak_rss_mb: Vec<(&'static str, f64)>,
     produced: u64,
@@ -253,8 +253,9 @@ struct Report {
     mongo_events: u64,
     mongo_invalid: u64,
     sink_deadletters: u64,
-    /// The full-speed part: first produced → last document written by the sink (ms).
-    burst_span_ms: Option<i64>,
+    /// The full-speed part: the event documents the sink wrote from its start on, and the span
+    /// to the last one (ms).
+    burst: Option<(u64, i64)>,
     job_restarts: u64,
 }
 
@@ -263,7 +264,7 @@ async fn measure(
     a: &E2eBench,
     design: Design,
     parts: &[Part],
-    names: &[String; 6],
+    names: &[String; 8],
     stem: &str,
     mongo_db: &str,
     es: &crate::stack::EsHttp,
@@ -321,25 +322,59 @@ async fn measure(
     let flink = a.cluster.flink();
     let job_args: Vec<String> = crate::bench_job::scratch_job_args(&a.cluster.brokers, SERVE_GRPC, names, stem)
         .into_iter()
+        .chain(["--catalog-topic".to_string(), names[6].clone()])
         .chain(design.job_args().iter().map(|s| s.to_string()))
         .chain(a.job_args.iter().cloned())
         .collect();
     let job = flink.submit(&http, a.parallelism, &job_args).await?;
-    let mut watch = flink.watch(&http, &job, &logs);
+    // Whatever happens from here, the job is cancelled and serve and sink stopped.
+    let run = run_job(a, parts, names, stem, mongo_db, es, mongo, &flink, &http, &job, &procs, deadline).await;
+    children.stop().await;
+    flink.cancel(&http, &job).await;
+    run
+}
 
+/// Produces the parts into the running job, reads its outputs, probes Elasticsearch and
+/// counts the stores.
+#[allow(clippy::too_many_arguments)]
+async fn run_job(
+    a: &E2eBench,
+    parts: &[Part],
+    names: &[String; 8],
+    stem: &str,
+    mongo_db: &str,
+    es: &crate::stack::EsHttp,
+    mongo: &mongodb::Client,
+    flink: &crate::demo::Flink<'_>,
+    http: &reqwest::Client,
+    job: &str,
+    procs: &Procs,
+    deadline: Instant,
+) -> anyhow::Result<Report> {
+    let mut watch = flink.watch(http, job, &std::env::temp_dir());
     let total: u64 = parts.iter().map(|p| p.records).sum();
     let mut gen = GenerateArgs::with(total, 1, 0.02, None, &a.cluster.brokers);
     gen.topic = names[0].clone();
+    gen.catalog_topic = names[6].clone();
+    gen.truth_topic = names[7].clone();
     gen.quiet = true;
     // ~1 s of event time per record at most: the whole run lies in the past.
     gen.start_ms = Some(now_ms() - 2 * 3_600_000 - total as i64 * 1_000);
     gen.rate_steps = parts.iter().filter_map(|p| p.rate.map(|r| (r, p.records))).collect();
+    // Ends the generator, the reader and the CPU sampler, on every way out.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    gen.stop = Some(stop.0.clone());
 
     // CPU of every process, sampled every 250 ms: each part's share is cut out afterwards by
     // its records' produce times.
-    let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
-        let (procs, stop) = (procs.clone(), stop.clone());
+        let (procs, stop) = (procs.clone(), stop.0.clone());
         tokio::spawn(async move {
             let mut series = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -351,36 +386,40 @@ async fn measure(
         })
     };
     let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let reader = {
-        let (brokers, topics, stop) = (a.cluster.brokers.clone(), [names[1].clone(), names[2].clone()], stop.clone());
+    let mut reader = {
+        let (brokers, topics, stop) = (a.cluster.brokers.clone(), [names[1].clone(), names[2].clone()], stop.0.clone());
         let every = a.probe_every.max(1);
         tokio::task::spawn_blocking(move || read_outputs(&brokers, &topics, total, every, probe_tx, &stop))
     };
     let probe = tokio::spawn(probe_search(es.clone(), format!("{stem}-events-*"), probe_rx));
-    let producing = crate::bench_job::generate_on_a_thread(gen)?;
-    let outputs = tokio::select! {
-        o = reader => o.context("reading the job's outputs panicked").and_then(|o| o),
-        ended = watch.ended() => {
-            stop.store(true, Ordering::Relaxed);
-            children.stop().await;
-            return Err(ended.into());
-        }
-        _ = tokio::time::sleep_until(deadline.into()) => {
-            Err(anyhow::anyhow!("timed out after {} s before every record came out of the job", a.timeout_secs))
-        }
-    };
-    let outputs = match outputs {
-        Ok(o) => o,
-        Err(e) => {
-            stop.store(true, Ordering::Relaxed);
-            children.stop().await;
-            flink.cancel(&http, &job).await;
-            return Err(e);
+    let mut producing = crate::bench_job::generate_on_a_thread(gen)?;
+    // Every record out of the job, or the first failure of the generator, the reader or the
+    // job, or the deadline.
+    let mut gen_summary = None;
+    let outputs = loop {
+        tokio::select! {
+            o = &mut reader => break o.context("reading the job's outputs panicked")??,
+            g = &mut producing, if gen_summary.is_none() => match g {
+                Ok(Ok(summary)) => gen_summary = Some(summary),
+                Ok(Err(e)) => return Err(e.context("producing")),
+                Err(_) => bail!("the generator's thread ended without a result"),
+            },
+            ended = watch.ended() => return Err(ended.into()),
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                bail!("timed out after {} s before every record came out of the job", a.timeout_secs)
+            }
         }
     };
-    let gen_summary = producing.await.context("the generator's thread panicked")?.context("producing")?;
+    let gen_summary = match gen_summary {
+        Some(s) => s,
+        None => producing.await.context("the generator's thread ended without a result")?.context("producing")?,
+    };
     let first_produced = gen_summary.first_produced_ms;
-    let probed = probe.await.context("the search probe panicked")?.context("probing Elasticsearch")?;
+    let probed = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), probe)
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out after {} s probing Elasticsearch", a.timeout_secs))?
+        .context("the search probe panicked")?
+        .context("probing Elasticsearch")?;
 
     // The stores: every enriched event and dead letter, counted in each.
     let (mut es_events, mut es_invalid, mut mongo_events, mut mongo_invalid) = (0, 0, 0, 0);
@@ -389,8 +428,8 @@ async fn measure(
         Instant::now() + Duration::from_secs(300).min(deadline.saturating_duration_since(Instant::now()));
     while Instant::now() < counts_deadline {
         let _ = es.client.post(format!("{}/{stem}-*/_refresh", es.base)).send().await;
-        es_events = es_count(es, &format!("{stem}-events-*")).await?;
-        es_invalid = es_count(es, &format!("{stem}-invalid-*")).await?;
+        es_events = es_count(es, &format!("{stem}-events-*"), None).await?;
+        es_invalid = es_count(es, &format!("{stem}-invalid-*"), None).await?;
         mongo_events =
             db.collection::<mongodb::bson::Document>("events").count_documents(mongodb::bson::doc! {}).await?;
         mongo_invalid =
@@ -404,18 +443,17 @@ async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    stop.store(true, Ordering::Relaxed);
+    drop(stop);
     let cpu_series = sampler.await.context("the CPU sampler panicked")?;
     let peak_rss_mb = procs.peak_rss_mb();
     let job_status = watch.finish().await;
-    children.stop().await;
-    flink.cancel(&http, &job).await;
     let sink_deadletters = crate::demo::end_offsets(&a.cluster.brokers, &[names[5].as_str()])?.values().sum::<i64>();
 
-    // The burst: from its first record's production to the sink's last write of a document.
-    let burst_from =
-        parts.iter().filter(|p| p.rate.is_some()).map(|p| p.records as f64 / p.rate.unwrap_or(1.0)).sum::<f64>();
-    let burst_span_ms = if parts.last().is_some_and(|p| p.rate.is_none()) {
+    // The burst: the events the sink wrote from its start to the last write, over that span (a
+    // backlog left by the ladder is written in it too: what the stores took at full speed).
+    let burst_from_ms =
+        first_produced + (parts.iter().filter_map(|p| Some(p.records as f64 / p.rate?)).sum::<f64>() * 1000.0) as i64;
+    let burst = if parts.last().is_some_and(|p| p.rate.is_none()) {
         let last: Value = es
             .client
             .post(format!("{}/{stem}-events-*/_search", es.base))
@@ -424,9 +462,8 @@ async fn measure(
             .await?
             .json()
             .await?;
-        last["aggregations"]["last"]["value"]
-            .as_f64()
-            .map(|last| last as i64 - (first_produced + (burst_from * 1000.0) as i64))
+        let written = es_count(es, &format!("{stem}-events-*"), Some(burst_from_ms)).await?;
+        last["aggregations"]["last"]["value"].as_f64().map(|last| (written, last as i64 - burst_from_ms))
     } else {
         None
     };
@@ -474,15 +511,21 @@ async fn measure(
         mongo_events,
         mongo_invalid,
         sink_deadletters: sink_deadletters as u64,
-        burst_span_ms,
+        burst,
         job_restarts: job_status.restarts,
     })
 }
 
-async fn es_count(es: &crate::stack::EsHttp, index: &str) -> anyhow::Result<u64> {
+/// Documents in `index`, those written at or after `written_from_ms` when given.
+async fn es_count(es: &crate::stack::EsHttp, index: &str, written_from_ms: Option<i64>) -> anyhow::Result<u64> {
+    let query = match written_from_ms {
+        Some(t) => json!({"query": {"range": {"indexed_at": {"gte": t}}}}),
+        None => json!({"query": {"match_all": {}}}),
+    };
     let r: Value = es
         .client
-        .get(format!("{}/{index}/_count?ignore_unavailable=true&allow_no_indices=true", es.base))
+        .post(format!("{}/{index}/_count?ignore_unavailable=true&allow_no_indices=true", es.base))
+        .json(&query)
         .send()
         .await
         .context("counting documents in Elasticsearch")?
@@ -517,7 +560,16 @@ fn read_outputs(
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .create()?;
-    consumer.subscribe(&[topics[0].as_str(), topics[1].as_str()])?;
+    // Assigned, not subscribed: a new group's first join waits ~3 s, which would count as
+    // latency of the first records.
+    let md = consumer.fetch_metadata(None, Duration::from_secs(10)).context("reading Kafka metadata")?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in md.topics().iter().filter(|t| topics.iter().any(|x| x == t.name())) {
+        for p in t.partitions() {
+            tpl.add_partition_offset(t.name(), p.id(), rdkafka::Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&tpl)?;
     let mut ids = HashSet::new();
     let mut out = Outputs { samples: Vec::new(), sample_ids: Vec::new(), enriched: 0, distinct: 0, invalid: 0 };
     while out.enriched + out.invalid < total {
@@ -579,35 +631,37 @@ async fn probe_search(
             eprintln!("warning: the search probe gave up on {} events not found for 120 s", pending.len());
             return Ok(found);
         }
-        if !pending.is_empty() {
-            let ids: Vec<&str> = pending.iter().take(1_000).map(String::as_str).collect();
+        // Every pending id each round, 1,000 to a request, so none waits behind the others.
+        let mut hits = std::collections::HashMap::new();
+        let mut returned = now_ms();
+        for chunk in pending.chunks(1_000) {
+            let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let r = es
                 .client
                 .post(format!("{}/{index}/_search?ignore_unavailable=true&allow_no_indices=true", es.base))
                 .json(&json!({"size": ids.len(), "_source": ["indexed_at"], "query": {"ids": {"values": ids}}}))
                 .send()
                 .await;
-            let returned = now_ms();
+            returned = now_ms();
             if let Ok(r) = r {
                 let v: Value = r.json().await.unwrap_or(Value::Null);
-                let hits: std::collections::HashMap<String, i64> = v["hits"]["hits"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|h| Some((h["_id"].as_str()?.to_string(), h["_source"]["indexed_at"].as_i64()?)))
-                    .collect();
-                if !hits.is_empty() {
-                    last_found = Instant::now();
-                }
-                pending.retain(|id| match hits.get(id) {
-                    Some(&written) => {
-                        found.push((id.clone(), written, returned));
-                        false
+                for h in v["hits"]["hits"].as_array().into_iter().flatten() {
+                    if let (Some(id), Some(written)) = (h["_id"].as_str(), h["_source"]["indexed_at"].as_i64()) {
+                        hits.insert(id.to_string(), written);
                     }
-                    None => true,
-                });
+                }
             }
         }
+        if !hits.is_empty() {
+            last_found = Instant::now();
+        }
+        pending.retain(|id| match hits.get(id) {
+            Some(&written) => {
+                found.push((id.clone(), written, returned));
+                false
+            }
+            None => true,
+        });
         tokio::time::sleep(Duration::from_millis(PROBE_EVERY_MS)).await;
     }
 }
@@ -715,7 +769,7 @@ impl Report {
             return reconciled;
         }
         println!(
-            "ecom bench e2e, design {}: {} records ({:.0} s warm-up left out), job parallelism {}",
+            "ecom bench e2e, design {}: {} records ({} s warm-up left out), job parallelism {}",
             design.name(),
             self.produced,
             a.warmup_seconds,
@@ -821,8 +875,8 @@ impl Report {
     }
 
     fn burst_rate(&self, parts: &[Part]) -> Option<f64> {
-        let records = parts.last().filter(|p| p.rate.is_none())?.records;
-        self.burst_span_ms.filter(|ms| *ms > 0).map(|ms| records as f64 * 1000.0 / ms as f64)
+        parts.last().filter(|p| p.rate.is_none())?;
+        self.burst.filter(|(_, ms)| *ms > 0).map(|(docs, ms)| docs as f64 * 1000.0 / ms as f64)
     }
 }
 

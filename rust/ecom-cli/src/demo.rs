@@ -65,9 +65,9 @@ pub(crate) struct DemoArgs {
     /// the run.
     #[arg(long, default_value_t = 600.0)]
     pub(crate) peak_sessions_per_hour: f64,
-    /// Records per second the generator keeps to; 0: as fast as it can (a burst, whose latency
-    /// figures then measure the queue it builds). Default: 1000 for ecom demo, 100 in each
-    /// scenario of ecom faults.
+    /// Records per second the generator keeps to. Default: 1000 for ecom demo, where 0 means as
+    /// fast as it can (a burst, whose latency figures then measure the queue it builds); 100 in
+    /// each scenario of ecom faults, which needs a rate above 0.
     #[arg(long)]
     pub(crate) rate: Option<f64>,
     /// Generator seed (default: from the clock, so each run adds new events).
@@ -221,15 +221,25 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     gen_args.hostile_rate = a.hostile_rate;
     gen_args.peak_sessions_per_hour = a.peak_sessions_per_hour;
     gen_args.rate = gen_args_rate;
+    let stop_gen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    gen_args.stop = Some(stop_gen.clone());
     let gen_started_ms = now_ms();
-    let gen = generate::run(gen_args).await?;
+    // Generating (paced, it takes a while) and the waits below race the job's watcher: a job
+    // that stops ends the demo at once.
+    let mut watch = flink.watch(&http, &job, &logs);
+    let gen = tokio::select! {
+        g = generate::run(gen_args) => g?,
+        ended = watch.ended() => {
+            stop_gen.store(true, std::sync::atomic::Ordering::Relaxed);
+            children.stop().await;
+            return Err(ended.into());
+        }
+    };
     let gen_done = Instant::now();
 
     step("waiting for every raw record to come out enriched or invalid");
-    // Both waits race the job's watcher: a job that stops ends the demo at once. collect_outputs
-    // blocks in Kafka polls, so it runs on a thread of its own (left behind when the job stops
-    // first: the demo exits).
-    let mut watch = flink.watch(&http, &job, &logs);
+    // collect_outputs blocks in Kafka polls, so it runs on a thread of its own (left behind
+    // when the job stops first: the demo exits).
     let (a, gen) = (std::sync::Arc::new(a), std::sync::Arc::new(gen));
     let flink = a.cluster.flink();
     let collected = {
@@ -343,7 +353,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let mut stages: Vec<String> =
         outcome.latency_ms.iter().map(|(s, (p50, p99))| format!("{s} {p50} / {p99}")).collect();
     if let Some((p50, p99)) = indexed {
-        stages.push(format!("written to the stores {p50} / {p99}"));
+        stages.push(format!("indexed by the sink {p50} / {p99}"));
     }
     if !stages.is_empty() {
         println!("  latency from produced, p50 / p99 ms   {}", stages.join(", "));
@@ -681,8 +691,9 @@ fn warn_unread_raw(brokers: &str, job_args: &[String]) {
     }
 }
 
-/// p50 and p99 of produced → written by the sink (the documents' `latency_ms`) over the
-/// events produced since `from_ms`; Elasticsearch's percentiles are estimates (t-digest).
+/// p50 and p99 of produced → indexed by the sink (the documents' `latency_ms`: the sink's
+/// clock as it builds the write) over the events produced since `from_ms`; Elasticsearch's
+/// percentiles are estimates (t-digest).
 async fn indexed_latency(es: &EsHttp, from_ms: i64) -> Option<(i64, i64)> {
     let body = json!({"size": 0, "query": {"range": {"produced_at": {"gte": from_ms}}},
                       "aggs": {"p": {"percentiles": {"field": "latency_ms.produced_to_indexed", "percents": [50, 99]}}}});

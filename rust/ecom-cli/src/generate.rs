@@ -95,6 +95,9 @@ pub(crate) struct GenerateArgs {
     /// records) steps in order, the records after the last step unpaced; `rate` when empty.
     #[arg(skip)]
     pub(crate) rate_steps: Vec<(f64, u64)>,
+    /// Set by a caller inside the binary to end the run before the next record.
+    #[arg(skip)]
+    pub(crate) stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl GenerateArgs {
@@ -363,6 +366,7 @@ struct Run {
     deadline: Option<Instant>,
     bar: ProgressBar,
     started: Instant,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Run {
@@ -373,10 +377,14 @@ impl Run {
             deadline: a.duration.map(|d| now + Duration::from_secs_f64(d)),
             bar: bar(a.events, a.quiet),
             started: now,
+            stop: a.stop.clone(),
         }
     }
 
     fn over(&self, n: u64) -> bool {
+        if self.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            return true;
+        }
         let over = self.deadline.is_some_and(|d| Instant::now() >= d);
         if over {
             self.bar.println(format!("--duration reached after {n} records"));

