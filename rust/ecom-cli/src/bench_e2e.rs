@@ -818,7 +818,7 @@ impl Report {
         }
         if let Some(rate) = self.burst_rate(parts) {
             println!(
-                "full speed: {rate:.0} records/s from the first record produced to the last document the sink wrote"
+                "full speed: {rate:.0} events/s into the stores (documents written from the burst's start to the last write)"
             );
         }
         println!();
@@ -906,7 +906,7 @@ fn side_by_side(parts: &[Part], reports: &[(Design, Report, bool)]) {
     }
     for (d, r, _) in reports {
         println!(
-            "{:<8} highest sustained rate {:>8}   full speed to the stores {:>8} records/s",
+            "{:<8} highest sustained rate {:>8}   full speed into the stores {:>8} events/s",
             d.name(),
             r.best_sustained(parts).map_or("none".into(), |x| format!("{x:.0}/s")),
             r.burst_rate(parts).map_or("-".into(), |x| format!("{x:.0}"))
