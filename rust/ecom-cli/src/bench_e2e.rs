@@ -804,7 +804,7 @@ impl Report {
             "(ingested, enriched: the job's stamps; visible: read by a read_committed consumer, after the checkpoint that"
         );
         println!(
-            " commits it; sink write: the sink's clock as it wrote the document; searchable: found by a search, asked every"
+            " commits it; sink write: the sink's clock as it built the write; searchable: found by a search, asked every"
         );
         println!(
             " {PROBE_EVERY_MS} ms for one enriched event in {}; sustained: the step's searchable lag, median of its last fifth against its",
