@@ -9,6 +9,7 @@
 //! are counted: every record produced is in them, once.
 use crate::bench_job::Procs;
 use crate::demo::{wait_http, Children, ClusterArgs};
+use crate::generate::now_ms;
 use crate::generate::GenerateArgs;
 use anyhow::{bail, Context};
 use ecom_proto::v1::EnrichedEvent;
@@ -212,9 +213,12 @@ async fn one_design(a: &E2eBench, design: Design, parts: &[Part], deadline: Inst
     let now = now_ms();
     let id = format!("bench-e2e-{}-{now}", design.name());
     let topic = |what: &str| format!("ecom.{id}.{what}");
-    let names = ["raw", "enriched", "invalid", "sessions", "metrics", "sink-deadletter", "catalog", "truth"].map(topic);
-    let stem = id.clone();
-    let mongo_db = id.replace('-', "_");
+    let scratch = Scratch {
+        names: ["raw", "enriched", "invalid", "sessions", "metrics", "sink-deadletter", "catalog", "truth"].map(topic),
+        stem: id.clone(),
+        mongo_db: id.replace('-', "_"),
+    };
+    let Scratch { names, stem, mongo_db } = &scratch;
     let admin: AdminClient<DefaultClientContext> =
         ecom_sink::kafka::client(&a.cluster.brokers)?.create().context("creating a Kafka admin client")?;
     let new: Vec<NewTopic<'_>> = names.iter().map(|t| NewTopic::new(t, 2, TopicReplication::Fixed(1))).collect();
@@ -223,7 +227,7 @@ async fn one_design(a: &E2eBench, design: Design, parts: &[Part], deadline: Inst
     }
     let es = a.es.http()?;
     let mongo = mongodb::Client::with_uri_str(a.mongo.url()?.expose()).await?;
-    let result = measure(a, design, parts, &names, &stem, &mongo_db, &es, &mongo, deadline).await;
+    let result = measure(a, design, parts, &scratch, &es, &mongo, deadline).await;
 
     // Scratch data goes whatever happened.
     let topics: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -232,8 +236,17 @@ async fn one_design(a: &E2eBench, design: Design, parts: &[Part], deadline: Inst
     for kind in ["events", "sessions", "metrics", "invalid"] {
         let _ = es.client.delete(format!("{}/_index_template/{stem}-{kind}", es.base)).send().await;
     }
-    let _ = mongo.database(&mongo_db).drop().await;
+    let _ = mongo.database(mongo_db).drop().await;
     result
+}
+
+/// One design's scratch resources: topics (raw, enriched, invalid, sessions, metrics, the
+/// sink's dead letters, catalog, truth), the stem of its indices, groups and transactional
+/// ids, and its MongoDB database.
+struct Scratch {
+    names: [String; 8],
+    stem: String,
+    mongo_db: String,
 }
 
 /// What the run measured.
@@ -264,13 +277,12 @@ async fn measure(
     a: &E2eBench,
     design: Design,
     parts: &[Part],
-    names: &[String; 8],
-    stem: &str,
-    mongo_db: &str,
+    scratch: &Scratch,
     es: &crate::stack::EsHttp,
     mongo: &mongodb::Client,
     deadline: Instant,
 ) -> anyhow::Result<Report> {
+    let Scratch { names, stem, mongo_db } = scratch;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let exe = std::env::current_exe().context("locating the ecom binary")?;
     let logs = std::env::temp_dir();
@@ -328,7 +340,7 @@ async fn measure(
         .collect();
     let job = flink.submit(&http, a.parallelism, &job_args).await?;
     // Whatever happens from here, the job is cancelled and serve and sink stopped.
-    let run = run_job(a, parts, names, stem, mongo_db, es, mongo, &flink, &http, &job, &procs, deadline).await;
+    let run = run_job(a, parts, scratch, es, mongo, &flink, &http, &job, &procs, deadline).await;
     children.stop().await;
     flink.cancel(&http, &job).await;
     run
@@ -340,9 +352,7 @@ async fn measure(
 async fn run_job(
     a: &E2eBench,
     parts: &[Part],
-    names: &[String; 8],
-    stem: &str,
-    mongo_db: &str,
+    scratch: &Scratch,
     es: &crate::stack::EsHttp,
     mongo: &mongodb::Client,
     flink: &crate::demo::Flink<'_>,
@@ -351,6 +361,7 @@ async fn run_job(
     procs: &Procs,
     deadline: Instant,
 ) -> anyhow::Result<Report> {
+    let Scratch { names, stem, mongo_db } = scratch;
     let mut watch = flink.watch(http, job, &std::env::temp_dir());
     let total: u64 = parts.iter().map(|p| p.records).sum();
     let mut gen = GenerateArgs::with(total, 1, 0.02, None, &a.cluster.brokers);
@@ -362,13 +373,7 @@ async fn run_job(
     gen.start_ms = Some(now_ms() - 2 * 3_600_000 - total as i64 * 1_000);
     gen.rate_steps = parts.iter().filter_map(|p| p.rate.map(|r| (r, p.records))).collect();
     // Ends the generator, the reader and the CPU sampler, on every way out.
-    struct StopOnDrop(Arc<AtomicBool>);
-    impl Drop for StopOnDrop {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::Relaxed);
-        }
-    }
-    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let stop = crate::bench_job::StopOnDrop(Arc::new(AtomicBool::new(false)));
     gen.stop = Some(stop.0.clone());
 
     // CPU of every process, sampled every 250 ms: each part's share is cut out afterwards by
@@ -912,8 +917,4 @@ fn side_by_side(parts: &[Part], reports: &[(Design, Report, bool)]) {
             r.burst_rate(parts).map_or("-".into(), |x| format!("{x:.0}"))
         );
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -3,6 +3,7 @@
 //! with unbatched serve calls as the baseline, and produced → enriched latency at a fixed rate.
 //! Each run uses its own scratch topics, consumer group and transactional ids, deleted after.
 use crate::demo::{wait_http, Children, ClusterArgs, Flink};
+use crate::generate::now_ms;
 use crate::generate::{self, GenerateArgs};
 use anyhow::{bail, Context};
 use ecom_proto::v1::{EnrichedEvent, InvalidEvent};
@@ -386,6 +387,15 @@ pub(crate) fn generate_on_a_thread(
     Ok(rx)
 }
 
+/// A flag set when this is dropped: tells blocking threads to stop on every way out.
+pub(crate) struct StopOnDrop(pub(crate) Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The job's options for a bench run on scratch topics `names` (raw, enriched, invalid,
 /// sessions, metrics), with `id` as its consumer group and transactional-id prefix.
 pub(crate) fn scratch_job_args(brokers: &str, serve: &str, names: &[String], id: &str) -> Vec<String> {
@@ -413,12 +423,6 @@ type Counted = (f64, Vec<(i64, i64, i64)>);
 /// The Kafka polls block, so they run on a blocking thread, which stops within a poll when
 /// this future is dropped.
 async fn count_outputs(a: &JobBench, enriched: &str, invalid: &str, records: u64) -> anyhow::Result<Counted> {
-    struct StopOnDrop(Arc<AtomicBool>);
-    impl Drop for StopOnDrop {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::Relaxed);
-        }
-    }
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let (brokers, enriched, invalid) = (a.cluster.brokers.clone(), enriched.to_string(), invalid.to_string());
     let (timeout_secs, stopped) = (a.timeout_secs, stop.0.clone());
@@ -472,8 +476,4 @@ fn count_outputs_blocking(
         last_out = last_out.max(out);
     }
     Ok(((last_out - first_in) as f64 / 1000.0, samples))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

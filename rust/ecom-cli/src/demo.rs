@@ -1,6 +1,7 @@
 //! `ecom demo`: the whole slice on the local stack. Starts `ecom serve` and `ecom sink`,
 //! submits the Flink job, generates events, waits until every raw record is accounted for in
 //! Kafka and in both stores, prints a summary and whether it reconciles, then cleans up.
+use crate::generate::now_ms;
 use crate::generate::{self, GenerateArgs, GenerateSummary};
 use crate::stack::{EsArgs, EsHttp, MongoArgs, RedisArgs};
 use anyhow::{bail, Context};
@@ -714,10 +715,6 @@ async fn indexed_latency(es: &EsHttp, from_ms: i64) -> Option<(i64, i64)> {
 /// p50 and p99 of sorted values.
 fn percentiles(v: &[i64]) -> Option<(i64, i64)> {
     (!v.is_empty()).then(|| (v[v.len() / 2], v[(v.len() * 99 / 100).min(v.len() - 1)]))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 pub(crate) fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String, i32), i64>> {

@@ -5,6 +5,7 @@
 //! recovery and reports the peak memory of each process. Servers are stopped and started with
 //! the dev/ scripts (dev/down SERVICE, dev/up, dev/crash-taskmanager).
 use crate::demo::{self, DemoArgs, ENRICHED, INVALID, RAW};
+use crate::generate::now_ms;
 use crate::generate::{self, GenerateArgs, GenerateSummary};
 use anyhow::{bail, Context};
 use clap::ValueEnum;
@@ -123,10 +124,6 @@ impl Services {
         let url = if name == "serve" { SERVE_HEALTH } else { SINK_HEALTH };
         demo::wait_http(http, url, &format!("ecom {name}"), &self.logs.join(format!("{name}.log"))).await
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 impl FaultsArgs {

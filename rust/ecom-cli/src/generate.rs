@@ -264,7 +264,8 @@ pub(crate) fn fmt_counts(m: &BTreeMap<String, u64>) -> String {
     m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
-fn now_ms() -> i64 {
+/// The wall clock, ms since the epoch.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 

@@ -3,6 +3,7 @@
 //! them; the job's (records it rejected, MongoDB `invalid` as the sink stored them) go back to
 //! the raw topic to be judged again. Each letter is marked `replayed_at_ms` and replayed once;
 //! stores key by record id, so a record replayed twice is still stored once.
+use crate::generate::now_ms;
 use anyhow::{bail, Context};
 use mongodb::bson::{doc, Document};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -181,8 +182,4 @@ async fn replay_job(
         bail!("replay counts do not add up: {out:?}");
     }
     Ok(out)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
