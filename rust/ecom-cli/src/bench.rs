@@ -231,6 +231,7 @@ async fn sink(b: SinkBench) -> anyhow::Result<()> {
         max_poll_interval: Duration::from_secs(300),
         instance_id: None,
         free_text: ecom_sink::FreeText::Keep,
+        es_refresh_interval: std::time::Duration::from_secs(1),
     };
     let stores = ecom_sink::stores::Stores::connect(&cfg).await?;
     let client = mongodb::Client::with_uri_str(cfg.mongo_url.expose()).await?;

@@ -51,9 +51,26 @@ pub(crate) struct E2eBench {
     /// sinks with no work between: the runtime's best).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "ours")]
     design: Vec<Design>,
+    /// One more run of `ours` with options of its own, after the designs and side by side with
+    /// them (repeatable): `NAME=JOB OPTIONS [sink: SINK OPTIONS]`, e.g.
+    /// `--variant 'fast=--checkpoint-interval-ms 500 sink: --es-refresh-interval-ms 250'`.
+    /// NAME is lower-case letters, digits and dashes.
+    #[arg(long = "variant", value_parser = parse_variant)]
+    variants: Vec<Run>,
     /// Job parallelism (the scratch topics have 2 partitions).
     #[arg(long, default_value_t = 1)]
     parallelism: u32,
+    /// Scale out on this box: two ecom serve (the job balances its calls across them), two ecom
+    /// sink in one consumer group, and a second TaskManager (started from $FLINK_HOME with
+    /// $FLINK_CONF_DIR, one slot) beside the cluster's; the job runs at parallelism 2 at least.
+    #[arg(long)]
+    scale_out: bool,
+    /// With --scale-out: this many seconds after the first record, SIGKILL the second
+    /// TaskManager, 5 s later the second sink, 5 s later the second serve. The job restarts on
+    /// the first TaskManager, the sink's group hands the lost partitions to the first sink, the
+    /// job's calls go to the first serve; the stores must still reconcile.
+    #[arg(long, requires = "scale_out")]
+    kill_after_secs: Option<u64>,
     #[command(flatten)]
     cluster: ClusterArgs,
     #[command(flatten)]
@@ -74,6 +91,17 @@ pub(crate) struct E2eBench {
     /// More job options, after `--` (e.g. `-- --checkpoint-interval-ms 500`).
     #[arg(last = true, allow_hyphen_values = true, num_args = 0..)]
     job_args: Vec<String>,
+}
+
+impl E2eBench {
+    /// --parallelism, at least 2 with --scale-out (a task on each TaskManager).
+    fn job_parallelism(&self) -> u32 {
+        if self.scale_out {
+            self.parallelism.max(2)
+        } else {
+            self.parallelism
+        }
+    }
 }
 
 /// How the pipeline is built for a run.
@@ -127,10 +155,51 @@ impl Design {
     }
 }
 
-/// The bench's own serve and sink, away from the default ports.
-const SERVE_GRPC: &str = "127.0.0.1:50172";
-const SERVE_HTTP: &str = "127.0.0.1:18172";
-const SINK_HTTP: &str = "127.0.0.1:19472";
+/// One run of the bench: a name, and the options its job and its sink get besides the
+/// bench's own.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Run {
+    name: String,
+    job_args: Vec<String>,
+    sink_args: Vec<String>,
+}
+
+impl From<Design> for Run {
+    fn from(d: Design) -> Self {
+        let owned = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
+        Run { name: d.name().into(), job_args: owned(d.job_args()), sink_args: owned(d.sink_args()) }
+    }
+}
+
+/// `NAME=JOB OPTIONS [sink: SINK OPTIONS]`, options split at whitespace.
+fn parse_variant(s: &str) -> Result<Run, String> {
+    let (name, opts) = s.split_once('=').ok_or("expected NAME=OPTIONS, e.g. fast=--checkpoint-interval-ms 500")?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return Err(format!(
+            "variant name {name:?}: lower-case letters, digits and dashes only (it names topics and indices)"
+        ));
+    }
+    let (job, sink) = match opts.split_once("sink:") {
+        Some((job, sink)) => (job, sink),
+        None => (opts, ""),
+    };
+    let words = |s: &str| s.split_whitespace().map(String::from).collect();
+    Ok(Run { name: name.into(), job_args: words(job), sink_args: words(sink) })
+}
+
+/// The bench's own serve and sink instances, away from the default ports: the i-th's
+/// (gRPC, HTTP) and the sink's /health address.
+fn serve_addrs(i: u16) -> (String, String) {
+    (format!("127.0.0.1:{}", 50172 + i), format!("127.0.0.1:{}", 18172 + i))
+}
+fn sink_addr(i: u16) -> String {
+    format!("127.0.0.1:{}", 19472 + i)
+}
+
+/// Names of the replicas, as the CPU table and the kill log show them.
+const SERVES: [&str; 2] = ["serve", "serve2"];
+const SINKS: [&str; 2] = ["sink", "sink2"];
+const SECOND_TM: &str = "flink tm2";
 
 /// How often the search probe asks Elasticsearch.
 const PROBE_EVERY_MS: u64 = 100;
@@ -191,27 +260,31 @@ pub(crate) async fn run(a: E2eBench) -> anyhow::Result<()> {
     if total == 0 {
         bail!("nothing to produce: give --rates with --step-seconds > 0, or --burst-records");
     }
+    let runs: Vec<Run> = a.design.iter().map(|&d| Run::from(d)).chain(a.variants.iter().cloned()).collect();
+    if let Some(r) = runs.iter().enumerate().find(|(i, r)| runs[..*i].iter().any(|o| o.name == r.name)) {
+        bail!("two runs named {:?}: give each --design and --variant its own name", r.1.name);
+    }
     let mut reports = Vec::new();
-    for &design in &a.design {
-        eprintln!("==> design {}: {total} records", design.name());
+    for run in runs {
+        eprintln!("==> design {}: {total} records", run.name);
         let deadline = Instant::now() + Duration::from_secs(a.timeout_secs);
-        let report = one_design(&a, design, &parts, deadline).await?;
-        let reconciled = report.print(&a, &parts, design);
-        reports.push((design, report, reconciled));
+        let report = one_design(&a, &run, &parts, deadline).await?;
+        let reconciled = report.print(&a, &parts, &run);
+        reports.push((run, report, reconciled));
     }
     if reports.len() > 1 && !a.json {
         side_by_side(&parts, &reports);
     }
     if let Some((d, _, _)) = reports.iter().find(|r| !r.2) {
-        bail!("design {}: the stores do not reconcile with what was produced (see its counts above)", d.name());
+        bail!("design {}: the stores do not reconcile with what was produced (see its counts above)", d.name);
     }
     Ok(())
 }
 
 /// One design on its own scratch topics, indices and database, deleted after.
-async fn one_design(a: &E2eBench, design: Design, parts: &[Part], deadline: Instant) -> anyhow::Result<Report> {
+async fn one_design(a: &E2eBench, run: &Run, parts: &[Part], deadline: Instant) -> anyhow::Result<Report> {
     let now = now_ms();
-    let id = format!("bench-e2e-{}-{now}", design.name());
+    let id = format!("bench-e2e-{}-{now}", run.name);
     let topic = |what: &str| format!("ecom.{id}.{what}");
     let scratch = Scratch {
         names: ["raw", "enriched", "invalid", "sessions", "metrics", "sink-deadletter", "catalog", "truth"].map(topic),
@@ -227,7 +300,7 @@ async fn one_design(a: &E2eBench, design: Design, parts: &[Part], deadline: Inst
     }
     let es = a.es.http()?;
     let mongo = mongodb::Client::with_uri_str(a.mongo.url()?.expose()).await?;
-    let result = measure(a, design, parts, &scratch, &es, &mongo, deadline).await;
+    let result = measure(a, run, parts, &scratch, &es, &mongo, deadline).await;
 
     // Scratch data goes whatever happened.
     let topics: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -270,12 +343,14 @@ struct Report {
     /// to the last one (ms).
     burst: Option<(u64, i64)>,
     job_restarts: u64,
+    /// What --kill-after-secs killed, and when (s after the first record).
+    killed: Vec<(&'static str, u64)>,
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn measure(
     a: &E2eBench,
-    design: Design,
+    run: &Run,
     parts: &[Part],
     scratch: &Scratch,
     es: &crate::stack::EsHttp,
@@ -291,59 +366,88 @@ async fn measure(
         let path = logs.join(format!("ecom-bench-e2e-{name}.log"));
         Ok((std::fs::File::create(&path)?, path))
     };
-    let (serve_log, serve_log_path) = log("serve")?;
-    let mut serve = tokio::process::Command::new(&exe);
-    serve.arg("serve");
-    a.redis.hand_to(&mut serve)?;
-    if std::env::var_os(crate::stack::IP_HASH_KEY_ENV).is_none() {
-        serve.arg("--ip-hash-key-file").arg(crate::stack::ip_hash_key_file()?);
+    let replicas: u16 = if a.scale_out { 2 } else { 1 };
+    let mut pids: Vec<(&'static str, u32)> = Vec::new();
+    let mut waits = Vec::new();
+    for i in 0..replicas {
+        let name = SERVES[i as usize];
+        let (grpc, http_addr) = serve_addrs(i);
+        let (serve_log, serve_log_path) = log(name)?;
+        let mut serve = tokio::process::Command::new(&exe);
+        serve.arg("serve");
+        a.redis.hand_to(&mut serve)?;
+        if std::env::var_os(crate::stack::IP_HASH_KEY_ENV).is_none() {
+            serve.arg("--ip-hash-key-file").arg(crate::stack::ip_hash_key_file()?);
+        }
+        serve
+            .args(["--grpc-addr", &grpc, "--http-addr", &http_addr])
+            .arg("--models-dir")
+            .arg(&a.models_dir)
+            .stdout(Stdio::from(serve_log.try_clone()?))
+            .stderr(Stdio::from(serve_log))
+            .kill_on_drop(true);
+        let child = serve.spawn().context("starting ecom serve")?;
+        pids.extend(child.id().map(|p| (name, p)));
+        children.0.push((name.into(), child));
+        waits.push((format!("http://{http_addr}/health"), "ecom serve", serve_log_path));
     }
-    serve
-        .args(["--grpc-addr", SERVE_GRPC, "--http-addr", SERVE_HTTP])
-        .arg("--models-dir")
-        .arg(&a.models_dir)
-        .stdout(Stdio::from(serve_log.try_clone()?))
-        .stderr(Stdio::from(serve_log))
-        .kill_on_drop(true);
-    children.0.push(("serve".into(), serve.spawn().context("starting ecom serve")?));
-    let (sink_log, sink_log_path) = log("sink")?;
-    let mut sink = tokio::process::Command::new(&exe);
-    sink.arg("sink");
-    a.es.hand_to(&mut sink)?;
-    a.mongo.hand_to(&mut sink)?;
-    sink.args(["--brokers", &a.cluster.brokers])
-        .args(["--topic", &names[1], "--invalid-topic", &names[2]])
-        .args(["--sessions-topic", &names[3], "--metrics-topic", &names[4], "--deadletter-topic", &names[5]])
-        .args(["--index-prefix", &format!("{stem}-events")])
-        .args(["--invalid-index-prefix", &format!("{stem}-invalid")])
-        .args(["--sessions-index-prefix", &format!("{stem}-sessions")])
-        .args(["--metrics-index-prefix", &format!("{stem}-metrics")])
-        .args(["--mongo-db", mongo_db, "--group-id", &format!("{stem}-sink")])
-        .args(["--metrics-addr", SINK_HTTP])
-        .args(design.sink_args())
-        .stdout(Stdio::from(sink_log.try_clone()?))
-        .stderr(Stdio::from(sink_log))
-        .kill_on_drop(true);
-    children.0.push(("sink".into(), sink.spawn().context("starting ecom sink")?));
-    wait_http(&http, &format!("http://{SERVE_HTTP}/health"), "ecom serve", &serve_log_path).await?;
-    wait_http(&http, &format!("http://{SINK_HTTP}/health"), "ecom sink", &sink_log_path).await?;
-    let pids: Vec<(&'static str, u32)> =
-        children.0.iter().filter_map(|(n, c)| Some((if n == "serve" { "serve" } else { "sink" }, c.id()?))).collect();
+    for i in 0..replicas {
+        let name = SINKS[i as usize];
+        let (sink_log, sink_log_path) = log(name)?;
+        let mut sink = tokio::process::Command::new(&exe);
+        sink.arg("sink");
+        a.es.hand_to(&mut sink)?;
+        a.mongo.hand_to(&mut sink)?;
+        sink.args(["--brokers", &a.cluster.brokers])
+            .args(["--topic", &names[1], "--invalid-topic", &names[2]])
+            .args(["--sessions-topic", &names[3], "--metrics-topic", &names[4], "--deadletter-topic", &names[5]])
+            .args(["--index-prefix", &format!("{stem}-events")])
+            .args(["--invalid-index-prefix", &format!("{stem}-invalid")])
+            .args(["--sessions-index-prefix", &format!("{stem}-sessions")])
+            .args(["--metrics-index-prefix", &format!("{stem}-metrics")])
+            .args(["--mongo-db", mongo_db, "--group-id", &format!("{stem}-sink")])
+            .args(["--metrics-addr", &sink_addr(i)])
+            .args(&run.sink_args)
+            .stdout(Stdio::from(sink_log.try_clone()?))
+            .stderr(Stdio::from(sink_log))
+            .kill_on_drop(true);
+        let child = sink.spawn().context("starting ecom sink")?;
+        pids.extend(child.id().map(|p| (name, p)));
+        children.0.push((name.into(), child));
+        waits.push((format!("http://{}/health", sink_addr(i)), "ecom sink", sink_log_path));
+    }
+    if a.scale_out {
+        let pid = start_second_taskmanager(&mut children, &log("taskmanager2")?)?;
+        pids.push((SECOND_TM, pid));
+        wait_taskmanagers(&http, &a.cluster.flink_rest, 2).await?;
+    }
+    for (url, what, log_path) in &waits {
+        wait_http(&http, url, what, log_path).await?;
+    }
     let procs = Procs::find_with(&pids);
+    let kills: Vec<(u64, &'static str, u32)> = match a.kill_after_secs {
+        Some(after) => [SECOND_TM, SINKS[1], SERVES[1]]
+            .iter()
+            .enumerate()
+            .filter_map(|(k, name)| Some((after + 5 * k as u64, *name, pids.iter().find(|(n, _)| n == name)?.1)))
+            .collect(),
+        None => Vec::new(),
+    };
 
     let flink = a.cluster.flink();
-    let job_args: Vec<String> = crate::bench_job::scratch_job_args(&a.cluster.brokers, SERVE_GRPC, names, stem)
+    let serve_address = (0..replicas).map(|i| serve_addrs(i).0).collect::<Vec<_>>().join(",");
+    let job_args: Vec<String> = crate::bench_job::scratch_job_args(&a.cluster.brokers, &serve_address, names, stem)
         .into_iter()
         .chain(["--catalog-topic".to_string(), names[6].clone()])
-        .chain(design.job_args().iter().map(|s| s.to_string()))
+        .chain(run.job_args.iter().cloned())
         .chain(a.job_args.iter().cloned())
         .collect();
-    let job = flink.submit(&http, a.parallelism, &job_args).await?;
+    let job = flink.submit(&http, a.job_parallelism(), &job_args).await?;
     // Whatever happens from here, the job is cancelled and serve and sink stopped.
-    let run = run_job(a, parts, scratch, es, mongo, &flink, &http, &job, &procs, deadline).await;
+    let report = run_job(a, parts, scratch, es, mongo, &flink, &http, &job, &procs, &kills, deadline).await;
     children.stop().await;
     flink.cancel(&http, &job).await;
-    run
+    report
 }
 
 /// Produces the parts into the running job, reads its outputs, probes Elasticsearch and
@@ -359,6 +463,7 @@ async fn run_job(
     http: &reqwest::Client,
     job: &str,
     procs: &Procs,
+    kills: &[(u64, &'static str, u32)],
     deadline: Instant,
 ) -> anyhow::Result<Report> {
     let Scratch { names, stem, mongo_db } = scratch;
@@ -381,13 +486,21 @@ async fn run_job(
     let sampler = {
         let (procs, stop) = (procs.clone(), stop.0.clone());
         tokio::spawn(async move {
-            let mut series = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                series.push((now_ms(), procs.cpu_seconds()));
+            let mut series: Vec<(i64, Vec<(&'static str, f64)>)> = Vec::new();
+            loop {
+                let mut now = procs.cpu_seconds();
+                // A process killed on purpose reads 0 from then on: it keeps what it had used.
+                if let Some((_, last)) = series.last() {
+                    for (n, l) in now.iter_mut().zip(last) {
+                        n.1 = n.1.max(l.1);
+                    }
+                }
+                series.push((now_ms(), now));
+                if stop.load(Ordering::Relaxed) {
+                    break series;
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            series.push((now_ms(), procs.cpu_seconds()));
-            series
         })
     };
     let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -398,6 +511,27 @@ async fn run_job(
     };
     let probe = tokio::spawn(probe_search(es.clone(), format!("{stem}-events-*"), probe_rx));
     let mut producing = crate::bench_job::generate_on_a_thread(gen)?;
+    // The kills, timed from here (the generator's start), each logged as it happens.
+    let killer = {
+        let kills = kills.to_vec();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut done = Vec::new();
+            for (after, name, pid) in kills {
+                tokio::time::sleep_until((start + Duration::from_secs(after)).into()).await;
+                let ok = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                eprintln!(
+                    "killed {name} (pid {pid}) {after} s after the first record{}",
+                    if ok { "" } else { ": kill failed" }
+                );
+                done.push((name, after, ok));
+            }
+            done
+        })
+    };
     // Every record out of the job, or the first failure of the generator, the reader or the
     // job, or the deadline.
     let mut gen_summary = None;
@@ -449,6 +583,15 @@ async fn run_job(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     drop(stop);
+    let killed = if killer.is_finished() {
+        killer.await.context("the killer panicked")?
+    } else {
+        killer.abort();
+        bail!("the run ended before every kill of --kill-after-secs was made: give it a longer ladder");
+    };
+    if let Some((name, _, _)) = killed.iter().find(|k| !k.2) {
+        bail!("could not kill {name}");
+    }
     let cpu_series = sampler.await.context("the CPU sampler panicked")?;
     let peak_rss_mb = procs.peak_rss_mb();
     let job_status = watch.finish().await;
@@ -518,7 +661,46 @@ async fn run_job(
         sink_deadletters: sink_deadletters as u64,
         burst,
         job_restarts: job_status.restarts,
+        killed: killed.into_iter().map(|(n, after, _)| (n, after)).collect(),
     })
+}
+
+/// Starts a second TaskManager of the stack's cluster as a child (one slot, its own metrics
+/// ports) and returns its pid.
+fn start_second_taskmanager(children: &mut Children, log: &(std::fs::File, PathBuf)) -> anyhow::Result<u32> {
+    let home = std::env::var_os("FLINK_HOME")
+        .context("--scale-out starts a second TaskManager from $FLINK_HOME with $FLINK_CONF_DIR: source dev/env.sh")?;
+    std::env::var_os("FLINK_CONF_DIR").context("--scale-out needs $FLINK_CONF_DIR (source dev/env.sh)")?;
+    let mut tm = tokio::process::Command::new(PathBuf::from(home).join("bin/taskmanager.sh"));
+    tm.arg("start-foreground")
+        .args(["-D", "taskmanager.numberOfTaskSlots=1", "-D", "metrics.reporter.prom.port=9251-9259"])
+        .stdout(Stdio::from(log.0.try_clone()?))
+        .stderr(Stdio::from(log.0.try_clone()?))
+        .kill_on_drop(true);
+    let child = tm.spawn().context("starting a second TaskManager")?;
+    let pid = child.id().context("the second TaskManager exited at once")?;
+    children.0.push(("taskmanager 2".into(), child));
+    eprintln!("second TaskManager started (pid {pid}, log {})", log.1.display());
+    Ok(pid)
+}
+
+/// Waits until the cluster has `n` TaskManagers registered (60 s).
+async fn wait_taskmanagers(http: &reqwest::Client, rest: &str, n: usize) -> anyhow::Result<()> {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v: Value = match http.get(format!("{rest}/taskmanagers")).send().await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        };
+        let have = v["taskmanagers"].as_array().map_or(0, Vec::len);
+        if have >= n {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            bail!("the cluster at {rest} has {have} TaskManagers after 60 s, not {n}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Documents in `index`, those written at or after `written_from_ms` when given.
@@ -733,7 +915,7 @@ impl Report {
     }
 
     /// Prints the report; false when the counts do not reconcile.
-    fn print(&self, a: &E2eBench, parts: &[Part], design: Design) -> bool {
+    fn print(&self, a: &E2eBench, parts: &[Part], run: &Run) -> bool {
         let per_part = self.per_part(parts);
         let lost = self.produced as i64 - (self.enriched + self.invalid) as i64;
         let dup = self.enriched - self.distinct_enriched;
@@ -763,22 +945,27 @@ impl Report {
                 .collect();
             println!(
                 "{}",
-                json!({"design": design.name(), "parts": rows, "produced": self.produced, "enriched": self.enriched, "invalid": self.invalid,
+                json!({"design": run.name, "job_args": run.job_args, "sink_args": run.sink_args, "parts": rows, "produced": self.produced, "enriched": self.enriched, "invalid": self.invalid,
                        "es_events": self.es_events, "mongo_events": self.mongo_events,
                        "es_invalid": self.es_invalid, "mongo_invalid": self.mongo_invalid,
                        "sink_deadletters": self.sink_deadletters, "lost": lost, "duplicated": dup,
                        "reconciled": reconciled, "burst_events_per_s": self.burst_rate(parts),
                        "job_restarts": self.job_restarts,
+                       "killed": self.killed.iter().map(|(n, s)| json!({"process": n, "after_s": s})).collect::<Vec<_>>(),
                        "peak_rss_mb": self.peak_rss_mb.iter().map(|(n, m)| (n.to_string(), json!(m))).collect::<serde_json::Map<_, _>>()})
             );
             return reconciled;
         }
         println!(
-            "ecom bench e2e, design {}: {} records ({} s warm-up left out), job parallelism {}",
-            design.name(),
+            "ecom bench e2e, design {}: {} records ({} s warm-up left out), job parallelism {}{}",
+            run.name,
             self.produced,
             a.warmup_seconds,
-            a.parallelism
+            a.job_parallelism(),
+            match (run.job_args.is_empty(), run.sink_args.is_empty()) {
+                (true, true) => String::new(),
+                _ => format!("; job {:?}, sink {:?}", run.job_args.join(" "), run.sink_args.join(" ")),
+            }
         );
         println!();
         println!("latency from produced_at, ms: p50 / p99 / p99.9");
@@ -857,6 +1044,9 @@ impl Report {
         println!("MongoDB events              {:>9}   dead letters {}", self.mongo_events, self.mongo_invalid);
         println!("sink dead letters           {:>9}", self.sink_deadletters);
         println!("Flink job restarts          {:>9}", self.job_restarts);
+        for (name, after) in &self.killed {
+            println!("killed (SIGKILL)            {name:>9}   {after} s after the first record");
+        }
         println!("reconciled: {}", if reconciled { "yes" } else { "no" });
         reconciled
     }
@@ -887,22 +1077,23 @@ impl Report {
 
 /// The designs next to each other: per measured part, p50 / p99 of produced → enriched and
 /// produced → searchable and the CPU per 1,000 records; then the rates.
-fn side_by_side(parts: &[Part], reports: &[(Design, Report, bool)]) {
+fn side_by_side(parts: &[Part], reports: &[(Run, Report, bool)]) {
     let cell = |v: &[i64]| match (pct(v, 0.5), pct(v, 0.99)) {
         (Some(a), Some(b)) => format!("{a} / {b}"),
         _ => "-".into(),
     };
     println!();
     println!("side by side (p50 / p99 ms from produced_at; CPU: ms per 1,000 records over all processes)");
-    println!("{:<22} {:<8} {:>18} {:>18} {:>10}", "part", "design", "enriched", "searchable", "CPU");
+    let w = reports.iter().map(|(r, _, _)| r.name.len()).max().unwrap_or(0).max(8);
+    println!("{:<22} {:<w$} {:>18} {:>18} {:>10}", "part", "design", "enriched", "searchable", "CPU");
     let per: Vec<_> = reports.iter().map(|(d, r, _)| (d, r.per_part(parts), r.cpu_per_k(parts))).collect();
     for (i, p) in parts.iter().enumerate().filter(|(_, p)| p.measured) {
         for (d, pp, cpu) in &per {
             let s = &pp[i].1;
             println!(
-                "{:<22} {:<8} {:>18} {:>18} {:>10.0}",
+                "{:<22} {:<w$} {:>18} {:>18} {:>10.0}",
                 p.label,
-                d.name(),
+                d.name,
                 cell(&Report::stage(s, 1)),
                 cell(&Report::stage(s, 4)),
                 cpu[i]
@@ -911,10 +1102,28 @@ fn side_by_side(parts: &[Part], reports: &[(Design, Report, bool)]) {
     }
     for (d, r, _) in reports {
         println!(
-            "{:<8} highest sustained rate {:>8}   full speed into the stores {:>8} events/s",
-            d.name(),
+            "{:<w$} highest sustained rate {:>8}   full speed into the stores {:>8} events/s",
+            d.name,
             r.best_sustained(parts).map_or("none".into(), |x| format!("{x:.0}/s")),
             r.burst_rate(parts).map_or("-".into(), |x| format!("{x:.0}"))
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_variant_names_its_job_and_sink_options() {
+        let r = parse_variant("fast=--checkpoint-interval-ms 500  sink: --es-refresh-interval-ms 250").unwrap();
+        assert_eq!(r.name, "fast");
+        assert_eq!(r.job_args, ["--checkpoint-interval-ms", "500"]);
+        assert_eq!(r.sink_args, ["--es-refresh-interval-ms", "250"]);
+        let sink_only = parse_variant("r250=sink: --es-refresh-interval-ms 250").unwrap();
+        assert!(sink_only.job_args.is_empty());
+        assert!(parse_variant("Fast=--x 1").is_err(), "names go into topic and index names");
+        assert!(parse_variant("--checkpoint-interval-ms 500").is_err());
+        assert_eq!(Run::from(Design::Naive).sink_args, ["--batch-max", "1"]);
     }
 }

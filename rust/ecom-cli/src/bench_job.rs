@@ -127,7 +127,10 @@ impl Procs {
             })
             .collect();
         for (name, pattern) in patterns {
-            if let Some((pid, _)) = cmdlines.iter().find(|(_, c)| c.contains(pattern)) {
+            // A process the caller started (a second TaskManager) is not the stack's.
+            if let Some((pid, _)) =
+                cmdlines.iter().find(|(p, c)| c.contains(pattern) && !started.iter().any(|(_, s)| s == p))
+            {
                 found.push((name, *pid));
             }
         }

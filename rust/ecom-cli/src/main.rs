@@ -213,6 +213,10 @@ struct SinkArgs {
     /// Largest batch written at once.
     #[arg(long, default_value_t = 1000)]
     batch_max: usize,
+    /// Elasticsearch's refresh interval for the sink's indices, in ms: how soon a written
+    /// document is searchable. Set in the index templates and on existing indices at start.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    es_refresh_interval_ms: u64,
     /// Longest a partial batch waits, in ms.
     #[arg(long, default_value_t = 200)]
     batch_wait_ms: u64,
@@ -326,6 +330,7 @@ async fn main() -> anyhow::Result<()> {
                 mongo_db: a.mongo_db,
                 batch_max: a.batch_max,
                 batch_wait: Duration::from_millis(a.batch_wait_ms),
+                es_refresh_interval: Duration::from_millis(a.es_refresh_interval_ms),
                 metrics_addr: a.metrics_addr,
                 max_poll_interval: Duration::from_millis(a.max_poll_interval_ms),
                 instance_id: Some(a.instance_id.unwrap_or_else(|| {

@@ -52,6 +52,7 @@ async fn training_from_mongodb_matches_training_from_files() {
         max_poll_interval: Duration::from_secs(300),
         instance_id: None,
         free_text: ecom_sink::FreeText::Keep,
+        es_refresh_interval: std::time::Duration::from_secs(1),
     };
     let (truth_topic, catalog_topic) = (format!("ecom-test-truth-{tag}"), format!("ecom-test-catalog-{tag}"));
     let stores = Stores::connect(&cfg).await.unwrap();

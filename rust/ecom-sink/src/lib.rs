@@ -83,6 +83,10 @@ pub struct SinkConfig {
     pub instance_id: Option<String>,
     /// What the stores keep of the free-text fields (search_query, referrer, user_agent).
     pub free_text: FreeText,
+    /// How often Elasticsearch makes new writes searchable (`index.refresh_interval`) in the
+    /// sink's indices: set in their templates and on the ones that exist when the sink starts.
+    /// Shorter means fresher searches and more segments to merge.
+    pub es_refresh_interval: Duration,
 }
 
 /// Topics and index prefixes of the session and window-metrics streams. Apart from
@@ -550,6 +554,7 @@ mod tests {
             max_poll_interval: Duration::from_secs(300),
             instance_id: None,
             free_text: crate::FreeText::Keep,
+            es_refresh_interval: Duration::from_secs(1),
             brokers: String::new(),
             topic: topic.into(),
             group_id: String::new(),

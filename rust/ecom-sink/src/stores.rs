@@ -10,7 +10,7 @@ use ecom_proto::v1::EnrichedEvent;
 use elasticsearch::auth::Credentials;
 use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use elasticsearch::indices::IndicesPutIndexTemplateParts;
+use elasticsearch::indices::{IndicesPutIndexTemplateParts, IndicesPutSettingsParts};
 use elasticsearch::{BulkParts, Elasticsearch};
 use mongodb::bson::{self, doc, Bson, Document};
 use serde_json::{json, Value};
@@ -114,6 +114,8 @@ pub struct Stores {
     metrics_index_prefix: String,
     invalid_index_prefix: String,
     free_text: crate::FreeText,
+    /// `index.refresh_interval` of every index the sink writes, in Elasticsearch's notation.
+    refresh_interval: String,
 }
 
 /// What [`Stores::expire`] removed (or would remove).
@@ -167,6 +169,7 @@ impl Stores {
             metrics_index_prefix: agg.metrics_index_prefix.clone(),
             invalid_index_prefix: agg.invalid_index_prefix.clone(),
             free_text: cfg.free_text.clone(),
+            refresh_interval: format!("{}ms", cfg.es_refresh_interval.as_millis()),
         })
     }
 
@@ -199,6 +202,7 @@ impl Stores {
             max_poll_interval: std::time::Duration::ZERO,
             instance_id: None,
             free_text: crate::FreeText::Keep,
+            es_refresh_interval: std::time::Duration::from_secs(1),
         };
         let agg = AggregatesConfig {
             sessions_index_prefix: format!("{stem}-sessions"),
@@ -287,15 +291,16 @@ impl Stores {
     }
 
     /// Installs the Elasticsearch index templates of events, sessions, metrics and rejected
-    /// records, each named
-    /// after its prefix (idempotent).
+    /// records, each named after its prefix, and sets the refresh interval on the indices of
+    /// those prefixes that exist already (idempotent).
     pub async fn ensure_schema(&self) -> anyhow::Result<()> {
-        for (name, body) in [
+        for (name, mut body) in [
             (&self.index_prefix, doc::event_index_template(&self.index_prefix)),
             (&self.sessions_index_prefix, doc::session_index_template(&self.sessions_index_prefix)),
             (&self.metrics_index_prefix, doc::metrics_index_template(&self.metrics_index_prefix)),
             (&self.invalid_index_prefix, doc::invalid_index_template(&self.invalid_index_prefix)),
         ] {
+            body["template"]["settings"]["refresh_interval"] = Value::from(self.refresh_interval.as_str());
             let resp = self
                 .es
                 .indices()
@@ -307,6 +312,20 @@ impl Stores {
             if !resp.status_code().is_success() {
                 let body = resp.text().await.unwrap_or_default();
                 bail!("Elasticsearch rejected index template {name}: {body}");
+            }
+            let pattern = format!("{name}-*");
+            let resp = self
+                .es
+                .indices()
+                .put_settings(IndicesPutSettingsParts::Index(&[&pattern]))
+                .allow_no_indices(true)
+                .body(json!({"index": {"refresh_interval": self.refresh_interval}}))
+                .send()
+                .await
+                .with_context(|| format!("setting the refresh interval of {pattern}"))?;
+            if !resp.status_code().is_success() {
+                let body = resp.text().await.unwrap_or_default();
+                bail!("Elasticsearch refused the refresh interval of {pattern}: {body}");
             }
         }
         Ok(())

@@ -89,6 +89,7 @@ fn configs(tag: &str, es_port: u16, metrics_port: u16, max_poll: Duration) -> (S
         max_poll_interval: max_poll,
         instance_id: None,
         free_text: ecom_sink::FreeText::Keep,
+        es_refresh_interval: std::time::Duration::from_secs(1),
     };
     let a = AggregatesConfig {
         sessions_topic: name("sessions"),

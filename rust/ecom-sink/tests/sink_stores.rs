@@ -38,6 +38,7 @@ fn cfg(tag: &str) -> (SinkConfig, AggregatesConfig) {
         max_poll_interval: Duration::from_secs(300),
         instance_id: None,
         free_text: ecom_sink::FreeText::Keep,
+        es_refresh_interval: std::time::Duration::from_secs(1),
     };
     let a = AggregatesConfig {
         sessions_topic: unique(&format!("ecom-test-{tag}-sessions")),
@@ -218,6 +219,38 @@ async fn assert_stored(
         assert_eq!(m.get_i64("views").unwrap(), w.views);
         assert_eq!(m.get_str("mechanism").unwrap(), "discrete_laplace");
     }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (dev/up)"]
+async fn the_refresh_interval_reaches_the_templates_and_the_indices_that_exist() {
+    let (mut c, a) = cfg("refresh");
+    c.es_refresh_interval = Duration::from_millis(250);
+    let stores = Stores::connect_with(&c, &a).await.unwrap();
+    stores.ensure_schema().await.unwrap();
+    stores.write(&Batch { events: (0..3).map(event).collect(), ..Default::default() }).await.unwrap();
+    let url = c.es_url.expose().to_string();
+    let setting = |index: String| {
+        let url = url.clone();
+        async move {
+            let v: serde_json::Value =
+                reqwest::get(format!("{url}/{index}/_settings")).await.unwrap().json().await.unwrap();
+            let obj = v.as_object().unwrap_or_else(|| panic!("no settings for {index}: {v}"));
+            assert!(!obj.is_empty(), "no index matches {index}");
+            obj.values()
+                .map(|i| i["settings"]["index"]["refresh_interval"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(setting(format!("{}-*", c.index_prefix)).await.iter().all(|r| r == "250ms"));
+    // A sink started later with another interval changes the indices already there and the
+    // templates of those still to come.
+    c.es_refresh_interval = Duration::from_millis(700);
+    Stores::connect_with(&c, &a).await.unwrap().ensure_schema().await.unwrap();
+    assert!(setting(format!("{}-*", c.index_prefix)).await.iter().all(|r| r == "700ms"));
+    let t: serde_json::Value =
+        reqwest::get(format!("{url}/_index_template/{}", a.sessions_index_prefix)).await.unwrap().json().await.unwrap();
+    assert_eq!(t["index_templates"][0]["index_template"]["template"]["settings"]["index"]["refresh_interval"], "700ms");
 }
 
 #[tokio::test]

@@ -100,7 +100,13 @@ public record JobConfig(
   static {
     // name -> {default, help}
     OPTIONS.put("bootstrap-servers", new String[] {"127.0.0.1:9092", "Kafka bootstrap servers"});
-    OPTIONS.put("serve-address", new String[] {"127.0.0.1:50051", "gRPC address of ecom serve"});
+    OPTIONS.put(
+        "serve-address",
+        new String[] {
+          "127.0.0.1:50051",
+          "gRPC address of ecom serve (host:port), or of several, comma-separated: calls go round"
+              + " robin across the instances that answer"
+        });
     OPTIONS.put(
         "serve-tls-ca-file",
         new String[] {
@@ -276,6 +282,7 @@ public record JobConfig(
   public JobConfig {
     Objects.requireNonNull(bootstrapServers, "bootstrapServers");
     Objects.requireNonNull(serveAddress, "serveAddress");
+    dev.ecom.flink.serve.ServeAddresses.parse(serveAddress);
     Objects.requireNonNull(serveSecurity, "serveSecurity");
     Objects.requireNonNull(ipHashKey, "ipHashKey");
     positive("checkpoint-interval-ms", checkpointIntervalMs);

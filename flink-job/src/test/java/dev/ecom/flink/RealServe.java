@@ -27,16 +27,32 @@ final class RealServe implements AutoCloseable {
 
   private final Process process;
   private final String address;
+  private final String httpAddress;
   final ModelInfo model;
 
-  private RealServe(Process process, String address, ModelInfo model) {
+  private RealServe(Process process, String address, String httpAddress, ModelInfo model) {
     this.process = process;
     this.address = address;
+    this.httpAddress = httpAddress;
     this.model = model;
   }
 
   String address() {
     return address;
+  }
+
+  /** The gRPC calls this serve has answered, any method, any outcome (its /metrics). */
+  long callsAnswered() throws Exception {
+    var http = java.net.http.HttpClient.newHttpClient();
+    var req =
+        java.net.http.HttpRequest.newBuilder(
+                java.net.URI.create("http://" + httpAddress + "/metrics"))
+            .build();
+    String body = http.send(req, java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+    return body.lines()
+        .filter(l -> l.startsWith("ecom_grpc_requests_total{"))
+        .mapToLong(l -> (long) Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+        .sum();
   }
 
   static RealServe start() throws Exception {
@@ -100,7 +116,7 @@ final class RealServe implements AutoCloseable {
               ScoreGrpc.newBlockingStub(ch)
                   .withDeadlineAfter(1, TimeUnit.SECONDS)
                   .describe(DescribeRequest.getDefaultInstance());
-          return new RealServe(p, address, info);
+          return new RealServe(p, address, "127.0.0.1:" + http, info);
         } catch (RuntimeException notYet) {
           if (System.nanoTime() > deadline) {
             p.destroyForcibly();

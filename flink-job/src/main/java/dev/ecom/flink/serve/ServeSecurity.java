@@ -42,9 +42,17 @@ public record ServeSecurity(String caFile, String certFile, String keyFile, Stri
     }
   }
 
-  /** A channel to {@code target} secured as configured. */
-  public ManagedChannel channel(String target) throws IOException {
-    NettyChannelBuilder b = NettyChannelBuilder.forTarget(target).maxInboundMessageSize(64 << 20);
+  /**
+   * A channel to {@code addresses} (one {@code host:port} or several, comma-separated: see {@link
+   * ServeAddresses}) secured as configured.
+   */
+  public ManagedChannel channel(String addresses) throws IOException {
+    // round_robin over every address the target resolves to: the listed instances, or every
+    // record of a DNS name (a Kubernetes headless service, dns:///ecom-serve:50051).
+    NettyChannelBuilder b =
+        NettyChannelBuilder.forTarget(ServeAddresses.target(addresses))
+            .defaultLoadBalancingPolicy("round_robin")
+            .maxInboundMessageSize(64 << 20);
     if (caFile == null) {
       b.usePlaintext();
     } else {
