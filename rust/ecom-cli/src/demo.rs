@@ -24,9 +24,6 @@ pub(crate) struct ClusterArgs {
     /// The Flink job jar.
     #[arg(long, env = "ECOM_JOB_JAR")]
     pub(crate) jar: Option<PathBuf>,
-    /// Flink installation (bin/flink is used to submit).
-    #[arg(long, env = "FLINK_HOME")]
-    pub(crate) flink_home: Option<PathBuf>,
     /// Flink REST URL.
     #[arg(long, default_value = "http://127.0.0.1:8081", env = "FLINK_REST")]
     pub(crate) flink_rest: String,
@@ -38,7 +35,7 @@ pub(crate) struct ClusterArgs {
 impl ClusterArgs {
     /// The cluster to submit to.
     pub(crate) fn flink(&self) -> Flink<'_> {
-        Flink { rest: &self.flink_rest, home: self.flink_home.as_deref(), jar: self.jar.as_deref() }
+        Flink { rest: &self.flink_rest, jar: self.jar.as_deref() }
     }
 }
 
@@ -538,10 +535,10 @@ pub(crate) async fn wait_http(
     }
 }
 
-/// A Flink session cluster to submit the job jar to: its REST URL, its `bin/flink`, the jar.
+/// A Flink session cluster to submit the job jar to through its REST API (no local Flink
+/// install needed), and the jar.
 pub(crate) struct Flink<'a> {
     pub(crate) rest: &'a str,
-    pub(crate) home: Option<&'a std::path::Path>,
     pub(crate) jar: Option<&'a std::path::Path>,
 }
 
@@ -565,7 +562,6 @@ impl Flink<'_> {
                 self.cancel(http, &id).await;
             }
         }
-        let flink_home = self.home.context("FLINK_HOME is not set: run via dev/demo or pass --flink-home")?;
         let jar = self
             .jar
             .context("the job jar is not set: run via dev/demo or pass --jar flink-job/target/ecom-flink-job.jar")?;
@@ -581,22 +577,19 @@ impl Flink<'_> {
         {
             key = vec!["--ip-hash-key-file".to_string(), crate::stack::ip_hash_key_file()?.display().to_string()];
         }
-        let out = tokio::process::Command::new(flink_home.join("bin/flink"))
-            .args(["run", "-d", "-p", &parallelism.to_string()])
-            .arg(jar)
-            .args(job_args)
-            .args(&key)
-            .output()
+        let jar_id = self.upload_jar(http, jar).await?;
+        let args: Vec<&String> = job_args.iter().chain(&key).collect();
+        let resp = http
+            .post(format!("{}/jars/{jar_id}/run", self.rest))
+            .json(&serde_json::json!({"programArgsList": args, "parallelism": parallelism}))
+            .timeout(Duration::from_secs(120))
+            .send()
             .await
-            .with_context(|| format!("running {}/bin/flink", flink_home.display()))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let id = stdout
-            .lines()
-            .find_map(|l| l.split("JobID ").nth(1))
-            .map(|s| s.trim().to_string())
-            .filter(|_| out.status.success());
-        let Some(id) = id else {
-            bail!("flink run failed ({}):\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+            .with_context(|| format!("submitting the job to Flink at {}", self.rest))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or_default();
+        let Some(id) = v["jobid"].as_str().filter(|_| status.is_success()).map(String::from) else {
+            bail!("Flink at {} refused the job ({status}): {}", self.rest, rest_error(&v));
         };
         // Wait until every task runs: records produced before that are still read (committed
         // offsets / earliest), but latency numbers would include the job's start.
@@ -618,6 +611,63 @@ impl Flink<'_> {
                 );
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The id of `jar` in the cluster's jar store (`/jars`), uploaded unless a jar of the same
+    /// content is there already: Flink keeps each upload under the file name given, and ours is
+    /// `ecom-flink-job-<sha256 prefix>.jar`. Other ecom jars there are deleted, so rebuilds do not
+    /// pile up in the JobManager's upload directory.
+    async fn upload_jar(&self, http: &reqwest::Client, jar: &std::path::Path) -> anyhow::Result<String> {
+        use sha2::Digest;
+        let bytes = tokio::fs::read(jar).await.with_context(|| format!("reading {}", jar.display()))?;
+        let digest = hex::encode(&sha2::Sha256::digest(&bytes)[..8]);
+        let name = format!("ecom-flink-job-{digest}.jar");
+        let listed: Value = http
+            .get(format!("{}/jars", self.rest))
+            .send()
+            .await
+            .with_context(|| format!("Flink's REST API at {} does not answer (run dev/up?)", self.rest))?
+            .json()
+            .await
+            .context("reading Flink's list of jars")?;
+        let mut found = None;
+        for f in listed["files"].as_array().into_iter().flatten() {
+            let (Some(id), Some(n)) = (f["id"].as_str(), f["name"].as_str()) else { continue };
+            if n == name && found.is_none() {
+                found = Some(id.to_string());
+            } else if n.starts_with("ecom-flink-job-") {
+                let _ = http.delete(format!("{}/jars/{id}", self.rest)).send().await;
+            }
+        }
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        // One multipart/form-data part, "jarfile", as Flink's upload handler takes it.
+        let mut boundary = format!("ecom-{digest}");
+        while bytes.windows(boundary.len()).any(|w| w == boundary.as_bytes()) {
+            boundary.push('x');
+        }
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"jarfile\"; filename=\"{name}\"\r\n\
+             Content-Type: application/x-java-archive\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let resp = http
+            .post(format!("{}/jars/upload", self.rest))
+            .header(reqwest::header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+            .body(body)
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .with_context(|| format!("uploading {} to Flink at {}", jar.display(), self.rest))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or_default();
+        match v["filename"].as_str().and_then(|f| f.rsplit('/').next()).filter(|_| status.is_success()) {
+            Some(id) => Ok(id.to_string()),
+            None => bail!("Flink at {} refused the jar upload ({status}): {}", self.rest, rest_error(&v)),
         }
     }
 
@@ -652,6 +702,19 @@ impl Flink<'_> {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         eprintln!("warning: Flink job {id} did not stop within 30 s");
+    }
+}
+
+/// What Flink's REST API says went wrong: the deepest "Caused by" of its error (the job's own
+/// message, e.g. a bad option), else the error as given.
+fn rest_error(v: &Value) -> String {
+    let all: Vec<&str> = v["errors"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let text = all.join("\n");
+    let cause = text.lines().filter_map(|l| l.trim().strip_prefix("Caused by: ")).next_back();
+    match cause {
+        Some(c) => c.to_string(),
+        None if text.is_empty() => v.to_string(),
+        None => text.lines().next().unwrap_or_default().to_string(),
     }
 }
 
@@ -1034,5 +1097,20 @@ pub(crate) async fn count_stores(a: &DemoArgs, outcome: &Outcome, totals: bool) 
             return Ok(StoreCounts { es_docs, mongo_docs, es_total, mongo_total, es_invalid, mongo_invalid });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_job_is_reported_by_its_deepest_cause() {
+        let v = serde_json::json!({"errors": [
+            "org.apache.flink.runtime.rest.handler.RestHandlerException: Could not execute application.\n\tat x\nCaused by: org.apache.flink.client.program.ProgramInvocationException: The main method caused an error\n\tat y\nCaused by: java.lang.IllegalArgumentException: --rpc-batch-size: -3 must be > 0\n\tat z"
+        ]});
+        assert_eq!(rest_error(&v), "java.lang.IllegalArgumentException: --rpc-batch-size: -3 must be > 0");
+        assert_eq!(rest_error(&serde_json::json!({"errors": ["Not found: /jars/x"]})), "Not found: /jars/x");
+        assert_eq!(rest_error(&serde_json::json!({})), "{}");
     }
 }

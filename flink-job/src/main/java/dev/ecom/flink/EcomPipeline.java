@@ -160,7 +160,9 @@ public final class EcomPipeline {
             .keyBy(new ByUser())
             .process(
                 new UserHistoryOperator(
-                    cfg.sessionGapMs(), cfg.allowedLatenessMs(), cfg.userHistoryTtlMs()),
+                    cfg.sessionGapMs(),
+                    cfg.allowedLatenessMs(),
+                    new StateTtl(cfg.userHistoryTtlMs(), cfg.stateTtlCleanupEntries())),
                 ProtoTypeInfo.forClass(EnrichedEvent.class))
             .uid(UID_USER_HISTORY)
             .name("user-history");
@@ -170,7 +172,9 @@ public final class EcomPipeline {
             .connect(products)
             .process(
                 new SessionOperator(
-                    cfg.sessionGapMs(), cfg.catalogWaitMs(), cfg.sessionStateTtlMs()),
+                    cfg.sessionGapMs(),
+                    cfg.catalogWaitMs(),
+                    new StateTtl(cfg.sessionStateTtlMs(), cfg.stateTtlCleanupEntries())),
                 ProtoTypeInfo.forClass(EnrichedEvent.class))
             .uid(UID_SESSIONS)
             .name("sessionize");

@@ -69,6 +69,7 @@ public record JobConfig(
     long transactionTimeoutMs,
     long userHistoryTtlMs,
     long sessionStateTtlMs,
+    int stateTtlCleanupEntries,
     Map<String, String> kafkaProperties,
     boolean passThrough)
     implements Serializable {
@@ -268,6 +269,13 @@ public record JobConfig(
               + " dropped this long after its last event (processing time; 0 never): a safety net"
               + " for sessions the watermark never closes"
         });
+    OPTIONS.put(
+        "state-ttl-cleanup-entries",
+        new String[] {
+          String.valueOf(StateTtl.DEFAULT_CLEANUP_ENTRIES),
+          "state entries checked for expiry on each state access of the user and session steps"
+              + " (Flink's default 5; 0: expired entries leave at restore or when read)"
+        });
     OPTIONS.put("metrics-topic", new String[] {"ecom.metrics", "topic for per-minute DP metrics"});
     OPTIONS.put(
         "dp-epsilon", new String[] {"0.5", "ε of each noisy metric value (4 per window record)"});
@@ -380,6 +388,10 @@ public record JobConfig(
           "--session-state-ttl-ms: "
               + sessionStateTtlMs
               + " must be >= 0 (0 keeps it until close)");
+    }
+    if (stateTtlCleanupEntries < 0) {
+      throw new IllegalArgumentException(
+          "--state-ttl-cleanup-entries: " + stateTtlCleanupEntries + " must be >= 0");
     }
     if (sessionStateTtlMs > 0 && sessionStateTtlMs <= sessionGapMs) {
       throw new IllegalArgumentException(
@@ -508,6 +520,7 @@ public record JobConfig(
         number(given, "transaction-timeout-ms"),
         number(given, "user-history-ttl-ms"),
         number(given, "session-state-ttl-ms"),
+        (int) number(given, "state-ttl-cleanup-entries"),
         kafkaProperties(given.get("kafka-properties-file")),
         bool(given, "pass-through"));
   }
@@ -699,6 +712,8 @@ public record JobConfig(
         + userHistoryTtlMs
         + ", sessionStateTtlMs="
         + sessionStateTtlMs
+        + ", stateTtlCleanupEntries="
+        + stateTtlCleanupEntries
         + ", bufferTimeoutMs="
         + bufferTimeoutMs
         + ", guardTimeoutMs="

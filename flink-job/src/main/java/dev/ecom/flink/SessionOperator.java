@@ -12,7 +12,6 @@ import dev.ecom.proto.v1.RejectReason;
 import dev.ecom.proto.v1.Session;
 import dev.ecom.proto.v1.SessionState;
 import dev.ecom.proto.v1.UserHistory;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -88,20 +87,20 @@ public final class SessionOperator
   private transient int featureCount;
   // Processing time of this task's first catalog record; MIN_VALUE before it.
   private transient long catalogSinceMs;
-  private final long stateTtlMs;
+  private final StateTtl stateTtl;
   private transient Counter duplicateEvents;
   private transient Counter catalogMisses;
   private transient Counter sessionsClosed;
 
   /**
-   * @param stateTtlMs an open session's state is dropped this long (processing time) after its last
-   *     write, 0 never: sessions close by event time, and this bounds the state of one whose close
+   * @param stateTtl an open session's state is dropped this long (processing time) after its last
+   *     write, or never: sessions close by event time, and this bounds the state of one whose close
    *     the watermark never reaches
    */
-  public SessionOperator(long gapMs, long catalogWaitMs, long stateTtlMs) {
+  public SessionOperator(long gapMs, long catalogWaitMs, StateTtl stateTtl) {
     this.gapMs = gapMs;
     this.catalogWaitMs = catalogWaitMs;
-    this.stateTtlMs = stateTtlMs;
+    this.stateTtl = stateTtl;
   }
 
   /** Per-session bookkeeping next to the ecom-core state (a Flink POJO). */
@@ -123,12 +122,8 @@ public final class SessionOperator
     var stateDesc = new ValueStateDescriptor<>("session-state", byte[].class);
     var metaDesc = new ValueStateDescriptor<>("session-meta", SessionMeta.class);
     var seenDesc = new MapStateDescriptor<>("seen-ids", Types.STRING, Types.BOOLEAN);
-    if (stateTtlMs > 0) {
-      StateTtlConfig ttl =
-          StateTtlConfig.newBuilder(Duration.ofMillis(stateTtlMs))
-              .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
-              .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
-              .build();
+    if (stateTtl.enabled()) {
+      StateTtlConfig ttl = stateTtl.config(StateTtlConfig.UpdateType.OnCreateAndWrite);
       stateDesc.enableTimeToLive(ttl);
       metaDesc.enableTimeToLive(ttl);
       seenDesc.enableTimeToLive(ttl);

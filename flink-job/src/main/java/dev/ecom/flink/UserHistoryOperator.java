@@ -5,7 +5,6 @@ import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.Event;
 import dev.ecom.proto.v1.EventKind;
 import dev.ecom.proto.v1.UserHistory;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -42,7 +41,7 @@ public final class UserHistoryOperator
 
   private final long gapMs;
   private final long allowedLatenessMs;
-  private final long ttlMs;
+  private final StateTtl ttl;
 
   /** Sessions closed for good: counts and the latest start. */
   private transient ValueState<UserTotals> totals;
@@ -53,18 +52,18 @@ public final class UserHistoryOperator
   private transient Counter withHistory;
 
   public UserHistoryOperator(long gapMs, long allowedLatenessMs) {
-    this(gapMs, allowedLatenessMs, 0);
+    this(gapMs, allowedLatenessMs, StateTtl.NONE);
   }
 
   /**
-   * @param ttlMs how long a user's state lives after it was last read or written (processing time):
-   *     a user who never comes back, and the sessions of theirs no later event closes, do not stay
-   *     in state for good; 0 keeps them
+   * @param ttl how long a user's state lives after it was last read or written (processing time): a
+   *     user who never comes back, and the sessions of theirs no later event closes, do not stay in
+   *     state for good; 0 keeps them
    */
-  public UserHistoryOperator(long gapMs, long allowedLatenessMs, long ttlMs) {
+  public UserHistoryOperator(long gapMs, long allowedLatenessMs, StateTtl ttl) {
     this.gapMs = gapMs;
     this.allowedLatenessMs = allowedLatenessMs;
-    this.ttlMs = ttlMs;
+    this.ttl = ttl;
   }
 
   /** A user's closed sessions (a Flink POJO). */
@@ -93,14 +92,10 @@ public final class UserHistoryOperator
             "user-open-sessions",
             Types.STRING,
             PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO);
-    if (ttlMs > 0) {
-      StateTtlConfig ttl =
-          StateTtlConfig.newBuilder(Duration.ofMillis(ttlMs))
-              .setUpdateType(StateTtlConfig.UpdateType.OnReadAndWrite)
-              .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
-              .build();
-      totalsDesc.enableTimeToLive(ttl);
-      openDesc.enableTimeToLive(ttl);
+    if (ttl.enabled()) {
+      StateTtlConfig config = ttl.config(StateTtlConfig.UpdateType.OnReadAndWrite);
+      totalsDesc.enableTimeToLive(config);
+      openDesc.enableTimeToLive(config);
     }
     totals = getRuntimeContext().getState(totalsDesc);
     open = getRuntimeContext().getMapState(openDesc);

@@ -43,7 +43,7 @@ class SessionOperatorTest {
   private static KeyedBroadcastOperatorTestHarness<String, EnrichedEvent, Product, EnrichedEvent>
       harness() throws Exception {
     return ProcessFunctionTestHarnesses.forKeyedBroadcastProcessFunction(
-        new SessionOperator(GAP, 5_000, TTL),
+        new SessionOperator(GAP, 5_000, StateTtl.of(TTL)),
         new EcomPipeline.BySession(),
         Types.STRING,
         SessionOperator.CATALOG);

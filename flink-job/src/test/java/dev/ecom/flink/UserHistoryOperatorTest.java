@@ -79,7 +79,9 @@ class UserHistoryOperatorTest {
     h.close();
     h =
         ProcessFunctionTestHarnesses.forKeyedProcessFunction(
-            new UserHistoryOperator(GAP, 0, 60_000), new EcomPipeline.ByUser(), Types.STRING);
+            new UserHistoryOperator(GAP, 0, StateTtl.of(60_000)),
+            new EcomPipeline.ByUser(),
+            Types.STRING);
     h.setStateTtlProcessingTime(0);
     h.processWatermark(T0 - 1);
     send("u-1", "a", T0, EventKind.EVENT_KIND_PURCHASE);
