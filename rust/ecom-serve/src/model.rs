@@ -168,6 +168,25 @@ impl Model {
         self.neighbours.features(&self.lsh.band_buckets(&sig), self.neighbours.prior)
     }
 
+    /// As [`Model::score`], with TreeSHAP only for the rows whose `shap` is true: a batch that
+    /// mixes both is scored in two XGBoost calls, since TreeSHAP costs far more than a prediction.
+    pub fn score_rows(&self, x: &[f32], shap: &[bool]) -> anyhow::Result<Vec<Scored>> {
+        if shap.iter().all(|&s| s) || !shap.iter().any(|&s| s) {
+            return self.score(x, shap.first().copied().unwrap_or(false));
+        }
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        for (row, &s) in x.chunks(self.names.len()).zip(shap) {
+            if s { &mut with } else { &mut without }.extend_from_slice(row);
+        }
+        let mut with = self.score(&with, true)?.into_iter();
+        let mut without = self.score(&without, false)?.into_iter();
+        shap.iter()
+            .map(|&s| {
+                if s { with.next() } else { without.next() }.context("XGBoost returned fewer rows than it was given")
+            })
+            .collect()
+    }
+
     /// Scores row-major `x` (rows × names.len()); with `shap`, one TreeSHAP call gives the
     /// contributions and the probability (their sum is the margin).
     pub fn score(&self, x: &[f32], shap: bool) -> anyhow::Result<Vec<Scored>> {

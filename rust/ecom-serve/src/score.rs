@@ -137,10 +137,10 @@ impl Scorer {
         for (i, r) in reqs.iter().enumerate() {
             Self::row(&m, r, Some(i), &mut x)?;
         }
-        let shap = reqs.iter().any(|r| r.top_k_reasons > 0);
+        let shap: Vec<bool> = reqs.iter().map(|r| r.top_k_reasons > 0).collect();
         let n = reqs.len();
         let work = move || -> Result<Vec<ScoreResponse>, Status> {
-            let scored = m.score(&x, shap).map_err(|e| Status::internal(format!("scoring failed: {e:#}")))?;
+            let scored = m.score_rows(&x, &shap).map_err(|e| Status::internal(format!("scoring failed: {e:#}")))?;
             let cols = m.names.len();
             Ok(reqs
                 .iter()

@@ -75,6 +75,17 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
         assert!((r.purchase_probability - want).abs() < 1e-5, "batch row {i}");
         assert_eq!(r.session_id, table.session_id[rows[i]]);
     }
+    // A batch that asks reasons of some rows only: those get them, the others none, and every
+    // probability is the same either way.
+    let mixed =
+        ScoreBatchRequest { requests: (0..rows.len()).map(|i| full(i, if i % 3 == 0 { 3 } else { 0 })).collect() };
+    let out = score.predict_batch(mixed).await.unwrap().into_inner().responses;
+    assert_eq!(out.len(), rows.len());
+    for (i, (r, want)) in out.iter().zip(&offline).enumerate() {
+        assert!((r.purchase_probability - want).abs() < 1e-5, "mixed batch row {i}");
+        assert_eq!(r.reasons.len(), if i % 3 == 0 { 3 } else { 0 }, "mixed batch row {i}");
+        assert_eq!(r.session_id, table.session_id[rows[i]]);
+    }
 
     // The core schema + tokens: serve adds the neighbour features from its index.
     let nb: prepare::NeighbourIndex =

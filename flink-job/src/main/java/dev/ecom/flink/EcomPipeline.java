@@ -186,7 +186,7 @@ public final class EcomPipeline {
                 new RecommendCall(cfg.recommendCall(), cfg.recommendK(), cfg.recommendKindSet()),
                 cfg.recommendCall(),
                 UID_RECOMMEND),
-            new ScoreCall(cfg.scoreCall(), cfg.scoreTopK()),
+            new ScoreCall(cfg.scoreCall(), cfg.scoreTopK(), cfg.scoreReasonsEvery()),
             cfg.scoreCall(),
             UID_SCORE);
     SingleOutputStreamOperator<EnrichedEvent> finished =

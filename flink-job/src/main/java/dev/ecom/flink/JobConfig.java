@@ -53,6 +53,7 @@ public record JobConfig(
     long scoreTimeoutMs,
     int scoreCapacity,
     int scoreTopK,
+    int scoreReasonsEvery,
     long recommendTimeoutMs,
     int recommendCapacity,
     int recommendK,
@@ -172,6 +173,14 @@ public record JobConfig(
         "score-timeout-ms", new String[] {"1000", "Score answer timeout before the fallback"});
     OPTIONS.put("score-capacity", new String[] {"256", "events in flight to Score per task"});
     OPTIONS.put("score-top-k", new String[] {"3", "SHAP reasons per score (0: none, cheaper)"});
+    OPTIONS.put(
+        "score-reasons-every",
+        new String[] {
+          "1",
+          "SHAP reasons for 1 scored event in this many (chosen by a hash of the event id, so a"
+              + " replay chooses the same), the rest scored without: reasons are a third of serve's"
+              + " CPU"
+        });
     OPTIONS.put(
         "recommend-timeout-ms",
         new String[] {"1000", "Recommend answer timeout before the fallback"});
@@ -321,6 +330,10 @@ public record JobConfig(
     positive("guard-capacity", guardCapacity);
     positive("score-timeout-ms", scoreTimeoutMs);
     positive("score-capacity", scoreCapacity);
+    if (scoreReasonsEvery < 1) {
+      throw new IllegalArgumentException(
+          "--score-reasons-every: " + scoreReasonsEvery + " must be >= 1 (1: every event)");
+    }
     if (scoreTopK < 0) {
       throw new IllegalArgumentException("--score-top-k: " + scoreTopK + " must be >= 0");
     }
@@ -504,6 +517,7 @@ public record JobConfig(
         number(given, "score-timeout-ms"),
         (int) number(given, "score-capacity"),
         (int) number(given, "score-top-k"),
+        (int) number(given, "score-reasons-every"),
         number(given, "recommend-timeout-ms"),
         (int) number(given, "recommend-capacity"),
         (int) number(given, "recommend-k"),
@@ -726,6 +740,8 @@ public record JobConfig(
         + scoreCapacity
         + " top-"
         + scoreTopK
+        + " every "
+        + scoreReasonsEvery
         + ", recommend="
         + recommendTimeoutMs
         + "ms/"

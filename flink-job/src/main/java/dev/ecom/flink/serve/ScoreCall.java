@@ -23,11 +23,28 @@ public final class ScoreCall extends BatchingServeCall<ScoreRequest, ScoreRespon
   private static final long serialVersionUID = 1L;
 
   private final int topKReasons;
+  private final int reasonsEvery;
   private transient ScoreGrpc.ScoreFutureStub stub;
 
   public ScoreCall(ServeCallConfig cfg, int topKReasons) {
+    this(cfg, topKReasons, 1);
+  }
+
+  /**
+   * @param reasonsEvery SHAP reasons for 1 event in this many, chosen by the event id's hash (a
+   *     replay chooses the same events); the others are scored without reasons
+   */
+  public ScoreCall(ServeCallConfig cfg, int topKReasons, int reasonsEvery) {
     super("score", cfg);
     this.topKReasons = topKReasons;
+    this.reasonsEvery = reasonsEvery;
+  }
+
+  /** The reasons asked for {@code e}: topKReasons for the sampled events, else none. */
+  int reasonsFor(EnrichedEvent e) {
+    boolean sampled =
+        reasonsEvery <= 1 || Math.floorMod(e.getEvent().getEventId().hashCode(), reasonsEvery) == 0;
+    return sampled ? topKReasons : 0;
   }
 
   @Override
@@ -46,7 +63,7 @@ public final class ScoreCall extends BatchingServeCall<ScoreRequest, ScoreRespon
         .setSessionId(e.getEvent().getSessionId())
         .addAllFeatures(e.getSessionFeaturesList())
         .setFeatureSchemaHash(e.getFeatureSchemaHash())
-        .setTopKReasons(topKReasons)
+        .setTopKReasons(reasonsFor(e))
         .addAllTokens(e.getSessionTokensList())
         .build();
   }

@@ -57,6 +57,23 @@ class BatchingServeCallTest {
   }
 
   @Test
+  void reasonsAreAskedForOneEventInNChosenByItsId() {
+    var cfg = new ServeCallConfig("127.0.0.1:1", 1_000, 16, 2, 5);
+    var every10 = new ScoreCall(cfg, 3, 10);
+    int asked = 0;
+    for (int n = 0; n < 5_000; n++) {
+      EnrichedEvent e = event(n, EventKind.EVENT_KIND_PAGE_VIEW);
+      int k = every10.reasonsFor(e);
+      assertThat(k).isIn(0, 3);
+      assertThat(every10.reasonsFor(e)).isEqualTo(k); // the same event, the same choice
+      asked += k > 0 ? 1 : 0;
+    }
+    assertThat(asked).isBetween(400, 600);
+    assertThat(new ScoreCall(cfg, 3).reasonsFor(event(1, EventKind.EVENT_KIND_PAGE_VIEW)))
+        .isEqualTo(3);
+  }
+
+  @Test
   void aServeThatNeverAnswersTimesOutIntoTheFallback() throws Exception {
     // A TCP endpoint that accepts and never speaks: the batch RPC hangs until Flink's timeout.
     try (ServerSocket silent = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
