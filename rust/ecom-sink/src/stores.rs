@@ -313,8 +313,10 @@ impl Stores {
                 let body = resp.text().await.unwrap_or_default();
                 bail!("Elasticsearch rejected index template {name}: {body}");
             }
+            // Indices made before get the interval too; a user allowed to manage templates but
+            // not index settings still gets it on every new daily index, so this only warns.
             let pattern = format!("{name}-*");
-            let resp = self
+            let why = match self
                 .es
                 .indices()
                 .put_settings(IndicesPutSettingsParts::Index(&[&pattern]))
@@ -322,10 +324,16 @@ impl Stores {
                 .body(json!({"index": {"refresh_interval": self.refresh_interval}}))
                 .send()
                 .await
-                .with_context(|| format!("setting the refresh interval of {pattern}"))?;
-            if !resp.status_code().is_success() {
-                let body = resp.text().await.unwrap_or_default();
-                bail!("Elasticsearch refused the refresh interval of {pattern}: {body}");
+            {
+                Ok(resp) if resp.status_code().is_success() => None,
+                Ok(resp) => Some(resp.text().await.unwrap_or_default()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = why {
+                tracing::warn!(
+                    %pattern, %why,
+                    "could not set the refresh interval of the existing indices; new ones get it from the template"
+                );
             }
         }
         Ok(())
