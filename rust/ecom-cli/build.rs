@@ -1,6 +1,8 @@
-//! Lets the `ecom` binary find libxgboost.so.3 without LD_LIBRARY_PATH: the `xgb` crate builds
-//! XGBoost as a shared library inside the target dir, so the binary gets an rpath to it.
-//! (xgboost_lib-sys is a direct dependency so that its build script has run before this one.)
+//! Lets what links XGBoost (the `ecom` binary, its tests, and ecom-jni-serve's library, which
+//! names this file as its build script too) find libxgboost.so.3 without LD_LIBRARY_PATH: the
+//! `xgb` crate builds XGBoost as a shared library inside the target dir, so the linked file gets
+//! an rpath to it. (xgboost_lib-sys is a direct dependency of both packages so that its build
+//! script has run before this one.)
 use std::path::PathBuf;
 
 fn main() {
@@ -17,11 +19,11 @@ fn main() {
         .max_by_key(|lib| lib.join("libxgboost.so.3").metadata().and_then(|m| m.modified()).ok());
     match newest {
         Some(lib) => {
-            println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{}", lib.display());
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
             println!("cargo:rerun-if-changed={}", lib.join("libxgboost.so.3").display());
         }
         None => println!(
-            "cargo:warning=libxgboost.so.3 not found under {}: run ecom with LD_LIBRARY_PATH set to its directory",
+            "cargo:warning=libxgboost.so.3 not found under {}: run with LD_LIBRARY_PATH set to its directory",
             build.display()
         ),
     }

@@ -54,7 +54,9 @@ pub(crate) struct E2eBench {
     /// One more run of `ours` with options of its own, after the designs and side by side with
     /// them (repeatable): `NAME=JOB OPTIONS [sink: SINK OPTIONS]`, e.g.
     /// `--variant 'fast=--checkpoint-interval-ms 500 sink: --es-refresh-interval-ms 250'`.
-    /// NAME is lower-case letters, digits and dashes.
+    /// NAME is lower-case letters, digits and dashes. `{models-dir}` in the job's options becomes
+    /// the absolute --models-dir: `--variant 'in-process=--in-process-models {models-dir}'`
+    /// scores and recommends inside the TaskManager from the model serve loads.
     #[arg(long = "variant", value_parser = parse_variant)]
     variants: Vec<Run>,
     /// Job parallelism (the scratch topics have 2 partitions).
@@ -171,6 +173,10 @@ impl From<Design> for Run {
     }
 }
 
+/// What a variant's job options write for the bench's models directory (made absolute: the
+/// TaskManagers do not share the bench's working directory).
+const MODELS_DIR: &str = "{models-dir}";
+
 /// `NAME=JOB OPTIONS [sink: SINK OPTIONS]`, options split at whitespace.
 fn parse_variant(s: &str) -> Result<Run, String> {
     let (name, opts) = s.split_once('=').ok_or("expected NAME=OPTIONS, e.g. fast=--checkpoint-interval-ms 500")?;
@@ -200,6 +206,9 @@ fn sink_addr(i: u16) -> String {
 const SERVES: [&str; 2] = ["serve", "serve2"];
 const SINKS: [&str; 2] = ["sink", "sink2"];
 const SECOND_TM: &str = "flink tm2";
+
+/// The event documents' fields that mark a serve method's fallback.
+const FALLBACKS: [&str; 3] = ["guard_fallback", "recommend_fallback", "score_fallback"];
 
 /// How often the search probe asks Elasticsearch.
 const PROBE_EVERY_MS: u64 = 100;
@@ -339,6 +348,8 @@ struct Report {
     mongo_events: u64,
     mongo_invalid: u64,
     sink_deadletters: u64,
+    /// Event documents with each of [`FALLBACKS`] true.
+    fallbacks: [u64; 3],
     /// The full-speed part: the event documents the sink wrote from its start on, and the span
     /// to the last one (ms).
     burst: Option<(u64, i64)>,
@@ -436,10 +447,11 @@ async fn measure(
 
     let flink = a.cluster.flink();
     let serve_address = (0..replicas).map(|i| serve_addrs(i).0).collect::<Vec<_>>().join(",");
+    let models = std::path::absolute(&a.models_dir).context("the models directory")?;
     let job_args: Vec<String> = crate::bench_job::scratch_job_args(&a.cluster.brokers, &serve_address, names, stem)
         .into_iter()
         .chain(["--catalog-topic".to_string(), names[6].clone()])
-        .chain(run.job_args.iter().cloned())
+        .chain(run.job_args.iter().map(|o| o.replace(MODELS_DIR, &models.to_string_lossy())))
         .chain(a.job_args.iter().cloned())
         .collect();
     let job = flink.submit(&http, a.job_parallelism(), &job_args).await?;
@@ -616,6 +628,13 @@ async fn run_job(
         None
     };
 
+    // Events that got a serve method's declared fallback: a run whose calls failed is fast for
+    // the wrong reason.
+    let mut fallbacks = [0; 3];
+    for (n, field) in fallbacks.iter_mut().zip(FALLBACKS) {
+        *n = es_count_where(es, &format!("{stem}-events-*"), json!({"term": {field: true}})).await?;
+    }
+
     let mut samples = outputs.samples;
     let by_id: std::collections::HashMap<&str, usize> =
         outputs.sample_ids.iter().map(|(id, i)| (id.as_str(), *i)).collect();
@@ -659,6 +678,7 @@ async fn run_job(
         mongo_events,
         mongo_invalid,
         sink_deadletters: sink_deadletters as u64,
+        fallbacks,
         burst,
         job_restarts: job_status.restarts,
         killed: killed.into_iter().map(|(n, after, _)| (n, after)).collect(),
@@ -706,9 +726,15 @@ async fn wait_taskmanagers(http: &reqwest::Client, rest: &str, n: usize) -> anyh
 /// Documents in `index`, those written at or after `written_from_ms` when given.
 async fn es_count(es: &crate::stack::EsHttp, index: &str, written_from_ms: Option<i64>) -> anyhow::Result<u64> {
     let query = match written_from_ms {
-        Some(t) => json!({"query": {"range": {"indexed_at": {"gte": t}}}}),
-        None => json!({"query": {"match_all": {}}}),
+        Some(t) => json!({"range": {"indexed_at": {"gte": t}}}),
+        None => json!({"match_all": {}}),
     };
+    es_count_where(es, index, query).await
+}
+
+/// Documents in `index` that match `query`.
+async fn es_count_where(es: &crate::stack::EsHttp, index: &str, query: Value) -> anyhow::Result<u64> {
+    let query = json!({ "query": query });
     let r: Value = es
         .client
         .post(format!("{}/{index}/_count?ignore_unavailable=true&allow_no_indices=true", es.base))
@@ -949,6 +975,7 @@ impl Report {
                        "es_events": self.es_events, "mongo_events": self.mongo_events,
                        "es_invalid": self.es_invalid, "mongo_invalid": self.mongo_invalid,
                        "sink_deadletters": self.sink_deadletters, "lost": lost, "duplicated": dup,
+                       "fallbacks": FALLBACKS.iter().zip(self.fallbacks).map(|(f, n)| (f.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
                        "reconciled": reconciled, "burst_events_per_s": self.burst_rate(parts),
                        "job_restarts": self.job_restarts,
                        "killed": self.killed.iter().map(|(n, s)| json!({"process": n, "after_s": s})).collect::<Vec<_>>(),
@@ -1043,6 +1070,13 @@ impl Report {
         println!("Elasticsearch events        {:>9}   dead letters {}", self.es_events, self.es_invalid);
         println!("MongoDB events              {:>9}   dead letters {}", self.mongo_events, self.mongo_invalid);
         println!("sink dead letters           {:>9}", self.sink_deadletters);
+        println!(
+            "serve fallbacks             {:>9}   (guard / recommend / score: {} / {} / {} events)",
+            self.fallbacks.iter().sum::<u64>(),
+            self.fallbacks[0],
+            self.fallbacks[1],
+            self.fallbacks[2]
+        );
         println!("Flink job restarts          {:>9}", self.job_restarts);
         for (name, after) in &self.killed {
             println!("killed (SIGKILL)            {name:>9}   {after} s after the first record");

@@ -83,6 +83,8 @@ struct Run {
     cpu: Vec<(&'static str, f64)>,
     /// Flink's `numRestarts` of the run's job (each failure is printed as a warning).
     job_restarts: u64,
+    /// Flink's own counters of each vertex (chain of operators) at the run's end.
+    vertices: Vec<Vertex>,
 }
 
 /// One run: `rate` None: pre-fill, then start the job (throughput); Some: start the job, then
@@ -226,6 +228,9 @@ pub(crate) async fn run(a: JobBench) -> anyhow::Result<()> {
                        "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
                        "visible_p50_ms": r.visible_p50_ms, "visible_p99_ms": r.visible_p99_ms,
                        "job_restarts": r.job_restarts,
+                       "vertices": r.vertices.iter().map(|v| json!({"name": v.name, "read_records": v.read_records,
+                           "read_bytes": v.read_bytes, "write_records": v.write_records, "write_bytes": v.write_bytes,
+                           "busy_ms": v.busy_ms, "backpressured_ms": v.backpressured_ms})).collect::<Vec<_>>(),
                        "cpu_seconds": r.cpu.iter().map(|(n, s)| (n.to_string(), json!(s))).collect::<serde_json::Map<_, _>>()})
             })
             .collect();
@@ -270,7 +275,102 @@ pub(crate) async fn run(a: JobBench) -> anyhow::Result<()> {
             println!("{:<52} {cells}  {total:>8.0}", r.label);
         }
     }
+    for r in runs.iter().filter(|r| !r.vertices.is_empty()) {
+        println!();
+        println!("{}: the job's vertices (Flink's counters, summed over subtasks)", r.label);
+        print!("{}", vertex_table(&r.vertices));
+    }
     Ok(())
+}
+
+/// Each vertex's records and serialized bytes per record in and out (what its network edges
+/// carry), and its task threads' busy and backpressured time per 1,000 records the raw source
+/// read (counters of the same moment).
+fn vertex_table(vertices: &[Vertex]) -> String {
+    let per_rec = |b: u64, n: u64| if n == 0 { "-".to_string() } else { format!("{:.0}", b as f64 / n as f64) };
+    let read = raw_source_read(vertices);
+    let per_k = |ms: u64| ms as f64 * 1000.0 / read.max(1) as f64;
+    let mut out = format!(
+        "{:<60} {:>10} {:>8} {:>10} {:>8} {:>10} {:>10}\n",
+        "vertex", "in", "B/in", "out", "B/out", "busy ms/k", "bp ms/k"
+    );
+    for v in vertices {
+        let name: String = v.name.chars().take(60).collect();
+        out += &format!(
+            "{name:<60} {:>10} {:>8} {:>10} {:>8} {:>10.0} {:>10.0}\n",
+            v.read_records,
+            per_rec(v.read_bytes, v.read_records),
+            v.write_records,
+            per_rec(v.write_bytes, v.write_records),
+            per_k(v.busy_ms),
+            per_k(v.backpressured_ms)
+        );
+    }
+    out += "(in/out: records over the vertex's network edges and serialized bytes per record — sources\n";
+    out += " read from Kafka, sinks write to Kafka; busy/bp: ms its task threads were busy or\n";
+    out += &format!(" backpressured per 1,000 records the raw source had read: {read})\n");
+    out
+}
+
+/// One vertex of the job graph (a chain of operators) and Flink's counters for it, summed over
+/// its subtasks: what crosses each network edge (records and serialized bytes) and where the task
+/// threads spent their time.
+#[derive(Debug, Clone, PartialEq)]
+struct Vertex {
+    name: String,
+    read_records: u64,
+    read_bytes: u64,
+    write_records: u64,
+    write_bytes: u64,
+    busy_ms: u64,
+    backpressured_ms: u64,
+}
+
+impl Vertex {
+    /// The vertices of a `/jobs/<id>` answer.
+    fn parse(job: &serde_json::Value) -> Vec<Vertex> {
+        let n = |m: &serde_json::Value, k: &str| m.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0) as u64;
+        job.get("vertices")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                let m = &v["metrics"];
+                Vertex {
+                    name: v["name"].as_str().unwrap_or("?").to_string(),
+                    read_records: n(m, "read-records"),
+                    read_bytes: n(m, "read-bytes"),
+                    write_records: n(m, "write-records"),
+                    write_bytes: n(m, "write-bytes"),
+                    busy_ms: n(m, "accumulated-busy-time"),
+                    backpressured_ms: n(m, "accumulated-backpressured-time"),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The job's vertices as Flink counts them once its raw source's count has reached `records`.
+/// The REST API answers from metrics the JobManager fetches every few seconds (Flink's
+/// `metrics.fetcher.update-interval`, 10 s by default), so this asks again for up to 15 s and
+/// then takes the last answer (empty when the REST API does not answer).
+async fn vertices(http: &reqwest::Client, rest: &str, job: &str, records: u64) -> Vec<Vertex> {
+    let mut last = Vec::new();
+    for _ in 0..15 {
+        if let Ok(r) = http.get(format!("{rest}/jobs/{job}")).send().await {
+            last = r.json::<serde_json::Value>().await.map(|v| Vertex::parse(&v)).unwrap_or_default();
+        }
+        if raw_source_read(&last) >= records {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    last
+}
+
+/// Records the raw-event source has read, by Flink's counters (0 when it is not among them).
+fn raw_source_read(vertices: &[Vertex]) -> u64 {
+    vertices.iter().find(|v| v.name.contains("raw-source")).map_or(0, |v| v.read_records)
 }
 
 /// One job on fresh scratch topics.
@@ -340,7 +440,9 @@ async fn one_run(
         .map(|((name, after), (_, before))| (name, after - before))
         .collect();
     let job_status = watch.finish().await;
+    let mut vertices = Vec::new();
     if counted.is_ok() {
+        vertices = self::vertices(http, flink.rest, &job, records).await;
         flink.cancel(http, &job).await;
     }
     if let (Some(p), Ok(_)) = (producing, &counted) {
@@ -371,6 +473,7 @@ async fn one_run(
         visible_p99_ms: pct(&visible, 0.99),
         cpu,
         job_restarts: job_status.restarts,
+        vertices,
     })
 }
 
@@ -479,4 +582,39 @@ fn count_outputs_blocking(
         last_out = last_out.max(out);
     }
     Ok(((last_out - first_in) as f64 / 1000.0, samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vertices_come_from_flinks_job_answer_and_print_per_record_and_per_thousand() {
+        let job = json!({"vertices": [
+            {"name": "Source: raw-source -> validate-enrich", "metrics": {"read-bytes": 3000, "write-bytes": 8000,
+             "read-records": 10, "write-records": 10, "accumulated-busy-time": 50.0, "accumulated-backpressured-time": 7}},
+            {"name": "user-history", "metrics": {}}
+        ]});
+        let v = Vertex::parse(&job);
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            v[0],
+            Vertex {
+                name: "Source: raw-source -> validate-enrich".into(),
+                read_records: 10,
+                read_bytes: 3000,
+                write_records: 10,
+                write_bytes: 8000,
+                busy_ms: 50,
+                backpressured_ms: 7
+            }
+        );
+        let table = vertex_table(&v);
+        let row = table.lines().nth(1).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().rev().take(6).collect();
+        // Per 1,000 of the raw source's 10 records: bp 700 ms, busy 5,000 ms; 800 B out, 10 out,
+        // 300 B in, 10 in.
+        assert_eq!(cells, ["700", "5000", "800", "10", "300", "10"]);
+        assert!(table.lines().nth(2).unwrap().contains(" - "), "no records: no bytes per record");
+    }
 }

@@ -1,5 +1,15 @@
 //! Strings packed as one UTF-8 byte buffer and the end offset of each: how the Flink job hands a
-//! batch of strings over JNI in one copy instead of several JNI calls per string.
+//! batch of strings over JNI in one copy instead of several JNI calls per string. Also what a
+//! caught panic says, for the JNI libraries' exceptions.
+
+/// The message of a panic caught with `catch_unwind` ("unknown panic" when it is not a string).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
 
 /// The strings of `bytes` ending at `ends`, each checked to be UTF-8. `ends` must not decrease
 /// nor pass the bytes; the error names `name` and what is wrong.

@@ -83,11 +83,7 @@ fn guarded<'l, T>(env: &mut JNIEnv<'l>, what: &str, null: T, f: impl FnOnce(&mut
         Ok(Err(Error::Jni(jni::errors::Error::JavaException))) => return null, // already pending
         Ok(Err(Error::Jni(e))) => ("java/lang/RuntimeException", format!("ecom-jni {what}: JNI error: {e}")),
         Err(panic) => {
-            let m = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let m = ecom_core::packed::panic_message(panic.as_ref());
             ("java/lang/RuntimeException", format!("ecom-jni {what}: internal error (panic): {m}"))
         }
     };

@@ -130,6 +130,37 @@ impl Scorer {
         Ok(Self::answer(&m, &r, &x, &s))
     }
 
+    /// Scores a batch with model `m` on the calling thread: every request checked, then one
+    /// XGBoost call (two when only some rows ask for reasons). Blocking. The gRPC method and the
+    /// job's in-process scoring (ecom-jni-serve) both answer through this.
+    pub fn score_batch_with(m: &Model, reqs: &[ScoreRequest]) -> Result<Vec<ScoreResponse>, Status> {
+        let mut x = Vec::with_capacity(reqs.len() * m.names.len());
+        for (i, r) in reqs.iter().enumerate() {
+            Self::row(m, r, Some(i), &mut x)?;
+        }
+        Self::score_checked(m, reqs, &x)
+    }
+
+    /// Scores checked rows `x` of `reqs`.
+    fn score_checked(m: &Model, reqs: &[ScoreRequest], x: &[f32]) -> Result<Vec<ScoreResponse>, Status> {
+        let shap: Vec<bool> = reqs.iter().map(|r| r.top_k_reasons > 0).collect();
+        let scored = m.score_rows(x, &shap).map_err(|e| Status::internal(format!("scoring failed: {e:#}")))?;
+        let cols = m.names.len();
+        Ok(reqs
+            .iter()
+            .zip(&scored)
+            .enumerate()
+            .map(|(i, (r, s))| Self::answer(m, r, &x[i * cols..(i + 1) * cols], s))
+            .collect())
+    }
+
+    /// Answers a Recommend batch with model `m` (FAILED_PRECONDITION when it has no Recommend
+    /// index). The gRPC method and the job's in-process recommending both answer through this.
+    pub fn similar_batch_with(m: &Model, reqs: &[SimilarRequest]) -> Result<Vec<SimilarResponse>, Status> {
+        Self::has_recommend(m)?;
+        reqs.iter().enumerate().map(|(i, r)| Self::similar_one(m, r, Some(i))).collect()
+    }
+
     /// Scores a checked batch on one model version in one XGBoost call.
     async fn score_all(&self, reqs: Vec<ScoreRequest>) -> Result<Vec<ScoreResponse>, Status> {
         let m = self.model()?;
@@ -137,18 +168,8 @@ impl Scorer {
         for (i, r) in reqs.iter().enumerate() {
             Self::row(&m, r, Some(i), &mut x)?;
         }
-        let shap: Vec<bool> = reqs.iter().map(|r| r.top_k_reasons > 0).collect();
         let n = reqs.len();
-        let work = move || -> Result<Vec<ScoreResponse>, Status> {
-            let scored = m.score_rows(&x, &shap).map_err(|e| Status::internal(format!("scoring failed: {e:#}")))?;
-            let cols = m.names.len();
-            Ok(reqs
-                .iter()
-                .zip(&scored)
-                .enumerate()
-                .map(|(i, (r, s))| Self::answer(&m, r, &x[i * cols..(i + 1) * cols], s))
-                .collect())
-        };
+        let work = move || Self::score_checked(&m, &reqs, &x);
         let out = if n > INLINE_ROWS {
             tokio::task::spawn_blocking(work).await.map_err(|e| Status::internal(format!("scoring task: {e}")))??
         } else {
@@ -229,13 +250,18 @@ impl Scorer {
     /// The current model, if it has a Recommend index.
     fn recommend_model(&self) -> Result<Arc<Model>, Status> {
         let m = self.model()?;
+        Self::has_recommend(&m)?;
+        Ok(m)
+    }
+
+    fn has_recommend(m: &Model) -> Result<(), Status> {
         if m.recommend.is_empty() {
             return Err(Status::failed_precondition(format!(
                 "model {} has no Recommend index (recommend.json): retrain with this ecom",
                 m.version
             )));
         }
-        Ok(m)
+        Ok(())
     }
 }
 
@@ -255,9 +281,8 @@ impl RecommendApi for Scorer {
     ) -> Result<Response<SimilarBatchResponse>, Status> {
         let started = Instant::now();
         let reqs = request.into_inner().requests;
-        let out = self.check_batch(reqs.len()).and_then(|()| self.recommend_model()).and_then(|m| {
-            reqs.iter().enumerate().map(|(i, r)| Self::similar_one(&m, r, Some(i))).collect::<Result<Vec<_>, _>>()
-        });
+        let out =
+            self.check_batch(reqs.len()).and_then(|()| self.model()).and_then(|m| Self::similar_batch_with(&m, &reqs));
         observe("Recommend.SimilarBatch", started, out.is_ok());
         Ok(Response::new(SimilarBatchResponse { responses: out? }))
     }

@@ -72,6 +72,7 @@ public record JobConfig(
     long sessionStateTtlMs,
     int stateTtlCleanupEntries,
     Map<String, String> kafkaProperties,
+    String inProcessModels,
     boolean passThrough)
     implements Serializable {
 
@@ -230,6 +231,16 @@ public record JobConfig(
           "false",
           "development only: with no key given, hash IPs with a built-in, guessable key instead"
               + " of refusing to start"
+        });
+    OPTIONS.put(
+        "in-process-models",
+        new String[] {
+          null,
+          "models directory (ecom serve's --models-dir, on every TaskManager host): Score and"
+              + " Recommend run inside the TaskManager over JNI from its CURRENT model, reloaded"
+              + " within seconds when CURRENT moves, instead of calling ecom serve (Guard still"
+              + " does: it needs Redis). Needs libecom_jni_serve.so and libxgboost.so.3 on"
+              + " java.library.path"
         });
     OPTIONS.put(
         "pass-through",
@@ -536,6 +547,7 @@ public record JobConfig(
         number(given, "session-state-ttl-ms"),
         (int) number(given, "state-ttl-cleanup-entries"),
         kafkaProperties(given.get("kafka-properties-file")),
+        given.get("in-process-models"),
         bool(given, "pass-through"));
   }
 
@@ -636,7 +648,8 @@ public record JobConfig(
         scoreCapacity,
         rpcBatchSize,
         rpcBatchMaxDelayMs,
-        serveSecurity);
+        serveSecurity,
+        inProcessModels);
   }
 
   /** How the job calls Recommend. */
@@ -647,7 +660,8 @@ public record JobConfig(
         recommendCapacity,
         rpcBatchSize,
         rpcBatchMaxDelayMs,
-        serveSecurity);
+        serveSecurity,
+        inProcessModels);
   }
 
   /** The event kinds of --recommend-kinds. */
@@ -696,6 +710,7 @@ public record JobConfig(
         + " ("
         + serveSecurity
         + ")"
+        + (inProcessModels == null ? "" : ", inProcessModels=" + inProcessModels)
         + ", groupId="
         + groupId
         + ", topics="

@@ -167,9 +167,13 @@ class EcomPipelineTest {
   private static final String CATALOG_TOPIC = "ecom.catalog";
 
   private Outcome run(JobConfig cfg) throws Exception {
+    return run(cfg, 2);
+  }
+
+  private Outcome run(JobConfig cfg, int parallelism) throws Exception {
     buildInput();
     StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
-    env.setParallelism(2);
+    env.setParallelism(parallelism);
     // As in EcomJob: fail rather than fall back to Kryo.
     env.configure(new Configuration().set(PipelineOptions.GENERIC_TYPES, false));
     DataStream<RawRecord> raw =
@@ -334,6 +338,48 @@ class EcomPipelineTest {
         assertThat(s.getPurchaseProbability()).isEqualTo(decision.getPurchaseProbability());
         assertThat(s.getModelVersion()).isEqualTo(serve.model.getModelVersion());
       }
+    }
+  }
+
+  @Test
+  void inProcessScoringAndRecommendingAnswerAsServeDoes() throws Exception {
+    try (RealServe serve = RealServe.start()) {
+      // One task each, so both runs see the events in the same order and build the same
+      // session features.
+      Map<String, EnrichedEvent> remote = new HashMap<>();
+      run(config(serve.address()), 1)
+          .enriched()
+          .forEach(e -> remote.put(e.getEvent().getEventId(), e));
+      String models = RealServe.modelsDir().toString();
+      List<EnrichedEvent> local =
+          run(config(serve.address(), "--in-process-models", models), 1).enriched();
+
+      assertThat(local).hasSize(VALID);
+      assertThat(remote).hasSize(VALID);
+      // (This input's products are not in the model's sessions, so every recommendation list is
+      // empty here; ServeNativeTest compares non-empty ones.)
+      for (EnrichedEvent e : local) {
+        EnrichedEvent r = remote.get(e.getEvent().getEventId());
+        assertThat(e.getSessionFeaturesList()).isEqualTo(r.getSessionFeaturesList());
+        assertThat(e.getScoreFallback()).as("score fallback: %s", e).isFalse();
+        assertThat(e.getRecommendFallback()).as("recommend fallback: %s", e).isFalse();
+        assertThat(e.getModelVersion()).isEqualTo(serve.model.getModelVersion());
+        assertThat(e.getPurchaseProbability()).isEqualTo(r.getPurchaseProbability());
+        assertThat(e.getShapReasonsList()).isEqualTo(r.getShapReasonsList());
+        assertThat(e.getRecommendationsList()).isEqualTo(r.getRecommendationsList());
+        // Guard still goes to serve.
+        assertThat(e.getGuardFallback()).as("guard fallback: %s", e).isFalse();
+      }
+    }
+  }
+
+  @Test
+  void inProcessScoringWithoutAModelFallsBack(@TempDir Path empty) throws Exception {
+    Outcome out = run(config("127.0.0.1:1", "--in-process-models", empty.toString()));
+    assertThat(out.enriched()).hasSize(VALID);
+    for (EnrichedEvent e : out.enriched()) {
+      assertThat(e.getScoreFallback()).isTrue();
+      assertThat(e.hasPurchaseProbability()).isFalse();
     }
   }
 

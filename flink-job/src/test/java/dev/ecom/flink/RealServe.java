@@ -22,13 +22,13 @@ import java.util.concurrent.TimeUnit;
  * Guard uses the local stack's Redis ({@code $REDIS_URL}). Skips the test when {@code $ECOM_BIN} is
  * not set (a bare {@code mvn test}); dev/test always sets it.
  */
-final class RealServe implements AutoCloseable {
+public final class RealServe implements AutoCloseable {
   private static Path models;
 
   private final Process process;
   private final String address;
   private final String httpAddress;
-  final ModelInfo model;
+  public final ModelInfo model;
 
   private RealServe(Process process, String address, String httpAddress, ModelInfo model) {
     this.process = process;
@@ -37,7 +37,7 @@ final class RealServe implements AutoCloseable {
     this.model = model;
   }
 
-  String address() {
+  public String address() {
     return address;
   }
 
@@ -55,7 +55,7 @@ final class RealServe implements AutoCloseable {
         .sum();
   }
 
-  static RealServe start() throws Exception {
+  public static RealServe start() throws Exception {
     return start(List.of(), ServeSecurity.NONE);
   }
 
@@ -129,6 +129,13 @@ final class RealServe implements AutoCloseable {
     } finally {
       ch.shutdownNow();
     }
+  }
+
+  /** The models directory every RealServe of this JVM serves (trained on first use). */
+  public static Path modelsDir() throws Exception {
+    String bin = System.getenv("ECOM_BIN");
+    assumeTrue(bin != null && !bin.isBlank(), "ECOM_BIN not set: run through dev/test (or set it)");
+    return trainedModels(bin);
   }
 
   /** One model for every test of this JVM. */

@@ -4,7 +4,9 @@ package dev.ecom.flink.serve;
 import com.google.common.util.concurrent.FutureCallback;
 import com.google.common.util.concurrent.Futures;
 import com.google.common.util.concurrent.ListenableFuture;
+import com.google.common.util.concurrent.ListeningExecutorService;
 import com.google.common.util.concurrent.MoreExecutors;
+import dev.ecom.flink.nativelib.ServeNative;
 import dev.ecom.proto.v1.EnrichedEvent;
 import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
@@ -37,6 +39,10 @@ import org.slf4j.LoggerFactory;
  * never waits on serve for longer than the timeout. Events the method is not asked about ({@link
  * #asks} false) pass through at once.
  *
+ * <p>With {@link ServeCallConfig#inProcessModels} set, a batch is answered inside the TaskManager
+ * instead ({@link #callInProcess}, over JNI on one thread of the task's own), with the same
+ * batching, timeout and fallback.
+ *
  * <p>While serve is away the channel reconnects at most {@link #RECONNECT_EVERY_MS} apart instead
  * of after grpc-java's own backoff (up to two minutes), so events stop getting fallbacks within a
  * second or two of serve coming back.
@@ -60,6 +66,7 @@ public abstract class BatchingServeCall<Q, A>
   private final ServeCallConfig cfg;
 
   private transient ManagedChannel channel;
+  private transient ListeningExecutorService inProcess;
   private transient ScheduledExecutorService flusher;
   private transient Counter calls;
   private transient Counter fallbacks;
@@ -87,6 +94,14 @@ public abstract class BatchingServeCall<Q, A>
   /** Makes the method's stub on the task's channel. */
   protected abstract void stubs(ManagedChannel channel);
 
+  /**
+   * One batch answered in-process from the models directory {@code modelsDir}; blocking. Methods
+   * that cannot run in-process keep this default.
+   */
+  protected List<A> callInProcess(List<Q> requests, String modelsDir) {
+    throw new UnsupportedOperationException(name + " cannot run in-process");
+  }
+
   /** The request for one event. */
   protected abstract Q request(EnrichedEvent e);
 
@@ -107,8 +122,31 @@ public abstract class BatchingServeCall<Q, A>
 
   @Override
   public void open(OpenContext openContext) throws Exception {
-    channel = cfg.security().channel(cfg.serveAddress());
-    stubs(channel);
+    if (cfg.inProcessModels() == null) {
+      channel = cfg.security().channel(cfg.serveAddress());
+      stubs(channel);
+    } else {
+      inProcess =
+          MoreExecutors.listeningDecorator(
+              Executors.newSingleThreadExecutor(
+                  r -> {
+                    Thread t = new Thread(r, "ecom-" + name + "-in-process");
+                    t.setDaemon(true);
+                    return t;
+                  }));
+      // Loads the library now: without it the task fails here, naming what is missing, rather
+      // than every event falling back. A model that is not there yet only falls back until it is.
+      String dir = cfg.inProcessModels();
+      try {
+        LOG.info("{} runs in-process from {}, model {}", name, dir, ServeNative.modelVersion(dir));
+      } catch (RuntimeException e) {
+        LOG.warn(
+            "{} runs in-process from {}: {}; events get the declared fallback until a model loads",
+            name,
+            dir,
+            e.getMessage());
+      }
+    }
     flusher =
         Executors.newSingleThreadScheduledExecutor(
             r -> {
@@ -142,6 +180,10 @@ public abstract class BatchingServeCall<Q, A>
     if (flusher != null) {
       flusher.shutdownNow();
       flusher = null;
+    }
+    if (inProcess != null) {
+      inProcess.shutdownNow();
+      inProcess = null;
     }
     if (channel != null) {
       channel.shutdownNow();
@@ -213,7 +255,11 @@ public abstract class BatchingServeCall<Q, A>
     long started = System.nanoTime();
     ListenableFuture<List<A>> call;
     try {
-      call = call(requests, cfg.timeoutMs());
+      String dir = cfg.inProcessModels();
+      call =
+          dir == null
+              ? call(requests, cfg.timeoutMs())
+              : inProcess.submit(() -> callInProcess(requests, dir));
     } catch (RuntimeException e) {
       failAll(batch, Status.fromThrowable(e));
       return;
@@ -263,7 +309,7 @@ public abstract class BatchingServeCall<Q, A>
       LOG.warn(
           "{} at {} unavailable ({}: {}{}); events get the declared fallback ({} fallbacks so far)",
           name,
-          cfg.serveAddress(),
+          cfg.where(),
           why.getCode(),
           why.getDescription(),
           why.getCause() == null ? "" : ", " + why.getCause().getMessage(),

@@ -2,6 +2,8 @@
 package dev.ecom.flink.serve;
 
 import com.google.common.util.concurrent.ListenableFuture;
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.ecom.flink.nativelib.ServeNative;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.EventKind;
 import dev.ecom.proto.v1.RecommendGrpc;
@@ -55,6 +57,18 @@ public final class RecommendCall extends BatchingServeCall<SimilarRequest, Simil
         stub.withDeadlineAfter(deadlineMs, TimeUnit.MILLISECONDS)
             .similarBatch(SimilarBatchRequest.newBuilder().addAllRequests(reqs).build()),
         SimilarBatchResponse::getResponsesList);
+  }
+
+  @Override
+  protected List<SimilarResponse> callInProcess(List<SimilarRequest> reqs, String modelsDir) {
+    byte[] out =
+        ServeNative.similarBatch(
+            modelsDir, SimilarBatchRequest.newBuilder().addAllRequests(reqs).build().toByteArray());
+    try {
+      return SimilarBatchResponse.parseFrom(out).getResponsesList();
+    } catch (InvalidProtocolBufferException e) {
+      throw new IllegalStateException("ecom-jni-serve answered an unreadable response", e);
+    }
   }
 
   @Override

@@ -2,6 +2,8 @@
 package dev.ecom.flink.serve;
 
 import com.google.common.util.concurrent.ListenableFuture;
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.ecom.flink.nativelib.ServeNative;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.ScoreBatchRequest;
 import dev.ecom.proto.v1.ScoreBatchResponse;
@@ -74,6 +76,18 @@ public final class ScoreCall extends BatchingServeCall<ScoreRequest, ScoreRespon
         stub.withDeadlineAfter(deadlineMs, TimeUnit.MILLISECONDS)
             .predictBatch(ScoreBatchRequest.newBuilder().addAllRequests(reqs).build()),
         ScoreBatchResponse::getResponsesList);
+  }
+
+  @Override
+  protected List<ScoreResponse> callInProcess(List<ScoreRequest> reqs, String modelsDir) {
+    byte[] out =
+        ServeNative.scoreBatch(
+            modelsDir, ScoreBatchRequest.newBuilder().addAllRequests(reqs).build().toByteArray());
+    try {
+      return ScoreBatchResponse.parseFrom(out).getResponsesList();
+    } catch (InvalidProtocolBufferException e) {
+      throw new IllegalStateException("ecom-jni-serve answered an unreadable response", e);
+    }
   }
 
   @Override

@@ -11,6 +11,8 @@ import java.io.Serializable;
  * @param maxBatch events per batch RPC
  * @param maxDelayMs longest the first event of a batch waits for the batch to fill
  * @param security TLS, client certificate and token of the channel
+ * @param inProcessModels a models directory: the method runs inside the TaskManager over JNI from
+ *     its CURRENT model (Score and Recommend only) instead of over gRPC; null: gRPC to serveAddress
  */
 public record ServeCallConfig(
     String serveAddress,
@@ -18,12 +20,29 @@ public record ServeCallConfig(
     int capacity,
     int maxBatch,
     long maxDelayMs,
-    ServeSecurity security)
+    ServeSecurity security,
+    String inProcessModels)
     implements Serializable {
+
+  /** A call over gRPC. */
+  public ServeCallConfig(
+      String serveAddress,
+      long timeoutMs,
+      int capacity,
+      int maxBatch,
+      long maxDelayMs,
+      ServeSecurity security) {
+    this(serveAddress, timeoutMs, capacity, maxBatch, maxDelayMs, security, null);
+  }
+
+  /** Where calls go, for logs. */
+  public String where() {
+    return inProcessModels == null ? serveAddress : "in-process from " + inProcessModels;
+  }
 
   /** A plaintext call without a token. */
   public ServeCallConfig(
       String serveAddress, long timeoutMs, int capacity, int maxBatch, long maxDelayMs) {
-    this(serveAddress, timeoutMs, capacity, maxBatch, maxDelayMs, ServeSecurity.NONE);
+    this(serveAddress, timeoutMs, capacity, maxBatch, maxDelayMs, ServeSecurity.NONE, null);
   }
 }
