@@ -17,6 +17,9 @@ export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$ECOM_CACHE/pip-cache}"
 export ECOM_PROFILE=release
 export ECOM_BIN="$CARGO_TARGET_DIR/$ECOM_PROFILE/ecom"
 export ECOM_JNI_DIR="$CARGO_TARGET_DIR/$ECOM_PROFILE"
+# The commit the job jar is stamped with (the ecom binary's build script reads git itself).
+ECOM_COMMIT="$(git -C "$ECOM_ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+export ECOM_COMMIT
 # Python XGBoost + shap + grpcio, for the tests that cross-check our TreeSHAP and call ecom
 # serve from Python's official gRPC stack (dev/install makes it).
 export ECOM_CHECK_VENV="$ECOM_CACHE/venv-check-xgboost-$XGBOOST_VERSION-shap-$SHAP_VERSION-grpcio-$GRPCIO_VERSION"

@@ -28,4 +28,29 @@ fn main() {
         ),
     }
     println!("cargo:rerun-if-changed=build.rs");
+    commit();
+}
+
+/// `ECOM_GIT_COMMIT` for `ecom --version` and serve's /health: `$ECOM_GIT_COMMIT` when set (a
+/// build from a tarball or in a container without .git), else the checkout's HEAD, else
+/// "unknown". Rebuilt when HEAD moves.
+fn commit() {
+    println!("cargo:rerun-if-env-changed=ECOM_GIT_COMMIT");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = std::env::var("ECOM_GIT_COMMIT").ok().filter(|c| !c.is_empty()).or_else(|| {
+        let dir = PathBuf::from(git(&["rev-parse", "--absolute-git-dir"])?);
+        println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
+        if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            println!("cargo:rerun-if-changed={}", dir.join(r).display());
+        }
+        git(&["rev-parse", "--short=12", "HEAD"])
+    });
+    println!("cargo:rustc-env=ECOM_GIT_COMMIT={}", commit.as_deref().unwrap_or("unknown"));
 }

@@ -285,7 +285,10 @@ pub(crate) async fn run(a: E2eBench) -> anyhow::Result<()> {
         side_by_side(&parts, &reports);
     }
     if let Some((d, _, _)) = reports.iter().find(|r| !r.2) {
-        bail!("design {}: the stores do not reconcile with what was produced (see its counts above)", d.name);
+        return Err(crate::exit::unreconciled(format!(
+            "design {}: the stores do not reconcile with what was produced (see its counts above)",
+            d.name
+        )));
     }
     Ok(())
 }

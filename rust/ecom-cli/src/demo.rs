@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 #[derive(Debug, clap::Args)]
 pub(crate) struct ClusterArgs {
     /// The Flink job jar.
-    #[arg(long, env = "ECOM_JOB_JAR")]
+    #[arg(long, env = "ECOM_JOB_JAR", global = true)]
     pub(crate) jar: Option<PathBuf>,
     /// Flink REST URL.
-    #[arg(long, default_value = "http://127.0.0.1:8081", env = "FLINK_REST")]
+    #[arg(long, default_value = "http://127.0.0.1:8081", env = "FLINK_REST", global = true)]
     pub(crate) flink_rest: String,
     /// Kafka bootstrap servers.
-    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
+    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP", global = true)]
     pub(crate) brokers: String,
 }
 
@@ -433,7 +433,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         Ok(())
     } else {
         println!("reconciled: no ({})", why.join("; "));
-        std::process::exit(1);
+        std::process::exit(crate::exit::UNRECONCILED.into());
     }
 }
 
@@ -552,16 +552,44 @@ impl Flink<'_> {
         job_args: &[String],
     ) -> anyhow::Result<String> {
         // A job left over from an interrupted demo would compete for the same records.
-        let jobs: Value = http.get(format!("{}/jobs/overview", self.rest)).send().await?.json().await?;
-        for j in jobs["jobs"].as_array().cloned().unwrap_or_default() {
-            if j["name"] == "ecom"
-                && matches!(j["state"].as_str(), Some("RUNNING" | "CREATED" | "RESTARTING" | "INITIALIZING"))
-            {
-                let id = j["jid"].as_str().unwrap_or_default().to_string();
-                eprintln!("cancelling the ecom job {id} left running by an earlier run");
-                self.cancel(http, &id).await;
-            }
+        for id in self.running_ecom_jobs(http).await? {
+            eprintln!("cancelling the ecom job {id} left running by an earlier run");
+            self.cancel(http, &id).await;
         }
+        self.start(http, parallelism, job_args, None).await
+    }
+
+    /// The ids of the cluster's `ecom` jobs that are running or about to.
+    pub(crate) async fn running_ecom_jobs(&self, http: &reqwest::Client) -> anyhow::Result<Vec<String>> {
+        let jobs: Value = http
+            .get(format!("{}/jobs/overview", self.rest))
+            .send()
+            .await
+            .with_context(|| format!("Flink's REST API at {} does not answer", self.rest))?
+            .json()
+            .await?;
+        Ok(jobs["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|j| {
+                j["name"] == "ecom"
+                    && matches!(j["state"].as_str(), Some("RUNNING" | "CREATED" | "RESTARTING" | "INITIALIZING"))
+            })
+            .filter_map(|j| j["jid"].as_str().map(String::from))
+            .collect())
+    }
+
+    /// Uploads the jar (unless the cluster has it), runs the job with `job_args` at
+    /// `parallelism`, from `savepoint` when given, and waits until every task runs. Returns
+    /// the job id.
+    pub(crate) async fn start(
+        &self,
+        http: &reqwest::Client,
+        parallelism: u32,
+        job_args: &[String],
+        savepoint: Option<&str>,
+    ) -> anyhow::Result<String> {
         let jar = self
             .jar
             .context("the job jar is not set: run via dev/demo or pass --jar flink-job/target/ecom-flink-job.jar")?;
@@ -581,7 +609,11 @@ impl Flink<'_> {
         let args: Vec<&String> = job_args.iter().chain(&key).collect();
         let resp = http
             .post(format!("{}/jars/{jar_id}/run", self.rest))
-            .json(&serde_json::json!({"programArgsList": args, "parallelism": parallelism}))
+            .json(&match savepoint {
+                None => serde_json::json!({"programArgsList": args, "parallelism": parallelism}),
+                Some(path) => serde_json::json!({"programArgsList": args, "parallelism": parallelism,
+                                                 "savepointPath": path}),
+            })
             .timeout(Duration::from_secs(120))
             .send()
             .await
@@ -702,6 +734,58 @@ impl Flink<'_> {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         eprintln!("warning: Flink job {id} did not stop within 30 s");
+    }
+
+    /// Stops job `id` with a savepoint (into `dir`, or the cluster's
+    /// `execution.checkpointing.savepoint-dir`): the sources stop, a last checkpoint commits the
+    /// Kafka transactions, and the job ends FINISHED. Waits up to `wait`; returns the savepoint's
+    /// path, from which `start` resumes with nothing lost or duplicated.
+    pub(crate) async fn stop_with_savepoint(
+        &self,
+        http: &reqwest::Client,
+        id: &str,
+        dir: Option<&str>,
+        wait: Duration,
+    ) -> anyhow::Result<String> {
+        let body = match dir {
+            Some(d) => serde_json::json!({"targetDirectory": d, "drain": false}),
+            None => serde_json::json!({"drain": false}),
+        };
+        let resp = http
+            .post(format!("{}/jobs/{id}/stop", self.rest))
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("asking Flink at {} to stop job {id}", self.rest))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or_default();
+        let Some(trigger) = v["request-id"].as_str().filter(|_| status.is_success()) else {
+            bail!("Flink at {} refused to stop job {id} ({status}): {}", self.rest, rest_error(&v));
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            let v: Value =
+                http.get(format!("{}/jobs/{id}/savepoints/{trigger}", self.rest)).send().await?.json().await?;
+            if v["status"]["id"] == "COMPLETED" {
+                if let Some(path) = v["operation"]["location"].as_str() {
+                    return Ok(path.to_string());
+                }
+                bail!(
+                    "the savepoint of job {id} failed: {}",
+                    v["operation"]["failure-cause"]["stack-trace"]
+                        .as_str()
+                        .and_then(|t| t.lines().filter_map(|l| l.trim().strip_prefix("Caused by: ")).next_back())
+                        .unwrap_or("no cause given")
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "job {id}'s savepoint did not complete within {} s (it may still: see the Flink UI)",
+                    wait.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }
 

@@ -135,7 +135,10 @@ impl FaultsArgs {
 
 pub(crate) async fn run(f: FaultsArgs) -> anyhow::Result<()> {
     if !(f.rate() > 0.0 && f.rate().is_finite()) {
-        anyhow::bail!("--rate {}: every scenario produces at a fixed rate, which must be > 0", f.rate());
+        return Err(crate::exit::config(format!(
+            "--rate {}: every scenario produces at a fixed rate, which must be > 0",
+            f.rate()
+        )));
     }
     let f = Arc::new(f);
     let scenarios = if f.scenario.is_empty() { Scenario::value_variants().to_vec() } else { f.scenario.clone() };
@@ -149,7 +152,10 @@ pub(crate) async fn run(f: FaultsArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     demo::check_stack(a, &http).await?;
     if ecom_train::current(&a.models_dir).is_none() {
-        bail!("no model in {} (models/CURRENT): dev/faults trains one first", a.models_dir.display());
+        return Err(crate::exit::config(format!(
+            "no model in {} (models/CURRENT): dev/faults trains one first",
+            a.models_dir.display()
+        )));
     }
     for port in [50051, 8080, 9464] {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
@@ -220,7 +226,12 @@ pub(crate) async fn run(f: FaultsArgs) -> anyhow::Result<()> {
         println!("all {} scenarios passed", rows.len());
         Ok(())
     } else {
-        bail!("{} of {} scenarios failed: {}", failed.len(), rows.len(), failed.join(", "))
+        Err(crate::exit::unreconciled(format!(
+            "{} of {} scenarios failed: {}",
+            failed.len(),
+            rows.len(),
+            failed.join(", ")
+        )))
     }
 }
 

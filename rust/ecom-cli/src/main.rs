@@ -10,9 +10,11 @@ mod bench_e2e;
 mod bench_job;
 mod bench_serve;
 mod demo;
+mod exit;
 mod faults;
 mod flink;
 mod generate;
+mod job;
 mod replay;
 mod retention;
 mod stack;
@@ -28,9 +30,12 @@ use std::time::Duration;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// This build: the crate version and the git commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("ECOM_GIT_COMMIT"), ")");
+
 /// Real-time and offline analytics for an online furniture shop.
 #[derive(Debug, Parser)]
-#[command(name = "ecom", version, about, propagate_version = true)]
+#[command(name = "ecom", version = VERSION, about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -50,6 +55,9 @@ enum Cmd {
     Train(train::TrainArgs),
     /// Run the whole slice on the local stack and print a reconciled summary.
     Demo(demo::DemoArgs),
+    /// The Flink job on any Flink cluster, by its REST URL: submit, stop with a savepoint,
+    /// resume, cancel, list.
+    Job(job::JobArgs),
     /// The fault suite: run the pipeline at a fixed rate and break one real part per scenario
     /// (kill, stop, restart, close an index), then count lost, duplicated and dead-lettered
     /// records from the stores and time the recovery (dev/faults runs it on the local stack).
@@ -277,9 +285,27 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Runs the command; a failure prints its error chain and exits with the code [`exit::code`]
+/// chooses for it.
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            std::process::ExitCode::from(exit::code(&e))
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing();
     match cli.cmd {
         Cmd::Generate(a) => generate::run(a).await.map(|_| ()),
@@ -316,6 +342,7 @@ async fn main() -> anyhow::Result<()> {
                 ip_hash_key: ecom_core::secret::read(a.ip_hash_key_file.as_deref(), stack::IP_HASH_KEY_ENV)
                     .map_err(anyhow::Error::msg)?
                     .map(ecom_core::secret::Secret::new),
+                version: VERSION.to_string(),
             };
             ecom_serve::run(cfg, shutdown_signal()).await.context("ecom serve")
         }
@@ -359,6 +386,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Train(a) => tokio::task::spawn_blocking(move || train::run(a)).await.context("ecom train")?,
         Cmd::Demo(a) => demo::run(a).await,
+        Cmd::Job(a) => job::run(a).await,
         Cmd::Faults(a) => faults::run(a).await,
         Cmd::Bench(a) => bench::run(a).await,
         Cmd::Replay(a) => replay::run(a).await,
@@ -387,6 +415,24 @@ async fn main() -> anyhow::Result<()> {
                 models_dir: a.models_dir,
             };
             ecom_dash::run(cfg, shutdown_signal()).await.context("ecom dashboard")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_version_names_the_commit_it_was_built_from() {
+        assert!(super::VERSION.starts_with(concat!(env!("CARGO_PKG_VERSION"), " (commit ")));
+        let head = std::process::Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success() && std::env::var_os("ECOM_GIT_COMMIT").is_none());
+        if let Some(o) = head {
+            let head = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            assert!(super::VERSION.contains(&head), "{} does not name HEAD {head}", super::VERSION);
         }
     }
 }

@@ -10,13 +10,14 @@ struct AppState {
     metrics: PrometheusHandle,
     guard: Guard,
     models: Arc<ModelStore>,
+    version: String,
 }
 
-pub(crate) fn router(metrics: PrometheusHandle, guard: Guard, models: Arc<ModelStore>) -> Router {
+pub(crate) fn router(metrics: PrometheusHandle, guard: Guard, models: Arc<ModelStore>, version: String) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.render() }))
-        .with_state(AppState { metrics, guard, models })
+        .with_state(AppState { metrics, guard, models, version })
 }
 
 async fn health(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
@@ -32,7 +33,7 @@ async fn health(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Valu
                 "feature_schema_hash": m.schema_hash, "recommend_sessions": m.recommend.len()}),
             None => serde_json::json!(format!("none: no loadable model in {} (run ecom train)", s.models.dir().display())),
         },
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": s.version,
     });
     (code, Json(body))
 }

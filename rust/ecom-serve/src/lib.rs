@@ -56,6 +56,8 @@ pub struct ServeConfig {
     /// The job's IP-hash key: Guard hashes the raw IPs of requests that carry no ip_hash with
     /// it. None: a key made at start (per-IP state then starts afresh at every restart).
     pub ip_hash_key: Option<Secret>,
+    /// What /health reports as the build (the ecom binary passes its version and commit).
+    pub version: String,
 }
 
 /// TLS of the gRPC port, in PEM.
@@ -140,6 +142,7 @@ impl Default for ServeConfig {
             tls: None,
             token: None,
             ip_hash_key: None,
+            version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
 }
@@ -219,7 +222,7 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
         let _ = stop_tx.send(true);
     });
     let mut http_stop = stop_rx.clone();
-    let http_app = http::router(metrics, guard.clone(), store);
+    let http_app = http::router(metrics, guard.clone(), store, cfg.version.clone());
     let http_task = tokio::spawn(async move {
         axum::serve(http_listener, http_app)
             .with_graceful_shutdown(async move {

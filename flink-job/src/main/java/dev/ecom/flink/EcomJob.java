@@ -3,9 +3,12 @@ package dev.ecom.flink;
 
 import dev.ecom.flink.kafka.ProtoRecordSerializer;
 import dev.ecom.flink.kafka.RawRecordDeserializer;
+import java.io.IOException;
+import java.io.InputStream;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -22,6 +25,7 @@ import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsIni
 import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.util.ParameterTool;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.consumer.OffsetResetStrategy;
@@ -60,10 +64,31 @@ public final class EcomJob {
       System.err.println("ecom job: " + why);
       throw new IllegalArgumentException(why);
     }
-    LOG.info("Starting {} with {}", JOB_NAME, cfg);
+    LOG.info("Starting {} {} with {}", JOB_NAME, version(), cfg);
     checkTransactionTimeout(cfg);
 
-    buildJob(cfg).execute(JOB_NAME);
+    StreamExecutionEnvironment env = buildJob(cfg);
+    // The Flink UI shows these under the job's configuration.
+    Map<String, String> shown = JobConfig.effectiveOptions(args);
+    shown.put("ecom.version", version());
+    env.getConfig().setGlobalJobParameters(ParameterTool.fromMap(shown));
+    env.execute(JOB_NAME);
+  }
+
+  /** "0.1.0 (commit abc…)": the jar's version and the git commit it was built from. */
+  static String version() {
+    Properties p = new Properties();
+    try (InputStream in = EcomJob.class.getResourceAsStream("/ecom-job.properties")) {
+      if (in != null) {
+        p.load(in);
+      }
+    } catch (IOException e) {
+      // Only the log line and the UI lose it.
+    }
+    return p.getProperty("version", "unknown")
+        + " (commit "
+        + p.getProperty("commit", "unknown")
+        + ")";
   }
 
   /** The whole job, Kafka included, ready to execute. */

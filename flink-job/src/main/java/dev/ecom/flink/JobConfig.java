@@ -460,37 +460,7 @@ public record JobConfig(
    * @throws HelpRequested for --help or -h
    */
   public static JobConfig parse(String[] args) throws HelpRequested {
-    Map<String, String> given = new LinkedHashMap<>();
-    for (int i = 0; i < args.length; i++) {
-      String arg = args[i];
-      if (arg.equals("--help") || arg.equals("-h")) {
-        throw new HelpRequested();
-      }
-      if (!arg.startsWith("--")) {
-        throw new IllegalArgumentException("unexpected argument '" + arg + "'");
-      }
-      String name = arg.substring(2);
-      String value;
-      int eq = name.indexOf('=');
-      if (eq >= 0) {
-        value = name.substring(eq + 1);
-        name = name.substring(0, eq);
-      } else if (i + 1 < args.length) {
-        value = args[++i];
-      } else {
-        throw new IllegalArgumentException("--" + name + ": missing value");
-      }
-      if (name.equals("ip-hash-key")) {
-        throw new IllegalArgumentException(
-            "--ip-hash-key is not accepted: a key in the arguments shows in the Flink UI and in"
-                + " process lists. Put it in a file (--ip-hash-key-file) or in $"
-                + IpHashKey.ENV);
-      }
-      if (!OPTIONS.containsKey(name)) {
-        throw new IllegalArgumentException("unknown option --" + name);
-      }
-      given.put(name, value);
-    }
+    Map<String, String> given = given(args);
     String parallelism = given.get("parallelism");
     return new JobConfig(
         get(given, "bootstrap-servers"),
@@ -549,6 +519,59 @@ public record JobConfig(
         kafkaProperties(given.get("kafka-properties-file")),
         given.get("in-process-models"),
         bool(given, "pass-through"));
+  }
+
+  /**
+   * Every option with the value it takes for {@code args} (given, else its default; options without
+   * either are left out), by name: what the job registers with Flink so its UI shows them. No
+   * option holds a secret (keys and tokens are read from files named here).
+   */
+  public static Map<String, String> effectiveOptions(String[] args) throws HelpRequested {
+    Map<String, String> out = new java.util.TreeMap<>();
+    OPTIONS.forEach(
+        (name, spec) -> {
+          if (spec[0] != null) {
+            out.put(name, spec[0]);
+          }
+        });
+    out.putAll(given(args));
+    return out;
+  }
+
+  /** The options given in {@code args}, checked to be known and to have a value. */
+  private static Map<String, String> given(String[] args) throws HelpRequested {
+    Map<String, String> given = new LinkedHashMap<>();
+    for (int i = 0; i < args.length; i++) {
+      String arg = args[i];
+      if (arg.equals("--help") || arg.equals("-h")) {
+        throw new HelpRequested();
+      }
+      if (!arg.startsWith("--")) {
+        throw new IllegalArgumentException("unexpected argument '" + arg + "'");
+      }
+      String name = arg.substring(2);
+      String value;
+      int eq = name.indexOf('=');
+      if (eq >= 0) {
+        value = name.substring(eq + 1);
+        name = name.substring(0, eq);
+      } else if (i + 1 < args.length) {
+        value = args[++i];
+      } else {
+        throw new IllegalArgumentException("--" + name + ": missing value");
+      }
+      if (name.equals("ip-hash-key")) {
+        throw new IllegalArgumentException(
+            "--ip-hash-key is not accepted: a key in the arguments shows in the Flink UI and in"
+                + " process lists. Put it in a file (--ip-hash-key-file) or in $"
+                + IpHashKey.ENV);
+      }
+      if (!OPTIONS.containsKey(name)) {
+        throw new IllegalArgumentException("unknown option --" + name);
+      }
+      given.put(name, value);
+    }
+    return given;
   }
 
   /** One line per option with its default. */

@@ -12,6 +12,21 @@ import org.junit.jupiter.api.io.TempDir;
 
 class JobConfigTest {
   @Test
+  void theOptionsShownInFlinkAreTheEffectiveOnesWithoutSecrets() throws Exception {
+    java.util.Map<String, String> shown =
+        JobConfig.effectiveOptions(
+            new String[] {"--serve-address", "serve:50051", "--ip-hash-key-file", "/k"});
+    assertThat(shown)
+        .containsEntry("serve-address", "serve:50051")
+        .containsEntry("ip-hash-key-file", "/k")
+        .containsEntry("bootstrap-servers", "127.0.0.1:9092")
+        .doesNotContainKey("parallelism");
+    assertThatThrownBy(() -> JobConfig.effectiveOptions(new String[] {"--nope", "1"}))
+        .hasMessageContaining("unknown option --nope");
+    assertThat(EcomJob.version()).matches("\\S+ \\(commit \\S+\\)");
+  }
+
+  @Test
   void defaultsMatchTheLocalStack() {
     JobConfig c = JobConfig.defaults();
     assertThat(c.bootstrapServers()).isEqualTo("127.0.0.1:9092");
