@@ -2,7 +2,8 @@
 //! names this file as its build script too) find libxgboost.so.3 without LD_LIBRARY_PATH: the
 //! `xgb` crate builds XGBoost as a shared library inside the target dir, so the linked file gets
 //! an rpath to it. (xgboost_lib-sys is a direct dependency of both packages so that its build
-//! script has run before this one.)
+//! script has run before this one.) The rpath names the linked file's own directory first
+//! (`$ORIGIN`), so a copy with libxgboost.so.3 beside it runs anywhere (dev/dist).
 use std::path::PathBuf;
 
 fn main() {
@@ -19,6 +20,9 @@ fn main() {
         .max_by_key(|lib| lib.join("libxgboost.so.3").metadata().and_then(|m| m.modified()).ok());
     match newest {
         Some(lib) => {
+            // First the file's own directory, where dev/dist's tarball puts libxgboost.so.3 beside
+            // it; then the build's copy.
+            println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
             println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
             println!("cargo:rerun-if-changed={}", lib.join("libxgboost.so.3").display());
         }
