@@ -436,7 +436,7 @@ async fn measure(
         wait_taskmanagers(&http, &a.cluster.flink_rest, 2).await?;
     }
     for (url, what, log_path) in &waits {
-        wait_http(&http, url, what, log_path).await?;
+        wait_http(&http, url, what, log_path, &mut children).await?;
     }
     let procs = Procs::find_with(&pids);
     let kills: Vec<(u64, &'static str, u32)> = match a.kill_after_secs {

@@ -191,7 +191,7 @@ pub(crate) async fn run(a: JobBench) -> anyhow::Result<()> {
         .spawn()
         .context("starting ecom serve")?;
     let mut children = Children(vec![("serve".into(), serve)]);
-    wait_http(&http, &format!("http://{SERVE_HTTP}/health"), "ecom serve", &log_path).await?;
+    wait_http(&http, &format!("http://{SERVE_HTTP}/health"), "ecom serve", &log_path, &mut children).await?;
     let flink = a.cluster.flink();
     let procs = Procs::find(children.0.first().and_then(|(_, c)| c.id()));
 

@@ -89,6 +89,15 @@ pub(crate) struct DemoArgs {
     /// Job parallelism.
     #[arg(long, default_value_t = 1)]
     pub(crate) parallelism: u32,
+    /// gRPC address of the ecom serve the demo starts (the job calls it there).
+    #[arg(long, default_value = "127.0.0.1:50051", env = "ECOM_DEMO_SERVE_ADDR")]
+    pub(crate) serve_addr: std::net::SocketAddr,
+    /// HTTP address (/health, /metrics) of the ecom serve the demo starts.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "ECOM_DEMO_SERVE_HTTP_ADDR")]
+    pub(crate) serve_http_addr: std::net::SocketAddr,
+    /// HTTP address (/health, /metrics) of the ecom sink the demo starts.
+    #[arg(long, default_value = "127.0.0.1:9464", env = "ECOM_DEMO_SINK_HTTP_ADDR")]
+    pub(crate) sink_http_addr: std::net::SocketAddr,
     /// Where the demo writes the logs of the processes it starts.
     #[arg(long, env = "ECOM_HOME")]
     pub(crate) state_dir: Option<PathBuf>,
@@ -105,6 +114,18 @@ pub(crate) struct DemoArgs {
     /// Options for the Flink job after `--` (see its --help), e.g. `-- --checkpoint-interval-ms 5000`.
     #[arg(last = true)]
     pub(crate) job_options: Vec<String>,
+}
+
+impl DemoArgs {
+    /// The /health URL of the serve the demo starts.
+    pub(crate) fn serve_health(&self) -> String {
+        format!("http://{}/health", self.serve_http_addr)
+    }
+
+    /// The /health URL of the sink the demo starts.
+    pub(crate) fn sink_health(&self) -> String {
+        format!("http://{}/health", self.sink_http_addr)
+    }
 }
 
 /// The demo's records per second when --rate is not given.
@@ -177,9 +198,16 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     step("starting ecom serve and ecom sink");
     // Another serve or sink holding these ports would answer the health checks in place of the
     // ones this demo starts (which could not bind and would exit).
-    for (name, port) in [("serve", 50051), ("serve", 8080), ("sink", 9464)] {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            bail!("127.0.0.1:{port} is already taken, e.g. by another ecom {name} or demo: stop it first (ss -ltnp 'sport = :{port}')");
+    for (name, addr, flag) in [
+        ("serve", a.serve_addr, "--serve-addr"),
+        ("serve", a.serve_http_addr, "--serve-http-addr"),
+        ("sink", a.sink_http_addr, "--sink-http-addr"),
+    ] {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Err(crate::exit::config(format!(
+                "{addr} is already taken, e.g. by another ecom {name} or demo: stop it (ss -ltnp 'sport = :{}') or give the demo another {flag}",
+                addr.port()
+            )));
         }
     }
     let exe = std::env::current_exe().context("locating the ecom binary")?;
@@ -187,13 +215,14 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     for name in ["serve", "sink"] {
         children.0.push((name.to_string(), spawn_service(&exe, name, &a, &logs)?));
     }
-    wait_http(&http, "http://127.0.0.1:8080/health", "ecom serve", &logs.join("serve.log")).await?;
-    wait_http(&http, "http://127.0.0.1:9464/health", "ecom sink", &logs.join("sink.log")).await?;
+    wait_http(&http, &a.serve_health(), "ecom serve", &logs.join("serve.log"), &mut children).await?;
+    wait_http(&http, &a.sink_health(), "ecom sink", &logs.join("sink.log"), &mut children).await?;
 
     step("submitting the Flink job");
     let flink = a.cluster.flink();
+    let serve_addr = a.serve_addr.to_string();
     let mut job_args: Vec<String> =
-        ["--bootstrap-servers", &a.cluster.brokers, "--serve-address", "127.0.0.1:50051"].map(String::from).to_vec();
+        ["--bootstrap-servers", &a.cluster.brokers, "--serve-address", &serve_addr].map(String::from).to_vec();
     job_args.extend(a.job_options.iter().cloned());
     warn_unread_raw(&a.cluster.brokers, &job_args);
     let job = flink.submit(&http, a.parallelism, &job_args).await?;
@@ -448,6 +477,7 @@ pub(crate) fn spawn_service(
     let mut cmd = tokio::process::Command::new(exe);
     if name == "serve" {
         cmd.arg("serve").arg("--models-dir").arg(&a.models_dir);
+        cmd.arg("--grpc-addr").arg(a.serve_addr.to_string()).arg("--http-addr").arg(a.serve_http_addr.to_string());
         a.redis.hand_to(&mut cmd)?;
         // Guard hashes any raw IP with the job's key ($ECOM_IP_HASH_KEY is inherited when set).
         if std::env::var_os(crate::stack::IP_HASH_KEY_ENV).is_none() {
@@ -455,6 +485,7 @@ pub(crate) fn spawn_service(
         }
     } else {
         cmd.arg("sink").arg("--brokers").arg(&a.cluster.brokers);
+        cmd.arg("--metrics-addr").arg(a.sink_http_addr.to_string());
         a.es.hand_to(&mut cmd)?;
         a.mongo.hand_to(&mut cmd)?;
     }
@@ -514,22 +545,26 @@ pub(crate) async fn wait_http(
     url: &str,
     what: &str,
     log: &std::path::Path,
+    children: &mut Children,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let tail = || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let last: Vec<&str> = text.lines().rev().take(20).collect();
+        format!("last log lines ({}):\n{}", log.display(), last.into_iter().rev().collect::<Vec<_>>().join("\n"))
+    };
     loop {
         if let Ok(r) = http.get(url).send().await {
             if r.status().is_success() {
                 return Ok(());
             }
         }
+        // A child that exited (a port taken, a bad flag) is reported at once, not after 60 s.
+        if let Some((name, status)) = children.exited() {
+            bail!("ecom {name} exited ({status}) while waiting for {what} at {url}; {}", tail());
+        }
         if Instant::now() > deadline {
-            let tail = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: Vec<&str> = tail.lines().rev().take(20).collect();
-            bail!(
-                "{what} did not become healthy at {url} within 60 s; last log lines ({}):\n{}",
-                log.display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
+            bail!("{what} did not become healthy at {url} within 60 s; {}", tail());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -31,6 +31,11 @@ pub(crate) fn unreconciled(message: impl Into<String>) -> anyhow::Error {
     Exit { code: UNRECONCILED, message: message.into() }.into()
 }
 
+/// A dependency did not answer: exit code 3.
+pub(crate) fn unreachable(message: impl Into<String>) -> anyhow::Error {
+    Exit { code: UNREACHABLE, message: message.into() }.into()
+}
+
 /// A bad flag or configuration: exit code 2.
 pub(crate) fn config(message: impl Into<String>) -> anyhow::Error {
     Exit { code: CONFIG, message: message.into() }.into()

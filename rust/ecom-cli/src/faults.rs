@@ -100,9 +100,6 @@ struct Services {
     pids: Arc<Mutex<HashMap<String, u32>>>,
 }
 
-const SERVE_HEALTH: &str = "http://127.0.0.1:8080/health";
-const SINK_HEALTH: &str = "http://127.0.0.1:9464/health";
-
 impl Services {
     fn start(&mut self, name: &str, a: &DemoArgs) -> anyhow::Result<()> {
         let child = demo::spawn_service(&self.exe, name, a, &self.logs)?;
@@ -120,9 +117,10 @@ impl Services {
         }
     }
 
-    async fn wait_healthy(&self, http: &reqwest::Client, name: &str) -> anyhow::Result<()> {
-        let url = if name == "serve" { SERVE_HEALTH } else { SINK_HEALTH };
-        demo::wait_http(http, url, &format!("ecom {name}"), &self.logs.join(format!("{name}.log"))).await
+    async fn wait_healthy(&mut self, http: &reqwest::Client, name: &str, a: &DemoArgs) -> anyhow::Result<()> {
+        let url = if name == "serve" { a.serve_health() } else { a.sink_health() };
+        let log = self.logs.join(format!("{name}.log"));
+        demo::wait_http(http, &url, &format!("ecom {name}"), &log, &mut self.children).await
     }
 }
 
@@ -157,9 +155,11 @@ pub(crate) async fn run(f: FaultsArgs) -> anyhow::Result<()> {
             a.models_dir.display()
         )));
     }
-    for port in [50051, 8080, 9464] {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            bail!("127.0.0.1:{port} is already taken (another ecom serve, sink or demo?): stop it first");
+    for addr in [a.serve_addr, a.serve_http_addr, a.sink_http_addr] {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Err(crate::exit::config(format!(
+                "{addr} is already taken (another ecom serve, sink or demo?): stop it first or move the suite's with --serve-addr, --serve-http-addr, --sink-http-addr"
+            )));
         }
     }
     let exe = std::env::current_exe().context("locating the ecom binary")?;
@@ -173,11 +173,12 @@ pub(crate) async fn run(f: FaultsArgs) -> anyhow::Result<()> {
         svc.start(name, a)?;
     }
     for name in ["serve", "sink"] {
-        svc.wait_healthy(&http, name).await?;
+        svc.wait_healthy(&http, name, a).await?;
     }
     let flink = a.cluster.flink();
+    let serve_addr = a.serve_addr.to_string();
     let mut job_args: Vec<String> =
-        ["--bootstrap-servers", &a.cluster.brokers, "--serve-address", "127.0.0.1:50051"].map(String::from).to_vec();
+        ["--bootstrap-servers", &a.cluster.brokers, "--serve-address", &serve_addr].map(String::from).to_vec();
     job_args.extend(a.job_options.iter().cloned());
     let job = flink.submit(&http, a.parallelism, &job_args).await?;
 
@@ -394,7 +395,8 @@ async fn inject(
     let logs = svc.logs.clone();
     // Stops `service` for the outage and starts it again; with `health` (whose, URL), what that
     // /health answers 5 s into the outage, for the notes.
-    let stop_start = |service: &'static str, health: Option<(&'static str, &'static str)>| {
+    let (serve_health, sink_health) = (a.serve_health(), a.sink_health());
+    let stop_start = |service: &'static str, health: Option<(&'static str, String)>| {
         let logs = logs.clone();
         async move {
             stack_cmd(root, "dev/down", &[service], &logs).await?;
@@ -403,7 +405,7 @@ async fn inject(
             if let Some((whose, url)) = health {
                 waited = Duration::from_secs(5).min(outage);
                 tokio::time::sleep(waited).await;
-                seen = Some(format!("{whose} /health with {service} down: {}", status_of(http, url).await));
+                seen = Some(format!("{whose} /health with {service} down: {}", status_of(http, &url).await));
             }
             tokio::time::sleep(outage - waited).await;
             stack_cmd(root, "dev/up", &[], &logs).await?;
@@ -420,17 +422,19 @@ async fn inject(
                 svc.kill("sink").await;
                 svc.start("sink", a)?;
             }
-            svc.wait_healthy(http, "sink").await?;
+            svc.wait_healthy(http, "sink", a).await?;
         }
         Scenario::ServeKill => {
             svc.kill("serve").await;
             tokio::time::sleep(outage).await;
             svc.start("serve", a)?;
-            svc.wait_healthy(http, "serve").await?;
+            svc.wait_healthy(http, "serve", a).await?;
         }
-        Scenario::ElasticsearchStop => notes.extend(stop_start("elasticsearch", Some(("sink", SINK_HEALTH))).await?),
+        Scenario::ElasticsearchStop => {
+            notes.extend(stop_start("elasticsearch", Some(("sink", sink_health.clone()))).await?)
+        }
         Scenario::MongodbStop => notes.extend(stop_start("ferretdb", None).await?),
-        Scenario::RedisStop => notes.extend(stop_start("redis", Some(("serve", SERVE_HEALTH))).await?),
+        Scenario::RedisStop => notes.extend(stop_start("redis", Some(("serve", serve_health.clone()))).await?),
         Scenario::KafkaRestart => {
             stack_cmd(root, "dev/down", &["kafka"], &logs).await?;
             stack_cmd(root, "dev/up", &[], &logs).await?;
@@ -440,7 +444,7 @@ async fn inject(
             svc.kill("sink").await;
             svc.start("sink", a)?;
             tokio::time::sleep(Duration::from_secs(10)).await;
-            let status = status_of(http, SINK_HEALTH).await;
+            let status = status_of(http, &sink_health).await;
             notes.push(format!("a sink started with Elasticsearch down answers /health {status}"));
             if !status.starts_with("503") {
                 bail!("a sink started with Elasticsearch down answers /health {status}, not 503");

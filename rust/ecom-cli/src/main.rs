@@ -9,6 +9,7 @@ mod bench_dash;
 mod bench_e2e;
 mod bench_job;
 mod bench_serve;
+mod check;
 mod demo;
 mod exit;
 mod faults;
@@ -58,6 +59,10 @@ enum Cmd {
     /// The Flink job on any Flink cluster, by its REST URL: submit, stop with a savepoint,
     /// resume, cancel, list.
     Job(job::JobArgs),
+    /// Check the configuration the flags, environment and files give, and probe every
+    /// dependency it names (Kafka, Redis, Elasticsearch, MongoDB, Flink, ecom serve, the job jar,
+    /// the model), each with what to do when it fails. Exit 2: configuration, 3: unreachable.
+    Check(check::CheckArgs),
     /// The fault suite: run the pipeline at a fixed rate and break one real part per scenario
     /// (kill, stop, restart, close an index), then count lost, duplicated and dead-lettered
     /// records from the stores and time the recovery (dev/faults runs it on the local stack).
@@ -299,8 +304,16 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:?}");
-            std::process::ExitCode::from(exit::code(&e))
+            let code = exit::code(&e);
+            // An expected failure (configuration, a dependency down, data not reconciled) is
+            // its message chain; anything else also shows where it came from (a backtrace when
+            // RUST_BACKTRACE asks for one).
+            if code == 1 {
+                eprintln!("Error: {e:?}");
+            } else {
+                eprintln!("Error: {e:#}");
+            }
+            std::process::ExitCode::from(code)
         }
     }
 }
@@ -387,6 +400,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Train(a) => tokio::task::spawn_blocking(move || train::run(a)).await.context("ecom train")?,
         Cmd::Demo(a) => demo::run(a).await,
         Cmd::Job(a) => job::run(a).await,
+        Cmd::Check(a) => check::run(a).await,
         Cmd::Faults(a) => faults::run(a).await,
         Cmd::Bench(a) => bench::run(a).await,
         Cmd::Replay(a) => replay::run(a).await,
