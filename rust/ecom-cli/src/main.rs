@@ -10,6 +10,7 @@ mod bench_e2e;
 mod bench_job;
 mod bench_serve;
 mod check;
+mod config;
 mod demo;
 mod exit;
 mod faults;
@@ -22,8 +23,9 @@ mod stack;
 mod train;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 // The generator, the sink and serve allocate many small strings per event; glibc's malloc
@@ -36,8 +38,21 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("ECOM
 
 /// Real-time and offline analytics for an online furniture shop.
 #[derive(Debug, Parser)]
-#[command(name = "ecom", version = VERSION, about, propagate_version = true)]
-struct Cli {
+#[command(
+    name = "ecom",
+    version = VERSION,
+    about,
+    propagate_version = true,
+    after_help = "Every flag can also be set by its environment variable ([env: ...] in each command's --help; \
+ECOM_<FLAG> unless it names another) or in a TOML file (--config FILE or $ECOM_CONFIG, a table per \
+command: [serve] max-batch = 500, [bench.e2e] rates = [500, 1000]). A flag wins over the environment, \
+the environment over the file, the file over the default. Exit codes: 2 configuration, 3 a dependency \
+unreachable, 4 data not reconciled (docs/OPERATIONS.md)."
+)]
+pub(crate) struct Cli {
+    /// A TOML file of flag values, a table per command ([serve], [sink], [demo], [bench.e2e], ...).
+    #[arg(long, global = true, env = config::CONFIG_ENV)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -293,7 +308,19 @@ async fn shutdown_signal() {
 /// Runs the command; a failure prints its error chain and exits with the code [`exit::code`]
 /// chooses for it.
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cmd = config::with_env(Cli::command());
+    // The file's values reach their flags through the environment, so they only fill what
+    // neither a flag nor the environment gives. Set before any thread starts.
+    match config::from_file(&cmd, &args) {
+        Ok(values) => values.into_iter().for_each(|(k, v)| std::env::set_var(k, v)),
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            return std::process::ExitCode::from(exit::code(&e));
+        }
+    }
+    let matches = cmd.get_matches_from(args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
