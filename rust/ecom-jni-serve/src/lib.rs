@@ -28,49 +28,47 @@ const RELOAD_EVERY: Duration = Duration::from_secs(2);
 /// Booster copies per loaded model: one per task thread scoring at once in a TaskManager.
 const BOOSTERS: usize = 2;
 
-/// One models directory's store and when it last looked at CURRENT.
+/// One models directory's store and when a call last looked at CURRENT.
 struct Dir {
     path: PathBuf,
     store: Arc<ModelStore>,
     checked: Option<Instant>,
-    /// The version whose load failed and the error: not retried until CURRENT moves.
-    failed: Option<(String, String)>,
 }
 
 /// Every models directory this JVM scores from (nearly always one), shared by its task threads.
 static DIRS: Mutex<Vec<Dir>> = Mutex::new(Vec::new());
 
 /// The model to answer with from `dir`: loaded on first use and whenever CURRENT has moved
-/// (looked at most every [`RELOAD_EVERY`]). A version that fails to load leaves the one before
-/// serving; with none before, the error says why.
+/// (looked at by one call at most every [`RELOAD_EVERY`]). The first load holds the other task
+/// threads until it is done (they have nothing to answer with before); a reload does not: they
+/// go on with the model they have. A version that fails to load leaves the one before serving
+/// (the store remembers it); with none before, the error says why.
 fn model(dir: &Path) -> Result<Arc<Model>, String> {
     let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
     let at = match dirs.iter().position(|d| d.path == dir) {
         Some(i) => i,
         None => {
             let store = Arc::new(ModelStore::new(dir.to_path_buf(), BOOSTERS));
-            dirs.push(Dir { path: dir.to_path_buf(), store, checked: None, failed: None });
+            dirs.push(Dir { path: dir.to_path_buf(), store, checked: None });
             dirs.len() - 1
         }
     };
     let d = &mut dirs[at];
-    if d.checked.is_none_or(|t| t.elapsed() >= RELOAD_EVERY) {
+    let due = d.checked.is_none_or(|t| t.elapsed() >= RELOAD_EVERY);
+    if due {
         d.checked = Some(Instant::now());
-        let want = ecom_train::current(dir);
-        let retry = match (&want, &d.failed) {
-            (Some(w), Some((f, _))) => w != f,
-            _ => true,
-        };
-        if retry {
-            match d.store.refresh() {
-                Ok(_) => d.failed = None,
-                Err(e) => d.failed = Some((want.unwrap_or_default(), format!("{e:#}"))),
-            }
-        }
     }
-    d.store.get().ok_or_else(|| match &d.failed {
-        Some((_, e)) => e.clone(),
-        None => format!("no model in {}: run `ecom train` (models/CURRENT names the version)", dir.display()),
+    let store = d.store.clone();
+    if store.get().is_some() {
+        drop(dirs);
+    }
+    if due {
+        let _ = store.refresh(); // an error is the store's load_error below
+    }
+    store.get().ok_or_else(|| {
+        store.load_error().unwrap_or_else(|| {
+            format!("no model in {}: run `ecom train` (models/CURRENT names the version)", dir.display())
+        })
     })
 }
 

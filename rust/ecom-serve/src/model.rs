@@ -223,6 +223,8 @@ pub struct ModelStore {
     dir: PathBuf,
     boosters: usize,
     current: ArcSwapOption<Model>,
+    /// The last version that failed to load and why: not tried again until CURRENT moves.
+    failed: Mutex<Option<(String, String)>>,
 }
 
 impl std::fmt::Debug for ModelStore {
@@ -234,7 +236,7 @@ impl std::fmt::Debug for ModelStore {
 impl ModelStore {
     /// An empty store over `dir` (models/); [`ModelStore::refresh`] loads what CURRENT names.
     pub fn new(dir: PathBuf, boosters: usize) -> Self {
-        Self { dir, boosters, current: ArcSwapOption::empty() }
+        Self { dir, boosters, current: ArcSwapOption::empty(), failed: Mutex::new(None) }
     }
 
     /// The model requests should use now.
@@ -252,9 +254,17 @@ impl ModelStore {
         &self.dir
     }
 
-    /// The version CURRENT names, when it is not the one loaded.
+    /// Why the last version tried failed to load, while CURRENT still names it.
+    pub fn load_error(&self) -> Option<String> {
+        self.failed.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(_, why)| why.clone())
+    }
+
+    /// The version CURRENT names, when it is neither the one loaded nor the one that failed.
     fn wanted(&self) -> Option<String> {
-        ecom_train::current(&self.dir).filter(|want| self.version().as_deref() != Some(want.as_str()))
+        let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        ecom_train::current(&self.dir).filter(|want| {
+            self.version().as_deref() != Some(want.as_str()) && failed.as_ref().map(|f| &f.0) != Some(want)
+        })
     }
 
     /// Loads and swaps in `version`. Blocking (file reads and XGBoost): call from a blocking
@@ -277,33 +287,40 @@ impl ModelStore {
         Ok(())
     }
 
-    /// Loads the version CURRENT names if it is not the one loaded; returns it. Blocking.
+    /// Loads the version CURRENT names if it is neither loaded nor the one that last failed;
+    /// returns it. A failed load is counted (`ecom_model_reload_errors_total`) and remembered,
+    /// and the previous model keeps serving. Blocking; one caller at a time.
     pub fn refresh(&self) -> anyhow::Result<Option<String>> {
         let Some(want) = self.wanted() else {
             return Ok(None);
         };
-        self.load(&want)?;
-        Ok(Some(want))
+        let loaded = self.load(&want);
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        match loaded {
+            Ok(()) => {
+                *failed = None;
+                Ok(Some(want))
+            }
+            Err(e) => {
+                metrics::counter!("ecom_model_reload_errors_total").increment(1);
+                *failed = Some((want, format!("{e:#}")));
+                Err(e)
+            }
+        }
     }
 
-    /// Polls CURRENT every `every` until the process ends; a failed load is logged, counted and
-    /// retried only when CURRENT moves again.
+    /// Polls CURRENT every `every` until the process ends; a failed load is logged (and, by
+    /// [`ModelStore::refresh`], counted and retried only when CURRENT moves again).
     pub async fn watch(self: Arc<Self>, every: Duration) {
-        let mut failed: Option<String> = None;
         loop {
-            if let Some(want) = self.wanted().filter(|w| failed.as_ref() != Some(w)) {
+            if self.wanted().is_some() {
                 let store = self.clone();
-                let v = want.clone();
-                match tokio::task::spawn_blocking(move || store.load(&v)).await {
-                    Ok(Ok(())) => failed = None,
-                    Ok(Err(e)) => {
-                        tracing::error!(
-                            error = format!("{e:#}"),
-                            "model reload failed; the previous model keeps serving"
-                        );
-                        metrics::counter!("ecom_model_reload_errors_total").increment(1);
-                        failed = Some(want);
-                    }
+                match tokio::task::spawn_blocking(move || store.refresh()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(
+                        error = format!("{e:#}"),
+                        "model reload failed; the previous model keeps serving"
+                    ),
                     Err(e) => tracing::error!(error = %e, "model reload task panicked"),
                 }
             }
