@@ -225,7 +225,7 @@ pub fn update(state: &mut SessionState, e: &EnrichedEvent) -> Result<(), Feature
                 let price = ev.unit_price_cents.unwrap_or(0);
                 match state.cart.binary_search_by(|l| l.product_id.as_str().cmp(pid)) {
                     Ok(i) => {
-                        state.cart[i].quantity += qty;
+                        state.cart[i].quantity = state.cart[i].quantity.saturating_add(qty);
                         state.cart[i].unit_price_cents = price;
                     }
                     Err(i) if state.cart.len() < MAX_DISTINCT => state
@@ -297,7 +297,12 @@ pub fn compute(state: &SessionState, user: &UserHistory) -> Features {
         .max(0.0);
     f[18] = state.cart.len() as f64;
     f[19] = state.cart.iter().map(|l| f64::from(l.quantity)).sum();
-    let value: i64 = state.cart.iter().map(|l| l.unit_price_cents * i64::from(l.quantity)).sum();
+    // Saturating: a hostile client's quantities and prices must not overflow the cart's value.
+    let value: i64 = state
+        .cart
+        .iter()
+        .map(|l| l.unit_price_cents.saturating_mul(i64::from(l.quantity)))
+        .fold(0, i64::saturating_add);
     f[20] = value as f64;
     f[21] = (1.0 + value.max(0) as f64 / 100.0).ln();
     f[22] = if state.viewed_price_n > 0 {
