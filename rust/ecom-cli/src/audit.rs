@@ -25,7 +25,7 @@ pub(crate) struct AuditArgs {
     #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
     brokers: String,
     /// The raw topic: the client IPs to look for.
-    #[arg(long, default_value = "ecom.events.raw")]
+    #[arg(long, default_value = ecom_core::topics::RAW)]
     raw_topic: String,
     #[command(flatten)]
     es: EsArgs,

@@ -219,7 +219,7 @@ fn inputs() -> anyhow::Result<Inputs> {
 
 /// µs per row of Model::score in this process: one row at a time and in batches of `batch`.
 fn in_process(models: &std::path::Path, rows: &[Vec<f64>], batch: usize) -> anyhow::Result<Value> {
-    let version = ecom_train::current(models).with_context(|| format!("no model in {}", models.display()))?;
+    let version = ecom_model::current(models).with_context(|| format!("no model in {}", models.display()))?;
     let m = ecom_serve::model::Model::load(&models.join(&version), 1)?;
     let flat: Vec<f32> = rows.iter().flatten().map(|v| *v as f32).collect();
     let c = m.names.len();
@@ -285,7 +285,7 @@ async fn connect(url: &str) -> anyhow::Result<Channel> {
 }
 
 pub(crate) async fn run(a: ServeBench) -> anyhow::Result<()> {
-    if ecom_train::current(&a.models_dir).is_none() {
+    if ecom_model::current(&a.models_dir).is_none() {
         bail!("no model in {} (models/CURRENT): run `ecom train` first", a.models_dir.display());
     }
     eprintln!("ecom bench serve: preparing inputs from generated sessions");

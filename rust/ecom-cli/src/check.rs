@@ -42,18 +42,6 @@ enum Verdict {
     Warn(String),
 }
 
-/// The topics dev/up creates and the pipeline reads or writes.
-const TOPICS: [&str; 8] = [
-    "ecom.events.raw",
-    "ecom.events.enriched",
-    "ecom.events.invalid",
-    "ecom.sessions",
-    "ecom.metrics",
-    "ecom.truth",
-    "ecom.catalog",
-    "ecom.sink.deadletter",
-];
-
 const HINT: &str = "dev/up starts the local stack; dev/status says what is down";
 
 pub(crate) async fn run(a: CheckArgs) -> anyhow::Result<()> {
@@ -134,7 +122,7 @@ fn kafka(brokers: &str, timeout: Duration) -> Verdict {
         Err(e) => Verdict::Unreachable(format!("{e}; {HINT}")),
         Ok(md) => {
             let have: Vec<&str> = md.topics().iter().map(|t| t.name()).collect();
-            let missing: Vec<&str> = TOPICS.iter().copied().filter(|t| !have.contains(t)).collect();
+            let missing: Vec<&str> = ecom_core::topics::ALL.iter().copied().filter(|t| !have.contains(t)).collect();
             if missing.is_empty() {
                 Verdict::Ok(format!("{} broker(s), every ecom topic present", md.brokers().len()))
             } else {
@@ -235,7 +223,7 @@ async fn serve(http: &reqwest::Client, base: &str) -> Verdict {
 }
 
 fn models(dir: &std::path::Path) -> Verdict {
-    match ecom_train::current(dir) {
+    match ecom_model::current(dir) {
         Some(v) => Verdict::Ok(format!("CURRENT = {v}")),
         None => Verdict::Warn("no models/CURRENT: `ecom train` (dev/demo trains one)".into()),
     }

@@ -202,13 +202,13 @@ struct SinkArgs {
     #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
     brokers: String,
     /// Topic of enriched events (ecom.v1.EnrichedEvent).
-    #[arg(long, default_value = "ecom.events.enriched")]
+    #[arg(long, default_value = ecom_core::topics::ENRICHED)]
     topic: String,
     /// Topic of closed sessions (ecom.v1.Session).
-    #[arg(long, default_value = "ecom.sessions")]
+    #[arg(long, default_value = ecom_core::topics::SESSIONS)]
     sessions_topic: String,
     /// Topic of per-minute DP window metrics (ecom.v1.WindowMetrics).
-    #[arg(long, default_value = "ecom.metrics")]
+    #[arg(long, default_value = ecom_core::topics::METRICS)]
     metrics_topic: String,
     /// Kafka consumer group.
     #[arg(long, default_value = "ecom-sink")]
@@ -225,13 +225,13 @@ struct SinkArgs {
     #[arg(long, default_value = "ecom-metrics")]
     metrics_index_prefix: String,
     /// Topic of the records the job rejected.
-    #[arg(long, default_value = "ecom.events.invalid")]
+    #[arg(long, default_value = ecom_core::topics::INVALID)]
     invalid_topic: String,
     /// Index prefix of rejected records (PREFIX-YYYY.MM.DD by rejected_at_ms).
     #[arg(long, default_value = "ecom-invalid")]
     invalid_index_prefix: String,
     /// Topic for the sink's own dead letters (undecodable records, documents a store refused).
-    #[arg(long, default_value = "ecom.sink.deadletter")]
+    #[arg(long, default_value = ecom_core::topics::SINK_DEADLETTER)]
     deadletter_topic: String,
     #[command(flatten)]
     mongo: stack::MongoArgs,

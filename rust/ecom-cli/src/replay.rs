@@ -68,7 +68,7 @@ struct JobReplay {
     #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
     brokers: String,
     /// The raw topic the job reads.
-    #[arg(long, default_value = "ecom.events.raw")]
+    #[arg(long, default_value = ecom_core::topics::RAW)]
     topic: String,
     #[command(flatten)]
     choose: Choose,

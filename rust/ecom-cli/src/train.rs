@@ -30,10 +30,10 @@ pub(crate) struct TrainArgs {
     #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
     brokers: String,
     /// The generator's truth topic (labels and the oracle) for `--from mongodb`.
-    #[arg(long, default_value = "ecom.truth")]
+    #[arg(long, default_value = ecom_core::topics::TRUTH)]
     truth_topic: String,
     /// The catalog topic (the product join) for `--from mongodb`.
-    #[arg(long, default_value = "ecom.catalog")]
+    #[arg(long, default_value = ecom_core::topics::CATALOG)]
     catalog_topic: String,
     /// Root of the model versions; models/<version>/ is written and models/CURRENT moved to it.
     #[arg(long, default_value = "models", env = "ECOM_MODELS_DIR")]

@@ -7,6 +7,48 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[path = "../../ecom-sink/tests/support/secure_mongo.rs"]
+mod secure_mongo;
+
+/// The stack's FerretDB, stopped and started again on its own files and port with
+/// authentication and a TLS listener; on drop it is stopped and dev/up starts it as before.
+struct StackMongoWithAuth(Option<secure_mongo::SecureMongo>);
+
+impl StackMongoWithAuth {
+    fn start(password: &str, auth_db: &str) -> Self {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let home = std::path::PathBuf::from(std::env::var("ECOM_HOME").unwrap());
+        let down = Command::new(root.join("dev/down")).arg("ferretdb").output().unwrap();
+        assert!(down.status.success(), "dev/down ferretdb: {}", String::from_utf8_lossy(&down.stderr));
+        let dir = home.join("ferretdb");
+        Self(Some(secure_mongo::SecureMongo::start_on(
+            password,
+            &dir.join("data"),
+            "127.0.0.1:27017",
+            auth_db,
+            &dir.join("ferretdb.log"),
+        )))
+    }
+
+    fn url(&self) -> String {
+        self.0.as_ref().unwrap().url(None, true).expose().to_string()
+    }
+}
+
+impl Drop for StackMongoWithAuth {
+    fn drop(&mut self) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        // Stopped first: dev/up finds the port free and starts the stack's own again.
+        drop(self.0.take());
+        let up = Command::new(root.join("dev/up")).output().unwrap();
+        assert!(
+            up.status.success(),
+            "dev/up after the MongoDB with authentication: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+    }
+}
+
 /// The tests share the stack's topics and the one `ecom` job name: one demo at a time.
 static ONE_DEMO: Mutex<()> = Mutex::new(());
 
@@ -363,20 +405,28 @@ fn a_demo_with_credentials_leaves_no_client_ip_or_secret_behind() {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let tag = format!("{}-{nanos}", std::process::id());
     // A Redis user with a password the server checks (the default user keeps none, for the
-    // other tests); Elasticsearch here has no security module and ignores its credentials, which
-    // still travel in every request the sink, the demo and the audit make.
+    // other tests); the stack's FerretDB restarted with authentication and a TLS listener on its
+    // own files (Elasticsearch and MongoDB keep the same history, which the demo's totals
+    // compare; the other e2e tests wait on ONE_DEMO, and dev/up restarts it plain after);
+    // Elasticsearch here has no security module and ignores its credentials, which still travel
+    // in every request the sink, the demo and the audit make.
     let redis_pw = format!("redis-pw-{tag}");
     let es_pw = format!("es-pw-{tag}");
+    // The user is made once, when its database does not exist yet: one password for every run.
+    let mongo_pw = "mongo-pw-of-the-audit-test".to_string();
     let mut admin = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
     let _: () = redis::cmd("ACL")
         .arg(&["SETUSER", "ecom-audit", "on", "resetpass", &format!(">{redis_pw}"), "~*", "&*", "+@all"][..])
         .query(&mut admin)
         .unwrap();
+    let mongo = StackMongoWithAuth::start(&mongo_pw, "ecom_audit");
     let creds = [
         ("REDIS_URL", "redis://ecom-audit@127.0.0.1:6379".to_string()),
         ("REDIS_PASSWORD", redis_pw.clone()),
         ("ES_URL", "http://elastic@127.0.0.1:9200".to_string()),
         ("ES_PASSWORD", es_pw.clone()),
+        ("MONGODB_URL", mongo.url()),
+        ("MONGODB_PASSWORD", mongo_pw.clone()),
     ];
     let models = std::env::temp_dir().join(format!("ecom-audit-models-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&models);
@@ -418,6 +468,8 @@ fn a_demo_with_credentials_leaves_no_client_ip_or_secret_behind() {
     std::fs::remove_file(&planted).unwrap();
     let report = String::from_utf8_lossy(&caught.stdout);
     assert!(!caught.status.success() && report.contains("the Redis password"), "{report}");
+    // The sink wrote to the password-checked MongoDB: the demo reconciled from it above.
+    drop(mongo);
     let _: () = redis::cmd("ACL").arg(&["DELUSER", "ecom-audit"][..]).query(&mut admin).unwrap();
     let _ = std::fs::remove_dir_all(models.with_extension("data"));
     let _ = std::fs::remove_dir_all(&models);

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod packed;
 pub mod secret;
 pub mod stream;
+pub mod topics;
 pub mod validate;
 
 pub use ecom_proto::v1::{Event, EventKind, RejectReason};

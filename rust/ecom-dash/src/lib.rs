@@ -324,21 +324,20 @@ fn now_ms() -> i64 {
 /// The serving model's test-set calibration bins, as rows shaped like the live panel's
 /// histogram buckets (`series` names them), and a line naming the model and its offline numbers.
 fn serving_calibration(models_dir: &std::path::Path) -> Result<(Vec<Value>, String), String> {
-    let current = models_dir.join("CURRENT");
-    let version = std::fs::read_to_string(&current)
-        .map_err(|e| format!("no serving model to compare with ({}: {e})", current.display()))?
-        .trim()
-        .to_string();
-    let path = models_dir.join(&version).join("metrics.json");
-    let m: Value = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| format!("the serving model {version} has no readable {}", path.display()))?;
+    let version = ecom_model::current(models_dir).ok_or_else(|| {
+        format!(
+            "no serving model to compare with ({} names no version)",
+            models_dir.join(ecom_model::CURRENT).display()
+        )
+    })?;
+    let dir = models_dir.join(&version);
+    let m: Value = ecom_model::read_json(&dir, ecom_model::METRICS_FILE)
+        .map_err(|e| format!("the serving model {version} has no readable metrics: {e:#}"))?;
     let xgb = &m["models"]["xgboost"];
     let series = format!("offline test set, model {version}");
     let rows = xgb["calibration"]
         .as_array()
-        .ok_or_else(|| format!("{} has no models.xgboost.calibration", path.display()))?
+        .ok_or_else(|| format!("{} has no models.xgboost.calibration", dir.join(ecom_model::METRICS_FILE).display()))?
         .iter()
         .filter(|b| b["count"].as_u64().unwrap_or(0) > 0)
         .map(|b| {
@@ -588,58 +587,4 @@ pub async fn run(cfg: DashConfig, shutdown: impl Future<Output = ()> + Send + 's
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_embedded_panel_parses_and_filters_on_time() {
-        let panels = Panel::all().unwrap();
-        assert!(!panels.is_empty());
-        for p in &panels {
-            assert_eq!(p.spec["data"], json!({"name": "rows"}), "{}", p.id);
-            if p.source_kind == Source::Redis {
-                continue;
-            }
-            let body = p.body_for(1, 2);
-            assert!(!has_timefilter(&body), "{}: the time filter is filled in", p.id);
-            assert!(body.to_string().contains("\"gte\":1"), "{}", p.id);
-        }
-    }
-
-    #[test]
-    fn the_time_filter_becomes_a_range_and_rows_come_from_the_property() {
-        let text = r#"{"title": "t", "description": "d", "data": {"url": {"index": "ecom-events-*",
-            "body": {"size": 0, "query": {"range": {"event_time": {"%timefilter%": true}}},
-                     "aggs": {"m": {"date_histogram": {"field": "event_time", "fixed_interval": "1m"}}}}},
-            "format": {"property": "aggregations.m.buckets"}}, "mark": "bar"}"#;
-        let p = Panel::parse("t", text).unwrap();
-        assert_eq!(
-            p.body_for(10, 20)["query"]["range"]["event_time"],
-            json!({"gte": 10, "lte": 20, "format": "epoch_millis"})
-        );
-        let resp = json!({"aggregations": {"m": {"buckets": [{"key": 1, "doc_count": 3}]}}});
-        assert_eq!(p.rows(&resp), vec![json!({"key": 1, "doc_count": 3})]);
-        assert!(p.rows(&json!({})).is_empty());
-        let no_time = text.replace(r#"{"%timefilter%": true}"#, r#"{"gte": 0}"#);
-        assert!(Panel::parse("t", &no_time).unwrap_err().to_string().contains("%timefilter%"));
-        assert_eq!(p.index_in("shop"), "shop-events-*");
-        let two = Panel::parse("t", &text.replace("ecom-events-*", "ecom-events-*,ecom-invalid-*")).unwrap();
-        assert_eq!(two.index_in("shop"), "shop-events-*,shop-invalid-*");
-        assert!(Panel::parse("t", &text.replace("ecom-events-*", "ecom-events-*,logs-*")).is_err());
-        assert!(Panel::parse("t", &text.replace("ecom-events-*", "logs-*")).is_err());
-    }
-
-    #[test]
-    fn a_redis_panel_needs_no_search() {
-        let text = r#"{"title": "t", "description": "d", "usermeta": {"source": "redis"}, "mark": "bar"}"#;
-        let p = Panel::parse("live", text).unwrap();
-        assert_eq!((p.source_kind, p.index.as_str()), (Source::Redis, ""));
-        assert!(Panel::parse("x", &text.replace("redis", "kafka")).is_err());
-    }
-
-    #[test]
-    fn ranges_end_now_and_all_has_no_start() {
-        assert_eq!(Range::Min15.bounds(1_000_000), (100_000, 1_000_000));
-        assert_eq!(Range::All.bounds(5).0, 0);
-    }
-}
+mod tests;

@@ -4,9 +4,9 @@
 //! the version it started with, so a reload never fails one.
 use anyhow::{bail, Context};
 use arc_swap::ArcSwapOption;
-use ecom_core::lsh::{Lsh, LshParams};
-use ecom_train::prepare::{NeighbourIndex, NEIGHBOUR_NAMES};
-use ecom_train::recommend;
+use ecom_core::lsh::Lsh;
+use ecom_model::neighbours::{NeighbourIndex, NEIGHBOUR_NAMES};
+use ecom_model::{read_json, recommend, Schema, NEIGHBOURS_FILE, RECOMMEND_FILE, SCHEMA_FILE};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,25 +87,6 @@ impl std::fmt::Debug for Model {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct SchemaFile {
-    hash: String,
-    core_hash: String,
-    names: Vec<String>,
-    lsh: LshFile,
-}
-
-#[derive(serde::Deserialize)]
-struct LshFile {
-    num_perm: usize,
-    num_bands: usize,
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
-}
-
 fn sigmoid(margin: f64) -> f64 {
     1.0 / (1.0 + (-margin).exp())
 }
@@ -114,26 +95,26 @@ impl Model {
     /// Loads `dir` (a version directory) and scores one row to prove the booster works.
     pub fn load(dir: &Path, boosters: usize) -> anyhow::Result<Self> {
         let version = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let schema: SchemaFile = read_json(&dir.join("schema.json"))?;
+        let schema: Schema = read_json(dir, SCHEMA_FILE)?;
         let core_count = schema.names.len().saturating_sub(NEIGHBOUR_NAMES.len());
         if !schema.names[core_count..].iter().eq(NEIGHBOUR_NAMES.iter()) {
             bail!(
                 "{}: the last features are {:?}, expected the neighbour features {NEIGHBOUR_NAMES:?}",
-                dir.join("schema.json").display(),
+                dir.join(SCHEMA_FILE).display(),
                 &schema.names[core_count..]
             );
         }
-        let lsh = Lsh::new(LshParams { num_perm: schema.lsh.num_perm, num_bands: schema.lsh.num_bands })?;
-        let neighbours: NeighbourIndex = read_json(&dir.join("neighbours.json"))?;
-        let rec_path = dir.join(ecom_train::RECOMMEND_FILE);
+        let lsh = Lsh::new(schema.lsh)?;
+        let neighbours: NeighbourIndex = read_json(dir, NEIGHBOURS_FILE)?;
+        let rec_path = dir.join(RECOMMEND_FILE);
         let rec_file: recommend::IndexFile = if rec_path.exists() {
-            read_json(&rec_path)?
+            read_json(dir, RECOMMEND_FILE)?
         } else {
             tracing::warn!(dir = %dir.display(), "no recommend.json (trained by an older ecom): Recommend answers FAILED_PRECONDITION");
             recommend::IndexFile { num_perm: schema.lsh.num_perm, num_bands: schema.lsh.num_bands, sessions: vec![] }
         };
         let recommend = recommend::Index::new(rec_file).with_context(|| format!("{}", rec_path.display()))?;
-        let booster_path = dir.join("xgboost.json");
+        let booster_path = dir.join(ecom_model::BOOSTER_FILE);
         let booster = std::fs::read(&booster_path).with_context(|| format!("reading {}", booster_path.display()))?;
         let pool = || BoosterPool::load(&booster, boosters).with_context(|| format!("{}", booster_path.display()));
         let model = Self {
@@ -262,7 +243,7 @@ impl ModelStore {
     /// The version CURRENT names, when it is neither the one loaded nor the one that failed.
     fn wanted(&self) -> Option<String> {
         let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
-        ecom_train::current(&self.dir).filter(|want| {
+        ecom_model::current(&self.dir).filter(|want| {
             self.version().as_deref() != Some(want.as_str()) && failed.as_ref().map(|f| &f.0) != Some(want)
         })
     }

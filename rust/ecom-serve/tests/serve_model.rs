@@ -36,7 +36,7 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
     let mut score = ScoreClient::new(channel.clone());
     let info = score.describe(DescribeRequest {}).await.unwrap().into_inner();
     assert_eq!(info.model_version, "v1");
-    assert_eq!(info.feature_names, prepare::feature_names());
+    assert_eq!(info.feature_names, ecom_model::neighbours::feature_names());
     assert_eq!(info.core_feature_count as usize, ecom_core::features::NAMES.len());
     assert_eq!(info.core_schema_hash, ecom_core::features::schema_hash());
     assert!(info.recommend_sessions > 50, "{info:?}");
@@ -88,7 +88,7 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
     }
 
     // The core schema + tokens: serve adds the neighbour features from its index.
-    let nb: prepare::NeighbourIndex =
+    let nb: ecom_model::neighbours::NeighbourIndex =
         serde_json::from_slice(&std::fs::read(models.join("v1/neighbours.json")).unwrap()).unwrap();
     let lsh = Lsh::new(DEFAULT_PARAMS).unwrap();
     let core = ecom_core::features::NAMES.len();
@@ -187,7 +187,7 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     copy_dir(&models.join("v1"), &models.join("v2"));
-    ecom_train::set_current(&models, "v2").unwrap();
+    ecom_model::set_current(&models, "v2").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while v2_seen.load(Ordering::Relaxed) < 100 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -207,7 +207,7 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
         std::fs::copy(models.join("v1").join(f), models.join("v3").join(f)).unwrap();
     }
     std::fs::write(models.join("v3/xgboost.json"), b"{ not a model").unwrap();
-    ecom_train::set_current(&models, "v3").unwrap();
+    ecom_model::set_current(&models, "v3").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let metrics = loop {
         let m = reqwest::get(format!("http://{http}/metrics")).await.unwrap().text().await.unwrap();

@@ -114,13 +114,13 @@ pub struct AggregatesConfig {
 impl Default for AggregatesConfig {
     fn default() -> Self {
         Self {
-            sessions_topic: "ecom.sessions".into(),
+            sessions_topic: ecom_core::topics::SESSIONS.into(),
             sessions_index_prefix: "ecom-sessions".into(),
-            metrics_topic: "ecom.metrics".into(),
+            metrics_topic: ecom_core::topics::METRICS.into(),
             metrics_index_prefix: "ecom-metrics".into(),
-            invalid_topic: "ecom.events.invalid".into(),
+            invalid_topic: ecom_core::topics::INVALID.into(),
             invalid_index_prefix: "ecom-invalid".into(),
-            deadletter_topic: "ecom.sink.deadletter".into(),
+            deadletter_topic: ecom_core::topics::SINK_DEADLETTER.into(),
         }
     }
 }

@@ -12,6 +12,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[path = "support/secure_mongo.rs"]
+mod secure_mongo;
+use secure_mongo::SecureMongo;
+
 fn env(k: &str, d: &str) -> String {
     std::env::var(k).unwrap_or_else(|_| d.into())
 }
@@ -476,4 +480,51 @@ async fn expire_removes_old_days_and_documents_and_keeps_the_rest() {
     let again = stores.expire(cutoff, false).await.unwrap();
     assert!(again.indices.is_empty() && again.documents.iter().all(|(_, n)| *n == 0), "{again:?}");
     db(&c).await.drop().await.unwrap();
+}
+
+/// The sink's stores against a MongoDB that checks passwords and speaks only TLS: the right
+/// user over TLS with the CA stores every document; a wrong password, an untrusted certificate
+/// and a client without credentials are refused, and no error shows the password.
+#[tokio::test]
+#[ignore = "needs the local stack (dev/up)"]
+async fn a_mongodb_with_a_password_and_tls_is_written_with_them_and_refuses_without() {
+    let password = unique("mongo-pw");
+    let server = SecureMongo::start(&password);
+    let (mut c, a) = cfg("secure");
+    c.mongo_url = server.url(Some(&password), true);
+    let stores = Stores::connect_with(&c, &a).await.unwrap();
+    stores.ensure_schema().await.unwrap();
+    let batch = Batch { events: (0..30).map(event).collect(), ..Default::default() };
+    assert!(stores.write(&batch).await.unwrap().is_empty());
+    let counted = mongodb::Client::with_uri_str(c.mongo_url.expose())
+        .await
+        .unwrap()
+        .database(&c.mongo_db)
+        .collection::<Document>(EVENTS_COLLECTION)
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    assert_eq!(counted, 30);
+
+    let refused = |url: ecom_core::secret::SecretUrl, why: &'static str| {
+        let (mut c, a) = (c.clone(), a.clone());
+        let password = password.clone();
+        async move {
+            c.mongo_url = url;
+            let outcome = match Stores::connect_with(&c, &a).await {
+                Ok(stores) => stores.write(&Batch { events: vec![event(1)], ..Default::default() }).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            let err = format!("{:#}", outcome.expect_err(why));
+            assert!(!err.contains(&password), "{why}: the password in {err}");
+            err
+        }
+    };
+    let wrong = refused(server.url(Some("not-the-password"), true), "a wrong password").await;
+    assert!(wrong.contains("Authentication failed"), "{wrong}");
+    let untrusted = refused(server.url(Some(&password), false), "an untrusted certificate").await;
+    assert!(untrusted.to_lowercase().contains("certificate"), "{untrusted}");
+    let anonymous = ecom_core::secret::SecretUrl::new(&server.url(None, true).without_credentials(), None);
+    let anonymous = refused(anonymous, "no credentials").await;
+    assert!(anonymous.contains("authenticat") || anonymous.contains("Unauthorized"), "{anonymous}");
 }

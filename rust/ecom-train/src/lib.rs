@@ -9,7 +9,6 @@ pub mod boost;
 pub mod data;
 pub mod mlp;
 pub mod prepare;
-pub mod recommend;
 pub mod svg;
 
 use anyhow::{bail, Context};
@@ -71,20 +70,7 @@ pub struct TrainOutcome {
     pub metrics: Value,
 }
 
-/// The model's feature schema hash: ecom-core's schema hash plus the names training adds.
-pub fn model_schema_hash(names: &[String]) -> String {
-    use std::hash::Hasher;
-    let mut h = fnv::FnvHasher::default();
-    h.write(ecom_core::features::schema_hash().as_bytes());
-    h.write(names.join(",").as_bytes());
-    format!("{:016x}", h.finish())
-}
-
-/// Name of the file holding the current version.
-pub const CURRENT: &str = "CURRENT";
-
-/// The Recommend index in a version directory.
-pub const RECOMMEND_FILE: &str = "recommend.json";
+use ecom_model::{schema_hash, set_current};
 
 /// Metrics of one model's probabilities on the test rows.
 pub fn evaluate(probs: &[f64], labels: &[bool]) -> Value {
@@ -191,7 +177,7 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
     let contribs = boost::contributions(&gbdt, &dte)?;
     let shap = shap_summary(&contribs, &xte, &table.names, &curves[0].2)?;
 
-    let schema_hash = model_schema_hash(&table.names);
+    let schema_hash = schema_hash(&table.names);
     let metrics = json!({
         "version": version,
         "created_at_ms": now_ms(),
@@ -220,18 +206,15 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
         "seed": opts.seed,
         "train_seconds_total": started.elapsed().as_secs_f64(),
     });
-    std::fs::write(tmp.join("metrics.json"), serde_json::to_vec_pretty(&metrics)?)?;
-    std::fs::write(
-        tmp.join("schema.json"),
-        serde_json::to_vec_pretty(&json!({
-            "hash": schema_hash,
-            "core_hash": ecom_core::features::schema_hash(),
-            "names": table.names,
-            "lsh": {"num_perm": opts.lsh.num_perm, "num_bands": opts.lsh.num_bands},
-        }))?,
+    ecom_model::write_json(&tmp, ecom_model::METRICS_FILE, &metrics, true)?;
+    ecom_model::write_json(
+        &tmp,
+        ecom_model::SCHEMA_FILE,
+        &ecom_model::Schema::new(table.names.clone(), opts.lsh),
+        true,
     )?;
-    std::fs::write(tmp.join("neighbours.json"), serde_json::to_vec(&index)?)?;
-    std::fs::write(tmp.join(RECOMMEND_FILE), serde_json::to_vec(&recommend)?)?;
+    ecom_model::write_json(&tmp, ecom_model::NEIGHBOURS_FILE, &index, false)?;
+    ecom_model::write_json(&tmp, ecom_model::RECOMMEND_FILE, &recommend, false)?;
     let references = [
         ("oracle", "#d62728", oracle.as_slice()),
         ("observable oracle", "#e377c2", &observable),
@@ -463,21 +446,6 @@ fn now_ms() -> i64 {
 
 fn default_version() -> String {
     format!("v{}", now_ms() / 1000)
-}
-
-/// Points `models/CURRENT` at `version`, atomically (write then rename).
-pub fn set_current(models_dir: &Path, version: &str) -> anyhow::Result<()> {
-    let tmp = models_dir.join(".CURRENT.tmp");
-    std::fs::write(&tmp, format!("{version}\n"))?;
-    std::fs::rename(&tmp, models_dir.join(CURRENT)).context("moving models/CURRENT")?;
-    Ok(())
-}
-
-/// The current version, if any.
-pub fn current(models_dir: &Path) -> Option<String> {
-    let v = std::fs::read_to_string(models_dir.join(CURRENT)).ok()?;
-    let v = v.trim().to_string();
-    models_dir.join(&v).is_dir().then_some(v)
 }
 
 /// One row of the results table (report and summary): the models, then the references.

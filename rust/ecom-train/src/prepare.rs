@@ -2,20 +2,14 @@
 //! order from sessions that had *ended* before the one at hand (nothing from its future), and
 //! the split by user and by time.
 use crate::data::Session;
-use crate::recommend;
 use ecom_core::features;
 use ecom_core::lsh::{Lsh, LshParams};
+use ecom_model::recommend;
 use ecom_proto::v1::UserHistory;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-/// Features added to ecom-core's schema by training: from similar earlier sessions.
-pub const NEIGHBOUR_NAMES: [&str; 2] = ["neighbour_purchase_rate", "neighbour_sessions_log"];
-
-/// All feature names of the model, in column order.
-pub fn feature_names() -> Vec<String> {
-    features::NAMES.iter().chain(NEIGHBOUR_NAMES.iter()).map(|s| s.to_string()).collect()
-}
+use ecom_model::neighbours::{feature_names, NeighbourIndex};
 
 /// Where a session went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -73,41 +67,6 @@ impl SplitRule {
             (false, false, false) => Split::Test,
             _ => Split::None,
         }
-    }
-}
-
-/// Purchase counts per LSH band bucket of ended sessions: the neighbour features, and the index
-/// `ecom serve` loads to compute them live.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct NeighbourIndex {
-    /// Band bucket -> (sessions, purchases).
-    pub buckets: HashMap<u64, (u32, u32)>,
-    /// Purchase rate of all sessions in the index: the prior live scoring smooths towards
-    /// (training uses the rate of the sessions ended so far).
-    #[serde(default)]
-    pub prior: f64,
-}
-
-impl NeighbourIndex {
-    /// Adds an ended session.
-    pub fn add(&mut self, buckets: &[u64], purchased: bool) {
-        for b in buckets {
-            let e = self.buckets.entry(*b).or_default();
-            e.0 += 1;
-            e.1 += u32::from(purchased);
-        }
-    }
-
-    /// (purchase rate among sessions sharing a bucket, smoothed towards `prior`; log1p of
-    /// how many shared one).
-    pub fn features(&self, buckets: &[u64], prior: f64) -> [f64; 2] {
-        let (n, p) = buckets
-            .iter()
-            .filter_map(|b| self.buckets.get(b))
-            .fold((0u64, 0u64), |(n, p), (bn, bp)| (n + u64::from(*bn), p + u64::from(*bp)));
-        // Ten pseudo-sessions at the prior rate keep rare buckets from shouting.
-        let rate = (p as f64 + 10.0 * prior) / (n as f64 + 10.0);
-        [rate, (n as f64).ln_1p()]
     }
 }
 

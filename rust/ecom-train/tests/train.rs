@@ -80,7 +80,7 @@ fn trains_writes_a_version_and_beats_the_baseline_below_the_oracle() {
     ] {
         assert!(out.dir.join(f).is_file(), "{f} missing");
     }
-    assert_eq!(ecom_train::current(&models).as_deref(), Some("v1"));
+    assert_eq!(ecom_model::current(&models).as_deref(), Some("v1"));
 
     // metrics.json schema (as the issue states it, and what serve relies on).
     let written: serde_json::Value =
@@ -103,13 +103,13 @@ fn trains_writes_a_version_and_beats_the_baseline_below_the_oracle() {
     assert_eq!(written["baseline"]["metrics"]["roc_auc"].as_f64(), Some(0.5));
     assert_eq!(
         written["feature_schema"]["hash"].as_str(),
-        Some(ecom_train::model_schema_hash(&prepare::feature_names()).as_str())
+        Some(ecom_model::schema_hash(&ecom_model::neighbours::feature_names()).as_str())
     );
 
     // SHAP: contributions add up to the margin.
     let err = written["shap"]["additivity_max_abs_error"].as_f64().unwrap();
     assert!(err < 1e-3, "SHAP additivity error {err}");
-    assert_eq!(written["shap"]["mean_abs"].as_array().unwrap().len(), prepare::feature_names().len());
+    assert_eq!(written["shap"]["mean_abs"].as_array().unwrap().len(), ecom_model::neighbours::feature_names().len());
 
     // Round trips: saved models predict what the trained ones did.
     let (sessions, _) = data::load_dir(&dir, false).unwrap();
@@ -134,7 +134,7 @@ fn trains_writes_a_version_and_beats_the_baseline_below_the_oracle() {
             "{model} differs run to run"
         );
     }
-    assert_eq!(ecom_train::current(&models).as_deref(), Some("v2"));
+    assert_eq!(ecom_model::current(&models).as_deref(), Some("v2"));
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&models);
 }

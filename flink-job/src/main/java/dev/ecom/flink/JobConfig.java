@@ -134,11 +134,9 @@ public record JobConfig(
               + " ${file:/path:key}, to keep secrets out of the job)"
         });
     OPTIONS.put("group-id", new String[] {"ecom-flink", "Kafka consumer group of the source"});
-    OPTIONS.put("raw-topic", new String[] {"ecom.events.raw", "topic to read raw events from"});
-    OPTIONS.put(
-        "enriched-topic", new String[] {"ecom.events.enriched", "topic for enriched events"});
-    OPTIONS.put(
-        "invalid-topic", new String[] {"ecom.events.invalid", "topic for rejected records"});
+    OPTIONS.put("raw-topic", new String[] {Topics.RAW, "topic to read raw events from"});
+    OPTIONS.put("enriched-topic", new String[] {Topics.ENRICHED, "topic for enriched events"});
+    OPTIONS.put("invalid-topic", new String[] {Topics.INVALID, "topic for rejected records"});
     OPTIONS.put(
         "checkpoint-interval-ms", new String[] {"2000", "checkpoint (and commit) interval"});
     OPTIONS.put(
@@ -259,8 +257,8 @@ public record JobConfig(
         "batch-max-delay-ms", new String[] {"5", "longest a record waits for its batch to fill"});
     OPTIONS.put("lsh-perm", new String[] {"32", "MinHash permutations (as the model was trained)"});
     OPTIONS.put("lsh-bands", new String[] {"8", "LSH bands; must divide --lsh-perm"});
-    OPTIONS.put("catalog-topic", new String[] {"ecom.catalog", "compacted topic of products"});
-    OPTIONS.put("sessions-topic", new String[] {"ecom.sessions", "topic for closed sessions"});
+    OPTIONS.put("catalog-topic", new String[] {Topics.CATALOG, "compacted topic of products"});
+    OPTIONS.put("sessions-topic", new String[] {Topics.SESSIONS, "topic for closed sessions"});
     OPTIONS.put(
         "max-out-of-order-ms",
         new String[] {"60000", "watermark bound: how far behind the newest event one may be"});
@@ -296,7 +294,7 @@ public record JobConfig(
           "state entries checked for expiry on each state access of the user and session steps"
               + " (Flink's default 5; 0: expired entries leave at restore or when read)"
         });
-    OPTIONS.put("metrics-topic", new String[] {"ecom.metrics", "topic for per-minute DP metrics"});
+    OPTIONS.put("metrics-topic", new String[] {Topics.METRICS, "topic for per-minute DP metrics"});
     OPTIONS.put(
         "dp-epsilon", new String[] {"0.5", "ε of each noisy metric value (4 per window record)"});
     OPTIONS.put(

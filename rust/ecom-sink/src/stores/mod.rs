@@ -16,6 +16,11 @@ use mongodb::bson::{self, doc, Bson, Document};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+mod expire;
+mod replay;
+pub use expire::Expired;
+pub use replay::{add_ms_range, ReplayFilter, ReplayReport};
+
 /// Longest one store may take for one batch before the write counts as failed.
 pub const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -118,15 +123,6 @@ pub struct Stores {
     refresh_interval: String,
 }
 
-/// What [`Stores::expire`] removed (or would remove).
-#[derive(Debug, Default, PartialEq)]
-pub struct Expired {
-    /// The daily indices, by name.
-    pub indices: Vec<String>,
-    /// Documents per MongoDB collection.
-    pub documents: Vec<(&'static str, u64)>,
-}
-
 /// One document on its way to both stores: (id, Elasticsearch index, body).
 type Doc = (String, String, Value);
 
@@ -211,69 +207,6 @@ impl Stores {
             ..AggregatesConfig::default()
         };
         Self::new(&cfg, &agg).await
-    }
-
-    /// Removes what is older than `cutoff_ms` from both stores (or, `dry_run`, counts it):
-    /// every daily index of the four kinds whose day ended by then (by its name), and every
-    /// MongoDB document whose time field (events `event_time`, sessions `start_ms`, metrics
-    /// `window_start_ms`, dead letters `rejected_at`, the sink's own `at_ms`) is before it.
-    /// The retention `ecom retention` applies; it works the same on every Elasticsearch and
-    /// MongoDB-protocol server, with or without index lifecycle management or TTL indexes.
-    pub async fn expire(&self, cutoff_ms: i64, dry_run: bool) -> anyhow::Result<Expired> {
-        let mut out = Expired::default();
-        for prefix in
-            [&self.index_prefix, &self.sessions_index_prefix, &self.metrics_index_prefix, &self.invalid_index_prefix]
-        {
-            let r = self
-                .es
-                .cat()
-                .indices(elasticsearch::cat::CatIndicesParts::Index(&[&format!("{prefix}-*")]))
-                .format("json")
-                .h(&["index"])
-                .send()
-                .await
-                .with_context(|| format!("listing the {prefix}-* indices"))?;
-            let rows: Vec<Value> = r.json().await.context("reading the index list")?;
-            let mut old: Vec<String> = rows
-                .iter()
-                .filter_map(|row| row["index"].as_str())
-                .filter(|i| doc::daily_index_day(prefix, i).is_some_and(|day| day + 86_400_000 <= cutoff_ms))
-                .map(str::to_string)
-                .collect();
-            old.sort();
-            if !dry_run && !old.is_empty() {
-                let names: Vec<&str> = old.iter().map(String::as_str).collect();
-                let r = self
-                    .es
-                    .indices()
-                    .delete(elasticsearch::indices::IndicesDeleteParts::Index(&names))
-                    .send()
-                    .await
-                    .context("deleting expired indices")?;
-                if !r.status_code().is_success() {
-                    bail!("Elasticsearch refused to delete {}: {}", old.join(","), r.text().await.unwrap_or_default());
-                }
-            }
-            out.indices.extend(old);
-        }
-        for (collection, field) in [
-            (EVENTS_COLLECTION, "event_time"),
-            (SESSIONS_COLLECTION, "start_ms"),
-            (METRICS_COLLECTION, "window_start_ms"),
-            (INVALID_COLLECTION, "rejected_at"),
-            (DEADLETTER_COLLECTION, "at_ms"),
-        ] {
-            let coll = self.db.collection::<Document>(collection);
-            let old = doc! {field: {"$lt": cutoff_ms}};
-            let n = if dry_run {
-                coll.count_documents(old).await
-            } else {
-                coll.delete_many(old).await.map(|r| r.deleted_count)
-            }
-            .with_context(|| format!("expiring MongoDB {collection}"))?;
-            out.documents.push((collection, n));
-        }
-        Ok(out)
     }
 
     /// Ok when both stores answer.
@@ -598,127 +531,6 @@ impl Stores {
             .await
             .context("MongoDB insert of replayed documents")?;
         Ok(rejected)
-    }
-}
-
-/// Which of the sink's dead letters [`Stores::replay`] sends again: those of a store refused
-/// documents, not yet replayed, whose reason contains `reason` and that were written within
-/// `[since_ms, until_ms]`.
-#[derive(Debug, Clone, Default)]
-pub struct ReplayFilter {
-    /// "elasticsearch" or "mongodb"; both when `None`.
-    pub store: Option<String>,
-    /// A part of the store's reason, e.g. "index_closed_exception".
-    pub reason: Option<String>,
-    /// Written at or after (ms since epoch).
-    pub since_ms: Option<i64>,
-    /// Written at or before (ms since epoch).
-    pub until_ms: Option<i64>,
-    /// Count what would be replayed, write nothing.
-    pub dry_run: bool,
-}
-
-/// What a replay did. `matched = replayed + refused` (+ 0 when not a dry run); a refused
-/// letter stays pending with the store's new reason.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ReplayReport {
-    /// Dead letters the filter chose.
-    pub matched: u64,
-    /// Stored this time, by the record's own id (a document already there is overwritten, not
-    /// duplicated); the dead letter is marked `replayed_at_ms`.
-    pub replayed: u64,
-    /// Refused again; the dead letter keeps `replayed_at_ms` unset and records `replay_reason`.
-    pub refused: u64,
-    /// The first store reason of a refusal.
-    pub first_refusal: Option<String>,
-}
-
-/// Adds `field` in `[since_ms, until_ms]` to a MongoDB filter (either end may be open).
-pub fn add_ms_range(q: &mut Document, field: &str, since_ms: Option<i64>, until_ms: Option<i64>) {
-    let mut range = Document::new();
-    if let Some(ms) = since_ms {
-        range.insert("$gte", ms);
-    }
-    if let Some(ms) = until_ms {
-        range.insert("$lte", ms);
-    }
-    if !range.is_empty() {
-        q.insert(field, range);
-    }
-}
-
-impl Stores {
-    /// Sends the documents of the dead letters `f` chooses to the index or collection each
-    /// was refused by, under the record's own id, and marks each one replayed. Idempotent: a
-    /// letter is replayed once, and a document that is already stored is replaced.
-    pub async fn replay(&self, f: &ReplayFilter) -> anyhow::Result<ReplayReport> {
-        let mut q = doc! {"document": {"$exists": true}, "replayed_at_ms": {"$exists": false}};
-        if let Some(store) = &f.store {
-            q.insert("store", store);
-        }
-        add_ms_range(&mut q, "at_ms", f.since_ms, f.until_ms);
-        let coll = self.db.collection::<Document>(DEADLETTER_COLLECTION);
-        let mut cursor = coll.find(q).await.context("reading the sink dead letter")?;
-        let mut letters = Vec::new();
-        while cursor.advance().await.context("reading the sink dead letter")? {
-            let l = cursor.deserialize_current().context("decoding a sink dead letter")?;
-            let reason = l.get_str("reason").unwrap_or_default();
-            if f.reason.as_ref().is_none_or(|r| reason.contains(r.as_str())) {
-                letters.push(l);
-            }
-        }
-        let mut report = ReplayReport { matched: letters.len() as u64, ..Default::default() };
-        if f.dry_run {
-            return Ok(report);
-        }
-        for chunk in letters.chunks(500) {
-            let mut es: Vec<(&Document, Doc)> = Vec::new();
-            let mut mongo: BTreeMap<String, Vec<(&Document, Doc)>> = BTreeMap::new();
-            for l in chunk {
-                let (id, target) =
-                    (l.get_str("record_id").unwrap_or_default(), l.get_str("target").unwrap_or_default());
-                let body: Value = serde_json::from_str(l.get_str("document").unwrap_or("null"))
-                    .with_context(|| format!("dead letter {:?}: its document is not JSON", l.get("_id")))?;
-                let d = (id.to_string(), target.to_string(), body);
-                match l.get_str("store") {
-                    Ok("elasticsearch") => es.push((l, d)),
-                    _ => mongo.entry(target.to_string()).or_default().push((l, d)),
-                }
-            }
-            let mut outcome: Vec<(&Document, Option<String>)> = Vec::new();
-            if !es.is_empty() {
-                let docs: Vec<(&'static str, Vec<Doc>)> = vec![("", es.iter().map(|(_, d)| d.clone()).collect())];
-                let refused = self.write_es(&docs).await.context("replaying to Elasticsearch")?;
-                for (l, (id, _, _)) in &es {
-                    outcome.push((l, refused.iter().find(|r| &r.id == id).map(|r| r.reason.clone())));
-                }
-            }
-            for (collection, docs) in &mongo {
-                let plain: Vec<Doc> = docs.iter().map(|(_, d)| d.clone()).collect();
-                let refused = self.upsert(collection, bson_docs(&plain)?).await.context("replaying to MongoDB")?;
-                for (l, (id, _, _)) in docs {
-                    outcome.push((l, refused.iter().find(|r| &r.id == id).map(|r| r.reason.clone())));
-                }
-            }
-            let now = now_ms();
-            for (l, refused) in outcome {
-                let set = match &refused {
-                    None => doc! {"$set": {"replayed_at_ms": now}},
-                    Some(why) => doc! {"$set": {"replay_reason": why, "replay_tried_at_ms": now}},
-                };
-                coll.update_one(doc! {"_id": l.get("_id").cloned().unwrap_or(Bson::Null)}, set)
-                    .await
-                    .context("marking a replayed dead letter")?;
-                match refused {
-                    None => report.replayed += 1,
-                    Some(why) => {
-                        report.refused += 1;
-                        report.first_refusal.get_or_insert(why);
-                    }
-                }
-            }
-        }
-        Ok(report)
     }
 }
 

@@ -1,0 +1,608 @@
+//! `ecom demo`: the whole slice on the local stack. Starts `ecom serve` and `ecom sink`,
+//! submits the Flink job, generates events, waits until every raw record is accounted for in
+//! Kafka and in both stores, prints a summary and whether it reconciles, then cleans up.
+use crate::flink::Flink;
+use crate::generate::now_ms;
+use crate::generate::{self, GenerateArgs, GenerateSummary};
+use crate::stack::{EsArgs, EsHttp, MongoArgs, RedisArgs};
+use anyhow::{bail, Context};
+use ecom_proto::v1::{EnrichedEvent, EventKind, InvalidEvent, RejectReason, Session, WindowMetrics};
+use indicatif::{ProgressBar, ProgressStyle};
+use prost::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+mod outputs;
+pub(crate) use outputs::*;
+
+/// Where the job runs: the jar, the Flink cluster and Kafka (shared by `ecom demo` and
+/// `ecom bench job`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct ClusterArgs {
+    /// The Flink job jar.
+    #[arg(long, env = "ECOM_JOB_JAR", global = true)]
+    pub(crate) jar: Option<PathBuf>,
+    /// Flink REST URL.
+    #[arg(long, default_value = "http://127.0.0.1:8081", env = "FLINK_REST", global = true)]
+    pub(crate) flink_rest: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP", global = true)]
+    pub(crate) brokers: String,
+}
+
+impl ClusterArgs {
+    /// The cluster to submit to.
+    pub(crate) fn flink(&self) -> Flink<'_> {
+        Flink { rest: &self.flink_rest, jar: self.jar.as_deref() }
+    }
+}
+
+/// Arguments of `ecom demo`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Number of raw records to generate.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) events: u64,
+    /// Share of deliberately malformed records.
+    #[arg(long, default_value_t = 0.02)]
+    pub(crate) malformed_rate: f64,
+    /// Share of exact duplicates of a just-sent event (the job rejects them as DUPLICATE).
+    #[arg(long, default_value_t = 0.005)]
+    pub(crate) duplicate_rate: f64,
+    /// Share of events hours behind the watermark (the job routes them as LATE).
+    #[arg(long, default_value_t = 0.002)]
+    pub(crate) late_rate: f64,
+    /// Share of hostile records (see `ecom generate --help`): stuffed to the record limit,
+    /// stamped ~290 s ahead of the clock, padded to near Kafka's request limit.
+    #[arg(long, default_value_t = 0.003)]
+    pub(crate) hostile_rate: f64,
+    /// Sessions per hour at the simulated shop's daily peak. Lower than `ecom generate`'s default
+    /// so that N events span hours of event time and sessions close (30-minute gap) within
+    /// the run.
+    #[arg(long, default_value_t = 600.0)]
+    pub(crate) peak_sessions_per_hour: f64,
+    /// Records per second the generator keeps to. Default: 1000 for ecom demo, where 0 means as
+    /// fast as it can (a burst, whose latency figures then measure the queue it builds); 100 in
+    /// each scenario of ecom faults, which needs a rate above 0.
+    #[arg(long)]
+    pub(crate) rate: Option<f64>,
+    /// Generator seed (default: from the clock, so each run adds new events).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Event time of the first session, ms since epoch (with --seed, repeats a run exactly).
+    #[arg(long)]
+    pub(crate) start_ms: Option<i64>,
+    #[command(flatten)]
+    pub(crate) cluster: ClusterArgs,
+    #[command(flatten)]
+    pub(crate) es: EsArgs,
+    #[command(flatten)]
+    pub(crate) mongo: MongoArgs,
+    /// Redis (for ecom serve).
+    #[command(flatten)]
+    pub(crate) redis: RedisArgs,
+    /// Models directory ecom serve scores with (written by `ecom train`).
+    #[arg(long, default_value = "models", env = "ECOM_MODELS_DIR")]
+    pub(crate) models_dir: PathBuf,
+    /// Job parallelism.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) parallelism: u32,
+    /// gRPC address of the ecom serve the demo starts (the job calls it there).
+    #[arg(long, default_value = "127.0.0.1:50051", env = "ECOM_DEMO_SERVE_ADDR")]
+    pub(crate) serve_addr: std::net::SocketAddr,
+    /// HTTP address (/health, /metrics) of the ecom serve the demo starts.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "ECOM_DEMO_SERVE_HTTP_ADDR")]
+    pub(crate) serve_http_addr: std::net::SocketAddr,
+    /// HTTP address (/health, /metrics) of the ecom sink the demo starts.
+    #[arg(long, default_value = "127.0.0.1:9464", env = "ECOM_DEMO_SINK_HTTP_ADDR")]
+    pub(crate) sink_http_addr: std::net::SocketAddr,
+    /// Where the demo writes the logs of the processes it starts.
+    #[arg(long, env = "ECOM_HOME")]
+    pub(crate) state_dir: Option<PathBuf>,
+    /// Give up waiting for the pipeline after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub(crate) timeout_secs: u64,
+    /// Leave the Flink job running at the end instead of cancelling it.
+    #[arg(long)]
+    pub(crate) keep_job: bool,
+    /// The live dashboard's address (dev/dashboard starts it; it outlives the demo), printed at
+    /// the end when it answers.
+    #[arg(long, default_value = "http://127.0.0.1:8088", env = "ECOM_DASHBOARD_URL")]
+    pub(crate) dashboard_url: String,
+    /// Options for the Flink job after `--` (see its --help), e.g. `-- --checkpoint-interval-ms 5000`.
+    #[arg(last = true)]
+    pub(crate) job_options: Vec<String>,
+}
+
+impl DemoArgs {
+    /// The /health URL of the serve the demo starts.
+    pub(crate) fn serve_health(&self) -> String {
+        format!("http://{}/health", self.serve_http_addr)
+    }
+
+    /// The /health URL of the sink the demo starts.
+    pub(crate) fn sink_health(&self) -> String {
+        format!("http://{}/health", self.sink_http_addr)
+    }
+}
+
+/// The demo's records per second when --rate is not given.
+const DEMO_RATE: f64 = 1_000.0;
+
+use ecom_core::topics::{ENRICHED, INVALID, METRICS, RAW, SESSIONS};
+
+/// Children started by the demo; killed on drop so an error never leaves them behind.
+pub(crate) struct Children(pub(crate) Vec<(String, tokio::process::Child)>);
+
+impl Children {
+    /// The first child that has exited, with its exit status.
+    pub(crate) fn exited(&mut self) -> Option<(String, std::process::ExitStatus)> {
+        self.0.iter_mut().find_map(|(name, c)| c.try_wait().ok().flatten().map(|status| (name.clone(), status)))
+    }
+
+    pub(crate) async fn stop(&mut self) {
+        for (name, child) in &mut self.0 {
+            if let Some(pid) = child.id() {
+                // SIGTERM first: both services drain and exit cleanly.
+                let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            }
+            match tokio::time::timeout(Duration::from_secs(15), child.wait()).await {
+                Ok(_) => eprintln!("stopped ecom {name}"),
+                Err(_) => {
+                    let _ = child.kill().await;
+                    eprintln!("killed ecom {name} (did not stop within 15 s)");
+                }
+            }
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+fn step(msg: &str) {
+    eprintln!("==> {msg}");
+}
+
+pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let state = a.state_dir.clone().unwrap_or_else(|| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".local/state/ecom")
+    });
+    let logs = state.join("demo");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+
+    step("checking the local stack");
+    check_stack(&a, &http).await?;
+    let Some(model) = ecom_model::current(&a.models_dir) else {
+        bail!(
+            "no model in {} (models/CURRENT): train one first, e.g. `ecom generate --events 300000 --out DATA && ecom train --from DATA --models-dir {0}` (dev/demo does this for you)",
+            a.models_dir.display()
+        );
+    };
+    eprintln!("    ecom serve scores with model {model} from {}", a.models_dir.display());
+
+    step("starting ecom serve and ecom sink");
+    // Another serve or sink holding these ports would answer the health checks in place of the
+    // ones this demo starts (which could not bind and would exit).
+    for (name, addr, flag) in [
+        ("serve", a.serve_addr, "--serve-addr"),
+        ("serve", a.serve_http_addr, "--serve-http-addr"),
+        ("sink", a.sink_http_addr, "--sink-http-addr"),
+    ] {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Err(crate::exit::config(format!(
+                "{addr} is already taken, e.g. by another ecom {name} or demo: stop it (ss -ltnp 'sport = :{}') or give the demo another {flag}",
+                addr.port()
+            )));
+        }
+    }
+    let exe = std::env::current_exe().context("locating the ecom binary")?;
+    let mut children = Children(Vec::new());
+    for name in ["serve", "sink"] {
+        children.0.push((name.to_string(), spawn_service(&exe, name, &a, &logs)?));
+    }
+    wait_http(&http, &a.serve_health(), "ecom serve", &logs.join("serve.log"), &mut children).await?;
+    wait_http(&http, &a.sink_health(), "ecom sink", &logs.join("sink.log"), &mut children).await?;
+
+    step("submitting the Flink job");
+    let flink = a.cluster.flink();
+    let serve_addr = a.serve_addr.to_string();
+    let mut job_args: Vec<String> =
+        ["--bootstrap-servers", &a.cluster.brokers, "--serve-address", &serve_addr].map(String::from).to_vec();
+    job_args.extend(a.job_options.iter().cloned());
+    warn_unread_raw(&a.cluster.brokers, &job_args);
+    let job = flink.submit(&http, a.parallelism, &job_args).await?;
+
+    // Remember where the output topics end now: this run's results come after.
+    let out_start = end_offsets(&a.cluster.brokers, &[ENRICHED, INVALID, SESSIONS, METRICS])?;
+
+    step(&format!("generating {} events into {RAW}", a.events));
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    });
+    // Sessions last up to ~an hour of event time: start far enough back to end before now.
+    let start_ms = a.start_ms.unwrap_or_else(|| {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        // ~6 s of event time per event covers the quietest hours at the default traffic.
+        now - 2 * 3_600_000 - a.events as i64 * 6_000
+    });
+    let gen_args_rate = Some(a.rate.unwrap_or(DEMO_RATE)).filter(|r| *r > 0.0);
+    let mut gen_args = GenerateArgs::with(a.events, seed, a.malformed_rate, Some(start_ms), &a.cluster.brokers);
+    gen_args.duplicate_rate = a.duplicate_rate;
+    gen_args.late_rate = a.late_rate;
+    gen_args.hostile_rate = a.hostile_rate;
+    gen_args.peak_sessions_per_hour = a.peak_sessions_per_hour;
+    gen_args.rate = gen_args_rate;
+    let stop_gen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    gen_args.stop = Some(stop_gen.clone());
+    let gen_started_ms = now_ms();
+    // Generating (paced, it takes a while) and the waits below race the job's watcher: a job
+    // that stops ends the demo at once.
+    let mut watch = flink.watch(&http, &job, &logs);
+    let gen = tokio::select! {
+        g = generate::run(gen_args) => g?,
+        ended = watch.ended() => {
+            stop_gen.store(true, std::sync::atomic::Ordering::Relaxed);
+            children.stop().await;
+            return Err(ended.into());
+        }
+    };
+    let gen_done = Instant::now();
+
+    step("waiting for every raw record to come out enriched or invalid");
+    // collect_outputs blocks in Kafka polls, so it runs on a thread of its own (left behind
+    // when the job stops first: the demo exits).
+    let (a, gen) = (std::sync::Arc::new(a), std::sync::Arc::new(gen));
+    let flink = a.cluster.flink();
+    let collected = {
+        let (a, gen, rt) = (a.clone(), gen.clone(), tokio::runtime::Handle::current());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("collect-outputs".into())
+            .spawn(move || {
+                let _ = tx.send(rt.block_on(collect_outputs(&a, &gen, &out_start)));
+            })
+            .context("starting the thread that reads the job's outputs")?;
+        async { rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("reading the job's outputs panicked"))) }
+    };
+    let outcome = tokio::select! {
+        o = collected => o,
+        ended = watch.ended() => {
+            children.stop().await;
+            return Err(ended.into());
+        }
+    };
+    let slice_secs = gen_done.elapsed().as_secs_f64() + gen.seconds;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            children.stop().await;
+            drop(watch);
+            flink.cancel(&http, &job).await;
+            return Err(e);
+        }
+    };
+
+    step("waiting for Elasticsearch and MongoDB to hold every enriched event and dead letter");
+    let stores = tokio::select! {
+        s = count_stores(&a, &outcome, true) => s,
+        ended = watch.ended() => {
+            children.stop().await;
+            return Err(ended.into());
+        }
+    };
+    // Read before the demo cancels the job itself.
+    let job_status = watch.finish().await;
+    let child_exited = children.exited();
+    children.stop().await;
+    if a.keep_job {
+        eprintln!("leaving Flink job {job} running (--keep-job)");
+    } else {
+        flink.cancel(&http, &job).await;
+    }
+    let StoreCounts { es_docs, mongo_docs, es_total, mongo_total, es_invalid, mongo_invalid } = stores?;
+    let indexed = indexed_latency(&a.es.http()?, gen_started_ms).await;
+
+    let enriched = outcome.enriched_ids.len() as u64;
+    let invalid = outcome.invalid as u64;
+    let expected_invalid: u64 = gen.malformed_by_reason.values().sum();
+    println!();
+    println!("ecom demo summary ({:.0}s in all)", started.elapsed().as_secs_f64());
+    println!("  produced to {RAW:<22} {:>8}", gen.produced);
+    println!("  enriched in {ENRICHED:<22} {:>8}", enriched);
+    println!("  invalid  in {INVALID:<22} {:>8}   (generator labelled {expected_invalid} malformed)", invalid);
+    for (reason, n) in &outcome.invalid_by_reason {
+        let want = gen.malformed_by_reason.get(reason).copied().unwrap_or(0);
+        println!("      {reason:<40} {n:>6}   labelled {want}");
+    }
+    println!("  guard verdicts                        {}", generate::fmt_counts(&outcome.verdicts));
+    println!("  guard fallbacks                       {:>8}", outcome.guard_fallbacks);
+    println!(
+        "  scored (purchase probability)         {:>8}   (score fallbacks {})",
+        outcome.scored, outcome.score_fallbacks
+    );
+    println!(
+        "  with recommendations                  {:>8}   of {} product views and carts (recommend fallbacks {})",
+        outcome.recommended, outcome.recommend_asked, outcome.recommend_fallbacks
+    );
+    println!(
+        "  with the user's earlier sessions      {:>8}   (events of a returning user: user features from the job's user step)",
+        outcome.with_user_history
+    );
+    println!(
+        "  sessions closed in {SESSIONS:<18} {:>8}   ({} events, {} purchased; open sessions close after 30 min of event time)",
+        outcome.sessions, outcome.session_events, outcome.sessions_purchased
+    );
+    println!(
+        "  metrics records in {METRICS:<18} {:>8}   (ε spent per record: {})",
+        outcome.metrics,
+        fmt_epsilons(&outcome.metrics_epsilon)
+    );
+    println!("  duplicates in Kafka outputs           {:>8}", outcome.duplicates);
+    if !gen.hostile.is_empty() {
+        println!("  hostile records produced              {}", generate::fmt_counts(&gen.hostile));
+    }
+    println!(
+        "  largest record written                {:>8} bytes enriched, {} bytes dead letter ({} kept a prefix only)",
+        outcome.largest_enriched_bytes, outcome.largest_invalid_bytes, outcome.invalid_truncated
+    );
+    println!("  documents in Elasticsearch (this run) {:>8}   (ecom-events-* holds {es_total} in all)", es_docs);
+    println!("  documents in MongoDB (this run)       {:>8}   (ecom.events holds {mongo_total} in all)", mongo_docs);
+    println!(
+        "  dead letters in Elasticsearch / MongoDB {:>6} / {}   (ecom-invalid-*, ecom.invalid; this run)",
+        es_invalid, mongo_invalid
+    );
+    let paced = match gen_args_rate {
+        Some(r) => format!("paced at {r:.0} records/s (--rate)"),
+        None => "unpaced (--rate 0): a burst, so the latencies below measure its queue".to_string(),
+    };
+    println!(
+        "  throughput raw -> enriched|invalid    {:>8.0} events/s ({} records in {:.1}s, {paced})",
+        gen.produced as f64 / slice_secs.max(1e-9),
+        gen.produced,
+        slice_secs
+    );
+    let mut stages: Vec<String> =
+        outcome.latency_ms.iter().map(|(s, (p50, p99))| format!("{s} {p50} / {p99}")).collect();
+    if let Some((p50, p99)) = indexed {
+        stages.push(format!("indexed by the sink {p50} / {p99}"));
+    }
+    if !stages.is_empty() {
+        println!("  latency from produced, p50 / p99 ms   {}", stages.join(", "));
+        println!(
+            "      (a new job: its first seconds include JIT warm-up; searchable and at steady state: ecom bench e2e)"
+        );
+    }
+    let after = if a.keep_job { "left running" } else { "then cancelled by the demo" };
+    println!("  Flink job state                       {:>8}   (job {job}, {after})", job_status.state);
+    println!(
+        "  Flink job restarts                    {:>8}{}",
+        job_status.restarts,
+        if job_status.restarts > 0 { "   (each failure was printed as a warning while waiting)" } else { "" }
+    );
+
+    let mut why = Vec::new();
+    if gen.produced != enriched + invalid {
+        why.push(format!("produced {} != enriched {enriched} + invalid {invalid}", gen.produced));
+    }
+    if es_docs != enriched {
+        why.push(format!("Elasticsearch holds {es_docs} of {enriched} enriched"));
+    }
+    if mongo_docs != enriched {
+        why.push(format!("MongoDB holds {mongo_docs} of {enriched} enriched"));
+    }
+    if es_invalid != invalid || mongo_invalid != invalid {
+        why.push(format!(
+            "the stores hold {es_invalid} (Elasticsearch) and {mongo_invalid} (MongoDB) of {invalid} dead letters"
+        ));
+    }
+    if es_total != mongo_total {
+        why.push(format!("store totals differ: Elasticsearch {es_total}, MongoDB {mongo_total}"));
+    }
+    if outcome.duplicates > 0 {
+        why.push(format!("{} raw records came out more than once", outcome.duplicates));
+    }
+    if outcome.metrics_without_epsilon > 0 {
+        why.push(format!("{} metrics records do not say the ε they spent", outcome.metrics_without_epsilon));
+    }
+    if outcome.sessions_unknown_user > 0 {
+        why.push(format!("{} sessions without a session_id or user_id", outcome.sessions_unknown_user));
+    }
+    // A record stuffed to the limit comes out without what it was stuffed with; a dead letter
+    // keeps at most the limit's worth of its record.
+    let limit = ecom_core::validate::MAX_RECORD_BYTES;
+    if outcome.largest_enriched_bytes > limit {
+        why.push(format!(
+            "an enriched record of {} bytes is over the record limit {limit}",
+            outcome.largest_enriched_bytes
+        ));
+    }
+    if outcome.largest_invalid_bytes > limit + 4_096 {
+        why.push(format!("a dead letter of {} bytes is over the record limit {limit}", outcome.largest_invalid_bytes));
+    }
+    if let Some((name, status)) = &child_exited {
+        why.push(format!("ecom {name} exited during the run ({status})"));
+    }
+    if outcome.mislabelled > 0 {
+        why.push(format!(
+            "{} raw records did not get their own label ({})",
+            outcome.mislabelled,
+            outcome.mislabelled_examples.join("; ")
+        ));
+    }
+    if outcome.invalid_by_reason != gen.malformed_by_reason {
+        why.push("invalid reasons differ from the generator's labels".into());
+    }
+    let dashboard = a.dashboard_url.trim_end_matches('/');
+    match http.get(format!("{dashboard}/health")).send().await {
+        Ok(r) if r.status().is_success() => {
+            println!("  dashboard                             {dashboard}/ (live, keeps running)")
+        }
+        _ => {
+            println!("  dashboard                             not running at {dashboard} (start it with dev/dashboard)")
+        }
+    }
+    if why.is_empty() {
+        println!("reconciled: yes");
+        Ok(())
+    } else {
+        println!("reconciled: no ({})", why.join("; "));
+        std::process::exit(crate::exit::UNRECONCILED.into());
+    }
+}
+
+/// Starts `ecom serve` or `ecom sink` (`name`) for the demo's stack, its output appended to
+/// `logs/<name>.log`.
+pub(crate) fn spawn_service(
+    exe: &std::path::Path,
+    name: &str,
+    a: &DemoArgs,
+    logs: &std::path::Path,
+) -> anyhow::Result<tokio::process::Child> {
+    let mut cmd = tokio::process::Command::new(exe);
+    if name == "serve" {
+        cmd.arg("serve").arg("--models-dir").arg(&a.models_dir);
+        cmd.arg("--grpc-addr").arg(a.serve_addr.to_string()).arg("--http-addr").arg(a.serve_http_addr.to_string());
+        a.redis.hand_to(&mut cmd)?;
+        // Guard hashes any raw IP with the job's key ($ECOM_IP_HASH_KEY is inherited when set).
+        if std::env::var_os(crate::stack::IP_HASH_KEY_ENV).is_none() {
+            cmd.arg("--ip-hash-key-file").arg(crate::stack::ip_hash_key_file()?);
+        }
+    } else {
+        cmd.arg("sink").arg("--brokers").arg(&a.cluster.brokers);
+        cmd.arg("--metrics-addr").arg(a.sink_http_addr.to_string());
+        a.es.hand_to(&mut cmd)?;
+        a.mongo.hand_to(&mut cmd)?;
+    }
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{name}.log")))?;
+    cmd.stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting ecom {name}"))
+}
+
+pub(crate) async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<()> {
+    let hint = "start the local stack with dev/up (dev/status shows what is down)";
+    let es = a.es.http()?;
+    es.client
+        .get(format!("{}/_cluster/health", es.base))
+        .send()
+        .await
+        .with_context(|| format!("Elasticsearch at {} does not answer: {hint}", es.base))?;
+    let ov: Value = http
+        .get(format!("{}/overview", a.cluster.flink_rest))
+        .send()
+        .await
+        .with_context(|| format!("Flink at {} does not answer: {hint}", a.cluster.flink_rest))?
+        .json()
+        .await?;
+    if ov["taskmanagers"].as_u64().unwrap_or(0) == 0 {
+        bail!("Flink at {} has no TaskManager: {hint}", a.cluster.flink_rest);
+    }
+    let consumer: BaseConsumer = ecom_sink::kafka::client(&a.cluster.brokers)?.create()?;
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .with_context(|| format!("Kafka at {} does not answer: {hint}", a.cluster.brokers))?;
+    for t in [RAW, ENRICHED, INVALID, SESSIONS, METRICS] {
+        if !md.topics().iter().any(|x| x.name() == t && x.error().is_none()) {
+            bail!("Kafka topic {t} is missing: {hint}");
+        }
+    }
+    let redis_url = a.redis.url()?;
+    let client = a.redis.client()?;
+    let mut c = tokio::time::timeout(Duration::from_secs(5), client.get_multiplexed_async_connection())
+        .await
+        .map_err(|_| anyhow::anyhow!("Redis at {redis_url} timed out: {hint}"))?
+        .with_context(|| format!("Redis at {redis_url} does not answer: {hint}"))?;
+    let _: String = redis::cmd("PING").query_async(&mut c).await?;
+    let mongo_url = a.mongo.url()?;
+    let mongo = mongodb::Client::with_uri_str(mongo_url.expose()).await?;
+    tokio::time::timeout(Duration::from_secs(10), mongo.database("ecom").run_command(mongodb::bson::doc! {"ping": 1}))
+        .await
+        .map_err(|_| anyhow::anyhow!("MongoDB at {mongo_url} timed out: {hint}"))?
+        .with_context(|| format!("MongoDB at {mongo_url} does not answer: {hint}"))?;
+    Ok(())
+}
+
+pub(crate) async fn wait_http(
+    http: &reqwest::Client,
+    url: &str,
+    what: &str,
+    log: &std::path::Path,
+    children: &mut Children,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let tail = || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let last: Vec<&str> = text.lines().rev().take(20).collect();
+        format!("last log lines ({}):\n{}", log.display(), last.into_iter().rev().collect::<Vec<_>>().join("\n"))
+    };
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        // A child that exited (a port taken, a bad flag) is reported at once, not after 60 s.
+        if let Some((name, status)) = children.exited() {
+            bail!("ecom {name} exited ({status}) while waiting for {what} at {url}; {}", tail());
+        }
+        if Instant::now() > deadline {
+            bail!("{what} did not become healthy at {url} within 60 s; {}", tail());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The job starts where its consumer group's committed offsets on ecom.events.raw stand: records
+/// an earlier job left unread come first, and when their event times are later than this run's
+/// (another --start-ms), their watermark makes this run's events LATE. Says so before it happens.
+fn warn_unread_raw(brokers: &str, job_args: &[String]) {
+    let group = job_args
+        .iter()
+        .position(|a| a == "--group-id")
+        .and_then(|i| job_args.get(i + 1))
+        .map_or("ecom-flink", String::as_str);
+    let unread = || -> anyhow::Result<i64> {
+        let ends = end_offsets(brokers, &[RAW])?;
+        let consumer: BaseConsumer =
+            ecom_sink::kafka::client(brokers)?.set("group.id", group).set("enable.auto.commit", "false").create()?;
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in ends.keys() {
+            tpl.add_partition(t, *p);
+        }
+        let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let end = ends.get(&(e.topic().to_string(), e.partition()))?;
+                // No committed offset: the job starts at the earliest record, all of them unread.
+                Some(end - e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0))
+            })
+            .sum())
+    };
+    match unread() {
+        Ok(0) => {}
+        Ok(n) => eprintln!(
+            "warning: the job's consumer group {group} has {n} records of {RAW} unread from before this run: the job reads them first, and if their event times are later than this run's, this run's events come out REJECT_REASON_LATE"
+        ),
+        Err(e) => eprintln!("warning: could not read consumer group {group}'s offsets on {RAW}: {e:#}"),
+    }
+}
