@@ -66,10 +66,10 @@ fn train_model(models: &std::path::Path) {
 
 /// A demo run with 3% malformed records and 1% hostile ones (stuffed to the record limit, ~290 s
 /// ahead of the clock, ~1 MB near Kafka's request limit).
-fn run_demo(events: &str, seed: &str, start_ms: &str, models: &std::path::Path) -> String {
+fn run_demo(events: &str, seed: &str, start_ms: &str, models: &std::path::Path) -> Value {
     skip_unread_raw_records();
     let out = Command::new(env!("CARGO_BIN_EXE_ecom"))
-        .args(["demo", "--events", events, "--malformed-rate", "0.03", "--hostile-rate", "0.01"])
+        .args(["demo", "--json", "--events", events, "--malformed-rate", "0.03", "--hostile-rate", "0.01"])
         .args(["--seed", seed, "--start-ms", start_ms])
         .env("ECOM_MODELS_DIR", models)
         .output()
@@ -77,24 +77,17 @@ fn run_demo(events: &str, seed: &str, start_ms: &str, models: &std::path::Path) 
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ecom demo failed ({}):\n{stdout}\n{stderr}", out.status);
-    stdout
+    summary(&stdout)
 }
 
-fn field(summary: &str, label: &str) -> u64 {
-    let line = summary.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("no '{label}' in:\n{summary}"));
-    line.split_whitespace().find_map(|w| w.parse::<u64>().ok()).unwrap_or_else(|| panic!("no number in {line}"))
+/// `ecom demo --json`'s summary.
+fn summary(stdout: &str) -> Value {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("no JSON summary ({e}):\n{stdout}"))
 }
 
-/// The number right after `label` on its line, e.g. "score fallbacks 3" → 3.
-fn summary_number_after(summary: &str, label: &str) -> u64 {
-    let after = summary.split(label).nth(1).unwrap_or_else(|| panic!("no '{label}' in:\n{summary}"));
-    after.split(|c: char| !c.is_ascii_digit()).find(|w| !w.is_empty()).unwrap().parse().unwrap()
-}
-
-fn total_in(summary: &str, label: &str) -> u64 {
-    let line = summary.lines().find(|l| l.contains(label)).unwrap();
-    let after = line.split("holds ").nth(1).unwrap();
-    after.split_whitespace().next().unwrap().parse().unwrap()
+/// The count at `pointer` (e.g. "/stores/es_events"), 0 when absent (an empty map has no key).
+fn n(summary: &Value, pointer: &str) -> u64 {
+    summary.pointer(pointer).map_or(0, |v| v.as_u64().unwrap_or_else(|| panic!("{pointer} is no count in {summary}")))
 }
 
 #[test]
@@ -110,42 +103,43 @@ fn demo_reconciles_and_a_second_run_does_not_duplicate() {
     let _ = std::fs::remove_dir_all(&models);
     train_model(&models);
     let first = run_demo("10000", &seed, &start_ms, &models);
-    assert!(first.contains("reconciled: yes"), "{first}");
-    let produced = field(&first, "produced to");
-    let enriched = field(&first, "enriched in");
-    let invalid = field(&first, "invalid  in");
+    assert_eq!(first["reconciled"], true, "{first}");
+    let (produced, enriched, invalid) = (n(&first, "/produced"), n(&first, "/enriched"), n(&first, "/invalid"));
     assert_eq!(produced, 10_000);
     assert_eq!(produced, enriched + invalid);
     assert!(invalid > 250 && invalid < 650, "3% of 10k malformed, ~0.3% near the request limit, got {invalid}");
     // Every hostile class went in; `reconciled: yes` says each record got its own label (the
     // stuffed and clock-ahead ones enriched, no on-time event LATE, the ~1 MB ones
     // OVERSIZE_RECORD) and nothing written grew past the record limit.
-    for class in ["stuffed_to_limit=", "clock_ahead=", "near_max_request="] {
-        assert!(summary_number_after(&first, class) > 0, "no {class} records:\n{first}");
+    for class in ["stuffed_to_limit", "clock_ahead", "near_max_request"] {
+        assert!(n(&first, &format!("/hostile/{class}")) > 0, "no {class} records:\n{first}");
     }
-    assert!(field(&first, "REJECT_REASON_OVERSIZE_RECORD") > 0, "{first}");
-    assert_eq!(field(&first, "documents in Elasticsearch"), enriched);
-    assert_eq!(field(&first, "documents in MongoDB"), enriched);
+    assert!(n(&first, "/invalid_by_reason/REJECT_REASON_OVERSIZE_RECORD") > 0, "{first}");
+    assert_eq!(n(&first, "/stores/es_events"), enriched);
+    assert_eq!(n(&first, "/stores/mongo_events"), enriched);
     // Every enriched event was scored or marked as the score fallback; sessions closed by event
     // time and per-minute metrics, each saying its ε, came out.
-    let scored = field(&first, "scored (purchase probability)");
-    let score_fallbacks = summary_number_after(&first, "score fallbacks");
+    let (scored, score_fallbacks) = (n(&first, "/scored"), n(&first, "/score_fallbacks"));
     assert_eq!(scored + score_fallbacks, enriched, "{first}");
     assert!(scored > enriched / 2, "most events should be scored:\n{first}");
-    assert!(field(&first, "sessions closed in") > 100, "{first}");
+    assert!(n(&first, "/sessions") > 100, "{first}");
     // Returning users' events carry their earlier sessions (the job's user step).
-    assert!(field(&first, "with the user's earlier sessions") > 0, "{first}");
-    assert!(field(&first, "metrics records in") > 100, "{first}");
-    assert!(first.contains("(ε spent per record: 2 on"), "{first}");
-    assert!(field(&first, "REJECT_REASON_LATE") > 0 && field(&first, "REJECT_REASON_DUPLICATE") > 0, "{first}");
+    assert!(n(&first, "/with_user_history") > 0, "{first}");
+    let metrics = n(&first, "/metrics");
+    assert!(metrics > 100, "{first}");
+    assert_eq!(n(&first, "/metrics_epsilon/2"), metrics, "every metrics record spends ε 2:\n{first}");
+    assert!(
+        n(&first, "/invalid_by_reason/REJECT_REASON_LATE") > 0
+            && n(&first, "/invalid_by_reason/REJECT_REASON_DUPLICATE") > 0,
+        "{first}"
+    );
 
     // Same seed and start again: the generator's output is deterministic, so the first 2,000
     // records repeat the first run's (same event ids) and the stores must not grow.
-    let es_before = total_in(&first, "documents in Elasticsearch");
     let second = run_demo("2000", &seed, &start_ms, &models);
-    assert!(second.contains("reconciled: yes"), "{second}");
-    assert_eq!(total_in(&second, "documents in Elasticsearch"), es_before, "a replay duplicated documents");
-    assert_eq!(total_in(&second, "documents in MongoDB"), total_in(&first, "documents in MongoDB"));
+    assert_eq!(second["reconciled"], true, "{second}");
+    let totals = |s: &Value| (n(s, "/stores/es_events_total"), n(s, "/stores/mongo_events_total"));
+    assert_eq!(totals(&second), totals(&first), "a replay duplicated documents");
     let _ = std::fs::remove_dir_all(models.with_extension("data"));
     let _ = std::fs::remove_dir_all(&models);
 }
@@ -250,7 +244,7 @@ fn a_task_manager_crash_loses_and_duplicates_nothing() {
     let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
     assert!(std::env::var("FLINK_HOME").is_ok() && std::env::var("ECOM_JOB_JAR").is_ok(), "run through dev/test");
     // This run's job, once records flow through it and a checkpoint has committed some of them.
-    let mut demo = BackgroundDemo::start("crash", 1, 20_000, &["--malformed-rate", "0.03"]);
+    let mut demo = BackgroundDemo::start("crash", 1, 20_000, &["--json", "--malformed-rate", "0.03"]);
     let job = demo.job.clone();
     // Crash once a checkpoint has committed records of this run: the source commits its
     // offsets to Kafka when a checkpoint completes, and Kafka says so at once (Flink's REST
@@ -266,16 +260,16 @@ fn a_task_manager_crash_loses_and_duplicates_nothing() {
     assert!(crash.status.success(), "dev/crash-taskmanager: {}", String::from_utf8_lossy(&crash.stderr));
 
     let status = demo.child.wait().expect("waiting for ecom demo");
-    let (summary, log) = demo.output();
-    assert!(status.success(), "ecom demo failed ({status}):\n{summary}\n{log}");
-    assert!(summary.contains("reconciled: yes"), "{summary}\n{log}");
-    let (produced, enriched, invalid) =
-        (field(&summary, "produced to"), field(&summary, "enriched in"), field(&summary, "invalid  in"));
+    let (stdout, log) = demo.output();
+    assert!(status.success(), "ecom demo failed ({status}):\n{stdout}\n{log}");
+    let summary = summary(&stdout);
+    assert_eq!(summary["reconciled"], true, "{summary}\n{log}");
+    let (produced, enriched, invalid) = (n(&summary, "/produced"), n(&summary, "/enriched"), n(&summary, "/invalid"));
     assert_eq!(produced, 20_000);
     assert_eq!(produced, enriched + invalid, "{summary}");
-    assert_eq!(field(&summary, "duplicates in Kafka outputs"), 0, "{summary}");
-    assert_eq!(field(&summary, "documents in Elasticsearch"), enriched);
-    assert_eq!(field(&summary, "documents in MongoDB"), enriched);
+    assert_eq!(n(&summary, "/duplicates"), 0, "{summary}");
+    assert_eq!(n(&summary, "/stores/es_events"), enriched);
+    assert_eq!(n(&summary, "/stores/mongo_events"), enriched);
     // The job did fail over: Flink recorded losing the TaskManager.
     let history =
         flink_get(&format!("/jobs/{job}/exceptions"))["exceptionHistory"]["entries"].as_array().map_or(0, Vec::len);
@@ -284,7 +278,7 @@ fn a_task_manager_crash_loses_and_duplicates_nothing() {
         "no failure in the job's exception history: the crash did not hit the job ({at_crash} records committed at the crash)"
     );
     // ...and the demo says so: a restart is no failure of the demo, but it shows.
-    assert!(field(&summary, "Flink job restarts") >= 1, "{summary}\n{log}");
+    assert!(n(&summary, "/job/restarts") >= 1, "{summary}\n{log}");
     assert!(log.contains(&format!("warning: Flink job {job} restarts after a failure")), "{log}");
     eprintln!("crashed the TaskManager at {at_crash} records committed; after the restart: {summary}");
     demo.clean_up();
@@ -433,19 +427,20 @@ fn a_demo_with_credentials_leaves_no_client_ip_or_secret_behind() {
     train_model(&models);
     skip_unread_raw_records();
     let out = Command::new(env!("CARGO_BIN_EXE_ecom"))
-        .args(["demo", "--events", "3000", "--malformed-rate", "0.05", "--hostile-rate", "0.01"])
+        .args(["demo", "--json", "--events", "3000", "--malformed-rate", "0.05", "--hostile-rate", "0.01"])
         .envs(creds.iter().map(|(k, v)| (*k, v.as_str())))
         .env("ECOM_MODELS_DIR", &models)
         .output()
         .expect("running ecom demo");
-    let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{summary}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(summary.contains("reconciled: yes"), "{summary}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary = summary(&stdout);
+    assert_eq!(summary["reconciled"], true, "{summary}");
     // Guard answered through the password-protected user: with a wrong password every event
     // would fall back. A fresh job's first second of calls may still time out (CI saw 489 of
     // 2,839 at 1,000 events/s).
-    let enriched = field(&summary, "enriched in");
-    assert!(field(&summary, "guard fallbacks") < enriched / 2, "{summary}");
+    let enriched = n(&summary, "/enriched");
+    assert!(n(&summary, "/guard_fallbacks") < enriched / 2, "{summary}");
 
     let audit = |extra: &[(&str, &str)]| {
         Command::new(env!("CARGO_BIN_EXE_ecom"))

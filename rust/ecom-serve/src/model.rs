@@ -110,7 +110,7 @@ impl Model {
         let rec_file: recommend::IndexFile = if rec_path.exists() {
             read_json(dir, RECOMMEND_FILE)?
         } else {
-            tracing::warn!(dir = %dir.display(), "no recommend.json (trained by an older ecom): Recommend answers FAILED_PRECONDITION");
+            tracing::warn!(dir = %dir.display(), "the version has no recommend.json: Recommend answers FAILED_PRECONDITION until a model with one serves");
             recommend::IndexFile { num_perm: schema.lsh.num_perm, num_bands: schema.lsh.num_bands, sessions: vec![] }
         };
         let recommend = recommend::Index::new(rec_file).with_context(|| format!("{}", rec_path.display()))?;

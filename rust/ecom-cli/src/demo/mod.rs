@@ -19,7 +19,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod outputs;
+mod summary;
 pub(crate) use outputs::*;
+use summary::{JobState, Summary};
 
 /// Where the job runs: the jar, the Flink cluster and Kafka (shared by `ecom demo` and
 /// `ecom bench job`).
@@ -111,6 +113,10 @@ pub(crate) struct DemoArgs {
     /// Leave the Flink job running at the end instead of cancelling it.
     #[arg(long)]
     pub(crate) keep_job: bool,
+    /// Print the summary as one JSON object on stdout (progress stays on stderr); the exit
+    /// code still says whether it reconciled.
+    #[arg(long)]
+    pub(crate) json: bool,
     /// The live dashboard's address (dev/dashboard starts it; it outlives the demo), printed at
     /// the end when it answers.
     #[arg(long, default_value = "http://127.0.0.1:8088", env = "ECOM_DASHBOARD_URL")]
@@ -178,6 +184,7 @@ fn step(msg: &str) {
 
 pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let a = std::sync::Arc::new(a);
     let state = a.state_dir.clone().unwrap_or_else(|| {
         PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".local/state/ecom")
     });
@@ -226,7 +233,38 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     job_args.extend(a.job_options.iter().cloned());
     warn_unread_raw(&a.cluster.brokers, &job_args);
     let job = flink.submit(&http, a.parallelism, &job_args).await?;
+    // Every way out from here cancels the job; --keep-job keeps it after a run that got through.
+    let ran = submitted(&a, &http, &job, &mut children, &logs, started).await;
+    children.stop().await;
+    match &ran {
+        Ok(s) if s.job.kept => eprintln!("leaving Flink job {job} running (--keep-job)"),
+        _ => flink.cancel(&http, &job).await,
+    }
+    let summary = ran?;
+    if a.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        summary.print();
+    }
+    if summary.reconciled {
+        Ok(())
+    } else {
+        std::process::exit(crate::exit::UNRECONCILED.into());
+    }
+}
 
+/// The run once the job is submitted: generates, waits until every record is accounted for in
+/// Kafka and in both stores, and sums it up. Stops early, with the job's own story, when the
+/// job ends while it waits.
+async fn submitted(
+    a: &std::sync::Arc<DemoArgs>,
+    http: &reqwest::Client,
+    job: &str,
+    children: &mut Children,
+    logs: &std::path::Path,
+    started: Instant,
+) -> anyhow::Result<Summary> {
+    let flink = a.cluster.flink();
     // Remember where the output topics end now: this run's results come after.
     let out_start = end_offsets(&a.cluster.brokers, &[ENRICHED, INVALID, SESSIONS, METRICS])?;
 
@@ -241,24 +279,23 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         // ~6 s of event time per event covers the quietest hours at the default traffic.
         now - 2 * 3_600_000 - a.events as i64 * 6_000
     });
-    let gen_args_rate = Some(a.rate.unwrap_or(DEMO_RATE)).filter(|r| *r > 0.0);
+    let rate = Some(a.rate.unwrap_or(DEMO_RATE)).filter(|r| *r > 0.0);
     let mut gen_args = GenerateArgs::with(a.events, seed, a.malformed_rate, Some(start_ms), &a.cluster.brokers);
     gen_args.duplicate_rate = a.duplicate_rate;
     gen_args.late_rate = a.late_rate;
     gen_args.hostile_rate = a.hostile_rate;
     gen_args.peak_sessions_per_hour = a.peak_sessions_per_hour;
-    gen_args.rate = gen_args_rate;
+    gen_args.rate = rate;
     let stop_gen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     gen_args.stop = Some(stop_gen.clone());
     let gen_started_ms = now_ms();
     // Generating (paced, it takes a while) and the waits below race the job's watcher: a job
     // that stops ends the demo at once.
-    let mut watch = flink.watch(&http, &job, &logs);
+    let mut watch = flink.watch(http, job, logs);
     let gen = tokio::select! {
-        g = generate::run(gen_args) => g?,
+        g = generate::run_with(gen_args, !a.json) => g?,
         ended = watch.ended() => {
             stop_gen.store(true, std::sync::atomic::Ordering::Relaxed);
-            children.stop().await;
             return Err(ended.into());
         }
     };
@@ -267,8 +304,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     step("waiting for every raw record to come out enriched or invalid");
     // collect_outputs blocks in Kafka polls, so it runs on a thread of its own (left behind
     // when the job stops first: the demo exits).
-    let (a, gen) = (std::sync::Arc::new(a), std::sync::Arc::new(gen));
-    let flink = a.cluster.flink();
+    let gen = std::sync::Arc::new(gen);
     let collected = {
         let (a, gen, rt) = (a.clone(), gen.clone(), tokio::runtime::Handle::current());
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -281,189 +317,72 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
         async { rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("reading the job's outputs panicked"))) }
     };
     let outcome = tokio::select! {
-        o = collected => o,
-        ended = watch.ended() => {
-            children.stop().await;
-            return Err(ended.into());
-        }
+        o = collected => o?,
+        ended = watch.ended() => return Err(ended.into()),
     };
-    let slice_secs = gen_done.elapsed().as_secs_f64() + gen.seconds;
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            children.stop().await;
-            drop(watch);
-            flink.cancel(&http, &job).await;
-            return Err(e);
-        }
-    };
+    let slice_seconds = gen_done.elapsed().as_secs_f64() + gen.seconds;
 
     step("waiting for Elasticsearch and MongoDB to hold every enriched event and dead letter");
     let stores = tokio::select! {
-        s = count_stores(&a, &outcome, true) => s,
-        ended = watch.ended() => {
-            children.stop().await;
-            return Err(ended.into());
-        }
+        s = count_stores(a, &outcome, true) => s?,
+        ended = watch.ended() => return Err(ended.into()),
     };
     // Read before the demo cancels the job itself.
     let job_status = watch.finish().await;
-    let child_exited = children.exited();
-    children.stop().await;
-    if a.keep_job {
-        eprintln!("leaving Flink job {job} running (--keep-job)");
-    } else {
-        flink.cancel(&http, &job).await;
+    let child_exited = children.exited().map(|(name, status)| format!("{name} exited ({status})"));
+    let mut latency_ms: BTreeMap<String, [i64; 2]> =
+        outcome.latency_ms.iter().map(|(s, (p50, p99))| (s.to_string(), [*p50, *p99])).collect();
+    if let Some((p50, p99)) = indexed_latency(&a.es.http()?, gen_started_ms).await {
+        latency_ms.insert("indexed by the sink".into(), [p50, p99]);
     }
-    let StoreCounts { es_docs, mongo_docs, es_total, mongo_total, es_invalid, mongo_invalid } = stores?;
-    let indexed = indexed_latency(&a.es.http()?, gen_started_ms).await;
-
-    let enriched = outcome.enriched_ids.len() as u64;
-    let invalid = outcome.invalid as u64;
-    let expected_invalid: u64 = gen.malformed_by_reason.values().sum();
-    println!();
-    println!("ecom demo summary ({:.0}s in all)", started.elapsed().as_secs_f64());
-    println!("  produced to {RAW:<22} {:>8}", gen.produced);
-    println!("  enriched in {ENRICHED:<22} {:>8}", enriched);
-    println!("  invalid  in {INVALID:<22} {:>8}   (generator labelled {expected_invalid} malformed)", invalid);
-    for (reason, n) in &outcome.invalid_by_reason {
-        let want = gen.malformed_by_reason.get(reason).copied().unwrap_or(0);
-        println!("      {reason:<40} {n:>6}   labelled {want}");
-    }
-    println!("  guard verdicts                        {}", generate::fmt_counts(&outcome.verdicts));
-    println!("  guard fallbacks                       {:>8}", outcome.guard_fallbacks);
-    println!(
-        "  scored (purchase probability)         {:>8}   (score fallbacks {})",
-        outcome.scored, outcome.score_fallbacks
-    );
-    println!(
-        "  with recommendations                  {:>8}   of {} product views and carts (recommend fallbacks {})",
-        outcome.recommended, outcome.recommend_asked, outcome.recommend_fallbacks
-    );
-    println!(
-        "  with the user's earlier sessions      {:>8}   (events of a returning user: user features from the job's user step)",
-        outcome.with_user_history
-    );
-    println!(
-        "  sessions closed in {SESSIONS:<18} {:>8}   ({} events, {} purchased; open sessions close after 30 min of event time)",
-        outcome.sessions, outcome.session_events, outcome.sessions_purchased
-    );
-    println!(
-        "  metrics records in {METRICS:<18} {:>8}   (ε spent per record: {})",
-        outcome.metrics,
-        fmt_epsilons(&outcome.metrics_epsilon)
-    );
-    println!("  duplicates in Kafka outputs           {:>8}", outcome.duplicates);
-    if !gen.hostile.is_empty() {
-        println!("  hostile records produced              {}", generate::fmt_counts(&gen.hostile));
-    }
-    println!(
-        "  largest record written                {:>8} bytes enriched, {} bytes dead letter ({} kept a prefix only)",
-        outcome.largest_enriched_bytes, outcome.largest_invalid_bytes, outcome.invalid_truncated
-    );
-    println!("  documents in Elasticsearch (this run) {:>8}   (ecom-events-* holds {es_total} in all)", es_docs);
-    println!("  documents in MongoDB (this run)       {:>8}   (ecom.events holds {mongo_total} in all)", mongo_docs);
-    println!(
-        "  dead letters in Elasticsearch / MongoDB {:>6} / {}   (ecom-invalid-*, ecom.invalid; this run)",
-        es_invalid, mongo_invalid
-    );
-    let paced = match gen_args_rate {
-        Some(r) => format!("paced at {r:.0} records/s (--rate)"),
-        None => "unpaced (--rate 0): a burst, so the latencies below measure its queue".to_string(),
+    let dashboard_url = a.dashboard_url.trim_end_matches('/').to_string();
+    let dashboard = match http.get(format!("{dashboard_url}/health")).send().await {
+        Ok(r) if r.status().is_success() => Some(dashboard_url.clone()),
+        _ => None,
     };
-    println!(
-        "  throughput raw -> enriched|invalid    {:>8.0} events/s ({} records in {:.1}s, {paced})",
-        gen.produced as f64 / slice_secs.max(1e-9),
-        gen.produced,
-        slice_secs
-    );
-    let mut stages: Vec<String> =
-        outcome.latency_ms.iter().map(|(s, (p50, p99))| format!("{s} {p50} / {p99}")).collect();
-    if let Some((p50, p99)) = indexed {
-        stages.push(format!("indexed by the sink {p50} / {p99}"));
-    }
-    if !stages.is_empty() {
-        println!("  latency from produced, p50 / p99 ms   {}", stages.join(", "));
-        println!(
-            "      (a new job: its first seconds include JIT warm-up; searchable and at steady state: ecom bench e2e)"
-        );
-    }
-    let after = if a.keep_job { "left running" } else { "then cancelled by the demo" };
-    println!("  Flink job state                       {:>8}   (job {job}, {after})", job_status.state);
-    println!(
-        "  Flink job restarts                    {:>8}{}",
-        job_status.restarts,
-        if job_status.restarts > 0 { "   (each failure was printed as a warning while waiting)" } else { "" }
-    );
-
-    let mut why = Vec::new();
-    if gen.produced != enriched + invalid {
-        why.push(format!("produced {} != enriched {enriched} + invalid {invalid}", gen.produced));
-    }
-    if es_docs != enriched {
-        why.push(format!("Elasticsearch holds {es_docs} of {enriched} enriched"));
-    }
-    if mongo_docs != enriched {
-        why.push(format!("MongoDB holds {mongo_docs} of {enriched} enriched"));
-    }
-    if es_invalid != invalid || mongo_invalid != invalid {
-        why.push(format!(
-            "the stores hold {es_invalid} (Elasticsearch) and {mongo_invalid} (MongoDB) of {invalid} dead letters"
-        ));
-    }
-    if es_total != mongo_total {
-        why.push(format!("store totals differ: Elasticsearch {es_total}, MongoDB {mongo_total}"));
-    }
-    if outcome.duplicates > 0 {
-        why.push(format!("{} raw records came out more than once", outcome.duplicates));
-    }
-    if outcome.metrics_without_epsilon > 0 {
-        why.push(format!("{} metrics records do not say the ε they spent", outcome.metrics_without_epsilon));
-    }
-    if outcome.sessions_unknown_user > 0 {
-        why.push(format!("{} sessions without a session_id or user_id", outcome.sessions_unknown_user));
-    }
-    // A record stuffed to the limit comes out without what it was stuffed with; a dead letter
-    // keeps at most the limit's worth of its record.
-    let limit = ecom_core::validate::MAX_RECORD_BYTES;
-    if outcome.largest_enriched_bytes > limit {
-        why.push(format!(
-            "an enriched record of {} bytes is over the record limit {limit}",
-            outcome.largest_enriched_bytes
-        ));
-    }
-    if outcome.largest_invalid_bytes > limit + 4_096 {
-        why.push(format!("a dead letter of {} bytes is over the record limit {limit}", outcome.largest_invalid_bytes));
-    }
-    if let Some((name, status)) = &child_exited {
-        why.push(format!("ecom {name} exited during the run ({status})"));
-    }
-    if outcome.mislabelled > 0 {
-        why.push(format!(
-            "{} raw records did not get their own label ({})",
-            outcome.mislabelled,
-            outcome.mislabelled_examples.join("; ")
-        ));
-    }
-    if outcome.invalid_by_reason != gen.malformed_by_reason {
-        why.push("invalid reasons differ from the generator's labels".into());
-    }
-    let dashboard = a.dashboard_url.trim_end_matches('/');
-    match http.get(format!("{dashboard}/health")).send().await {
-        Ok(r) if r.status().is_success() => {
-            println!("  dashboard                             {dashboard}/ (live, keeps running)")
-        }
-        _ => {
-            println!("  dashboard                             not running at {dashboard} (start it with dev/dashboard)")
-        }
-    }
-    if why.is_empty() {
-        println!("reconciled: yes");
-        Ok(())
-    } else {
-        println!("reconciled: no ({})", why.join("; "));
-        std::process::exit(crate::exit::UNRECONCILED.into());
-    }
+    let mut summary = Summary {
+        seconds: started.elapsed().as_secs_f64(),
+        produced: gen.produced,
+        labelled_invalid: gen.malformed_by_reason.clone(),
+        hostile: gen.hostile.clone(),
+        enriched: outcome.enriched_ids.len() as u64,
+        invalid: outcome.invalid as u64,
+        invalid_by_reason: outcome.invalid_by_reason,
+        guard_verdicts: outcome.verdicts,
+        guard_fallbacks: outcome.guard_fallbacks,
+        scored: outcome.scored,
+        score_fallbacks: outcome.score_fallbacks,
+        recommend_asked: outcome.recommend_asked,
+        recommended: outcome.recommended,
+        recommend_fallbacks: outcome.recommend_fallbacks,
+        with_user_history: outcome.with_user_history,
+        sessions: outcome.sessions,
+        session_events: outcome.session_events,
+        sessions_purchased: outcome.sessions_purchased,
+        sessions_unknown_user: outcome.sessions_unknown_user,
+        metrics: outcome.metrics,
+        metrics_without_epsilon: outcome.metrics_without_epsilon,
+        metrics_epsilon: outcome.metrics_epsilon,
+        duplicates: outcome.duplicates,
+        largest_enriched_bytes: outcome.largest_enriched_bytes,
+        largest_invalid_bytes: outcome.largest_invalid_bytes,
+        invalid_truncated: outcome.invalid_truncated,
+        mislabelled: outcome.mislabelled,
+        mislabelled_examples: outcome.mislabelled_examples,
+        stores: stores.into(),
+        rate,
+        slice_seconds,
+        latency_ms,
+        job: JobState { id: job.to_string(), state: job_status.state, restarts: job_status.restarts, kept: a.keep_job },
+        child_exited,
+        dashboard,
+        dashboard_url,
+        reconciled: false,
+        why: Vec::new(),
+    };
+    summary.why = summary.reconcile();
+    summary.reconciled = summary.why.is_empty();
+    Ok(summary)
 }
 
 /// Starts `ecom serve` or `ecom sink` (`name`) for the demo's stack, its output appended to

@@ -230,7 +230,7 @@ impl GenerateSummary {
         self.oracle_points.extend(t.iter().filter_map(ecom_gen::oracle_point));
     }
 
-    fn print(&self, target: &str) {
+    fn print(&self, target: &str, oracle_on_stdout: bool) {
         let malformed: u64 = self.malformed_by_reason.values().sum();
         eprintln!(
             "generated {} records into {target} ({} valid, {malformed} malformed) in {:.1}s ({:.0} records/s)",
@@ -257,9 +257,14 @@ impl GenerateSummary {
         if !self.hostile.is_empty() {
             eprintln!("  hostile: {}", fmt_counts(&self.hostile));
         }
-        match self.oracle_auc {
-            Some(a) => println!("oracle_auc: {a:.4}"),
-            None => println!("oracle_auc: n/a (no complete ordinary sessions with both outcomes)"),
+        let oracle = match self.oracle_auc {
+            Some(a) => format!("oracle_auc: {a:.4}"),
+            None => "oracle_auc: n/a (no complete ordinary sessions with both outcomes)".into(),
+        };
+        if oracle_on_stdout {
+            println!("{oracle}");
+        } else {
+            eprintln!("  {oracle}");
         }
     }
 }
@@ -333,8 +338,14 @@ fn bar(n: u64, quiet: bool) -> ProgressBar {
 }
 
 pub(crate) async fn run(a: GenerateArgs) -> anyhow::Result<GenerateSummary> {
+    run_with(a, true).await
+}
+
+/// `run`, the closing `oracle_auc:` line on stdout (`ecom generate`'s machine-readable line) or,
+/// for a caller whose stdout is its own (`ecom demo --json`), on stderr with the rest.
+pub(crate) async fn run_with(a: GenerateArgs, oracle_on_stdout: bool) -> anyhow::Result<GenerateSummary> {
     let summary = generate(a.clone()).await?;
-    summary.print(a.out.as_ref().map_or(a.topic.clone(), |d| d.display().to_string()).as_str());
+    summary.print(a.out.as_ref().map_or(a.topic.clone(), |d| d.display().to_string()).as_str(), oracle_on_stdout);
     Ok(summary)
 }
 

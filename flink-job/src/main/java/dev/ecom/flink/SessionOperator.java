@@ -1,4 +1,4 @@
-// Keyed by session_id: catalog join, late and duplicate checks, running features, session close.
+// Keyed by session_id: catalog join, duplicate check, running features, session close.
 package dev.ecom.flink;
 
 import dev.ecom.flink.nativelib.EcomNative;

@@ -26,11 +26,19 @@ class EcomJobTest {
     assertThat(env.getCheckpointInterval()).isEqualTo(2000);
 
     StreamGraph graph = env.getStreamGraph();
+    // Every operator: state in a savepoint is matched to operators by uid, so one without a
+    // stable uid would lose its state when the job graph changes.
+    List<String> withoutUid =
+        graph.getStreamNodes().stream()
+            .filter(n -> n.getTransformationUID() == null)
+            .map(StreamNode::getOperatorName)
+            .collect(Collectors.toList());
+    assertThat(withoutUid).isEmpty();
     List<String> uids =
         graph.getStreamNodes().stream()
             .map(StreamNode::getTransformationUID)
-            .filter(u -> u != null)
             .collect(Collectors.toList());
+    assertThat(uids).doesNotHaveDuplicates();
     assertThat(uids)
         .contains(
             "raw-source",

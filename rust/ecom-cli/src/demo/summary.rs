@@ -1,0 +1,316 @@
+//! What a demo run found: [`Summary`] holds every count the closing summary shows,
+//! [`Summary::reconcile`] (pure) says what does not add up, and the summary prints as text or,
+//! with `--json`, as one JSON object (what the end-to-end tests read).
+use super::*;
+use serde::Serialize;
+
+/// Where the stores stand after a run (see [`StoreCounts`]).
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Stores {
+    /// This run's enriched events found in Elasticsearch / MongoDB, by id.
+    pub(crate) es_events: u64,
+    pub(crate) mongo_events: u64,
+    /// All events the stores hold (`ecom-events-*`, `ecom.events`): both stores got every run.
+    pub(crate) es_events_total: u64,
+    pub(crate) mongo_events_total: u64,
+    /// This run's dead letters found in Elasticsearch / MongoDB, by id.
+    pub(crate) es_dead_letters: u64,
+    pub(crate) mongo_dead_letters: u64,
+}
+
+impl From<StoreCounts> for Stores {
+    fn from(c: StoreCounts) -> Self {
+        Self {
+            es_events: c.es_docs,
+            mongo_events: c.mongo_docs,
+            es_events_total: c.es_total,
+            mongo_events_total: c.mongo_total,
+            es_dead_letters: c.es_invalid,
+            mongo_dead_letters: c.mongo_invalid,
+        }
+    }
+}
+
+/// The Flink job of the run, as last seen before the demo cancelled it.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct JobState {
+    pub(crate) id: String,
+    /// Flink's state (RUNNING while the demo waited).
+    pub(crate) state: String,
+    pub(crate) restarts: u64,
+    /// `--keep-job`: left running after the run.
+    pub(crate) kept: bool,
+}
+
+/// Everything a demo run found.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Summary {
+    /// Wall time of the whole demo.
+    pub(crate) seconds: f64,
+    /// Raw records produced; the generator's labels of the malformed ones, by reason.
+    pub(crate) produced: u64,
+    pub(crate) labelled_invalid: BTreeMap<String, u64>,
+    /// Hostile records produced, by class.
+    pub(crate) hostile: BTreeMap<String, u64>,
+    /// Records out of the job: enriched, and dead letters by reason.
+    pub(crate) enriched: u64,
+    pub(crate) invalid: u64,
+    pub(crate) invalid_by_reason: BTreeMap<String, u64>,
+    pub(crate) guard_verdicts: BTreeMap<String, u64>,
+    pub(crate) guard_fallbacks: u64,
+    pub(crate) scored: u64,
+    pub(crate) score_fallbacks: u64,
+    pub(crate) recommend_asked: u64,
+    pub(crate) recommended: u64,
+    pub(crate) recommend_fallbacks: u64,
+    pub(crate) with_user_history: u64,
+    pub(crate) sessions: u64,
+    pub(crate) session_events: u64,
+    pub(crate) sessions_purchased: u64,
+    pub(crate) sessions_unknown_user: u64,
+    pub(crate) metrics: u64,
+    pub(crate) metrics_without_epsilon: u64,
+    /// ε spent per metrics record (as text) → records.
+    pub(crate) metrics_epsilon: BTreeMap<String, u64>,
+    /// Raw records that came out more than once.
+    pub(crate) duplicates: u64,
+    pub(crate) largest_enriched_bytes: usize,
+    pub(crate) largest_invalid_bytes: usize,
+    pub(crate) invalid_truncated: u64,
+    /// Raw records whose outcome is not their own label, and the first few described.
+    pub(crate) mislabelled: u64,
+    pub(crate) mislabelled_examples: Vec<String>,
+    pub(crate) stores: Stores,
+    /// Records per second the generator was paced at (none: a burst).
+    pub(crate) rate: Option<f64>,
+    /// Seconds from the first record produced to the last one accounted for.
+    pub(crate) slice_seconds: f64,
+    /// p50 and p99 ms from produced, per stage (ingested, enriched, indexed by the sink).
+    pub(crate) latency_ms: BTreeMap<String, [i64; 2]>,
+    pub(crate) job: JobState,
+    /// A process the demo started that exited during the run, and how.
+    pub(crate) child_exited: Option<String>,
+    /// The live dashboard's address when it answered.
+    pub(crate) dashboard: Option<String>,
+    /// Where the dashboard was looked for.
+    pub(crate) dashboard_url: String,
+    /// Whether every count adds up, and if not, why ([`Summary::reconcile`]).
+    pub(crate) reconciled: bool,
+    pub(crate) why: Vec<String>,
+}
+
+impl Summary {
+    /// What does not add up: every record produced came out once, enriched or dead-lettered
+    /// under its own label, and is in both stores; the stores agree in total; nothing exceeds
+    /// the record limit; no process died. Empty when the run reconciles.
+    pub(crate) fn reconcile(&self) -> Vec<String> {
+        let s = &self.stores;
+        let (enriched, invalid) = (self.enriched, self.invalid);
+        let mut why = Vec::new();
+        if self.produced != enriched + invalid {
+            why.push(format!("produced {} != enriched {enriched} + invalid {invalid}", self.produced));
+        }
+        if s.es_events != enriched {
+            why.push(format!("Elasticsearch holds {} of {enriched} enriched", s.es_events));
+        }
+        if s.mongo_events != enriched {
+            why.push(format!("MongoDB holds {} of {enriched} enriched", s.mongo_events));
+        }
+        if s.es_dead_letters != invalid || s.mongo_dead_letters != invalid {
+            why.push(format!(
+                "the stores hold {} (Elasticsearch) and {} (MongoDB) of {invalid} dead letters",
+                s.es_dead_letters, s.mongo_dead_letters
+            ));
+        }
+        if s.es_events_total != s.mongo_events_total {
+            why.push(format!(
+                "store totals differ: Elasticsearch {}, MongoDB {}",
+                s.es_events_total, s.mongo_events_total
+            ));
+        }
+        if self.duplicates > 0 {
+            why.push(format!("{} raw records came out more than once", self.duplicates));
+        }
+        if self.metrics_without_epsilon > 0 {
+            why.push(format!("{} metrics records do not say the ε they spent", self.metrics_without_epsilon));
+        }
+        if self.sessions_unknown_user > 0 {
+            why.push(format!("{} sessions without a session_id or user_id", self.sessions_unknown_user));
+        }
+        // A record stuffed to the limit comes out without what it was stuffed with; a dead
+        // letter keeps at most the limit's worth of its record.
+        let limit = ecom_core::validate::MAX_RECORD_BYTES;
+        if self.largest_enriched_bytes > limit {
+            why.push(format!(
+                "an enriched record of {} bytes is over the record limit {limit}",
+                self.largest_enriched_bytes
+            ));
+        }
+        if self.largest_invalid_bytes > limit + 4_096 {
+            why.push(format!("a dead letter of {} bytes is over the record limit {limit}", self.largest_invalid_bytes));
+        }
+        if let Some(exited) = &self.child_exited {
+            why.push(format!("ecom {exited} during the run"));
+        }
+        if self.mislabelled > 0 {
+            why.push(format!(
+                "{} raw records did not get their own label ({})",
+                self.mislabelled,
+                self.mislabelled_examples.join("; ")
+            ));
+        }
+        if self.invalid_by_reason != self.labelled_invalid {
+            why.push("invalid reasons differ from the generator's labels".into());
+        }
+        why
+    }
+
+    /// The summary as text, on stdout.
+    pub(crate) fn print(&self) {
+        let s = &self.stores;
+        println!();
+        println!("ecom demo summary ({:.0}s in all)", self.seconds);
+        println!("  produced to {RAW:<22} {:>8}", self.produced);
+        println!("  enriched in {ENRICHED:<22} {:>8}", self.enriched);
+        let labelled: u64 = self.labelled_invalid.values().sum();
+        println!("  invalid  in {INVALID:<22} {:>8}   (generator labelled {labelled} malformed)", self.invalid);
+        for (reason, n) in &self.invalid_by_reason {
+            let want = self.labelled_invalid.get(reason).copied().unwrap_or(0);
+            println!("      {reason:<40} {n:>6}   labelled {want}");
+        }
+        println!("  guard verdicts                        {}", generate::fmt_counts(&self.guard_verdicts));
+        println!("  guard fallbacks                       {:>8}", self.guard_fallbacks);
+        println!(
+            "  scored (purchase probability)         {:>8}   (score fallbacks {})",
+            self.scored, self.score_fallbacks
+        );
+        println!(
+            "  with recommendations                  {:>8}   of {} product views and carts (recommend fallbacks {})",
+            self.recommended, self.recommend_asked, self.recommend_fallbacks
+        );
+        println!(
+            "  with the user's earlier sessions      {:>8}   (events of a returning user: user features from the job's user step)",
+            self.with_user_history
+        );
+        println!(
+            "  sessions closed in {SESSIONS:<18} {:>8}   ({} events, {} purchased; open sessions close after 30 min of event time)",
+            self.sessions, self.session_events, self.sessions_purchased
+        );
+        println!(
+            "  metrics records in {METRICS:<18} {:>8}   (ε spent per record: {})",
+            self.metrics,
+            fmt_epsilons(&self.metrics_epsilon)
+        );
+        println!("  duplicates in Kafka outputs           {:>8}", self.duplicates);
+        if !self.hostile.is_empty() {
+            println!("  hostile records produced              {}", generate::fmt_counts(&self.hostile));
+        }
+        println!(
+            "  largest record written                {:>8} bytes enriched, {} bytes dead letter ({} kept a prefix only)",
+            self.largest_enriched_bytes, self.largest_invalid_bytes, self.invalid_truncated
+        );
+        println!(
+            "  documents in Elasticsearch (this run) {:>8}   (ecom-events-* holds {} in all)",
+            s.es_events, s.es_events_total
+        );
+        println!(
+            "  documents in MongoDB (this run)       {:>8}   (ecom.events holds {} in all)",
+            s.mongo_events, s.mongo_events_total
+        );
+        println!(
+            "  dead letters in Elasticsearch / MongoDB {:>6} / {}   (ecom-invalid-*, ecom.invalid; this run)",
+            s.es_dead_letters, s.mongo_dead_letters
+        );
+        let paced = match self.rate {
+            Some(r) => format!("paced at {r:.0} records/s (--rate)"),
+            None => "unpaced (--rate 0): a burst, so the latencies below measure its queue".to_string(),
+        };
+        println!(
+            "  throughput raw -> enriched|invalid    {:>8.0} events/s ({} records in {:.1}s, {paced})",
+            self.produced as f64 / self.slice_seconds.max(1e-9),
+            self.produced,
+            self.slice_seconds
+        );
+        if !self.latency_ms.is_empty() {
+            let stages: Vec<String> =
+                self.latency_ms.iter().map(|(s, [p50, p99])| format!("{s} {p50} / {p99}")).collect();
+            println!("  latency from produced, p50 / p99 ms   {}", stages.join(", "));
+            println!(
+                "      (a new job: its first seconds include JIT warm-up; searchable and at steady state: ecom bench e2e)"
+            );
+        }
+        let after = if self.job.kept { "left running" } else { "then cancelled by the demo" };
+        println!("  Flink job state                       {:>8}   (job {}, {after})", self.job.state, self.job.id);
+        println!(
+            "  Flink job restarts                    {:>8}{}",
+            self.job.restarts,
+            if self.job.restarts > 0 { "   (each failure was printed as a warning while waiting)" } else { "" }
+        );
+        match &self.dashboard {
+            Some(url) => println!("  dashboard                             {url}/ (live, keeps running)"),
+            None => println!(
+                "  dashboard                             not running at {} (start it with dev/dashboard)",
+                self.dashboard_url
+            ),
+        }
+        if self.reconciled {
+            println!("reconciled: yes");
+        } else {
+            println!("reconciled: no ({})", self.why.join("; "));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn balanced() -> Summary {
+        let labels = BTreeMap::from([("REJECT_REASON_UNPARSEABLE".to_string(), 2)]);
+        Summary {
+            produced: 10,
+            enriched: 8,
+            invalid: 2,
+            labelled_invalid: labels.clone(),
+            invalid_by_reason: labels,
+            stores: Stores {
+                es_events: 8,
+                mongo_events: 8,
+                es_events_total: 20,
+                mongo_events_total: 20,
+                es_dead_letters: 2,
+                mongo_dead_letters: 2,
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_balanced_run_reconciles_and_each_gap_is_named() {
+        assert_eq!(balanced().reconcile(), Vec::<String>::new());
+        let lost = Summary { enriched: 7, ..balanced() };
+        let why = lost.reconcile();
+        assert!(why.iter().any(|w| w == "produced 10 != enriched 7 + invalid 2"), "{why:?}");
+        assert!(why.iter().any(|w| w.starts_with("Elasticsearch holds 8 of 7")), "{why:?}");
+        let mut diverged = balanced();
+        diverged.stores.mongo_events_total = 19;
+        assert_eq!(diverged.reconcile(), vec!["store totals differ: Elasticsearch 20, MongoDB 19".to_string()]);
+        let relabelled =
+            Summary { invalid_by_reason: BTreeMap::from([("REJECT_REASON_LATE".to_string(), 2)]), ..balanced() };
+        assert_eq!(relabelled.reconcile(), vec!["invalid reasons differ from the generator's labels".to_string()]);
+        let died = Summary { child_exited: Some("sink exited (signal: 9)".into()), ..balanced() };
+        assert_eq!(died.reconcile(), vec!["ecom sink exited (signal: 9) during the run".to_string()]);
+    }
+
+    #[test]
+    fn the_json_names_every_count_the_tests_read() {
+        let mut s = balanced();
+        s.reconciled = true;
+        let v = serde_json::to_value(&s).unwrap();
+        for key in ["produced", "enriched", "invalid", "guard_fallbacks", "sessions", "metrics", "duplicates"] {
+            assert!(v[key].is_u64(), "{key} in {v}");
+        }
+        assert_eq!(v["stores"]["mongo_events_total"], 20);
+        assert_eq!(v["reconciled"], true);
+    }
+}
