@@ -15,7 +15,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use serde_json::json;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,7 +63,7 @@ pub(crate) struct JobBench {
 }
 
 /// The bench's own ecom serve, away from the default ports.
-const SERVE_GRPC: &str = "127.0.0.1:50171";
+const SERVE_GRPC: &str = "127.0.0.1:28171";
 const SERVE_HTTP: &str = "127.0.0.1:18171";
 
 struct Run {
@@ -178,19 +177,9 @@ pub(crate) async fn run(a: JobBench) -> anyhow::Result<()> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let exe = std::env::current_exe().context("locating the ecom binary")?;
     let log_path = std::env::temp_dir().join("ecom-bench-job-serve.log");
-    let log = std::fs::File::create(&log_path)?;
-    let mut serve = tokio::process::Command::new(&exe);
-    serve.arg("serve");
-    a.redis.hand_to(&mut serve)?;
-    let serve = serve
-        .args(["--grpc-addr", SERVE_GRPC, "--http-addr", SERVE_HTTP])
-        .arg("--models-dir")
-        .arg(&a.models_dir)
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting ecom serve")?;
+    std::fs::File::create(&log_path)?; // this run's log only
+    let serve = crate::demo::serve_command(&exe, &a.redis, &a.models_dir, SERVE_GRPC, SERVE_HTTP)?;
+    let serve = crate::demo::spawn_logged(serve, "serve", &log_path)?;
     let mut children = Children(vec![("serve".into(), serve)]);
     wait_http(&http, &format!("http://{SERVE_HTTP}/health"), "ecom serve", &log_path, &mut children).await?;
     let flink = a.cluster.flink();

@@ -32,7 +32,7 @@ pub(crate) struct CheckArgs {
 
 /// What one check found.
 #[derive(Debug, PartialEq)]
-enum Verdict {
+pub(crate) enum Verdict {
     Ok(String),
     /// The configuration is wrong (exit 2).
     Config(String),
@@ -44,21 +44,30 @@ enum Verdict {
 
 const HINT: &str = "dev/up starts the local stack; dev/status says what is down";
 
-pub(crate) async fn run(a: CheckArgs) -> anyhow::Result<()> {
-    let timeout = Duration::from_secs(a.timeout_secs.max(1));
-    let http = reqwest::Client::builder().timeout(timeout).build()?;
-    let mut rows: Vec<(&str, String, Verdict)> = Vec::new();
+/// One probed dependency: what, where, and what was found.
+pub(crate) type Row = (&'static str, String, Verdict);
 
-    let brokers = a.cluster.brokers.clone();
+/// The servers the pipeline runs on (Kafka and its topics, Redis, Elasticsearch, MongoDB,
+/// Flink), each asked a real request: `ecom check`'s first rows, and what `ecom demo` and
+/// `ecom faults` require before they start anything.
+pub(crate) async fn probe_servers(
+    cluster: &ClusterArgs,
+    es: &EsArgs,
+    mongo_args: &MongoArgs,
+    redis_args: &RedisArgs,
+    timeout: Duration,
+    http: &reqwest::Client,
+) -> anyhow::Result<Vec<Row>> {
+    let mut rows: Vec<Row> = Vec::new();
+    let brokers = cluster.brokers.clone();
     let kafka = tokio::task::spawn_blocking(move || kafka(&brokers, timeout)).await?;
-    rows.push(("Kafka", a.cluster.brokers.clone(), kafka));
-
-    rows.push(match a.redis.url() {
-        Err(e) => ("Redis", a.redis.redis_url.clone(), Verdict::Config(format!("{e:#}"))),
-        Ok(url) => ("Redis", url.to_string(), redis(&a.redis, timeout).await),
+    rows.push(("Kafka", cluster.brokers.clone(), kafka));
+    rows.push(match redis_args.url() {
+        Err(e) => ("Redis", redis_args.redis_url.clone(), Verdict::Config(format!("{e:#}"))),
+        Ok(url) => ("Redis", url.to_string(), redis(redis_args, timeout).await),
     });
-    rows.push(match a.es.http() {
-        Err(e) => ("Elasticsearch", a.es.es_url.clone(), Verdict::Config(format!("{e:#}"))),
+    rows.push(match es.http() {
+        Err(e) => ("Elasticsearch", es.es_url.clone(), Verdict::Config(format!("{e:#}"))),
         Ok(es) => {
             let v = match es.client.get(format!("{}/_cluster/health", es.base)).timeout(timeout).send().await {
                 Ok(r) if r.status().is_success() => {
@@ -77,11 +86,50 @@ pub(crate) async fn run(a: CheckArgs) -> anyhow::Result<()> {
             ("Elasticsearch", es.base.clone(), v)
         }
     });
-    rows.push(match a.mongo.url() {
-        Err(e) => ("MongoDB", a.mongo.mongo_url.clone(), Verdict::Config(format!("{e:#}"))),
+    rows.push(match mongo_args.url() {
+        Err(e) => ("MongoDB", mongo_args.mongo_url.clone(), Verdict::Config(format!("{e:#}"))),
         Ok(url) => ("MongoDB", url.to_string(), mongo(url.expose(), timeout).await),
     });
-    rows.push(("Flink", a.cluster.flink_rest.clone(), flink(&http, &a.cluster.flink_rest).await));
+    rows.push(("Flink", cluster.flink_rest.clone(), flink(http, &cluster.flink_rest).await));
+    Ok(rows)
+}
+
+/// Fails unless every server answers and is ready for a run (every topic there, a TaskManager
+/// registered; a red Elasticsearch is only a warning): exit 2 when the configuration is wrong,
+/// 3 when something is down or missing.
+pub(crate) async fn require_servers(
+    cluster: &ClusterArgs,
+    es: &EsArgs,
+    mongo: &MongoArgs,
+    redis: &RedisArgs,
+    http: &reqwest::Client,
+) -> anyhow::Result<()> {
+    let rows = probe_servers(cluster, es, mongo, redis, Duration::from_secs(10), http).await?;
+    let mut config = Vec::new();
+    let mut down = Vec::new();
+    for (what, addr, v) in rows {
+        match v {
+            Verdict::Ok(_) => {}
+            // A red cluster still takes this run's writes when its own indices are fine.
+            Verdict::Warn(t) if what == "Elasticsearch" => eprintln!("warning: {what} at {addr}: {t}"),
+            Verdict::Config(t) => config.push(format!("{what} at {addr}: {t}")),
+            Verdict::Unreachable(t) | Verdict::Warn(t) => down.push(format!("{what} at {addr}: {t}")),
+        }
+    }
+    if !config.is_empty() {
+        return Err(crate::exit::config(config.join("; ")));
+    }
+    if !down.is_empty() {
+        return Err(crate::exit::unreachable(format!("{}; `ecom check` shows every dependency", down.join("; "))));
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(a: CheckArgs) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(a.timeout_secs.max(1));
+    let http = reqwest::Client::builder().timeout(timeout).build()?;
+
+    let mut rows = probe_servers(&a.cluster, &a.es, &a.mongo, &a.redis, timeout, &http).await?;
     rows.push(("job jar", jar_where(&a.cluster), jar(&a.cluster)));
     rows.push(("ecom serve", a.serve_http_url.clone(), serve(&http, &a.serve_http_url).await));
     rows.push(("models", a.models_dir.display().to_string(), models(&a.models_dir)));

@@ -385,6 +385,19 @@ mod tests {
         }
     }
 
+    /// The fuzzer's `validate` target once found `attempt to add with overflow` here: two
+    /// add-to-carts of one product with huge quantities and prices. The cart saturates.
+    #[test]
+    fn huge_quantities_and_prices_saturate_the_cart() {
+        let mut state = new_state();
+        let big = Some(("p1", i64::MAX / 2, "sofas"));
+        update(&mut state, &ev(1, EventKind::AddToCart, big, Some(i32::MAX))).unwrap();
+        update(&mut state, &ev(2, EventKind::AddToCart, big, Some(i32::MAX))).unwrap();
+        assert_eq!(state.cart[0].quantity, i32::MAX);
+        let f = compute(&state, &UserHistory::default());
+        assert!(f.iter().all(|x| x.is_finite()), "{f:?}");
+    }
+
     fn get(f: &Features, name: &str) -> f64 {
         f[NAMES.iter().position(|n| *n == name).unwrap_or_else(|| panic!("no feature {name}"))]
     }

@@ -202,8 +202,10 @@ fn parse_variant(s: &str) -> Result<Run, String> {
 
 /// The bench's own serve and sink instances, away from the default ports: the i-th's
 /// (gRPC, HTTP) and the sink's /health address.
+/// The bench's own serve and sink listen below the kernel's ephemeral range (32768 and up), so
+/// no outgoing connection or randomly bound port (a TaskManager's) can hold them.
 fn serve_addrs(i: u16) -> (String, String) {
-    (format!("127.0.0.1:{}", 50172 + i), format!("127.0.0.1:{}", 18172 + i))
+    (format!("127.0.0.1:{}", 28172 + i), format!("127.0.0.1:{}", 18172 + i))
 }
 fn sink_addr(i: u16) -> String {
     format!("127.0.0.1:{}", 19472 + i)
@@ -393,46 +395,26 @@ async fn measure(
     for i in 0..replicas {
         let name = SERVES[i as usize];
         let (grpc, http_addr) = serve_addrs(i);
-        let (serve_log, serve_log_path) = log(name)?;
-        let mut serve = tokio::process::Command::new(&exe);
-        serve.arg("serve");
-        a.redis.hand_to(&mut serve)?;
-        if std::env::var_os(crate::stack::IP_HASH_KEY_ENV).is_none() {
-            serve.arg("--ip-hash-key-file").arg(crate::stack::ip_hash_key_file()?);
-        }
-        serve
-            .args(["--grpc-addr", &grpc, "--http-addr", &http_addr])
-            .arg("--models-dir")
-            .arg(&a.models_dir)
-            .stdout(Stdio::from(serve_log.try_clone()?))
-            .stderr(Stdio::from(serve_log))
-            .kill_on_drop(true);
-        let child = serve.spawn().context("starting ecom serve")?;
+        let (_, serve_log_path) = log(name)?;
+        let serve = crate::demo::serve_command(&exe, &a.redis, &a.models_dir, &grpc, &http_addr)?;
+        let child = crate::demo::spawn_logged(serve, "serve", &serve_log_path)?;
         pids.extend(child.id().map(|p| (name, p)));
         children.0.push((name.into(), child));
         waits.push((format!("http://{http_addr}/health"), "ecom serve", serve_log_path));
     }
     for i in 0..replicas {
         let name = SINKS[i as usize];
-        let (sink_log, sink_log_path) = log(name)?;
-        let mut sink = tokio::process::Command::new(&exe);
-        sink.arg("sink");
-        a.es.hand_to(&mut sink)?;
-        a.mongo.hand_to(&mut sink)?;
-        sink.args(["--brokers", &a.cluster.brokers])
-            .args(["--topic", &names[1], "--invalid-topic", &names[2]])
+        let (_, sink_log_path) = log(name)?;
+        let mut sink = crate::demo::sink_command(&exe, &a.es, &a.mongo, &a.cluster.brokers, &sink_addr(i))?;
+        sink.args(["--topic", &names[1], "--invalid-topic", &names[2]])
             .args(["--sessions-topic", &names[3], "--metrics-topic", &names[4], "--deadletter-topic", &names[5]])
             .args(["--index-prefix", &format!("{stem}-events")])
             .args(["--invalid-index-prefix", &format!("{stem}-invalid")])
             .args(["--sessions-index-prefix", &format!("{stem}-sessions")])
             .args(["--metrics-index-prefix", &format!("{stem}-metrics")])
             .args(["--mongo-db", mongo_db, "--group-id", &format!("{stem}-sink")])
-            .args(["--metrics-addr", &sink_addr(i)])
-            .args(&run.sink_args)
-            .stdout(Stdio::from(sink_log.try_clone()?))
-            .stderr(Stdio::from(sink_log))
-            .kill_on_drop(true);
-        let child = sink.spawn().context("starting ecom sink")?;
+            .args(&run.sink_args);
+        let child = crate::demo::spawn_logged(sink, "sink", &sink_log_path)?;
         pids.extend(child.id().map(|p| (name, p)));
         children.0.push((name.into(), child));
         waits.push((format!("http://{}/health", sink_addr(i)), "ecom sink", sink_log_path));

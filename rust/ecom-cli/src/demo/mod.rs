@@ -193,7 +193,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
 
     step("checking the local stack");
-    check_stack(&a, &http).await?;
+    crate::check::require_servers(&a.cluster, &a.es, &a.mongo, &a.redis, &http).await?;
     let Some(model) = ecom_model::current(&a.models_dir) else {
         bail!(
             "no model in {} (models/CURRENT): train one first, e.g. `ecom generate --events 300000 --out DATA && ecom train --from DATA --models-dir {0}` (dev/demo does this for you)",
@@ -346,29 +346,7 @@ async fn submitted(
         labelled_invalid: gen.malformed_by_reason.clone(),
         hostile: gen.hostile.clone(),
         enriched: outcome.enriched_ids.len() as u64,
-        invalid: outcome.invalid as u64,
-        invalid_by_reason: outcome.invalid_by_reason,
-        guard_verdicts: outcome.verdicts,
-        guard_fallbacks: outcome.guard_fallbacks,
-        scored: outcome.scored,
-        score_fallbacks: outcome.score_fallbacks,
-        recommend_asked: outcome.recommend_asked,
-        recommended: outcome.recommended,
-        recommend_fallbacks: outcome.recommend_fallbacks,
-        with_user_history: outcome.with_user_history,
-        sessions: outcome.sessions,
-        session_events: outcome.session_events,
-        sessions_purchased: outcome.sessions_purchased,
-        sessions_unknown_user: outcome.sessions_unknown_user,
-        metrics: outcome.metrics,
-        metrics_without_epsilon: outcome.metrics_without_epsilon,
-        metrics_epsilon: outcome.metrics_epsilon,
-        duplicates: outcome.duplicates,
-        largest_enriched_bytes: outcome.largest_enriched_bytes,
-        largest_invalid_bytes: outcome.largest_invalid_bytes,
-        invalid_truncated: outcome.invalid_truncated,
-        mislabelled: outcome.mislabelled,
-        mislabelled_examples: outcome.mislabelled_examples,
+        outcome,
         stores: stores.into(),
         rate,
         slice_seconds,
@@ -385,6 +363,60 @@ async fn submitted(
     Ok(summary)
 }
 
+/// `ecom serve` as a child process: Guard over `redis`, Score and Recommend from `models_dir`,
+/// gRPC and HTTP on the given addresses, the IP-hash key handed on ($ECOM_IP_HASH_KEY is
+/// inherited when set, else the demo's key file).
+pub(crate) fn serve_command(
+    exe: &std::path::Path,
+    redis: &RedisArgs,
+    models_dir: &std::path::Path,
+    grpc_addr: &str,
+    http_addr: &str,
+) -> anyhow::Result<tokio::process::Command> {
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("serve").arg("--models-dir").arg(models_dir);
+    cmd.args(["--grpc-addr", grpc_addr, "--http-addr", http_addr]);
+    redis.hand_to(&mut cmd)?;
+    if std::env::var_os(crate::stack::IP_HASH_KEY_ENV).is_none() {
+        cmd.arg("--ip-hash-key-file").arg(crate::stack::ip_hash_key_file()?);
+    }
+    Ok(cmd)
+}
+
+/// `ecom sink` as a child process: from `brokers` into `es` and `mongo`, /health and /metrics
+/// on `metrics_addr`.
+pub(crate) fn sink_command(
+    exe: &std::path::Path,
+    es: &EsArgs,
+    mongo: &MongoArgs,
+    brokers: &str,
+    metrics_addr: &str,
+) -> anyhow::Result<tokio::process::Command> {
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("sink").args(["--brokers", brokers, "--metrics-addr", metrics_addr]);
+    es.hand_to(&mut cmd)?;
+    mongo.hand_to(&mut cmd)?;
+    Ok(cmd)
+}
+
+/// Starts `cmd` as `ecom <name>`, its output appended to `log`, killed when dropped.
+pub(crate) fn spawn_logged(
+    mut cmd: tokio::process::Command,
+    name: &str,
+    log: &std::path::Path,
+) -> anyhow::Result<tokio::process::Child> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    cmd.stdout(Stdio::from(file.try_clone()?))
+        .stderr(Stdio::from(file))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting ecom {name}"))
+}
+
 /// Starts `ecom serve` or `ecom sink` (`name`) for the demo's stack, its output appended to
 /// `logs/<name>.log`.
 pub(crate) fn spawn_service(
@@ -393,70 +425,12 @@ pub(crate) fn spawn_service(
     a: &DemoArgs,
     logs: &std::path::Path,
 ) -> anyhow::Result<tokio::process::Child> {
-    let mut cmd = tokio::process::Command::new(exe);
-    if name == "serve" {
-        cmd.arg("serve").arg("--models-dir").arg(&a.models_dir);
-        cmd.arg("--grpc-addr").arg(a.serve_addr.to_string()).arg("--http-addr").arg(a.serve_http_addr.to_string());
-        a.redis.hand_to(&mut cmd)?;
-        // Guard hashes any raw IP with the job's key ($ECOM_IP_HASH_KEY is inherited when set).
-        if std::env::var_os(crate::stack::IP_HASH_KEY_ENV).is_none() {
-            cmd.arg("--ip-hash-key-file").arg(crate::stack::ip_hash_key_file()?);
-        }
+    let cmd = if name == "serve" {
+        serve_command(exe, &a.redis, &a.models_dir, &a.serve_addr.to_string(), &a.serve_http_addr.to_string())?
     } else {
-        cmd.arg("sink").arg("--brokers").arg(&a.cluster.brokers);
-        cmd.arg("--metrics-addr").arg(a.sink_http_addr.to_string());
-        a.es.hand_to(&mut cmd)?;
-        a.mongo.hand_to(&mut cmd)?;
-    }
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{name}.log")))?;
-    cmd.stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting ecom {name}"))
-}
-
-pub(crate) async fn check_stack(a: &DemoArgs, http: &reqwest::Client) -> anyhow::Result<()> {
-    let hint = "start the local stack with dev/up (dev/status shows what is down)";
-    let es = a.es.http()?;
-    es.client
-        .get(format!("{}/_cluster/health", es.base))
-        .send()
-        .await
-        .with_context(|| format!("Elasticsearch at {} does not answer: {hint}", es.base))?;
-    let ov: Value = http
-        .get(format!("{}/overview", a.cluster.flink_rest))
-        .send()
-        .await
-        .with_context(|| format!("Flink at {} does not answer: {hint}", a.cluster.flink_rest))?
-        .json()
-        .await?;
-    if ov["taskmanagers"].as_u64().unwrap_or(0) == 0 {
-        bail!("Flink at {} has no TaskManager: {hint}", a.cluster.flink_rest);
-    }
-    let consumer: BaseConsumer = ecom_sink::kafka::client(&a.cluster.brokers)?.create()?;
-    let md = consumer
-        .fetch_metadata(None, Duration::from_secs(10))
-        .with_context(|| format!("Kafka at {} does not answer: {hint}", a.cluster.brokers))?;
-    for t in [RAW, ENRICHED, INVALID, SESSIONS, METRICS] {
-        if !md.topics().iter().any(|x| x.name() == t && x.error().is_none()) {
-            bail!("Kafka topic {t} is missing: {hint}");
-        }
-    }
-    let redis_url = a.redis.url()?;
-    let client = a.redis.client()?;
-    let mut c = tokio::time::timeout(Duration::from_secs(5), client.get_multiplexed_async_connection())
-        .await
-        .map_err(|_| anyhow::anyhow!("Redis at {redis_url} timed out: {hint}"))?
-        .with_context(|| format!("Redis at {redis_url} does not answer: {hint}"))?;
-    let _: String = redis::cmd("PING").query_async(&mut c).await?;
-    let mongo_url = a.mongo.url()?;
-    let mongo = mongodb::Client::with_uri_str(mongo_url.expose()).await?;
-    tokio::time::timeout(Duration::from_secs(10), mongo.database("ecom").run_command(mongodb::bson::doc! {"ping": 1}))
-        .await
-        .map_err(|_| anyhow::anyhow!("MongoDB at {mongo_url} timed out: {hint}"))?
-        .with_context(|| format!("MongoDB at {mongo_url} does not answer: {hint}"))?;
-    Ok(())
+        sink_command(exe, &a.es, &a.mongo, &a.cluster.brokers, &a.sink_http_addr.to_string())?
+    };
+    spawn_logged(cmd, name, &logs.join(format!("{name}.log")))
 }
 
 pub(crate) async fn wait_http(

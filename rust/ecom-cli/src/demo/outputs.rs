@@ -41,13 +41,18 @@ pub(crate) fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<Hash
     Ok(out)
 }
 
-#[derive(Debug, Default)]
+/// What the job's output topics held of a run, record by record (the summary's counts; the ids
+/// and stage latencies stay out of its JSON).
+#[derive(Debug, Default, serde::Serialize)]
 pub(crate) struct Outcome {
+    #[serde(skip)]
     pub(crate) enriched_ids: Vec<String>,
     pub(crate) invalid: usize,
     /// The sink's document id of each of this run's dead letters (its raw record's position).
+    #[serde(skip)]
     pub(crate) invalid_ids: Vec<String>,
     pub(crate) invalid_by_reason: BTreeMap<String, u64>,
+    #[serde(rename = "guard_verdicts")]
     pub(crate) verdicts: BTreeMap<String, u64>,
     pub(crate) guard_fallbacks: u64,
     pub(crate) scored: u64,
@@ -75,8 +80,10 @@ pub(crate) struct Outcome {
     pub(crate) mislabelled: u64,
     pub(crate) mislabelled_examples: Vec<String>,
     /// (stage, (p50, p99)) of produced → ingested, enriched, in ms.
+    #[serde(skip)]
     pub(crate) latency_ms: Vec<(&'static str, (i64, i64))>,
     /// The latest `enriched_at_ms` of an event that got a Guard, Score or Recommend fallback.
+    #[serde(skip)]
     pub(crate) last_fallback_at_ms: i64,
 }
 

@@ -52,34 +52,12 @@ pub(crate) struct Summary {
     pub(crate) labelled_invalid: BTreeMap<String, u64>,
     /// Hostile records produced, by class.
     pub(crate) hostile: BTreeMap<String, u64>,
-    /// Records out of the job: enriched, and dead letters by reason.
+    /// Enriched records out of the job.
     pub(crate) enriched: u64,
-    pub(crate) invalid: u64,
-    pub(crate) invalid_by_reason: BTreeMap<String, u64>,
-    pub(crate) guard_verdicts: BTreeMap<String, u64>,
-    pub(crate) guard_fallbacks: u64,
-    pub(crate) scored: u64,
-    pub(crate) score_fallbacks: u64,
-    pub(crate) recommend_asked: u64,
-    pub(crate) recommended: u64,
-    pub(crate) recommend_fallbacks: u64,
-    pub(crate) with_user_history: u64,
-    pub(crate) sessions: u64,
-    pub(crate) session_events: u64,
-    pub(crate) sessions_purchased: u64,
-    pub(crate) sessions_unknown_user: u64,
-    pub(crate) metrics: u64,
-    pub(crate) metrics_without_epsilon: u64,
-    /// ε spent per metrics record (as text) → records.
-    pub(crate) metrics_epsilon: BTreeMap<String, u64>,
-    /// Raw records that came out more than once.
-    pub(crate) duplicates: u64,
-    pub(crate) largest_enriched_bytes: usize,
-    pub(crate) largest_invalid_bytes: usize,
-    pub(crate) invalid_truncated: u64,
-    /// Raw records whose outcome is not their own label, and the first few described.
-    pub(crate) mislabelled: u64,
-    pub(crate) mislabelled_examples: Vec<String>,
+    /// Everything else the output topics held of the run: dead letters by reason, Guard,
+    /// Score and Recommend answers and fallbacks, sessions, metrics windows, duplicates, sizes.
+    #[serde(flatten)]
+    pub(crate) outcome: Outcome,
     pub(crate) stores: Stores,
     /// Records per second the generator was paced at (none: a burst).
     pub(crate) rate: Option<f64>,
@@ -105,7 +83,7 @@ impl Summary {
     /// the record limit; no process died. Empty when the run reconciles.
     pub(crate) fn reconcile(&self) -> Vec<String> {
         let s = &self.stores;
-        let (enriched, invalid) = (self.enriched, self.invalid);
+        let (enriched, invalid) = (self.enriched, self.outcome.invalid as u64);
         let mut why = Vec::new();
         if self.produced != enriched + invalid {
             why.push(format!("produced {} != enriched {enriched} + invalid {invalid}", self.produced));
@@ -128,38 +106,41 @@ impl Summary {
                 s.es_events_total, s.mongo_events_total
             ));
         }
-        if self.duplicates > 0 {
-            why.push(format!("{} raw records came out more than once", self.duplicates));
+        if self.outcome.duplicates > 0 {
+            why.push(format!("{} raw records came out more than once", self.outcome.duplicates));
         }
-        if self.metrics_without_epsilon > 0 {
-            why.push(format!("{} metrics records do not say the ε they spent", self.metrics_without_epsilon));
+        if self.outcome.metrics_without_epsilon > 0 {
+            why.push(format!("{} metrics records do not say the ε they spent", self.outcome.metrics_without_epsilon));
         }
-        if self.sessions_unknown_user > 0 {
-            why.push(format!("{} sessions without a session_id or user_id", self.sessions_unknown_user));
+        if self.outcome.sessions_unknown_user > 0 {
+            why.push(format!("{} sessions without a session_id or user_id", self.outcome.sessions_unknown_user));
         }
         // A record stuffed to the limit comes out without what it was stuffed with; a dead
         // letter keeps at most the limit's worth of its record.
         let limit = ecom_core::validate::MAX_RECORD_BYTES;
-        if self.largest_enriched_bytes > limit {
+        if self.outcome.largest_enriched_bytes > limit {
             why.push(format!(
                 "an enriched record of {} bytes is over the record limit {limit}",
-                self.largest_enriched_bytes
+                self.outcome.largest_enriched_bytes
             ));
         }
-        if self.largest_invalid_bytes > limit + 4_096 {
-            why.push(format!("a dead letter of {} bytes is over the record limit {limit}", self.largest_invalid_bytes));
+        if self.outcome.largest_invalid_bytes > limit + 4_096 {
+            why.push(format!(
+                "a dead letter of {} bytes is over the record limit {limit}",
+                self.outcome.largest_invalid_bytes
+            ));
         }
         if let Some(exited) = &self.child_exited {
             why.push(format!("ecom {exited} during the run"));
         }
-        if self.mislabelled > 0 {
+        if self.outcome.mislabelled > 0 {
             why.push(format!(
                 "{} raw records did not get their own label ({})",
-                self.mislabelled,
-                self.mislabelled_examples.join("; ")
+                self.outcome.mislabelled,
+                self.outcome.mislabelled_examples.join("; ")
             ));
         }
-        if self.invalid_by_reason != self.labelled_invalid {
+        if self.outcome.invalid_by_reason != self.labelled_invalid {
             why.push("invalid reasons differ from the generator's labels".into());
         }
         why
@@ -173,41 +154,41 @@ impl Summary {
         println!("  produced to {RAW:<22} {:>8}", self.produced);
         println!("  enriched in {ENRICHED:<22} {:>8}", self.enriched);
         let labelled: u64 = self.labelled_invalid.values().sum();
-        println!("  invalid  in {INVALID:<22} {:>8}   (generator labelled {labelled} malformed)", self.invalid);
-        for (reason, n) in &self.invalid_by_reason {
+        println!("  invalid  in {INVALID:<22} {:>8}   (generator labelled {labelled} malformed)", self.outcome.invalid);
+        for (reason, n) in &self.outcome.invalid_by_reason {
             let want = self.labelled_invalid.get(reason).copied().unwrap_or(0);
             println!("      {reason:<40} {n:>6}   labelled {want}");
         }
-        println!("  guard verdicts                        {}", generate::fmt_counts(&self.guard_verdicts));
-        println!("  guard fallbacks                       {:>8}", self.guard_fallbacks);
+        println!("  guard verdicts                        {}", generate::fmt_counts(&self.outcome.verdicts));
+        println!("  guard fallbacks                       {:>8}", self.outcome.guard_fallbacks);
         println!(
             "  scored (purchase probability)         {:>8}   (score fallbacks {})",
-            self.scored, self.score_fallbacks
+            self.outcome.scored, self.outcome.score_fallbacks
         );
         println!(
             "  with recommendations                  {:>8}   of {} product views and carts (recommend fallbacks {})",
-            self.recommended, self.recommend_asked, self.recommend_fallbacks
+            self.outcome.recommended, self.outcome.recommend_asked, self.outcome.recommend_fallbacks
         );
         println!(
             "  with the user's earlier sessions      {:>8}   (events of a returning user: user features from the job's user step)",
-            self.with_user_history
+            self.outcome.with_user_history
         );
         println!(
             "  sessions closed in {SESSIONS:<18} {:>8}   ({} events, {} purchased; open sessions close after 30 min of event time)",
-            self.sessions, self.session_events, self.sessions_purchased
+            self.outcome.sessions, self.outcome.session_events, self.outcome.sessions_purchased
         );
         println!(
             "  metrics records in {METRICS:<18} {:>8}   (ε spent per record: {})",
-            self.metrics,
-            fmt_epsilons(&self.metrics_epsilon)
+            self.outcome.metrics,
+            fmt_epsilons(&self.outcome.metrics_epsilon)
         );
-        println!("  duplicates in Kafka outputs           {:>8}", self.duplicates);
+        println!("  duplicates in Kafka outputs           {:>8}", self.outcome.duplicates);
         if !self.hostile.is_empty() {
             println!("  hostile records produced              {}", generate::fmt_counts(&self.hostile));
         }
         println!(
             "  largest record written                {:>8} bytes enriched, {} bytes dead letter ({} kept a prefix only)",
-            self.largest_enriched_bytes, self.largest_invalid_bytes, self.invalid_truncated
+            self.outcome.largest_enriched_bytes, self.outcome.largest_invalid_bytes, self.outcome.invalid_truncated
         );
         println!(
             "  documents in Elasticsearch (this run) {:>8}   (ecom-events-* holds {} in all)",
@@ -270,9 +251,8 @@ mod tests {
         Summary {
             produced: 10,
             enriched: 8,
-            invalid: 2,
             labelled_invalid: labels.clone(),
-            invalid_by_reason: labels,
+            outcome: Outcome { invalid: 2, invalid_by_reason: labels, ..Default::default() },
             stores: Stores {
                 es_events: 8,
                 mongo_events: 8,
@@ -295,8 +275,8 @@ mod tests {
         let mut diverged = balanced();
         diverged.stores.mongo_events_total = 19;
         assert_eq!(diverged.reconcile(), vec!["store totals differ: Elasticsearch 20, MongoDB 19".to_string()]);
-        let relabelled =
-            Summary { invalid_by_reason: BTreeMap::from([("REJECT_REASON_LATE".to_string(), 2)]), ..balanced() };
+        let mut relabelled = balanced();
+        relabelled.outcome.invalid_by_reason = BTreeMap::from([("REJECT_REASON_LATE".to_string(), 2)]);
         assert_eq!(relabelled.reconcile(), vec!["invalid reasons differ from the generator's labels".to_string()]);
         let died = Summary { child_exited: Some("sink exited (signal: 9)".into()), ..balanced() };
         assert_eq!(died.reconcile(), vec!["ecom sink exited (signal: 9) during the run".to_string()]);

@@ -152,7 +152,7 @@ pub(crate) async fn run(f: FaultsArgs) -> anyhow::Result<()> {
     let logs = state.join("faults");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-    demo::check_stack(a, &http).await?;
+    crate::check::require_servers(&a.cluster, &a.es, &a.mongo, &a.redis, &http).await?;
     if ecom_model::current(&a.models_dir).is_none() {
         return Err(crate::exit::config(format!(
             "no model in {} (models/CURRENT): dev/faults trains one first",

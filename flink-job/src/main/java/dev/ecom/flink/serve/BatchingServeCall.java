@@ -114,6 +114,21 @@ public abstract class BatchingServeCall<Q, A>
     return Futures.transform(call, unpack, MoreExecutors.directExecutor());
   }
 
+  /**
+   * An in-process batch's answers: ecom-jni-serve's response bytes parsed with {@code parser}, then
+   * unpacked as {@link #answers} does for a batch RPC.
+   */
+  protected static <R, A> List<A> unpacked(
+      byte[] response,
+      com.google.protobuf.Parser<R> parser,
+      com.google.common.base.Function<R, List<A>> unpack) {
+    try {
+      return unpack.apply(parser.parseFrom(response));
+    } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+      throw new IllegalStateException("ecom-jni-serve answered an unreadable response", e);
+    }
+  }
+
   /** The event with the answer copied on. */
   protected abstract EnrichedEvent answered(EnrichedEvent e, A answer);
 

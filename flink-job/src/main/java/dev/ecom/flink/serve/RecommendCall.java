@@ -2,7 +2,6 @@
 package dev.ecom.flink.serve;
 
 import com.google.common.util.concurrent.ListenableFuture;
-import com.google.protobuf.InvalidProtocolBufferException;
 import dev.ecom.flink.nativelib.ServeNative;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.EventKind;
@@ -61,14 +60,11 @@ public final class RecommendCall extends BatchingServeCall<SimilarRequest, Simil
 
   @Override
   protected List<SimilarResponse> callInProcess(List<SimilarRequest> reqs, String modelsDir) {
-    byte[] out =
+    return unpacked(
         ServeNative.similarBatch(
-            modelsDir, SimilarBatchRequest.newBuilder().addAllRequests(reqs).build().toByteArray());
-    try {
-      return SimilarBatchResponse.parseFrom(out).getResponsesList();
-    } catch (InvalidProtocolBufferException e) {
-      throw new IllegalStateException("ecom-jni-serve answered an unreadable response", e);
-    }
+            modelsDir, SimilarBatchRequest.newBuilder().addAllRequests(reqs).build().toByteArray()),
+        SimilarBatchResponse.parser(),
+        SimilarBatchResponse::getResponsesList);
   }
 
   @Override

@@ -2,7 +2,6 @@
 package dev.ecom.flink.serve;
 
 import com.google.common.util.concurrent.ListenableFuture;
-import com.google.protobuf.InvalidProtocolBufferException;
 import dev.ecom.flink.nativelib.ServeNative;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.ScoreBatchRequest;
@@ -80,14 +79,11 @@ public final class ScoreCall extends BatchingServeCall<ScoreRequest, ScoreRespon
 
   @Override
   protected List<ScoreResponse> callInProcess(List<ScoreRequest> reqs, String modelsDir) {
-    byte[] out =
+    return unpacked(
         ServeNative.scoreBatch(
-            modelsDir, ScoreBatchRequest.newBuilder().addAllRequests(reqs).build().toByteArray());
-    try {
-      return ScoreBatchResponse.parseFrom(out).getResponsesList();
-    } catch (InvalidProtocolBufferException e) {
-      throw new IllegalStateException("ecom-jni-serve answered an unreadable response", e);
-    }
+            modelsDir, ScoreBatchRequest.newBuilder().addAllRequests(reqs).build().toByteArray()),
+        ScoreBatchResponse.parser(),
+        ScoreBatchResponse::getResponsesList);
   }
 
   @Override
