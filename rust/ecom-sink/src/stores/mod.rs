@@ -211,11 +211,17 @@ impl Stores {
 
     /// Ok when both stores answer.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        self.es
-            .ping()
-            .send()
-            .await
-            .with_context(|| format!("Elasticsearch at {} does not answer (run dev/up?)", self.es_url))?;
+        if let Err(e) = self.es.ping().send().await {
+            // A TLS refusal is not an absent server: say which fix applies.
+            let refused_cert = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                .any(|e| e.to_string().contains("certificate"));
+            let hint = if refused_cert {
+                "refused its TLS certificate (signed by a private CA? set SSL_CERT_FILE to the CA's PEM)"
+            } else {
+                "does not answer (run dev/up?)"
+            };
+            return Err(anyhow::Error::new(e).context(format!("Elasticsearch at {} {hint}", self.es_url)));
+        }
         self.db
             .run_command(doc! {"ping": 1})
             .await
