@@ -34,7 +34,7 @@ import org.apache.kafka.common.config.ConfigResource;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** {@code flink run ecom-flink-job.jar [options]}; see {@link JobConfig#usage()}. */
+/** {@code flink run ecom-flink-job.jar [options]}; see {@link JobOptions#usage()}. */
 public final class EcomJob {
   private static final Logger LOG = LoggerFactory.getLogger(EcomJob.class);
 
@@ -47,14 +47,14 @@ public final class EcomJob {
     JobConfig cfg;
     try {
       cfg = JobConfig.parse(args);
-    } catch (JobConfig.HelpRequested h) {
-      System.out.println(JobConfig.usage());
+    } catch (JobOptions.HelpRequested h) {
+      System.out.println(JobOptions.usage());
       return;
     } catch (IllegalArgumentException e) {
-      System.err.println("ecom job: " + e.getMessage() + "\n\n" + JobConfig.usage());
+      System.err.println("ecom job: " + e.getMessage() + "\n\n" + JobOptions.usage());
       throw e;
     }
-    if (!cfg.ipHashKey().givenOrAllowed(System::getenv)) {
+    if (!cfg.intake().ipHashKey().givenOrAllowed(System::getenv)) {
       String why =
           "no IP-hash key: put a secret key in a file the TaskManagers can read and pass"
               + " --ip-hash-key-file FILE, or set $"
@@ -69,7 +69,7 @@ public final class EcomJob {
 
     StreamExecutionEnvironment env = buildJob(cfg);
     // The Flink UI shows these under the job's configuration.
-    Map<String, String> shown = JobConfig.effectiveOptions(args);
+    Map<String, String> shown = JobOptions.effective(args);
     shown.put("ecom.version", version());
     env.getConfig().setGlobalJobParameters(ParameterTool.fromMap(shown));
     env.execute(JOB_NAME);
@@ -100,10 +100,14 @@ public final class EcomJob {
             .name("raw-source");
     EcomPipeline.Sinks sinks =
         new EcomPipeline.Sinks(
-            kafkaSink(cfg, ProtoRecordSerializer.enriched(cfg.enrichedTopic()), "enriched"),
-            kafkaSink(cfg, ProtoRecordSerializer.invalid(cfg.invalidTopic()), "invalid"),
-            kafkaSink(cfg, ProtoRecordSerializer.sessions(cfg.sessionsTopic()), "sessions"),
-            kafkaSink(cfg, ProtoRecordSerializer.metrics(cfg.metricsTopic()), "metrics"));
+            kafkaSink(
+                cfg, ProtoRecordSerializer.enriched(cfg.kafka().topics().enriched()), "enriched"),
+            kafkaSink(
+                cfg, ProtoRecordSerializer.invalid(cfg.kafka().topics().invalid()), "invalid"),
+            kafkaSink(
+                cfg, ProtoRecordSerializer.sessions(cfg.kafka().topics().sessions()), "sessions"),
+            kafkaSink(
+                cfg, ProtoRecordSerializer.metrics(cfg.kafka().topics().metrics()), "metrics"));
     if (cfg.passThrough()) {
       EcomPipeline.buildPassThrough(raw, sinks, cfg);
     } else {
@@ -119,21 +123,23 @@ public final class EcomJob {
   static StreamExecutionEnvironment environment(JobConfig cfg) {
     Configuration conf = new Configuration();
     // Restarts are the cluster's to decide (its restart-strategy), unless the user asks here.
-    if (cfg.restartAttempts() >= 0) {
+    if (cfg.recovery().restartAttempts() >= 0) {
       conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
-      conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, cfg.restartAttempts());
+      conf.set(
+          RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS,
+          cfg.recovery().restartAttempts());
       conf.set(
           RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY,
-          Duration.ofMillis(cfg.restartDelayMs()));
+          Duration.ofMillis(cfg.recovery().restartDelayMs()));
     }
     // Every type has its own serializer (POJO or ProtoTypeInfo); a Kryo fallback is a bug.
     conf.set(PipelineOptions.GENERIC_TYPES, false);
     StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
-    env.enableCheckpointing(cfg.checkpointIntervalMs(), CheckpointingMode.EXACTLY_ONCE);
-    env.getCheckpointConfig().setCheckpointTimeout(cfg.checkpointTimeoutMs());
+    env.enableCheckpointing(cfg.recovery().checkpointIntervalMs(), CheckpointingMode.EXACTLY_ONCE);
+    env.getCheckpointConfig().setCheckpointTimeout(cfg.recovery().checkpointTimeoutMs());
     // One slow or failed checkpoint (a busy disk, a slow broker) is not worth a restart.
     env.getCheckpointConfig()
-        .setTolerableCheckpointFailureNumber(cfg.tolerableCheckpointFailures());
+        .setTolerableCheckpointFailureNumber(cfg.recovery().tolerableCheckpointFailures());
     // Flink's default (100 ms) holds a record in a half-full network buffer for up to that long
     // at every shuffle; at a few thousand events/s the buffers rarely fill.
     env.setBufferTimeout(cfg.bufferTimeoutMs());
@@ -152,7 +158,7 @@ public final class EcomJob {
    */
   static void checkTransactionTimeout(JobConfig cfg) {
     Properties props = kafkaProperties(cfg);
-    props.setProperty("bootstrap.servers", cfg.bootstrapServers());
+    props.setProperty("bootstrap.servers", cfg.kafka().bootstrapServers());
     props.setProperty("default.api.timeout.ms", "10000");
     props.setProperty("request.timeout.ms", "10000");
     Admin admin = Admin.create(props);
@@ -170,10 +176,10 @@ public final class EcomJob {
                 .get("transaction.max.timeout.ms");
         if (max != null
             && max.value() != null
-            && cfg.transactionTimeoutMs() > Long.parseLong(max.value())) {
+            && cfg.kafka().transactionTimeoutMs() > Long.parseLong(max.value())) {
           throw new IllegalArgumentException(
               "--transaction-timeout-ms "
-                  + cfg.transactionTimeoutMs()
+                  + cfg.kafka().transactionTimeoutMs()
                   + " is above broker "
                   + node.id()
                   + "'s transaction.max.timeout.ms "
@@ -186,7 +192,7 @@ public final class EcomJob {
     } catch (ExecutionException | TimeoutException e) {
       LOG.warn(
           "Could not read the brokers' transaction.max.timeout.ms at {}: {}",
-          cfg.bootstrapServers(),
+          cfg.kafka().bootstrapServers(),
           e.toString());
     } finally {
       // Not the default close, which waits up to default.api.timeout.ms for calls in flight.
@@ -200,16 +206,16 @@ public final class EcomJob {
    */
   static Properties kafkaProperties(JobConfig cfg) {
     Properties p = new Properties();
-    p.putAll(cfg.kafkaProperties());
+    p.putAll(cfg.kafka().properties());
     return p;
   }
 
   @SuppressWarnings("deprecation") // OffsetResetStrategy is what this connector version takes.
   static KafkaSource<RawRecord> rawSource(JobConfig cfg) {
     return KafkaSource.<RawRecord>builder()
-        .setBootstrapServers(cfg.bootstrapServers())
-        .setTopics(cfg.rawTopic())
-        .setGroupId(cfg.groupId())
+        .setBootstrapServers(cfg.kafka().bootstrapServers())
+        .setTopics(cfg.kafka().topics().raw())
+        .setGroupId(cfg.kafka().groupId())
         // Resume where the group left off; a new group starts from the beginning.
         .setStartingOffsets(OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST))
         .setDeserializer(new RawRecordDeserializer())
@@ -224,9 +230,9 @@ public final class EcomJob {
    */
   static KafkaSource<RawRecord> catalogSource(JobConfig cfg) {
     return KafkaSource.<RawRecord>builder()
-        .setBootstrapServers(cfg.bootstrapServers())
-        .setTopics(cfg.catalogTopic())
-        .setGroupId(cfg.groupId() + "-catalog")
+        .setBootstrapServers(cfg.kafka().bootstrapServers())
+        .setTopics(cfg.kafka().topics().catalog())
+        .setGroupId(cfg.kafka().groupId() + "-catalog")
         .setStartingOffsets(OffsetsInitializer.earliest())
         .setDeserializer(new RawRecordDeserializer(true))
         .setProperties(kafkaProperties(cfg))
@@ -237,15 +243,17 @@ public final class EcomJob {
   static <T> KafkaSink<T> kafkaSink(
       JobConfig cfg, KafkaRecordSerializationSchema<T> serializer, String name) {
     Properties producer = kafkaProperties(cfg);
-    producer.setProperty("transaction.timeout.ms", Long.toString(cfg.transactionTimeoutMs()));
+    producer.setProperty(
+        "transaction.timeout.ms", Long.toString(cfg.kafka().transactionTimeoutMs()));
     // Stated, not inherited: JobConfig checks the job's record limit against it at start.
-    producer.setProperty("max.request.size", Integer.toString(cfg.producerMaxRequestBytes()));
+    producer.setProperty(
+        "max.request.size", Integer.toString(cfg.kafka().producerMaxRequestBytes()));
     return KafkaSink.<T>builder()
-        .setBootstrapServers(cfg.bootstrapServers())
+        .setBootstrapServers(cfg.kafka().bootstrapServers())
         .setRecordSerializer(serializer)
         .setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
         // One prefix per sink: two sinks sharing ids would fence each other's transactions.
-        .setTransactionalIdPrefix(cfg.transactionalIdPrefix() + "-" + name)
+        .setTransactionalIdPrefix(cfg.kafka().transactionalIdPrefix() + "-" + name)
         .setKafkaProducerConfig(producer)
         .build();
   }

@@ -1,7 +1,6 @@
 // The job's dataflow between its sources and its sinks; main and the tests plug those in.
 package dev.ecom.flink;
 
-import dev.ecom.flink.metrics.MetricsConfig;
 import dev.ecom.flink.metrics.MetricsWindows;
 import dev.ecom.flink.serde.ProtoTypeInfo;
 import dev.ecom.flink.serve.BatchingServeCall;
@@ -105,7 +104,7 @@ public final class EcomPipeline {
   public static void buildPassThrough(DataStream<RawRecord> raw, Sinks sinks, JobConfig cfg) {
     SingleOutputStreamOperator<EnrichedEvent> passed =
         raw.process(
-                new PassThrough(cfg.ipHashKey(), cfg.maxRecordBytes()),
+                new PassThrough(cfg.intake().ipHashKey(), cfg.intake().maxRecordBytes()),
                 ProtoTypeInfo.forClass(EnrichedEvent.class))
             .uid("pass-through")
             .name("pass-through");
@@ -127,16 +126,7 @@ public final class EcomPipeline {
         raw.transform(
                 "validate-enrich",
                 ProtoTypeInfo.forClass(EnrichedEvent.class),
-                new ValidateEnrichOperator(
-                    cfg.batchSize(),
-                    cfg.batchMaxDelayMs(),
-                    cfg.ipHashKey(),
-                    cfg.allowedLatenessMs(),
-                    cfg.maxOutOfOrderMs(),
-                    cfg.maxRecordBytes(),
-                    cfg.maxClockLeadMs(),
-                    cfg.lshPerm(),
-                    cfg.lshBands()))
+                new ValidateEnrichOperator(cfg.intake(), cfg.eventTime()))
             .uid(UID_VALIDATE)
             .name("validate-enrich");
 
@@ -144,7 +134,9 @@ public final class EcomPipeline {
     // partition); the validate step never lets a watermark overtake its batch.
     SingleOutputStreamOperator<Product> parsedCatalog =
         catalog
-            .process(new CatalogParse(cfg.maxRecordBytes()), ProtoTypeInfo.forClass(Product.class))
+            .process(
+                new CatalogParse(cfg.intake().maxRecordBytes()),
+                ProtoTypeInfo.forClass(Product.class))
             .uid(UID_CATALOG_PARSE)
             .name("catalog-parse");
     BroadcastStream<Product> products =
@@ -160,9 +152,9 @@ public final class EcomPipeline {
             .keyBy(new ByUser())
             .process(
                 new UserHistoryOperator(
-                    cfg.sessionGapMs(),
-                    cfg.allowedLatenessMs(),
-                    new StateTtl(cfg.userHistoryTtlMs(), cfg.stateTtlCleanupEntries())),
+                    cfg.eventTime().sessionGapMs(),
+                    cfg.eventTime().allowedLatenessMs(),
+                    cfg.state().userHistory()),
                 ProtoTypeInfo.forClass(EnrichedEvent.class))
             .uid(UID_USER_HISTORY)
             .name("user-history");
@@ -172,9 +164,9 @@ public final class EcomPipeline {
             .connect(products)
             .process(
                 new SessionOperator(
-                    cfg.sessionGapMs(),
-                    cfg.catalogWaitMs(),
-                    new StateTtl(cfg.sessionStateTtlMs(), cfg.stateTtlCleanupEntries())),
+                    cfg.eventTime().sessionGapMs(),
+                    cfg.eventTime().catalogWaitMs(),
+                    cfg.state().openSessions()),
                 ProtoTypeInfo.forClass(EnrichedEvent.class))
             .uid(UID_SESSIONS)
             .name("sessionize");
@@ -182,17 +174,25 @@ public final class EcomPipeline {
     DataStream<EnrichedEvent> served =
         serve(
             serve(
-                serve(sessionized, new GuardCall(cfg.guardCall()), cfg.guardCall(), UID_GUARD),
-                new RecommendCall(cfg.recommendCall(), cfg.recommendK(), cfg.recommendKindSet()),
-                cfg.recommendCall(),
+                serve(
+                    sessionized,
+                    new GuardCall(cfg.serve().guardCall()),
+                    cfg.serve().guardCall(),
+                    UID_GUARD),
+                new RecommendCall(
+                    cfg.serve().recommendCall(),
+                    cfg.serve().recommendK(),
+                    cfg.serve().recommendKinds()),
+                cfg.serve().recommendCall(),
                 UID_RECOMMEND),
-            new ScoreCall(cfg.scoreCall(), cfg.scoreTopK(), cfg.scoreReasonsEvery()),
-            cfg.scoreCall(),
+            new ScoreCall(
+                cfg.serve().scoreCall(), cfg.serve().scoreTopK(), cfg.serve().scoreReasonsEvery()),
+            cfg.serve().scoreCall(),
             UID_SCORE);
     SingleOutputStreamOperator<EnrichedEvent> finished =
         served
             .process(
-                new Finish(cfg.producerMaxRequestBytes() - Finish.PRODUCER_HEADROOM_BYTES),
+                new Finish(cfg.kafka().producerMaxRequestBytes() - Finish.PRODUCER_HEADROOM_BYTES),
                 ProtoTypeInfo.forClass(EnrichedEvent.class))
             .uid(UID_FINISH)
             .name("finish");
@@ -206,13 +206,7 @@ public final class EcomPipeline {
         .sinkTo(sinks.invalid())
         .uid(UID_INVALID_SINK)
         .name("invalid-sink");
-    MetricsWindows.build(
-            sessionized,
-            new MetricsConfig(
-                MetricsConfig.DEFAULT_WINDOW_SIZE_MS,
-                cfg.dpEpsilon(),
-                cfg.dpEpsilon(),
-                cfg.dpRevenueUpperCents()))
+    MetricsWindows.build(sessionized, cfg.privacy().metrics())
         .sinkTo(sinks.metrics())
         .uid(UID_METRICS_SINK)
         .name("metrics-sink");
@@ -223,7 +217,8 @@ public final class EcomPipeline {
         .name("session-score-input")
         .keyBy(new BySession())
         .connect(sessionized.getSideOutput(SessionOperator.SESSIONS).keyBy(new SessionKey()))
-        .process(new SessionScore(cfg.sessionGapMs()), ProtoTypeInfo.forClass(Session.class))
+        .process(
+            new SessionScore(cfg.eventTime().sessionGapMs()), ProtoTypeInfo.forClass(Session.class))
         .uid(UID_SESSION_SCORE)
         .name("session-score")
         .sinkTo(sinks.sessions())

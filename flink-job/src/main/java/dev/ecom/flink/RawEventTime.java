@@ -37,11 +37,14 @@ public final class RawEventTime implements SerializableTimestampAssigner<RawReco
   public static WatermarkStrategy<RawRecord> strategy(JobConfig cfg) {
     WatermarkStrategy<RawRecord> s =
         WatermarkStrategy.<RawRecord>forGenerator(
-                new EagerBounded(cfg.maxOutOfOrderMs(), cfg.maxClockLeadMs()))
+                new EagerBounded(
+                    cfg.eventTime().maxOutOfOrderMs(), cfg.eventTime().maxClockLeadMs()))
             .withTimestampAssigner(new RawEventTime());
     // Off by default: a partition that still has a backlog but gets no turn for the timeout
     // (after a restore, under backpressure) would be counted idle and its events come out late.
-    return cfg.idleTimeoutMs() > 0 ? s.withIdleness(Duration.ofMillis(cfg.idleTimeoutMs())) : s;
+    return cfg.eventTime().idleTimeoutMs() > 0
+        ? s.withIdleness(Duration.ofMillis(cfg.eventTime().idleTimeoutMs()))
+        : s;
   }
 
   /**

@@ -100,25 +100,16 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
   // Newest valid event time per Kafka partition read by this task since it started.
   private transient Map<Integer, Long> partitionMaxMs;
 
-  public ValidateEnrichOperator(
-      int batchSize,
-      long maxDelayMs,
-      IpHashKey ipHashKey,
-      long allowedLatenessMs,
-      long maxOutOfOrderMs,
-      int maxRecordBytes,
-      long maxClockLeadMs,
-      int numPerm,
-      int numBands) {
-    this.batchSize = batchSize;
-    this.maxDelayMs = maxDelayMs;
-    this.ipHashKey = ipHashKey;
-    this.allowedLatenessMs = allowedLatenessMs;
-    this.maxOutOfOrderMs = maxOutOfOrderMs;
-    this.maxRecordBytes = maxRecordBytes;
-    this.maxClockLeadMs = maxClockLeadMs;
-    this.numPerm = numPerm;
-    this.numBands = numBands;
+  public ValidateEnrichOperator(JobConfig.Intake intake, JobConfig.EventTime time) {
+    this.batchSize = intake.batchSize();
+    this.maxDelayMs = intake.batchMaxDelayMs();
+    this.ipHashKey = intake.ipHashKey();
+    this.maxRecordBytes = intake.maxRecordBytes();
+    this.numPerm = intake.lshPerm();
+    this.numBands = intake.lshBands();
+    this.allowedLatenessMs = time.allowedLatenessMs();
+    this.maxOutOfOrderMs = time.maxOutOfOrderMs();
+    this.maxClockLeadMs = time.maxClockLeadMs();
   }
 
   @Override

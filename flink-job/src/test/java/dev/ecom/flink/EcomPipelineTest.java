@@ -385,7 +385,7 @@ class EcomPipelineTest {
 
   private void assertEnriched(List<EnrichedEvent> enriched) {
     JobConfig cfg = JobConfig.defaults();
-    int[] shape = {cfg.lshPerm(), cfg.lshBands()};
+    int[] shape = {cfg.intake().lshPerm(), cfg.intake().lshBands()};
     Mac mac = Enrichment.ipHasher(KEY);
     Map<Long, EnrichedEvent> byOffset =
         enriched.stream()
@@ -460,7 +460,7 @@ class EcomPipelineTest {
       // The record whole, or its first --max-record-bytes (16 KiB) with the whole one's size;
       // either way without the client's IP.
       byte[] value = input.get((int) offset).value;
-      int kept = Math.min(value.length, JobConfig.defaults().maxRecordBytes());
+      int kept = Math.min(value.length, JobConfig.defaults().intake().maxRecordBytes());
       byte[] stored =
           kept < value.length
               ? java.util.Arrays.copyOf(Enrichment.maskIpv4(value), kept)

@@ -14,14 +14,14 @@ class JobConfigTest {
   @Test
   void theOptionsShownInFlinkAreTheEffectiveOnesWithoutSecrets() throws Exception {
     java.util.Map<String, String> shown =
-        JobConfig.effectiveOptions(
+        JobOptions.effective(
             new String[] {"--serve-address", "serve:50051", "--ip-hash-key-file", "/k"});
     assertThat(shown)
         .containsEntry("serve-address", "serve:50051")
         .containsEntry("ip-hash-key-file", "/k")
         .containsEntry("bootstrap-servers", "127.0.0.1:9092")
         .doesNotContainKey("parallelism");
-    assertThatThrownBy(() -> JobConfig.effectiveOptions(new String[] {"--nope", "1"}))
+    assertThatThrownBy(() -> JobOptions.effective(new String[] {"--nope", "1"}))
         .hasMessageContaining("unknown option --nope");
     assertThat(EcomJob.version()).matches("\\S+ \\(commit \\S+\\)");
   }
@@ -29,22 +29,22 @@ class JobConfigTest {
   @Test
   void defaultsMatchTheLocalStack() {
     JobConfig c = JobConfig.defaults();
-    assertThat(c.bootstrapServers()).isEqualTo("127.0.0.1:9092");
-    assertThat(c.serveAddress()).isEqualTo("127.0.0.1:50051");
-    assertThat(c.groupId()).isEqualTo("ecom-flink");
-    assertThat(c.rawTopic()).isEqualTo("ecom.events.raw");
-    assertThat(c.enrichedTopic()).isEqualTo("ecom.events.enriched");
-    assertThat(c.invalidTopic()).isEqualTo("ecom.events.invalid");
-    assertThat(c.checkpointIntervalMs()).isEqualTo(2000);
-    assertThat(c.guardTimeoutMs()).isEqualTo(1000);
-    assertThat(c.guardCapacity()).isEqualTo(256);
-    assertThat(c.scoreCall().maxBatch()).isEqualTo(64);
-    assertThat(c.scoreTopK()).isEqualTo(3);
-    assertThat(c.recommendKindSet())
+    assertThat(c.kafka().bootstrapServers()).isEqualTo("127.0.0.1:9092");
+    assertThat(c.serve().address()).isEqualTo("127.0.0.1:50051");
+    assertThat(c.kafka().groupId()).isEqualTo("ecom-flink");
+    assertThat(c.kafka().topics().raw()).isEqualTo("ecom.events.raw");
+    assertThat(c.kafka().topics().enriched()).isEqualTo("ecom.events.enriched");
+    assertThat(c.kafka().topics().invalid()).isEqualTo("ecom.events.invalid");
+    assertThat(c.recovery().checkpointIntervalMs()).isEqualTo(2000);
+    assertThat(c.serve().guard().timeoutMs()).isEqualTo(1000);
+    assertThat(c.serve().guard().capacity()).isEqualTo(256);
+    assertThat(c.serve().scoreCall().maxBatch()).isEqualTo(64);
+    assertThat(c.serve().scoreTopK()).isEqualTo(3);
+    assertThat(c.serve().recommendKinds())
         .containsExactlyInAnyOrder(
             EventKind.EVENT_KIND_PRODUCT_VIEW, EventKind.EVENT_KIND_ADD_TO_CART);
-    assertThat(c.ipHashKey()).isEqualTo(new IpHashKey(null, false));
-    assertThat(c.transactionalIdPrefix()).isEqualTo("ecom-job");
+    assertThat(c.intake().ipHashKey()).isEqualTo(new IpHashKey(null, false));
+    assertThat(c.kafka().transactionalIdPrefix()).isEqualTo("ecom-job");
     assertThat(c.parallelism()).isZero();
   }
 
@@ -62,13 +62,13 @@ class JobConfigTest {
               "--ip-hash-key-file",
               file.toString()
             });
-    assertThat(c.bootstrapServers()).isEqualTo("k:9092");
+    assertThat(c.kafka().bootstrapServers()).isEqualTo("k:9092");
     assertThat(c.parallelism()).isEqualTo(3);
     // The config names the file; the key is read where the validate step opens.
-    assertThat(c.ipHashKey().load(n -> "from-env")).isEqualTo("s3cret-from-file");
+    assertThat(c.intake().ipHashKey().load(n -> "from-env")).isEqualTo("s3cret-from-file");
     assertThat(c.toString()).doesNotContain("s3cret");
 
-    IpHashKey fromEnv = JobConfig.parse(new String[0]).ipHashKey();
+    IpHashKey fromEnv = JobConfig.parse(new String[0]).intake().ipHashKey();
     assertThat(fromEnv.load(n -> n.equals("ECOM_IP_HASH_KEY") ? "e-key" : null)).isEqualTo("e-key");
     assertThat(fromEnv.givenOrAllowed(n -> null)).isFalse();
     assertThatThrownBy(() -> fromEnv.load(n -> null)).hasMessageContaining("no IP-hash key");
@@ -93,7 +93,7 @@ class JobConfigTest {
     assertThatThrownBy(() -> EcomJob.main(new String[0]))
         .hasMessageContaining("no IP-hash key")
         .hasMessageContaining("--ip-hash-key-file");
-    assertThat(JobConfig.defaults().ipHashKey().allowDev()).isFalse();
+    assertThat(JobConfig.defaults().intake().ipHashKey().allowDev()).isFalse();
   }
 
   @Test
@@ -117,7 +117,10 @@ class JobConfigTest {
         .hasMessageContaining("--allowed-lateness-ms 60000 must be below --session-gap-ms 60000");
     assertThatThrownBy(() -> JobConfig.parse(new String[] {"--session-state-ttl-ms", "1800000"}))
         .hasMessageContaining("--session-state-ttl-ms 1800000 must be above --session-gap-ms");
-    assertThat(JobConfig.parse(new String[] {"--session-state-ttl-ms", "0"}).sessionStateTtlMs())
+    assertThat(
+            JobConfig.parse(new String[] {"--session-state-ttl-ms", "0"})
+                .state()
+                .sessionStateTtlMs())
         .isZero();
   }
 
@@ -144,20 +147,22 @@ class JobConfigTest {
             "--transaction-timeout-ms 60000 must be above --checkpoint-interval-ms 2000 +"
                 + " --checkpoint-timeout-ms 60000");
     assertThatThrownBy(() -> JobConfig.parse(new String[] {"--restart-attempts", "-2"}))
-        .hasMessageContaining("-1 for the cluster's");
+        .hasMessageContaining("-1 leaves restarts to the cluster's");
     JobConfig d = JobConfig.defaults();
-    assertThat(d.restartAttempts()).as("restarts are the cluster's by default").isEqualTo(-1);
-    assertThat(d.tolerableCheckpointFailures()).isEqualTo(3);
-    assertThat(d.transactionTimeoutMs()).isEqualTo(600_000);
-    assertThat(d.maxRecordBytes()).isEqualTo(16_384);
-    assertThat(d.maxClockLeadMs()).isEqualTo(5_000);
-    assertThat(d.producerMaxRequestBytes()).isEqualTo(1_048_576);
+    assertThat(d.recovery().restartAttempts())
+        .as("restarts are the cluster's by default")
+        .isEqualTo(-1);
+    assertThat(d.recovery().tolerableCheckpointFailures()).isEqualTo(3);
+    assertThat(d.kafka().transactionTimeoutMs()).isEqualTo(600_000);
+    assertThat(d.intake().maxRecordBytes()).isEqualTo(16_384);
+    assertThat(d.eventTime().maxClockLeadMs()).isEqualTo(5_000);
+    assertThat(d.kafka().producerMaxRequestBytes()).isEqualTo(1_048_576);
   }
 
   @Test
   void helpIsNotAnError() {
     assertThatThrownBy(() -> JobConfig.parse(new String[] {"--help"}))
-        .isInstanceOf(JobConfig.HelpRequested.class);
-    assertThat(JobConfig.usage()).contains("--bootstrap-servers").contains("[127.0.0.1:9092]");
+        .isInstanceOf(JobOptions.HelpRequested.class);
+    assertThat(JobOptions.usage()).contains("--bootstrap-servers").contains("[127.0.0.1:9092]");
   }
 }

@@ -35,7 +35,8 @@ class ValidateEnrichOperatorTest {
     var h =
         new OneInputStreamOperatorTestHarness<>(
             new ValidateEnrichOperator(
-                1, 5, new IpHashKey(null, true), 0, BOUND, MAX_RECORD, LEAD, 32, 8));
+                new JobConfig.Intake(MAX_RECORD, 1, 5, 32, 8, new IpHashKey(null, true)),
+                new JobConfig.EventTime(BOUND, LEAD, 0, 0, 1_800_000, 30_000)));
     if (restoreFrom != null) {
       h.initializeState(restoreFrom);
     }
