@@ -2,10 +2,11 @@
 //! `ecom serve`) → Kafka. Throughput on a pre-filled scratch topic at each parallelism, the same
 //! with unbatched serve calls as the baseline, and produced → enriched latency at a fixed rate.
 //! Each run uses its own scratch topics, consumer group and transactional ids, deleted after.
-use crate::demo::{wait_http, Children, ClusterArgs};
+use crate::demo::ClusterArgs;
 use crate::flink::Flink;
 use crate::generate::now_ms;
 use crate::generate::{self, GenerateArgs};
+use crate::services::{wait_http, Children};
 use anyhow::{bail, Context};
 use ecom_proto::v1::{EnrichedEvent, InvalidEvent};
 use prost::Message as _;
@@ -178,8 +179,8 @@ pub(crate) async fn run(a: JobBench) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the ecom binary")?;
     let log_path = std::env::temp_dir().join("ecom-bench-job-serve.log");
     std::fs::File::create(&log_path)?; // this run's log only
-    let serve = crate::demo::serve_command(&exe, &a.redis, &a.models_dir, SERVE_GRPC, SERVE_HTTP)?;
-    let serve = crate::demo::spawn_logged(serve, "serve", &log_path)?;
+    let serve = crate::services::serve_command(&exe, &a.redis, &a.models_dir, SERVE_GRPC, SERVE_HTTP)?;
+    let serve = crate::services::spawn_logged(serve, "serve", &log_path)?;
     let mut children = Children(vec![("serve".into(), serve)]);
     wait_http(&http, &format!("http://{SERVE_HTTP}/health"), "ecom serve", &log_path, &mut children).await?;
     let flink = a.cluster.flink();

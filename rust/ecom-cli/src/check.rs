@@ -38,7 +38,10 @@ pub(crate) enum Verdict {
     Config(String),
     /// The dependency did not answer (exit 3).
     Unreachable(String),
-    /// It answers, but something users need is missing (no exit code of its own).
+    /// It answers, but something a run needs is missing: shown as a warning by `ecom check` (no
+    /// exit code of its own), a failure for a run ([`require_servers`]).
+    Missing(String),
+    /// It answers and a run can go on, but users should look (no exit code of its own).
     Warn(String),
 }
 
@@ -95,8 +98,9 @@ pub(crate) async fn probe_servers(
 }
 
 /// Fails unless every server answers and is ready for a run (every topic there, a TaskManager
-/// registered; a red Elasticsearch is only a warning): exit 2 when the configuration is wrong,
-/// 3 when something is down or missing.
+/// registered); warnings, such as a red Elasticsearch that still takes this run's writes when its
+/// own indices are fine, are printed. Exit 2 when the configuration is wrong, 3 when something
+/// is down or missing.
 pub(crate) async fn require_servers(
     cluster: &ClusterArgs,
     es: &EsArgs,
@@ -110,10 +114,9 @@ pub(crate) async fn require_servers(
     for (what, addr, v) in rows {
         match v {
             Verdict::Ok(_) => {}
-            // A red cluster still takes this run's writes when its own indices are fine.
-            Verdict::Warn(t) if what == "Elasticsearch" => eprintln!("warning: {what} at {addr}: {t}"),
+            Verdict::Warn(t) => eprintln!("warning: {what} at {addr}: {t}"),
             Verdict::Config(t) => config.push(format!("{what} at {addr}: {t}")),
-            Verdict::Unreachable(t) | Verdict::Warn(t) => down.push(format!("{what} at {addr}: {t}")),
+            Verdict::Unreachable(t) | Verdict::Missing(t) => down.push(format!("{what} at {addr}: {t}")),
         }
     }
     if !config.is_empty() {
@@ -139,7 +142,7 @@ pub(crate) async fn run(a: CheckArgs) -> anyhow::Result<()> {
     for (what, addr, v) in &rows {
         let (tag, text) = match v {
             Verdict::Ok(t) => ("ok", t),
-            Verdict::Warn(t) => ("warn", t),
+            Verdict::Warn(t) | Verdict::Missing(t) => ("warn", t),
             Verdict::Config(t) => {
                 code = code.max(crate::exit::CONFIG);
                 ("CONFIG", t)
@@ -174,7 +177,7 @@ fn kafka(brokers: &str, timeout: Duration) -> Verdict {
             if missing.is_empty() {
                 Verdict::Ok(format!("{} broker(s), every ecom topic present", md.brokers().len()))
             } else {
-                Verdict::Warn(format!("no topic {} (dev/up creates them)", missing.join(", ")))
+                Verdict::Missing(format!("no topic {} (dev/up creates them)", missing.join(", ")))
             }
         }
     }
@@ -229,7 +232,7 @@ async fn flink(http: &reqwest::Client, rest: &str) -> Verdict {
             let o: serde_json::Value = r.json().await.unwrap_or_default();
             let (tms, free) = (o["taskmanagers"].as_u64().unwrap_or(0), o["slots-available"].as_u64().unwrap_or(0));
             if tms == 0 {
-                Verdict::Warn("no TaskManager registered: a job would wait for slots".into())
+                Verdict::Missing("no TaskManager registered: a job would wait for slots".into())
             } else {
                 Verdict::Ok(format!(
                     "Flink {}, {tms} TaskManager(s), {free} free slot(s)",

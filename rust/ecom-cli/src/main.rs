@@ -19,6 +19,7 @@ mod generate;
 mod job;
 mod replay;
 mod retention;
+mod services;
 mod stack;
 mod train;
 

@@ -7,12 +7,11 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-#[path = "../../ecom-sink/tests/support/secure_mongo.rs"]
-mod secure_mongo;
+use ecom_test_support::SecureMongo;
 
 /// The stack's FerretDB, stopped and started again on its own files and port with
 /// authentication and a TLS listener; on drop it is stopped and dev/up starts it as before.
-struct StackMongoWithAuth(Option<secure_mongo::SecureMongo>);
+struct StackMongoWithAuth(Option<SecureMongo>);
 
 impl StackMongoWithAuth {
     fn start(password: &str, auth_db: &str) -> Self {
@@ -21,7 +20,7 @@ impl StackMongoWithAuth {
         let down = Command::new(root.join("dev/down")).arg("ferretdb").output().unwrap();
         assert!(down.status.success(), "dev/down ferretdb: {}", String::from_utf8_lossy(&down.stderr));
         let dir = home.join("ferretdb");
-        Self(Some(secure_mongo::SecureMongo::start_on(
+        Self(Some(SecureMongo::start_on(
             password,
             &dir.join("data"),
             "127.0.0.1:27017",
@@ -41,11 +40,15 @@ impl Drop for StackMongoWithAuth {
         // Stopped first: dev/up finds the port free and starts the stack's own again.
         drop(self.0.take());
         let up = Command::new(root.join("dev/up")).output().unwrap();
-        assert!(
-            up.status.success(),
-            "dev/up after the MongoDB with authentication: {}",
-            String::from_utf8_lossy(&up.stderr)
-        );
+        if !up.status.success() {
+            let why = format!("dev/up after the MongoDB with authentication: {}", String::from_utf8_lossy(&up.stderr));
+            // A second panic while the test's own unwinds would abort and hide the first.
+            if std::thread::panicking() {
+                eprintln!("{why}");
+            } else {
+                panic!("{why}");
+            }
+        }
     }
 }
 

@@ -12,9 +12,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-#[path = "support/secure_mongo.rs"]
-mod secure_mongo;
-use secure_mongo::SecureMongo;
+use ecom_test_support::SecureMongo;
 
 fn env(k: &str, d: &str) -> String {
     std::env::var(k).unwrap_or_else(|_| d.into())

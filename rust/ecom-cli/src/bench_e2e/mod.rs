@@ -8,9 +8,10 @@
 //! for a sample of the documents every 100 ms until they are searchable. Afterwards the stores
 //! are counted: every record produced is in them, once.
 use crate::bench_job::Procs;
-use crate::demo::{wait_http, Children, ClusterArgs};
+use crate::demo::ClusterArgs;
 use crate::generate::now_ms;
 use crate::generate::GenerateArgs;
+use crate::services::{wait_http, Children};
 use anyhow::{bail, Context};
 use ecom_proto::v1::EnrichedEvent;
 use prost::Message as _;
@@ -396,8 +397,8 @@ async fn measure(
         let name = SERVES[i as usize];
         let (grpc, http_addr) = serve_addrs(i);
         let (_, serve_log_path) = log(name)?;
-        let serve = crate::demo::serve_command(&exe, &a.redis, &a.models_dir, &grpc, &http_addr)?;
-        let child = crate::demo::spawn_logged(serve, "serve", &serve_log_path)?;
+        let serve = crate::services::serve_command(&exe, &a.redis, &a.models_dir, &grpc, &http_addr)?;
+        let child = crate::services::spawn_logged(serve, "serve", &serve_log_path)?;
         pids.extend(child.id().map(|p| (name, p)));
         children.0.push((name.into(), child));
         waits.push((format!("http://{http_addr}/health"), "ecom serve", serve_log_path));
@@ -405,7 +406,7 @@ async fn measure(
     for i in 0..replicas {
         let name = SINKS[i as usize];
         let (_, sink_log_path) = log(name)?;
-        let mut sink = crate::demo::sink_command(&exe, &a.es, &a.mongo, &a.cluster.brokers, &sink_addr(i))?;
+        let mut sink = crate::services::sink_command(&exe, &a.es, &a.mongo, &a.cluster.brokers, &sink_addr(i))?;
         sink.args(["--topic", &names[1], "--invalid-topic", &names[2]])
             .args(["--sessions-topic", &names[3], "--metrics-topic", &names[4], "--deadletter-topic", &names[5]])
             .args(["--index-prefix", &format!("{stem}-events")])
@@ -414,7 +415,7 @@ async fn measure(
             .args(["--metrics-index-prefix", &format!("{stem}-metrics")])
             .args(["--mongo-db", mongo_db, "--group-id", &format!("{stem}-sink")])
             .args(&run.sink_args);
-        let child = crate::demo::spawn_logged(sink, "sink", &sink_log_path)?;
+        let child = crate::services::spawn_logged(sink, "sink", &sink_log_path)?;
         pids.extend(child.id().map(|p| (name, p)));
         children.0.push((name.into(), child));
         waits.push((format!("http://{}/health", sink_addr(i)), "ecom sink", sink_log_path));

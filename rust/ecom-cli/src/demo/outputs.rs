@@ -267,17 +267,6 @@ pub(super) fn src_in_run(src: &ecom_proto::v1::SourceOffset, gen: &GenerateSumma
     src.topic == RAW && gen.positions.contains_key(&(src.partition, src.offset))
 }
 
-/// What the stores hold of this run: its enriched events and dead letters (by id), and the
-/// enriched events' totals.
-pub(crate) struct StoreCounts {
-    pub(crate) es_docs: u64,
-    pub(crate) mongo_docs: u64,
-    pub(crate) es_total: u64,
-    pub(crate) mongo_total: u64,
-    pub(crate) es_invalid: u64,
-    pub(crate) mongo_invalid: u64,
-}
-
 /// How many of `ids` a MongoDB collection holds, one `{_id: id}` lookup each, 16 at a time:
 /// FerretDB answers those from its _id index (~1 ms) but reads the whole collection for one
 /// `{_id: {$in: ids}}` (~20 s at a few 100k documents, whatever the list's length).
@@ -336,19 +325,20 @@ pub(crate) async fn count_stores(a: &DemoArgs, outcome: &Outcome, totals: bool) 
     // Replays are slow on the local FerretDB (see ecom-sink's write_mongo): allow for them.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let (es_docs, mongo_docs) = count_ids(&es, "ecom-events-*", &events, &outcome.enriched_ids).await?;
-        let (es_invalid, mongo_invalid) = count_ids(&es, "ecom-invalid-*", &invalid, &outcome.invalid_ids).await?;
+        let (es_events, mongo_events) = count_ids(&es, "ecom-events-*", &events, &outcome.enriched_ids).await?;
+        let (es_dead_letters, mongo_dead_letters) =
+            count_ids(&es, "ecom-invalid-*", &invalid, &outcome.invalid_ids).await?;
+        let mut c = StoreCounts { es_events, mongo_events, es_dead_letters, mongo_dead_letters, ..Default::default() };
         let (n, m) = (outcome.enriched_ids.len() as u64, outcome.invalid_ids.len() as u64);
-        let all_in = es_docs == n && mongo_docs == n && es_invalid == m && mongo_invalid == m;
-        if (all_in || Instant::now() > deadline) && !totals {
-            return Ok(StoreCounts { es_docs, mongo_docs, es_total: 0, mongo_total: 0, es_invalid, mongo_invalid });
-        }
+        let all_in = es_events == n && mongo_events == n && es_dead_letters == m && mongo_dead_letters == m;
         if all_in || Instant::now() > deadline {
-            let r: Value = es.client.get(format!("{}/ecom-events-*/_count", es.base)).send().await?.json().await?;
-            let es_total = r["count"].as_u64().unwrap_or(0);
-            let mongo_total =
-                events.count_documents(mongodb::bson::doc! {}).await.context("counting MongoDB documents")?;
-            return Ok(StoreCounts { es_docs, mongo_docs, es_total, mongo_total, es_invalid, mongo_invalid });
+            if totals {
+                let r: Value = es.client.get(format!("{}/ecom-events-*/_count", es.base)).send().await?.json().await?;
+                c.es_events_total = r["count"].as_u64().unwrap_or(0);
+                c.mongo_events_total =
+                    events.count_documents(mongodb::bson::doc! {}).await.context("counting MongoDB documents")?;
+            }
+            return Ok(c);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -4,31 +4,20 @@
 use super::*;
 use serde::Serialize;
 
-/// Where the stores stand after a run (see [`StoreCounts`]).
+/// Where the stores stand after a run: this run's enriched events and dead letters (found by id),
+/// and the enriched events' totals.
 #[derive(Debug, Default, Serialize)]
-pub(crate) struct Stores {
+pub(crate) struct StoreCounts {
     /// This run's enriched events found in Elasticsearch / MongoDB, by id.
     pub(crate) es_events: u64,
     pub(crate) mongo_events: u64,
     /// All events the stores hold (`ecom-events-*`, `ecom.events`): both stores got every run.
+    /// Zero when not counted.
     pub(crate) es_events_total: u64,
     pub(crate) mongo_events_total: u64,
     /// This run's dead letters found in Elasticsearch / MongoDB, by id.
     pub(crate) es_dead_letters: u64,
     pub(crate) mongo_dead_letters: u64,
-}
-
-impl From<StoreCounts> for Stores {
-    fn from(c: StoreCounts) -> Self {
-        Self {
-            es_events: c.es_docs,
-            mongo_events: c.mongo_docs,
-            es_events_total: c.es_total,
-            mongo_events_total: c.mongo_total,
-            es_dead_letters: c.es_invalid,
-            mongo_dead_letters: c.mongo_invalid,
-        }
-    }
 }
 
 /// The Flink job of the run, as last seen before the demo cancelled it.
@@ -58,7 +47,7 @@ pub(crate) struct Summary {
     /// Score and Recommend answers and fallbacks, sessions, metrics windows, duplicates, sizes.
     #[serde(flatten)]
     pub(crate) outcome: Outcome,
-    pub(crate) stores: Stores,
+    pub(crate) stores: StoreCounts,
     /// Records per second the generator was paced at (none: a burst).
     pub(crate) rate: Option<f64>,
     /// Seconds from the first record produced to the last one accounted for.
@@ -253,7 +242,7 @@ mod tests {
             enriched: 8,
             labelled_invalid: labels.clone(),
             outcome: Outcome { invalid: 2, invalid_by_reason: labels, ..Default::default() },
-            stores: Stores {
+            stores: StoreCounts {
                 es_events: 8,
                 mongo_events: 8,
                 es_events_total: 20,

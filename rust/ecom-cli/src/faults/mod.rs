@@ -100,7 +100,7 @@ struct Row {
 struct Services {
     exe: PathBuf,
     logs: PathBuf,
-    children: demo::Children,
+    children: crate::services::Children,
     pids: Arc<Mutex<HashMap<String, u32>>>,
 }
 
@@ -124,7 +124,7 @@ impl Services {
     async fn wait_healthy(&mut self, http: &reqwest::Client, name: &str, a: &DemoArgs) -> anyhow::Result<()> {
         let url = if name == "serve" { a.serve_health() } else { a.sink_health() };
         let log = self.logs.join(format!("{name}.log"));
-        demo::wait_http(http, &url, &format!("ecom {name}"), &log, &mut self.children).await
+        crate::services::wait_http(http, &url, &format!("ecom {name}"), &log, &mut self.children).await
     }
 }
 
@@ -170,7 +170,7 @@ pub(crate) async fn run(f: FaultsArgs) -> anyhow::Result<()> {
     let mut svc = Services {
         exe,
         logs: logs.clone(),
-        children: demo::Children(Vec::new()),
+        children: crate::services::Children(Vec::new()),
         pids: Arc::new(Mutex::new(HashMap::new())),
     };
     for name in ["serve", "sink"] {
@@ -346,21 +346,21 @@ async fn scenario(
     row.duplicated = outcome.duplicates;
     let missing = |have: u64, want: u64| want.saturating_sub(have);
     row.lost = row.produced.saturating_sub(row.enriched + row.invalid)
-        + missing(s.es_docs, row.enriched)
-        + missing(s.mongo_docs, row.enriched)
-        + missing(s.es_invalid, row.invalid)
-        + missing(s.mongo_invalid, row.invalid);
+        + missing(s.es_events, row.enriched)
+        + missing(s.mongo_events, row.enriched)
+        + missing(s.es_dead_letters, row.invalid)
+        + missing(s.mongo_dead_letters, row.invalid);
     if row.lost > 0 {
         row.problems.push(format!(
             "lost {}: Elasticsearch {}/{} events {}/{} rejected, MongoDB {}/{} events {}/{} rejected",
             row.lost,
-            s.es_docs,
+            s.es_events,
             row.enriched,
-            s.es_invalid,
+            s.es_dead_letters,
             row.invalid,
-            s.mongo_docs,
+            s.mongo_events,
             row.enriched,
-            s.mongo_invalid,
+            s.mongo_dead_letters,
             row.invalid
         ));
     }

@@ -1,7 +1,5 @@
-//! Test support shared by the sink's and the CLI's tests (included with `#[path]`): a FerretDB
-//! that checks passwords (SCRAM) and listens with TLS, with dev/up's development certificates
-//! ($ECOM_HOME/tls).
-#![allow(dead_code)]
+//! A FerretDB that checks passwords (SCRAM) and listens with TLS, with dev/up's development
+//! certificates ($ECOM_HOME/tls).
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
