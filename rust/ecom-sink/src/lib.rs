@@ -16,7 +16,8 @@
 //! Records that do not decode (or lack their id) go to MongoDB `sink_deadletter` with their
 //! kind, topic, partition, offset and reason. Delivery is at-least-once: Kafka offsets are
 //! committed only after both stores acknowledged the batch.
-//! Shape: config -> record decoder -> doc encoder -> store writers -> batching driver.
+//! Shape: config (here) -> record decoder (record.rs) -> doc encoder (doc.rs) -> store writers
+//! (stores/) -> delivery rules (driver/) -> the batching loop ([`run`]).
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unused_must_use)]
 
@@ -24,16 +25,16 @@ pub mod free_text;
 pub mod kafka;
 pub use free_text::FreeText;
 pub mod doc;
+mod driver;
 pub mod record;
 pub mod stores;
 
 use anyhow::{bail, Context};
 use ecom_core::secret::SecretUrl;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use record::{Batch, DeadLetter, Kind};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -248,9 +249,17 @@ pub async fn run(
     consumer.subscribe(&topics).with_context(|| format!("subscribing to {topics:?}"))?;
     tracing::info!(?topics, es = %cfg.es_url, mongo = %cfg.mongo_url, delivery = ?cfg.delivery, "ecom sink running");
 
+    let dead_letters = driver::KafkaDeadLetters { producer: &dead_letters, topic: &agg.deadletter_topic };
+    let driver = driver::Driver {
+        store: &stores,
+        dead_letters: &dead_letters,
+        stop: stop_rx.clone(),
+        health: &health,
+        backoff: driver::Backoff::STORES,
+    };
     loop {
         let mut batch = Batch::default();
-        let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut next_offsets = driver::Offsets::new();
         let deadline = Instant::now() + cfg.batch_wait;
         while batch.len() < cfg.batch_max {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -292,21 +301,7 @@ pub async fn run(
         }
         let stopping = *stop_rx.borrow();
         if !batch.is_empty() {
-            let rejected = write_until_done(&stores, &batch, &stop_rx, &health, &consumer).await?;
-            publish_dead_letters(&dead_letters, &agg.deadletter_topic, &batch, &rejected)
-                .await
-                .context("writing the sink's dead letters to Kafka (the batch will be read again)")?;
-            let mut tpl = TopicPartitionList::new();
-            for ((t, p), o) in &next_offsets {
-                tpl.add_partition_offset(t, *p, Offset::Offset(*o)).context("building the offset commit")?;
-            }
-            // A commit that fails (a rebalance took a partition, the broker is away) loses
-            // nothing: the records are read again and overwrite their own documents.
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-                tracing::warn!(error = %e, "committing Kafka offsets failed; the batch will be read again");
-                metrics::counter!("ecom_sink_commit_errors_total").increment(1);
-            }
-            count_written(&batch);
+            driver.deliver(&mut driver::KafkaSource::new(&consumer), &batch, &next_offsets).await?;
         }
         if stopping {
             tracing::info!("ecom sink stopped");
@@ -315,138 +310,13 @@ pub async fn run(
     }
 }
 
-/// Counts a committed batch. `ecom_sink_events_total` and `ecom_sink_deadletter_total` keep
-/// their names from when events were the only kind; the dead letters carry a `kind` label.
-fn count_written(batch: &Batch) {
-    metrics::counter!("ecom_sink_events_total").increment(batch.count(Kind::Event) as u64);
-    metrics::counter!("ecom_sink_sessions_total").increment(batch.count(Kind::Session) as u64);
-    metrics::counter!("ecom_sink_window_metrics_total").increment(batch.count(Kind::WindowMetrics) as u64);
-    metrics::counter!("ecom_sink_invalid_total").increment(batch.count(Kind::Invalid) as u64);
-    for kind in Kind::ALL {
-        let dead = batch.dead_count(kind);
-        if dead > 0 {
-            metrics::counter!("ecom_sink_deadletter_total", "kind" => kind.as_str()).increment(dead as u64);
-        }
-    }
-}
-
-/// Writes a batch to both stores, retrying with backoff: offsets are not committed until it
-/// succeeds, so a failing store pauses the sink instead of losing data.
-async fn write_until_done(
-    stores: &stores::Stores,
-    batch: &Batch,
-    stop: &tokio::sync::watch::Receiver<bool>,
-    health: &Health,
-    consumer: &Sink,
-) -> anyhow::Result<Vec<stores::Rejected>> {
-    let mut backoff = Duration::from_millis(100);
-    let mut attempt = 0u32;
-    let mut paused = Paused::default();
-    loop {
-        attempt += 1;
-        let started = Instant::now();
-        match stores.write(batch).await {
-            Ok(rejected) => {
-                health.set(None);
-                paused.resume(consumer);
-                for r in &rejected {
-                    tracing::warn!(store = r.store, id = %r.id, target = %r.target, reason = %r.reason,
-                        "a store refused a document for good: it is in the sink dead letter");
-                    metrics::counter!("ecom_sink_rejected_total", "store" => r.store, "collection" => r.collection)
-                        .increment(1);
-                }
-                let took = started.elapsed();
-                metrics::histogram!("ecom_sink_batch_seconds").record(took.as_secs_f64());
-                let (events, sessions, metrics, invalid, dead) = (
-                    batch.events.len(),
-                    batch.sessions.len(),
-                    batch.metrics.len(),
-                    batch.invalid.len(),
-                    batch.dead.len(),
-                );
-                let seconds = took.as_secs_f64();
-                if took > Duration::from_secs(5) {
-                    tracing::warn!(events, sessions, metrics, invalid, dead, seconds, "slow batch write");
-                } else {
-                    tracing::debug!(events, sessions, metrics, invalid, dead, seconds, "batch written");
-                }
-                return Ok(rejected);
-            }
-            Err(e) => {
-                health.set(Some(format!("cannot write a batch (attempt {attempt}): {e:#}")));
-                metrics::counter!("ecom_sink_write_errors_total").increment(1);
-                tracing::error!(
-                    error = format!("{e:#}"),
-                    attempt,
-                    "writing a batch failed; retrying (offsets not committed)"
-                );
-                if *stop.borrow() && attempt >= 3 {
-                    paused.resume(consumer);
-                    return Err(e.context("giving up on shutdown; the batch will be re-read from Kafka on restart"));
-                }
-                // Wait with the partitions paused and the consumer polled, so an outage longer
-                // than max.poll.interval.ms does not drop the sink from its group.
-                paused.pause_all(consumer);
-                let until = tokio::time::sleep(backoff);
-                tokio::pin!(until);
-                loop {
-                    tokio::select! {
-                        _ = &mut until => break,
-                        m = consumer.recv() => paused.hold(consumer, m),
-                    }
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
-}
-
 /// The sink's consumer.
-type Sink = StreamConsumer<SinkContext>;
-
-/// Writes the batch's dead letters (undecodable records, documents a store refused) to the
-/// dead-letter topic as JSON, keyed by their ids, and waits for every acknowledgement: the
-/// batch's offsets are committed only after. The same ids as in MongoDB's `sink_deadletter`.
-async fn publish_dead_letters(
-    producer: &rdkafka::producer::FutureProducer,
-    topic: &str,
-    batch: &Batch,
-    rejected: &[stores::Rejected],
-) -> anyhow::Result<()> {
-    use base64::Engine as _;
-    let mut letters: Vec<(String, serde_json::Value)> = batch
-        .dead
-        .iter()
-        .map(|d| {
-            (
-                d.id(),
-                serde_json::json!({"kind": d.kind.as_str(), "store": "", "topic": d.topic, "partition": d.partition,
-                "offset": d.offset, "reason": d.reason,
-                "raw_base64": base64::engine::general_purpose::STANDARD.encode(&d.raw)}),
-            )
-        })
-        .collect();
-    letters.extend(rejected.iter().map(|r| stores::rejected_letter(batch, r)));
-    let sends = letters.iter().map(|(id, v)| {
-        let payload = v.to_string();
-        async move {
-            producer
-                .send(rdkafka::producer::FutureRecord::to(topic).key(id).payload(&payload), Duration::from_secs(30))
-                .await
-                .map_err(|(e, _)| anyhow::anyhow!("dead letter {id} to {topic}: {e}"))
-        }
-    });
-    futures::future::try_join_all(sends).await?;
-    if !letters.is_empty() {
-        metrics::counter!("ecom_sink_deadletter_published_total").increment(letters.len() as u64);
-    }
-    Ok(())
-}
+pub(crate) type Sink = StreamConsumer<SinkContext>;
 
 /// Turns librdkafka's statistics into `ecom_sink_consumer_lag{topic,partition}`: records of the
 /// partition not yet committed by the sink (high watermark, or last stable offset under
 /// read_committed, minus the committed offset), for the partitions this sink holds.
-struct SinkContext;
+pub(crate) struct SinkContext;
 
 impl rdkafka::ClientContext for SinkContext {
     fn stats(&self, stats: rdkafka::Statistics) {
@@ -464,53 +334,13 @@ impl rdkafka::ClientContext for SinkContext {
 
 impl ConsumerContext for SinkContext {}
 
-/// The partitions the sink paused while a store is away, resumed once a write succeeds.
-#[derive(Default)]
-struct Paused(Option<TopicPartitionList>);
-
-impl Paused {
-    fn pause_all(&mut self, consumer: &Sink) {
-        let Ok(assigned) = consumer.assignment() else { return };
-        if let Err(e) = consumer.pause(&assigned) {
-            tracing::warn!(error = %e, "pausing the partitions failed");
-        }
-        self.0 = Some(assigned);
-    }
-
-    /// A record read while paused (from a partition assigned since): its partition is paused
-    /// too and set back to it, so it is read again after the outage, not lost.
-    fn hold(&mut self, consumer: &Sink, m: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>) {
-        let Ok(msg) = m else { return };
-        let (topic, partition, offset) = (msg.topic().to_string(), msg.partition(), msg.offset());
-        drop(msg);
-        let mut tpl = TopicPartitionList::new();
-        if tpl.add_partition_offset(&topic, partition, Offset::Offset(offset)).is_ok() {
-            let _ = consumer.pause(&tpl);
-            if let Err(e) = consumer.seek_partitions(tpl, Duration::from_secs(5)) {
-                tracing::warn!(error = %e, topic, partition, offset, "could not rewind a partition read while paused");
-            }
-        }
-        self.pause_all(consumer);
-    }
-
-    fn resume(&mut self, consumer: &Sink) {
-        if self.0.take().is_some() {
-            if let Ok(assigned) = consumer.assignment() {
-                if let Err(e) = consumer.resume(&assigned) {
-                    tracing::warn!(error = %e, "resuming the partitions failed");
-                }
-            }
-        }
-    }
-}
-
 /// Why the sink cannot do its work now (None: it can). `/health` answers 503 with the reason
 /// while it is set: at start until both stores answer, and while a batch cannot be written.
 #[derive(Debug, Clone, Default)]
-struct Health(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+pub(crate) struct Health(std::sync::Arc<std::sync::Mutex<Option<String>>>);
 
 impl Health {
-    fn set(&self, why: Option<String>) {
+    pub(crate) fn set(&self, why: Option<String>) {
         *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = why;
     }
 
