@@ -1,5 +1,6 @@
-//! ecom-core: the pure core of ecom. Validation (per record and per stream), features and LSH live here, with no I/O, so
-//! the Flink job (over JNI) and offline training call exactly the same code.
+//! ecom-core: the pure core of ecom, with no I/O. Validation of one record, session features and
+//! LSH are called by the Flink job (over JNI) and by offline training alike, so both compute
+//! exactly the same; the stream rules ([`stream`]) are the reference the job's own are held to.
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unused_must_use)]
 
@@ -14,5 +15,5 @@ pub mod topics;
 pub mod validate;
 
 pub use ecom_proto::v1::{Event, EventKind, RejectReason};
-pub use stream::StreamCheck;
+pub use stream::ReferenceCheck;
 pub use validate::{validate_bytes, validate_bytes_within, validate_event, Rejection};

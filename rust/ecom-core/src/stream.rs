@@ -1,7 +1,23 @@
 //! The two rules that need what came before: exact duplicates and late events. The validator
-//! judges one record alone; these judge it against the stream. This is the reference meaning
-//! of REJECT_REASON_DUPLICATE and REJECT_REASON_LATE; the Flink job applies the same bounds
-//! with event-time watermarks and keyed state.
+//! judges one record alone; these judge it against the stream.
+//!
+//! [`ReferenceCheck`] is the reference meaning of REJECT_REASON_DUPLICATE and REJECT_REASON_LATE
+//! for one stream read in order: the generator's labels are made with it (ecom-gen's tests hold
+//! every label to it). The Flink job does not call it; it applies the same bounds its own way,
+//! with Flink's event time and keyed state:
+//!
+//! | | here | the job |
+//! | --- | --- | --- |
+//! | watermark | newest time − [`MAX_OUT_OF_ORDER_MS`] | the same per Kafka partition, the minimum over partitions (`RawEventTime`) |
+//! | skewed clocks | [`moves_watermark`] | the same bound, `--max-clock-lead-ms` |
+//! | LATE | behind the watermark | behind it by more than `--allowed-lateness-ms` (0 by default) |
+//! | DUPLICATE | an id accepted within the out-of-order window | an id seen in the open session (`SessionOperator`), which stays open at least the session gap (30 min) |
+//!
+//! With the defaults the two agree on every stream the generator makes (its late events are
+//! hours behind, its duplicates follow their original within seconds); the end-to-end demo pins
+//! that over the real topic's partitions: every raw record must get the generator's label
+//! (`ecom demo`'s reconciliation, "mislabelled"). In general the job's watermark is the slowest
+//! partition's, so it can judge fewer events late than this check, never more.
 use crate::validate::Rejection;
 use ecom_proto::v1::{Event, RejectReason};
 use std::collections::{HashSet, VecDeque};
@@ -27,13 +43,13 @@ pub fn moves_watermark(event_time_ms: i64, read_at_ms: i64) -> bool {
 
 /// Judges a stream of validated events in arrival order.
 #[derive(Debug, Default)]
-pub struct StreamCheck {
+pub struct ReferenceCheck {
     newest_ms: Option<i64>,
     ids: HashSet<String>,
     by_time: VecDeque<(i64, String)>,
 }
 
-impl StreamCheck {
+impl ReferenceCheck {
     /// A check that has seen nothing.
     pub fn new() -> Self {
         Self::default()
@@ -102,13 +118,13 @@ mod tests {
     /// Read long after the fact: every time moves the watermark.
     const READ_AT: i64 = i64::MAX / 2;
 
-    fn reason(c: &mut StreamCheck, e: &Event) -> Option<RejectReason> {
+    fn reason(c: &mut ReferenceCheck, e: &Event) -> Option<RejectReason> {
         c.check(e, READ_AT).err().map(|r| r.reason)
     }
 
     #[test]
     fn out_of_order_within_the_bound_is_on_time() {
-        let mut c = StreamCheck::new();
+        let mut c = ReferenceCheck::new();
         assert_eq!(reason(&mut c, &ev("a", 100_000)), None);
         assert_eq!(reason(&mut c, &ev("b", 100_000 - MAX_OUT_OF_ORDER_MS)), None);
         assert_eq!(reason(&mut c, &ev("c", 100_000 - MAX_OUT_OF_ORDER_MS - 1)), Some(RejectReason::Late));
@@ -116,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_second_copy_is_a_duplicate_and_the_first_stays_accepted() {
-        let mut c = StreamCheck::new();
+        let mut c = ReferenceCheck::new();
         assert_eq!(reason(&mut c, &ev("a", 1_000)), None);
         assert_eq!(reason(&mut c, &ev("b", 2_000)), None);
         let err = c.check(&ev("a", 1_000), READ_AT).unwrap_err();
@@ -126,7 +142,7 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded_by_the_out_of_order_window() {
-        let mut c = StreamCheck::new();
+        let mut c = ReferenceCheck::new();
         for i in 0..100_000i64 {
             c.check(&ev(&i.to_string(), i * 100), READ_AT).unwrap();
         }
@@ -139,7 +155,7 @@ mod tests {
     #[test]
     fn a_skewed_clock_cannot_make_on_time_events_late() {
         let now = 1_800_000_000_000;
-        let mut c = StreamCheck::new();
+        let mut c = ReferenceCheck::new();
         // 290 s ahead of the clock: accepted, but it does not move the watermark ...
         assert_eq!(c.check(&ev("future", now + 290_000), now).err(), None);
         assert_eq!(c.watermark_ms(), None);

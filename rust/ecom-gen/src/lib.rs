@@ -97,7 +97,7 @@ impl Default for GenConfig {
             products: 2_400,
             malformed_rate: 0.02,
             out_of_order_rate: 0.01,
-            // Off until the Flink job applies the stream rules (dedupe, watermarks).
+            // Off unless asked for (ecom demo asks): training data and benchmarks want the valid stream.
             duplicate_rate: 0.0,
             late_rate: 0.0,
             hostile_rate: 0.0,

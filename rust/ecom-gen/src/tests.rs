@@ -50,7 +50,7 @@ fn every_malformed_record_fails_validation_for_its_label() {
     let mut hostile: BTreeMap<malformed::Hostile, usize> = BTreeMap::new();
     // Each record alone through the validator, then the survivors in order through the
     // stream rules, as the job applies them, read at `now`.
-    let mut stream = ecom_core::StreamCheck::new();
+    let mut stream = ecom_core::ReferenceCheck::new();
     for r in &recs {
         let bytes = produced(r, now);
         let got = ecom_core::validate_bytes(&bytes, now).and_then(|e| stream.check(&e, now)).err().map(|x| x.reason);
@@ -186,7 +186,7 @@ fn out_of_order_records_stay_inside_the_watermark_bound() {
             ..cfg(5, 50_000)
         };
         let (recs, _) = run(c);
-        let mut stream = ecom_core::StreamCheck::new();
+        let mut stream = ecom_core::ReferenceCheck::new();
         for r in &recs {
             let Payload::Event(e) = &r.payload else { unreachable!("no malformed records asked for") };
             stream.check(e, i64::MAX / 2).unwrap_or_else(|x| panic!("{peak} sessions/h, record {}: {x}", r.sequence));
