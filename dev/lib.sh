@@ -1,6 +1,9 @@
 # shellcheck shell=bash
-# Helpers shared by dev/install, dev/up, dev/status and dev/down: messages, pid files and
-# the real health probes of each server. Source it after dev/env.sh; do not execute it.
+# Helpers shared by the dev/ scripts: messages, pid files and the real health probes of each
+# server. Source it after dev/env.sh; do not execute it. Every script starts:
+#   set -euo pipefail
+#   . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+#   . "$ECOM_ROOT/dev/lib.sh"
 
 # The services dev/up manages, in start order, with their ports and log files.
 # shellcheck disable=SC2034 # used by the scripts that source this file
@@ -25,6 +28,8 @@ declare -A ECOM_CMD_MATCH=(
   [dashboard]="ecom dashboard"
 )
 
+# step: a section of a long run (dev/build, dev/test); say: progress; warn and die: to stderr.
+step() { printf '==> %s\n' "$*"; }
 say() { printf '[ecom] %s\n' "$*"; }
 warn() { printf '[ecom] %s\n' "$*" >&2; }
 die() { warn "error: $*"; exit 1; }
@@ -49,16 +54,16 @@ kafka_tool() {
 
 # Probes: exit 0 only when the server answers a real request.
 probe_kafka() {
-  port_open 9092 || return 1
+  port_open "${ECOM_PORT[kafka]}" || return 1
   KAFKA_TOOL_TIMEOUT=30 kafka_tool org.apache.kafka.tools.TopicCommand \
     --bootstrap-server "$KAFKA_BOOTSTRAP" --list >/dev/null 2>&1
 }
-probe_redis() { [[ "$(timeout 5 redis-cli -h 127.0.0.1 -p 6379 PING 2>/dev/null)" == PONG ]]; }
+probe_redis() { [[ "$(timeout 5 redis-cli -h 127.0.0.1 -p "${ECOM_PORT[redis]}" PING 2>/dev/null)" == PONG ]]; }
 probe_elasticsearch() {
   curl -fsS -m 5 "$ES_URL/_cluster/health?wait_for_status=yellow&timeout=2s" >/dev/null 2>&1
 }
 probe_ferretdb() {
-  port_open 27017 || return 1
+  port_open "${ECOM_PORT[ferretdb]}" || return 1
   "$FERRETDB_BIN" -ping "$MONGODB_URL" -ping-timeout 3s >/dev/null 2>&1
 }
 probe_flink() {
@@ -90,7 +95,7 @@ version_of() {
   local v=""
   case $1 in
     kafka) v=$(grep -ho 'Kafka version: [^ ]*' "${ECOM_LOG[kafka]}" 2>/dev/null | tail -n1 | cut -d' ' -f3) ;;
-    redis) v=$(timeout 5 redis-cli -p 6379 INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_version://p') ;;
+    redis) v=$(timeout 5 redis-cli -p "${ECOM_PORT[redis]}" INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_version://p') ;;
     # The integ-test-zip has no "GET /" handler; ask the node itself.
     elasticsearch) v=$(curl -fsS -m 5 "$ES_URL/_cat/nodes?h=version" 2>/dev/null | tr -d '[:space:]') ;;
     ferretdb) v=$("$FERRETDB_BIN" -ping "$MONGODB_URL" -ping-timeout 3s 2>/dev/null) ;;
@@ -111,11 +116,11 @@ version_of() {
 # What to try when a service does not come up.
 hint_of() {
   case $1 in
-    kafka) echo "check ports 9092/9093 are free (ss -ltnp); if the log shows a cluster-id or metadata error, dev/down --purge wipes the KRaft data" ;;
-    redis) echo "check port 6379 is free (ss -ltnp 'sport = :6379'); another redis-server may be running" ;;
-    elasticsearch) echo "check port 9200/9300 are free, that user '$ES_USER' can read $ES_HOME and write $ECOM_HOME/elasticsearch, and the JVM log in $ECOM_HOME/elasticsearch/logs" ;;
-    ferretdb) echo "check port 27017 is free; delete $ECOM_HOME/ferretdb/data if the SQLite files are corrupt; rebuild with rm $FERRETDB_BIN && dev/install" ;;
-    flink) echo "check ports 8081/6123 are free and the *.log/*.out files in $ECOM_HOME/flink/log; a TaskManager that dies at start usually means too little memory" ;;
+    kafka) echo "check ports ${ECOM_PORT[kafka]}/9093 are free (ss -ltnp); if the log shows a cluster-id or metadata error, dev/down --purge wipes the KRaft data" ;;
+    redis) echo "check port ${ECOM_PORT[redis]} is free (ss -ltnp 'sport = :${ECOM_PORT[redis]}'); another redis-server may be running" ;;
+    elasticsearch) echo "check port ${ECOM_PORT[elasticsearch]}/9300 are free, that user '$ES_USER' can read $ES_HOME and write $ECOM_HOME/elasticsearch, and the JVM log in $ECOM_HOME/elasticsearch/logs" ;;
+    ferretdb) echo "check port ${ECOM_PORT[ferretdb]} is free; delete $ECOM_HOME/ferretdb/data if the SQLite files are corrupt; rebuild with rm $FERRETDB_BIN && dev/install" ;;
+    flink) echo "check ports ${ECOM_PORT[flink]}/6123 are free and the *.log/*.out files in $ECOM_HOME/flink/log; a TaskManager that dies at start usually means too little memory" ;;
   esac
 }
 
