@@ -22,7 +22,12 @@ pub(crate) struct AuditArgs {
     #[arg(long, env = "ECOM_HOME")]
     state_dir: PathBuf,
     /// Kafka bootstrap servers.
-    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
+    #[arg(
+        long = "bootstrap-servers",
+        visible_alias = "brokers",
+        default_value = "127.0.0.1:9092",
+        env = "KAFKA_BOOTSTRAP"
+    )]
     brokers: String,
     /// The raw topic: the client IPs to look for.
     #[arg(long, default_value = ecom_core::topics::RAW)]

@@ -70,7 +70,12 @@ struct GenerateBench {
     #[arg(long, default_value_t = 500_000)]
     events: u64,
     /// Kafka bootstrap servers (skip the Kafka part with --no-kafka).
-    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
+    #[arg(
+        long = "bootstrap-servers",
+        visible_alias = "brokers",
+        default_value = "127.0.0.1:9092",
+        env = "KAFKA_BOOTSTRAP"
+    )]
     brokers: String,
     /// Only measure in-process.
     #[arg(long)]

@@ -167,7 +167,7 @@ pub(crate) async fn run(a: CheckArgs) -> anyhow::Result<()> {
 fn kafka(brokers: &str, timeout: Duration) -> Verdict {
     let consumer: BaseConsumer = match ecom_sink::kafka::client(brokers).and_then(|c| Ok(c.create()?)) {
         Ok(c) => c,
-        Err(e) => return Verdict::Config(format!("{e:#} (--brokers, $ECOM_KAFKA_PROPERTIES_FILE)")),
+        Err(e) => return Verdict::Config(format!("{e:#} (--bootstrap-servers, $ECOM_KAFKA_PROPERTIES_FILE)")),
     };
     match consumer.fetch_metadata(None, timeout) {
         Err(e) => Verdict::Unreachable(format!("{e}; {HINT}")),

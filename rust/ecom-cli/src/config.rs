@@ -112,7 +112,11 @@ pub(crate) fn from_file(cmd: &Command, args: &[OsString]) -> anyhow::Result<Vec<
         if value.is_table() {
             continue; // a nested command's table, e.g. [bench.e2e] inside [bench]
         }
-        let Some(arg) = sub.get_arguments().find(|a| configurable(a) && a.get_long() == Some(key.as_str())) else {
+        // A key is a flag's name or one of its aliases (`brokers` for `bootstrap-servers`).
+        let named = |a: &&Arg| {
+            a.get_long() == Some(key.as_str()) || a.get_all_aliases().is_some_and(|al| al.contains(&key.as_str()))
+        };
+        let Some(arg) = sub.get_arguments().find(|a| configurable(a) && named(a)) else {
             return Err(crate::exit::config(format!(
                 "{}: [{name}] {key}: `ecom {}` has no --{key}",
                 file.display(),
@@ -156,6 +160,26 @@ mod tests {
     }
 
     #[test]
+    fn kafka_is_named_as_the_job_and_kafka_name_it_everywhere() {
+        fn walk(c: &Command, path: &str, found: &mut usize) {
+            for a in c.get_arguments() {
+                assert_ne!(a.get_long(), Some("brokers"), "{path}: --brokers is an alias of --bootstrap-servers");
+                if a.get_long() == Some("bootstrap-servers") {
+                    assert_eq!(a.get_env().unwrap(), "KAFKA_BOOTSTRAP", "{path}");
+                    assert!(a.get_all_aliases().unwrap_or_default().contains(&"brokers"), "{path}");
+                    *found += 1;
+                }
+            }
+            for s in c.get_subcommands() {
+                walk(s, &format!("{path} {}", s.get_name()), found);
+            }
+        }
+        let mut found = 0;
+        walk(&with_env(crate::Cli::command()), "ecom", &mut found);
+        assert!(found >= 7, "{found}");
+    }
+
+    #[test]
     fn the_file_fills_what_neither_flag_nor_environment_gives_and_refuses_unknown_keys() {
         let dir = std::env::temp_dir().join(format!("ecom-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -169,6 +193,15 @@ mod tests {
         assert!(got.contains(&("ECOM_SCALE_OUT".into(), "true".into())), "{got:?}");
         let got = from_file(&cmd, &args(&["ecom", "serve", &format!("--config={f}")])).unwrap();
         assert_eq!(got, vec![("ECOM_RELOAD_MS".to_string(), "250".to_string())]);
+
+        std::fs::write(&file, "[sink]\nbrokers = \"k:9092\"\n").unwrap();
+        // The alias is a key too; the environment (dev/env.sh sets it) still wins over the file.
+        let got = from_file(&cmd, &args(&["ecom", "sink", "--config", f])).unwrap();
+        if std::env::var_os("KAFKA_BOOTSTRAP").is_some() {
+            assert_eq!(got, vec![]);
+        } else {
+            assert_eq!(got, vec![("KAFKA_BOOTSTRAP".to_string(), "k:9092".to_string())]);
+        }
 
         std::fs::write(&file, "[serve]\nno-such-flag = 1\n").unwrap();
         let err = from_file(&cmd, &args(&["ecom", "serve", "--config", f])).unwrap_err();

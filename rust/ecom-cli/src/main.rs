@@ -200,7 +200,12 @@ struct HashIpArgs {
 #[derive(Debug, clap::Args)]
 struct SinkArgs {
     /// Kafka bootstrap servers.
-    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
+    #[arg(
+        long = "bootstrap-servers",
+        visible_alias = "brokers",
+        default_value = "127.0.0.1:9092",
+        env = "KAFKA_BOOTSTRAP"
+    )]
     brokers: String,
     /// Topic of enriched events (ecom.v1.EnrichedEvent).
     #[arg(long, default_value = ecom_core::topics::ENRICHED)]

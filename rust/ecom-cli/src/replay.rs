@@ -65,7 +65,12 @@ struct SinkReplay {
 #[derive(Debug, clap::Args)]
 struct JobReplay {
     /// Kafka bootstrap servers.
-    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
+    #[arg(
+        long = "bootstrap-servers",
+        visible_alias = "brokers",
+        default_value = "127.0.0.1:9092",
+        env = "KAFKA_BOOTSTRAP"
+    )]
     brokers: String,
     /// The raw topic the job reads.
     #[arg(long, default_value = ecom_core::topics::RAW)]

@@ -71,7 +71,7 @@ pub(crate) fn sink_command(
     metrics_addr: &str,
 ) -> anyhow::Result<tokio::process::Command> {
     let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg("sink").args(["--brokers", brokers, "--metrics-addr", metrics_addr]);
+    cmd.arg("sink").args(["--bootstrap-servers", brokers, "--metrics-addr", metrics_addr]);
     es.hand_to(&mut cmd)?;
     mongo.hand_to(&mut cmd)?;
     Ok(cmd)

@@ -27,7 +27,12 @@ pub(crate) struct TrainArgs {
     #[arg(long, default_value = "ecom")]
     mongo_db: String,
     /// Kafka of `--from mongodb` (truth and catalog topics).
-    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
+    #[arg(
+        long = "bootstrap-servers",
+        visible_alias = "brokers",
+        default_value = "127.0.0.1:9092",
+        env = "KAFKA_BOOTSTRAP"
+    )]
     brokers: String,
     /// The generator's truth topic (labels and the oracle) for `--from mongodb`.
     #[arg(long, default_value = ecom_core::topics::TRUTH)]

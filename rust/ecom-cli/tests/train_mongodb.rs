@@ -114,7 +114,7 @@ async fn training_from_mongodb_matches_training_from_files() {
             "mongodb",
             "--mongo-db",
             &cfg.mongo_db,
-            "--brokers",
+            "--bootstrap-servers",
             &brokers,
             "--truth-topic",
             &truth_topic,

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 pub const PROPERTIES_ENV: &str = "ECOM_KAFKA_PROPERTIES_FILE";
 
 /// Parses `key=value` lines; blank lines and `#` comments are skipped. `bootstrap.servers`
-/// comes from each command's `--brokers`, so the file may not set it.
+/// comes from each command's `--bootstrap-servers`, so the file may not set it.
 pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -28,7 +28,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
             return Err(format!("line {}: empty key", i + 1));
         }
         if k == "bootstrap.servers" {
-            return Err(format!("line {}: bootstrap.servers comes from --brokers, not this file", i + 1));
+            return Err(format!("line {}: bootstrap.servers comes from --bootstrap-servers, not this file", i + 1));
         }
         out.push((k.to_string(), v.trim().to_string()));
     }
@@ -76,6 +76,6 @@ mod tests {
             ]
         );
         assert!(parse("no equals sign").unwrap_err().contains("line 1"));
-        assert!(parse("bootstrap.servers=x:1").unwrap_err().contains("--brokers"));
+        assert!(parse("bootstrap.servers=x:1").unwrap_err().contains("--bootstrap-servers"));
     }
 }

@@ -34,7 +34,13 @@ pub(crate) struct ClusterArgs {
     #[arg(long, default_value = "http://127.0.0.1:8081", env = "FLINK_REST", global = true)]
     pub(crate) flink_rest: String,
     /// Kafka bootstrap servers.
-    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP", global = true)]
+    #[arg(
+        long = "bootstrap-servers",
+        visible_alias = "brokers",
+        default_value = "127.0.0.1:9092",
+        env = "KAFKA_BOOTSTRAP",
+        global = true
+    )]
     pub(crate) brokers: String,
 }
 

@@ -82,7 +82,12 @@ pub(crate) struct GenerateArgs {
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
     /// Kafka bootstrap servers.
-    #[arg(long, default_value = "127.0.0.1:9092", env = "KAFKA_BOOTSTRAP")]
+    #[arg(
+        long = "bootstrap-servers",
+        visible_alias = "brokers",
+        default_value = "127.0.0.1:9092",
+        env = "KAFKA_BOOTSTRAP"
+    )]
     pub(crate) brokers: String,
     /// Topic for the events.
     #[arg(long, default_value = ecom_core::topics::RAW)]
