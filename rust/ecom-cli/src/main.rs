@@ -244,16 +244,16 @@ struct SinkArgs {
     /// MongoDB database (collections `events`, `sessions`, `metrics`, `invalid`, `sink_deadletter`).
     #[arg(long, default_value = "ecom")]
     mongo_db: String,
-    /// Largest batch written at once.
-    #[arg(long, default_value_t = 1000)]
-    batch_max: usize,
+    /// Largest batch written at once (records of all kinds).
+    #[arg(long, visible_alias = "batch-max", default_value_t = 1000)]
+    batch_size: usize,
     /// Elasticsearch's refresh interval for the sink's indices, in ms: how soon a written
     /// document is searchable. Set in the index templates and on existing indices at start.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     es_refresh_interval_ms: u64,
     /// Longest a partial batch waits, in ms.
-    #[arg(long, default_value_t = 200)]
-    batch_wait_ms: u64,
+    #[arg(long, visible_alias = "batch-wait-ms", default_value_t = 200)]
+    batch_max_delay_ms: u64,
     /// Kafka's max.poll.interval.ms for the sink's consumer (the session timeout is at most 45 s
     /// and never above it).
     #[arg(long, default_value_t = 300_000)]
@@ -401,8 +401,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 index_prefix: a.index_prefix,
                 mongo_url: a.mongo.url()?,
                 mongo_db: a.mongo_db,
-                batch_max: a.batch_max,
-                batch_wait: Duration::from_millis(a.batch_wait_ms),
+                batch_size: a.batch_size,
+                batch_max_delay: Duration::from_millis(a.batch_max_delay_ms),
                 es_refresh_interval: Duration::from_millis(a.es_refresh_interval_ms),
                 metrics_addr: a.metrics_addr,
                 max_poll_interval: Duration::from_millis(a.max_poll_interval_ms),

@@ -67,9 +67,9 @@ pub struct SinkConfig {
     /// `sink_deadletter`).
     pub mongo_db: String,
     /// Largest batch written at once (records of all kinds).
-    pub batch_max: usize,
+    pub batch_size: usize,
     /// Longest a partial batch waits before it is written.
-    pub batch_wait: Duration,
+    pub batch_max_delay: Duration,
     /// Listen address for /health and /metrics.
     pub metrics_addr: SocketAddr,
     /// Delivery semantics.
@@ -260,13 +260,13 @@ pub async fn run(
     loop {
         let mut batch = Batch::default();
         let mut next_offsets = driver::Offsets::new();
-        let deadline = Instant::now() + cfg.batch_wait;
-        while batch.len() < cfg.batch_max {
+        let deadline = Instant::now() + cfg.batch_max_delay;
+        while batch.len() < cfg.batch_size {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() && !batch.is_empty() {
                 break;
             }
-            let wait = if left.is_zero() { cfg.batch_wait } else { left };
+            let wait = if left.is_zero() { cfg.batch_max_delay } else { left };
             if *stop_rx.borrow() {
                 break;
             }
@@ -392,8 +392,8 @@ mod tests {
             index_prefix: "ecom-events".into(),
             mongo_url: SecretUrl::new("", None),
             mongo_db: String::new(),
-            batch_max: 1,
-            batch_wait: Duration::from_millis(1),
+            batch_size: 1,
+            batch_max_delay: Duration::from_millis(1),
             metrics_addr: "127.0.0.1:0".parse().unwrap(),
             delivery: DeliveryMode::AtLeastOnce,
         }

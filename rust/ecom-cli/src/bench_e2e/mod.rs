@@ -122,7 +122,7 @@ pub(crate) enum Design {
     /// The design of a system that calls out per event: --rpc-batch-size 1 with 1 in flight to each of Guard,
     /// Score and Recommend (Async I/O with capacity 1 waits for each answer before the next
     /// event, as a blocking call would), --batch-size 1 (one JNI validate/LSH call per event),
-    /// and the sink's --batch-max 1 (one write request per document to each store).
+    /// and the sink's --batch-size 1 (one write request per document to each store).
     Naive,
     /// The job with --pass-through true: records parsed and written on, nothing else; the
     /// sink as in `ours`.
@@ -152,7 +152,7 @@ impl Design {
     fn sink_args(self) -> &'static [&'static str] {
         match self {
             Design::Ours | Design::Floor => &[],
-            Design::Naive => &["--batch-max", "1"],
+            Design::Naive => &["--batch-size", "1"],
         }
     }
 
@@ -469,6 +469,6 @@ mod tests {
         assert!(sink_only.job_args.is_empty());
         assert!(parse_variant("Fast=--x 1").is_err(), "names go into topic and index names");
         assert!(parse_variant("--checkpoint-interval-ms 500").is_err());
-        assert_eq!(Run::from(Design::Naive).sink_args, ["--batch-max", "1"]);
+        assert_eq!(Run::from(Design::Naive).sink_args, ["--batch-size", "1"]);
     }
 }

@@ -34,8 +34,8 @@ pub(crate) struct GenerateArgs {
     #[arg(long, default_value_t = 10_000)]
     pub(crate) events: u64,
     /// Stop after this many seconds even if --events is not reached.
-    #[arg(long)]
-    pub(crate) duration: Option<f64>,
+    #[arg(long, visible_alias = "duration")]
+    pub(crate) duration_secs: Option<f64>,
     /// Seed: the same seed, events and options give byte-identical output.
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
@@ -382,7 +382,7 @@ fn event_time(rec: &GenRecord) -> Option<i64> {
     }
 }
 
-/// Limits shared by both outputs: pacing, --duration, progress.
+/// Limits shared by both outputs: pacing, --duration-secs, progress.
 struct Run {
     pacer: Pacer,
     deadline: Option<Instant>,
@@ -396,7 +396,7 @@ impl Run {
         let now = Instant::now();
         Self {
             pacer: Pacer::new(a),
-            deadline: a.duration.map(|d| now + Duration::from_secs_f64(d)),
+            deadline: a.duration_secs.map(|d| now + Duration::from_secs_f64(d)),
             bar: bar(a.events, a.quiet),
             started: now,
             stop: a.stop.clone(),
@@ -409,7 +409,7 @@ impl Run {
         }
         let over = self.deadline.is_some_and(|d| Instant::now() >= d);
         if over {
-            self.bar.println(format!("--duration reached after {n} records"));
+            self.bar.println(format!("--duration-secs reached after {n} records"));
         }
         over
     }

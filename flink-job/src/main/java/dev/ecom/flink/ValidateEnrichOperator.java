@@ -35,7 +35,7 @@ import org.slf4j.LoggerFactory;
 /**
  * Buffers raw records and handles them in batches of up to {@code batchSize}, so each native call
  * amortises the JNI crossing. A batch is flushed when full, when its oldest record has waited
- * {@code maxDelayMs}, before every checkpoint barrier (so no buffered record is lost or needs
+ * {@code batchMaxDelayMs}, before every checkpoint barrier (so no buffered record is lost or needs
  * state), and at end of input.
  *
  * <p>Valid records leave as {@link EnrichedEvent} with ip_hash, geo_bucket, LSH and timestamps set.
@@ -74,7 +74,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
       new OutputTag<>("invalid", ProtoTypeInfo.forClass(InvalidEvent.class));
 
   private final int batchSize;
-  private final long maxDelayMs;
+  private final long batchMaxDelayMs;
   private final IpHashKey ipHashKey;
   private final long allowedLatenessMs;
   private final long maxOutOfOrderMs;
@@ -102,7 +102,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
 
   public ValidateEnrichOperator(JobConfig.Intake intake, JobConfig.EventTime time) {
     this.batchSize = intake.batchSize();
-    this.maxDelayMs = intake.batchMaxDelayMs();
+    this.batchMaxDelayMs = intake.batchMaxDelayMs();
     this.ipHashKey = intake.ipHashKey();
     this.maxRecordBytes = intake.maxRecordBytes();
     this.numPerm = intake.lshPerm();
@@ -159,7 +159,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
       flush();
     } else if (flushTimer == null) {
       long now = getProcessingTimeService().getCurrentProcessingTime();
-      flushTimer = getProcessingTimeService().registerTimer(now + maxDelayMs, this);
+      flushTimer = getProcessingTimeService().registerTimer(now + batchMaxDelayMs, this);
     }
   }
 

@@ -38,7 +38,7 @@ class JobConfigTest {
     assertThat(c.recovery().checkpointIntervalMs()).isEqualTo(2000);
     assertThat(c.serve().guard().timeoutMs()).isEqualTo(1000);
     assertThat(c.serve().guard().capacity()).isEqualTo(256);
-    assertThat(c.serve().scoreCall().maxBatch()).isEqualTo(64);
+    assertThat(c.serve().scoreCall().batchSize()).isEqualTo(64);
     assertThat(c.serve().scoreTopK()).isEqualTo(3);
     assertThat(c.serve().recommendKinds())
         .containsExactlyInAnyOrder(

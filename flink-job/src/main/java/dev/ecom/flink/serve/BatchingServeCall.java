@@ -31,13 +31,13 @@ import org.slf4j.LoggerFactory;
 /**
  * One ecom serve method called through Flink Async I/O, batched.
  *
- * <p>Events the method is asked about wait in a buffer until {@code maxBatch} have come or the
- * first has waited {@code maxDelayMs}; the buffer then goes out as one batch RPC with a deadline of
- * {@code timeoutMs}. Each answer is copied onto its event. When the call fails, or Flink's timeout
- * (also {@code timeoutMs}, counted from the event's arrival) comes first, the event leaves with the
- * method's declared fallback, marked on the record and counted in {@code <name>Fallbacks}: the job
- * never waits on serve for longer than the timeout. Events the method is not asked about ({@link
- * #asks} false) pass through at once.
+ * <p>Events the method is asked about wait in a buffer until {@code batchSize} have come or the
+ * first has waited {@code batchMaxDelayMs}; the buffer then goes out as one batch RPC with a
+ * deadline of {@code timeoutMs}. Each answer is copied onto its event. When the call fails, or
+ * Flink's timeout (also {@code timeoutMs}, counted from the event's arrival) comes first, the event
+ * leaves with the method's declared fallback, marked on the record and counted in {@code
+ * <name>Fallbacks}: the job never waits on serve for longer than the timeout. Events the method is
+ * not asked about ({@link #asks} false) pass through at once.
  *
  * <p>With {@link ServeCallConfig#inProcessModels} set, a batch is answered inside the TaskManager
  * instead ({@link #callInProcess}, over JNI on one thread of the task's own), with the same
@@ -227,14 +227,14 @@ public abstract class BatchingServeCall<Q, A>
     synchronized (lock) {
       buffer.add(new Waiting<>(input, req, resultFuture));
       first = buffer.size() == 1;
-      if (buffer.size() >= cfg.maxBatch()) {
+      if (buffer.size() >= cfg.batchSize()) {
         full = take();
       }
     }
     if (full != null) {
       send(full);
     } else if (first) {
-      flusher.schedule(this::flush, cfg.maxDelayMs(), TimeUnit.MILLISECONDS);
+      flusher.schedule(this::flush, cfg.batchMaxDelayMs(), TimeUnit.MILLISECONDS);
     }
   }
 
@@ -245,7 +245,7 @@ public abstract class BatchingServeCall<Q, A>
 
   private List<Waiting<Q>> take() {
     List<Waiting<Q>> out = buffer;
-    buffer = new ArrayList<>(cfg.maxBatch());
+    buffer = new ArrayList<>(cfg.batchSize());
     return out;
   }
 

@@ -8,8 +8,8 @@ import java.io.Serializable;
  * @param timeoutMs longest an event waits for its answer before the fallback (Flink's async timeout
  *     and the RPC deadline)
  * @param capacity events in flight per task (Flink's async capacity)
- * @param maxBatch events per batch RPC
- * @param maxDelayMs longest the first event of a batch waits for the batch to fill
+ * @param batchSize events per batch RPC
+ * @param batchMaxDelayMs longest the first event of a batch waits for the batch to fill
  * @param security TLS, client certificate and token of the channel
  * @param inProcessModels a models directory: the method runs inside the TaskManager over JNI from
  *     its CURRENT model (Score and Recommend only) instead of over gRPC; null: gRPC to serveAddress
@@ -18,8 +18,8 @@ public record ServeCallConfig(
     String serveAddress,
     long timeoutMs,
     int capacity,
-    int maxBatch,
-    long maxDelayMs,
+    int batchSize,
+    long batchMaxDelayMs,
     ServeSecurity security,
     String inProcessModels)
     implements Serializable {
@@ -29,10 +29,10 @@ public record ServeCallConfig(
       String serveAddress,
       long timeoutMs,
       int capacity,
-      int maxBatch,
-      long maxDelayMs,
+      int batchSize,
+      long batchMaxDelayMs,
       ServeSecurity security) {
-    this(serveAddress, timeoutMs, capacity, maxBatch, maxDelayMs, security, null);
+    this(serveAddress, timeoutMs, capacity, batchSize, batchMaxDelayMs, security, null);
   }
 
   /** Where calls go, for logs. */
@@ -42,7 +42,7 @@ public record ServeCallConfig(
 
   /** A plaintext call without a token. */
   public ServeCallConfig(
-      String serveAddress, long timeoutMs, int capacity, int maxBatch, long maxDelayMs) {
-    this(serveAddress, timeoutMs, capacity, maxBatch, maxDelayMs, ServeSecurity.NONE, null);
+      String serveAddress, long timeoutMs, int capacity, int batchSize, long batchMaxDelayMs) {
+    this(serveAddress, timeoutMs, capacity, batchSize, batchMaxDelayMs, ServeSecurity.NONE, null);
   }
 }
