@@ -72,26 +72,21 @@ async fn training_from_mongodb_matches_training_from_files() {
     // The generator's output twice: as files, and as the pipeline stores it (valid events in
     // MongoDB with their raw offset, truth and catalog in Kafka).
     let mut g = Generator::new(GenConfig { events: 40_000, seed: 9, malformed_rate: 0.02, ..Default::default() });
-    let file = |n: &str| std::io::BufWriter::new(std::fs::File::create(files.join(n)).unwrap());
-    let (mut ev, mut tr, mut cat) = (file("events.pb"), file("truth.pb"), file("catalog.pb"));
+    let mut out = ecom_gen::out_dir::Writer::create(&files, false).unwrap();
     for p in g.catalog() {
-        ecom_gen::write_delimited(&mut cat, &p.encode_to_vec()).unwrap();
+        out.product(p).unwrap();
         send(&catalog_topic, p.product_id.clone(), p.encode_to_vec()).await;
     }
     let mut batch = Vec::new();
     let mut truths = Vec::new();
     while let Some(r) = g.next() {
-        match (&r.payload, r.expected_reject) {
-            (Payload::Event(e), None) => {
-                ecom_gen::write_delimited(&mut ev, &e.encode_to_vec()).unwrap();
-                batch.push(EnrichedEvent {
-                    event: Some(e.clone()),
-                    source: Some(SourceOffset { topic: "raw".into(), partition: 0, offset: r.sequence as i64 }),
-                    ..Default::default()
-                });
-            }
-            (Payload::Event(e), Some(_)) => ecom_gen::write_delimited(&mut ev, &e.encode_to_vec()).unwrap(),
-            (Payload::Bytes(b), _) => ecom_gen::write_delimited(&mut ev, b).unwrap(),
+        out.record(&r).unwrap();
+        if let (Payload::Event(e), None) = (&r.payload, r.expected_reject) {
+            batch.push(EnrichedEvent {
+                event: Some(e.clone()),
+                source: Some(SourceOffset { topic: "raw".into(), partition: 0, offset: r.sequence as i64 }),
+                ..Default::default()
+            });
         }
         truths.extend(g.take_truth());
         if batch.len() == 1_000 {
@@ -101,11 +96,11 @@ async fn training_from_mongodb_matches_training_from_files() {
     }
     stores.write_mongo_only(&batch).await.unwrap();
     truths.extend(g.take_truth());
+    out.truth(&truths).unwrap();
+    out.finish().unwrap();
     for t in &truths {
-        ecom_gen::write_delimited(&mut tr, &t.encode_to_vec()).unwrap();
         send(&truth_topic, String::new(), t.encode_to_vec()).await;
     }
-    drop((ev, tr, cat));
 
     let from_files = train(&["--from", files.to_str().unwrap()], &root.join("m-files"));
     let from_mongo = train(

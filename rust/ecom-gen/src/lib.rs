@@ -13,6 +13,7 @@ pub mod anomaly;
 pub mod catalog;
 pub mod json;
 pub mod malformed;
+pub mod out_dir;
 pub mod persona;
 pub mod session;
 
@@ -525,42 +526,20 @@ impl Generator {
     }
 }
 
-/// Appends `value` in protobuf's delimited form (a varint length, then the bytes), the form of
-/// the `.pb` files `ecom generate --out DIR` writes.
-pub fn write_delimited(w: &mut impl std::io::Write, value: &[u8]) -> std::io::Result<()> {
-    let mut len = Vec::with_capacity(5);
-    prost::encoding::encode_varint(value.len() as u64, &mut len);
-    w.write_all(&len)?;
-    w.write_all(value)
-}
-
-/// Writes the training files of `ecom generate --out DIR` (events.pb, truth.pb, catalog.pb)
-/// for a whole run of `cfg`: what training tests and service tests start from.
+/// Writes the training files of `ecom generate --out DIR` ([`out_dir::TRAINING`]) for a whole
+/// run of `cfg`: what training tests and service tests start from.
 pub fn write_training_files(dir: &std::path::Path, cfg: GenConfig) -> std::io::Result<()> {
-    use prost::Message;
-    std::fs::create_dir_all(dir)?;
-    let file = |n: &str| std::fs::File::create(dir.join(n)).map(std::io::BufWriter::new);
-    let (mut ev, mut tr, mut cat) = (file("events.pb")?, file("truth.pb")?, file("catalog.pb")?);
+    let mut w = out_dir::Writer::create(dir, false)?;
     let mut g = Generator::new(cfg);
     for p in g.catalog() {
-        write_delimited(&mut cat, &p.encode_to_vec())?;
+        w.product(p)?;
     }
     while let Some(r) = g.next() {
-        match &r.payload {
-            Payload::Event(e) => write_delimited(&mut ev, &e.encode_to_vec())?,
-            Payload::Bytes(b) => write_delimited(&mut ev, b)?,
-        }
-        for t in g.take_truth() {
-            write_delimited(&mut tr, &t.encode_to_vec())?;
-        }
+        w.record(&r)?;
+        w.truth(&g.take_truth())?;
     }
-    for t in g.take_truth() {
-        write_delimited(&mut tr, &t.encode_to_vec())?;
-    }
-    for w in [&mut ev, &mut tr, &mut cat] {
-        std::io::Write::flush(w)?;
-    }
-    Ok(())
+    w.truth(&g.take_truth())?;
+    w.finish()
 }
 
 /// A session's (true purchase probability, outcome) when it counts for the oracle AUC:

@@ -5,6 +5,7 @@
 //! leak the label (every purchaser checks out).
 use anyhow::{bail, Context};
 use ecom_core::features;
+use ecom_gen::out_dir;
 use ecom_proto::v1::{truth_record, Event, EventKind, Product, SessionState, SessionTruth, TruthRecord};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
@@ -60,35 +61,23 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-/// The records of a file in protobuf's delimited form (varint length, bytes), as slices of it.
+/// The records of a file in protobuf's delimited form (ecom_gen::out_dir), as slices of it.
 pub fn delimited<'a>(data: &'a [u8], path: &Path) -> anyhow::Result<Vec<&'a [u8]>> {
-    let mut buf = data;
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        let len = prost::encoding::decode_varint(&mut buf)
-            .with_context(|| format!("{}: bad length prefix after {} records", path.display(), out.len()))?
-            as usize;
-        if len > buf.len() {
-            bail!("{}: record {} claims {len} bytes, {} left (truncated file?)", path.display(), out.len(), buf.len());
-        }
-        let (record, rest) = buf.split_at(len);
-        out.push(record);
-        buf = rest;
-    }
-    Ok(out)
+    ecom_gen::out_dir::read_delimited(data).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// Loads sessions from a generator output directory (events.pb, truth.pb, catalog.pb).
+/// Loads sessions from a generator output directory (ecom_gen::out_dir::TRAINING).
 pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, LoadStats)> {
-    for f in ["events.pb", "truth.pb", "catalog.pb"] {
+    for f in out_dir::TRAINING {
         if !dir.join(f).exists() {
             bail!(
-                "{} has no {f}: --from DIR wants the output of `ecom generate --out DIR` (events.pb, truth.pb, catalog.pb)",
-                dir.display()
+                "{} has no {f}: --from DIR wants the output of `ecom generate --out DIR` ({})",
+                dir.display(),
+                out_dir::TRAINING.join(", ")
             );
         }
     }
-    let path = dir.join("catalog.pb");
+    let path = dir.join(out_dir::CATALOG_PB);
     let catalog: HashMap<String, Product> = delimited(&read(&path)?, &path)?
         .iter()
         .enumerate()
@@ -100,7 +89,7 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
         .collect::<anyhow::Result<_>>()?;
     let mut truth = HashMap::new();
     let mut malformed = HashSet::new();
-    let path = dir.join("truth.pb");
+    let path = dir.join(out_dir::TRUTH_PB);
     for (i, b) in delimited(&read(&path)?, &path)?.into_iter().enumerate() {
         match TruthRecord::decode(b).with_context(|| format!("truth.pb record {i}"))?.record {
             Some(truth_record::Record::Session(s)) => {
@@ -113,7 +102,7 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
             None => {}
         }
     }
-    let path = dir.join("events.pb");
+    let path = dir.join(out_dir::EVENTS_PB);
     let data = read(&path)?;
     let records = delimited(&data, &path)?;
     let bar = bar(progress, records.len() as u64, "reading events");

@@ -2,13 +2,12 @@
 //! batching producer, or into files; a progress bar and a closing summary with the oracle AUC.
 use anyhow::Context;
 use ecom_gen::{AnomalyRates, GenConfig, GenRecord, Generator, Payload};
-use ecom_proto::v1::{truth_record, Event, EventKind, TruthRecord};
+use ecom_proto::v1::{truth_record, EventKind, TruthRecord};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -361,17 +360,6 @@ pub(crate) async fn generate(a: GenerateArgs) -> anyhow::Result<GenerateSummary>
         Some(dir) => to_files(&a, cfg, &dir).await,
         // Blocking: it runs its own two threads (see `to_kafka`).
         None => tokio::task::spawn_blocking(move || to_kafka(&a, cfg)).await.context("the generate task panicked")?,
-    }
-}
-
-/// Encodes a record's value as it goes into a file: no `produced_at_ms` (that is stamped only
-/// when producing to Kafka), so files stay byte-identical across runs.
-fn encode(rec: &GenRecord) -> Vec<u8> {
-    match (&rec.payload, rec.clock_lead_ms) {
-        // No producer clock in a file: ahead of the simulated time instead.
-        (Payload::Event(e), Some(lead)) => Event { event_time_ms: e.event_time_ms + lead, ..e.clone() }.encode_to_vec(),
-        (Payload::Event(e), None) => e.encode_to_vec(),
-        (Payload::Bytes(b), _) => b.clone(),
     }
 }
 
