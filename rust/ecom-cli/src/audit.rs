@@ -21,14 +21,8 @@ pub(crate) struct AuditArgs {
     /// The stack's state dir (logs, checkpoints, FerretDB's files).
     #[arg(long, env = "ECOM_HOME")]
     state_dir: PathBuf,
-    /// Kafka bootstrap servers.
-    #[arg(
-        long = "bootstrap-servers",
-        visible_alias = "brokers",
-        default_value = "127.0.0.1:9092",
-        env = "KAFKA_BOOTSTRAP"
-    )]
-    brokers: String,
+    #[command(flatten)]
+    kafka: crate::stack::KafkaArgs,
     /// The raw topic: the client IPs to look for.
     #[arg(long, default_value = ecom_core::topics::RAW)]
     raw_topic: String,
@@ -76,7 +70,7 @@ impl Needles {
 }
 
 pub(crate) async fn run(a: AuditArgs) -> anyhow::Result<()> {
-    let ips: HashSet<Vec<u8>> = crate::train::read_topic(&a.brokers, &a.raw_topic)?
+    let ips: HashSet<Vec<u8>> = crate::train::read_topic(&a.kafka.brokers, &a.raw_topic)?
         .iter()
         .filter_map(|b| Event::decode(b.as_slice()).ok())
         .filter(|e| !e.ip.is_empty())

@@ -69,14 +69,8 @@ struct GenerateBench {
     /// Records per measurement.
     #[arg(long, default_value_t = 500_000)]
     events: u64,
-    /// Kafka bootstrap servers (skip the Kafka part with --no-kafka).
-    #[arg(
-        long = "bootstrap-servers",
-        visible_alias = "brokers",
-        default_value = "127.0.0.1:9092",
-        env = "KAFKA_BOOTSTRAP"
-    )]
-    brokers: String,
+    #[command(flatten)]
+    kafka: crate::stack::KafkaArgs,
     /// Only measure in-process.
     #[arg(long)]
     no_kafka: bool,
@@ -159,21 +153,21 @@ async fn generate(a: GenerateBench) -> anyhow::Result<()> {
     if !a.no_kafka {
         let topic = "ecom.bench.raw";
         let admin: AdminClient<DefaultClientContext> =
-            ecom_sink::kafka::client(&a.brokers)?.create().context("creating a Kafka admin client")?;
+            ecom_sink::kafka::client(&a.kafka.brokers)?.create().context("creating a Kafka admin client")?;
         let _ = admin.create_topics(&[NewTopic::new(topic, 2, TopicReplication::Fixed(1))], &AdminOptions::new()).await;
         let idempotent =
             [("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "10"), ("batch.size", "262144")];
         let with_lz4 = [idempotent.as_slice(), &[("compression.type", "lz4")]].concat();
         // Warm-up: the first producer after a broker start waits for its coordinator.
-        produce(&a.brokers, topic, &idempotent, &records[..records.len().min(10_000)]).await?;
-        let default_s = produce(&a.brokers, topic, &[], &records).await?;
-        let idem_s = produce(&a.brokers, topic, &idempotent, &records).await?;
-        let lz4_s = produce(&a.brokers, topic, &with_lz4, &records).await?;
+        produce(&a.kafka.brokers, topic, &idempotent, &records[..records.len().min(10_000)]).await?;
+        let default_s = produce(&a.kafka.brokers, topic, &[], &records).await?;
+        let idem_s = produce(&a.kafka.brokers, topic, &idempotent, &records).await?;
+        let lz4_s = produce(&a.kafka.brokers, topic, &with_lz4, &records).await?;
         rows.push(("into Kafka, librdkafka defaults (baseline, not idempotent)", n / default_s));
         rows.push(("into Kafka, idempotent + acks=all, linger 10 ms, 256 KiB batches", n / idem_s));
         rows.push(("into Kafka, the same plus lz4 (ecom generate's producer settings)", n / lz4_s));
         // The real command: generating and producing on two threads, truth and catalog too.
-        let mut g = crate::generate::GenerateArgs::with(a.events, 1, 0.02, None, &a.brokers);
+        let mut g = crate::generate::GenerateArgs::with(a.events, 1, 0.02, None, &a.kafka.brokers);
         (g.topic, g.catalog_topic, g.truth_topic, g.quiet) = (topic.into(), topic.into(), topic.into(), true);
         let s = crate::generate::generate(g).await?;
         rows.push((

@@ -199,14 +199,8 @@ struct HashIpArgs {
 
 #[derive(Debug, clap::Args)]
 struct SinkArgs {
-    /// Kafka bootstrap servers.
-    #[arg(
-        long = "bootstrap-servers",
-        visible_alias = "brokers",
-        default_value = "127.0.0.1:9092",
-        env = "KAFKA_BOOTSTRAP"
-    )]
-    brokers: String,
+    #[command(flatten)]
+    kafka: crate::stack::KafkaArgs,
     /// Topic of enriched events (ecom.v1.EnrichedEvent).
     #[arg(long, default_value = ecom_core::topics::ENRICHED)]
     topic: String,
@@ -394,7 +388,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Sink(a) => {
             let cfg = ecom_sink::SinkConfig {
-                brokers: a.brokers,
+                brokers: a.kafka.brokers,
                 topic: a.topic,
                 group_id: a.group_id,
                 es_url: a.es.url()?,

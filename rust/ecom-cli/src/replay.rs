@@ -64,14 +64,8 @@ struct SinkReplay {
 
 #[derive(Debug, clap::Args)]
 struct JobReplay {
-    /// Kafka bootstrap servers.
-    #[arg(
-        long = "bootstrap-servers",
-        visible_alias = "brokers",
-        default_value = "127.0.0.1:9092",
-        env = "KAFKA_BOOTSTRAP"
-    )]
-    brokers: String,
+    #[command(flatten)]
+    kafka: crate::stack::KafkaArgs,
     /// The raw topic the job reads.
     #[arg(long, default_value = ecom_core::topics::RAW)]
     topic: String,
@@ -121,7 +115,7 @@ pub(crate) struct JobReplayed {
 
 async fn job(a: JobReplay) -> anyhow::Result<()> {
     let c = &a.choose;
-    let r = replay_job(&a.brokers, &a.topic, &c.mongo.url()?, &c.mongo_db, c).await?;
+    let r = replay_job(&a.kafka.brokers, &a.topic, &c.mongo.url()?, &c.mongo_db, c).await?;
     let (verb, dry) = if c.dry_run { ("would be replayed", " (dry run: nothing written)") } else { ("replayed", "") };
     println!(
         "{} job dead letters chosen: {} {verb} to {}{dry}, {} not replayable (truncated: the whole record is at its source position)",

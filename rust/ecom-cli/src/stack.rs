@@ -8,6 +8,23 @@ use anyhow::{bail, Context};
 use ecom_core::secret::{self, SecretUrl};
 use std::path::PathBuf;
 
+/// Kafka: where every command's clients connect. Their other client settings (TLS, SASL) come
+/// from `$ECOM_KAFKA_PROPERTIES_FILE` (ecom_sink::kafka).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct KafkaArgs {
+    /// Kafka bootstrap servers (host:port, comma-separated).
+    #[arg(
+        long = "bootstrap-servers",
+        visible_alias = "brokers",
+        default_value = KAFKA_DEFAULT,
+        env = "KAFKA_BOOTSTRAP"
+    )]
+    pub(crate) brokers: String,
+}
+
+/// The local stack's Kafka.
+pub(crate) const KAFKA_DEFAULT: &str = "127.0.0.1:9092";
+
 fn resolve(url: &str, file: Option<&std::path::Path>, env: &str) -> anyhow::Result<SecretUrl> {
     let password = secret::read(file, env).map_err(anyhow::Error::msg)?;
     Ok(SecretUrl::new(url, password.as_deref()))

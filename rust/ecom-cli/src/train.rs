@@ -26,14 +26,8 @@ pub(crate) struct TrainArgs {
     /// Database of `--from mongodb` (the sink's --mongo-db).
     #[arg(long, default_value = "ecom")]
     mongo_db: String,
-    /// Kafka of `--from mongodb` (truth and catalog topics).
-    #[arg(
-        long = "bootstrap-servers",
-        visible_alias = "brokers",
-        default_value = "127.0.0.1:9092",
-        env = "KAFKA_BOOTSTRAP"
-    )]
-    brokers: String,
+    #[command(flatten)]
+    kafka: crate::stack::KafkaArgs,
     /// The generator's truth topic (labels and the oracle) for `--from mongodb`.
     #[arg(long, default_value = ecom_core::topics::TRUTH)]
     truth_topic: String,
@@ -97,7 +91,7 @@ pub(crate) fn run(a: TrainArgs) -> anyhow::Result<()> {
 /// the truth, both read from their Kafka topics. Sessions the truth does not know are counted
 /// and left out (no label, no oracle).
 async fn load_mongodb(a: &TrainArgs) -> anyhow::Result<ecom_train::Input> {
-    let truth: HashMap<String, SessionTruth> = read_topic(&a.brokers, &a.truth_topic)?
+    let truth: HashMap<String, SessionTruth> = read_topic(&a.kafka.brokers, &a.truth_topic)?
         .into_iter()
         .enumerate()
         .filter_map(|(i, b)| match TruthRecord::decode(b.as_slice()) {
@@ -117,7 +111,7 @@ async fn load_mongodb(a: &TrainArgs) -> anyhow::Result<ecom_train::Input> {
             a.truth_topic
         );
     }
-    let catalog: HashMap<String, Product> = read_topic(&a.brokers, &a.catalog_topic)?
+    let catalog: HashMap<String, Product> = read_topic(&a.kafka.brokers, &a.catalog_topic)?
         .iter()
         .map(|b| Product::decode(b.as_slice()).map(|p| (p.product_id.clone(), p)))
         .collect::<Result<_, _>>()

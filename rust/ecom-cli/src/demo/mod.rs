@@ -33,11 +33,12 @@ pub(crate) struct ClusterArgs {
     /// Flink REST URL.
     #[arg(long, default_value = "http://127.0.0.1:8081", env = "FLINK_REST", global = true)]
     pub(crate) flink_rest: String,
-    /// Kafka bootstrap servers.
+    /// Kafka bootstrap servers (host:port, comma-separated): crate::stack::KafkaArgs, global
+    /// here because the demo's subcommands share it.
     #[arg(
         long = "bootstrap-servers",
         visible_alias = "brokers",
-        default_value = "127.0.0.1:9092",
+        default_value = crate::stack::KAFKA_DEFAULT,
         env = "KAFKA_BOOTSTRAP",
         global = true
     )]

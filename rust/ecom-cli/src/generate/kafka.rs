@@ -70,7 +70,7 @@ impl rdkafka::producer::ProducerContext for Reports {
 /// one, so neither waits for the other; the bounded channel keeps memory and the
 /// `produced_at_ms` skew small (a few batches).
 pub(super) fn to_kafka(a: &GenerateArgs, cfg: GenConfig) -> anyhow::Result<GenerateSummary> {
-    let producer: BaseProducer<Reports> = ecom_sink::kafka::client(&a.brokers)?
+    let producer: BaseProducer<Reports> = ecom_sink::kafka::client(&a.kafka.brokers)?
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "lz4")
@@ -81,7 +81,7 @@ pub(super) fn to_kafka(a: &GenerateArgs, cfg: GenConfig) -> anyhow::Result<Gener
         // after 3 minutes without an acknowledgement.
         .set("message.timeout.ms", "180000")
         .create_with_context(Reports::default())
-        .with_context(|| format!("creating a Kafka producer for {}", a.brokers))?;
+        .with_context(|| format!("creating a Kafka producer for {}", a.kafka.brokers))?;
     let run = Run::new(a);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
     let (summary, produced) = std::thread::scope(|s| {

@@ -80,14 +80,8 @@ pub(crate) struct GenerateArgs {
     /// Write files into this directory instead of producing to Kafka.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
-    /// Kafka bootstrap servers.
-    #[arg(
-        long = "bootstrap-servers",
-        visible_alias = "brokers",
-        default_value = "127.0.0.1:9092",
-        env = "KAFKA_BOOTSTRAP"
-    )]
-    pub(crate) brokers: String,
+    #[command(flatten)]
+    pub(crate) kafka: crate::stack::KafkaArgs,
     /// Topic for the events.
     #[arg(long, default_value = ecom_core::topics::RAW)]
     pub(crate) topic: String,
@@ -123,7 +117,7 @@ impl GenerateArgs {
         a.seed = seed;
         a.malformed_rate = malformed_rate;
         a.start_ms = start_ms;
-        a.brokers = brokers.to_string();
+        a.kafka.brokers = brokers.to_string();
         a
     }
 
