@@ -331,29 +331,32 @@ fn serving_calibration(models_dir: &std::path::Path) -> Result<(Vec<Value>, Stri
         )
     })?;
     let dir = models_dir.join(&version);
-    let m: Value = ecom_model::read_json(&dir, ecom_model::METRICS_FILE)
+    let m: ecom_model::Evaluation = ecom_model::read_json(&dir, ecom_model::METRICS_FILE)
         .map_err(|e| format!("the serving model {version} has no readable metrics: {e:#}"))?;
-    let xgb = &m["models"]["xgboost"];
+    let xgb = m
+        .models
+        .get("xgboost")
+        .ok_or_else(|| format!("{} has no models.xgboost", dir.join(ecom_model::METRICS_FILE).display()))?;
     let series = format!("offline test set, model {version}");
-    let rows = xgb["calibration"]
-        .as_array()
-        .ok_or_else(|| format!("{} has no models.xgboost.calibration", dir.join(ecom_model::METRICS_FILE).display()))?
+    let rows = xgb
+        .scores
+        .calibration
         .iter()
-        .filter(|b| b["count"].as_u64().unwrap_or(0) > 0)
+        .filter(|b| b.count > 0)
         .map(|b| {
-            let n = b["count"].as_u64().unwrap_or(0);
-            let purchased = (b["observed_rate"].as_f64().unwrap_or(0.0) * n as f64).round();
-            json!({"key": b["lo"], "doc_count": n, "predicted": {"value": b["mean_predicted"]},
+            let purchased = (b.observed_rate * b.count as f64).round();
+            json!({"key": b.lo, "doc_count": b.count, "predicted": {"value": b.mean_predicted},
                    "purchased": {"doc_count": purchased}, "series": series})
         })
         .collect();
-    let num = |k: &str| xgb[k].as_f64().map_or("?".to_string(), |x| format!("{x:.3}"));
-    let test = m["split"]["test"]["sessions"].as_u64().unwrap_or(0);
+    let num = |x: Option<f64>| x.map_or("?".to_string(), |x| format!("{x:.3}"));
+    let s = &xgb.scores;
     let headline = format!(
-        "serving model {version} (XGBoost) on its test set of {test} sessions: ROC AUC {}, Brier {}, log loss {}",
-        num("roc_auc"),
-        num("brier"),
-        num("log_loss")
+        "serving model {version} (XGBoost) on its test set of {} sessions: ROC AUC {}, Brier {}, log loss {}",
+        m.split.test.sessions,
+        num(s.roc_auc),
+        num(s.brier),
+        num(s.log_loss)
     );
     Ok((rows, headline))
 }

@@ -9,7 +9,7 @@
 //!     xgboost.json     the XGBoost booster that serves (JSON model format)
 //!     neighbours.json  neighbours::NeighbourIndex
 //!     recommend.json   recommend::IndexFile
-//!     metrics.json     the offline evaluation (train's report; read for display only)
+//!     metrics.json     evaluation::Evaluation: the offline scores on the test set
 //! ```
 //!
 //! Readers take names and types from here; nothing else spells a file name of the folder.
@@ -17,8 +17,10 @@ use anyhow::Context;
 use ecom_core::lsh::LshParams;
 use std::path::Path;
 
+pub mod evaluation;
 pub mod neighbours;
 pub mod recommend;
+pub use evaluation::Evaluation;
 
 /// The file naming the serving version.
 pub const CURRENT: &str = "CURRENT";
@@ -30,7 +32,7 @@ pub const BOOSTER_FILE: &str = "xgboost.json";
 pub const NEIGHBOURS_FILE: &str = "neighbours.json";
 /// [`recommend::IndexFile`] of a version.
 pub const RECOMMEND_FILE: &str = "recommend.json";
-/// The offline evaluation of a version.
+/// [`Evaluation`] of a version.
 pub const METRICS_FILE: &str = "metrics.json";
 
 /// The feature schema a version was trained on: the columns a scoring row must have, in order.
@@ -50,7 +52,7 @@ pub struct Schema {
 /// [`LshParams`] as schema.json spells them.
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(remote = "LshParams")]
-struct LshParamsDef {
+pub(crate) struct LshParamsDef {
     num_perm: usize,
     num_bands: usize,
 }

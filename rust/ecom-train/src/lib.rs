@@ -67,24 +67,11 @@ pub struct TrainOutcome {
     /// The version directory.
     pub dir: PathBuf,
     /// metrics.json as written.
-    pub metrics: Value,
+    pub metrics: Evaluation,
 }
 
-use ecom_model::{schema_hash, set_current};
-
-/// Metrics of one model's probabilities on the test rows.
-pub fn evaluate(probs: &[f64], labels: &[bool]) -> Value {
-    json!({
-        "roc_auc": metrics::roc_auc(probs, labels),
-        "pr_auc": metrics::pr_auc(probs, labels),
-        "log_loss": metrics::log_loss(probs, labels),
-        "brier": metrics::brier(probs, labels),
-        "calibration": metrics::reliability(probs, labels, 10).iter().map(|b| json!({
-            "lo": b.lo, "hi": b.hi, "count": b.count,
-            "mean_predicted": b.mean_predicted, "observed_rate": b.observed_rate,
-        })).collect::<Vec<_>>(),
-    })
-}
+use ecom_model::evaluation::{Baseline, Count, FeatureSchema, FeatureShap, ModelScores, Scores, Shap};
+use ecom_model::{schema_hash, set_current, Evaluation};
 
 fn subset<T: Clone>(v: &[T], rows: &[usize]) -> Vec<T> {
     rows.iter().map(|&r| v[r].clone()).collect()
@@ -133,7 +120,7 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
         boost::matrix(&xva, va.len(), Some(&yva))?,
         boost::matrix(&xte, te.len(), None)?,
     );
-    let mut models = serde_json::Map::new();
+    let mut models = std::collections::BTreeMap::new();
     let mut curves: Vec<(&str, &str, Vec<f64>)> = Vec::new();
 
     // XGBoost, boosted.
@@ -177,35 +164,39 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
     let contribs = boost::contributions(&gbdt, &dte)?;
     let shap = shap_summary(&contribs, &xte, &table.names, &curves[0].2)?;
 
-    let schema_hash = schema_hash(&table.names);
-    let metrics = json!({
-        "version": version,
-        "created_at_ms": now_ms(),
-        "source": source,
-        "load": load,
-        "split": {
-            "rule": rule,
-            "train": {"sessions": tr.len(), "purchases": ytr.iter().filter(|y| **y).count()},
-            "valid": {"sessions": va.len(), "purchases": yva.iter().filter(|y| **y).count()},
-            "test": {"sessions": te.len(), "purchases": yte.iter().filter(|y| **y).count()},
+    let count = |y: &[bool]| Count { sessions: y.len() as u64, purchases: y.iter().filter(|y| **y).count() as u64 };
+    let metrics = Evaluation {
+        version: version.clone(),
+        created_at_ms: now_ms(),
+        source,
+        load: serde_json::to_value(&load)?,
+        split: ecom_model::evaluation::Split {
+            rule: serde_json::to_value(rule)?,
+            train: count(&ytr),
+            valid: count(&yva),
+            test: count(&yte),
         },
-        "feature_schema": {
-            "core_hash": ecom_core::features::schema_hash(),
-            "core_version": ecom_core::features::SCHEMA_VERSION,
-            "hash": schema_hash,
-            "names": table.names,
+        feature_schema: FeatureSchema {
+            core_hash: ecom_core::features::schema_hash(),
+            core_version: ecom_core::features::SCHEMA_VERSION,
+            hash: schema_hash(&table.names),
+            names: table.names.clone(),
         },
-        "lsh": {"num_perm": opts.lsh.num_perm, "num_bands": opts.lsh.num_bands},
-        "oracle_auc": metrics::roc_auc(&oracle, &yte),
-        "oracle": evaluate(&oracle, &yte),
-        "observable_oracle_auc": metrics::roc_auc(&observable, &yte),
-        "observable_oracle": evaluate(&observable, &yte),
-        "baseline": {"what": "the training purchase rate for everyone", "rate": rate, "metrics": evaluate(&baseline, &yte)},
-        "models": models,
-        "shap": shap,
-        "seed": opts.seed,
-        "train_seconds_total": started.elapsed().as_secs_f64(),
-    });
+        lsh: opts.lsh,
+        oracle_auc: metrics::roc_auc(&oracle, &yte),
+        oracle: Scores::of(&oracle, &yte),
+        observable_oracle_auc: metrics::roc_auc(&observable, &yte),
+        observable_oracle: Scores::of(&observable, &yte),
+        baseline: Baseline {
+            what: "the training purchase rate for everyone".into(),
+            rate,
+            metrics: Scores::of(&baseline, &yte),
+        },
+        models,
+        shap,
+        seed: opts.seed,
+        train_seconds_total: started.elapsed().as_secs_f64(),
+    };
     ecom_model::write_json(&tmp, ecom_model::METRICS_FILE, &metrics, true)?;
     ecom_model::write_json(
         &tmp,
@@ -238,7 +229,7 @@ fn publish_booster(
     name: &str,
     train_s: f64,
     info: Value,
-    models: &mut serde_json::Map<String, Value>,
+    models: &mut std::collections::BTreeMap<String, ModelScores>,
 ) -> anyhow::Result<Vec<f64>> {
     let t = Instant::now();
     let p = boost::predict(bst, test)?;
@@ -249,13 +240,14 @@ fn publish_booster(
     Ok(p)
 }
 
-fn model_entry(p: &[f64], y: &[bool], train_s: f64, infer_us: f64, info: Value, file: &str) -> Value {
-    let mut v = evaluate(p, y);
-    v["train_seconds"] = json!(train_s);
-    v["inference_us_per_row"] = json!(infer_us);
-    v["info"] = info;
-    v["file"] = json!(file);
-    v
+fn model_entry(p: &[f64], y: &[bool], train_s: f64, infer_us: f64, info: Value, file: &str) -> ModelScores {
+    ModelScores {
+        scores: Scores::of(p, y),
+        train_seconds: train_s,
+        inference_us_per_row: infer_us,
+        info,
+        file: file.into(),
+    }
 }
 
 /// No user and no session may be in two splits.
@@ -283,7 +275,7 @@ fn check_split(table: &Table, tr: &[usize], va: &[usize], te: &[usize]) -> anyho
 }
 
 /// Global mean |SHAP| per feature, the additivity check, and the top features.
-fn shap_summary(contribs: &[f32], x: &[f32], names: &[String], probs: &[f64]) -> anyhow::Result<Value> {
+fn shap_summary(contribs: &[f32], x: &[f32], names: &[String], probs: &[f64]) -> anyhow::Result<Shap> {
     let c = names.len();
     let rows = x.len() / c.max(1);
     if contribs.len() != rows * (c + 1) {
@@ -301,13 +293,16 @@ fn shap_summary(contribs: &[f32], x: &[f32], names: &[String], probs: &[f64]) ->
     }
     let mut order: Vec<usize> = (0..c).collect();
     order.sort_by(|a, b| mean_abs[*b].total_cmp(&mean_abs[*a]));
-    Ok(json!({
-        "model": "xgboost",
-        "rows": rows,
-        "additivity_max_abs_error": max_err,
-        "bias": contribs.get(c).copied(),
-        "mean_abs": order.iter().map(|&k| json!({"feature": names[k], "mean_abs_shap": mean_abs[k]})).collect::<Vec<_>>(),
-    }))
+    Ok(Shap {
+        model: "xgboost".into(),
+        rows: rows as u64,
+        additivity_max_abs_error: max_err,
+        bias: contribs.get(c).map(|&b| f64::from(b)),
+        mean_abs: order
+            .iter()
+            .map(|&k| FeatureShap { feature: names[k].clone(), mean_abs_shap: mean_abs[k] })
+            .collect(),
+    })
 }
 
 /// Probabilities to the points of a curve.
@@ -316,7 +311,7 @@ type CurveFn<'a> = dyn Fn(&[f64]) -> Vec<(f64, f64)> + 'a;
 #[allow(clippy::too_many_arguments)] // one report from everything training computed
 fn report(
     dir: &Path,
-    metrics: &Value,
+    metrics: &Evaluation,
     curves: &[(&str, &str, Vec<f64>)],
     references: &[(&str, &str, &[f64])],
     y: &[bool],
@@ -357,15 +352,8 @@ fn report(
         (0.0, 1.0),
         &cal,
     );
-    let top: Vec<(String, f64)> = metrics["shap"]["mean_abs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .take(20)
-                .map(|v| (v["feature"].as_str().unwrap_or("").to_string(), v["mean_abs_shap"].as_f64().unwrap_or(0.0)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let top: Vec<(String, f64)> =
+        metrics.shap.mean_abs.iter().take(20).map(|f| (f.feature.clone(), f.mean_abs_shap)).collect();
     let summary = svg::bars("XGBoost: mean |SHAP| per feature (top 20)", "mean |contribution| to the log-odds", &top);
     let mut files: Vec<(String, String)> =
         [("roc.svg", roc), ("pr.svg", pr), ("calibration.svg", cal), ("shap_summary.svg", summary)]
@@ -416,12 +404,12 @@ fn report(
 <p>SHAP additivity: contributions sum to the margin within {err:.2e} (max over test rows).</p>
 {imgs}
 <pre>{json}</pre></body></html>\n",
-        v = metrics["version"].as_str().unwrap_or(""),
-        te = metrics["split"]["test"]["sessions"],
-        tp = metrics["split"]["test"]["purchases"],
-        h = metrics["feature_schema"]["hash"].as_str().unwrap_or(""),
-        err = metrics["shap"]["additivity_max_abs_error"].as_f64().unwrap_or(f64::NAN),
-        json = serde_json::to_string_pretty(&metrics["split"])?.replace('<', "&lt;"),
+        v = metrics.version,
+        te = metrics.split.test.sessions,
+        tp = metrics.split.test.purchases,
+        h = metrics.feature_schema.hash,
+        err = metrics.shap.additivity_max_abs_error,
+        json = serde_json::to_string_pretty(&metrics.split)?.replace('<', "&lt;"),
     );
     std::fs::write(dir.join("report.html"), html)?;
     Ok(())
@@ -460,29 +448,24 @@ struct TableRow<'a> {
     timing: Option<(f64, f64)>,
 }
 
-fn table_rows(m: &Value) -> Vec<TableRow<'_>> {
-    let cells = |v: &Value| {
-        ["roc_auc", "pr_auc", "log_loss", "brier"]
-            .map(|k| v[k].as_f64().map(|x| format!("{x:.4}")).unwrap_or_else(|| "n/a".into()))
+fn table_rows(m: &Evaluation) -> Vec<TableRow<'_>> {
+    let cells = |v: &Scores| {
+        [v.roc_auc, v.pr_auc, v.log_loss, v.brier].map(|x| x.map_or_else(|| "n/a".into(), |x| format!("{x:.4}")))
     };
-    let mut rows: Vec<TableRow<'_>> = m["models"]
-        .as_object()
-        .into_iter()
-        .flatten()
+    let mut rows: Vec<TableRow<'_>> = m
+        .models
+        .iter()
         .map(|(name, v)| TableRow {
             name,
             label: name,
-            cells: cells(v),
-            timing: Some((
-                v["train_seconds"].as_f64().unwrap_or(0.0),
-                v["inference_us_per_row"].as_f64().unwrap_or(0.0),
-            )),
+            cells: cells(&v.scores),
+            timing: Some((v.train_seconds, v.inference_us_per_row)),
         })
         .collect();
     for (name, label, v) in [
-        ("oracle", "oracle (generator's probability)", &m["oracle"]),
-        ("observable oracle", "observable oracle (hidden intent integrated out)", &m["observable_oracle"]),
-        ("baseline", "baseline (training rate)", &m["baseline"]["metrics"]),
+        ("oracle", "oracle (generator's probability)", &m.oracle),
+        ("observable oracle", "observable oracle (hidden intent integrated out)", &m.observable_oracle),
+        ("baseline", "baseline (training rate)", &m.baseline.metrics),
     ] {
         rows.push(TableRow { name, label, cells: cells(v), timing: None });
     }
@@ -494,10 +477,10 @@ pub fn summary(out: &TrainOutcome) -> String {
     let m = &out.metrics;
     let mut s = format!(
         "model {} written to {}\n  test: {} sessions of unseen users after the time cut, {} purchases\n",
-        m["version"].as_str().unwrap_or(""),
+        m.version,
         out.dir.display(),
-        m["split"]["test"]["sessions"],
-        m["split"]["test"]["purchases"]
+        m.split.test.sessions,
+        m.split.test.purchases
     );
     s += &format!("  {:<17} {:>8} {:>8} {:>9} {:>8} {:>9}\n", "", "ROC AUC", "PR AUC", "log loss", "Brier", "train s");
     for r in table_rows(m) {

@@ -85,6 +85,11 @@ fn trains_writes_a_version_and_beats_the_baseline_below_the_oracle() {
     // metrics.json schema (as the issue states it, and what serve relies on).
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.dir.join("metrics.json")).unwrap()).unwrap();
+    // The typed Evaluation reads the whole file and loses nothing (compared through the same
+    // float parser: serde_json's default one can be off by an ulp, so not against `m` itself).
+    let typed: ecom_model::Evaluation = ecom_model::read_json(&out.dir, ecom_model::METRICS_FILE).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), written);
+    assert_eq!((typed.version.as_str(), typed.split.test), (m.version.as_str(), m.split.test));
     let oracle = written["oracle_auc"].as_f64().expect("oracle_auc");
     // Knowing less than the generator (its hidden intent integrated out) ranks no better.
     let observable = written["observable_oracle_auc"].as_f64().expect("observable_oracle_auc");
@@ -130,7 +135,7 @@ fn trains_writes_a_version_and_beats_the_baseline_below_the_oracle() {
     let again = ecom_train::train(Input::from_dir(&dir, false).unwrap(), &options(&models, "v2")).unwrap();
     for model in ["xgboost", "random_forest", "mlp"] {
         assert_eq!(
-            again.metrics["models"][model]["roc_auc"], m["models"][model]["roc_auc"],
+            again.metrics.models[model].scores.roc_auc, m.models[model].scores.roc_auc,
             "{model} differs run to run"
         );
     }
