@@ -17,6 +17,7 @@ mod faults;
 mod flink;
 mod generate;
 mod job;
+mod models;
 mod replay;
 mod retention;
 mod services;
@@ -70,6 +71,9 @@ enum Cmd {
     Sink(SinkArgs),
     /// Train purchase models (XGBoost, random forest, MLP) and write models/<version>/.
     Train(train::TrainArgs),
+    /// The model versions: list them with their offline scores and which one serves; promote
+    /// one or roll back (CURRENT moves atomically; a running serve loads it).
+    Models(models::ModelsArgs),
     /// Run the whole slice on the local stack and print a reconciled summary.
     Demo(demo::DemoArgs),
     /// The Flink job on any Flink cluster, by its REST URL: submit, stop with a savepoint,
@@ -433,6 +437,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Replay(a) => replay::run(a).await,
         Cmd::Audit(a) => audit::run(a).await,
         Cmd::Retention(a) => retention::run(a).await,
+        Cmd::Models(a) => models::run(a),
         Cmd::HashIp(a) => {
             let key = stack::ip_hash_key(a.ip_hash_key_file.as_deref())?;
             for ip in a.ips {

@@ -126,6 +126,12 @@ fn demo_reconciles_and_a_second_run_does_not_duplicate() {
     assert_eq!(scored + score_fallbacks, enriched, "{first}");
     assert!(scored > enriched / 2, "most events should be scored:\n{first}");
     assert!(n(&first, "/sessions") > 100, "{first}");
+    // Live model quality: the serving model's score at each closed session's decision point
+    // against its outcome, next to its offline test set.
+    let live = &first["live_quality"][0];
+    assert!(n(live, "/sessions") > 100 && n(live, "/purchases") > 0, "{first}");
+    let (auc, offline) = (live["roc_auc"].as_f64().unwrap(), live["offline_roc_auc"].as_f64().unwrap());
+    assert!(auc > 0.6 && offline > 0.6, "live ROC AUC {auc}, offline {offline}:\n{first}");
     // Returning users' events carry their earlier sessions (the job's user step).
     assert!(n(&first, "/with_user_history") > 0, "{first}");
     let metrics = n(&first, "/metrics");

@@ -26,6 +26,10 @@ use std::collections::{HashSet, VecDeque};
 /// event up to this far behind the newest one is still on time.
 pub const MAX_OUT_OF_ORDER_MS: i64 = 60_000;
 
+/// The event-time gap that closes a session: the job's `--session-gap-ms` default, and what
+/// training's streaming assembler waits for before it folds a session.
+pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
+
 /// How far ahead of the reader's clock (the wall clock when the record was read) a record's
 /// time may be and still move the watermark. A time further ahead is a skewed client clock, not
 /// progress: the event is still accepted (the validator allows [`MAX_FUTURE_SKEW_MS`]) but it

@@ -71,6 +71,50 @@ pub fn read_delimited(data: &[u8]) -> Result<Vec<&[u8]>, String> {
     Ok(out)
 }
 
+/// The records of a delimited stream, read one at a time: a file larger than memory reads in
+/// constant space.
+pub struct Records<R> {
+    r: R,
+    buf: Vec<u8>,
+    /// Records read so far.
+    pub count: u64,
+}
+
+impl<R: std::io::BufRead> Records<R> {
+    /// Records of `r`.
+    pub fn new(r: R) -> Self {
+        Self { r, buf: Vec::new(), count: 0 }
+    }
+
+    /// The next record; None at the end; Err names the record that does not parse.
+    pub fn next_record(&mut self) -> Result<Option<&[u8]>, String> {
+        let n = self.count;
+        // The varint length: 7 bits a byte, the high bit set on every byte but the last.
+        let mut len = 0u64;
+        for shift in (0..64).step_by(7) {
+            let mut b = [0u8; 1];
+            match self.r.read_exact(&mut b) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && shift == 0 => return Ok(None),
+                Err(e) => return Err(format!("record {n}: length prefix: {e}")),
+            }
+            len |= u64::from(b[0] & 0x7f) << shift;
+            if b[0] & 0x80 == 0 {
+                break;
+            }
+            if shift >= 63 {
+                return Err(format!("record {n}: bad length prefix"));
+            }
+        }
+        self.buf.resize(len as usize, 0);
+        self.r
+            .read_exact(&mut self.buf)
+            .map_err(|e| format!("record {n} claims {len} bytes: {e} (truncated file?)"))?;
+        self.count += 1;
+        Ok(Some(&self.buf))
+    }
+}
+
 /// Writes a directory of the format: the delimited files always, the JSON lines when asked.
 pub struct Writer {
     events: BufWriter<File>,
@@ -131,5 +175,31 @@ impl Writer {
             w.flush()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_written_reads_back_whole_or_record_by_record() {
+        let mut data = Vec::new();
+        for v in [&b""[..], b"a", &[7u8; 300]] {
+            write_delimited(&mut data, v).unwrap();
+        }
+        let whole: Vec<Vec<u8>> = read_delimited(&data).unwrap().into_iter().map(<[u8]>::to_vec).collect();
+        let mut records = Records::new(&data[..]);
+        let mut each = Vec::new();
+        while let Some(r) = records.next_record().unwrap() {
+            each.push(r.to_vec());
+        }
+        assert_eq!((records.count, &each), (3, &whole));
+        assert_eq!(whole[2].len(), 300);
+        let cut = &data[..data.len() - 1];
+        assert!(read_delimited(cut).unwrap_err().contains("truncated"));
+        let mut records = Records::new(cut);
+        assert!(records.next_record().unwrap().is_some() && records.next_record().unwrap().is_some());
+        assert!(records.next_record().unwrap_err().contains("truncated"));
     }
 }

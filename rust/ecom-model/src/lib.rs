@@ -4,6 +4,7 @@
 //! ```text
 //! models/
 //!   CURRENT            the serving version's name, one line; moved atomically
+//!   HISTORY            every move of CURRENT (versions::promote, versions::rollback)
 //!   <version>/         written whole under another name, then renamed into place
 //!     schema.json      Schema: feature names in column order, their hashes, LSH parameters
 //!     xgboost.json     the XGBoost booster that serves (JSON model format)
@@ -20,6 +21,7 @@ use std::path::Path;
 pub mod evaluation;
 pub mod neighbours;
 pub mod recommend;
+pub mod versions;
 pub use evaluation::Evaluation;
 
 /// The file naming the serving version.

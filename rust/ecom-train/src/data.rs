@@ -54,6 +54,9 @@ pub struct LoadStats {
     pub without_events: u64,
     /// Sessions with events but no truth (not used: no label, no oracle).
     pub without_truth: u64,
+    /// Events of a session that came after it was complete (a session gap behind the stream;
+    /// the job would close the session before them too): counted, not folded in.
+    pub after_close: u64,
 }
 
 /// Reads a whole file.
@@ -103,33 +106,35 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
         }
     }
     let path = dir.join(out_dir::EVENTS_PB);
-    let data = read(&path)?;
-    let records = delimited(&data, &path)?;
-    let bar = bar(progress, records.len() as u64, "reading events");
-    let mut stats = LoadStats { records: records.len() as u64, sessions: truth.len() as u64, ..Default::default() };
-    // Events per session, in file order; sorted by time (and position) when folded.
-    let mut events: HashMap<String, Vec<(i64, usize, Event)>> = HashMap::new();
-    for (seq, bytes) in records.iter().enumerate() {
-        bar.inc(1);
+    let file = std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+    let bar = bar(progress, file.metadata()?.len(), "reading events");
+    let mut assembler = Assembler::new(truth, &catalog);
+    let mut records = out_dir::Records::new(std::io::BufReader::with_capacity(1 << 20, file));
+    let mut seq = 0usize;
+    while let Some(bytes) = records.next_record().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))? {
+        bar.inc(bytes.len() as u64 + 1);
         if malformed.contains(&(seq as i64)) {
-            stats.malformed += 1;
-            continue;
+            assembler.stats.malformed += 1;
+        } else {
+            let e = Event::decode(bytes)
+                .with_context(|| format!("events.pb record {seq} is not an Event and the truth does not label it"))?;
+            assembler.add(seq, e)?;
         }
-        let e = Event::decode(*bytes)
-            .with_context(|| format!("events.pb record {seq} is not an Event and the truth does not label it"))?;
-        add_event(&mut events, seq, e);
+        seq += 1;
     }
     bar.finish_and_clear();
-    drop(records);
-    drop(data);
-    let sessions = assemble(events, truth, &catalog, &mut stats)?;
-    Ok((sessions, stats))
+    assembler.stats.records = records.count;
+    assembler.finish()
 }
 
 /// Keeps an event for its session, at position `seq` of the input (the tie break for equal
-/// times), without the fields features never read (ids, user agent, IP, page, query): a
-/// million sessions' events must fit in memory until each session is complete.
+/// times), without the fields features never read (ids, user agent, IP, page, query).
 pub fn add_event(events: &mut HashMap<String, SessionEvents>, seq: usize, e: Event) {
+    let sid = e.session_id.clone();
+    add_to(events.entry(sid).or_default(), seq, e);
+}
+
+fn add_to(events: &mut SessionEvents, seq: usize, e: Event) {
     let slim = Event {
         event_id: String::new(),
         user_agent: String::new(),
@@ -138,7 +143,7 @@ pub fn add_event(events: &mut HashMap<String, SessionEvents>, seq: usize, e: Eve
         search_query: None,
         ..e
     };
-    events.entry(slim.session_id.clone()).or_default().push((slim.event_time_ms, seq, slim));
+    events.push((slim.event_time_ms, seq, slim));
 }
 
 /// Refuses truth written by an older generator (without what training needs).
@@ -161,8 +166,10 @@ pub fn check_truth(s: &SessionTruth) -> anyhow::Result<()> {
 /// Events of one session with their time and position in the input (the tie break).
 pub type SessionEvents = Vec<(i64, usize, Event)>;
 
-/// Builds the sessions: each truth session's events sorted by (time, position), joined to the
-/// catalog and folded over the decision prefix. Sessions without events are counted, not kept.
+/// Builds the sessions at once, from every event already grouped by session (MongoDB's
+/// events, in no particular order): each truth session's events folded ([`fold`]). Sessions
+/// without events are counted, not kept. The same sessions as [`Assembler`] for events in
+/// stream order.
 pub fn assemble(
     mut events: HashMap<String, SessionEvents>,
     truth: HashMap<String, SessionTruth>,
@@ -172,48 +179,146 @@ pub fn assemble(
     stats.sessions = truth.len() as u64;
     let mut sessions = Vec::with_capacity(truth.len());
     for (sid, t) in truth {
-        let Some(mut evs) = events.remove(&sid) else {
+        let Some(evs) = events.remove(&sid) else {
             stats.without_events += 1;
             continue;
         };
-        evs.sort_by_key(|(time, seq, _)| (*time, *seq));
-        let end_ms = evs.last().map(|(time, _, _)| *time).unwrap_or(t.start_ms);
-        let mut bought: Vec<String> = Vec::new();
-        for (_, _, e) in &evs {
-            if let (EventKind::Purchase, Some(p)) = (e.kind(), &e.product_id) {
-                if !bought.contains(p) {
-                    bought.push(p.clone());
-                }
-            }
-        }
-        // The prefix by time, not by count: a record of the session dropped as malformed must
-        // not pull a later (post-decision) event into it.
-        let mut state = features::new_state();
-        for (_, _, e) in evs.into_iter().take_while(|(time, _, _)| t.decision_events > 0 && *time <= t.decision_ms) {
-            let product = e.product_id.as_ref().and_then(|p| catalog.get(p));
-            features::update(&mut state, &features::enrich(e, product)).context("folding features")?;
-        }
-        let eligible = t.anomaly == 0 && !t.truncated;
-        stats.eligible += u64::from(eligible);
-        stats.eligible_purchases += u64::from(eligible && t.purchased);
-        sessions.push(Session {
-            session_id: sid,
-            user_id: t.user_id,
-            start_ms: t.start_ms,
-            end_ms,
-            purchased: t.purchased,
-            oracle_probability: t.purchase_probability,
-            observable_probability: t.observable_probability,
-            eligible,
-            state,
-            bought,
-        });
+        sessions.push(fold(sid, evs, t, catalog, stats)?);
     }
     // Events of sessions the truth does not know (none from the generator) are counted.
     stats.without_truth += events.len() as u64;
-    // A fixed order (the map's is random): by time, then id.
-    sessions.sort_by(|a, b| (a.start_ms, &a.session_id).cmp(&(b.start_ms, &b.session_id)));
+    sort(&mut sessions);
     Ok(sessions)
+}
+
+/// A fixed order (a map's is random): by time, then id.
+fn sort(sessions: &mut [Session]) {
+    sessions.sort_by(|a, b| (a.start_ms, &a.session_id).cmp(&(b.start_ms, &b.session_id)));
+}
+
+/// One session from its events, sorted by (time, position), joined to the catalog and folded
+/// over the decision prefix.
+fn fold(
+    sid: String,
+    mut evs: SessionEvents,
+    t: SessionTruth,
+    catalog: &HashMap<String, Product>,
+    stats: &mut LoadStats,
+) -> anyhow::Result<Session> {
+    evs.sort_by_key(|(time, seq, _)| (*time, *seq));
+    let end_ms = evs.last().map(|(time, _, _)| *time).unwrap_or(t.start_ms);
+    let mut bought: Vec<String> = Vec::new();
+    for (_, _, e) in &evs {
+        if let (EventKind::Purchase, Some(p)) = (e.kind(), &e.product_id) {
+            if !bought.contains(p) {
+                bought.push(p.clone());
+            }
+        }
+    }
+    // The prefix by time, not by count: a record of the session dropped as malformed must not
+    // pull a later (post-decision) event into it.
+    let mut state = features::new_state();
+    for (_, _, e) in evs.into_iter().take_while(|(time, _, _)| t.decision_events > 0 && *time <= t.decision_ms) {
+        let product = e.product_id.as_ref().and_then(|p| catalog.get(p));
+        features::update(&mut state, &features::enrich(e, product)).context("folding features")?;
+    }
+    let eligible = t.anomaly == 0 && !t.truncated;
+    stats.eligible += u64::from(eligible);
+    stats.eligible_purchases += u64::from(eligible && t.purchased);
+    Ok(Session {
+        session_id: sid,
+        user_id: t.user_id,
+        start_ms: t.start_ms,
+        end_ms,
+        purchased: t.purchased,
+        oracle_probability: t.purchase_probability,
+        observable_probability: t.observable_probability,
+        eligible,
+        state,
+        bought,
+    })
+}
+
+/// Assembles sessions from events in stream order, holding only the open ones: a session whose
+/// last event lies a session gap behind the newest event time seen (less the out-of-order
+/// bound, as the job's watermark) is complete, and is folded and its events dropped at once. Peak
+/// memory is then the open sessions' events, not the data set's.
+pub struct Assembler<'a> {
+    truth: HashMap<String, SessionTruth>,
+    catalog: &'a HashMap<String, Product>,
+    /// Open sessions: their events and the time of their last one.
+    open: HashMap<String, (i64, SessionEvents)>,
+    /// Sessions folded already: a later event of one is counted, not folded in.
+    closed: HashSet<String>,
+    newest_ms: i64,
+    added_since_sweep: usize,
+    sessions: Vec<Session>,
+    /// What loading found so far.
+    pub stats: LoadStats,
+}
+
+impl<'a> Assembler<'a> {
+    /// Events between two looks for complete sessions.
+    const SWEEP_EVERY: usize = 20_000;
+
+    /// An assembler of the sessions `truth` knows, joined to `catalog`.
+    pub fn new(truth: HashMap<String, SessionTruth>, catalog: &'a HashMap<String, Product>) -> Self {
+        let stats = LoadStats { sessions: truth.len() as u64, ..Default::default() };
+        Self {
+            truth,
+            catalog,
+            open: HashMap::new(),
+            closed: HashSet::new(),
+            newest_ms: i64::MIN,
+            added_since_sweep: 0,
+            sessions: Vec::new(),
+            stats,
+        }
+    }
+
+    /// Adds the event at position `seq` of the stream.
+    pub fn add(&mut self, seq: usize, e: Event) -> anyhow::Result<()> {
+        if self.closed.contains(&e.session_id) {
+            self.stats.after_close += 1;
+            return Ok(());
+        }
+        self.newest_ms = self.newest_ms.max(e.event_time_ms);
+        let slot = self.open.entry(e.session_id.clone()).or_insert_with(|| (i64::MIN, Vec::new()));
+        slot.0 = slot.0.max(e.event_time_ms);
+        add_to(&mut slot.1, seq, e);
+        self.added_since_sweep += 1;
+        if self.added_since_sweep >= Self::SWEEP_EVERY {
+            self.added_since_sweep = 0;
+            let horizon = self.newest_ms - ecom_core::stream::MAX_OUT_OF_ORDER_MS - ecom_core::stream::SESSION_GAP_MS;
+            let done: Vec<String> =
+                self.open.iter().filter(|(_, (last, _))| *last < horizon).map(|(id, _)| id.clone()).collect();
+            for id in done {
+                self.close(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, id: String) -> anyhow::Result<()> {
+        let Some((_, evs)) = self.open.remove(&id) else { return Ok(()) };
+        match self.truth.remove(&id) {
+            Some(t) => self.sessions.push(fold(id.clone(), evs, t, self.catalog, &mut self.stats)?),
+            None => self.stats.without_truth += 1,
+        }
+        self.closed.insert(id);
+        Ok(())
+    }
+
+    /// Folds the sessions still open and returns every session in a fixed order.
+    pub fn finish(mut self) -> anyhow::Result<(Vec<Session>, LoadStats)> {
+        let ids: Vec<String> = self.open.keys().cloned().collect();
+        for id in ids {
+            self.close(id)?;
+        }
+        self.stats.without_events += self.truth.len() as u64;
+        sort(&mut self.sessions);
+        Ok((self.sessions, self.stats))
+    }
 }
 
 /// A progress bar on stderr, or a hidden one.

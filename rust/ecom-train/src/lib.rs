@@ -71,7 +71,7 @@ pub struct TrainOutcome {
 }
 
 use ecom_model::evaluation::{Baseline, Count, FeatureSchema, FeatureShap, ModelScores, Scores, Shap};
-use ecom_model::{schema_hash, set_current, Evaluation};
+use ecom_model::{schema_hash, Evaluation};
 
 fn subset<T: Clone>(v: &[T], rows: &[usize]) -> Vec<T> {
     rows.iter().map(|&r| v[r].clone()).collect()
@@ -215,7 +215,7 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
 
     // Publish: the finished directory appears at once, then CURRENT moves to it.
     std::fs::rename(&tmp, &out).with_context(|| format!("moving {} to {}", tmp.display(), out.display()))?;
-    set_current(&opts.models_dir, &version)?;
+    ecom_model::versions::promote(&opts.models_dir, &version, "train")?;
     Ok(TrainOutcome { dir: out, metrics })
 }
 

@@ -312,6 +312,7 @@ async fn submitted(
         Ok(r) if r.status().is_success() => Some(dashboard_url.clone()),
         _ => None,
     };
+    let live_quality = summary::LiveQuality::of(&outcome.decision_scores, &a.models_dir);
     let mut summary = Summary {
         seconds: started.elapsed().as_secs_f64(),
         produced: gen.produced,
@@ -325,6 +326,7 @@ async fn submitted(
         latency_ms,
         job: JobState { id: job.to_string(), state: job_status.state, restarts: job_status.restarts, kept: a.keep_job },
         child_exited,
+        live_quality,
         dashboard,
         dashboard_url,
         reconciled: false,

@@ -85,6 +85,10 @@ pub(crate) struct Outcome {
     /// The latest `enriched_at_ms` of an event that got a Guard, Score or Recommend fallback.
     #[serde(skip)]
     pub(crate) last_fallback_at_ms: i64,
+    /// Each closed session's score at its decision point and its outcome: (model version,
+    /// purchase probability, purchased), for the live model quality.
+    #[serde(skip)]
+    pub(crate) decision_scores: Vec<(String, f64, bool)>,
 }
 
 /// Reads the job's outputs (read_committed) from where they ended before this run, and
@@ -241,6 +245,9 @@ pub(super) fn count_derived(out: &mut Outcome, topic: &str, payload: &[u8]) -> a
             out.session_events += u64::from(s.events);
             out.sessions_purchased += u64::from(s.purchased);
             out.sessions_unknown_user += u64::from(s.session_id.is_empty() || s.user_id.is_empty());
+            if let Some(p) = s.purchase_probability {
+                out.decision_scores.push((s.model_version, p, s.purchased));
+            }
         }
         METRICS => {
             let m = WindowMetrics::decode(payload).context("an ecom.metrics record is not a WindowMetrics")?;

@@ -31,6 +31,52 @@ pub(crate) struct JobState {
     pub(crate) kept: bool,
 }
 
+/// A model version's live quality: its score at each closed session's decision point (the
+/// same cut training uses) against whether the session bought, next to its offline test set.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct LiveQuality {
+    pub(crate) model_version: String,
+    /// Closed sessions it scored, and how many of them bought.
+    pub(crate) sessions: u64,
+    pub(crate) purchases: u64,
+    pub(crate) roc_auc: Option<f64>,
+    pub(crate) pr_auc: Option<f64>,
+    pub(crate) brier: Option<f64>,
+    pub(crate) log_loss: Option<f64>,
+    /// The version's ROC AUC on its offline test set (metrics.json), when readable.
+    pub(crate) offline_roc_auc: Option<f64>,
+}
+
+impl LiveQuality {
+    /// One per model version of `scores` ((version, probability, purchased)), the offline
+    /// numbers read from `models_dir`.
+    pub(crate) fn of(scores: &[(String, f64, bool)], models_dir: &std::path::Path) -> Vec<Self> {
+        let mut by: BTreeMap<&str, (Vec<f64>, Vec<bool>)> = BTreeMap::new();
+        for (v, p, y) in scores {
+            let e = by.entry(v.as_str()).or_default();
+            e.0.push(*p);
+            e.1.push(*y);
+        }
+        by.into_iter()
+            .map(|(v, (p, y))| {
+                let offline: Option<ecom_model::Evaluation> =
+                    ecom_model::read_json(&models_dir.join(v), ecom_model::METRICS_FILE).ok();
+                let m = ecom_model::evaluation::Scores::of(&p, &y);
+                LiveQuality {
+                    model_version: v.to_string(),
+                    sessions: p.len() as u64,
+                    purchases: y.iter().filter(|y| **y).count() as u64,
+                    roc_auc: m.roc_auc,
+                    pr_auc: m.pr_auc,
+                    brier: m.brier,
+                    log_loss: m.log_loss,
+                    offline_roc_auc: offline.and_then(|e| e.models.get("xgboost").and_then(|x| x.scores.roc_auc)),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Everything a demo run found.
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct Summary {
@@ -57,6 +103,8 @@ pub(crate) struct Summary {
     pub(crate) job: JobState,
     /// A process the demo started that exited during the run, and how.
     pub(crate) child_exited: Option<String>,
+    /// How the serving model did on this run's closed sessions, per model version.
+    pub(crate) live_quality: Vec<LiveQuality>,
     /// The live dashboard's address when it answered.
     pub(crate) dashboard: Option<String>,
     /// Where the dashboard was looked for.
@@ -166,6 +214,19 @@ impl Summary {
             "  sessions closed in {SESSIONS:<18} {:>8}   ({} events, {} purchased; open sessions close after 30 min of event time)",
             self.outcome.sessions, self.outcome.session_events, self.outcome.sessions_purchased
         );
+        let num = |x: Option<f64>| x.map_or_else(|| "n/a".into(), |x| format!("{x:.3}"));
+        for q in &self.live_quality {
+            println!(
+                "  live model quality, {:<17} {:>8}   sessions scored at their decision point, {} bought: ROC AUC {} (offline test set {}), PR AUC {}, Brier {}",
+                q.model_version,
+                q.sessions,
+                q.purchases,
+                num(q.roc_auc),
+                num(q.offline_roc_auc),
+                num(q.pr_auc),
+                num(q.brier)
+            );
+        }
         println!(
             "  metrics records in {METRICS:<18} {:>8}   (ε spent per record: {})",
             self.outcome.metrics,
@@ -269,6 +330,23 @@ mod tests {
         assert_eq!(relabelled.reconcile(), vec!["invalid reasons differ from the generator's labels".to_string()]);
         let died = Summary { child_exited: Some("sink exited (signal: 9)".into()), ..balanced() };
         assert_eq!(died.reconcile(), vec!["ecom sink exited (signal: 9) during the run".to_string()]);
+    }
+
+    #[test]
+    fn live_quality_is_per_model_version_next_to_its_offline_numbers() {
+        let scores: Vec<(String, f64, bool)> =
+            [("v2", 0.9, true), ("v1", 0.8, true), ("v1", 0.1, false), ("v1", 0.3, true)]
+                .iter()
+                .map(|(v, p, y)| (v.to_string(), *p, *y))
+                .collect();
+        let q = LiveQuality::of(&scores, std::path::Path::new("/nonexistent"));
+        assert_eq!(
+            q.iter().map(|q| (q.model_version.as_str(), q.sessions, q.purchases)).collect::<Vec<_>>(),
+            [("v1", 3, 2), ("v2", 1, 1)]
+        );
+        assert_eq!(q[0].roc_auc, Some(1.0));
+        assert_eq!(q[1].roc_auc, None, "one class only: no AUC");
+        assert_eq!(q[0].offline_roc_auc, None, "no metrics.json to read");
     }
 
     #[test]
