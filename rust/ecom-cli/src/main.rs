@@ -205,8 +205,8 @@ struct HashIpArgs {
 struct SinkArgs {
     #[command(flatten)]
     kafka: crate::stack::KafkaArgs,
-    /// Topic of enriched events (ecom.v1.EnrichedEvent).
-    #[arg(long, default_value = ecom_core::topics::ENRICHED)]
+    /// Topic of enriched events (ecom.v1.EnrichedEvent; the job's --enriched-topic).
+    #[arg(long = "enriched-topic", visible_alias = "topic", default_value = ecom_core::topics::ENRICHED)]
     topic: String,
     /// Topic of closed sessions (ecom.v1.Session).
     #[arg(long, default_value = ecom_core::topics::SESSIONS)]

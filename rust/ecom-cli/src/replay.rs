@@ -66,8 +66,8 @@ struct SinkReplay {
 struct JobReplay {
     #[command(flatten)]
     kafka: crate::stack::KafkaArgs,
-    /// The raw topic the job reads.
-    #[arg(long, default_value = ecom_core::topics::RAW)]
+    /// The raw topic the job reads (its --raw-topic).
+    #[arg(long = "raw-topic", visible_alias = "topic", default_value = ecom_core::topics::RAW)]
     topic: String,
     #[command(flatten)]
     choose: Choose,

@@ -34,7 +34,18 @@ fn the_tls_listener_serves_a_client_with_the_properties_file_and_refuses_plainte
     assert!(plain.fetch_metadata(None, Duration::from_secs(5)).is_err(), "a plaintext client was answered on TLS");
 
     let out = Command::new(env!("CARGO_BIN_EXE_ecom"))
-        .args(["generate", "--events", "300", "--seed", "4", "--quiet", "--bootstrap-servers", TLS, "--topic", &topic])
+        .args([
+            "generate",
+            "--events",
+            "300",
+            "--seed",
+            "4",
+            "--quiet",
+            "--bootstrap-servers",
+            TLS,
+            "--raw-topic",
+            &topic,
+        ])
         .args(["--catalog-topic", &format!("{topic}.catalog"), "--truth-topic", &format!("{topic}.truth")])
         .env("ECOM_KAFKA_PROPERTIES_FILE", &props)
         .output()
@@ -46,7 +57,7 @@ fn the_tls_listener_serves_a_client_with_the_properties_file_and_refuses_plainte
     // A properties file that is not one is refused by name, before any connection.
     std::fs::write(&props, "security.protocol ssl\n").unwrap();
     let bad = Command::new(env!("CARGO_BIN_EXE_ecom"))
-        .args(["generate", "--events", "1", "--quiet", "--bootstrap-servers", TLS, "--topic", &topic])
+        .args(["generate", "--events", "1", "--quiet", "--bootstrap-servers", TLS, "--raw-topic", &topic])
         .env("ECOM_KAFKA_PROPERTIES_FILE", &props)
         .output()
         .unwrap();

@@ -42,7 +42,7 @@ async fn job_dead_letters_go_back_to_the_raw_topic_once() {
         doc! {"_id": id, "reason": reason, "rejected_at": at, "raw_truncated": truncated, "raw": b64(raw)}
     });
     db.collection("invalid").insert_many(docs).await.unwrap();
-    let base = ["--mongo-db", &db_name, "--topic", &topic];
+    let base = ["--mongo-db", &db_name, "--raw-topic", &topic];
 
     let dry = replay(&[&base[..], &["--reason", "MISSING_FIELD", "--dry-run"]].concat());
     assert!(dry.contains("2 job dead letters chosen: 2 would be replayed"), "{dry}");

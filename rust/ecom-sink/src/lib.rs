@@ -130,7 +130,7 @@ impl Default for AggregatesConfig {
 fn topic_kinds(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<HashMap<String, Kind>> {
     let mut kinds = HashMap::new();
     for (topic, kind, flag) in [
-        (&cfg.topic, Kind::Event, "--topic"),
+        (&cfg.topic, Kind::Event, "--enriched-topic"),
         (&agg.sessions_topic, Kind::Session, "--sessions-topic"),
         (&agg.metrics_topic, Kind::WindowMetrics, "--metrics-topic"),
         (&agg.invalid_topic, Kind::Invalid, "--invalid-topic"),

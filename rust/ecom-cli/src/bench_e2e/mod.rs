@@ -407,7 +407,7 @@ async fn measure(
         let name = SINKS[i as usize];
         let (_, sink_log_path) = log(name)?;
         let mut sink = crate::services::sink_command(&exe, &a.es, &a.mongo, &a.cluster.brokers, &sink_addr(i))?;
-        sink.args(["--topic", &names[1], "--invalid-topic", &names[2]])
+        sink.args(["--enriched-topic", &names[1], "--invalid-topic", &names[2]])
             .args(["--sessions-topic", &names[3], "--metrics-topic", &names[4], "--deadletter-topic", &names[5]])
             .args(["--index-prefix", &format!("{stem}-events")])
             .args(["--invalid-index-prefix", &format!("{stem}-invalid")])

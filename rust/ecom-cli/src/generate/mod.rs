@@ -82,8 +82,8 @@ pub(crate) struct GenerateArgs {
     pub(crate) out: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) kafka: crate::stack::KafkaArgs,
-    /// Topic for the events.
-    #[arg(long, default_value = ecom_core::topics::RAW)]
+    /// Topic for the raw events (the job's --raw-topic).
+    #[arg(long = "raw-topic", visible_alias = "topic", default_value = ecom_core::topics::RAW)]
     pub(crate) topic: String,
     /// Topic for the catalog (compacted, key = product_id).
     #[arg(long, default_value = ecom_core::topics::CATALOG)]
