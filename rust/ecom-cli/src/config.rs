@@ -43,6 +43,32 @@ pub(crate) fn with_env(cmd: Command) -> Command {
     names.into_iter().fold(cmd, |cmd, n| cmd.mut_subcommand(n, with_env))
 }
 
+/// The old names' variables of renamed flags: `ECOM_<ALIAS>` set while `ECOM_<FLAG>` is not
+/// (`$ECOM_BATCH_MAX` for `--batch-size`, whose alias is `--batch-max`), anywhere in `cmd`, as
+/// (the flag's variable, the value, the old variable): what the caller sets, with a warning.
+pub(crate) fn renamed_env(cmd: &Command) -> Vec<(String, OsString, String)> {
+    let mut out = Vec::new();
+    for a in cmd.get_arguments().filter(|a| configurable(a)) {
+        let (Some(long), Some(env)) = (a.get_long(), a.get_env()) else { continue };
+        if env != env_name(long).as_str() || std::env::var_os(env).is_some() {
+            continue;
+        }
+        for alias in a.get_all_aliases().unwrap_or_default() {
+            let old = env_name(alias);
+            if let Some(v) = std::env::var_os(&old) {
+                out.push((env.to_string_lossy().into_owned(), v, old));
+                break;
+            }
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        out.extend(renamed_env(sub));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The file `--config` or `$ECOM_CONFIG` names, if any.
 fn config_file(args: &[OsString]) -> Option<PathBuf> {
     let mut it = args.iter().skip(1);
@@ -157,6 +183,16 @@ mod tests {
         let serve = cmd.find_subcommand("serve").unwrap();
         let max_batch = serve.get_arguments().find(|a| a.get_long() == Some("max-batch")).unwrap();
         assert_eq!(max_batch.get_env().unwrap(), "ECOM_MAX_BATCH");
+    }
+
+    #[test]
+    fn a_renamed_flags_old_variable_still_counts() {
+        let cmd = with_env(crate::Cli::command());
+        // Unique to this test: no other test reads ECOM_DURATION or ECOM_DURATION_SECS.
+        std::env::set_var("ECOM_DURATION", "7");
+        let got = renamed_env(&cmd);
+        std::env::remove_var("ECOM_DURATION");
+        assert_eq!(got, vec![("ECOM_DURATION_SECS".to_string(), OsString::from("7"), "ECOM_DURATION".to_string())]);
     }
 
     #[test]

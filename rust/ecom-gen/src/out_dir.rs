@@ -71,6 +71,9 @@ pub fn read_delimited(data: &[u8]) -> Result<Vec<&[u8]>, String> {
     Ok(out)
 }
 
+/// Larger records are refused as corrupt: the generator's largest is Kafka's request limit.
+pub const MAX_RECORD_BYTES: u64 = 64 << 20;
+
 /// The records of a delimited stream, read one at a time: a file larger than memory reads in
 /// constant space.
 pub struct Records<R> {
@@ -105,6 +108,9 @@ impl<R: std::io::BufRead> Records<R> {
             if shift >= 63 {
                 return Err(format!("record {n}: bad length prefix"));
             }
+        }
+        if len > MAX_RECORD_BYTES {
+            return Err(format!("record {n} claims {len} bytes, over {MAX_RECORD_BYTES} (a corrupt file?)"));
         }
         self.buf.resize(len as usize, 0);
         self.r
@@ -201,5 +207,8 @@ mod tests {
         let mut records = Records::new(cut);
         assert!(records.next_record().unwrap().is_some() && records.next_record().unwrap().is_some());
         assert!(records.next_record().unwrap_err().contains("truncated"));
+        let mut huge = Vec::new();
+        prost::encoding::encode_varint(1 << 40, &mut huge);
+        assert!(Records::new(&huge[..]).next_record().unwrap_err().contains("corrupt"));
     }
 }

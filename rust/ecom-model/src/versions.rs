@@ -93,10 +93,17 @@ pub struct Move {
     pub to: String,
 }
 
-/// Makes `version` the serving one after [`check`]ing it, and records the move (`why`).
+/// Makes `version` the serving one after [`check`]ing it, and records the move (`why`). The
+/// version that serves already is refused: a move to itself would be a rollback step to nowhere.
 pub fn promote(models_dir: &Path, version: &str, why: &str) -> anyhow::Result<Move> {
     check(models_dir, version).with_context(|| format!("{version} cannot serve"))?;
-    let m = Move { at_ms: now_ms(), why: why.to_string(), from: current(models_dir), to: version.to_string() };
+    let from = current(models_dir);
+    if from.as_deref() == Some(version) {
+        bail!("{version} serves already");
+    }
+    let m = Move { at_ms: now_ms(), why: why.to_string(), from, to: version.to_string() };
+    // CURRENT first: HISTORY never records a move that did not happen.
+    set_current(models_dir, version)?;
     let line = format!("{}\t{}\t{}\t{}\n", m.at_ms, m.why, m.from.as_deref().unwrap_or("-"), m.to);
     let path = models_dir.join(HISTORY);
     // One short write in append mode: concurrent moves never interleave within a line.
@@ -105,8 +112,7 @@ pub fn promote(models_dir: &Path, version: &str, why: &str) -> anyhow::Result<Mo
         .append(true)
         .open(&path)
         .and_then(|mut f| f.write_all(line.as_bytes()))
-        .with_context(|| format!("writing {}", path.display()))?;
-    set_current(models_dir, version)?;
+        .with_context(|| format!("{version} serves, but recording the move in {} failed", path.display()))?;
     Ok(m)
 }
 
@@ -136,16 +142,24 @@ pub fn history(models_dir: &Path) -> anyhow::Result<Vec<Move>> {
         .collect()
 }
 
-/// Serves again what served before the current version was trained in or promoted: each
-/// rollback steps one promotion further back (rollbacks themselves are not steps).
+/// Undoes the latest promotion not undone yet: serves again what served before it. HISTORY
+/// replays as a stack (each train or promote pushes what served before it, each rollback pops),
+/// so successive rollbacks walk back through the promotions, never back and forth.
 pub fn rollback(models_dir: &Path) -> anyhow::Result<Move> {
     let Some(now) = current(models_dir) else { bail!("nothing serves in {}: no CURRENT", models_dir.display()) };
-    let moves = history(models_dir)?;
-    let Some(step) = moves.iter().rev().find(|m| m.to == now && m.why != "rollback") else {
-        bail!("{} records no move to {now}: nothing to roll back to", models_dir.join(HISTORY).display())
-    };
-    let Some(before) = step.from.clone() else { bail!("nothing served before {now}: nothing to roll back to") };
-    promote(models_dir, &before, "rollback")
+    let mut undo: Vec<Option<String>> = Vec::new();
+    for m in history(models_dir)? {
+        if m.why == "rollback" {
+            undo.pop();
+        } else {
+            undo.push(m.from);
+        }
+    }
+    match undo.pop() {
+        None => bail!("{} records no promotion to undo", models_dir.join(HISTORY).display()),
+        Some(None) => bail!("nothing served before {now}: nothing to roll back to"),
+        Some(Some(before)) => promote(models_dir, &before, "rollback"),
+    }
 }
 
 fn now_ms() -> i64 {
@@ -187,6 +201,15 @@ mod tests {
         assert_eq!(current(&dir).as_deref(), Some("v1"));
         let whys: Vec<String> = history(&dir).unwrap().into_iter().map(|m| m.why).collect();
         assert_eq!(whys, ["train", "promote", "promote", "rollback", "rollback"]);
+        assert_eq!(current(&dir).as_deref(), Some("v1"));
+
+        // A version that appears twice: rollbacks still walk back, never back and forth.
+        promote(&dir, "v2", "promote").unwrap();
+        promote(&dir, "v1", "promote").unwrap();
+        assert!(promote(&dir, "v1", "promote").is_err(), "v1 serves already");
+        assert_eq!(rollback(&dir).unwrap().to, "v2");
+        assert_eq!(rollback(&dir).unwrap().to, "v1");
+        assert!(rollback(&dir).is_err());
 
         // A version that cannot serve is refused and CURRENT stays.
         std::fs::remove_file(dir.join("v3").join(BOOSTER_FILE)).unwrap();

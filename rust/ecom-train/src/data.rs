@@ -241,7 +241,7 @@ fn fold(
 
 /// Assembles sessions from events in stream order, holding only the open ones: a session whose
 /// last event lies a session gap behind the newest event time seen (less the out-of-order
-/// bound, as the job's watermark) is complete, and is folded and its events dropped at once. Peak
+/// bound, as the job's watermark, and the future skew a client clock may have) is complete, and is folded and its events dropped at once. Peak
 /// memory is then the open sessions' events, not the data set's.
 pub struct Assembler<'a> {
     truth: HashMap<String, SessionTruth>,
@@ -289,7 +289,12 @@ impl<'a> Assembler<'a> {
         self.added_since_sweep += 1;
         if self.added_since_sweep >= Self::SWEEP_EVERY {
             self.added_since_sweep = 0;
-            let horizon = self.newest_ms - ecom_core::stream::MAX_OUT_OF_ORDER_MS - ecom_core::stream::SESSION_GAP_MS;
+            // The newest time may be a skewed client clock's (up to the validator's future skew
+            // ahead): leave that much more room before a session counts as complete.
+            let horizon = self.newest_ms
+                - ecom_core::stream::MAX_OUT_OF_ORDER_MS
+                - ecom_core::stream::SESSION_GAP_MS
+                - ecom_core::validate::MAX_FUTURE_SKEW_MS;
             let done: Vec<String> =
                 self.open.iter().filter(|(_, (last, _))| *last < horizon).map(|(id, _)| id.clone()).collect();
             for id in done {

@@ -293,7 +293,7 @@ public final class JobOptions {
 
   // The runtime
   static final JobOption<Integer> PARALLELISM =
-      intAtLeast(1, "parallelism", null, "job parallelism (default: the cluster's)");
+      intAtLeast(0, "parallelism", null, "job parallelism (default or 0: the cluster's)");
   static final JobOption<Long> BUFFER_TIMEOUT_MS =
       atLeast(
           1, "buffer-timeout-ms", "5", "longest a record waits in a network buffer between tasks");
