@@ -258,6 +258,9 @@ describe('ecom dashboard in headless Chromium', { timeout: 100_000 }, () => {
     assert.ok(live > 0, 'the demo closed scored sessions');
     assert.ok(offline.length > 0 && offline.every((r) => r.series.includes(version)), `offline bins of ${version}`);
     assert.match(data.headline ?? '', new RegExp(`serving model ${version} .*ROC AUC 0\\.\\d+`));
+    // The live ROC AUC of each model version over the sessions it scored in the range (the
+    // end-to-end tests score with models of their own), beside the offline one.
+    assert.match(data.headline ?? '', /live in this range: \S+ ROC AUC 0\.\d+ over \d+ sessions \(\d+ bought\)/);
   });
 
   test('auto-refresh pauses and resumes from the keyboard', { timeout: 12_000 }, async () => {

@@ -323,7 +323,7 @@ fn now_ms() -> i64 {
 
 /// The serving model's test-set calibration bins, as rows shaped like the live panel's
 /// histogram buckets (`series` names them), and a line naming the model and its offline numbers.
-fn serving_calibration(models_dir: &std::path::Path) -> Result<(Vec<Value>, String), String> {
+fn serving_calibration(models_dir: &std::path::Path) -> Result<(Vec<Value>, String, String), String> {
     let version = ecom_model::current(models_dir).ok_or_else(|| {
         format!(
             "no serving model to compare with ({} names no version)",
@@ -358,7 +358,22 @@ fn serving_calibration(models_dir: &std::path::Path) -> Result<(Vec<Value>, Stri
         num(s.brier),
         num(s.log_loss)
     );
-    Ok((rows, headline))
+    Ok((rows, headline, version))
+}
+
+/// The ROC AUC of scores in bins, from the lowest bin up: each bin's (sessions, purchases).
+/// Pairs within one bin count half, as tied scores do. None with one outcome only.
+pub fn binned_auc(bins: &[(u64, u64)]) -> Option<f64> {
+    let (mut pairs, mut negatives_below) = (0.0f64, 0u64);
+    let (mut pos, mut neg) = (0u64, 0u64);
+    for &(n, p) in bins {
+        let q = n.saturating_sub(p);
+        pairs += p as f64 * (negatives_below as f64 + 0.5 * q as f64);
+        negatives_below += q;
+        pos += p;
+        neg += q;
+    }
+    (pos > 0 && neg > 0).then(|| pairs / (pos as f64 * neg as f64))
 }
 
 /// The most minutes a Redis panel reads: the Guard keeps each minute's visitors for 25 h.
@@ -372,7 +387,11 @@ impl AppState {
         };
         if panel.offline.is_some() && data.error.is_none() {
             match serving_calibration(&self.cfg.models_dir) {
-                Ok((rows, headline)) => {
+                Ok((rows, headline, version)) => {
+                    let headline = match self.live_auc(panel, range, &version).await {
+                        Some(live) => format!("{headline}; {live}"),
+                        None => headline,
+                    };
                     // The offline rows draw even before any live session is in.
                     if data.empty {
                         data.headline = Some(format!("{headline}; {}", data.message.take().unwrap_or_default()));
@@ -386,6 +405,50 @@ impl AppState {
             }
         }
         data
+    }
+
+    /// The live ROC AUC over the panel's sessions in `range`, per model version that scored
+    /// them (the three with most sessions, the serving one marked): their scores in bins of 0.01
+    /// against whether the session bought. None when the search fails or finds no session.
+    async fn live_auc(&self, panel: &Panel, range: Range, serving: &str) -> Option<String> {
+        let (from, to) = range.bounds(now_ms());
+        let mut body = panel.body_for(from, to);
+        body["aggs"] = json!({"versions": {
+            "terms": {"field": "model_version", "size": 3},
+            "aggs": {"bins": {
+                "histogram": {"field": "purchase_probability", "interval": 0.01, "min_doc_count": 1},
+                "aggs": {"purchased": {"filter": {"term": {"purchased": true}}}}
+            }}
+        }});
+        let url = format!(
+            "{}/{}/_search?ignore_unavailable=true&allow_no_indices=true&request_cache=true",
+            self.cfg.es_url.without_credentials().trim_end_matches('/'),
+            panel.index_in(&self.cfg.index_stem)
+        );
+        let resp = self.http.post(&url).timeout(self.cfg.query_timeout).json(&body).send().await.ok()?;
+        let v: Value = resp.error_for_status().ok()?.json().await.ok()?;
+        let parts: Vec<String> = v
+            .pointer("/aggregations/versions/buckets")?
+            .as_array()?
+            .iter()
+            .map(|version| {
+                let name = version["key"].as_str().unwrap_or("?");
+                let bins: Vec<(u64, u64)> = version["bins"]["buckets"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|b| (b["doc_count"].as_u64().unwrap_or(0), b["purchased"]["doc_count"].as_u64().unwrap_or(0)))
+                    .collect();
+                let (n, p) = bins.iter().fold((0, 0), |(n, p), b| (n + b.0, p + b.1));
+                let mark = if name == serving { " (serving)" } else { "" };
+                match binned_auc(&bins) {
+                    Some(auc) => format!("{name}{mark} ROC AUC {auc:.3} over {n} sessions ({p} bought)"),
+                    None => format!("{name}{mark} {n} sessions, too few outcomes for an AUC"),
+                }
+            })
+            .collect();
+        (!parts.is_empty()).then(|| format!("live in this range: {}", parts.join("; ")))
     }
 
     /// The Guard's live counts: distinct visitors per minute of event time over the range (at
