@@ -84,7 +84,7 @@ pub(crate) async fn probe_servers(
                     Verdict::Config("401: the credentials are wrong (--es-url user, --es-password-file)".into())
                 }
                 Ok(r) => Verdict::Unreachable(format!("answers {}", r.status())),
-                Err(e) => Verdict::Unreachable(format!("{e}; {HINT}")),
+                Err(e) => Verdict::Unreachable(format!("{e}; {}", ecom_sink::stores::tls_refusal(&e).unwrap_or(HINT))),
             };
             ("Elasticsearch", es.base.clone(), v)
         }

@@ -313,24 +313,29 @@ async fn shutdown_signal() {
 /// chooses for it.
 fn main() -> std::process::ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let probe = config::with_env(Cli::command());
-    // A renamed flag's old variable keeps working, with a word about the new name.
-    for (env, value, old) in config::renamed_env(&probe) {
+    let cmd = config::with_env(Cli::command());
+    // A renamed flag's old variable keeps working, with a word about the new name; a file's
+    // values reach their flags through the environment, so they only fill what neither a flag
+    // nor the environment gives. Set before any thread starts.
+    let renamed = config::renamed_env(&cmd);
+    for (env, value, old) in &renamed {
         eprintln!("warning: ${old} is the old name of ${env}; it still works, but use ${env}");
         std::env::set_var(env, value);
     }
-    // The file's values reach their flags through the environment, so they only fill what
-    // neither a flag nor the environment gives. Set before any thread starts.
-    match config::from_file(&probe, &args) {
-        Ok(values) => values.into_iter().for_each(|(k, v)| std::env::set_var(k, v)),
+    let from_file = match config::from_file(&cmd, &args) {
+        Ok(values) => values,
         Err(e) => {
             eprintln!("Error: {e:#}");
             return std::process::ExitCode::from(exit::code(&e));
         }
-    }
-    // clap reads a flag's variable when the flag is declared: declare them again, now that
-    // the renamed ones and the file's are set.
-    let cmd = config::with_env(Cli::command());
+    };
+    // clap reads a flag's variable when the flag is declared: declare them again after setting.
+    let cmd = if renamed.is_empty() && from_file.is_empty() {
+        cmd
+    } else {
+        from_file.into_iter().for_each(|(k, v)| std::env::set_var(k, v));
+        config::with_env(Cli::command())
+    };
     let matches = cmd.get_matches_from(args);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Runtime::new() {

@@ -41,13 +41,14 @@ pub(crate) fn run(a: ModelsArgs) -> anyhow::Result<()> {
     match a.cmd {
         ModelsCmd::List { json } => {
             let versions = versions::list(dir).map_err(|e| crate::exit::config(format!("{e:#}")))?;
+            let rows: Vec<Listed<'_>> = versions.iter().map(Listed::of).collect();
             if json {
-                for v in &versions {
-                    println!("{}", serde_json::to_string(&listed(v))?);
+                for r in &rows {
+                    println!("{}", serde_json::to_string(r)?);
                 }
                 return Ok(());
             }
-            if versions.is_empty() {
+            if rows.is_empty() {
                 println!("no versions in {} (ecom train writes one)", dir.display());
                 return Ok(());
             }
@@ -56,20 +57,18 @@ pub(crate) fn run(a: ModelsArgs) -> anyhow::Result<()> {
                 "VERSION", "SERVING", "ROC AUC", "PR AUC", "BRIER", "ORACLE", "OBSERVABLE", "TEST"
             );
             let num = |x: Option<f64>| x.map_or_else(|| "-".into(), |x| format!("{x:.4}"));
-            for v in &versions {
-                let e = v.evaluation.as_ref();
-                let xgb = e.and_then(|e| e.models.get("xgboost")).map(|m| &m.scores);
+            for r in &rows {
                 println!(
                     "{:<16} {:<7} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8}{}",
-                    v.name,
-                    if v.serving { "*" } else { "" },
-                    num(xgb.and_then(|s| s.roc_auc)),
-                    num(xgb.and_then(|s| s.pr_auc)),
-                    num(xgb.and_then(|s| s.brier)),
-                    num(e.and_then(|e| e.oracle_auc)),
-                    num(e.and_then(|e| e.observable_oracle_auc)),
-                    e.map_or_else(|| "-".into(), |e| e.split.test.sessions.to_string()),
-                    v.problem.as_ref().map_or_else(String::new, |p| format!("   cannot serve: {p}")),
+                    r.version,
+                    if r.serving { "*" } else { "" },
+                    num(r.roc_auc),
+                    num(r.pr_auc),
+                    num(r.brier),
+                    num(r.oracle_auc),
+                    num(r.observable_oracle_auc),
+                    r.test_sessions.map_or_else(|| "-".into(), |n| n.to_string()),
+                    r.problem.as_ref().map_or_else(String::new, |p| format!("   cannot serve: {p}")),
                 );
             }
             Ok(())
@@ -102,21 +101,39 @@ fn print_move(m: &Move) {
     );
 }
 
-/// A version as `list --json` prints it.
-fn listed(v: &versions::Version) -> serde_json::Value {
-    let e = v.evaluation.as_ref();
-    let xgb = e.and_then(|e| e.models.get("xgboost")).map(|m| &m.scores);
-    serde_json::json!({
-        "version": v.name,
-        "serving": v.serving,
-        "created_at_ms": e.map(|e| e.created_at_ms),
-        "roc_auc": xgb.and_then(|s| s.roc_auc),
-        "pr_auc": xgb.and_then(|s| s.pr_auc),
-        "brier": xgb.and_then(|s| s.brier),
-        "log_loss": xgb.and_then(|s| s.log_loss),
-        "oracle_auc": e.and_then(|e| e.oracle_auc),
-        "observable_oracle_auc": e.and_then(|e| e.observable_oracle_auc),
-        "test_sessions": e.map(|e| e.split.test.sessions),
-        "problem": v.problem,
-    })
+/// A version as `list` shows it (one JSON object per line with `--json`): XGBoost's test-set
+/// scores next to the oracles.
+#[derive(serde::Serialize)]
+struct Listed<'a> {
+    version: &'a str,
+    serving: bool,
+    created_at_ms: Option<i64>,
+    roc_auc: Option<f64>,
+    pr_auc: Option<f64>,
+    brier: Option<f64>,
+    log_loss: Option<f64>,
+    oracle_auc: Option<f64>,
+    observable_oracle_auc: Option<f64>,
+    test_sessions: Option<u64>,
+    problem: Option<&'a str>,
+}
+
+impl<'a> Listed<'a> {
+    fn of(v: &'a versions::Version) -> Self {
+        let e = v.evaluation.as_ref();
+        let xgb = e.and_then(|e| e.models.get("xgboost")).map(|m| &m.scores);
+        Listed {
+            version: &v.name,
+            serving: v.serving,
+            created_at_ms: e.map(|e| e.created_at_ms),
+            roc_auc: xgb.and_then(|s| s.roc_auc),
+            pr_auc: xgb.and_then(|s| s.pr_auc),
+            brier: xgb.and_then(|s| s.brier),
+            log_loss: xgb.and_then(|s| s.log_loss),
+            oracle_auc: e.and_then(|e| e.oracle_auc),
+            observable_oracle_auc: e.and_then(|e| e.observable_oracle_auc),
+            test_sessions: e.map(|e| e.split.test.sessions),
+            problem: v.problem.as_deref(),
+        }
+    }
 }

@@ -420,11 +420,7 @@ impl AppState {
                 "aggs": {"purchased": {"filter": {"term": {"purchased": true}}}}
             }}
         }});
-        let url = format!(
-            "{}/{}/_search?ignore_unavailable=true&allow_no_indices=true&request_cache=true",
-            self.cfg.es_url.without_credentials().trim_end_matches('/'),
-            panel.index_in(&self.cfg.index_stem)
-        );
+        let url = self.search_url(panel);
         let resp = self.http.post(&url).timeout(self.cfg.query_timeout).json(&body).send().await.ok()?;
         let v: Value = resp.error_for_status().ok()?.json().await.ok()?;
         let parts: Vec<String> = v
@@ -515,13 +511,18 @@ impl AppState {
         }
     }
 
-    async fn search(&self, panel: &Panel, range: Range) -> PanelData {
-        let (from, to) = range.bounds(now_ms());
-        let url = format!(
+    /// Where `panel`'s searches go (a missing index is no data, not an error).
+    fn search_url(&self, panel: &Panel) -> String {
+        format!(
             "{}/{}/_search?ignore_unavailable=true&allow_no_indices=true&request_cache=true",
             self.cfg.es_url.without_credentials().trim_end_matches('/'),
             panel.index_in(&self.cfg.index_stem)
-        );
+        )
+    }
+
+    async fn search(&self, panel: &Panel, range: Range) -> PanelData {
+        let (from, to) = range.bounds(now_ms());
+        let url = self.search_url(panel);
         let started = Instant::now();
         let answer = self.http.post(&url).timeout(self.cfg.query_timeout).json(&panel.body_for(from, to)).send().await;
         let not_answering = |e: String| PanelData {

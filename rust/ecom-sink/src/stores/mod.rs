@@ -57,6 +57,14 @@ pub struct Rejected {
     pub document: Value,
 }
 
+/// What to do when a request was refused for its server's TLS certificate (signed by a
+/// private CA, say), if that is why it failed: a TLS refusal is not an absent server.
+pub fn tls_refusal(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    std::iter::successors(Some(e), |e| e.source())
+        .any(|e| e.to_string().contains("certificate"))
+        .then_some("refused its TLS certificate (signed by a private CA? set SSL_CERT_FILE to the CA's PEM)")
+}
+
 /// An Elasticsearch client for `url`; its credentials go in basic auth, never in the URL the
 /// client reports in its errors.
 pub fn es_client(url: &SecretUrl) -> anyhow::Result<Elasticsearch> {
@@ -175,14 +183,7 @@ impl Stores {
     /// Ok when both stores answer.
     pub async fn ping(&self) -> anyhow::Result<()> {
         if let Err(e) = self.es.ping().send().await {
-            // A TLS refusal is not an absent server: say which fix applies.
-            let refused_cert = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-                .any(|e| e.to_string().contains("certificate"));
-            let hint = if refused_cert {
-                "refused its TLS certificate (signed by a private CA? set SSL_CERT_FILE to the CA's PEM)"
-            } else {
-                "does not answer (run dev/up?)"
-            };
+            let hint = tls_refusal(&e).unwrap_or("does not answer (run dev/up?)");
             return Err(anyhow::Error::new(e).context(format!("Elasticsearch at {} {hint}", self.es_url)));
         }
         self.db
