@@ -378,7 +378,7 @@ async fn one_run(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
     );
     let topic = |what: &str| format!("ecom.{id}.{what}");
-    let names = ["raw", "enriched", "invalid", "sessions", "metrics"].map(topic);
+    let names = ["raw", "enriched", "invalid", "sessions", "metrics", "quality"].map(topic);
     let admin: AdminClient<DefaultClientContext> =
         ecom_sink::kafka::client(&a.cluster.brokers)?.create().context("creating a Kafka admin client")?;
     let new: Vec<NewTopic<'_>> = names.iter().map(|t| NewTopic::new(t, 2, TopicReplication::Fixed(1))).collect();
@@ -494,7 +494,7 @@ impl Drop for StopOnDrop {
 }
 
 /// The job's options for a bench run on scratch topics `names` (raw, enriched, invalid,
-/// sessions, metrics), with `id` as its consumer group and transactional-id prefix.
+/// sessions, metrics, quality), with `id` as its consumer group and transactional-id prefix.
 pub(crate) fn scratch_job_args(brokers: &str, serve: &str, names: &[String], id: &str) -> Vec<String> {
     [
         ("--bootstrap-servers", brokers),
@@ -504,6 +504,7 @@ pub(crate) fn scratch_job_args(brokers: &str, serve: &str, names: &[String], id:
         ("--invalid-topic", &names[2]),
         ("--sessions-topic", &names[3]),
         ("--metrics-topic", &names[4]),
+        ("--quality-topic", &names[5]),
         ("--group-id", id),
         ("--transactional-id-prefix", id),
     ]

@@ -234,6 +234,12 @@ struct SinkArgs {
     /// Index prefix of rejected records (PREFIX-YYYY.MM.DD by rejected_at_ms).
     #[arg(long, default_value = "ecom-invalid")]
     invalid_index_prefix: String,
+    /// Topic of each model version's live quality per window (ecom.v1.ModelQuality).
+    #[arg(long, default_value = ecom_core::topics::QUALITY)]
+    quality_topic: String,
+    /// Index prefix of live model quality (PREFIX-YYYY.MM.DD by window_start_ms).
+    #[arg(long, default_value = "ecom-quality")]
+    quality_index_prefix: String,
     /// Topic for the sink's own dead letters (undecodable records, documents a store refused).
     #[arg(long, default_value = ecom_core::topics::SINK_DEADLETTER)]
     deadletter_topic: String,
@@ -437,6 +443,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 metrics_index_prefix: a.metrics_index_prefix,
                 invalid_topic: a.invalid_topic,
                 invalid_index_prefix: a.invalid_index_prefix,
+                quality_topic: a.quality_topic,
+                quality_index_prefix: a.quality_index_prefix,
                 deadletter_topic: a.deadletter_topic,
             };
             ecom_sink::run(cfg, agg, shutdown_signal()).await.context("ecom sink")

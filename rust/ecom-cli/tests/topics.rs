@@ -33,6 +33,7 @@ fn the_jobs_topics_are_ecom_cores() {
         ("INVALID", topics::INVALID),
         ("SESSIONS", topics::SESSIONS),
         ("METRICS", topics::METRICS),
+        ("QUALITY", topics::QUALITY),
         ("CATALOG", topics::CATALOG),
     ];
     assert_eq!(named, rust);

@@ -12,6 +12,8 @@ pub const INVALID: &str = "ecom.events.invalid";
 pub const SESSIONS: &str = "ecom.sessions";
 /// Per-minute differentially private metrics windows.
 pub const METRICS: &str = "ecom.metrics";
+/// Each model version's live quality per window of closed sessions.
+pub const QUALITY: &str = "ecom.quality";
 /// The generator's ground truth per session (the oracle; never read by the job).
 pub const TRUTH: &str = "ecom.truth";
 /// The product catalog, compacted by product id.
@@ -20,4 +22,4 @@ pub const CATALOG: &str = "ecom.catalog";
 pub const SINK_DEADLETTER: &str = "ecom.sink.deadletter";
 
 /// Every topic, in dev/up's order.
-pub const ALL: [&str; 8] = [RAW, ENRICHED, INVALID, SESSIONS, METRICS, TRUTH, CATALOG, SINK_DEADLETTER];
+pub const ALL: [&str; 9] = [RAW, ENRICHED, INVALID, SESSIONS, METRICS, QUALITY, TRUTH, CATALOG, SINK_DEADLETTER];

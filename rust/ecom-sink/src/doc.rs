@@ -2,7 +2,7 @@
 //! documents both stores hold, and the Elasticsearch index templates for them: one shape per
 //! kind, in one place.
 use anyhow::Context;
-use ecom_proto::v1::{EnrichedEvent, Event, EventKind, InvalidEvent, Session, Verdict, WindowMetrics};
+use ecom_proto::v1::{EnrichedEvent, Event, EventKind, InvalidEvent, ModelQuality, Session, Verdict, WindowMetrics};
 use serde_json::{json, Value};
 
 /// A time that is 0 when it never happened (no Score call yet, no earlier session): null in
@@ -360,6 +360,45 @@ pub fn metrics_index_template(prefix: &str) -> Value {
             "indexed_at": date(),
             "views": long, "carts": long, "purchases": long, "revenue_cents": long,
             "conversion": typed("double"), "epsilon_spent": typed("double")
+        }),
+    )
+}
+
+/// The document for one window of a model version's live quality (`_id` = `ModelQuality.id`).
+/// Unknown measures (a window without buyers has no ROC AUC) are null.
+pub fn quality_doc(q: &ModelQuality, indexed_at_ms: i64) -> Value {
+    json!({
+        "id": q.id,
+        "window_start_ms": q.window_start_ms,
+        "window_end_ms": q.window_end_ms,
+        "model_version": q.model_version,
+        "sessions": q.sessions,
+        "purchases": q.purchases,
+        "base_rate": q.base_rate,
+        "roc_auc": q.roc_auc,
+        "pr_auc": q.pr_auc,
+        "log_loss": q.log_loss,
+        "brier": q.brier,
+        "calibration": q.calibration.iter().map(|b| json!({
+            "lower": b.lower, "upper": b.upper, "sessions": b.sessions, "purchases": b.purchases,
+            "mean_predicted": b.mean_predicted,
+        })).collect::<Vec<_>>(),
+        "emitted_at_ms": q.emitted_at_ms,
+        "indexed_at": indexed_at_ms,
+    })
+}
+
+/// Index template for live model quality (`prefix-*`, daily by window_start_ms).
+pub fn quality_index_template(prefix: &str) -> Value {
+    let (long, double) = (typed("long"), typed("double"));
+    template(
+        prefix,
+        json!({
+            "window_start_ms": date(), "window_end_ms": date(), "emitted_at_ms": date(),
+            "indexed_at": date(), "sessions": long, "purchases": long, "base_rate": double,
+            "roc_auc": double, "pr_auc": double, "log_loss": double, "brier": double,
+            "calibration": {"properties": {"lower": double, "upper": double, "sessions": long,
+                "purchases": long, "mean_predicted": double}}
         }),
     )
 }

@@ -1,4 +1,4 @@
-//! ecom-sink: consumes the Flink job's four output topics (read_committed) and writes every
+//! ecom-sink: consumes the Flink job's five output topics (read_committed) and writes every
 //! record to Elasticsearch and MongoDB, keyed by the record's id so a replay overwrites instead
 //! of duplicating:
 //!
@@ -8,6 +8,7 @@
 //! | ecom.sessions | Session | ecom-sessions-YYYY.MM.DD by start_ms | sessions | id |
 //! | ecom.metrics | WindowMetrics | ecom-metrics-YYYY.MM.DD by window_start_ms | metrics | id |
 //! | ecom.events.invalid | InvalidEvent | ecom-invalid-YYYY.MM.DD by rejected_at_ms | invalid | source topic/partition/offset |
+//! | ecom.quality | ModelQuality | ecom-quality-YYYY.MM.DD by window_start_ms | quality | id |
 //!
 //! The job's dead letters are indexed so that the reconciliation (every record read is
 //! enriched or rejected with a reason) can be counted from the stores; ecom.events.invalid
@@ -107,6 +108,10 @@ pub struct AggregatesConfig {
     pub invalid_topic: String,
     /// Index prefix of rejected records; they go to `<prefix>-YYYY.MM.DD` by rejected_at_ms.
     pub invalid_index_prefix: String,
+    /// Topic of each model version's live quality per window (ecom.quality).
+    pub quality_topic: String,
+    /// Index prefix of live quality; it goes to `<prefix>-YYYY.MM.DD` by window_start_ms.
+    pub quality_index_prefix: String,
     /// Topic the sink's own dead letters go to (JSON, key = the dead letter's id), besides
     /// MongoDB's `sink_deadletter`: records it could not decode and documents a store refused.
     pub deadletter_topic: String,
@@ -121,6 +126,8 @@ impl Default for AggregatesConfig {
             metrics_index_prefix: "ecom-metrics".into(),
             invalid_topic: ecom_core::topics::INVALID.into(),
             invalid_index_prefix: "ecom-invalid".into(),
+            quality_topic: ecom_core::topics::QUALITY.into(),
+            quality_index_prefix: "ecom-quality".into(),
             deadletter_topic: ecom_core::topics::SINK_DEADLETTER.into(),
         }
     }
@@ -134,6 +141,7 @@ fn topic_kinds(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<HashM
         (&agg.sessions_topic, Kind::Session, "--sessions-topic"),
         (&agg.metrics_topic, Kind::WindowMetrics, "--metrics-topic"),
         (&agg.invalid_topic, Kind::Invalid, "--invalid-topic"),
+        (&agg.quality_topic, Kind::Quality, "--quality-topic"),
     ] {
         if topic.is_empty() {
             bail!("{flag} is empty: name the topic the job writes {} records to", kind.as_str());
@@ -157,6 +165,7 @@ fn check_prefixes(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<()
         ("--sessions-index-prefix", &agg.sessions_index_prefix),
         ("--metrics-index-prefix", &agg.metrics_index_prefix),
         ("--invalid-index-prefix", &agg.invalid_index_prefix),
+        ("--quality-index-prefix", &agg.quality_index_prefix),
     ];
     for (flag, p) in named {
         if p.is_empty() {
@@ -237,8 +246,13 @@ pub async fn run(
         .set("statistics.interval.ms", "5000")
         .create_with_context(SinkContext)
         .with_context(|| format!("creating a Kafka consumer for {}", cfg.brokers))?;
-    let topics =
-        [cfg.topic.as_str(), agg.sessions_topic.as_str(), agg.metrics_topic.as_str(), agg.invalid_topic.as_str()];
+    let topics = [
+        cfg.topic.as_str(),
+        agg.sessions_topic.as_str(),
+        agg.metrics_topic.as_str(),
+        agg.invalid_topic.as_str(),
+        agg.quality_topic.as_str(),
+    ];
     if topics.contains(&agg.deadletter_topic.as_str()) || agg.deadletter_topic.is_empty() {
         bail!("--deadletter-topic {:?} must be a topic of its own", agg.deadletter_topic);
     }

@@ -1,6 +1,6 @@
-//! What the sink reads: the four kinds of record, decoding a Kafka payload into one (or into
+//! What the sink reads: the five kinds of record, decoding a Kafka payload into one (or into
 //! the reason it goes to the dead letter), and the batch the stores write at once.
-use ecom_proto::v1::{EnrichedEvent, InvalidEvent, Session, WindowMetrics};
+use ecom_proto::v1::{EnrichedEvent, InvalidEvent, ModelQuality, Session, WindowMetrics};
 use prost::Message as _;
 
 /// The kind of record a topic carries. Names the counters and the dead letters.
@@ -14,11 +14,13 @@ pub enum Kind {
     WindowMetrics,
     /// `ecom.v1.InvalidEvent` from ecom.events.invalid: a raw record the job rejected.
     Invalid,
+    /// `ecom.v1.ModelQuality` from ecom.quality: a model version's live quality per window.
+    Quality,
 }
 
 impl Kind {
     /// Every kind, in the order the sink reports them.
-    pub const ALL: [Kind; 4] = [Kind::Event, Kind::Session, Kind::WindowMetrics, Kind::Invalid];
+    pub const ALL: [Kind; 5] = [Kind::Event, Kind::Session, Kind::WindowMetrics, Kind::Invalid, Kind::Quality];
 
     /// The name used in metric labels and dead-letter documents.
     pub fn as_str(self) -> &'static str {
@@ -27,6 +29,7 @@ impl Kind {
             Kind::Session => "session",
             Kind::WindowMetrics => "window_metrics",
             Kind::Invalid => "invalid",
+            Kind::Quality => "quality",
         }
     }
 }
@@ -46,6 +49,8 @@ pub enum Record {
     WindowMetrics(WindowMetrics),
     /// A record the job rejected; id = its raw record's position, [`invalid_id`].
     Invalid(InvalidEvent),
+    /// One window's live model quality; id = ModelQuality.id.
+    Quality(ModelQuality),
 }
 
 impl Record {
@@ -56,6 +61,7 @@ impl Record {
             Record::Session(s) => s.id.clone(),
             Record::WindowMetrics(m) => m.id.clone(),
             Record::Invalid(e) => invalid_id(e).unwrap_or_default(),
+            Record::Quality(q) => q.id.clone(),
         }
     }
 
@@ -65,6 +71,7 @@ impl Record {
             Record::Session(_) => Kind::Session,
             Record::WindowMetrics(_) => Kind::WindowMetrics,
             Record::Invalid(_) => Kind::Invalid,
+            Record::Quality(_) => Kind::Quality,
         }
     }
 }
@@ -99,6 +106,11 @@ pub fn decode(kind: Kind, payload: &[u8]) -> Result<Record, String> {
             Ok(e) if invalid_id(&e).is_some() => Ok(Record::Invalid(e)),
             Ok(_) => Err("invalid event without source topic".into()),
             Err(err) => Err(format!("not an ecom.v1.InvalidEvent: {err}")),
+        },
+        Kind::Quality => match ModelQuality::decode(payload) {
+            Ok(q) if !q.id.is_empty() => Ok(Record::Quality(q)),
+            Ok(_) => Err("model quality without id".into()),
+            Err(err) => Err(format!("not an ecom.v1.ModelQuality: {err}")),
         },
     }
 }
@@ -138,6 +150,8 @@ pub struct Batch {
     pub metrics: Vec<WindowMetrics>,
     /// Records the job rejected (ecom-invalid-*, ecom.invalid).
     pub invalid: Vec<InvalidEvent>,
+    /// Live model quality windows (ecom-quality-*, ecom.quality).
+    pub quality: Vec<ModelQuality>,
     /// Undecodable records (ecom.sink_deadletter).
     pub dead: Vec<DeadLetter>,
     /// (topic, partition, offset) the sink read each record from, by (kind, record id): what a
@@ -165,12 +179,18 @@ impl Batch {
             Record::Session(s) => self.sessions.push(s),
             Record::WindowMetrics(m) => self.metrics.push(m),
             Record::Invalid(e) => self.invalid.push(e),
+            Record::Quality(q) => self.quality.push(q),
         }
     }
 
     /// Records of every kind, dead letters included.
     pub fn len(&self) -> usize {
-        self.events.len() + self.sessions.len() + self.metrics.len() + self.invalid.len() + self.dead.len()
+        self.events.len()
+            + self.sessions.len()
+            + self.metrics.len()
+            + self.invalid.len()
+            + self.quality.len()
+            + self.dead.len()
     }
 
     /// True when there is nothing to write.
@@ -185,6 +205,7 @@ impl Batch {
             Kind::Session => self.sessions.len(),
             Kind::WindowMetrics => self.metrics.len(),
             Kind::Invalid => self.invalid.len(),
+            Kind::Quality => self.quality.len(),
         }
     }
 

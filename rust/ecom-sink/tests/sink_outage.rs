@@ -98,6 +98,8 @@ fn configs(tag: &str, es_port: u16, metrics_port: u16, max_poll: Duration) -> (S
         metrics_index_prefix: name("metrics"),
         invalid_topic: name("invalid"),
         invalid_index_prefix: name("invalid"),
+        quality_topic: name("quality"),
+        quality_index_prefix: name("quality"),
         deadletter_topic: name("deadletter"),
     };
     (c, a)

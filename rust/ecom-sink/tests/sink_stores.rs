@@ -1,9 +1,12 @@
 //! Service tests of the sink against the real Kafka, Elasticsearch and MongoDB of the local
 //! stack (dev/up). Each test uses its own topic, index prefix and database.
-use ecom_proto::v1::{EnrichedEvent, Event, InvalidEvent, Session, SourceOffset, WindowMetrics};
+use ecom_proto::v1::{
+    CalibrationBin, EnrichedEvent, Event, InvalidEvent, ModelQuality, Session, SourceOffset, WindowMetrics,
+};
 use ecom_sink::record::Batch;
 use ecom_sink::stores::{
-    Stores, DEADLETTER_COLLECTION, EVENTS_COLLECTION, INVALID_COLLECTION, METRICS_COLLECTION, SESSIONS_COLLECTION,
+    Stores, DEADLETTER_COLLECTION, EVENTS_COLLECTION, INVALID_COLLECTION, METRICS_COLLECTION, QUALITY_COLLECTION,
+    SESSIONS_COLLECTION,
 };
 use ecom_sink::{AggregatesConfig, DeliveryMode, SinkConfig};
 use mongodb::bson::{doc, Document};
@@ -49,6 +52,8 @@ fn cfg(tag: &str) -> (SinkConfig, AggregatesConfig) {
         metrics_index_prefix: unique(&format!("ecom-test-{tag}-metrics")),
         invalid_topic: unique(&format!("ecom-test-{tag}-invalid")),
         invalid_index_prefix: unique(&format!("ecom-test-{tag}-invalid")),
+        quality_topic: unique(&format!("ecom-test-{tag}-quality")),
+        quality_index_prefix: unique(&format!("ecom-test-{tag}-quality")),
         deadletter_topic: unique(&format!("ecom-test-{tag}-deadletter")),
     };
     (c, a)
@@ -315,6 +320,35 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
     for i in 0..5 {
         send(&a.invalid_topic, "k".into(), invalid(i).encode_to_vec()).await;
     }
+    // Two model versions' live quality; one window without buyers has no ROC AUC.
+    let quality = [
+        ModelQuality {
+            id: format!("{JAN_1_2026_MS}/v1"),
+            window_start_ms: JAN_1_2026_MS,
+            window_end_ms: JAN_1_2026_MS + 600_000,
+            model_version: "v1".into(),
+            sessions: 40,
+            purchases: 3,
+            roc_auc: Some(0.81),
+            calibration: vec![CalibrationBin {
+                lower: 0.0,
+                upper: 0.1,
+                sessions: 40,
+                purchases: 3,
+                mean_predicted: 0.07,
+            }],
+            ..Default::default()
+        },
+        ModelQuality {
+            id: format!("{JAN_1_2026_MS}/v2"),
+            model_version: "v2".into(),
+            sessions: 5,
+            ..Default::default()
+        },
+    ];
+    for q in &quality {
+        send(&a.quality_topic, q.id.clone(), q.encode_to_vec()).await;
+    }
     // A replayed session: written again, stored once.
     send(&a.sessions_topic, "s0".into(), session(0).encode_to_vec()).await;
     // Records that are not what their topic carries: each must land in the dead letter with
@@ -338,6 +372,8 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
         || mongo_count(&c, INVALID_COLLECTION).await < 5
         || es_count(c.es_url.expose(), &a.invalid_index_prefix).await < 5
         || mongo_count(&c, DEADLETTER_COLLECTION).await < 3
+        || mongo_count(&c, QUALITY_COLLECTION).await < 2
+        || es_count(c.es_url.expose(), &a.quality_index_prefix).await < 2
     {
         assert!(!run.is_finished(), "the sink stopped early");
         assert!(Instant::now() < deadline, "sink did not write every record within 60 s");
@@ -348,6 +384,14 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
     let (sessions, windows): (Vec<_>, Vec<_>) = ((0..6).map(session).collect(), (0..9).map(metrics).collect());
     assert_stored(&c, &a, 300, &sessions, &windows).await;
     assert_invalid_stored(&c, &a, 5).await;
+    for q in &quality {
+        let index = ecom_sink::doc::daily_index(&a.quality_index_prefix, q.window_start_ms);
+        let d = es_get(c.es_url.expose(), &index, &q.id).await.unwrap_or_else(|| panic!("{} not in {index}", q.id));
+        assert_eq!((d["sessions"].as_i64(), d["roc_auc"].as_f64()), (Some(q.sessions), q.roc_auc));
+        assert_eq!(d["calibration"].as_array().map(Vec::len), Some(q.calibration.len()));
+        let m = mongo_get(&c, QUALITY_COLLECTION, &q.id).await.unwrap_or_else(|| panic!("{} not in MongoDB", q.id));
+        assert_eq!(m.get_str("model_version").unwrap(), q.model_version);
+    }
 
     let dead = db(&c).await.collection::<Document>(DEADLETTER_COLLECTION);
     assert_eq!(dead.count_documents(doc! {}).await.unwrap(), 3);

@@ -23,8 +23,8 @@ pub(super) async fn run_job(
     let total: u64 = parts.iter().map(|p| p.records).sum();
     let mut gen = GenerateArgs::with(total, 1, 0.02, None, &a.cluster.brokers);
     gen.topic = names[0].clone();
-    gen.catalog_topic = names[6].clone();
-    gen.truth_topic = names[7].clone();
+    gen.catalog_topic = names[7].clone();
+    gen.truth_topic = names[8].clone();
     gen.quiet = true;
     // ~1 s of event time per record at most: the whole run lies in the past.
     gen.start_ms = Some(now_ms() - 2 * 3_600_000 - total as i64 * 1_000);
@@ -147,7 +147,7 @@ pub(super) async fn run_job(
     let cpu_series = sampler.await.context("the CPU sampler panicked")?;
     let peak_rss_mb = procs.peak_rss_mb();
     let job_status = watch.finish().await;
-    let sink_deadletters = crate::demo::end_offsets(&a.cluster.brokers, &[names[5].as_str()])?.values().sum::<i64>();
+    let sink_deadletters = crate::demo::end_offsets(&a.cluster.brokers, &[names[6].as_str()])?.values().sum::<i64>();
 
     // The burst: the events the sink wrote from its start to the last write, over that span (a
     // backlog left by the ladder is written in it too: what the stores took at full speed).

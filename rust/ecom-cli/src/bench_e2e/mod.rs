@@ -309,7 +309,8 @@ async fn one_design(a: &E2eBench, run: &Run, parts: &[Part], deadline: Instant) 
     let id = format!("bench-e2e-{}-{now}", run.name);
     let topic = |what: &str| format!("ecom.{id}.{what}");
     let scratch = Scratch {
-        names: ["raw", "enriched", "invalid", "sessions", "metrics", "sink-deadletter", "catalog", "truth"].map(topic),
+        names: ["raw", "enriched", "invalid", "sessions", "metrics", "quality", "sink-deadletter", "catalog", "truth"]
+            .map(topic),
         stem: id.clone(),
         mongo_db: id.replace('-', "_"),
     };
@@ -328,18 +329,18 @@ async fn one_design(a: &E2eBench, run: &Run, parts: &[Part], deadline: Instant) 
     let topics: Vec<&str> = names.iter().map(String::as_str).collect();
     let _ = admin.delete_topics(&topics, &AdminOptions::new()).await;
     let _ = es.client.delete(format!("{}/{stem}-*", es.base)).send().await;
-    for kind in ["events", "sessions", "metrics", "invalid"] {
+    for kind in ["events", "sessions", "metrics", "invalid", "quality"] {
         let _ = es.client.delete(format!("{}/_index_template/{stem}-{kind}", es.base)).send().await;
     }
     let _ = mongo.database(mongo_db).drop().await;
     result
 }
 
-/// One design's scratch resources: topics (raw, enriched, invalid, sessions, metrics, the
-/// sink's dead letters, catalog, truth), the stem of its indices, groups and transactional
+/// One design's scratch resources: topics (raw, enriched, invalid, sessions, metrics,
+/// quality, the sink's dead letters, catalog, truth), the stem of its indices, groups and transactional
 /// ids, and its MongoDB database.
 struct Scratch {
-    names: [String; 8],
+    names: [String; 9],
     stem: String,
     mongo_db: String,
 }
@@ -408,9 +409,11 @@ async fn measure(
         let (_, sink_log_path) = log(name)?;
         let mut sink = crate::services::sink_command(&exe, &a.es, &a.mongo, &a.cluster.brokers, &sink_addr(i))?;
         sink.args(["--enriched-topic", &names[1], "--invalid-topic", &names[2]])
-            .args(["--sessions-topic", &names[3], "--metrics-topic", &names[4], "--deadletter-topic", &names[5]])
+            .args(["--sessions-topic", &names[3], "--metrics-topic", &names[4]])
+            .args(["--quality-topic", &names[5], "--deadletter-topic", &names[6]])
             .args(["--index-prefix", &format!("{stem}-events")])
             .args(["--invalid-index-prefix", &format!("{stem}-invalid")])
+            .args(["--quality-index-prefix", &format!("{stem}-quality")])
             .args(["--sessions-index-prefix", &format!("{stem}-sessions")])
             .args(["--metrics-index-prefix", &format!("{stem}-metrics")])
             .args(["--mongo-db", mongo_db, "--group-id", &format!("{stem}-sink")])
@@ -443,7 +446,7 @@ async fn measure(
     let models = std::path::absolute(&a.models_dir).context("the models directory")?;
     let job_args: Vec<String> = crate::bench_job::scratch_job_args(&a.cluster.brokers, &serve_address, names, stem)
         .into_iter()
-        .chain(["--catalog-topic".to_string(), names[6].clone()])
+        .chain(["--catalog-topic".to_string(), names[7].clone()])
         .chain(run.job_args.iter().map(|o| o.replace(MODELS_DIR, &models.to_string_lossy())))
         .chain(a.job_args.iter().cloned())
         .collect();

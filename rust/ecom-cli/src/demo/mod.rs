@@ -6,7 +6,7 @@ use crate::generate::now_ms;
 use crate::generate::{self, GenerateArgs, GenerateSummary};
 use crate::stack::{EsArgs, EsHttp, MongoArgs, RedisArgs};
 use anyhow::{bail, Context};
-use ecom_proto::v1::{EnrichedEvent, EventKind, InvalidEvent, RejectReason, Session, WindowMetrics};
+use ecom_proto::v1::{EnrichedEvent, EventKind, InvalidEvent, ModelQuality, RejectReason, Session, WindowMetrics};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -148,7 +148,7 @@ impl DemoArgs {
 /// The demo's records per second when --rate is not given.
 const DEMO_RATE: f64 = 1_000.0;
 
-use ecom_core::topics::{ENRICHED, INVALID, METRICS, RAW, SESSIONS};
+use ecom_core::topics::{ENRICHED, INVALID, METRICS, QUALITY, RAW, SESSIONS};
 
 fn step(msg: &str) {
     eprintln!("==> {msg}");
@@ -238,7 +238,7 @@ async fn submitted(
 ) -> anyhow::Result<Summary> {
     let flink = a.cluster.flink();
     // Remember where the output topics end now: this run's results come after.
-    let out_start = end_offsets(&a.cluster.brokers, &[ENRICHED, INVALID, SESSIONS, METRICS])?;
+    let out_start = end_offsets(&a.cluster.brokers, &[ENRICHED, INVALID, SESSIONS, METRICS, QUALITY])?;
 
     step(&format!("generating {} events into {RAW}", a.events));
     let seed = a.seed.unwrap_or_else(|| {

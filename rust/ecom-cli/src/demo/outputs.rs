@@ -85,10 +85,24 @@ pub(crate) struct Outcome {
     /// The latest `enriched_at_ms` of an event that got a Guard, Score or Recommend fallback.
     #[serde(skip)]
     pub(crate) last_fallback_at_ms: i64,
-    /// Each closed session's score at its decision point and its outcome: (model version,
-    /// purchase probability, purchased), for the live model quality.
+    /// Each closed session's score at its decision point and its outcome, for the live model
+    /// quality.
     #[serde(skip)]
-    pub(crate) decision_scores: Vec<(String, f64, bool)>,
+    pub(crate) decision_scores: Vec<DecisionScore>,
+    /// The job's live quality records (ecom.quality) of the run.
+    pub(crate) quality_windows: u64,
+    #[serde(skip)]
+    pub(crate) quality: Vec<ModelQuality>,
+}
+
+/// A closed session's score at its decision point: what the live quality is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DecisionScore {
+    pub(crate) model_version: String,
+    pub(crate) probability: f64,
+    pub(crate) purchased: bool,
+    /// Its close in event time (last event + the session gap): the quality window it counts in.
+    pub(crate) close_ms: i64,
 }
 
 /// Reads the job's outputs (read_committed) from where they ended before this run, and
@@ -236,7 +250,7 @@ pub(crate) async fn collect_outputs(
     Ok(out)
 }
 
-/// Counts a record of ecom.sessions or ecom.metrics; false for the other topics.
+/// Counts a record of ecom.sessions, ecom.metrics or ecom.quality; false for the other topics.
 pub(super) fn count_derived(out: &mut Outcome, topic: &str, payload: &[u8]) -> anyhow::Result<bool> {
     match topic {
         SESSIONS => {
@@ -246,7 +260,12 @@ pub(super) fn count_derived(out: &mut Outcome, topic: &str, payload: &[u8]) -> a
             out.sessions_purchased += u64::from(s.purchased);
             out.sessions_unknown_user += u64::from(s.session_id.is_empty() || s.user_id.is_empty());
             if let Some(p) = s.purchase_probability {
-                out.decision_scores.push((s.model_version, p, s.purchased));
+                out.decision_scores.push(DecisionScore {
+                    model_version: s.model_version,
+                    probability: p,
+                    purchased: s.purchased,
+                    close_ms: s.end_ms + ecom_core::stream::SESSION_GAP_MS,
+                });
             }
         }
         METRICS => {
@@ -257,6 +276,11 @@ pub(super) fn count_derived(out: &mut Outcome, topic: &str, payload: &[u8]) -> a
             } else {
                 out.metrics_without_epsilon += 1;
             }
+        }
+        QUALITY => {
+            let q = ModelQuality::decode(payload).context("an ecom.quality record is not a ModelQuality")?;
+            out.quality_windows += 1;
+            out.quality.push(q);
         }
         _ => return Ok(false),
     }

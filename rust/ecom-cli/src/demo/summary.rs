@@ -48,14 +48,13 @@ pub(crate) struct LiveQuality {
 }
 
 impl LiveQuality {
-    /// One per model version of `scores` ((version, probability, purchased)), the offline
-    /// numbers read from `models_dir`.
-    pub(crate) fn of(scores: &[(String, f64, bool)], models_dir: &std::path::Path) -> Vec<Self> {
+    /// One per model version of `scores`, the offline numbers read from `models_dir`.
+    pub(crate) fn of(scores: &[DecisionScore], models_dir: &std::path::Path) -> Vec<Self> {
         let mut by: BTreeMap<&str, (Vec<f64>, Vec<bool>)> = BTreeMap::new();
-        for (v, p, y) in scores {
-            let e = by.entry(v.as_str()).or_default();
-            e.0.push(*p);
-            e.1.push(*y);
+        for s in scores {
+            let e = by.entry(s.model_version.as_str()).or_default();
+            e.0.push(s.probability);
+            e.1.push(s.purchased);
         }
         by.into_iter()
             .map(|(v, (p, y))| {
@@ -75,6 +74,41 @@ impl LiveQuality {
             })
             .collect()
     }
+}
+
+/// What does not add up between the job's live quality records and the run's own sessions:
+/// each record must count exactly the sessions of its version that closed in its window, and
+/// give the ROC AUC ecom-core computes on their scores binned as the job bins them (1/1,000).
+pub(crate) fn check_quality(windows: &[ModelQuality], scores: &[DecisionScore]) -> Vec<String> {
+    let bin = |p: f64| ((p.clamp(0.0, 1.0) * 1000.0) as usize).min(999) as f64;
+    windows
+        .iter()
+        .filter_map(|q| {
+            let (p, y): (Vec<f64>, Vec<bool>) = scores
+                .iter()
+                .filter(|s| {
+                    s.model_version == q.model_version && (q.window_start_ms..q.window_end_ms).contains(&s.close_ms)
+                })
+                .map(|s| (bin(s.probability), s.purchased))
+                .unzip();
+            let bought = y.iter().filter(|y| **y).count() as i64;
+            let auc = ecom_core::metrics::roc_auc(&p, &y);
+            let same_auc = match (auc, q.roc_auc) {
+                (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+                (a, b) => a.is_none() && b.is_none(),
+            };
+            (q.sessions != p.len() as i64 || q.purchases != bought || !same_auc).then(|| {
+                format!(
+                    "quality window {} counts {} sessions ({} bought, ROC AUC {:?}) where the run's sessions give {} ({bought}, {auc:?})",
+                    q.id,
+                    q.sessions,
+                    q.purchases,
+                    q.roc_auc,
+                    p.len()
+                )
+            })
+        })
+        .collect()
 }
 
 /// Everything a demo run found.
@@ -177,6 +211,7 @@ impl Summary {
                 self.outcome.mislabelled_examples.join("; ")
             ));
         }
+        why.extend(check_quality(&self.outcome.quality, &self.outcome.decision_scores));
         if self.outcome.invalid_by_reason != self.labelled_invalid {
             why.push("invalid reasons differ from the generator's labels".into());
         }
@@ -227,6 +262,11 @@ impl Summary {
                 num(q.brier)
             );
         }
+        let counted: i64 = self.outcome.quality.iter().map(|q| q.sessions).sum();
+        println!(
+            "  live quality windows in {QUALITY:<13} {:>8}   ({counted} sessions in closed windows of 10 min by close; each matches the run's sessions)",
+            self.outcome.quality_windows
+        );
         println!(
             "  metrics records in {METRICS:<18} {:>8}   (ε spent per record: {})",
             self.outcome.metrics,
@@ -334,12 +374,7 @@ mod tests {
 
     #[test]
     fn live_quality_is_per_model_version_next_to_its_offline_numbers() {
-        let scores: Vec<(String, f64, bool)> =
-            [("v2", 0.9, true), ("v1", 0.8, true), ("v1", 0.1, false), ("v1", 0.3, true)]
-                .iter()
-                .map(|(v, p, y)| (v.to_string(), *p, *y))
-                .collect();
-        let q = LiveQuality::of(&scores, std::path::Path::new("/nonexistent"));
+        let q = LiveQuality::of(&scores(), std::path::Path::new("/nonexistent"));
         assert_eq!(
             q.iter().map(|q| (q.model_version.as_str(), q.sessions, q.purchases)).collect::<Vec<_>>(),
             [("v1", 3, 2), ("v2", 1, 1)]
@@ -347,6 +382,42 @@ mod tests {
         assert_eq!(q[0].roc_auc, Some(1.0));
         assert_eq!(q[1].roc_auc, None, "one class only: no AUC");
         assert_eq!(q[0].offline_roc_auc, None, "no metrics.json to read");
+    }
+
+    /// Four sessions closing at 0, 1, 2 and 3 minutes.
+    fn scores() -> Vec<DecisionScore> {
+        [("v2", 0.9, true), ("v1", 0.8, true), ("v1", 0.1, false), ("v1", 0.3, true)]
+            .iter()
+            .zip(0..)
+            .map(|((v, p, y), i)| DecisionScore {
+                model_version: v.to_string(),
+                probability: *p,
+                purchased: *y,
+                close_ms: i * 60_000,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_quality_window_must_count_its_own_sessions() {
+        let window = |version: &str, sessions, purchases, roc_auc| ModelQuality {
+            id: format!("0/{version}"),
+            window_start_ms: 0,
+            window_end_ms: 600_000,
+            model_version: version.into(),
+            sessions,
+            purchases,
+            roc_auc,
+            ..Default::default()
+        };
+        let right = [window("v1", 3, 2, Some(1.0)), window("v2", 1, 1, None)];
+        assert_eq!(check_quality(&right, &scores()), Vec::<String>::new());
+        let why = check_quality(&[window("v1", 2, 2, Some(1.0)), window("v2", 1, 1, Some(0.5))], &scores());
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(why[0].starts_with("quality window 0/v1 counts 2 sessions"), "{why:?}");
+        // A window that ends before the later sessions close counts only the earlier ones.
+        let early = ModelQuality { window_end_ms: 150_000, ..window("v1", 2, 1, Some(1.0)) };
+        assert_eq!(check_quality(&[early], &scores()), Vec::<String>::new());
     }
 
     #[test]

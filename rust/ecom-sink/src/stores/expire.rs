@@ -12,16 +12,20 @@ pub struct Expired {
 
 impl Stores {
     /// Removes what is older than `cutoff_ms` from both stores (or, `dry_run`, counts it):
-    /// every daily index of the four kinds whose day ended by then (by its name), and every
-    /// MongoDB document whose time field (events `event_time`, sessions `start_ms`, metrics
+    /// every daily index of the five kinds whose day ended by then (by its name), and every
+    /// MongoDB document whose time field (events `event_time`, sessions `start_ms`, metrics and quality
     /// `window_start_ms`, dead letters `rejected_at`, the sink's own `at_ms`) is before it.
     /// The retention `ecom retention` applies; it works the same on every Elasticsearch and
     /// MongoDB-protocol server, with or without index lifecycle management or TTL indexes.
     pub async fn expire(&self, cutoff_ms: i64, dry_run: bool) -> anyhow::Result<Expired> {
         let mut out = Expired::default();
-        for prefix in
-            [&self.index_prefix, &self.sessions_index_prefix, &self.metrics_index_prefix, &self.invalid_index_prefix]
-        {
+        for prefix in [
+            &self.index_prefix,
+            &self.sessions_index_prefix,
+            &self.metrics_index_prefix,
+            &self.invalid_index_prefix,
+            &self.quality_index_prefix,
+        ] {
             let r = self
                 .es
                 .cat()
@@ -59,6 +63,7 @@ impl Stores {
             (SESSIONS_COLLECTION, "start_ms"),
             (METRICS_COLLECTION, "window_start_ms"),
             (INVALID_COLLECTION, "rejected_at"),
+            (QUALITY_COLLECTION, "window_start_ms"),
             (DEADLETTER_COLLECTION, "at_ms"),
         ] {
             let coll = self.db.collection::<Document>(collection);

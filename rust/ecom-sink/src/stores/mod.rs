@@ -36,6 +36,8 @@ pub const SESSIONS_COLLECTION: &str = "sessions";
 pub const METRICS_COLLECTION: &str = "metrics";
 /// Collection holding the records the job rejected (ecom.events.invalid).
 pub const INVALID_COLLECTION: &str = "invalid";
+/// Collection holding each model version's live quality per window (ecom.quality).
+pub const QUALITY_COLLECTION: &str = "quality";
 
 /// A document a store refused for good (Elasticsearch: an item status other than 2xx, 429 and
 /// 5xx, e.g. a mapping error or a closed index; MongoDB: a write error other than a duplicate
@@ -89,6 +91,7 @@ pub struct Stores {
     sessions_index_prefix: String,
     metrics_index_prefix: String,
     invalid_index_prefix: String,
+    quality_index_prefix: String,
     free_text: crate::FreeText,
     /// `index.refresh_interval` of every index the sink writes, in Elasticsearch's notation.
     refresh_interval: String,
@@ -135,6 +138,7 @@ impl Stores {
             sessions_index_prefix: agg.sessions_index_prefix.clone(),
             metrics_index_prefix: agg.metrics_index_prefix.clone(),
             invalid_index_prefix: agg.invalid_index_prefix.clone(),
+            quality_index_prefix: agg.quality_index_prefix.clone(),
             free_text: cfg.free_text.clone(),
             refresh_interval: format!("{}ms", cfg.es_refresh_interval.as_millis()),
         })
@@ -175,6 +179,7 @@ impl Stores {
             sessions_index_prefix: format!("{stem}-sessions"),
             metrics_index_prefix: format!("{stem}-metrics"),
             invalid_index_prefix: format!("{stem}-invalid"),
+            quality_index_prefix: format!("{stem}-quality"),
             ..AggregatesConfig::default()
         };
         Self::new(&cfg, &agg).await
@@ -202,6 +207,7 @@ impl Stores {
             (&self.sessions_index_prefix, doc::session_index_template(&self.sessions_index_prefix)),
             (&self.metrics_index_prefix, doc::metrics_index_template(&self.metrics_index_prefix)),
             (&self.invalid_index_prefix, doc::invalid_index_template(&self.invalid_index_prefix)),
+            (&self.quality_index_prefix, doc::quality_index_template(&self.quality_index_prefix)),
         ] {
             body["template"]["settings"]["refresh_interval"] = Value::from(self.refresh_interval.as_str());
             let resp = self
@@ -244,7 +250,7 @@ impl Stores {
 
     /// The documents of each kind, with their ids and daily indices; every record carries
     /// its id (checked by `record::decode`).
-    fn docs(&self, batch: &Batch) -> [(&'static str, Vec<Doc>); 4] {
+    fn docs(&self, batch: &Batch) -> [(&'static str, Vec<Doc>); 5] {
         let at = now_ms();
         let sessions = routed(&batch.sessions, &self.sessions_index_prefix, |s| {
             (s.id.clone(), s.start_ms, doc::session_doc(s, at))
@@ -255,11 +261,15 @@ impl Stores {
         let invalid = routed(&batch.invalid, &self.invalid_index_prefix, |e| {
             (invalid_id(e).unwrap_or_default(), e.rejected_at_ms, doc::invalid_doc(&self.free_text.invalid(e), at))
         });
+        let quality = routed(&batch.quality, &self.quality_index_prefix, |q| {
+            (q.id.clone(), q.window_start_ms, doc::quality_doc(q, at))
+        });
         [
             (EVENTS_COLLECTION, self.event_docs(&batch.events, at)),
             (SESSIONS_COLLECTION, sessions),
             (METRICS_COLLECTION, metrics),
             (INVALID_COLLECTION, invalid),
+            (QUALITY_COLLECTION, quality),
         ]
     }
 
@@ -455,6 +465,7 @@ fn kind_of(collection: &str) -> Kind {
         SESSIONS_COLLECTION => Kind::Session,
         METRICS_COLLECTION => Kind::WindowMetrics,
         INVALID_COLLECTION => Kind::Invalid,
+        QUALITY_COLLECTION => Kind::Quality,
         _ => Kind::Event,
     }
 }

@@ -107,7 +107,9 @@ public final class EcomJob {
             kafkaSink(
                 cfg, ProtoRecordSerializer.sessions(cfg.kafka().topics().sessions()), "sessions"),
             kafkaSink(
-                cfg, ProtoRecordSerializer.metrics(cfg.kafka().topics().metrics()), "metrics"));
+                cfg, ProtoRecordSerializer.metrics(cfg.kafka().topics().metrics()), "metrics"),
+            kafkaSink(
+                cfg, ProtoRecordSerializer.quality(cfg.kafka().topics().quality()), "quality"));
     if (cfg.passThrough()) {
       EcomPipeline.buildPassThrough(raw, sinks, cfg);
     } else {

@@ -2,6 +2,7 @@
 package dev.ecom.flink;
 
 import dev.ecom.flink.metrics.MetricsWindows;
+import dev.ecom.flink.quality.QualityWindows;
 import dev.ecom.flink.serde.ProtoTypeInfo;
 import dev.ecom.flink.serve.BatchingServeCall;
 import dev.ecom.flink.serve.GuardCall;
@@ -10,6 +11,7 @@ import dev.ecom.flink.serve.ScoreCall;
 import dev.ecom.flink.serve.ServeCallConfig;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.InvalidEvent;
+import dev.ecom.proto.v1.ModelQuality;
 import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.Session;
 import dev.ecom.proto.v1.WindowMetrics;
@@ -48,6 +50,7 @@ public final class EcomPipeline {
   public static final String UID_SESSIONS_SINK = "sessions-sink";
   public static final String UID_SESSION_SCORE = "session-score";
   public static final String UID_METRICS_SINK = "metrics-sink";
+  public static final String UID_QUALITY_SINK = "quality-sink";
 
   private EcomPipeline() {}
 
@@ -56,7 +59,8 @@ public final class EcomPipeline {
       Sink<EnrichedEvent> enriched,
       Sink<InvalidEvent> invalid,
       Sink<Session> sessions,
-      Sink<WindowMetrics> metrics) {}
+      Sink<WindowMetrics> metrics,
+      Sink<ModelQuality> quality) {}
 
   /** Keys events by session_id (a named class: lambdas make unstable state keys in savepoints). */
   static final class SessionKey implements KeySelector<Session, String> {
@@ -210,19 +214,25 @@ public final class EcomPipeline {
         .sinkTo(sinks.metrics())
         .uid(UID_METRICS_SINK)
         .name("metrics-sink");
-    // Each closed session with its score at the decision point, for the live calibration.
-    finished
-        .map(SessionScore::slim, ProtoTypeInfo.forClass(EnrichedEvent.class))
-        .uid(UID_SESSION_SCORE + "-slim")
-        .name("session-score-input")
-        .keyBy(new BySession())
-        .connect(sessionized.getSideOutput(SessionOperator.SESSIONS).keyBy(new SessionKey()))
-        .process(
-            new SessionScore(cfg.eventTime().sessionGapMs()), ProtoTypeInfo.forClass(Session.class))
-        .uid(UID_SESSION_SCORE)
-        .name("session-score")
-        .sinkTo(sinks.sessions())
-        .uid(UID_SESSIONS_SINK)
-        .name("sessions-sink");
+    // Each closed session with its score at the decision point, for the live calibration; and
+    // per model version and window, the live quality those scores add up to.
+    SingleOutputStreamOperator<Session> scoredSessions =
+        finished
+            .map(SessionScore::slim, ProtoTypeInfo.forClass(EnrichedEvent.class))
+            .uid(UID_SESSION_SCORE + "-slim")
+            .name("session-score-input")
+            .keyBy(new BySession())
+            .connect(sessionized.getSideOutput(SessionOperator.SESSIONS).keyBy(new SessionKey()))
+            .process(
+                new SessionScore(cfg.eventTime().sessionGapMs()),
+                ProtoTypeInfo.forClass(Session.class))
+            .uid(UID_SESSION_SCORE)
+            .name("session-score");
+    scoredSessions.sinkTo(sinks.sessions()).uid(UID_SESSIONS_SINK).name("sessions-sink");
+    QualityWindows.build(
+            scoredSessions, cfg.eventTime().qualityWindowMs(), cfg.eventTime().sessionGapMs())
+        .sinkTo(sinks.quality())
+        .uid(UID_QUALITY_SINK)
+        .name("quality-sink");
   }
 }

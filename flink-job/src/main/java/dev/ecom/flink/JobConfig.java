@@ -89,7 +89,13 @@ public record JobConfig(
 
   /** The job's topics. */
   public record KafkaTopics(
-      String raw, String enriched, String invalid, String catalog, String sessions, String metrics)
+      String raw,
+      String enriched,
+      String invalid,
+      String catalog,
+      String sessions,
+      String metrics,
+      String quality)
       implements Serializable {}
 
   /** Checkpoints and restarts. */
@@ -132,7 +138,8 @@ public record JobConfig(
       long idleTimeoutMs,
       long allowedLatenessMs,
       long sessionGapMs,
-      long catalogWaitMs)
+      long catalogWaitMs,
+      long qualityWindowMs)
       implements Serializable {
     public EventTime {
       if (maxClockLeadMs >= maxOutOfOrderMs) {
@@ -316,7 +323,8 @@ public record JobConfig(
                 g.get(INVALID_TOPIC),
                 g.get(CATALOG_TOPIC),
                 g.get(SESSIONS_TOPIC),
-                g.get(METRICS_TOPIC)),
+                g.get(METRICS_TOPIC),
+                g.get(QUALITY_TOPIC)),
             g.get(TRANSACTIONAL_ID_PREFIX),
             g.get(TRANSACTION_TIMEOUT_MS),
             g.get(PRODUCER_MAX_REQUEST_BYTES),
@@ -340,7 +348,8 @@ public record JobConfig(
             g.get(IDLE_TIMEOUT_MS),
             g.get(ALLOWED_LATENESS_MS),
             g.get(SESSION_GAP_MS),
-            g.get(CATALOG_WAIT_MS)),
+            g.get(CATALOG_WAIT_MS),
+            g.get(QUALITY_WINDOW_MS)),
         new Serve(
             g.get(SERVE_ADDRESS),
             new ServeSecurity(

@@ -78,6 +78,8 @@ public final class JobOptions {
       text("sessions-topic", Topics.SESSIONS, "topic for closed sessions");
   static final JobOption<String> METRICS_TOPIC =
       text("metrics-topic", Topics.METRICS, "topic for per-minute DP metrics");
+  static final JobOption<String> QUALITY_TOPIC =
+      text("quality-topic", Topics.QUALITY, "topic for each model version's live quality");
   static final JobOption<String> TRANSACTIONAL_ID_PREFIX =
       text("transactional-id-prefix", "ecom-job", "prefix of the Kafka sinks' transactional ids");
   static final JobOption<Long> TRANSACTION_TIMEOUT_MS =
@@ -250,6 +252,12 @@ public final class JobOptions {
           0, "allowed-lateness-ms", "0", "events this far behind the watermark are still accepted");
   static final JobOption<Long> SESSION_GAP_MS =
       atLeast(1, "session-gap-ms", "1800000", "event-time gap that closes a session");
+  static final JobOption<Long> QUALITY_WINDOW_MS =
+      atLeast(
+          1,
+          "quality-window-ms",
+          "600000",
+          "event-time window of the live model quality (sessions count where they close)");
   static final JobOption<Long> CATALOG_WAIT_MS =
       atLeast(
           1,

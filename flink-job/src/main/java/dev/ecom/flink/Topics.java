@@ -20,6 +20,9 @@ public final class Topics {
   /** Per-minute differentially private metrics windows. */
   public static final String METRICS = "ecom.metrics";
 
+  /** Each model version's live quality per window of closed sessions. */
+  public static final String QUALITY = "ecom.quality";
+
   /** The product catalog, compacted by product id. */
   public static final String CATALOG = "ecom.catalog";
 

@@ -11,6 +11,7 @@ import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.Event;
 import dev.ecom.proto.v1.EventKind;
 import dev.ecom.proto.v1.InvalidEvent;
+import dev.ecom.proto.v1.ModelQuality;
 import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.RejectReason;
 import dev.ecom.proto.v1.Session;
@@ -131,7 +132,8 @@ class EcomPipelineTest {
       List<EnrichedEvent> enriched,
       List<InvalidEvent> invalid,
       List<Session> sessions,
-      List<WindowMetrics> metrics) {}
+      List<WindowMetrics> metrics,
+      List<ModelQuality> quality) {}
 
   /** Offsets of the catalog records that are no Product with a product_id. */
   private static final List<Long> BAD_CATALOG_OFFSETS = List.of(3L, 9L);
@@ -184,8 +186,9 @@ class EcomPipelineTest {
     CollectingSink<InvalidEvent> invalid = new CollectingSink<>();
     CollectingSink<Session> sessions = new CollectingSink<>();
     CollectingSink<WindowMetrics> metrics = new CollectingSink<>();
+    CollectingSink<ModelQuality> quality = new CollectingSink<>();
     EcomPipeline.build(
-        raw, products, new EcomPipeline.Sinks(enriched, invalid, sessions, metrics), cfg);
+        raw, products, new EcomPipeline.Sinks(enriched, invalid, sessions, metrics, quality), cfg);
     env.execute("ecom-pipeline-test");
     // The two copies may reach the session step in either order (the validate step runs in
     // parallel); whichever came second is the duplicate.
@@ -194,7 +197,11 @@ class EcomPipelineTest {
       expectedRejects.put(dupOf, expectedRejects.remove(dupAt));
     }
     return new Outcome(
-        enriched.results(), invalid.results(), sessions.results(), metrics.results());
+        enriched.results(),
+        invalid.results(),
+        sessions.results(),
+        metrics.results(),
+        quality.results());
   }
 
   /** A file holding {@link #KEY}, as the TaskManagers read it. */
@@ -337,6 +344,19 @@ class EcomPipelineTest {
                 .orElseThrow();
         assertThat(s.getPurchaseProbability()).isEqualTo(decision.getPurchaseProbability());
         assertThat(s.getModelVersion()).isEqualTo(serve.model.getModelVersion());
+      }
+      // The live quality windows count every scored session once, buyers included.
+      assertThat(out.quality()).isNotEmpty();
+      assertThat(out.quality().stream().mapToLong(ModelQuality::getSessions).sum())
+          .isEqualTo(out.sessions().stream().filter(Session::hasPurchaseProbability).count());
+      assertThat(out.quality().stream().mapToLong(ModelQuality::getPurchases).sum())
+          .isEqualTo(
+              out.sessions().stream()
+                  .filter(s -> s.hasPurchaseProbability() && s.getPurchased())
+                  .count());
+      for (ModelQuality q : out.quality()) {
+        assertThat(q.getModelVersion()).isEqualTo(serve.model.getModelVersion());
+        assertThat(q.getId()).isEqualTo(q.getWindowStartMs() + "/" + q.getModelVersion());
       }
     }
   }

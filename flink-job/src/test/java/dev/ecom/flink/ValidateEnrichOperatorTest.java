@@ -36,7 +36,7 @@ class ValidateEnrichOperatorTest {
         new OneInputStreamOperatorTestHarness<>(
             new ValidateEnrichOperator(
                 new JobConfig.Intake(MAX_RECORD, 1, 5, 32, 8, new IpHashKey(null, true)),
-                new JobConfig.EventTime(BOUND, LEAD, 0, 0, 1_800_000, 30_000)));
+                new JobConfig.EventTime(BOUND, LEAD, 0, 0, 1_800_000, 30_000, 600_000)));
     if (restoreFrom != null) {
       h.initializeState(restoreFrom);
     }

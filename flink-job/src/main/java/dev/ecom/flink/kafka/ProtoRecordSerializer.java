@@ -4,6 +4,7 @@ package dev.ecom.flink.kafka;
 import com.google.protobuf.Message;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.InvalidEvent;
+import dev.ecom.proto.v1.ModelQuality;
 import dev.ecom.proto.v1.Session;
 import dev.ecom.proto.v1.WindowMetrics;
 import java.io.Serializable;
@@ -49,6 +50,11 @@ public final class ProtoRecordSerializer<T extends Message>
   /** Key = the record's id (window start and category). */
   public static ProtoRecordSerializer<WindowMetrics> metrics(String topic) {
     return new ProtoRecordSerializer<>(topic, m -> m.getId().getBytes(StandardCharsets.UTF_8));
+  }
+
+  /** Key = the record's id (window start and model version). */
+  public static ProtoRecordSerializer<ModelQuality> quality(String topic) {
+    return new ProtoRecordSerializer<>(topic, q -> q.getId().getBytes(StandardCharsets.UTF_8));
   }
 
   @Override

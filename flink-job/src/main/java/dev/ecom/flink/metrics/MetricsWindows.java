@@ -60,7 +60,8 @@ public final class MetricsWindows {
             // over different channels, so a window could still be open for a late event.
             .setParallelism(events.getParallelism())
             .keyBy(MetricsWindows::category, Types.STRING)
-            .window(new EventTimeTumbling(cfg.windowSizeMs()))
+            .window(
+                new EventTimeTumbling<>(cfg.windowSizeMs(), new EventTimeTumbling.EventTimeOf()))
             .allowedLateness(Duration.ZERO)
             .sideOutputLateData(LATE)
             .aggregate(
