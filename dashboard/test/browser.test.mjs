@@ -260,7 +260,19 @@ describe('ecom dashboard in headless Chromium', { timeout: 100_000 }, () => {
     assert.match(data.headline ?? '', new RegExp(`serving model ${version} .*ROC AUC 0\\.\\d+`));
     // The live ROC AUC of each model version over the sessions it scored in the range (the
     // end-to-end tests score with models of their own), beside the offline one.
-    assert.match(data.headline ?? '', /live in this range: \S+ ROC AUC 0\.\d+ over \d+ sessions \(\d+ bought\)/);
+    assert.match(data.headline ?? '', /live in this range: \S+( \(serving\))? ROC AUC 0\.\d+ over \d+ sessions \(\d+ bought\)/);
+  });
+
+  test('the live quality panel charts every window the job published, beside offline numbers', { timeout: 15_000 }, async () => {
+    const data = await nextData('live-model-quality');
+    const live = data.rows.filter((r) => !r._source.offline);
+    const offline = data.rows.filter((r) => r._source.offline);
+    assert.ok(live.length > 0, 'the demo closed quality windows');
+    assert.equal(live.length, await esCount('ecom-quality-*', { match_all: {} }), 'windows: page vs Elasticsearch _count');
+    assert.ok(live.every((r) => r._source.sessions > 0 && typeof r._source.log_loss === 'number'), 'each window counts sessions');
+    // The tests' models are in ECOM_MODELS_DIR: each version charted there gets its dashed rule.
+    assert.ok(offline.length > 0 && offline.every((r) => r._source.roc_auc > 0.5), 'offline ROC AUC rows');
+    assert.match(data.headline ?? '', /^latest window: \S+ ROC AUC (0\.\d+|n\/a) over \d+ sessions/);
   });
 
   test('auto-refresh pauses and resumes from the keyboard', { timeout: 12_000 }, async () => {

@@ -20,6 +20,7 @@ pub const DATA_VIEWS: &[(&str, &str, &str, &str)] = &[
     ("ecom-sessions", "ecom-sessions-*", "start_ms", "ecom sessions"),
     ("ecom-metrics", "ecom-metrics-*", "window_start_ms", "ecom metrics"),
     ("ecom-invalid", "ecom-invalid-*", "rejected_at", "ecom rejected records"),
+    ("ecom-quality", "ecom-quality-*", "window_start_ms", "ecom live model quality"),
 ];
 
 /// The visualization id of a panel.

@@ -131,7 +131,8 @@ pub struct Panel {
     /// Its place on the page (`usermeta.order` in the spec, Vega-Lite's field for data of
     /// our own; 100 when absent), then the id.
     pub order: i64,
-    /// Rows this server adds from the serving model (`usermeta.offline`: "calibration").
+    /// Rows this server adds from the model folders (`usermeta.offline`): "calibration", the
+    /// serving model's test-set bins; "quality", each charted version's test-set ROC AUC.
     #[serde(skip)]
     pub offline: Option<String>,
     /// The Vega-Lite spec with `data` replaced by `{"name": "rows"}`: the page sets the rows.
@@ -176,8 +177,8 @@ impl Panel {
         };
         let order = v.pointer("/usermeta/order").and_then(Value::as_i64).unwrap_or(100);
         let offline = v.pointer("/usermeta/offline").and_then(Value::as_str).map(str::to_string);
-        if offline.as_deref().is_some_and(|o| o != "calibration") {
-            return Err(field("usermeta.offline", "must be \"calibration\" when present"));
+        if offline.as_deref().is_some_and(|o| o != "calibration" && o != "quality") {
+            return Err(field("usermeta.offline", "must be \"calibration\" or \"quality\" when present"));
         }
         let mut spec = v.clone();
         spec["data"] = json!({"name": "rows"});
@@ -376,6 +377,46 @@ pub fn binned_auc(bins: &[(u64, u64)]) -> Option<f64> {
     (pos > 0 && neg > 0).then(|| pairs / (pos as f64 * neg as f64))
 }
 
+/// Beside each model version's live quality windows (search hits of ecom-quality-*), a row of
+/// its offline test-set ROC AUC (`_source.offline`: true) from its metrics.json, and a headline
+/// on each version's latest window next to that offline number.
+fn with_offline_quality(data: &mut PanelData, models_dir: &std::path::Path) {
+    let mut latest: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    for s in data.rows.iter().map(|r| &r["_source"]) {
+        let Some(v) = s["model_version"].as_str() else { continue };
+        let newer = match latest.get(v) {
+            Some(l) => l["window_start_ms"].as_i64() < s["window_start_ms"].as_i64(),
+            None => true,
+        };
+        if newer {
+            latest.insert(v.to_string(), s.clone());
+        }
+    }
+    let num = |x: &Value| x.as_f64().map_or("n/a".to_string(), |x| format!("{x:.3}"));
+    let mut parts = Vec::new();
+    for (version, s) in &latest {
+        let offline =
+            ecom_model::read_json::<ecom_model::Evaluation>(&models_dir.join(version), ecom_model::METRICS_FILE)
+                .ok()
+                .and_then(|m| m.models.get("xgboost").and_then(|x| x.scores.roc_auc));
+        if let Some(auc) = offline {
+            data.rows.push(json!({"_source": {"model_version": version, "roc_auc": auc, "offline": true}}));
+        }
+        parts.push(format!(
+            "{version} ROC AUC {} over {} sessions ({} bought), log loss {}, Brier {} (offline test set ROC AUC {})",
+            num(&s["roc_auc"]),
+            s["sessions"],
+            s["purchases"],
+            num(&s["log_loss"]),
+            num(&s["brier"]),
+            offline.map_or("n/a".to_string(), |x| format!("{x:.3}"))
+        ));
+    }
+    if !parts.is_empty() {
+        data.headline = Some(format!("latest window: {}", parts.join("; ")));
+    }
+}
+
 /// The most minutes a Redis panel reads: the Guard keeps each minute's visitors for 25 h.
 const LIVE_MINUTES: i64 = 24 * 60;
 
@@ -385,7 +426,9 @@ impl AppState {
             Source::Elasticsearch => self.search(panel, range).await,
             Source::Redis => self.live(range).await,
         };
-        if panel.offline.is_some() && data.error.is_none() {
+        if panel.offline.as_deref() == Some("quality") && data.error.is_none() {
+            with_offline_quality(&mut data, &self.cfg.models_dir);
+        } else if panel.offline.is_some() && data.error.is_none() {
             match serving_calibration(&self.cfg.models_dir) {
                 Ok((rows, headline, version)) => {
                     let headline = match self.live_auc(panel, range, &version).await {

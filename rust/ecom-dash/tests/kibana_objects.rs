@@ -124,11 +124,13 @@ fn sink_mappings() -> BTreeMap<&'static str, BTreeMap<String, String>> {
         ..Default::default()
     };
     let invalid = InvalidEvent { ingested_at_ms: 1, ..Default::default() };
+    let quality = ModelQuality { roc_auc: Some(0.8), pr_auc: Some(0.3), ..Default::default() };
     [
         ("ecom-events-*", doc::event_index_template("ecom-events"), doc::to_doc(&event, 1)),
         ("ecom-sessions-*", doc::session_index_template("ecom-sessions"), doc::session_doc(&session, 1)),
         ("ecom-metrics-*", doc::metrics_index_template("ecom-metrics"), doc::metrics_doc(&WindowMetrics::default(), 1)),
         ("ecom-invalid-*", doc::invalid_index_template("ecom-invalid"), doc::invalid_doc(&invalid, 1)),
+        ("ecom-quality-*", doc::quality_index_template("ecom-quality"), doc::quality_doc(&quality, 1)),
     ]
     .into_iter()
     .map(|(pattern, template, sample)| {
