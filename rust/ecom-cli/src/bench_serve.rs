@@ -325,11 +325,10 @@ pub(crate) async fn run(a: ServeBench) -> anyhow::Result<()> {
     let score_req = {
         let (inp, hash) = (inp.clone(), hash.clone());
         move |i: u64, k: u32| ScoreRequest {
-            session_id: String::new(),
             features: inp.rows[i as usize % inp.rows.len()].clone(),
             feature_schema_hash: (*hash).clone(),
             top_k_reasons: k,
-            tokens: vec![],
+            ..Default::default()
         }
     };
     let score_req = Arc::new(score_req);

@@ -1,6 +1,8 @@
 //! `ecom models`: the versions of a models folder, and which one serves. `promote` and
 //! `rollback` move CURRENT atomically (a running `ecom serve` picks the move up within its
-//! --reload-ms) and record every move in models/HISTORY (ecom_model::versions).
+//! --reload-ms) and record every move in models/HISTORY (ecom_model::versions). `shadow` has
+//! serve score a candidate beside the serving version, published to ecom.shadow and never
+//! answered, so the job's live quality compares the two before a promotion.
 use ecom_model::versions::{self, Move};
 use std::path::PathBuf;
 
@@ -34,6 +36,17 @@ enum ModelsCmd {
     Rollback,
     /// Every move of CURRENT, oldest first.
     History,
+    /// Score VERSION in shadow: a running ecom serve scores every PredictBatch row with it too
+    /// (within its --reload-ms) and publishes those scores to its --shadow-topic, never in an
+    /// answer; the job's live quality then has a window per version. Checked as promote checks.
+    Shadow {
+        /// A version directory of the models folder (not the serving one).
+        #[arg(required_unless_present = "off", conflicts_with = "off")]
+        version: Option<String>,
+        /// Stop shadow scoring.
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 pub(crate) fn run(a: ModelsArgs) -> anyhow::Result<()> {
@@ -54,14 +67,20 @@ pub(crate) fn run(a: ModelsArgs) -> anyhow::Result<()> {
             }
             println!(
                 "{:<16} {:<7} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8}",
-                "VERSION", "SERVING", "ROC AUC", "PR AUC", "BRIER", "ORACLE", "OBSERVABLE", "TEST"
+                "VERSION", "ROLE", "ROC AUC", "PR AUC", "BRIER", "ORACLE", "OBSERVABLE", "TEST"
             );
             let num = |x: Option<f64>| x.map_or_else(|| "-".into(), |x| format!("{x:.4}"));
             for r in &rows {
                 println!(
                     "{:<16} {:<7} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8}{}",
                     r.version,
-                    if r.serving { "*" } else { "" },
+                    if r.serving {
+                        "serving"
+                    } else if r.shadow {
+                        "shadow"
+                    } else {
+                        ""
+                    },
                     num(r.roc_auc),
                     num(r.pr_auc),
                     num(r.brier),
@@ -81,6 +100,14 @@ pub(crate) fn run(a: ModelsArgs) -> anyhow::Result<()> {
         ModelsCmd::Rollback => {
             let m = versions::rollback(dir).map_err(|e| crate::exit::config(format!("{e:#}")))?;
             print_move(&m);
+            Ok(())
+        }
+        ModelsCmd::Shadow { version, .. } => {
+            versions::shadow(dir, version.as_deref()).map_err(|e| crate::exit::config(format!("{e:#}")))?;
+            match version {
+                Some(v) => println!("shadow: {v} (a running ecom serve scores with it too within its --reload-ms)"),
+                None => println!("shadow: off"),
+            }
             Ok(())
         }
         ModelsCmd::History => {
@@ -107,6 +134,7 @@ fn print_move(m: &Move) {
 struct Listed<'a> {
     version: &'a str,
     serving: bool,
+    shadow: bool,
     created_at_ms: Option<i64>,
     roc_auc: Option<f64>,
     pr_auc: Option<f64>,
@@ -125,6 +153,7 @@ impl<'a> Listed<'a> {
         Listed {
             version: &v.name,
             serving: v.serving,
+            shadow: v.shadow,
             created_at_ms: e.map(|e| e.created_at_ms),
             roc_auc: xgb.and_then(|s| s.roc_auc),
             pr_auc: xgb.and_then(|s| s.pr_auc),

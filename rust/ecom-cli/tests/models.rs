@@ -1,8 +1,9 @@
 //! `ecom models` against a real `ecom serve`: promote moves what serve scores with, a version
 //! that cannot serve is refused and changes nothing, rollback brings the earlier one back, and
-//! the list and the history say so. Needs the local stack's Redis (serve's Guard).
+//! the list and the history say so; a shadow version's scores reach Kafka and never an answer.
+//! Needs the local stack's Redis (serve's Guard) and Kafka.
 use ecom_proto::v1::score_client::ScoreClient;
-use ecom_proto::v1::DescribeRequest;
+use ecom_proto::v1::{DescribeRequest, ScoreBatchRequest, ScoreRequest, ShadowScore};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -64,11 +65,13 @@ async fn promote_and_rollback_move_what_a_running_serve_scores_with() {
     std::fs::remove_file(models.join("v3/xgboost.json")).unwrap();
 
     let (grpc, http) = (free_port(), free_port());
+    // Kafka creates the topic at the first record (the local broker's default).
+    let topic = format!("ecom-test-shadow-{}-{}", std::process::id(), free_port());
     let log = std::fs::File::create(root.join("serve.log")).unwrap();
     let _serve = Serve(
         Command::new(env!("CARGO_BIN_EXE_ecom"))
             .args(["serve", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
-            .args(["--reload-ms", "100"])
+            .args(["--reload-ms", "100", "--shadow-topic", &topic])
             .env("ECOM_MODELS_DIR", &models)
             .env("ECOM_IP_HASH_KEY", "models-test-key")
             .stderr(log)
@@ -111,6 +114,72 @@ async fn promote_and_rollback_move_what_a_running_serve_scores_with() {
     let moves: Vec<Vec<&str>> = history.lines().map(|l| l.split('\t').skip(1).collect()).collect();
     assert_eq!(moves, [vec!["train", "-", "v1"], vec!["promote", "v1", "v2"], vec!["rollback", "v2", "v1"]]);
     let table = ok(ecom(&["models", "list"], &models));
-    assert!(table.lines().any(|l| l.starts_with("v1 ") && l.contains('*')), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("v1 ") && l.contains("serving")), "{table}");
+
+    // Shadow: v2 scores every PredictBatch row beside v1, to Kafka; answers stay v1's.
+    let refused = ecom(&["models", "shadow", "v1"], &models);
+    assert_eq!(refused.status.code(), Some(2), "the serving version cannot be its own shadow");
+    assert!(ok(ecom(&["models", "shadow", "v2"], &models)).contains("shadow: v2"));
+    let table = ok(ecom(&["models", "list"], &models));
+    assert!(table.lines().any(|l| l.starts_with("v2 ") && l.contains("shadow")), "{table}");
+    let info = score.describe(DescribeRequest {}).await.unwrap().into_inner();
+    let batch = |tag: &str| ScoreBatchRequest {
+        requests: (0..20)
+            .map(|i| ScoreRequest {
+                session_id: format!("s{i}"),
+                event_id: format!("{tag}-{i}"),
+                event_time_ms: 1_767_225_600_000 + i,
+                features: vec![f64::from(i as u32); info.core_feature_count as usize],
+                feature_schema_hash: info.core_schema_hash.clone(),
+                ..Default::default()
+            })
+            .collect(),
+    };
+    let mut published = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // serve loads the shadow within its --reload-ms; batches before that publish nothing.
+    while published.is_empty() {
+        assert!(Instant::now() < deadline, "no shadow scores on {topic}");
+        let answers = score.predict_batch(batch("on")).await.unwrap().into_inner().responses;
+        assert!(answers.iter().all(|a| a.model_version == "v1"), "a shadow score in an answer: {answers:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        published = read_shadow(&topic, Duration::from_secs(2));
+    }
+    let first = &published[0];
+    assert_eq!((first.model_version.as_str(), first.serving_version.as_str()), ("v2", "v1"));
+    assert!(published.iter().all(|s| s.event_id.starts_with("on-") && s.event_time_ms > 0));
+    // v2 is v1 under another name: the same scores.
+    assert!(published.iter().all(|s| (s.purchase_probability - s.serving_probability).abs() < 1e-9));
+
+    ok(ecom(&["models", "shadow", "--off"], &models));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    score.predict_batch(batch("off")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = read_shadow(&topic, Duration::from_secs(2));
+    assert!(after.iter().all(|s| s.event_id.starts_with("on-")), "shadow scoring went on after --off");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Every ShadowScore on `topic` so far (read_committed from the start, until `quiet`).
+fn read_shadow(topic: &str, quiet: Duration) -> Vec<ShadowScore> {
+    use prost::Message as _;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message as _;
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", "127.0.0.1:9092")
+        .set("group.id", format!("models-test-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < quiet {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            out.push(ShadowScore::decode(m.payload().unwrap_or_default()).unwrap());
+            last = Instant::now();
+        }
+    }
+    out
 }

@@ -5,6 +5,8 @@
 //! models/
 //!   CURRENT            the serving version's name, one line; moved atomically
 //!   HISTORY            every move of CURRENT (versions::promote, versions::rollback)
+//!   SHADOW             a candidate version serve scores beside CURRENT, never in answers
+//!                      (versions::shadow); absent: none
 //!   <version>/         written whole under another name, then renamed into place
 //!     schema.json      Schema: feature names in column order, their hashes, LSH parameters
 //!     xgboost.json     the XGBoost booster that serves (JSON model format)
@@ -26,6 +28,8 @@ pub use evaluation::Evaluation;
 
 /// The file naming the serving version.
 pub const CURRENT: &str = "CURRENT";
+/// The file naming the shadow version, if any.
+pub const SHADOW: &str = "SHADOW";
 /// [`Schema`] of a version.
 pub const SCHEMA_FILE: &str = "schema.json";
 /// The serving XGBoost booster of a version.
@@ -92,17 +96,27 @@ pub fn write_json<T: serde::Serialize>(dir: &Path, file: &str, value: &T, pretty
 /// Makes `version` the serving one: CURRENT is replaced in one rename, so a reader sees the old
 /// name or the new, never a torn one.
 pub fn set_current(models_dir: &Path, version: &str) -> anyhow::Result<()> {
-    let tmp = models_dir.join(".CURRENT.tmp");
+    set_pointer(models_dir, CURRENT, version)
+}
+
+/// Writes `version` to the pointer file `name` (CURRENT, SHADOW) in one rename.
+pub fn set_pointer(models_dir: &Path, name: &str, version: &str) -> anyhow::Result<()> {
+    let tmp = models_dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, format!("{version}\n")).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, models_dir.join(CURRENT)).context("moving models/CURRENT")?;
+    std::fs::rename(&tmp, models_dir.join(name)).with_context(|| format!("moving models/{name}"))?;
     Ok(())
 }
 
 /// The serving version, if CURRENT names a version directory that exists.
 pub fn current(models_dir: &Path) -> Option<String> {
-    let v = std::fs::read_to_string(models_dir.join(CURRENT)).ok()?;
+    pointed(models_dir, CURRENT)
+}
+
+/// The version the pointer file `name` (CURRENT, SHADOW) names, if that directory exists.
+pub fn pointed(models_dir: &Path, name: &str) -> Option<String> {
+    let v = std::fs::read_to_string(models_dir.join(name)).ok()?;
     let v = v.trim().to_string();
-    models_dir.join(&v).is_dir().then_some(v)
+    (!v.is_empty() && models_dir.join(&v).is_dir()).then_some(v)
 }
 
 #[cfg(test)]

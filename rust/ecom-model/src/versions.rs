@@ -20,6 +20,8 @@ pub struct Version {
     pub name: String,
     /// Whether CURRENT names it.
     pub serving: bool,
+    /// Whether SHADOW names it.
+    pub shadow: bool,
     /// Its metrics.json, when readable.
     pub evaluation: Option<Evaluation>,
     /// Why it could not serve ([`check`]), if it could not.
@@ -30,6 +32,7 @@ pub struct Version {
 /// first by training time, then by name.
 pub fn list(models_dir: &Path) -> anyhow::Result<Vec<Version>> {
     let serving = current(models_dir);
+    let shadow = crate::pointed(models_dir, crate::SHADOW);
     let entries =
         std::fs::read_dir(models_dir).with_context(|| format!("reading the models folder {}", models_dir.display()))?;
     let mut out = Vec::new();
@@ -42,6 +45,7 @@ pub fn list(models_dir: &Path) -> anyhow::Result<Vec<Version>> {
         let dir = e.path();
         out.push(Version {
             serving: serving.as_deref() == Some(name.as_str()),
+            shadow: shadow.as_deref() == Some(name.as_str()),
             evaluation: read_json(&dir, METRICS_FILE).ok(),
             problem: check(models_dir, &name).err().map(|e| format!("{e:#}")),
             name,
@@ -114,6 +118,23 @@ pub fn promote(models_dir: &Path, version: &str, why: &str) -> anyhow::Result<Mo
         .and_then(|mut f| f.write_all(line.as_bytes()))
         .with_context(|| format!("{version} serves, but recording the move in {} failed", path.display()))?;
     Ok(m)
+}
+
+/// Has serve score `version` in shadow beside the serving one (models/SHADOW), after
+/// [`check`]ing it; None stops shadow scoring. The serving version is refused: its shadow
+/// scores would equal its answers.
+pub fn shadow(models_dir: &Path, version: Option<&str>) -> anyhow::Result<()> {
+    let Some(version) = version else {
+        return match std::fs::remove_file(models_dir.join(crate::SHADOW)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).context("removing models/SHADOW"),
+            _ => Ok(()),
+        };
+    };
+    check(models_dir, version).with_context(|| format!("{version} cannot be scored"))?;
+    if current(models_dir).as_deref() == Some(version) {
+        bail!("{version} serves already: shadow a candidate");
+    }
+    crate::set_pointer(models_dir, crate::SHADOW, version)
 }
 
 /// Every move recorded, oldest first (none when there is no HISTORY yet).

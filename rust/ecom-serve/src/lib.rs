@@ -11,6 +11,7 @@ pub mod guard;
 mod http;
 pub mod model;
 pub mod score;
+pub mod shadow;
 
 use anyhow::Context;
 use ecom_core::secret::{Secret, SecretUrl};
@@ -58,6 +59,8 @@ pub struct ServeConfig {
     pub ip_hash_key: Option<Secret>,
     /// What /health reports as the build (the ecom binary passes its version and commit).
     pub version: String,
+    /// Where the shadow version's scores go (models/SHADOW; None: no shadow scoring).
+    pub shadow_publish: Option<shadow::Publish>,
 }
 
 /// TLS of the gRPC port, in PEM.
@@ -143,6 +146,7 @@ impl Default for ServeConfig {
             token: None,
             ip_hash_key: None,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            shadow_publish: None,
         }
     }
 }
@@ -191,8 +195,13 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
     health.set_serving::<GuardServer<guard::Guard>>().await;
     tokio::spawn(model_health(store.clone(), health.clone(), cfg.reload_every));
     tokio::spawn(store.clone().watch(cfg.reload_every));
-    let scorer = score::Scorer::new(store.clone(), cfg.max_batch, if cfg.coalesce { score_threads() } else { 0 })
+    let mut scorer = score::Scorer::new(store.clone(), cfg.max_batch, if cfg.coalesce { score_threads() } else { 0 })
         .context("starting the scoring threads")?;
+    if let Some(publish) = cfg.shadow_publish.clone() {
+        let shadow = Arc::new(model::ModelStore::shadow(cfg.models_dir.clone(), booster_copies()));
+        tokio::spawn(shadow.clone().watch(cfg.reload_every));
+        scorer = scorer.with_shadow(shadow::Shadow::new(shadow, publish));
+    }
     // Reflection in both versions: v1, and v1alpha that many clients (grpcurl before 1.9,
     // Python's grpcio-reflection) still ask for.
     let reflection = || {

@@ -199,9 +199,12 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// The current model, if any, and where versions come from.
+/// The model a pointer file (models/CURRENT, or models/SHADOW) names, and where versions come
+/// from.
 pub struct ModelStore {
     dir: PathBuf,
+    /// The pointer file: ecom_model::CURRENT or ecom_model::SHADOW.
+    pointer: &'static str,
     boosters: usize,
     current: ArcSwapOption<Model>,
     /// The last version that failed to load and why: not tried again until CURRENT moves.
@@ -217,7 +220,13 @@ impl std::fmt::Debug for ModelStore {
 impl ModelStore {
     /// An empty store over `dir` (models/); [`ModelStore::refresh`] loads what CURRENT names.
     pub fn new(dir: PathBuf, boosters: usize) -> Self {
-        Self { dir, boosters, current: ArcSwapOption::empty(), failed: Mutex::new(None) }
+        Self { dir, pointer: ecom_model::CURRENT, boosters, current: ArcSwapOption::empty(), failed: Mutex::new(None) }
+    }
+
+    /// An empty store of the shadow version (models/SHADOW): unlike CURRENT's, it unloads when
+    /// SHADOW goes.
+    pub fn shadow(dir: PathBuf, boosters: usize) -> Self {
+        Self { pointer: ecom_model::SHADOW, ..Self::new(dir, boosters) }
     }
 
     /// The model requests should use now.
@@ -240,10 +249,10 @@ impl ModelStore {
         self.failed.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(_, why)| why.clone())
     }
 
-    /// The version CURRENT names, when it is neither the one loaded nor the one that failed.
+    /// The version the pointer names, when it is neither the one loaded nor the one that failed.
     fn wanted(&self) -> Option<String> {
         let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
-        ecom_model::current(&self.dir).filter(|want| {
+        ecom_model::pointed(&self.dir, self.pointer).filter(|want| {
             self.version().as_deref() != Some(want.as_str()) && failed.as_ref().map(|f| &f.0) != Some(want)
         })
     }
@@ -259,13 +268,21 @@ impl ModelStore {
             recommend_sessions = model.recommend.len(),
             "model loaded"
         );
-        metrics::counter!("ecom_model_reloads_total").increment(1);
+        metrics::counter!("ecom_model_reloads_total", "role" => self.role()).increment(1);
         if let Some(old) = self.version() {
-            metrics::gauge!("ecom_model_loaded", "version" => old).set(0.0);
+            metrics::gauge!("ecom_model_loaded", "version" => old, "role" => self.role()).set(0.0);
         }
-        metrics::gauge!("ecom_model_loaded", "version" => version.to_string()).set(1.0);
+        metrics::gauge!("ecom_model_loaded", "version" => version.to_string(), "role" => self.role()).set(1.0);
         self.current.store(Some(Arc::new(model)));
         Ok(())
+    }
+
+    fn role(&self) -> &'static str {
+        if self.pointer == ecom_model::SHADOW {
+            "shadow"
+        } else {
+            "serving"
+        }
     }
 
     /// Loads the version CURRENT names if it is neither loaded nor the one that last failed;
@@ -294,6 +311,13 @@ impl ModelStore {
     /// [`ModelStore::refresh`], counted and retried only when CURRENT moves again).
     pub async fn watch(self: Arc<Self>, every: Duration) {
         loop {
+            if self.pointer == ecom_model::SHADOW && ecom_model::pointed(&self.dir, self.pointer).is_none() {
+                if let Some(old) = self.version() {
+                    tracing::info!(version = old, "shadow scoring stopped (no models/SHADOW)");
+                    metrics::gauge!("ecom_model_loaded", "version" => old, "role" => "shadow").set(0.0);
+                    self.current.store(None);
+                }
+            }
             if self.wanted().is_some() {
                 let store = self.clone();
                 match tokio::task::spawn_blocking(move || store.refresh()).await {

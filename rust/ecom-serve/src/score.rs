@@ -3,6 +3,7 @@
 use crate::batcher::Batcher;
 use crate::model::{Model, ModelStore, Scored};
 use crate::observe;
+use crate::shadow::Shadow;
 use ecom_proto::v1::recommend_server::Recommend as RecommendApi;
 use ecom_proto::v1::score_server::Score as ScoreApi;
 use ecom_proto::v1::{
@@ -26,6 +27,7 @@ pub struct Scorer {
     store: Arc<ModelStore>,
     max_batch: usize,
     batcher: Option<Batcher>,
+    shadow: Option<Shadow>,
 }
 
 fn no_model(store: &ModelStore) -> Status {
@@ -41,7 +43,12 @@ impl Scorer {
     /// `workers` is 0.
     pub fn new(store: Arc<ModelStore>, max_batch: usize, workers: usize) -> std::io::Result<Self> {
         let batcher = if workers == 0 { None } else { Some(Batcher::start(workers, 256, 8_192)?) };
-        Ok(Self { store, max_batch, batcher })
+        Ok(Self { store, max_batch, batcher, shadow: None })
+    }
+
+    /// Scores every PredictBatch row with the shadow version too, when models/SHADOW names one.
+    pub fn with_shadow(self, shadow: Shadow) -> Self {
+        Self { shadow: Some(shadow), ..self }
     }
 
     fn model(&self) -> Result<Arc<Model>, Status> {
@@ -49,7 +56,7 @@ impl Scorer {
     }
 
     /// Checks one request and appends its full feature row to `x`.
-    fn row(m: &Model, r: &ScoreRequest, i: Option<usize>, x: &mut Vec<f32>) -> Result<(), Status> {
+    pub(crate) fn row(m: &Model, r: &ScoreRequest, i: Option<usize>, x: &mut Vec<f32>) -> Result<(), Status> {
         let at = || crate::field_at(i);
         let full = if r.feature_schema_hash == m.schema_hash {
             true
@@ -169,13 +176,18 @@ impl Scorer {
             Self::row(&m, r, Some(i), &mut x)?;
         }
         let n = reqs.len();
-        let work = move || Self::score_checked(&m, &reqs, &x);
+        let (model, reqs) = (m.clone(), Arc::new(reqs));
+        let rows = reqs.clone();
+        let work = move || Self::score_checked(&model, &rows, &x);
         let out = if n > INLINE_ROWS {
             tokio::task::spawn_blocking(work).await.map_err(|e| Status::internal(format!("scoring task: {e}")))??
         } else {
             work()?
         };
         metrics::counter!("ecom_score_rows_total").increment(out.len() as u64);
+        if let Some(shadow) = &self.shadow {
+            shadow.after(&m, &reqs, &out);
+        }
         Ok(out)
     }
 }

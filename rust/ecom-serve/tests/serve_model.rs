@@ -55,7 +55,7 @@ async fn score_and_recommend_with_a_trained_model_and_hot_reload() {
         features: x[i * c..(i + 1) * c].iter().map(|v| f64::from(*v)).collect(),
         feature_schema_hash: info.feature_schema_hash.clone(),
         top_k_reasons: top_k,
-        tokens: vec![],
+        ..Default::default()
     };
     for (i, want) in offline.iter().enumerate().take(50) {
         let plain = score.predict(full(i, 0)).await.unwrap().into_inner();

@@ -66,6 +66,8 @@ public final class ScoreCall extends BatchingServeCall<ScoreRequest, ScoreRespon
         .setFeatureSchemaHash(e.getFeatureSchemaHash())
         .setTopKReasons(reasonsFor(e))
         .addAllTokens(e.getSessionTokensList())
+        .setEventId(e.getEvent().getEventId())
+        .setEventTimeMs(e.getEvent().getEventTimeMs())
         .build();
   }
 
