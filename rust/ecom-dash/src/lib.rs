@@ -381,29 +381,33 @@ pub fn binned_auc(bins: &[(u64, u64)]) -> Option<f64> {
 /// its offline test-set ROC AUC (`_source.offline`: true) from its metrics.json, and a headline
 /// on each version's latest window next to that offline number.
 fn with_offline_quality(data: &mut PanelData, models_dir: &std::path::Path) {
-    let mut latest: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    // Per (version, shadow): its latest window.
+    let mut latest: std::collections::BTreeMap<(String, bool), Value> = std::collections::BTreeMap::new();
     for s in data.rows.iter().map(|r| &r["_source"]) {
         let Some(v) = s["model_version"].as_str() else { continue };
-        let newer = match latest.get(v) {
+        let key = (v.to_string(), s["shadow"].as_bool() == Some(true));
+        let newer = match latest.get(&key) {
             Some(l) => l["window_start_ms"].as_i64() < s["window_start_ms"].as_i64(),
             None => true,
         };
         if newer {
-            latest.insert(v.to_string(), s.clone());
+            latest.insert(key, s.clone());
         }
     }
     let num = |x: &Value| x.as_f64().map_or("n/a".to_string(), |x| format!("{x:.3}"));
     let mut parts = Vec::new();
-    for (version, s) in &latest {
+    let mut ruled = std::collections::BTreeSet::new();
+    for ((version, shadow), s) in &latest {
         let offline =
             ecom_model::read_json::<ecom_model::Evaluation>(&models_dir.join(version), ecom_model::METRICS_FILE)
                 .ok()
                 .and_then(|m| m.models.get("xgboost").and_then(|x| x.scores.roc_auc));
-        if let Some(auc) = offline {
+        if let Some(auc) = offline.filter(|_| ruled.insert(version.clone())) {
             data.rows.push(json!({"_source": {"model_version": version, "roc_auc": auc, "offline": true}}));
         }
+        let mark = if *shadow { " (shadow)" } else { "" };
         parts.push(format!(
-            "{version} ROC AUC {} over {} sessions ({} bought), log loss {}, Brier {} (offline test set ROC AUC {})",
+            "{version}{mark} ROC AUC {} over {} sessions ({} bought), log loss {}, Brier {} (offline test set ROC AUC {})",
             num(&s["roc_auc"]),
             s["sessions"],
             s["purchases"],

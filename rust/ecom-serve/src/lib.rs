@@ -199,6 +199,13 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
         .context("starting the scoring threads")?;
     if let Some(publish) = cfg.shadow_publish.clone() {
         let shadow = Arc::new(model::ModelStore::shadow(cfg.models_dir.clone(), booster_copies()));
+        // Loaded before serving, as CURRENT is: the first answers get their shadow scores too.
+        let loading = shadow.clone();
+        match tokio::task::spawn_blocking(move || loading.refresh()).await.context("shadow model load task")? {
+            Ok(Some(v)) => tracing::info!(version = %v, "scoring in shadow"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = format!("{e:#}"), "the shadow model does not load; no shadow scores"),
+        }
         tokio::spawn(shadow.clone().watch(cfg.reload_every));
         scorer = scorer.with_shadow(shadow::Shadow::new(shadow, publish));
     }

@@ -148,6 +148,7 @@ pub fn session_doc(s: &Session, indexed_at_ms: i64) -> Value {
         "closed_at_ms": s.closed_at_ms,
         "purchase_probability": s.purchase_probability,
         "model_version": s.model_version,
+        "decision_event_id": s.decision_event_id,
         "indexed_at": indexed_at_ms,
     })
 }
@@ -372,6 +373,7 @@ pub fn quality_doc(q: &ModelQuality, indexed_at_ms: i64) -> Value {
         "window_start_ms": q.window_start_ms,
         "window_end_ms": q.window_end_ms,
         "model_version": q.model_version,
+        "shadow": q.shadow,
         "sessions": q.sessions,
         "purchases": q.purchases,
         "base_rate": q.base_rate,
@@ -396,6 +398,7 @@ pub fn quality_index_template(prefix: &str) -> Value {
         json!({
             "window_start_ms": date(), "window_end_ms": date(), "emitted_at_ms": date(),
             "indexed_at": date(), "sessions": long, "purchases": long, "base_rate": double,
+            "shadow": typed("boolean"),
             "roc_auc": double, "pr_auc": double, "log_loss": double, "brier": double,
             "calibration": {"properties": {"lower": double, "upper": double, "sessions": long,
                 "purchases": long, "mean_predicted": double}}

@@ -6,7 +6,9 @@ use crate::generate::now_ms;
 use crate::generate::{self, GenerateArgs, GenerateSummary};
 use crate::stack::{EsArgs, EsHttp, MongoArgs, RedisArgs};
 use anyhow::{bail, Context};
-use ecom_proto::v1::{EnrichedEvent, EventKind, InvalidEvent, ModelQuality, RejectReason, Session, WindowMetrics};
+use ecom_proto::v1::{
+    EnrichedEvent, EventKind, InvalidEvent, ModelQuality, RejectReason, Session, ShadowScore, WindowMetrics,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -148,7 +150,7 @@ impl DemoArgs {
 /// The demo's records per second when --rate is not given.
 const DEMO_RATE: f64 = 1_000.0;
 
-use ecom_core::topics::{ENRICHED, INVALID, METRICS, QUALITY, RAW, SESSIONS};
+use ecom_core::topics::{ENRICHED, INVALID, METRICS, QUALITY, RAW, SESSIONS, SHADOW};
 
 fn step(msg: &str) {
     eprintln!("==> {msg}");
@@ -238,7 +240,7 @@ async fn submitted(
 ) -> anyhow::Result<Summary> {
     let flink = a.cluster.flink();
     // Remember where the output topics end now: this run's results come after.
-    let out_start = end_offsets(&a.cluster.brokers, &[ENRICHED, INVALID, SESSIONS, METRICS, QUALITY])?;
+    let out_start = end_offsets(&a.cluster.brokers, &[ENRICHED, INVALID, SESSIONS, METRICS, QUALITY, SHADOW])?;
 
     step(&format!("generating {} events into {RAW}", a.events));
     let seed = a.seed.unwrap_or_else(|| {
@@ -288,7 +290,7 @@ async fn submitted(
             .context("starting the thread that reads the job's outputs")?;
         async { rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("reading the job's outputs panicked"))) }
     };
-    let outcome = tokio::select! {
+    let mut outcome = tokio::select! {
         o = collected => o?,
         ended = watch.ended() => return Err(ended.into()),
     };
@@ -312,6 +314,7 @@ async fn submitted(
         Ok(r) if r.status().is_success() => Some(dashboard_url.clone()),
         _ => None,
     };
+    outcome.decision_scores.extend(outcome.shadow_decisions());
     let live_quality = summary::LiveQuality::of(&outcome.decision_scores, &a.models_dir);
     let mut summary = Summary {
         seconds: started.elapsed().as_secs_f64(),

@@ -93,14 +93,37 @@ pub(crate) struct Outcome {
     pub(crate) quality_windows: u64,
     #[serde(skip)]
     pub(crate) quality: Vec<ModelQuality>,
+    /// A shadow version's scores serve published (ecom.shadow), by event id: (version,
+    /// probability).
+    #[serde(skip)]
+    pub(crate) shadow_scores: HashMap<String, (String, f64)>,
+}
+
+impl Outcome {
+    /// The shadow version's score at each closed session's decision point, where serve
+    /// published one: the decisions the job's shadow quality windows count.
+    pub(crate) fn shadow_decisions(&self) -> Vec<DecisionScore> {
+        self.decision_scores
+            .iter()
+            .filter(|d| !d.shadow)
+            .filter_map(|d| {
+                let (version, p) = self.shadow_scores.get(&d.event_id)?;
+                Some(DecisionScore { model_version: version.clone(), probability: *p, shadow: true, ..d.clone() })
+            })
+            .collect()
+    }
 }
 
 /// A closed session's score at its decision point: what the live quality is made of.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DecisionScore {
     pub(crate) model_version: String,
+    /// A shadow version's score at the same moment, not the answer.
+    pub(crate) shadow: bool,
     pub(crate) probability: f64,
     pub(crate) purchased: bool,
+    /// The event the score was given to (Session.decision_event_id).
+    pub(crate) event_id: String,
     /// Its close in event time (last event + the session gap): the quality window it counts in.
     pub(crate) close_ms: i64,
 }
@@ -250,7 +273,8 @@ pub(crate) async fn collect_outputs(
     Ok(out)
 }
 
-/// Counts a record of ecom.sessions, ecom.metrics or ecom.quality; false for the other topics.
+/// Counts a record of ecom.sessions, ecom.metrics, ecom.quality or ecom.shadow; false for the
+/// other topics.
 pub(super) fn count_derived(out: &mut Outcome, topic: &str, payload: &[u8]) -> anyhow::Result<bool> {
     match topic {
         SESSIONS => {
@@ -262,6 +286,8 @@ pub(super) fn count_derived(out: &mut Outcome, topic: &str, payload: &[u8]) -> a
             if let Some(p) = s.purchase_probability {
                 out.decision_scores.push(DecisionScore {
                     model_version: s.model_version,
+                    shadow: false,
+                    event_id: s.decision_event_id,
                     probability: p,
                     purchased: s.purchased,
                     close_ms: s.end_ms + ecom_core::stream::SESSION_GAP_MS,
@@ -276,6 +302,10 @@ pub(super) fn count_derived(out: &mut Outcome, topic: &str, payload: &[u8]) -> a
             } else {
                 out.metrics_without_epsilon += 1;
             }
+        }
+        SHADOW => {
+            let s = ShadowScore::decode(payload).context("an ecom.shadow record is not a ShadowScore")?;
+            out.shadow_scores.insert(s.event_id, (s.model_version, s.purchase_probability));
         }
         QUALITY => {
             let q = ModelQuality::decode(payload).context("an ecom.quality record is not a ModelQuality")?;

@@ -36,6 +36,8 @@ pub(crate) struct JobState {
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct LiveQuality {
     pub(crate) model_version: String,
+    /// Scores of a shadow version (ecom models shadow) at the same decision points, not answers.
+    pub(crate) shadow: bool,
     /// Closed sessions it scored, and how many of them bought.
     pub(crate) sessions: u64,
     pub(crate) purchases: u64,
@@ -50,19 +52,22 @@ pub(crate) struct LiveQuality {
 impl LiveQuality {
     /// One per model version of `scores`, the offline numbers read from `models_dir`.
     pub(crate) fn of(scores: &[DecisionScore], models_dir: &std::path::Path) -> Vec<Self> {
-        let mut by: BTreeMap<&str, (Vec<f64>, Vec<bool>)> = BTreeMap::new();
+        // (version, shadow) → (scores, outcomes)
+        type Scores = (Vec<f64>, Vec<bool>);
+        let mut by: BTreeMap<(&str, bool), Scores> = BTreeMap::new();
         for s in scores {
-            let e = by.entry(s.model_version.as_str()).or_default();
+            let e = by.entry((s.model_version.as_str(), s.shadow)).or_default();
             e.0.push(s.probability);
             e.1.push(s.purchased);
         }
         by.into_iter()
-            .map(|(v, (p, y))| {
+            .map(|((v, shadow), (p, y))| {
                 let offline: Option<ecom_model::Evaluation> =
                     ecom_model::read_json(&models_dir.join(v), ecom_model::METRICS_FILE).ok();
                 let m = ecom_model::evaluation::Scores::of(&p, &y);
                 LiveQuality {
                     model_version: v.to_string(),
+                    shadow,
                     sessions: p.len() as u64,
                     purchases: y.iter().filter(|y| **y).count() as u64,
                     roc_auc: m.roc_auc,
@@ -87,7 +92,9 @@ pub(crate) fn check_quality(windows: &[ModelQuality], scores: &[DecisionScore]) 
             let (p, y): (Vec<f64>, Vec<bool>) = scores
                 .iter()
                 .filter(|s| {
-                    s.model_version == q.model_version && (q.window_start_ms..q.window_end_ms).contains(&s.close_ms)
+                    s.model_version == q.model_version
+                        && s.shadow == q.shadow
+                        && (q.window_start_ms..q.window_end_ms).contains(&s.close_ms)
                 })
                 .map(|s| (bin(s.probability), s.purchased))
                 .unzip();
@@ -252,9 +259,10 @@ impl Summary {
         let num = |x: Option<f64>| x.map_or_else(|| "n/a".into(), |x| format!("{x:.3}"));
         for q in &self.live_quality {
             println!(
-                "  live model quality, {:<17} {:>8}   sessions scored at their decision point, {} bought: ROC AUC {} (offline test set {}), PR AUC {}, Brier {}",
+                "  live model quality, {:<17} {:>8}   sessions {} at their decision point, {} bought: ROC AUC {} (offline test set {}), PR AUC {}, Brier {}",
                 q.model_version,
                 q.sessions,
+                if q.shadow { "scored in shadow" } else { "scored" },
                 q.purchases,
                 num(q.roc_auc),
                 num(q.offline_roc_auc),
@@ -391,6 +399,8 @@ mod tests {
             .zip(0..)
             .map(|((v, p, y), i)| DecisionScore {
                 model_version: v.to_string(),
+                shadow: false,
+                event_id: format!("e{i}"),
                 probability: *p,
                 purchased: *y,
                 close_ms: i * 60_000,
@@ -415,6 +425,11 @@ mod tests {
         let why = check_quality(&[window("v1", 2, 2, Some(1.0)), window("v2", 1, 1, Some(0.5))], &scores());
         assert_eq!(why.len(), 2, "{why:?}");
         assert!(why[0].starts_with("quality window 0/v1 counts 2 sessions"), "{why:?}");
+        // A shadow version's window counts only shadow scores.
+        let mut with_shadow = scores();
+        with_shadow.push(DecisionScore { shadow: true, model_version: "v2".into(), ..with_shadow[1].clone() });
+        let shadow = ModelQuality { id: "0/v2/shadow".into(), shadow: true, ..window("v2", 1, 1, None) };
+        assert_eq!(check_quality(&[shadow, window("v2", 1, 1, None)], &with_shadow), Vec::<String>::new());
         // A window that ends before the later sessions close counts only the earlier ones.
         let early = ModelQuality { window_end_ms: 150_000, ..window("v1", 2, 1, Some(1.0)) };
         assert_eq!(check_quality(&[early], &scores()), Vec::<String>::new());

@@ -125,6 +125,7 @@ fn full_session() -> Session {
         closed_at_ms: 1_767_227_500_000,
         purchase_probability: Some(0.375),
         model_version: "v7".into(),
+        decision_event_id: "e3".into(),
     }
 }
 

@@ -117,7 +117,11 @@ public final class EcomJob {
           env.fromSource(catalogSource(cfg), WatermarkStrategy.noWatermarks(), "catalog-source")
               .uid("catalog-source")
               .name("catalog-source");
-      EcomPipeline.build(raw, catalog, sinks, cfg);
+      DataStream<RawRecord> shadow =
+          env.fromSource(shadowSource(cfg), WatermarkStrategy.noWatermarks(), "shadow-source")
+              .uid("shadow-source")
+              .name("shadow-source");
+      EcomPipeline.build(raw, catalog, shadow, sinks, cfg);
     }
     return env;
   }
@@ -239,6 +243,21 @@ public final class EcomJob {
         .setDeserializer(new RawRecordDeserializer(true))
         .setProperties(kafkaProperties(cfg))
         .setProperty("isolation.level", "read_committed")
+        .build();
+  }
+
+  /**
+   * A shadow model's scores, from where the group left off, else from the end: scores published
+   * before the job started belong to sessions it will not close.
+   */
+  static KafkaSource<RawRecord> shadowSource(JobConfig cfg) {
+    return KafkaSource.<RawRecord>builder()
+        .setBootstrapServers(cfg.kafka().bootstrapServers())
+        .setTopics(cfg.kafka().topics().shadow())
+        .setGroupId(cfg.kafka().groupId() + "-shadow")
+        .setStartingOffsets(OffsetsInitializer.committedOffsets(OffsetResetStrategy.LATEST))
+        .setDeserializer(new RawRecordDeserializer())
+        .setProperties(kafkaProperties(cfg))
         .build();
   }
 

@@ -2,7 +2,10 @@
 package dev.ecom.flink;
 
 import dev.ecom.flink.metrics.MetricsWindows;
+import dev.ecom.flink.quality.Decision;
 import dev.ecom.flink.quality.QualityWindows;
+import dev.ecom.flink.quality.ShadowJoin;
+import dev.ecom.flink.quality.ShadowParse;
 import dev.ecom.flink.serde.ProtoTypeInfo;
 import dev.ecom.flink.serve.BatchingServeCall;
 import dev.ecom.flink.serve.GuardCall;
@@ -14,8 +17,12 @@ import dev.ecom.proto.v1.InvalidEvent;
 import dev.ecom.proto.v1.ModelQuality;
 import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.Session;
+import dev.ecom.proto.v1.ShadowScore;
 import dev.ecom.proto.v1.WindowMetrics;
+import java.time.Duration;
 import java.util.concurrent.TimeUnit;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.connector.sink2.Sink;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.streaming.api.datastream.AsyncDataStream;
@@ -51,6 +58,32 @@ public final class EcomPipeline {
   public static final String UID_SESSION_SCORE = "session-score";
   public static final String UID_METRICS_SINK = "metrics-sink";
   public static final String UID_QUALITY_SINK = "quality-sink";
+  public static final String UID_SHADOW_PARSE = "shadow-parse";
+  public static final String UID_SHADOW_JOIN = "shadow-join";
+
+  /**
+   * Shadow scores carry their event's time, out of order within the job's bound. A shadow topic
+   * that is quiet (no shadow set) stops holding the quality windows back after {@link
+   * #SHADOW_IDLE}.
+   */
+  static WatermarkStrategy<ShadowScore> shadowTime(JobConfig cfg) {
+    return WatermarkStrategy.<ShadowScore>forBoundedOutOfOrderness(
+            Duration.ofMillis(cfg.eventTime().maxOutOfOrderMs()))
+        .withTimestampAssigner((s, t) -> s.getEventTimeMs())
+        .withIdleness(SHADOW_IDLE);
+  }
+
+  static final Duration SHADOW_IDLE = Duration.ofSeconds(10);
+
+  /** Keys shadow scores by session_id (a named class, as {@link SessionKey}). */
+  static final class ShadowKey implements KeySelector<ShadowScore, String> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public String getKey(ShadowScore s) {
+      return s.getSessionId();
+    }
+  }
 
   private EcomPipeline() {}
 
@@ -125,7 +158,11 @@ public final class EcomPipeline {
    * and watermarks ({@link RawEventTime#strategy}).
    */
   public static void build(
-      DataStream<RawRecord> raw, DataStream<RawRecord> catalog, Sinks sinks, JobConfig cfg) {
+      DataStream<RawRecord> raw,
+      DataStream<RawRecord> catalog,
+      DataStream<RawRecord> shadow,
+      Sinks sinks,
+      JobConfig cfg) {
     SingleOutputStreamOperator<EnrichedEvent> validated =
         raw.transform(
                 "validate-enrich",
@@ -201,11 +238,20 @@ public final class EcomPipeline {
             .uid(UID_FINISH)
             .name("finish");
     finished.sinkTo(sinks.enriched()).uid(UID_ENRICHED_SINK).name("enriched-sink");
+    // A shadow model's scores (ecom serve), for its live quality beside the serving one's.
+    SingleOutputStreamOperator<ShadowScore> parsedShadow =
+        shadow
+            .process(
+                new ShadowParse(cfg.intake().maxRecordBytes()),
+                ProtoTypeInfo.forClass(ShadowScore.class))
+            .uid(UID_SHADOW_PARSE)
+            .name("shadow-parse");
     validated
         .getSideOutput(ValidateEnrichOperator.INVALID)
         .union(
             sessionized.getSideOutput(SessionOperator.REJECTED),
             parsedCatalog.getSideOutput(CatalogParse.INVALID),
+            parsedShadow.getSideOutput(ShadowParse.INVALID),
             finished.getSideOutput(Finish.OVERSIZE))
         .sinkTo(sinks.invalid())
         .uid(UID_INVALID_SINK)
@@ -229,8 +275,22 @@ public final class EcomPipeline {
             .uid(UID_SESSION_SCORE)
             .name("session-score");
     scoredSessions.sinkTo(sinks.sessions()).uid(UID_SESSIONS_SINK).name("sessions-sink");
+    long gap = cfg.eventTime().sessionGapMs();
+    DataStream<Decision> shadowDecisions =
+        scoredSessions
+            .keyBy(new SessionKey())
+            .connect(
+                parsedShadow
+                    .assignTimestampsAndWatermarks(shadowTime(cfg))
+                    .uid(UID_SHADOW_PARSE + "-time")
+                    .name("shadow-time")
+                    .keyBy(new ShadowKey()))
+            .process(new ShadowJoin(gap), TypeInformation.of(Decision.class))
+            .uid(UID_SHADOW_JOIN)
+            .name("shadow-join");
     QualityWindows.build(
-            scoredSessions, cfg.eventTime().qualityWindowMs(), cfg.eventTime().sessionGapMs())
+            QualityWindows.served(scoredSessions, gap).union(shadowDecisions),
+            cfg.eventTime().qualityWindowMs())
         .sinkTo(sinks.quality())
         .uid(UID_QUALITY_SINK)
         .name("quality-sink");

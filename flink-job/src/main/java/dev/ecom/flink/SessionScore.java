@@ -40,13 +40,15 @@ public final class SessionScore
     public long timeMs;
     public double probability;
     public String modelVersion;
+    public String eventId;
 
     public Scored() {}
 
-    Scored(long timeMs, double probability, String modelVersion) {
+    Scored(long timeMs, double probability, String modelVersion, String eventId) {
       this.timeMs = timeMs;
       this.probability = probability;
       this.modelVersion = modelVersion;
+      this.eventId = eventId;
     }
   }
 
@@ -76,14 +78,15 @@ public final class SessionScore
   }
 
   /**
-   * What this step reads of a scored event: its session, time and kind, the probability and the
-   * model. The whole record would be shuffled a second time for four fields.
+   * What this step reads of a scored event: its id, session, time and kind, the probability and the
+   * model. The whole record would be shuffled a second time for these few fields.
    */
   static EnrichedEvent slim(EnrichedEvent e) {
     EnrichedEvent.Builder b =
         EnrichedEvent.newBuilder()
             .setEvent(
                 Event.newBuilder()
+                    .setEventId(e.getEvent().getEventId())
                     .setSessionId(e.getEvent().getSessionId())
                     .setEventTimeMs(e.getEvent().getEventTimeMs())
                     .setKind(e.getEvent().getKind()))
@@ -108,7 +111,9 @@ public final class SessionScore
         firstCheckoutMs.update(t);
       }
     } else if (e.hasPurchaseProbability()) {
-      scored.add(new Scored(t, e.getPurchaseProbability(), e.getModelVersion()));
+      scored.add(
+          new Scored(
+              t, e.getPurchaseProbability(), e.getModelVersion(), e.getEvent().getEventId()));
     }
     Long newest = newestMs.value();
     if (newest == null || t > newest) {
@@ -172,6 +177,7 @@ public final class SessionScore
     return s.toBuilder()
         .setPurchaseProbability(best.probability)
         .setModelVersion(best.modelVersion)
+        .setDecisionEventId(best.eventId == null ? "" : best.eventId)
         .build();
   }
 }

@@ -15,6 +15,7 @@ import dev.ecom.proto.v1.ModelQuality;
 import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.RejectReason;
 import dev.ecom.proto.v1.Session;
+import dev.ecom.proto.v1.ShadowScore;
 import dev.ecom.proto.v1.SimilarProduct;
 import dev.ecom.proto.v1.Verdict;
 import dev.ecom.proto.v1.WindowMetrics;
@@ -187,8 +188,26 @@ class EcomPipelineTest {
     CollectingSink<Session> sessions = new CollectingSink<>();
     CollectingSink<WindowMetrics> metrics = new CollectingSink<>();
     CollectingSink<ModelQuality> quality = new CollectingSink<>();
+    // No shadow of these sessions: one score of a session the input does not have, which the
+    // join keeps and drops (ShadowJoinTest covers the join).
+    byte[] stray =
+        ShadowScore.newBuilder()
+            .setEventId("stray")
+            .setSessionId("no-such-session")
+            .setEventTimeMs(NOW - 1_000)
+            .setModelVersion("v-shadow")
+            .build()
+            .toByteArray();
+    DataStream<RawRecord> shadow =
+        env.fromData(
+            List.of(new RawRecord(stray, "ecom.shadow", 0, 0, NOW - 900, NOW - 800)),
+            TypeInformation.of(RawRecord.class));
     EcomPipeline.build(
-        raw, products, new EcomPipeline.Sinks(enriched, invalid, sessions, metrics, quality), cfg);
+        raw,
+        products,
+        shadow,
+        new EcomPipeline.Sinks(enriched, invalid, sessions, metrics, quality),
+        cfg);
     env.execute("ecom-pipeline-test");
     // The two copies may reach the session step in either order (the validate step runs in
     // parallel); whichever came second is the duplicate.

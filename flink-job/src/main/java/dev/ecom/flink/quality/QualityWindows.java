@@ -8,6 +8,7 @@ import dev.ecom.proto.v1.ModelQuality;
 import dev.ecom.proto.v1.Session;
 import java.time.Duration;
 import org.apache.flink.api.common.functions.AggregateFunction;
+import org.apache.flink.api.common.functions.FlatMapFunction;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -17,10 +18,10 @@ import org.apache.flink.streaming.api.windowing.windows.TimeWindow;
 import org.apache.flink.util.Collector;
 
 /**
- * Sessions with a decision-point score (session-score's output) → keyed by model version → tumbling
- * windows by close time (last event + the session gap) → {@link QualityCounts} → one {@link
- * ModelQuality} per window and version: ROC AUC, PR AUC, log loss, Brier, ten calibration bins and
- * the base rate.
+ * Decisions ({@link #served} sessions' scores, and a shadow version's from {@link ShadowJoin}) →
+ * keyed by model version (its shadow scores apart) → tumbling windows by close time (last event +
+ * the session gap) → {@link QualityCounts} → one {@link ModelQuality} per window and version: ROC
+ * AUC, PR AUC, log loss, Brier, ten calibration bins and the base rate.
  *
  * <p>The ranking measures are computed on the scores' bins of 1/{@link QualityCounts#SCORE_BINS}
  * with ties counting half: exactly ecom-core's {@code roc_auc} and {@code pr_auc} of the binned
@@ -34,22 +35,28 @@ public final class QualityWindows {
   private QualityWindows() {}
 
   /**
-   * The quality records of {@code sessions} (which must carry watermarks); sessions without a score
-   * at their decision point are left out.
+   * The serving model's decisions: each session scored at its decision point (sessions without a
+   * score are left out).
    *
    * @param sessionGapMs the gap that closed each session, so its close is end_ms + gap
    */
-  public static SingleOutputStreamOperator<ModelQuality> build(
-      DataStream<Session> sessions, long windowMs, long sessionGapMs) {
+  public static SingleOutputStreamOperator<Decision> served(
+      DataStream<Session> sessions, long sessionGapMs) {
     return sessions
-        .filter(Session::hasPurchaseProbability)
-        .uid(UID_WINDOW + "-scored")
-        .name("quality-scored")
-        .keyBy(Session::getModelVersion, Types.STRING)
-        .window(new EventTimeTumbling<>(windowMs, new CloseTime(sessionGapMs)))
+        .flatMap(new Served(sessionGapMs), TypeInformation.of(Decision.class))
+        .uid(UID_WINDOW + "-served")
+        .name("quality-served");
+  }
+
+  /** The quality records of {@code decisions}, which must carry watermarks. */
+  public static SingleOutputStreamOperator<ModelQuality> build(
+      DataStream<Decision> decisions, long windowMs) {
+    return decisions
+        .keyBy(Decision::key, Types.STRING)
+        .window(new EventTimeTumbling<>(windowMs, new CloseTime()))
         .allowedLateness(Duration.ZERO)
         .aggregate(
-            new AddSession(),
+            new AddDecision(),
             new Emit(),
             TypeInformation.of(QualityCounts.class),
             TypeInformation.of(QualityCounts.class),
@@ -58,16 +65,32 @@ public final class QualityWindows {
         .name("quality-window");
   }
 
-  /** A session's close: its last event plus the gap. */
-  record CloseTime(long sessionGapMs) implements EventTimeTumbling.TimeOf<Session> {
+  /** A decision's session close. */
+  record CloseTime() implements EventTimeTumbling.TimeOf<Decision> {
     @Override
-    public long timeMs(Session s) {
-      return s.getEndMs() + sessionGapMs;
+    public long timeMs(Decision d) {
+      return d.closeMs;
     }
   }
 
-  static final class AddSession
-      implements AggregateFunction<Session, QualityCounts, QualityCounts> {
+  /** A scored session as a decision of the serving model. */
+  record Served(long sessionGapMs) implements FlatMapFunction<Session, Decision> {
+    @Override
+    public void flatMap(Session s, Collector<Decision> out) {
+      if (s.hasPurchaseProbability()) {
+        out.collect(
+            new Decision(
+                s.getModelVersion(),
+                false,
+                s.getPurchaseProbability(),
+                s.getPurchased(),
+                s.getEndMs() + sessionGapMs));
+      }
+    }
+  }
+
+  static final class AddDecision
+      implements AggregateFunction<Decision, QualityCounts, QualityCounts> {
     private static final long serialVersionUID = 1L;
 
     @Override
@@ -76,8 +99,8 @@ public final class QualityWindows {
     }
 
     @Override
-    public QualityCounts add(Session s, QualityCounts acc) {
-      return acc.add(s.getPurchaseProbability(), s.getPurchased());
+    public QualityCounts add(Decision d, QualityCounts acc) {
+      return acc.add(d.probability, d.purchased);
     }
 
     @Override
@@ -109,9 +132,11 @@ public final class QualityWindows {
     }
   }
 
-  /** The record of one window's counts. */
-  static ModelQuality measure(
-      String version, long startMs, long endMs, QualityCounts c, long nowMs) {
+  /** The record of one window's counts; {@code key} is a {@link Decision#key}. */
+  static ModelQuality measure(String key, long startMs, long endMs, QualityCounts c, long nowMs) {
+    boolean shadow = key.endsWith(Decision.SHADOW_SUFFIX);
+    String version =
+        shadow ? key.substring(0, key.length() - Decision.SHADOW_SUFFIX.length()) : key;
     long pos = 0;
     long neg = 0;
     for (int i = 0; i < QualityCounts.SCORE_BINS; i++) {
@@ -121,7 +146,8 @@ public final class QualityWindows {
     long n = pos + neg;
     ModelQuality.Builder q =
         ModelQuality.newBuilder()
-            .setId(startMs + "/" + version)
+            .setId(startMs + "/" + key)
+            .setShadow(shadow)
             .setWindowStartMs(startMs)
             .setWindowEndMs(endMs)
             .setModelVersion(version)

@@ -22,6 +22,7 @@ class QualityWindowsTest {
     ModelQuality q =
         of(new double[] {0.1, 0.4, 0.35, 0.8}, new boolean[] {false, false, true, true});
     assertThat(q.getId()).isEqualTo("0/v1");
+    assertThat(q.getShadow()).isFalse();
     assertThat(q.getSessions()).isEqualTo(4);
     assertThat(q.getPurchases()).isEqualTo(2);
     assertThat(q.getBaseRate()).isEqualTo(0.5);
@@ -56,6 +57,15 @@ class QualityWindowsTest {
     assertThat(q.getCalibrationList())
         .extracting(CalibrationBin::getUpper)
         .containsExactly(0.3, 1.0);
+  }
+
+  @Test
+  void aShadowVersionsWindowSaysSoInItsIdAndFlag() {
+    ModelQuality q =
+        QualityWindows.measure("v2/shadow", 0, 1, new QualityCounts().add(0.5, true), 0);
+    assertThat(q.getId()).isEqualTo("0/v2/shadow");
+    assertThat(q.getModelVersion()).isEqualTo("v2");
+    assertThat(q.getShadow()).isTrue();
   }
 
   @Test
