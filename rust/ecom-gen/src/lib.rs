@@ -60,6 +60,22 @@ pub struct GenConfig {
     /// Per-session probabilities of starting each anomaly (crawler, headless bot, credential
     /// stuffing burst, card-testing burst, cart-abandon storm).
     pub anomaly_rates: AnomalyRates,
+    /// A shift in the shop's behaviour mid-stream (docs/GENERATOR.md, Drift); None: none.
+    pub drift: Option<Drift>,
+}
+
+/// The drift scenario "a competitor's sale": from the session that starts once `after_records`
+/// records were emitted, every ordinary session's purchase log-odds at its decision point moves
+/// by `decision_logit` (e.g. -1.0). Behaviour before the decision is drawn as before, so a model
+/// cannot see the change in the features it scores: its live calibration, log loss and base
+/// rate move while the features' distributions do not. The truth's probabilities (the oracles)
+/// include the shift.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Drift {
+    /// Records emitted before the shift.
+    pub after_records: u64,
+    /// What the shift adds to the purchase log-odds at the decision.
+    pub decision_logit: f64,
 }
 
 /// How often each anomaly starts, as a probability per arriving session.
@@ -106,6 +122,7 @@ impl Default for GenConfig {
             peak_sessions_per_hour: 6_000.0,
             returning_rate: 0.35,
             anomaly_rates: AnomalyRates::default(),
+            drift: None,
         }
     }
 }
@@ -351,7 +368,11 @@ impl Generator {
             };
             let sid = ids(t);
             let promo = promo_day(t.div_euclid(86_400_000));
-            let out = session::generate(&self.shop, &self.users[u], t, promo, sid, &mut self.rng);
+            let shift = match self.cfg.drift {
+                Some(d) if self.emitted >= d.after_records => d.decision_logit,
+                _ => 0.0,
+            };
+            let out = session::generate(&self.shop, &self.users[u], t, promo, shift, sid, &mut self.rng);
             self.users[u].sessions += 1;
             self.users[u].prior_purchases += u32::from(out.0.purchased);
             vec![out]

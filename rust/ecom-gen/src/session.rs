@@ -177,12 +177,14 @@ fn choose_product<'a>(shop: &'a Shop, category: usize, price_taste: f64, rng: &m
         .expect("five candidates")
 }
 
-/// Generates one ordinary session of `user` starting at `start_ms`.
+/// Generates one ordinary session of `user` starting at `start_ms`; `decision_shift` is added to
+/// the purchase log-odds at the decision only (the drift scenario; 0 otherwise).
 pub fn generate(
     shop: &Shop,
     user: &User,
     start_ms: i64,
     promo_day: bool,
+    decision_shift: f64,
     session_id: String,
     rng: &mut ChaCha8Rng,
 ) -> (SessionTruth, Vec<Event>) {
@@ -310,7 +312,7 @@ pub fn generate(
     let decision_events = b.events.len() as i32;
     let decision_ms = b.events.last().map_or(0, |e| e.event_time_ms);
     let hidden: f64 = Normal::new(0.0, HIDDEN_INTENT_SD).expect("sd > 0").sample(rng);
-    let probability = sigmoid(z0 + cart_term + price_term + hidden);
+    let probability = sigmoid(z0 + cart_term + price_term + decision_shift + hidden);
     let purchased = rng.random_bool(probability);
 
     if purchased {
@@ -358,7 +360,7 @@ pub fn generate(
         truncated: false,
         decision_events,
         decision_ms,
-        observable_probability: posterior_probability(&p, z_known, cart_term + price_term, &evidence),
+        observable_probability: posterior_probability(&p, z_known, cart_term + price_term + decision_shift, &evidence),
     };
     (truth, events)
 }

@@ -227,3 +227,43 @@ fn the_decision_prefix_holds_no_checkout_or_purchase() {
     }
     assert!(checked > 1_000);
 }
+
+/// The sessions of a run's truth, by id.
+fn sessions(truth: &[TruthRecord]) -> HashMap<String, ecom_proto::v1::SessionTruth> {
+    truth
+        .iter()
+        .filter_map(|t| match &t.record {
+            Some(ecom_proto::v1::truth_record::Record::Session(s)) if s.anomaly == Anomaly::None as i32 => {
+                Some((s.session_id.clone(), s.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn drift_moves_purchases_after_its_record_and_nothing_before() {
+    let base = sessions(&run(cfg(11, 60_000)).1);
+    let drifted = sessions(
+        &run(GenConfig { drift: Some(Drift { after_records: 20_000, decision_logit: -1.0 }), ..cfg(11, 60_000) }).1,
+    );
+    // The sessions begun before the shift are the same sessions with the same outcomes. After
+    // it the streams part (a different purchase draws other event ids), so the rest is compared
+    // as a whole: drawn from the same behaviour, it buys less.
+    let same: Vec<&String> = drifted
+        .iter()
+        .filter(|(id, d)| base.get(*id).is_some_and(|b| b.purchase_probability == d.purchase_probability))
+        .map(|(id, _)| id)
+        .collect();
+    for id in &same {
+        assert_eq!(drifted[*id].purchased, base[*id].purchased, "{id}");
+    }
+    let mean = |m: &HashMap<String, ecom_proto::v1::SessionTruth>| {
+        let rest: Vec<f64> =
+            m.iter().filter(|(id, _)| !same.contains(id)).map(|(_, s)| s.purchase_probability).collect();
+        (rest.len(), rest.iter().sum::<f64>() / rest.len() as f64)
+    };
+    let ((n_base, p_base), (n_drift, p_drift)) = (mean(&base), mean(&drifted));
+    assert!(same.len() > 500 && n_base > 500 && n_drift > 500, "{} same, {n_base} / {n_drift} after", same.len());
+    assert!(p_drift < 0.75 * p_base, "mean purchase probability after the shift {p_drift} vs {p_base}");
+}

@@ -62,6 +62,14 @@ pub(crate) struct GenerateArgs {
     /// follows the time of day and week below it).
     #[arg(long, default_value_t = GenConfig::default().peak_sessions_per_hour)]
     pub(crate) peak_sessions_per_hour: f64,
+    /// The drift scenario (docs/GENERATOR.md, Drift): after this many records, every session's
+    /// purchase log-odds at its decision moves by --drift-decision-logit, its behaviour before
+    /// unchanged, so the live model quality shows it and the features do not.
+    #[arg(long)]
+    pub(crate) drift_after_records: Option<u64>,
+    /// What the drift adds to the purchase log-odds at the decision (a competitor's sale: < 0).
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    pub(crate) drift_decision_logit: f64,
     /// Multiplies the default anomaly rates (0 turns anomalies off).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) anomaly_scale: f64,
@@ -164,6 +172,9 @@ impl GenerateArgs {
                 card_testing: a.card_testing * s,
                 cart_abandon_storm: a.cart_abandon_storm * s,
             },
+            drift: self
+                .drift_after_records
+                .map(|after_records| ecom_gen::Drift { after_records, decision_logit: self.drift_decision_logit }),
             ..d
         })
     }

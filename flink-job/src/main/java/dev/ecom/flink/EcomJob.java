@@ -118,7 +118,7 @@ public final class EcomJob {
               .uid("catalog-source")
               .name("catalog-source");
       DataStream<RawRecord> shadow =
-          env.fromSource(shadowSource(cfg), WatermarkStrategy.noWatermarks(), "shadow-source")
+          env.fromSource(shadowSource(cfg), EcomPipeline.shadowTime(cfg), "shadow-source")
               .uid("shadow-source")
               .name("shadow-source");
       EcomPipeline.build(raw, catalog, shadow, sinks, cfg);

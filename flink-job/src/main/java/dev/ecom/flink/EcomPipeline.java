@@ -62,18 +62,35 @@ public final class EcomPipeline {
   public static final String UID_SHADOW_JOIN = "shadow-join";
 
   /**
-   * Shadow scores carry their event's time, out of order within the job's bound. A shadow topic
-   * that is quiet (no shadow set) stops holding the quality windows back after {@link
-   * #SHADOW_IDLE}.
+   * Event time of the shadow topic's records, for its Kafka source: per partition (a score joins
+   * its session before the watermark of its own partition passes the session's close), out of order
+   * within the job's bound. A quiet topic (no shadow set) stops holding the quality windows back
+   * after {@link #SHADOW_IDLE}. A record that is no ShadowScore never moves it.
    */
-  static WatermarkStrategy<ShadowScore> shadowTime(JobConfig cfg) {
-    return WatermarkStrategy.<ShadowScore>forBoundedOutOfOrderness(
+  public static WatermarkStrategy<RawRecord> shadowTime(JobConfig cfg) {
+    return WatermarkStrategy.<RawRecord>forBoundedOutOfOrderness(
             Duration.ofMillis(cfg.eventTime().maxOutOfOrderMs()))
-        .withTimestampAssigner((s, t) -> s.getEventTimeMs())
+        .withTimestampAssigner(new ShadowEventTime())
         .withIdleness(SHADOW_IDLE);
   }
 
   static final Duration SHADOW_IDLE = Duration.ofSeconds(10);
+
+  /** A shadow record's event_time_ms (Long.MIN_VALUE when it has none). */
+  static final class ShadowEventTime
+      implements org.apache.flink.api.common.eventtime.SerializableTimestampAssigner<RawRecord> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public long extractTimestamp(RawRecord r, long recordTimestamp) {
+      try {
+        long t = ShadowScore.parseFrom(r.value).getEventTimeMs();
+        return t > 0 ? t : Long.MIN_VALUE;
+      } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+        return Long.MIN_VALUE;
+      }
+    }
+  }
 
   /** Keys shadow scores by session_id (a named class, as {@link SessionKey}). */
   static final class ShadowKey implements KeySelector<ShadowScore, String> {
@@ -155,7 +172,7 @@ public final class EcomPipeline {
 
   /**
    * Wires the pipeline onto {@code raw}'s environment. {@code raw} must carry event-time timestamps
-   * and watermarks ({@link RawEventTime#strategy}).
+   * and watermarks ({@link RawEventTime#strategy}), and {@code shadow} too ({@link #shadowTime}).
    */
   public static void build(
       DataStream<RawRecord> raw,
@@ -279,12 +296,7 @@ public final class EcomPipeline {
     DataStream<Decision> shadowDecisions =
         scoredSessions
             .keyBy(new SessionKey())
-            .connect(
-                parsedShadow
-                    .assignTimestampsAndWatermarks(shadowTime(cfg))
-                    .uid(UID_SHADOW_PARSE + "-time")
-                    .name("shadow-time")
-                    .keyBy(new ShadowKey()))
+            .connect(parsedShadow.keyBy(new ShadowKey()))
             .process(new ShadowJoin(gap), TypeInformation.of(Decision.class))
             .uid(UID_SHADOW_JOIN)
             .name("shadow-join");

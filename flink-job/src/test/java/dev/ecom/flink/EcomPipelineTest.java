@@ -200,8 +200,9 @@ class EcomPipelineTest {
             .toByteArray();
     DataStream<RawRecord> shadow =
         env.fromData(
-            List.of(new RawRecord(stray, "ecom.shadow", 0, 0, NOW - 900, NOW - 800)),
-            TypeInformation.of(RawRecord.class));
+                List.of(new RawRecord(stray, "ecom.shadow", 0, 0, NOW - 900, NOW - 800)),
+                TypeInformation.of(RawRecord.class))
+            .assignTimestampsAndWatermarks(EcomPipeline.shadowTime(cfg));
     EcomPipeline.build(
         raw,
         products,
