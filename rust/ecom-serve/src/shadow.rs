@@ -2,8 +2,8 @@
 //! beside the serving one, and its scores go to a [`Publish`] (`ecom serve`: the ecom.shadow
 //! topic), never into an answer. It runs after the answer is made, on at most
 //! [`SHADOW_IN_FLIGHT`] batches at once: while those are busy a batch's shadow scores are
-//! dropped and counted (`ecom_shadow_dropped_rows_total`), so shadow scoring never slows the
-//! answers nor holds more than that many batches.
+//! dropped and counted (`ecom_shadow_dropped_rows_total`), so no queue builds up behind the
+//! answers. It shares the CPU with them all the same (docs/BENCHMARKS.md, A version in shadow).
 use crate::model::{Model, ModelStore};
 use crate::score::Scorer;
 use ecom_proto::v1::{ScoreRequest, ScoreResponse, ShadowScore};
