@@ -275,6 +275,20 @@ describe('ecom dashboard in headless Chromium', { timeout: 100_000 }, () => {
     assert.match(data.headline ?? '', /^latest window: \S+ ROC AUC (0\.\d+|n\/a) over \d+ sessions/);
   });
 
+  test('the feature drift panel gives a PSI per hour and feature against the serving model\'s bins', { timeout: 15_000 }, async () => {
+    const { readFile } = await import('node:fs/promises');
+    const models = process.env.ECOM_MODELS_DIR || path.join(import.meta.dirname, '../../models');
+    const version = (await readFile(path.join(models, 'CURRENT'), 'utf8')).trim();
+    const reference = JSON.parse(await readFile(path.join(models, version, 'reference.json'), 'utf8'));
+    const names = reference.features.map((f) => f.name);
+    assert.ok(names.length > 0, 'reference.json names the top features');
+    const data = await nextData('live-feature-drift');
+    assert.ok(data.rows.length > 0, 'the demo closed sessions with decision features');
+    assert.ok(data.rows.every((r) => names.includes(r.feature) && r.psi >= 0 && Number.isFinite(r.psi) && r.sessions > 0), 'one PSI per hour and reference feature');
+    assert.match(data.headline ?? '', /^(no feature drift|a shift to watch|drift: |no window has 200 sessions)/);
+    assert.ok((data.headline ?? '').includes(version), `the headline names ${version}`);
+  });
+
   test('auto-refresh pauses and resumes from the keyboard', { timeout: 12_000 }, async () => {
     const button = await page.$('#pause');
     await button.focus();

@@ -49,7 +49,10 @@ pub fn saved_objects(panels: &[Panel]) -> Vec<Value> {
         .collect();
     let mut grid = Vec::new();
     let mut references = Vec::new();
-    for (i, p) in panels.iter().filter(|p| p.source_kind == Source::Elasticsearch).enumerate() {
+    // The feature drift panel's bins come from the model folder, which only ecom's page reads.
+    let kibana_panels =
+        panels.iter().filter(|p| p.source_kind == Source::Elasticsearch && p.offline.as_deref() != Some("drift"));
+    for (i, p) in kibana_panels.enumerate() {
         let vis_state = json!({
             "title": p.title, "type": "vega", "aggs": [],
             "params": {"spec": serde_json::to_string_pretty(&p.source).expect("a JSON value prints")},

@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod drift;
 pub mod kibana;
 
 /// The page, its assets and the panel definitions, embedded at build time (build.rs).
@@ -177,8 +178,8 @@ impl Panel {
         };
         let order = v.pointer("/usermeta/order").and_then(Value::as_i64).unwrap_or(100);
         let offline = v.pointer("/usermeta/offline").and_then(Value::as_str).map(str::to_string);
-        if offline.as_deref().is_some_and(|o| o != "calibration" && o != "quality") {
-            return Err(field("usermeta.offline", "must be \"calibration\" or \"quality\" when present"));
+        if offline.as_deref().is_some_and(|o| !["calibration", "quality", "drift"].contains(&o)) {
+            return Err(field("usermeta.offline", "must be \"calibration\", \"quality\" or \"drift\" when present"));
         }
         let mut spec = v.clone();
         spec["data"] = json!({"name": "rows"});
@@ -427,6 +428,9 @@ const LIVE_MINUTES: i64 = 24 * 60;
 impl AppState {
     async fn panel_data(&self, panel: &Panel, range: Range) -> PanelData {
         let mut data = match panel.source_kind {
+            Source::Elasticsearch if panel.offline.as_deref() == Some("drift") => {
+                return self.feature_drift(panel, range).await;
+            }
             Source::Elasticsearch => self.search(panel, range).await,
             Source::Redis => self.live(range).await,
         };
@@ -569,9 +573,50 @@ impl AppState {
 
     async fn search(&self, panel: &Panel, range: Range) -> PanelData {
         let (from, to) = range.bounds(now_ms());
+        self.search_body(panel, &panel.body_for(from, to)).await
+    }
+
+    /// The feature drift panel: the serving version's reference bins, one range aggregation per
+    /// feature and window, and a PSI per window and feature (drift.rs).
+    async fn feature_drift(&self, panel: &Panel, range: Range) -> PanelData {
+        let dir = &self.cfg.models_dir;
+        let Some(version) = ecom_model::current(dir) else {
+            return PanelData {
+                empty: true,
+                message: Some(format!(
+                    "no serving model to compare with ({} names no version)",
+                    dir.join(ecom_model::CURRENT).display()
+                )),
+                ..Default::default()
+            };
+        };
+        let reference: ecom_model::drift::Reference =
+            match ecom_model::read_json(&dir.join(&version), ecom_model::REFERENCE_FILE) {
+                Ok(r) => r,
+                Err(e) => {
+                    return PanelData {
+                        empty: true,
+                        message: Some(format!(
+                            "the serving model {version} has no training bins to compare with (train it again): {e:#}"
+                        )),
+                        ..Default::default()
+                    }
+                }
+            };
+        let (from, to) = range.bounds(now_ms());
+        let mut data = self.search_body(panel, &drift::body(panel.body_for(from, to), &reference)).await;
+        if data.error.is_none() && !data.empty {
+            let (rows, headline) = drift::rows(&data.rows, &reference, &version);
+            data.rows = rows;
+            data.headline = Some(headline);
+        }
+        data
+    }
+
+    async fn search_body(&self, panel: &Panel, body: &Value) -> PanelData {
         let url = self.search_url(panel);
         let started = Instant::now();
-        let answer = self.http.post(&url).timeout(self.cfg.query_timeout).json(&panel.body_for(from, to)).send().await;
+        let answer = self.http.post(&url).timeout(self.cfg.query_timeout).json(body).send().await;
         let not_answering = |e: String| PanelData {
             error: Some(format!("Elasticsearch at {} is not answering: {e}", self.cfg.es_url)),
             ..Default::default()

@@ -64,18 +64,25 @@ pub struct GenConfig {
     pub drift: Option<Drift>,
 }
 
-/// The drift scenario "a competitor's sale": from the session that starts once `after_records`
-/// records were emitted, every ordinary session's purchase log-odds at its decision point moves
-/// by `decision_logit` (e.g. -1.0). Behaviour before the decision is drawn as before, so a model
-/// cannot see the change in the features it scores: its live calibration, log loss and base
-/// rate move while the features' distributions do not. The truth's probabilities (the oracles)
-/// include the shift.
+/// The drift scenario: from the session that starts once `after_records` records were emitted,
+/// every ordinary session changes in two ways, each optional.
+/// - "A competitor's sale" (concept drift): its purchase log-odds at the decision point move by
+///   `decision_logit` (e.g. -1.0). Behaviour before the decision is drawn as before, so a model
+///   cannot see the change in the features it scores: its live calibration, log loss and base
+///   rate move while the features' distributions do not.
+/// - "A redesign that shows more products" (covariate drift): every persona views
+///   `views_factor` times as many products (1.0: as before). The features move, and how intent
+///   shows in them with it.
+///
+/// The truth's probabilities (the oracles) include both.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Drift {
     /// Records emitted before the shift.
     pub after_records: u64,
     /// What the shift adds to the purchase log-odds at the decision.
     pub decision_logit: f64,
+    /// What the shift multiplies the product views of every persona by.
+    pub views_factor: f64,
 }
 
 /// How often each anomaly starts, as a probability per arriving session.
@@ -369,8 +376,10 @@ impl Generator {
             let sid = ids(t);
             let promo = promo_day(t.div_euclid(86_400_000));
             let shift = match self.cfg.drift {
-                Some(d) if self.emitted >= d.after_records => d.decision_logit,
-                _ => 0.0,
+                Some(d) if self.emitted >= d.after_records => {
+                    session::Shift { decision_logit: d.decision_logit, views_factor: d.views_factor }
+                }
+                _ => session::Shift::NONE,
             };
             let out = session::generate(&self.shop, &self.users[u], t, promo, shift, sid, &mut self.rng);
             self.users[u].sessions += 1;

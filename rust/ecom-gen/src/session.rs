@@ -177,18 +177,34 @@ fn choose_product<'a>(shop: &'a Shop, category: usize, price_taste: f64, rng: &m
         .expect("five candidates")
 }
 
-/// Generates one ordinary session of `user` starting at `start_ms`; `decision_shift` is added to
-/// the purchase log-odds at the decision only (the drift scenario; 0 otherwise).
+/// How the drift scenario changes a session ([`crate::Drift`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shift {
+    /// Added to the purchase log-odds at the decision only.
+    pub decision_logit: f64,
+    /// Multiplies the persona's mean product views.
+    pub views_factor: f64,
+}
+
+impl Shift {
+    /// No drift.
+    pub const NONE: Shift = Shift { decision_logit: 0.0, views_factor: 1.0 };
+}
+
+/// Generates one ordinary session of `user` starting at `start_ms`, changed by `shift` (the
+/// drift scenario; [`Shift::NONE`] otherwise).
 pub fn generate(
     shop: &Shop,
     user: &User,
     start_ms: i64,
     promo_day: bool,
-    decision_shift: f64,
+    shift: Shift,
     session_id: String,
     rng: &mut ChaCha8Rng,
 ) -> (SessionTruth, Vec<Event>) {
-    let p = PERSONAS[user.persona];
+    let mut p = PERSONAS[user.persona];
+    p.mean_product_views *= shift.views_factor;
+    let decision_shift = shift.decision_logit;
     let (channel, channel_effect, _, referrer) = CHANNELS[weighted(CHANNELS, |c| c.2, rng)];
     let campaign = matches!(channel, "paid_search" | "email" | "social" | "affiliate")
         .then(|| CAMPAIGNS[rng.random_range(0..CAMPAIGNS.len())]);

@@ -245,7 +245,11 @@ fn sessions(truth: &[TruthRecord]) -> HashMap<String, ecom_proto::v1::SessionTru
 fn drift_moves_purchases_after_its_record_and_nothing_before() {
     let base = sessions(&run(cfg(11, 60_000)).1);
     let drifted = sessions(
-        &run(GenConfig { drift: Some(Drift { after_records: 20_000, decision_logit: -1.0 }), ..cfg(11, 60_000) }).1,
+        &run(GenConfig {
+            drift: Some(Drift { after_records: 20_000, decision_logit: -1.0, views_factor: 1.0 }),
+            ..cfg(11, 60_000)
+        })
+        .1,
     );
     // The sessions begun before the shift are the same sessions with the same outcomes. After
     // it the streams part (a different purchase draws other event ids), so the rest is compared
@@ -266,4 +270,31 @@ fn drift_moves_purchases_after_its_record_and_nothing_before() {
     let ((n_base, p_base), (n_drift, p_drift)) = (mean(&base), mean(&drifted));
     assert!(same.len() > 500 && n_base > 500 && n_drift > 500, "{} same, {n_base} / {n_drift} after", same.len());
     assert!(p_drift < 0.75 * p_base, "mean purchase probability after the shift {p_drift} vs {p_base}");
+}
+
+#[test]
+fn a_views_drift_lengthens_the_sessions_after_it() {
+    let run_with = |views_factor: f64| {
+        sessions(
+            &run(GenConfig {
+                drift: Some(Drift { after_records: 20_000, decision_logit: 0.0, views_factor }),
+                ..cfg(12, 60_000)
+            })
+            .1,
+        )
+    };
+    let (base, drifted) = (run_with(1.0), run_with(2.0));
+    // The sessions that differ from the other run's are the ones after the shift.
+    type Truths = HashMap<String, ecom_proto::v1::SessionTruth>;
+    let mean_rest = |m: &Truths, other: &Truths| {
+        let rest: Vec<f64> = m
+            .iter()
+            .filter(|(id, s)| other.get(*id).is_none_or(|o| o.events != s.events))
+            .map(|(_, s)| f64::from(s.events))
+            .collect();
+        (rest.len(), rest.iter().sum::<f64>() / rest.len().max(1) as f64)
+    };
+    let ((n_base, e_base), (n_drift, e_drift)) = (mean_rest(&base, &drifted), mean_rest(&drifted, &base));
+    assert!(n_base > 500 && n_drift > 500, "{n_base} / {n_drift}");
+    assert!(e_drift > 1.3 * e_base, "events per session after the shift {e_drift} vs {e_base}");
 }

@@ -13,6 +13,7 @@
 //!     neighbours.json  neighbours::NeighbourIndex
 //!     recommend.json   recommend::IndexFile
 //!     metrics.json     evaluation::Evaluation: the offline scores on the test set
+//!     reference.json   drift::Reference: the training rows' bins of the top ecom-core features
 //! ```
 //!
 //! Readers take names and types from here; nothing else spells a file name of the folder.
@@ -20,6 +21,7 @@ use anyhow::Context;
 use ecom_core::lsh::LshParams;
 use std::path::Path;
 
+pub mod drift;
 pub mod evaluation;
 pub mod neighbours;
 pub mod recommend;
@@ -40,6 +42,8 @@ pub const NEIGHBOURS_FILE: &str = "neighbours.json";
 pub const RECOMMEND_FILE: &str = "recommend.json";
 /// [`Evaluation`] of a version.
 pub const METRICS_FILE: &str = "metrics.json";
+/// [`drift::Reference`] of a version: what its live feature drift is measured against.
+pub const REFERENCE_FILE: &str = "reference.json";
 
 /// The feature schema a version was trained on: the columns a scoring row must have, in order.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

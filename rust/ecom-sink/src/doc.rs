@@ -108,7 +108,8 @@ fn latencies(e: &EnrichedEvent, indexed_at_ms: i64) -> Value {
 /// it carries what its folded state says about it (device, channel, country, landing, login,
 /// events per kind, products, category views, cart), what was known of the user before it, and
 /// the purchase probability it was scored with at its decision point (null when none; the live
-/// calibration compares it with `purchased`). `features` (in the order of `feature_schema_hash`'s schema) is kept for training, not
+/// calibration compares it with `purchased`), with the features of that point by name
+/// (`decision_features.<name>`, what the dashboard's feature drift bins). `features` (in the order of `feature_schema_hash`'s schema) is kept for training, not
 /// indexed by Elasticsearch; the state's LSH tokens and running sums stay out.
 pub fn session_doc(s: &Session, indexed_at_ms: i64) -> Value {
     let st = s.state.clone().unwrap_or_default();
@@ -149,6 +150,7 @@ pub fn session_doc(s: &Session, indexed_at_ms: i64) -> Value {
         "purchase_probability": s.purchase_probability,
         "model_version": s.model_version,
         "decision_event_id": s.decision_event_id,
+        "decision_features": named_features(&s.decision_features, &s.feature_schema_hash),
         "indexed_at": indexed_at_ms,
     })
 }
@@ -330,6 +332,8 @@ pub fn event_index_template(prefix: &str) -> Value {
 /// Index template for the closed sessions (`prefix-*`, daily by start_ms).
 pub fn session_index_template(prefix: &str) -> Value {
     let int = typed("integer");
+    let decision: serde_json::Map<String, Value> =
+        ecom_core::features::NAMES.iter().map(|n| (n.to_string(), typed("double"))).collect();
     let kind_counts: serde_json::Map<String, Value> = (1..=10).map(|k| (kind_name(k), int.clone())).collect();
     template(
         prefix,
@@ -345,10 +349,21 @@ pub fn session_index_template(prefix: &str) -> Value {
                 "product_id": typed("keyword"), "quantity": int, "unit_price_cents": typed("long"),
             }},
             "prior_sessions": int, "prior_purchases": int, "purchase_probability": typed("double"),
+            "decision_features": {"properties": decision},
             // Kept in _source for training and export; nobody searches a feature vector.
             "features": {"type": "double", "index": false, "doc_values": false}
         }),
     )
+}
+
+/// ecom-core features by name, when they follow this build's schema (`hash`); else null, since
+/// positions of another schema would be named wrongly.
+fn named_features(values: &[f64], hash: &str) -> Value {
+    let names = ecom_core::features::NAMES;
+    if values.len() != names.len() || hash != ecom_core::features::schema_hash() {
+        return Value::Null;
+    }
+    Value::Object(names.iter().zip(values).map(|(n, v)| (n.to_string(), json!(v))).collect())
 }
 
 /// Index template for the per-minute DP metrics (`prefix-*`, daily by window_start_ms).

@@ -204,6 +204,12 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
         &ecom_model::Schema::new(table.names.clone(), opts.lsh),
         true,
     )?;
+    ecom_model::write_json(
+        &tmp,
+        ecom_model::REFERENCE_FILE,
+        &drift_reference(&xtr, &table.names, &metrics.shap),
+        true,
+    )?;
     ecom_model::write_json(&tmp, ecom_model::NEIGHBOURS_FILE, &index, false)?;
     ecom_model::write_json(&tmp, ecom_model::RECOMMEND_FILE, &recommend, false)?;
     let references = [
@@ -275,6 +281,27 @@ fn check_split(table: &Table, tr: &[usize], va: &[usize], te: &[usize]) -> anyho
 }
 
 /// Global mean |SHAP| per feature, the additivity check, and the top features.
+/// The training rows' bins of the most important ecom-core features (by mean |SHAP|): what the
+/// dashboard measures live feature drift against. Neighbour features are left out: the job's
+/// sessions carry ecom-core's only.
+fn drift_reference(x: &[f32], names: &[String], shap: &Shap) -> ecom_model::drift::Reference {
+    use ecom_model::drift::{FeatureReference, Reference, TOP_FEATURES};
+    let c = names.len().max(1);
+    let rows = x.len() / c;
+    let features = shap
+        .mean_abs
+        .iter()
+        .filter(|f| ecom_core::features::NAMES.contains(&f.feature.as_str()))
+        .filter_map(|f| {
+            let k = names.iter().position(|n| *n == f.feature)?;
+            let column: Vec<f64> = (0..rows).map(|r| f64::from(x[r * c + k])).collect();
+            Some(FeatureReference::of(&f.feature, &column))
+        })
+        .take(TOP_FEATURES)
+        .collect();
+    Reference { rows: rows as u64, features }
+}
+
 fn shap_summary(contribs: &[f32], x: &[f32], names: &[String], probs: &[f64]) -> anyhow::Result<Shap> {
     let c = names.len();
     let rows = x.len() / c.max(1);

@@ -70,6 +70,10 @@ pub(crate) struct GenerateArgs {
     /// What the drift adds to the purchase log-odds at the decision (a competitor's sale: < 0).
     #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
     pub(crate) drift_decision_logit: f64,
+    /// What the drift multiplies every persona's product views by (a redesign showing more
+    /// products: > 1; 1 leaves behaviour as it was).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) drift_views_factor: f64,
     /// Multiplies the default anomaly rates (0 turns anomalies off).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) anomaly_scale: f64,
@@ -147,6 +151,9 @@ impl GenerateArgs {
         if self.anomaly_scale < 0.0 {
             anyhow::bail!("--anomaly-scale {} must be >= 0", self.anomaly_scale);
         }
+        if !(self.drift_views_factor > 0.0 && self.drift_views_factor.is_finite()) {
+            anyhow::bail!("--drift-views-factor {} must be a positive number", self.drift_views_factor);
+        }
         let d = GenConfig::default();
         let a = AnomalyRates::default();
         let s = self.anomaly_scale;
@@ -172,9 +179,11 @@ impl GenerateArgs {
                 card_testing: a.card_testing * s,
                 cart_abandon_storm: a.cart_abandon_storm * s,
             },
-            drift: self
-                .drift_after_records
-                .map(|after_records| ecom_gen::Drift { after_records, decision_logit: self.drift_decision_logit }),
+            drift: self.drift_after_records.map(|after_records| ecom_gen::Drift {
+                after_records,
+                decision_logit: self.drift_decision_logit,
+                views_factor: self.drift_views_factor,
+            }),
             ..d
         })
     }

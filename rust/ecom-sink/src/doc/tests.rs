@@ -126,7 +126,24 @@ fn full_session() -> Session {
         purchase_probability: Some(0.375),
         model_version: "v7".into(),
         decision_event_id: "e3".into(),
+        decision_features: vec![],
     }
+}
+
+#[test]
+fn decision_features_are_named_only_in_this_builds_schema() {
+    let names = ecom_core::features::NAMES;
+    let values: Vec<f64> = (0..names.len()).map(|i| i as f64).collect();
+    let s = Session {
+        feature_schema_hash: ecom_core::features::schema_hash(),
+        decision_features: values.clone(),
+        ..full_session()
+    };
+    let d = session_doc(&s, 1);
+    assert_eq!(d["decision_features"][names[3]], 3.0);
+    assert_eq!(d["decision_features"].as_object().unwrap().len(), names.len());
+    // Another schema's positions would be named wrongly: left out.
+    assert!(session_doc(&Session { feature_schema_hash: "other".into(), ..s }, 1)["decision_features"].is_null());
 }
 
 #[test]

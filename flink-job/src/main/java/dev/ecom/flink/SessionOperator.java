@@ -109,6 +109,12 @@ public final class SessionOperator
     public long revenueCents;
     public long closeAtMs;
     public double[] features = new double[0];
+    // The features after the latest event (by event time) before the first checkout or
+    // purchase, and that event's time; the first checkout's time (MAX_VALUE: none yet).
+    public double[] decisionFeatures = new double[0];
+    public long decisionTimeMs = Long.MIN_VALUE;
+    public String decisionEventId = "";
+    public long firstCheckoutMs = Long.MAX_VALUE;
     // The user's history when the session began (from the user step).
     public int priorSessions;
     public int priorPurchases;
@@ -329,6 +335,23 @@ public final class SessionOperator
       m.revenueCents += Math.max(0, ev.getQuantity()) * Math.max(0, ev.getUnitPriceCents());
     }
     m.features = features;
+    long t = ev.getEventTimeMs();
+    if (SessionScore.decides(ev.getKind())) {
+      if (t < m.firstCheckoutMs) {
+        m.firstCheckoutMs = t;
+        if (m.decisionTimeMs >= t) {
+          // An out-of-order checkout before the event kept: that event is past the decision.
+          m.decisionFeatures = new double[0];
+          m.decisionTimeMs = Long.MIN_VALUE;
+          m.decisionEventId = "";
+        }
+      }
+    } else if (t < m.firstCheckoutMs
+        && SessionScore.later(t, ev.getEventId(), m.decisionTimeMs, m.decisionEventId)) {
+      m.decisionFeatures = features;
+      m.decisionTimeMs = t;
+      m.decisionEventId = ev.getEventId();
+    }
     long closeAt = s.getLastMs() + gapMs;
     if (closeAt != m.closeAtMs) {
       if (m.closeAtMs != 0) {
@@ -384,6 +407,7 @@ public final class SessionOperator
                     .setLastSessionMs(m.lastSessionMs))
             .setClosedAtMs(ctx.timerService().currentProcessingTime());
     Arrays.stream(m.features).forEach(b::addFeatures);
+    Arrays.stream(m.decisionFeatures).forEach(b::addDecisionFeatures);
     return b.build();
   }
 

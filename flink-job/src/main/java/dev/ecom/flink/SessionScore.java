@@ -97,6 +97,19 @@ public final class SessionScore
     return b.build();
   }
 
+  /**
+   * Whether the event at ({@code t}, {@code id}) comes after the one at ({@code bestT}, {@code
+   * bestId}): by event time, and among events of the same millisecond by event id, so the session
+   * step (the decision point's features) and this step (its score) pick the same event whatever
+   * order they see them in.
+   */
+  static boolean later(long t, String id, long bestT, String bestId) {
+    if (t != bestT) {
+      return t > bestT;
+    }
+    return (id == null ? "" : id).compareTo(bestId == null ? "" : bestId) > 0;
+  }
+
   static boolean decides(EventKind kind) {
     return kind == EventKind.EVENT_KIND_CHECKOUT_START || kind == EventKind.EVENT_KIND_PURCHASE;
   }
@@ -167,7 +180,9 @@ public final class SessionScore
     Scored best = null;
     for (Scored sc : scored) {
       boolean inSession = sc.timeMs >= s.getStartMs() && sc.timeMs <= s.getEndMs();
-      if (inSession && sc.timeMs < decision && (best == null || sc.timeMs >= best.timeMs)) {
+      if (inSession
+          && sc.timeMs < decision
+          && (best == null || later(sc.timeMs, sc.eventId, best.timeMs, best.eventId))) {
         best = sc;
       }
     }

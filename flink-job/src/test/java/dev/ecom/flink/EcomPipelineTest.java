@@ -360,9 +360,13 @@ class EcomPipelineTest {
             out.enriched().stream()
                 .filter(e -> e.getEvent().getSessionId().equals(s.getSessionId()))
                 .filter(e -> !SessionScore.decides(e.getEvent().getKind()))
-                .max(Comparator.comparingLong(e -> e.getEvent().getEventTimeMs()))
+                .max(
+                    Comparator.<EnrichedEvent>comparingLong(e -> e.getEvent().getEventTimeMs())
+                        .thenComparing(e -> e.getEvent().getEventId()))
                 .orElseThrow();
         assertThat(s.getPurchaseProbability()).isEqualTo(decision.getPurchaseProbability());
+        // ...and the features that event was scored with, for the feature drift.
+        assertThat(s.getDecisionFeaturesList()).isEqualTo(decision.getSessionFeaturesList());
         assertThat(s.getModelVersion()).isEqualTo(serve.model.getModelVersion());
       }
       // The live quality windows count every scored session once, buyers included.
