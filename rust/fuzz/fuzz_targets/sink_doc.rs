@@ -1,4 +1,4 @@
-//! A Kafka payload through the sink's record → document path: decode as each of the four kinds
+//! A Kafka payload through the sink's record → document path: decode as each of the five kinds
 //! the sink reads (ecom-sink's `record::decode`), then build the document both stores get and
 //! its daily index name. Input: one byte picks the kind, the rest is the payload. Invariants:
 //! nothing panics; a refusal has a reason; a document is a JSON object that serialises, and a
@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         Record::Session(s) => (doc::session_doc(s, 1), s.start_ms),
         Record::WindowMetrics(m) => (doc::metrics_doc(m, 1), m.window_start_ms),
         Record::Invalid(e) => (doc::invalid_doc(e, 1), e.rejected_at_ms),
+        Record::Quality(q) => (doc::quality_doc(q, 1), q.window_start_ms),
     };
     assert!(body.is_object(), "{body}");
     serde_json::to_vec(&body).expect("a document serialises");
