@@ -152,9 +152,19 @@ async fn promote_and_rollback_move_what_a_running_serve_scores_with() {
     assert!(published.iter().all(|s| (s.purchase_probability - s.serving_probability).abs() < 1e-9));
 
     ok(ecom(&["models", "shadow", "--off"], &models));
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Ready when serve says it unloaded the shadow (its gauge for v2 drops to 0).
+    let unloaded = "ecom_model_loaded{version=\"v2\",role=\"shadow\"} 0";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = reqwest::get(format!("http://127.0.0.1:{http}/metrics")).await.unwrap().text().await.unwrap();
+        if text.lines().any(|l| l == unloaded) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve did not unload the shadow:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     score.predict_batch(batch("off")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // read_shadow reads until the topic is quiet for 2 s: a shadow score would be in by then.
     let after = read_shadow(&topic, Duration::from_secs(2));
     assert!(after.iter().all(|s| s.event_id.starts_with("on-")), "shadow scoring went on after --off");
     let _ = std::fs::remove_dir_all(&root);

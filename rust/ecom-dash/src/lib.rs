@@ -399,10 +399,7 @@ fn with_offline_quality(data: &mut PanelData, models_dir: &std::path::Path) {
     let mut parts = Vec::new();
     let mut ruled = std::collections::BTreeSet::new();
     for ((version, shadow), s) in &latest {
-        let offline =
-            ecom_model::read_json::<ecom_model::Evaluation>(&models_dir.join(version), ecom_model::METRICS_FILE)
-                .ok()
-                .and_then(|m| m.models.get("xgboost").and_then(|x| x.scores.roc_auc));
+        let offline = ecom_model::offline_roc_auc(models_dir, version);
         if let Some(auc) = offline.filter(|_| ruled.insert(version.clone())) {
             data.rows.push(json!({"_source": {"model_version": version, "roc_auc": auc, "offline": true}}));
         }

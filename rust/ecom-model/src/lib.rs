@@ -111,6 +111,12 @@ pub fn set_pointer(models_dir: &Path, name: &str, version: &str) -> anyhow::Resu
     Ok(())
 }
 
+/// XGBoost's ROC AUC on `version`'s offline test set (its metrics.json), when readable.
+pub fn offline_roc_auc(models_dir: &Path, version: &str) -> Option<f64> {
+    let e: Evaluation = read_json(&models_dir.join(version), METRICS_FILE).ok()?;
+    e.models.get("xgboost").and_then(|x| x.scores.roc_auc)
+}
+
 /// The serving version, if CURRENT names a version directory that exists.
 pub fn current(models_dir: &Path) -> Option<String> {
     pointed(models_dir, CURRENT)

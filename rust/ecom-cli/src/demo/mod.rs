@@ -78,17 +78,8 @@ pub(crate) struct DemoArgs {
     /// the run.
     #[arg(long, default_value_t = 600.0)]
     pub(crate) peak_sessions_per_hour: f64,
-    /// The generator's drift scenario (`ecom generate --help`): after this many records, every
-    /// session's purchase log-odds at its decision moves by --drift-decision-logit; the live
-    /// quality windows show it (docs/GENERATOR.md, Drift).
-    #[arg(long)]
-    pub(crate) drift_after_records: Option<u64>,
-    /// What the drift adds to the purchase log-odds at the decision.
-    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
-    pub(crate) drift_decision_logit: f64,
-    /// What the drift multiplies every persona's product views by (1: unchanged).
-    #[arg(long, default_value_t = 1.0)]
-    pub(crate) drift_views_factor: f64,
+    #[command(flatten)]
+    pub(crate) drift: crate::generate::DriftArgs,
     /// Records per second the generator keeps to. Default: 1000 for ecom demo, where 0 means as
     /// fast as it can (a burst, whose latency figures then measure the queue it builds); 100 in
     /// each scenario of ecom faults, which needs a rate above 0.
@@ -270,9 +261,7 @@ async fn submitted(
     gen_args.late_rate = a.late_rate;
     gen_args.hostile_rate = a.hostile_rate;
     gen_args.peak_sessions_per_hour = a.peak_sessions_per_hour;
-    gen_args.drift_after_records = a.drift_after_records;
-    gen_args.drift_decision_logit = a.drift_decision_logit;
-    gen_args.drift_views_factor = a.drift_views_factor;
+    gen_args.drift = a.drift.clone();
     gen_args.rate = rate;
     let stop_gen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     gen_args.stop = Some(stop_gen.clone());

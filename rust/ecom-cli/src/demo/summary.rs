@@ -62,8 +62,6 @@ impl LiveQuality {
         }
         by.into_iter()
             .map(|((v, shadow), (p, y))| {
-                let offline: Option<ecom_model::Evaluation> =
-                    ecom_model::read_json(&models_dir.join(v), ecom_model::METRICS_FILE).ok();
                 let m = ecom_model::evaluation::Scores::of(&p, &y);
                 LiveQuality {
                     model_version: v.to_string(),
@@ -74,7 +72,7 @@ impl LiveQuality {
                     pr_auc: m.pr_auc,
                     brier: m.brier,
                     log_loss: m.log_loss,
-                    offline_roc_auc: offline.and_then(|e| e.models.get("xgboost").and_then(|x| x.scores.roc_auc)),
+                    offline_roc_auc: ecom_model::offline_roc_auc(models_dir, v),
                 }
             })
             .collect()

@@ -26,6 +26,25 @@ pub(crate) enum TimeMode {
     Wall,
 }
 
+/// The generator's drift scenario (docs/GENERATOR.md, Drift), for `ecom generate` and
+/// `ecom demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DriftArgs {
+    /// After this many records, every new session changes: its purchase log-odds at its
+    /// decision move by --drift-decision-logit (behaviour before it unchanged, so the live
+    /// quality shows it and the features do not), and its product views are multiplied by
+    /// --drift-views-factor (the features move).
+    #[arg(long)]
+    pub(crate) drift_after_records: Option<u64>,
+    /// What the drift adds to the purchase log-odds at the decision (a competitor's sale: < 0).
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    pub(crate) drift_decision_logit: f64,
+    /// What the drift multiplies every persona's product views by (a redesign showing more
+    /// products: > 1; 1 leaves behaviour as it was).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) drift_views_factor: f64,
+}
+
 /// Arguments of `ecom generate`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct GenerateArgs {
@@ -62,18 +81,8 @@ pub(crate) struct GenerateArgs {
     /// follows the time of day and week below it).
     #[arg(long, default_value_t = GenConfig::default().peak_sessions_per_hour)]
     pub(crate) peak_sessions_per_hour: f64,
-    /// The drift scenario (docs/GENERATOR.md, Drift): after this many records, every session's
-    /// purchase log-odds at its decision moves by --drift-decision-logit, its behaviour before
-    /// unchanged, so the live model quality shows it and the features do not.
-    #[arg(long)]
-    pub(crate) drift_after_records: Option<u64>,
-    /// What the drift adds to the purchase log-odds at the decision (a competitor's sale: < 0).
-    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
-    pub(crate) drift_decision_logit: f64,
-    /// What the drift multiplies every persona's product views by (a redesign showing more
-    /// products: > 1; 1 leaves behaviour as it was).
-    #[arg(long, default_value_t = 1.0)]
-    pub(crate) drift_views_factor: f64,
+    #[command(flatten)]
+    pub(crate) drift: DriftArgs,
     /// Multiplies the default anomaly rates (0 turns anomalies off).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) anomaly_scale: f64,
@@ -151,8 +160,9 @@ impl GenerateArgs {
         if self.anomaly_scale < 0.0 {
             anyhow::bail!("--anomaly-scale {} must be >= 0", self.anomaly_scale);
         }
-        if !(self.drift_views_factor > 0.0 && self.drift_views_factor.is_finite()) {
-            anyhow::bail!("--drift-views-factor {} must be a positive number", self.drift_views_factor);
+        let views = self.drift.drift_views_factor;
+        if !(views > 0.0 && views.is_finite()) {
+            anyhow::bail!("--drift-views-factor {views} must be a positive number");
         }
         let d = GenConfig::default();
         let a = AnomalyRates::default();
@@ -179,10 +189,10 @@ impl GenerateArgs {
                 card_testing: a.card_testing * s,
                 cart_abandon_storm: a.cart_abandon_storm * s,
             },
-            drift: self.drift_after_records.map(|after_records| ecom_gen::Drift {
+            drift: self.drift.drift_after_records.map(|after_records| ecom_gen::Drift {
                 after_records,
-                decision_logit: self.drift_decision_logit,
-                views_factor: self.drift_views_factor,
+                decision_logit: self.drift.drift_decision_logit,
+                views_factor: self.drift.drift_views_factor,
             }),
             ..d
         })
