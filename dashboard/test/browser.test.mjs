@@ -279,7 +279,7 @@ describe('ecom dashboard in headless Chromium', { timeout: 100_000 }, () => {
     for (const v of new Set(live.map((r) => r._source.model_version).filter((v) => here.has(v)))) {
       assert.ok(offline.some((r) => r._source.model_version === v), `an offline rule for ${v}`);
     }
-    assert.match(data.headline ?? '', /^latest window: \S+ ROC AUC (0\.\d+|n\/a) over \d+ sessions/);
+    assert.match(data.headline ?? '', /^latest window: \S+( \(shadow\))? ROC AUC ([01]\.\d+|n\/a) over \d+ sessions/);
   });
 
   test('the feature drift panel gives a PSI per hour and feature against the serving model\'s bins', { timeout: 15_000 }, async () => {
