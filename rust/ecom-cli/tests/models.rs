@@ -3,7 +3,7 @@
 //! the list and the history say so; a shadow version's scores reach Kafka and never an answer.
 //! Needs the local stack's Redis (serve's Guard) and Kafka.
 use ecom_proto::v1::score_client::ScoreClient;
-use ecom_proto::v1::{DescribeRequest, ScoreBatchRequest, ScoreRequest, ShadowScore};
+use ecom_proto::v1::{DescribeRequest, ScoreBatchRequest, ScoreRequest, ShadowBatch, ShadowScore};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -143,7 +143,10 @@ async fn promote_and_rollback_move_what_a_running_serve_scores_with() {
         let answers = score.predict_batch(batch("on")).await.unwrap().into_inner().responses;
         assert!(answers.iter().all(|a| a.model_version == "v1"), "a shadow score in an answer: {answers:?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
-        published = read_shadow(&topic, Duration::from_secs(2));
+        let batches = read_shadow(&topic, Duration::from_secs(2));
+        // One record per batch, holding the whole batch.
+        assert!(batches.iter().all(|b| b.scores.len() == 20), "a shadow record is not one whole batch");
+        published = batches.into_iter().flat_map(|b| b.scores).collect::<Vec<ShadowScore>>();
     }
     let first = &published[0];
     assert_eq!((first.model_version.as_str(), first.serving_version.as_str()), ("v2", "v1"));
@@ -166,12 +169,15 @@ async fn promote_and_rollback_move_what_a_running_serve_scores_with() {
     score.predict_batch(batch("off")).await.unwrap();
     // read_shadow reads until the topic is quiet for 2 s: a shadow score would be in by then.
     let after = read_shadow(&topic, Duration::from_secs(2));
-    assert!(after.iter().all(|s| s.event_id.starts_with("on-")), "shadow scoring went on after --off");
+    assert!(
+        after.iter().flat_map(|b| &b.scores).all(|s| s.event_id.starts_with("on-")),
+        "shadow scoring went on after --off"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// Every ShadowScore on `topic` so far (read_committed from the start, until `quiet`).
-fn read_shadow(topic: &str, quiet: Duration) -> Vec<ShadowScore> {
+/// Every ShadowBatch on `topic` so far (read_committed from the start, until `quiet`).
+fn read_shadow(topic: &str, quiet: Duration) -> Vec<ShadowBatch> {
     use prost::Message as _;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::Message as _;
@@ -187,7 +193,7 @@ fn read_shadow(topic: &str, quiet: Duration) -> Vec<ShadowScore> {
     let mut last = Instant::now();
     while last.elapsed() < quiet {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            out.push(ShadowScore::decode(m.payload().unwrap_or_default()).unwrap());
+            out.push(ShadowBatch::decode(m.payload().unwrap_or_default()).unwrap());
             last = Instant::now();
         }
     }

@@ -325,7 +325,7 @@ fn now_ms() -> i64 {
 
 /// The serving model's test-set calibration bins, as rows shaped like the live panel's
 /// histogram buckets (`series` names them), and a line naming the model and its offline numbers.
-fn serving_calibration(models_dir: &std::path::Path) -> Result<(Vec<Value>, String, String), String> {
+fn serving_calibration(models_dir: &std::path::Path) -> Result<(Vec<Value>, String), String> {
     let version = ecom_model::current(models_dir).ok_or_else(|| {
         format!(
             "no serving model to compare with ({} names no version)",
@@ -360,45 +360,34 @@ fn serving_calibration(models_dir: &std::path::Path) -> Result<(Vec<Value>, Stri
         num(s.brier),
         num(s.log_loss)
     );
-    Ok((rows, headline, version))
-}
-
-/// The ROC AUC of scores in bins, from the lowest bin up: each bin's (sessions, purchases).
-/// Pairs within one bin count half, as tied scores do. None with one outcome only.
-pub fn binned_auc(bins: &[(u64, u64)]) -> Option<f64> {
-    let (mut pairs, mut negatives_below) = (0.0f64, 0u64);
-    let (mut pos, mut neg) = (0u64, 0u64);
-    for &(n, p) in bins {
-        let q = n.saturating_sub(p);
-        pairs += p as f64 * (negatives_below as f64 + 0.5 * q as f64);
-        negatives_below += q;
-        pos += p;
-        neg += q;
-    }
-    (pos > 0 && neg > 0).then(|| pairs / (pos as f64 * neg as f64))
+    Ok((rows, headline))
 }
 
 /// Beside each model version's live quality windows (search hits of ecom-quality-*), a row of
 /// its offline test-set ROC AUC (`_source.offline`: true) from its metrics.json, and a headline
-/// on each version's latest window next to that offline number.
+/// on each version's latest window next to that offline number, and on its calibration pooled
+/// over every window in the range, flagged past [`ecom_model::drift::CALIBRATION_Z_FLAG`].
 fn with_offline_quality(data: &mut PanelData, models_dir: &std::path::Path) {
-    // Per (version, shadow): its latest window.
-    let mut latest: std::collections::BTreeMap<(String, bool), Value> = std::collections::BTreeMap::new();
+    use ecom_model::drift::Calibration;
+    // Per (version, shadow): its latest window, and the calibration of all its windows.
+    let mut latest: std::collections::BTreeMap<(String, bool), (Value, Calibration)> = Default::default();
     for s in data.rows.iter().map(|r| &r["_source"]) {
         let Some(v) = s["model_version"].as_str() else { continue };
-        let key = (v.to_string(), s["shadow"].as_bool() == Some(true));
-        let newer = match latest.get(&key) {
-            Some(l) => l["window_start_ms"].as_i64() < s["window_start_ms"].as_i64(),
-            None => true,
-        };
-        if newer {
-            latest.insert(key, s.clone());
+        let (l, pooled) = latest.entry((v.to_string(), s["shadow"].as_bool() == Some(true))).or_default();
+        if l["window_start_ms"].as_i64() < s["window_start_ms"].as_i64() {
+            *l = s.clone();
         }
+        pooled.merge(&Calibration {
+            sessions: s["sessions"].as_u64().unwrap_or(0),
+            purchases: s["purchases"].as_u64().unwrap_or(0),
+            expected: s["expected_purchases"].as_f64().unwrap_or(0.0),
+            variance: s["purchase_variance"].as_f64().unwrap_or(0.0),
+        });
     }
-    let num = |x: &Value| x.as_f64().map_or("n/a".to_string(), |x| format!("{x:.3}"));
-    let mut parts = Vec::new();
+    let num = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.3}"));
+    let (mut parts, mut calibration) = (Vec::new(), Vec::new());
     let mut ruled = std::collections::BTreeSet::new();
-    for ((version, shadow), s) in &latest {
+    for ((version, shadow), (s, pooled)) in &latest {
         let offline = ecom_model::offline_roc_auc(models_dir, version);
         if let Some(auc) = offline.filter(|_| ruled.insert(version.clone())) {
             data.rows.push(json!({"_source": {"model_version": version, "roc_auc": auc, "offline": true}}));
@@ -406,16 +395,28 @@ fn with_offline_quality(data: &mut PanelData, models_dir: &std::path::Path) {
         let mark = if *shadow { " (shadow)" } else { "" };
         parts.push(format!(
             "{version}{mark} ROC AUC {} over {} sessions ({} bought), log loss {}, Brier {} (offline test set ROC AUC {})",
-            num(&s["roc_auc"]),
+            num(s["roc_auc"].as_f64()),
             s["sessions"],
             s["purchases"],
-            num(&s["log_loss"]),
-            num(&s["brier"]),
-            offline.map_or("n/a".to_string(), |x| format!("{x:.3}"))
+            num(s["log_loss"].as_f64()),
+            num(s["brier"].as_f64()),
+            num(offline)
+        ));
+        let verdict = if pooled.flagged() { "MISCALIBRATED" } else { "within chance" };
+        calibration.push(format!(
+            "{version}{mark} {verdict}: {} bought against {:.1} predicted (ratio {}, z {})",
+            pooled.purchases,
+            pooled.expected,
+            num(pooled.ratio()),
+            pooled.z().map_or("n/a".to_string(), |z| format!("{z:+.1}"))
         ));
     }
     if !parts.is_empty() {
-        data.headline = Some(format!("latest window: {}", parts.join("; ")));
+        data.headline = Some(format!(
+            "latest window: {}. Calibration over the range: {}",
+            parts.join("; "),
+            calibration.join("; ")
+        ));
     }
 }
 
@@ -435,11 +436,7 @@ impl AppState {
             with_offline_quality(&mut data, &self.cfg.models_dir);
         } else if panel.offline.is_some() && data.error.is_none() {
             match serving_calibration(&self.cfg.models_dir) {
-                Ok((rows, headline, version)) => {
-                    let headline = match self.live_auc(panel, range, &version).await {
-                        Some(live) => format!("{headline}; {live}"),
-                        None => headline,
-                    };
+                Ok((rows, headline)) => {
                     // The offline rows draw even before any live session is in.
                     if data.empty {
                         data.headline = Some(format!("{headline}; {}", data.message.take().unwrap_or_default()));
@@ -453,46 +450,6 @@ impl AppState {
             }
         }
         data
-    }
-
-    /// The live ROC AUC over the panel's sessions in `range`, per model version that scored
-    /// them (the three with most sessions, the serving one marked): their scores in bins of 0.01
-    /// against whether the session bought. None when the search fails or finds no session.
-    async fn live_auc(&self, panel: &Panel, range: Range, serving: &str) -> Option<String> {
-        let (from, to) = range.bounds(now_ms());
-        let mut body = panel.body_for(from, to);
-        body["aggs"] = json!({"versions": {
-            "terms": {"field": "model_version", "size": 3},
-            "aggs": {"bins": {
-                "histogram": {"field": "purchase_probability", "interval": 0.01, "min_doc_count": 1},
-                "aggs": {"purchased": {"filter": {"term": {"purchased": true}}}}
-            }}
-        }});
-        let url = self.search_url(panel);
-        let resp = self.http.post(&url).timeout(self.cfg.query_timeout).json(&body).send().await.ok()?;
-        let v: Value = resp.error_for_status().ok()?.json().await.ok()?;
-        let parts: Vec<String> = v
-            .pointer("/aggregations/versions/buckets")?
-            .as_array()?
-            .iter()
-            .map(|version| {
-                let name = version["key"].as_str().unwrap_or("?");
-                let bins: Vec<(u64, u64)> = version["bins"]["buckets"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|b| (b["doc_count"].as_u64().unwrap_or(0), b["purchased"]["doc_count"].as_u64().unwrap_or(0)))
-                    .collect();
-                let (n, p) = bins.iter().fold((0, 0), |(n, p), b| (n + b.0, p + b.1));
-                let mark = if name == serving { " (serving)" } else { "" };
-                match binned_auc(&bins) {
-                    Some(auc) => format!("{name}{mark} ROC AUC {auc:.3} over {n} sessions ({p} bought)"),
-                    None => format!("{name}{mark} {n} sessions, too few outcomes for an AUC"),
-                }
-            })
-            .collect();
-        (!parts.is_empty()).then(|| format!("live in this range: {}", parts.join("; ")))
     }
 
     /// The Guard's live counts: distinct visitors per minute of event time over the range (at

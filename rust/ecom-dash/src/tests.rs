@@ -52,17 +52,3 @@ fn ranges_end_now_and_all_has_no_start() {
     assert_eq!(Range::Min15.bounds(1_000_000), (100_000, 1_000_000));
     assert_eq!(Range::All.bounds(5).0, 0);
 }
-
-#[test]
-fn binned_auc_is_the_rank_statistic_with_ties_within_a_bin() {
-    // Bins from low scores up: (sessions, purchases).
-    assert_eq!(binned_auc(&[(10, 0), (10, 10)]), Some(1.0));
-    assert_eq!(binned_auc(&[(10, 10), (10, 0)]), Some(0.0));
-    assert_eq!(binned_auc(&[(20, 10)]), Some(0.5), "all tied");
-    assert_eq!(binned_auc(&[(5, 0)]), None, "one outcome only");
-    // Against ecom-core's exact AUC on scores that fall in distinct bins.
-    let scores = [0.05, 0.15, 0.25, 0.35, 0.45];
-    let labels = [false, true, false, true, true];
-    let bins: Vec<(u64, u64)> = labels.iter().map(|y| (1, u64::from(*y))).collect();
-    assert_eq!(binned_auc(&bins), ecom_core::metrics::roc_auc(&scores, &labels));
-}

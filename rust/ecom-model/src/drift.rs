@@ -7,6 +7,9 @@
 //! shift, 0.1–0.2 a shift to watch, above [`PSI_FLAG`] the sessions no longer look like the
 //! training data. A small window reads high by chance alone: with `k` bins and `n` sessions PSI
 //! averages about (k − 1) / n when nothing moved, so [`MIN_SESSIONS`] keeps noise from flagging.
+//!
+//! A change in what buyers do that the features cannot see (concept drift) moves no PSI; it shows
+//! as buyers off the model's predictions: [`Calibration`].
 use serde::{Deserialize, Serialize};
 
 /// PSI above this flags a feature's window.
@@ -85,9 +88,79 @@ pub fn bin(edges: &[f64], x: f64) -> usize {
     edges.partition_point(|e| *e <= x)
 }
 
+/// |z| above which observed buyers are flagged as off the predictions: a calibrated model's
+/// buyers lie that far out by chance in 0.27 % of checks.
+pub const CALIBRATION_Z_FLAG: f64 = 3.0;
+
+/// Observed buyers against a model's predictions over a set of scored sessions. Under a
+/// calibrated model the buyers are a sum of independent Bernoulli(p) draws, so they have mean
+/// `expected` = Σ p and variance Σ p (1 − p); `z` is how many of that noise's standard deviations
+/// the observed count lies from the mean. The parts add up, so windows pool by [`merge`](Self::merge).
+/// The z is evidence, not size: over many sessions a small miscalibration flags too, so read it
+/// with [`ratio`](Self::ratio).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub sessions: u64,
+    pub purchases: u64,
+    /// Σ p: the buyers a calibrated model expects.
+    pub expected: f64,
+    /// Σ p (1 − p).
+    pub variance: f64,
+}
+
+impl Calibration {
+    /// Counts one session scored `p` that did or did not buy.
+    pub fn add(&mut self, p: f64, bought: bool) {
+        self.sessions += 1;
+        self.purchases += u64::from(bought);
+        self.expected += p;
+        self.variance += p * (1.0 - p);
+    }
+
+    /// `other`'s sessions added to these.
+    pub fn merge(&mut self, other: &Self) {
+        self.sessions += other.sessions;
+        self.purchases += other.purchases;
+        self.expected += other.expected;
+        self.variance += other.variance;
+    }
+
+    /// (observed − expected) / √variance; None without variance (no sessions, or all p ∈ {0, 1}).
+    pub fn z(&self) -> Option<f64> {
+        (self.variance > 0.0).then(|| (self.purchases as f64 - self.expected) / self.variance.sqrt())
+    }
+
+    /// Observed over expected buyers; None when none are expected.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.expected > 0.0).then(|| self.purchases as f64 / self.expected)
+    }
+
+    /// |z| > [`CALIBRATION_Z_FLAG`].
+    pub fn flagged(&self) -> bool {
+        self.z().is_some_and(|z| z.abs() > CALIBRATION_Z_FLAG)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calibration_z_is_in_units_of_the_binomial_noise_and_pools() {
+        // 400 sessions at p = 0.1: 40 expected, variance 36, so 58 buyers is z = 3.
+        let mut c = Calibration::default();
+        for i in 0..400 {
+            c.add(0.1, i < 58);
+        }
+        assert!((c.expected - 40.0).abs() < 1e-9 && (c.variance - 36.0).abs() < 1e-9);
+        assert!((c.z().unwrap() - 3.0).abs() < 1e-9 && !c.flagged());
+        let mut more = c;
+        more.merge(&c);
+        // Twice the sessions, the same rate off: √2 times the evidence.
+        assert!((more.z().unwrap() - 3.0 * 2f64.sqrt()).abs() < 1e-9 && more.flagged());
+        assert!((more.ratio().unwrap() - 1.45).abs() < 1e-9);
+        assert_eq!(Calibration::default().z(), None);
+    }
 
     #[test]
     fn deciles_hold_a_tenth_each_and_the_same_data_has_no_shift() {

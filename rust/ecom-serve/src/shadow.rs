@@ -1,21 +1,22 @@
 //! Shadow scoring: a candidate version (models/SHADOW) scores every Score.PredictBatch row
-//! beside the serving one, and its scores go to a [`Publish`] (`ecom serve`: the ecom.shadow
-//! topic), never into an answer. It runs after the answer is made, on at most
+//! beside the serving one, and each batch's scores go to a [`Publish`] as one [`ShadowBatch`]
+//! (`ecom serve`: one ecom.shadow record), never into an answer. It runs after the answer is made, on at most
 //! [`SHADOW_IN_FLIGHT`] batches at once: while those are busy a batch's shadow scores are
 //! dropped and counted (`ecom_shadow_dropped_rows_total`), so no queue builds up behind the
 //! answers. It shares the CPU with them all the same (docs/BENCHMARKS.md, A version in shadow).
 use crate::model::{Model, ModelStore};
 use crate::score::Scorer;
-use ecom_proto::v1::{ScoreRequest, ScoreResponse, ShadowScore};
+use ecom_proto::v1::{ScoreRequest, ScoreResponse, ShadowBatch, ShadowScore};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// Batches scored in shadow at once.
 pub const SHADOW_IN_FLIGHT: usize = 4;
 
-/// Where shadow scores go. Called on a blocking thread; must not block for long.
+/// Where a batch's shadow scores go. Called on a blocking thread, never with an empty batch;
+/// must not block for long.
 #[derive(Clone)]
-pub struct Publish(pub Arc<dyn Fn(Vec<ShadowScore>) + Send + Sync>);
+pub struct Publish(pub Arc<dyn Fn(ShadowBatch) + Send + Sync>);
 
 impl std::fmt::Debug for Publish {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,7 +50,7 @@ impl Shadow {
     /// Scores `reqs` with the shadow version, when one is loaded and it is not `serving`, on a
     /// blocking thread, and publishes the scores with the `answers` they stand beside. Returns
     /// at once. A row the shadow version cannot take (a feature schema of the serving model's
-    /// own) is skipped and counted.
+    /// own), or with no event id or event time to join it by, is skipped and counted.
     pub(crate) fn after(&self, serving: &Model, reqs: &[ScoreRequest], answers: &[ScoreResponse]) {
         let Some(m) = self.store.get() else { return };
         if m.version == serving.version {
@@ -65,16 +66,22 @@ impl Shadow {
         let publish = self.publish.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            publish.0(score(&m, &reqs, &served));
+            let scores = score(&m, &reqs, &served);
+            if !scores.is_empty() {
+                publish.0(ShadowBatch { scores });
+            }
         });
     }
 }
 
-/// The shadow scores of the rows `m` can take.
+/// The shadow scores of the rows `m` can take and the job can join.
 fn score(m: &Model, reqs: &[ScoreRequest], served: &[(String, f64)]) -> Vec<ShadowScore> {
     let mut x = Vec::with_capacity(reqs.len() * m.names.len());
     let mut kept = Vec::with_capacity(reqs.len());
     for (i, r) in reqs.iter().enumerate() {
+        if r.event_id.is_empty() || r.event_time_ms <= 0 {
+            continue;
+        }
         let at = x.len();
         match Scorer::row(m, r, None, &mut x) {
             Ok(()) => kept.push(i),

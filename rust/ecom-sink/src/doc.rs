@@ -396,6 +396,9 @@ pub fn quality_doc(q: &ModelQuality, indexed_at_ms: i64) -> Value {
         "pr_auc": q.pr_auc,
         "log_loss": q.log_loss,
         "brier": q.brier,
+        "expected_purchases": q.expected_purchases,
+        "purchase_variance": q.purchase_variance,
+        "calibration_z": q.calibration_z,
         "calibration": q.calibration.iter().map(|b| json!({
             "lower": b.lower, "upper": b.upper, "sessions": b.sessions, "purchases": b.purchases,
             "mean_predicted": b.mean_predicted,
@@ -415,6 +418,7 @@ pub fn quality_index_template(prefix: &str) -> Value {
             "indexed_at": date(), "sessions": long, "purchases": long, "base_rate": double,
             "shadow": typed("boolean"),
             "roc_auc": double, "pr_auc": double, "log_loss": double, "brier": double,
+            "expected_purchases": double, "purchase_variance": double, "calibration_z": double,
             "calibration": {"properties": {"lower": double, "upper": double, "sessions": long,
                 "purchases": long, "mean_predicted": double}}
         }),

@@ -7,7 +7,7 @@ use crate::generate::{self, GenerateArgs, GenerateSummary};
 use crate::stack::{EsArgs, EsHttp, MongoArgs, RedisArgs};
 use anyhow::{bail, Context};
 use ecom_proto::v1::{
-    EnrichedEvent, EventKind, InvalidEvent, ModelQuality, RejectReason, Session, ShadowScore, WindowMetrics,
+    EnrichedEvent, EventKind, InvalidEvent, ModelQuality, RejectReason, Session, ShadowBatch, WindowMetrics,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message as _;

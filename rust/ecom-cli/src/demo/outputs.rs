@@ -304,8 +304,10 @@ pub(super) fn count_derived(out: &mut Outcome, topic: &str, payload: &[u8]) -> a
             }
         }
         SHADOW => {
-            let s = ShadowScore::decode(payload).context("an ecom.shadow record is not a ShadowScore")?;
-            out.shadow_scores.insert(s.event_id, (s.model_version, s.purchase_probability));
+            let b = ShadowBatch::decode(payload).context("an ecom.shadow record is not a ShadowBatch")?;
+            for s in b.scores {
+                out.shadow_scores.insert(s.event_id, (s.model_version, s.purchase_probability));
+            }
         }
         QUALITY => {
             let q = ModelQuality::decode(payload).context("an ecom.quality record is not a ModelQuality")?;

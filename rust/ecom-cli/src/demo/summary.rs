@@ -47,6 +47,12 @@ pub(crate) struct LiveQuality {
     pub(crate) log_loss: Option<f64>,
     /// The version's ROC AUC on its offline test set (metrics.json), when readable.
     pub(crate) offline_roc_auc: Option<f64>,
+    /// Buyers a calibrated model expects (Σ p), observed over expected, and how far off in the
+    /// binomial noise's standard deviations; `miscalibrated` when |z| > 3.
+    pub(crate) expected_purchases: f64,
+    pub(crate) observed_over_expected: Option<f64>,
+    pub(crate) calibration_z: Option<f64>,
+    pub(crate) miscalibrated: bool,
 }
 
 impl LiveQuality {
@@ -63,6 +69,8 @@ impl LiveQuality {
         by.into_iter()
             .map(|((v, shadow), (p, y))| {
                 let m = ecom_model::evaluation::Scores::of(&p, &y);
+                let mut c = ecom_model::drift::Calibration::default();
+                p.iter().zip(&y).for_each(|(p, y)| c.add(*p, *y));
                 LiveQuality {
                     model_version: v.to_string(),
                     shadow,
@@ -73,6 +81,10 @@ impl LiveQuality {
                     brier: m.brier,
                     log_loss: m.log_loss,
                     offline_roc_auc: ecom_model::offline_roc_auc(models_dir, v),
+                    expected_purchases: c.expected,
+                    observed_over_expected: c.ratio(),
+                    calibration_z: c.z(),
+                    miscalibrated: c.flagged(),
                 }
             })
             .collect()
@@ -81,12 +93,14 @@ impl LiveQuality {
 
 /// What does not add up between the job's live quality records and the run's own sessions:
 /// each record must count exactly the sessions of its version that closed in its window, and
-/// give the ROC AUC ecom-core computes on their scores binned as the job bins them (1/1,000).
+/// give the ROC AUC ecom-core computes on their scores binned as the job bins them (1/1,000),
+/// and the same expected buyers and variance (to 1e-6).
 pub(crate) fn check_quality(windows: &[ModelQuality], scores: &[DecisionScore]) -> Vec<String> {
     let bin = |p: f64| ((p.clamp(0.0, 1.0) * 1000.0) as usize).min(999) as f64;
     windows
         .iter()
         .filter_map(|q| {
+            let mut c = ecom_model::drift::Calibration::default();
             let (p, y): (Vec<f64>, Vec<bool>) = scores
                 .iter()
                 .filter(|s| {
@@ -94,22 +108,21 @@ pub(crate) fn check_quality(windows: &[ModelQuality], scores: &[DecisionScore]) 
                         && s.shadow == q.shadow
                         && (q.window_start_ms..q.window_end_ms).contains(&s.close_ms)
                 })
+                .inspect(|s| c.add(s.probability, s.purchased))
                 .map(|s| (bin(s.probability), s.purchased))
                 .unzip();
-            let bought = y.iter().filter(|y| **y).count() as i64;
             let auc = ecom_core::metrics::roc_auc(&p, &y);
             let same_auc = match (auc, q.roc_auc) {
                 (Some(a), Some(b)) => (a - b).abs() < 1e-9,
                 (a, b) => a.is_none() && b.is_none(),
             };
-            (q.sessions != p.len() as i64 || q.purchases != bought || !same_auc).then(|| {
+            let same_calibration = (c.expected - q.expected_purchases).abs() < 1e-6
+                && (c.variance - q.purchase_variance).abs() < 1e-6;
+            let same_counts = q.sessions as u64 == c.sessions && q.purchases as u64 == c.purchases;
+            (!same_counts || !same_auc || !same_calibration).then(|| {
                 format!(
-                    "quality window {} counts {} sessions ({} bought, ROC AUC {:?}) where the run's sessions give {} ({bought}, {auc:?})",
-                    q.id,
-                    q.sessions,
-                    q.purchases,
-                    q.roc_auc,
-                    p.len()
+                    "quality window {} counts {} sessions ({} bought, ROC AUC {:?}, {:.6} expected) where the run's sessions give {} ({}, {auc:?}, {:.6})",
+                    q.id, q.sessions, q.purchases, q.roc_auc, q.expected_purchases, c.sessions, c.purchases, c.expected
                 )
             })
         })
@@ -267,6 +280,18 @@ impl Summary {
                 num(q.pr_auc),
                 num(q.brier)
             );
+            println!(
+                "    calibration: {} bought against {:.1} predicted, ratio {}, z {}{}",
+                q.purchases,
+                q.expected_purchases,
+                num(q.observed_over_expected),
+                q.calibration_z.map_or_else(|| "n/a".into(), |z| format!("{z:+.1}")),
+                if q.miscalibrated {
+                    " — MISCALIBRATED (|z| > 3: off the predictions beyond chance)"
+                } else {
+                    " (within chance, |z| ≤ 3)"
+                }
+            );
         }
         let counted: i64 = self.outcome.quality.iter().map(|q| q.sessions).sum();
         println!(
@@ -388,6 +413,7 @@ mod tests {
         assert_eq!(q[0].roc_auc, Some(1.0));
         assert_eq!(q[1].roc_auc, None, "one class only: no AUC");
         assert_eq!(q[0].offline_roc_auc, None, "no metrics.json to read");
+        assert!((q[0].expected_purchases - 1.2).abs() < 1e-12 && !q[0].miscalibrated);
     }
 
     /// Four sessions closing at 0, 1, 2 and 3 minutes.
@@ -408,28 +434,47 @@ mod tests {
 
     #[test]
     fn a_quality_window_must_count_its_own_sessions() {
-        let window = |version: &str, sessions, purchases, roc_auc| ModelQuality {
-            id: format!("0/{version}"),
-            window_start_ms: 0,
-            window_end_ms: 600_000,
-            model_version: version.into(),
-            sessions,
-            purchases,
-            roc_auc,
-            ..Default::default()
+        let window = |version: &str, sessions, purchases, roc_auc| {
+            // Σ p and Σ p (1 − p) of each version's sessions.
+            let (expected_purchases, purchase_variance) = if version == "v1" { (1.2, 0.46) } else { (0.9, 0.09) };
+            ModelQuality {
+                id: format!("0/{version}"),
+                window_start_ms: 0,
+                window_end_ms: 600_000,
+                model_version: version.into(),
+                sessions,
+                purchases,
+                roc_auc,
+                expected_purchases,
+                purchase_variance,
+                ..Default::default()
+            }
         };
         let right = [window("v1", 3, 2, Some(1.0)), window("v2", 1, 1, None)];
         assert_eq!(check_quality(&right, &scores()), Vec::<String>::new());
         let why = check_quality(&[window("v1", 2, 2, Some(1.0)), window("v2", 1, 1, Some(0.5))], &scores());
         assert_eq!(why.len(), 2, "{why:?}");
+        let off = ModelQuality { expected_purchases: 1.0, ..window("v1", 3, 2, Some(1.0)) };
+        assert_eq!(check_quality(&[off], &scores()).len(), 1, "another expected count must not pass");
         assert!(why[0].starts_with("quality window 0/v1 counts 2 sessions"), "{why:?}");
         // A shadow version's window counts only shadow scores.
         let mut with_shadow = scores();
         with_shadow.push(DecisionScore { shadow: true, model_version: "v2".into(), ..with_shadow[1].clone() });
-        let shadow = ModelQuality { id: "0/v2/shadow".into(), shadow: true, ..window("v2", 1, 1, None) };
+        let shadow = ModelQuality {
+            id: "0/v2/shadow".into(),
+            shadow: true,
+            expected_purchases: 0.8,
+            purchase_variance: 0.16,
+            ..window("v2", 1, 1, None)
+        };
         assert_eq!(check_quality(&[shadow, window("v2", 1, 1, None)], &with_shadow), Vec::<String>::new());
         // A window that ends before the later sessions close counts only the earlier ones.
-        let early = ModelQuality { window_end_ms: 150_000, ..window("v1", 2, 1, Some(1.0)) };
+        let early = ModelQuality {
+            window_end_ms: 150_000,
+            expected_purchases: 0.9,
+            purchase_variance: 0.25,
+            ..window("v1", 2, 1, Some(1.0))
+        };
         assert_eq!(check_quality(&[early], &scores()), Vec::<String>::new());
     }
 

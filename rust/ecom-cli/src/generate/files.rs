@@ -7,7 +7,7 @@ pub(super) async fn to_files(
     cfg: GenConfig,
     dir: &std::path::Path,
 ) -> anyhow::Result<GenerateSummary> {
-    let mut out = out_dir::Writer::create(dir, true)?;
+    let mut out = out_dir::Writer::create(dir, !a.no_jsonl)?;
     let mut summary = GenerateSummary::default();
     let mut gen = Generator::new(cfg);
     for p in gen.catalog() {

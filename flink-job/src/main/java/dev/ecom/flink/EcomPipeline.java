@@ -17,6 +17,7 @@ import dev.ecom.proto.v1.InvalidEvent;
 import dev.ecom.proto.v1.ModelQuality;
 import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.Session;
+import dev.ecom.proto.v1.ShadowBatch;
 import dev.ecom.proto.v1.ShadowScore;
 import dev.ecom.proto.v1.WindowMetrics;
 import java.time.Duration;
@@ -65,7 +66,8 @@ public final class EcomPipeline {
    * Event time of the shadow topic's records, for its Kafka source: per partition (a score joins
    * its session before the watermark of its own partition passes the session's close), out of order
    * within the job's bound. A quiet topic (no shadow set) stops holding the quality windows back
-   * after {@link #SHADOW_IDLE}. A record that is no ShadowScore never moves it.
+   * after {@link #SHADOW_IDLE}. A record's time is its batch's earliest event time, so the
+   * watermark never passes a score still to come; a record that is no ShadowBatch never moves it.
    */
   public static WatermarkStrategy<RawRecord> shadowTime(JobConfig cfg) {
     return WatermarkStrategy.<RawRecord>forBoundedOutOfOrderness(
@@ -76,16 +78,19 @@ public final class EcomPipeline {
 
   static final Duration SHADOW_IDLE = Duration.ofSeconds(10);
 
-  /** A shadow record's event_time_ms (Long.MIN_VALUE when it has none). */
-  static final class ShadowEventTime
+  /** A shadow batch's earliest event_time_ms (Long.MIN_VALUE when it has none). */
+  public static final class ShadowEventTime
       implements org.apache.flink.api.common.eventtime.SerializableTimestampAssigner<RawRecord> {
     private static final long serialVersionUID = 1L;
 
     @Override
     public long extractTimestamp(RawRecord r, long recordTimestamp) {
       try {
-        long t = ShadowScore.parseFrom(r.value).getEventTimeMs();
-        return t > 0 ? t : Long.MIN_VALUE;
+        long t = Long.MAX_VALUE;
+        for (ShadowScore s : ShadowBatch.parseFrom(r.value).getScoresList()) {
+          t = s.getEventTimeMs() > 0 ? Math.min(t, s.getEventTimeMs()) : t;
+        }
+        return t == Long.MAX_VALUE ? Long.MIN_VALUE : t;
       } catch (com.google.protobuf.InvalidProtocolBufferException e) {
         return Long.MIN_VALUE;
       }

@@ -15,6 +15,7 @@ import dev.ecom.proto.v1.ModelQuality;
 import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.RejectReason;
 import dev.ecom.proto.v1.Session;
+import dev.ecom.proto.v1.ShadowBatch;
 import dev.ecom.proto.v1.ShadowScore;
 import dev.ecom.proto.v1.SimilarProduct;
 import dev.ecom.proto.v1.Verdict;
@@ -191,11 +192,13 @@ class EcomPipelineTest {
     // No shadow of these sessions: one score of a session the input does not have, which the
     // join keeps and drops (ShadowJoinTest covers the join).
     byte[] stray =
-        ShadowScore.newBuilder()
-            .setEventId("stray")
-            .setSessionId("no-such-session")
-            .setEventTimeMs(NOW - 1_000)
-            .setModelVersion("v-shadow")
+        ShadowBatch.newBuilder()
+            .addScores(
+                ShadowScore.newBuilder()
+                    .setEventId("stray")
+                    .setSessionId("no-such-session")
+                    .setEventTimeMs(NOW - 1_000)
+                    .setModelVersion("v-shadow"))
             .build()
             .toByteArray();
     DataStream<RawRecord> shadow =

@@ -29,6 +29,9 @@ public final class QualityCounts {
   /** Sum of the sessions' squared errors. */
   public double brierSum;
 
+  /** Sum of p (1 − p): the binomial variance of the buyers a calibrated model expects. */
+  public double varianceSum;
+
   public QualityCounts() {}
 
   static int scoreBin(double p) {
@@ -51,6 +54,7 @@ public final class QualityCounts {
     logLossSum += bought ? -Math.log(q) : -Math.log(1 - q);
     double err = p - (bought ? 1 : 0);
     brierSum += err * err;
+    varianceSum += p * (1 - p);
     return this;
   }
 
@@ -65,6 +69,7 @@ public final class QualityCounts {
     }
     logLossSum += other.logLossSum;
     brierSum += other.brierSum;
+    varianceSum += other.varianceSum;
     return this;
   }
 }

@@ -21,7 +21,8 @@ import org.apache.flink.util.Collector;
  * Decisions ({@link #served} sessions' scores, and a shadow version's from {@link ShadowJoin}) →
  * keyed by model version (its shadow scores apart) → tumbling windows by close time (last event +
  * the session gap) → {@link QualityCounts} → one {@link ModelQuality} per window and version: ROC
- * AUC, PR AUC, log loss, Brier, ten calibration bins and the base rate.
+ * AUC, PR AUC, log loss, Brier, ten calibration bins, the base rate, and the buyers a calibrated
+ * model expects with their binomial variance (the calibration z).
  *
  * <p>The ranking measures are computed on the scores' bins of 1/{@link QualityCounts#SCORE_BINS}
  * with ties counting half: exactly ecom-core's {@code roc_auc} and {@code pr_auc} of the binned
@@ -181,6 +182,14 @@ public final class QualityWindows {
         }
       }
       q.setPrAuc(ap);
+    }
+    double expected = 0;
+    for (double sum : c.predictedSum) {
+      expected += sum;
+    }
+    q.setExpectedPurchases(expected).setPurchaseVariance(c.varianceSum);
+    if (c.varianceSum > 0) {
+      q.setCalibrationZ((pos - expected) / Math.sqrt(c.varianceSum));
     }
     int per = QualityCounts.SCORE_BINS / QualityCounts.CALIBRATION_BINS;
     for (int b = 0; b < QualityCounts.CALIBRATION_BINS; b++) {

@@ -32,6 +32,10 @@ class QualityWindowsTest {
     assertThat(q.getLogLoss()).isCloseTo(logLoss, within(1e-12));
     double brier = (0.01 + 0.16 + 0.4225 + 0.04) / 4;
     assertThat(q.getBrier()).isCloseTo(brier, within(1e-12));
+    // Calibration: 1.65 buyers expected, variance 0.09 + 0.24 + 0.2275 + 0.16, 2 bought.
+    assertThat(q.getExpectedPurchases()).isCloseTo(1.65, within(1e-12));
+    assertThat(q.getPurchaseVariance()).isCloseTo(0.7175, within(1e-12));
+    assertThat(q.getCalibrationZ()).isCloseTo(0.35 / Math.sqrt(0.7175), within(1e-12));
   }
 
   @Test
@@ -54,6 +58,8 @@ class QualityWindowsTest {
     assertThat(q.hasRocAuc()).isFalse();
     assertThat(q.hasPrAuc()).isFalse();
     assertThat(q.getBaseRate()).isZero();
+    // p = 1 has no variance, p = 0.2 has 0.16: z = (0 − 1.2) / 0.4.
+    assertThat(q.getCalibrationZ()).isCloseTo(-3.0, within(1e-12));
     assertThat(q.getCalibrationList())
         .extracting(CalibrationBin::getUpper)
         .containsExactly(0.3, 1.0);
