@@ -1,5 +1,6 @@
 //! `ecom train --from mongodb` against the local stack (dev/up): the generator's events stored
-//! in MongoDB by the sink's own code, the truth and the catalog in Kafka topics. The same data
+//! in MongoDB by the sink's own code (joined to their products as the job joins them), the truth
+//! in a Kafka topic. The same data
 //! as files must give the same training rows, so the same models and metrics.
 use ecom_gen::{GenConfig, Generator, Payload};
 use ecom_proto::v1::{EnrichedEvent, SourceOffset};
@@ -54,7 +55,7 @@ async fn training_from_mongodb_matches_training_from_files() {
         free_text: ecom_sink::FreeText::Keep,
         es_refresh_interval: std::time::Duration::from_secs(1),
     };
-    let (truth_topic, catalog_topic) = (format!("ecom-test-truth-{tag}"), format!("ecom-test-catalog-{tag}"));
+    let truth_topic = format!("ecom-test-truth-{tag}");
     let stores = Stores::connect(&cfg).await.unwrap();
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
     let send = |topic: &str, key: String, value: Vec<u8>| {
@@ -70,22 +71,24 @@ async fn training_from_mongodb_matches_training_from_files() {
     };
 
     // The generator's output twice: as files, and as the pipeline stores it (valid events in
-    // MongoDB with their raw offset, truth and catalog in Kafka).
+    // MongoDB with their raw offset and product fields, truth in Kafka).
     let mut g = Generator::new(GenConfig { events: 40_000, seed: 9, malformed_rate: 0.02, ..Default::default() });
     let mut out = ecom_gen::out_dir::Writer::create(&files, false).unwrap();
+    let catalog: std::collections::HashMap<String, ecom_proto::v1::Product> =
+        g.catalog().iter().map(|p| (p.product_id.clone(), p.clone())).collect();
     for p in g.catalog() {
         out.product(p).unwrap();
-        send(&catalog_topic, p.product_id.clone(), p.encode_to_vec()).await;
     }
     let mut batch = Vec::new();
     let mut truths = Vec::new();
     while let Some(r) = g.next() {
         out.record(&r).unwrap();
         if let (Payload::Event(e), None) = (&r.payload, r.expected_reject) {
+            // Joined to its product as the job's catalog join does.
+            let product = e.product_id.as_ref().and_then(|p| catalog.get(p));
             batch.push(EnrichedEvent {
-                event: Some(e.clone()),
                 source: Some(SourceOffset { topic: "raw".into(), partition: 0, offset: r.sequence as i64 }),
-                ..Default::default()
+                ..ecom_core::features::enrich(e.clone(), product)
             });
         }
         truths.extend(g.take_truth());
@@ -113,8 +116,6 @@ async fn training_from_mongodb_matches_training_from_files() {
             &brokers,
             "--truth-topic",
             &truth_topic,
-            "--catalog-topic",
-            &catalog_topic,
         ],
         &root.join("m-mongo"),
     );

@@ -3,6 +3,7 @@
 //! kind, in one place.
 use anyhow::Context;
 use ecom_proto::v1::{EnrichedEvent, Event, EventKind, InvalidEvent, ModelQuality, Session, Verdict, WindowMetrics};
+use prost::Message as _;
 use serde_json::{json, Value};
 
 /// A time that is 0 when it never happened (no Score call yet, no earlier session): null in
@@ -109,8 +110,11 @@ fn latencies(e: &EnrichedEvent, indexed_at_ms: i64) -> Value {
 /// events per kind, products, category views, cart), what was known of the user before it, and
 /// the purchase probability it was scored with at its decision point (null when none; the live
 /// calibration compares it with `purchased`), with the features of that point by name
-/// (`decision_features.<name>`, what the dashboard's feature drift bins). `features` (in the order of `feature_schema_hash`'s schema) is kept for training, not
-/// indexed by Elasticsearch; the state's LSH tokens and running sums stay out.
+/// (`decision_features.<name>`, what the dashboard's feature drift bins). `features` (in the
+/// order of `feature_schema_hash`'s schema) and `decision_state` (the protobuf SessionState at
+/// the decision point, base64, what `ecom train --mongo-read sessions` folds) are kept for
+/// training, not indexed by Elasticsearch; the whole state's LSH tokens and running sums stay
+/// out.
 pub fn session_doc(s: &Session, indexed_at_ms: i64) -> Value {
     let st = s.state.clone().unwrap_or_default();
     let user = s.user.unwrap_or_default();
@@ -151,6 +155,11 @@ pub fn session_doc(s: &Session, indexed_at_ms: i64) -> Value {
         "model_version": s.model_version,
         "decision_event_id": s.decision_event_id,
         "decision_features": named_features(&s.decision_features, &s.feature_schema_hash),
+        "decision_state": s.decision_state.as_ref().map(|d| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(d.encode_to_vec())
+        }),
+        "bought": s.bought,
         "indexed_at": indexed_at_ms,
     })
 }
@@ -223,6 +232,72 @@ pub fn event_from_doc(d: &Value) -> anyhow::Result<Event> {
         user_agent: text("user_agent"),
         country: text("country"),
         ..Default::default()
+    })
+}
+
+/// The event of a stored document with the product fields the job's catalog join gave it
+/// (category, price, material, style; empty for a catalog miss): what training folds.
+pub fn enriched_from_doc(d: &Value) -> anyhow::Result<EnrichedEvent> {
+    let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+    Ok(EnrichedEvent {
+        event: Some(event_from_doc(d)?),
+        category: text("category"),
+        price_cents: d["price_cents"].as_i64().unwrap_or(0),
+        material: text("material"),
+        style: text("style"),
+        catalog_miss: d["catalog_miss"].as_bool().unwrap_or(false),
+        ..Default::default()
+    })
+}
+
+/// What training reads back from a session document ([`session_doc`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSession {
+    /// Session id (several documents share one when a pause split the session).
+    pub session_id: String,
+    /// User id.
+    pub user_id: String,
+    /// First event time.
+    pub start_ms: i64,
+    /// Last event time.
+    pub end_ms: i64,
+    /// Whether it bought (the job's count of purchase events).
+    pub purchased: bool,
+    /// The state at the decision point; None when a checkout came first.
+    pub decision_state: Option<ecom_proto::v1::SessionState>,
+    /// Products bought, in order, without repeats.
+    pub bought: Vec<String>,
+}
+
+/// The fields of a stored session document training needs; an error names the document and
+/// the field.
+pub fn session_from_doc(d: &Value) -> anyhow::Result<StoredSession> {
+    use base64::Engine as _;
+    let id = d["id"].as_str().unwrap_or_default();
+    let time = |k: &str| d[k].as_i64().with_context(|| format!("session document {id} has no {k}"));
+    let decision_state = match d["decision_state"].as_str() {
+        Some(b) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .with_context(|| format!("session document {id}: decision_state is not base64"))?;
+            Some(
+                ecom_proto::v1::SessionState::decode(bytes.as_slice())
+                    .with_context(|| format!("session document {id}: decision_state is not a SessionState"))?,
+            )
+        }
+        None => None,
+    };
+    Ok(StoredSession {
+        session_id: d["session_id"].as_str().unwrap_or_default().to_string(),
+        user_id: d["user_id"].as_str().unwrap_or_default().to_string(),
+        start_ms: time("start_ms")?,
+        end_ms: time("end_ms")?,
+        purchased: d["purchased"].as_bool().unwrap_or(false),
+        decision_state,
+        bought: d["bought"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -350,8 +425,10 @@ pub fn session_index_template(prefix: &str) -> Value {
             }},
             "prior_sessions": int, "prior_purchases": int, "purchase_probability": typed("double"),
             "decision_features": {"properties": decision},
+            "bought": typed("keyword"),
             // Kept in _source for training and export; nobody searches a feature vector.
-            "features": {"type": "double", "index": false, "doc_values": false}
+            "features": {"type": "double", "index": false, "doc_values": false},
+            "decision_state": typed("binary")
         }),
     )
 }

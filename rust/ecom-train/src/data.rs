@@ -6,7 +6,7 @@
 use anyhow::{bail, Context};
 use ecom_core::features;
 use ecom_gen::out_dir;
-use ecom_proto::v1::{truth_record, Event, EventKind, Product, SessionState, SessionTruth, TruthRecord};
+use ecom_proto::v1::{truth_record, EnrichedEvent, Event, EventKind, Product, SessionState, SessionTruth, TruthRecord};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
@@ -57,6 +57,9 @@ pub struct LoadStats {
     /// Events of a session that came after it was complete (a session gap behind the stream;
     /// the job would close the session before them too): counted, not folded in.
     pub after_close: u64,
+    /// Sessions the job stored as more than one record (a pause longer than the session gap
+    /// within them), taken whole.
+    pub split_by_gap: u64,
 }
 
 /// Reads a whole file.
@@ -127,23 +130,61 @@ pub fn load_dir(dir: &Path, progress: bool) -> anyhow::Result<(Vec<Session>, Loa
     assembler.finish()
 }
 
-/// Keeps an event for its session, at position `seq` of the input (the tie break for equal
+/// Sessions straight from the generator, nothing written: the same sessions as [`load_dir`] of
+/// `ecom generate --out` with the same `cfg`, with no disk to hold the events (~300 bytes each).
+/// Malformed records are skipped as the truth labels them.
+pub fn load_generated(cfg: ecom_gen::GenConfig, progress: bool) -> anyhow::Result<(Vec<Session>, LoadStats)> {
+    let bar = bar(progress, cfg.events, "generating events");
+    let mut gen = ecom_gen::Generator::new(cfg);
+    let catalog: HashMap<String, Product> = gen.catalog().iter().map(|p| (p.product_id.clone(), p.clone())).collect();
+    let mut assembler = Assembler::new(HashMap::new(), &catalog);
+    let mut seq = 0usize;
+    let add_truth = |assembler: &mut Assembler<'_>, records: Vec<TruthRecord>| -> anyhow::Result<()> {
+        for t in records {
+            if let Some(truth_record::Record::Session(s)) = t.record {
+                check_truth(&s)?;
+                assembler.add_truth(s);
+            }
+        }
+        Ok(())
+    };
+    while let Some(rec) = gen.next() {
+        add_truth(&mut assembler, gen.take_truth())?;
+        if rec.expected_reject.is_some() {
+            assembler.stats.malformed += 1;
+        } else {
+            // As the file holds it (a clock-ahead record's time included).
+            let e = Event::decode(out_dir::record_value(&rec).as_slice()).context("a generated record")?;
+            assembler.add(seq, e)?;
+        }
+        seq += 1;
+        bar.inc(1);
+    }
+    add_truth(&mut assembler, gen.take_truth())?;
+    bar.finish_and_clear();
+    assembler.stats.records = seq as u64;
+    assembler.finish()
+}
+
+/// Keeps an event joined to its product (as the job's catalog join gives it, or
+/// `features::enrich`) for its session, at position `seq` of the input (the tie break for equal
 /// times), without the fields features never read (ids, user agent, IP, page, query).
-pub fn add_event(events: &mut HashMap<String, SessionEvents>, seq: usize, e: Event) {
-    let sid = e.session_id.clone();
+pub fn add_event(events: &mut HashMap<String, SessionEvents>, seq: usize, e: EnrichedEvent) {
+    let sid = e.event.as_ref().map(|ev| ev.session_id.clone()).unwrap_or_default();
     add_to(events.entry(sid).or_default(), seq, e);
 }
 
-fn add_to(events: &mut SessionEvents, seq: usize, e: Event) {
-    let slim = Event {
+fn add_to(events: &mut SessionEvents, seq: usize, mut e: EnrichedEvent) {
+    let time = e.event.as_ref().map_or(0, |ev| ev.event_time_ms);
+    e.event = e.event.map(|ev| Event {
         event_id: String::new(),
         user_agent: String::new(),
         ip: String::new(),
         page: String::new(),
         search_query: None,
-        ..e
-    };
-    events.push((slim.event_time_ms, seq, slim));
+        ..ev
+    });
+    events.push((time, seq, e));
 }
 
 /// Refuses truth written by an older generator (without what training needs).
@@ -163,8 +204,9 @@ pub fn check_truth(s: &SessionTruth) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Events of one session with their time and position in the input (the tie break).
-pub type SessionEvents = Vec<(i64, usize, Event)>;
+/// Events of one session, joined to their products, with their time and position in the input
+/// (the tie break).
+pub type SessionEvents = Vec<(i64, usize, EnrichedEvent)>;
 
 /// Builds the sessions at once, from every event already grouped by session (MongoDB's
 /// events, in no particular order): each truth session's events folded ([`fold`]). Sessions
@@ -173,7 +215,6 @@ pub type SessionEvents = Vec<(i64, usize, Event)>;
 pub fn assemble(
     mut events: HashMap<String, SessionEvents>,
     truth: HashMap<String, SessionTruth>,
-    catalog: &HashMap<String, Product>,
     stats: &mut LoadStats,
 ) -> anyhow::Result<Vec<Session>> {
     stats.sessions = truth.len() as u64;
@@ -183,7 +224,7 @@ pub fn assemble(
             stats.without_events += 1;
             continue;
         };
-        sessions.push(fold(sid, evs, t, catalog, stats)?);
+        sessions.push(fold(sid, evs, t, stats)?);
     }
     // Events of sessions the truth does not know (none from the generator) are counted.
     stats.without_truth += events.len() as u64;
@@ -196,19 +237,12 @@ fn sort(sessions: &mut [Session]) {
     sessions.sort_by(|a, b| (a.start_ms, &a.session_id).cmp(&(b.start_ms, &b.session_id)));
 }
 
-/// One session from its events, sorted by (time, position), joined to the catalog and folded
-/// over the decision prefix.
-fn fold(
-    sid: String,
-    mut evs: SessionEvents,
-    t: SessionTruth,
-    catalog: &HashMap<String, Product>,
-    stats: &mut LoadStats,
-) -> anyhow::Result<Session> {
+/// One session from its events, sorted by (time, position), folded over the decision prefix.
+fn fold(sid: String, mut evs: SessionEvents, t: SessionTruth, stats: &mut LoadStats) -> anyhow::Result<Session> {
     evs.sort_by_key(|(time, seq, _)| (*time, *seq));
     let end_ms = evs.last().map(|(time, _, _)| *time).unwrap_or(t.start_ms);
     let mut bought: Vec<String> = Vec::new();
-    for (_, _, e) in &evs {
+    for e in evs.iter().filter_map(|(_, _, e)| e.event.as_ref()) {
         if let (EventKind::Purchase, Some(p)) = (e.kind(), &e.product_id) {
             if !bought.contains(p) {
                 bought.push(p.clone());
@@ -219,14 +253,26 @@ fn fold(
     // pull a later (post-decision) event into it.
     let mut state = features::new_state();
     for (_, _, e) in evs.into_iter().take_while(|(time, _, _)| t.decision_events > 0 && *time <= t.decision_ms) {
-        let product = e.product_id.as_ref().and_then(|p| catalog.get(p));
-        features::update(&mut state, &features::enrich(e, product)).context("folding features")?;
+        features::update(&mut state, &e).context("folding features")?;
     }
+    Ok(labelled(sid, end_ms, state, bought, t, stats))
+}
+
+/// A session with its decision-prefix `state`, labelled by its truth (the outcome, the oracles,
+/// whether models learn from it), counted in `stats`.
+pub fn labelled(
+    session_id: String,
+    end_ms: i64,
+    state: SessionState,
+    bought: Vec<String>,
+    t: SessionTruth,
+    stats: &mut LoadStats,
+) -> Session {
     let eligible = t.anomaly == 0 && !t.truncated;
     stats.eligible += u64::from(eligible);
     stats.eligible_purchases += u64::from(eligible && t.purchased);
-    Ok(Session {
-        session_id: sid,
+    Session {
+        session_id,
         user_id: t.user_id,
         start_ms: t.start_ms,
         end_ms,
@@ -236,7 +282,12 @@ fn fold(
         eligible,
         state,
         bought,
-    })
+    }
+}
+
+/// Sorts sessions into the fixed order training wants (by start, then id).
+pub fn sort_sessions(sessions: &mut [Session]) {
+    sort(sessions);
 }
 
 /// Assembles sessions from events in stream order, holding only the open ones: a session whose
@@ -276,6 +327,13 @@ impl<'a> Assembler<'a> {
         }
     }
 
+    /// Adds a session's truth that comes with the stream (the generator gives it with the
+    /// session's last record, so before the session can be complete).
+    pub fn add_truth(&mut self, t: SessionTruth) {
+        self.stats.sessions += 1;
+        self.truth.insert(t.session_id.clone(), t);
+    }
+
     /// Adds the event at position `seq` of the stream.
     pub fn add(&mut self, seq: usize, e: Event) -> anyhow::Result<()> {
         if self.closed.contains(&e.session_id) {
@@ -283,8 +341,11 @@ impl<'a> Assembler<'a> {
             return Ok(());
         }
         self.newest_ms = self.newest_ms.max(e.event_time_ms);
-        let slot = self.open.entry(e.session_id.clone()).or_insert_with(|| (i64::MIN, Vec::new()));
-        slot.0 = slot.0.max(e.event_time_ms);
+        let (sid, time) = (e.session_id.clone(), e.event_time_ms);
+        let product = e.product_id.as_ref().and_then(|p| self.catalog.get(p));
+        let e = features::enrich(e, product);
+        let slot = self.open.entry(sid).or_insert_with(|| (i64::MIN, Vec::new()));
+        slot.0 = slot.0.max(time);
         add_to(&mut slot.1, seq, e);
         self.added_since_sweep += 1;
         if self.added_since_sweep >= Self::SWEEP_EVERY {
@@ -307,7 +368,7 @@ impl<'a> Assembler<'a> {
     fn close(&mut self, id: String) -> anyhow::Result<()> {
         let Some((_, evs)) = self.open.remove(&id) else { return Ok(()) };
         match self.truth.remove(&id) {
-            Some(t) => self.sessions.push(fold(id.clone(), evs, t, self.catalog, &mut self.stats)?),
+            Some(t) => self.sessions.push(fold(id.clone(), evs, t, &mut self.stats)?),
             None => self.stats.without_truth += 1,
         }
         self.closed.insert(id);

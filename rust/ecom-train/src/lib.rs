@@ -38,6 +38,14 @@ impl Input {
         let (sessions, stats) = data::load_dir(dir, progress)?;
         Ok(Self { source: dir.display().to_string(), sessions, stats })
     }
+
+    /// Sessions straight from the generator ([`data::load_generated`]).
+    pub fn from_generator(cfg: ecom_gen::GenConfig, progress: bool) -> anyhow::Result<Self> {
+        let source = format!("ecom generate --events {} --seed {} (not written)", cfg.events, cfg.seed);
+        eprintln!("ecom train: sessions from {source}");
+        let (sessions, stats) = data::load_generated(cfg, progress)?;
+        Ok(Self { source, sessions, stats })
+    }
 }
 
 /// Everything `ecom train` can be told.
@@ -59,6 +67,8 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Version name; default: `v<unix seconds>`.
     pub version: Option<String>,
+    /// Where to write the feature table as CSV ([`prepare::write_csv`]), if anywhere.
+    pub rows_out: Option<PathBuf>,
 }
 
 /// What `train` produced.
@@ -84,6 +94,9 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
     let rule = prepare::SplitRule::for_sessions(&sessions);
     let (table, index, recommend) = prepare::build(&sessions, opts.lsh, &rule)?;
     drop(sessions);
+    if let Some(path) = &opts.rows_out {
+        prepare::write_csv(&table, path)?;
+    }
     let (tr, va, te) = (table.rows_of(Split::Train), table.rows_of(Split::Valid), table.rows_of(Split::Test));
     check_split(&table, &tr, &va, &te)?;
     let c = table.cols();

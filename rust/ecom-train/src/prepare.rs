@@ -109,6 +109,35 @@ impl Table {
     }
 }
 
+/// Writes the table as CSV: `session_id,user_id,split,purchased,oracle,observable` and then
+/// each feature by name, one row per session in start order.
+pub fn write_csv(table: &Table, path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    writeln!(w, "session_id,user_id,split,purchased,oracle,observable,{}", table.names.join(","))?;
+    let c = table.cols();
+    for r in 0..table.y.len() {
+        let split = serde_json::to_value(table.split[r])?;
+        write!(
+            w,
+            "{},{},{},{},{},{}",
+            table.session_id[r],
+            table.user_id[r],
+            split.as_str().unwrap_or_default(),
+            u8::from(table.y[r]),
+            table.oracle[r],
+            table.observable[r]
+        )?;
+        for v in &table.x[r * c..(r + 1) * c] {
+            write!(w, ",{v}")?;
+        }
+        writeln!(w)?;
+    }
+    w.flush().with_context(|| format!("writing {}", path.display()))
+}
+
 /// Builds the table from sessions sorted by start time. History and neighbour statistics at a
 /// session's start hold exactly the sessions that ended before it.
 pub fn build(

@@ -42,17 +42,35 @@ fn streaming_and_all_at_once_give_the_same_sessions() {
     let mut events = HashMap::new();
     for (seq, b) in out_dir::read_delimited(&read(out_dir::EVENTS_PB)).unwrap().into_iter().enumerate() {
         if !malformed.contains(&(seq as i64)) {
-            data::add_event(&mut events, seq, Event::decode(b).unwrap());
+            let e = Event::decode(b).unwrap();
+            let product = e.product_id.as_ref().and_then(|p| catalog.get(p));
+            data::add_event(&mut events, seq, ecom_core::features::enrich(e, product));
         }
     }
     let mut at_once_stats = data::LoadStats::default();
-    let at_once = data::assemble(events, truth, &catalog, &mut at_once_stats).unwrap();
+    let at_once = data::assemble(events, truth, &mut at_once_stats).unwrap();
 
     assert!(streamed.len() > 5_000, "{}", streamed.len());
     assert_eq!(streamed.iter().map(key).collect::<Vec<_>>(), at_once.iter().map(key).collect::<Vec<_>>());
     assert_eq!(
         (stats.eligible, stats.without_events, stats.without_truth),
         (at_once_stats.eligible, at_once_stats.without_events, at_once_stats.without_truth)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sessions_straight_from_the_generator_are_the_files_sessions() {
+    let dir = common::tmp("generated");
+    let cfg = ecom_gen::GenConfig { events: 40_000, seed: 12, malformed_rate: 0.02, ..Default::default() };
+    ecom_gen::write_training_files(&dir, cfg.clone()).unwrap();
+    let (from_files, file_stats) = data::load_dir(&dir, false).unwrap();
+    let (generated, stats) = data::load_generated(cfg, false).unwrap();
+    assert!(generated.len() > 3_000, "{}", generated.len());
+    assert_eq!(generated.iter().map(key).collect::<Vec<_>>(), from_files.iter().map(key).collect::<Vec<_>>());
+    assert_eq!(
+        (stats.records, stats.malformed, stats.sessions, stats.eligible, stats.without_events),
+        (file_stats.records, file_stats.malformed, file_stats.sessions, file_stats.eligible, file_stats.without_events)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,6 +19,7 @@ fn options(models: &Path, version: &str) -> TrainOptions {
         mlp_epochs: 15,
         progress: false,
         version: Some(version.into()),
+        rows_out: None,
     }
 }
 

@@ -146,7 +146,7 @@ impl GenerateArgs {
         a
     }
 
-    fn config(&self) -> anyhow::Result<GenConfig> {
+    pub(crate) fn config(&self) -> anyhow::Result<GenConfig> {
         for (name, v) in [
             ("--malformed-rate", self.malformed_rate),
             ("--out-of-order-rate", self.out_of_order_rate),
@@ -155,18 +155,21 @@ impl GenerateArgs {
             ("--hostile-rate", self.hostile_rate),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                anyhow::bail!("{name} {v} is outside [0, 1]");
+                return Err(crate::exit::config(format!("{name} {v} is outside [0, 1]")));
             }
         }
         if !(self.peak_sessions_per_hour > 0.0 && self.peak_sessions_per_hour.is_finite()) {
-            anyhow::bail!("--peak-sessions-per-hour {} must be > 0", self.peak_sessions_per_hour);
+            return Err(crate::exit::config(format!(
+                "--peak-sessions-per-hour {} must be > 0",
+                self.peak_sessions_per_hour
+            )));
         }
         if self.anomaly_scale < 0.0 {
-            anyhow::bail!("--anomaly-scale {} must be >= 0", self.anomaly_scale);
+            return Err(crate::exit::config(format!("--anomaly-scale {} must be >= 0", self.anomaly_scale)));
         }
         let views = self.drift.drift_views_factor;
         if !(views > 0.0 && views.is_finite()) {
-            anyhow::bail!("--drift-views-factor {views} must be a positive number");
+            return Err(crate::exit::config(format!("--drift-views-factor {views} must be a positive number")));
         }
         let d = GenConfig::default();
         let a = AnomalyRates::default();

@@ -46,6 +46,7 @@ pub fn generate_and_train(data_dir: &Path, models: &Path, events: u64, version: 
         mlp_epochs: 3,
         progress: false,
         version: Some(version.into()),
+        rows_out: None,
     };
     ecom_train::train(Input::from_dir(data_dir, false).unwrap(), &opts).unwrap();
 }

@@ -127,7 +127,29 @@ fn full_session() -> Session {
         model_version: "v7".into(),
         decision_event_id: "e3".into(),
         decision_features: vec![],
+        decision_state: Some(SessionState {
+            events: 3,
+            last_ms: 1_767_225_660_000,
+            tokens: vec!["p:P1".into()],
+            ..Default::default()
+        }),
+        bought: vec!["P1".into()],
     }
+}
+
+#[test]
+fn training_reads_back_what_a_session_document_holds() {
+    let s = full_session();
+    // Through JSON text, as MongoDB's relaxed extended JSON gives it back.
+    let d: serde_json::Value = serde_json::from_str(&session_doc(&s, 1).to_string()).unwrap();
+    let back = session_from_doc(&d).unwrap();
+    assert_eq!(
+        (back.session_id.as_str(), back.start_ms, back.end_ms, back.purchased),
+        (s.session_id.as_str(), s.start_ms, s.end_ms, s.purchased)
+    );
+    assert_eq!((back.decision_state, back.bought), (s.decision_state, s.bought));
+    let none = session_doc(&Session { decision_state: None, ..full_session() }, 1);
+    assert_eq!(session_from_doc(&none).unwrap().decision_state, None);
 }
 
 #[test]

@@ -112,8 +112,11 @@ public final class SessionOperator
     // The features after the latest event (by event time) before the first checkout or
     // purchase, and that event's time; the first checkout's time (MAX_VALUE: none yet).
     public double[] decisionFeatures = new double[0];
+    public byte[] decisionState = new byte[0];
     public long decisionTimeMs = Long.MIN_VALUE;
     public String decisionEventId = "";
+    // Products bought, in order, without repeats.
+    public String[] bought = new String[0];
     public long firstCheckoutMs = Long.MAX_VALUE;
     // The user's history when the session began (from the user step).
     public int priorSessions;
@@ -333,6 +336,11 @@ public final class SessionOperator
     Event ev = e.getEvent();
     if (ev.getKind() == EventKind.EVENT_KIND_PURCHASE) {
       m.revenueCents += Math.max(0, ev.getQuantity()) * Math.max(0, ev.getUnitPriceCents());
+      String product = ev.getProductId();
+      if (!product.isEmpty() && !Arrays.asList(m.bought).contains(product)) {
+        m.bought = Arrays.copyOf(m.bought, m.bought.length + 1);
+        m.bought[m.bought.length - 1] = product;
+      }
     }
     m.features = features;
     long t = ev.getEventTimeMs();
@@ -342,6 +350,7 @@ public final class SessionOperator
         if (m.decisionTimeMs >= t) {
           // An out-of-order checkout before the event kept: that event is past the decision.
           m.decisionFeatures = new double[0];
+          m.decisionState = new byte[0];
           m.decisionTimeMs = Long.MIN_VALUE;
           m.decisionEventId = "";
         }
@@ -349,6 +358,7 @@ public final class SessionOperator
     } else if (t < m.firstCheckoutMs
         && SessionScore.later(t, ev.getEventId(), m.decisionTimeMs, m.decisionEventId)) {
       m.decisionFeatures = features;
+      m.decisionState = next[0];
       m.decisionTimeMs = t;
       m.decisionEventId = ev.getEventId();
     }
@@ -387,7 +397,8 @@ public final class SessionOperator
         .toByteArray();
   }
 
-  private Session session(String sessionId, SessionMeta m, SessionState s, OnTimerContext ctx) {
+  private Session session(String sessionId, SessionMeta m, SessionState s, OnTimerContext ctx)
+      throws com.google.protobuf.InvalidProtocolBufferException {
     Session.Builder b =
         Session.newBuilder()
             .setId(sessionId + "@" + s.getFirstMs())
@@ -408,6 +419,10 @@ public final class SessionOperator
             .setClosedAtMs(ctx.timerService().currentProcessingTime());
     Arrays.stream(m.features).forEach(b::addFeatures);
     Arrays.stream(m.decisionFeatures).forEach(b::addDecisionFeatures);
+    if (m.decisionState.length > 0) {
+      b.setDecisionState(SessionState.parseFrom(m.decisionState));
+    }
+    b.addAllBought(Arrays.asList(m.bought));
     return b.build();
   }
 

@@ -370,6 +370,10 @@ class EcomPipelineTest {
         assertThat(s.getPurchaseProbability()).isEqualTo(decision.getPurchaseProbability());
         // ...and the features that event was scored with, for the feature drift.
         assertThat(s.getDecisionFeaturesList()).isEqualTo(decision.getSessionFeaturesList());
+        // ...and the state they came from, which ends at that event.
+        assertThat(s.getDecisionState().getLastMs())
+            .isEqualTo(decision.getEvent().getEventTimeMs());
+        assertThat(s.getDecisionState().getTokensList()).isNotEmpty();
         assertThat(s.getModelVersion()).isEqualTo(serve.model.getModelVersion());
       }
       // The live quality windows count every scored session once, buyers included.
