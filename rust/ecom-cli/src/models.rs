@@ -66,13 +66,13 @@ pub(crate) fn run(a: ModelsArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<16} {:<7} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8}",
-                "VERSION", "ROLE", "ROC AUC", "PR AUC", "BRIER", "ORACLE", "OBSERVABLE", "TEST"
+                "{:<16} {:<7} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10} {:>8}",
+                "VERSION", "ROLE", "ROC AUC", "PR AUC", "BRIER", "ORACLE", "OBSERVABLE", "INFERABLE", "TEST"
             );
             let num = |x: Option<f64>| x.map_or_else(|| "-".into(), |x| format!("{x:.4}"));
             for r in &rows {
                 println!(
-                    "{:<16} {:<7} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8}{}",
+                    "{:<16} {:<7} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10} {:>8}{}",
                     r.version,
                     if r.serving {
                         "serving"
@@ -86,6 +86,7 @@ pub(crate) fn run(a: ModelsArgs) -> anyhow::Result<()> {
                     num(r.brier),
                     num(r.oracle_auc),
                     num(r.observable_oracle_auc),
+                    num(r.inferable_oracle_auc),
                     r.test_sessions.map_or_else(|| "-".into(), |n| n.to_string()),
                     r.problem.as_ref().map_or_else(String::new, |p| format!("   cannot serve: {p}")),
                 );
@@ -142,6 +143,7 @@ struct Listed<'a> {
     log_loss: Option<f64>,
     oracle_auc: Option<f64>,
     observable_oracle_auc: Option<f64>,
+    inferable_oracle_auc: Option<f64>,
     test_sessions: Option<u64>,
     problem: Option<&'a str>,
 }
@@ -161,6 +163,7 @@ impl<'a> Listed<'a> {
             log_loss: xgb.and_then(|s| s.log_loss),
             oracle_auc: e.and_then(|e| e.oracle_auc),
             observable_oracle_auc: e.and_then(|e| e.observable_oracle_auc),
+            inferable_oracle_auc: e.and_then(|e| e.inferable_oracle_auc),
             test_sessions: e.map(|e| e.split.test.sessions),
             problem: v.problem.as_deref(),
         }

@@ -121,7 +121,7 @@ async fn training_from_mongodb_matches_training_from_files() {
     );
     assert!(from_mongo["source"].as_str().unwrap().contains(&cfg.mongo_db));
     assert!(from_mongo["load"]["eligible"].as_u64().unwrap() > 2_000, "{}", from_mongo["load"]);
-    for key in ["split", "oracle_auc", "observable_oracle_auc"] {
+    for key in ["split", "oracle_auc", "observable_oracle_auc", "inferable_oracle_auc"] {
         assert_eq!(from_mongo[key], from_files[key], "{key}");
     }
     for model in ["xgboost", "random_forest"] {

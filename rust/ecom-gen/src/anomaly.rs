@@ -65,6 +65,7 @@ fn truth(anomaly: Anomaly, events: &[Event], purchased: bool) -> SessionTruth {
         decision_events: 0,
         decision_ms: 0,
         observable_probability: if purchased { 1.0 } else { 0.0 },
+        inferable_probability: if purchased { 1.0 } else { 0.0 },
     }
 }
 

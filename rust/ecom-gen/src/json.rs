@@ -56,7 +56,8 @@ pub fn truth(t: &TruthRecord) -> Value {
         Some(truth_record::Record::Session(s)) => json!({"session": {
             "session_id": s.session_id, "user_id": s.user_id, "persona": s.persona,
             "purchase_probability": s.purchase_probability,
-            "observable_probability": s.observable_probability, "purchased": s.purchased,
+            "observable_probability": s.observable_probability,
+            "inferable_probability": s.inferable_probability, "purchased": s.purchased,
             "anomaly": Anomaly::try_from(s.anomaly).map_or("?", |a| a.as_str_name()),
             "start_ms": s.start_ms, "events": s.events, "returning_user": s.returning_user,
             "truncated": s.truncated, "decision_events": s.decision_events,

@@ -11,6 +11,7 @@
 
 pub mod anomaly;
 pub mod catalog;
+pub mod inference;
 pub mod json;
 pub mod malformed;
 pub mod out_dir;
@@ -243,6 +244,7 @@ pub struct Generator {
     cfg: GenConfig,
     rng: ChaCha8Rng,
     shop: Shop,
+    inference: inference::Inference,
     users: Vec<User>,
     emitted: u64,
     next_arrival_ms: i64,
@@ -275,10 +277,12 @@ impl Generator {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let shop = Shop::new(cfg.products, &mut rng);
         let next_arrival_ms = cfg.start_ms;
+        let inference = inference::Inference::new(&shop);
         Self {
             cfg,
             rng,
             shop,
+            inference,
             users: Vec::new(),
             emitted: 0,
             next_arrival_ms,
@@ -381,10 +385,14 @@ impl Generator {
                 }
                 _ => session::Shift::NONE,
             };
-            let out = session::generate(&self.shop, &self.users[u], t, promo, shift, sid, &mut self.rng);
-            self.users[u].sessions += 1;
-            self.users[u].prior_purchases += u32::from(out.0.purchased);
-            vec![out]
+            let (truth, events, belief) =
+                session::generate(&self.shop, &self.inference, &self.users[u], t, promo, shift, sid, &mut self.rng);
+            let user = &mut self.users[u];
+            user.sessions += 1;
+            user.prior_purchases += u32::from(truth.purchased);
+            user.purchases_in_data += u32::from(truth.purchased);
+            user.belief = belief;
+            vec![(truth, events)]
         };
         for (truth, events) in generated {
             self.enqueue(truth, events);

@@ -179,8 +179,12 @@ pub struct User {
     pub user_agent: &'static str,
     /// Home IP (v4 text).
     pub ip: String,
-    /// Purchases before this run started (returning buyers).
+    /// Purchases before this session: before the data began (returning buyers) and since.
     pub prior_purchases: u32,
+    /// Of those, the purchases since the data began.
+    pub purchases_in_data: u32,
+    /// What the user's sessions so far tell of their persona and account (`inference`).
+    pub belief: crate::inference::Belief,
     /// Sessions so far in this run.
     pub sessions: u32,
     /// Has an account and logs in.
@@ -219,6 +223,11 @@ pub(crate) fn weighted<T>(items: &[T], weight: impl Fn(&T) -> u32, rng: &mut Cha
     items.len() - 1
 }
 
+/// Most purchases a returning user made before the data began (uniform from none).
+pub const MAX_PRIOR_PURCHASES: u32 = 5;
+/// Share of new users who have an account (returning users all do).
+pub const NEW_USER_ACCOUNT_SHARE: f64 = 0.3;
+
 /// Draws a new user.
 pub fn new_user(index: u64, returning_share: f64, rng: &mut ChaCha8Rng) -> User {
     let persona = weighted(PERSONAS, |p| p.weight, rng);
@@ -240,9 +249,11 @@ pub fn new_user(index: u64, returning_share: f64, rng: &mut ChaCha8Rng) -> User 
         device,
         user_agent: agents[rng.random_range(0..agents.len())],
         ip: residential_ip(rng),
-        prior_purchases: if returning { rng.random_range(0..6) } else { 0 },
+        prior_purchases: if returning { rng.random_range(0..=MAX_PRIOR_PURCHASES) } else { 0 },
+        purchases_in_data: 0,
+        belief: crate::inference::prior(device, returning_share),
         sessions: 0,
-        has_account: returning || rng.random_bool(0.3),
+        has_account: returning || rng.random_bool(NEW_USER_ACCOUNT_SHARE),
     }
 }
 

@@ -2,9 +2,10 @@
 //! session's visible intent; the purchase probability adds what the cart shows and a hidden
 //! part no behaviour reveals (see docs/GENERATOR.md for the formula).
 use crate::catalog::{self, CATEGORIES};
+use crate::inference::{Belief, Context, Inference, Outcome};
 use crate::persona::{weighted, User, CAMPAIGNS, CHANNELS, PERSONAS};
 use crate::Shop;
-use ecom_proto::v1::{Anomaly, Event, EventKind, Product, SessionTruth};
+use ecom_proto::v1::{Anomaly, Event, EventKind, SessionTruth};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Normal, Poisson};
@@ -13,6 +14,34 @@ use rand_distr::{Distribution, LogNormal, Normal, Poisson};
 pub const VISIBLE_INTENT_SD: f64 = 0.9;
 /// Standard deviation of the hidden intent (never revealed by behaviour).
 pub const HIDDEN_INTENT_SD: f64 = 0.8;
+/// Log-normal sigma of a product view's dwell around its persona's mean.
+pub(crate) const DWELL_SIGMA: f64 = 0.6;
+/// Probability a persona with favourite categories focuses its session on one of them.
+pub(crate) const FOCUS_ON_FAVOURITE: f64 = 0.7;
+/// Probability a step stays in the session's focus category (else any, by catalog share).
+pub(crate) const STAY_IN_FOCUS: f64 = 0.75;
+/// Probability a user with an account logs in right after landing.
+pub(crate) const LOGIN_AT_START: f64 = 0.35;
+/// Products drawn from the category when choosing one to view; the one nearest the price the
+/// shopper has in mind is viewed.
+pub(crate) const CHOICE_CANDIDATES: i32 = 5;
+/// Log-normal sigma of that price around category median × the persona's price taste.
+pub(crate) const CHOICE_SIGMA: f64 = 0.3;
+
+/// Log-odds effect of the user's history: purchases before this session (before the data
+/// began and since) and whether they visited before.
+pub fn returning_effect(purchases: u32, visited: bool) -> f64 {
+    (if purchases > 0 { 0.4 + 0.1 * f64::from(purchases.min(5)) } else { 0.0 }) + if visited { 0.2 } else { 0.0 }
+}
+
+/// Probability a product view that did not go to the cart goes to the wishlist.
+pub(crate) fn wishlist_rate(p: &crate::persona::Persona) -> f64 {
+    if p.name == "researcher" {
+        0.2
+    } else {
+        0.06
+    }
+}
 
 /// Log-odds effect of the local hour of the session's start.
 pub fn hour_effect(local_hour: i64) -> f64 {
@@ -55,7 +84,7 @@ pub fn hidden_integrated(x: f64) -> f64 {
 
 /// `hidden_integrated` from a table in steps of 0.005 over [-25, 25], linearly interpolated
 /// (error below 1e-6): the posterior evaluates it 121 times per session.
-fn hidden_integrated_table(x: f64) -> f64 {
+pub(crate) fn hidden_integrated_table(x: f64) -> f64 {
     const LO: f64 = -25.0;
     const STEP: f64 = 0.005;
     const N: usize = 10_001;
@@ -67,13 +96,29 @@ fn hidden_integrated_table(x: f64) -> f64 {
     TABLE[i] * (1.0 - f) + TABLE[i + 1] * f
 }
 
-/// What the behaviour before the decision shows of the visible intent: product views, per view
-/// whether it went to the cart, and the dwell times the events after the views reveal.
+/// What the behaviour before the decision shows: of the visible intent, the product views, per
+/// view whether it went to the cart, and the dwell times the events after the views reveal; of
+/// the persona and the account, everything else `inference` reads.
 #[derive(Debug, Default)]
-struct Evidence {
-    views: usize,
-    ln_dwell: Vec<f64>,
-    added: Vec<bool>,
+pub struct Evidence {
+    pub(crate) views: usize,
+    pub(crate) ln_dwell: Vec<f64>,
+    pub(crate) added: Vec<bool>,
+    /// The last product view's ln dwell, which shows only once the next event comes (after the
+    /// decision).
+    pub(crate) hidden_dwell: Option<f64>,
+    pub(crate) login_at_start: bool,
+    /// The focus category a campaign's landing page shows.
+    pub(crate) shown_focus: Option<usize>,
+    /// The category of every product and category-page step.
+    pub(crate) step_categories: Vec<usize>,
+    pub(crate) pages: usize,
+    pub(crate) searches: usize,
+    /// Indices into `Shop::products` of the products viewed.
+    pub(crate) products: Vec<usize>,
+    /// Quantity of every add to the cart.
+    pub(crate) quantities: Vec<i32>,
+    pub(crate) wishlists: usize,
 }
 
 /// The step, in standard deviations of the visible intent, of the grid the posterior is
@@ -90,7 +135,6 @@ const V_HALF: i32 = 24;
 /// price terms. This oracle knows them even where a model must infer them (the persona,
 /// purchases before the data began), so it is an upper bound.
 fn posterior_probability(p: &crate::persona::Persona, z_known: f64, rest: f64, ev: &Evidence) -> f64 {
-    const DWELL_SIGMA: f64 = 0.6;
     // Sufficient statistics: the likelihood needs only these, not each view.
     let n = ev.ln_dwell.len() as f64;
     let (s1, s2) = ev.ln_dwell.iter().fold((0.0, 0.0), |(a, b), d| (a + d, b + d * d));
@@ -164,15 +208,16 @@ fn secs(rng: &mut ChaCha8Rng, median_s: f64, sigma: f64) -> i64 {
     (LogNormal::new(median_s.ln(), sigma).expect("sigma > 0").sample(rng) * 1000.0) as i64
 }
 
-/// Picks a product of `category` near the price the shopper has in mind.
-fn choose_product<'a>(shop: &'a Shop, category: usize, price_taste: f64, rng: &mut ChaCha8Rng) -> &'a Product {
+/// Picks a product of `category` near the price the shopper has in mind; its index in
+/// `shop.products`.
+fn choose_product(shop: &Shop, category: usize, price_taste: f64, rng: &mut ChaCha8Rng) -> usize {
     let ids = &shop.by_category[category];
     let target = CATEGORIES[category].median_price_cents as f64
         * price_taste
-        * LogNormal::new(0.0, 0.3).expect("ok").sample(rng);
-    let distance = |p: &Product| ((p.price_cents as f64).ln() - target.ln()).abs();
-    (0..5)
-        .map(|_| &shop.products[ids[rng.random_range(0..ids.len())]])
+        * LogNormal::new(0.0, CHOICE_SIGMA).expect("ok").sample(rng);
+    let distance = |i: &usize| ((shop.products[*i].price_cents as f64).ln() - target.ln()).abs();
+    (0..CHOICE_CANDIDATES)
+        .map(|_| ids[rng.random_range(0..ids.len())])
         .min_by(|a, b| distance(a).total_cmp(&distance(b)))
         .expect("five candidates")
 }
@@ -192,16 +237,19 @@ impl Shift {
 }
 
 /// Generates one ordinary session of `user` starting at `start_ms`, changed by `shift` (the
-/// drift scenario; [`Shift::NONE`] otherwise).
+/// drift scenario; [`Shift::NONE`] otherwise). Also returns the user's belief (the inferable
+/// oracle's, see `inference`) after the whole session, for their next one.
+#[allow(clippy::too_many_arguments)]
 pub fn generate(
     shop: &Shop,
+    inference: &Inference,
     user: &User,
     start_ms: i64,
     promo_day: bool,
     shift: Shift,
     session_id: String,
     rng: &mut ChaCha8Rng,
-) -> (SessionTruth, Vec<Event>) {
+) -> (SessionTruth, Vec<Event>, Belief) {
     let mut p = PERSONAS[user.persona];
     p.mean_product_views *= shift.views_factor;
     let decision_shift = shift.decision_logit;
@@ -210,15 +258,11 @@ pub fn generate(
         .then(|| CAMPAIGNS[rng.random_range(0..CAMPAIGNS.len())]);
     let local_hour = (start_ms.div_euclid(3_600_000) + user.country.1).rem_euclid(24);
     let returning = user.prior_purchases > 0 || user.sessions > 0;
-    let returning_effect =
-        if user.prior_purchases > 0 { 0.4 + 0.1 * f64::from(user.prior_purchases.min(5)) } else { 0.0 }
-            + if user.sessions > 0 { 0.2 } else { 0.0 };
     let visible: f64 = Normal::new(0.0, VISIBLE_INTENT_SD).expect("sd > 0").sample(rng);
+    let z_shared = channel_effect + hour_effect(local_hour) + device_effect(user.device);
     let z_known = p.base_logit
-        + channel_effect
-        + hour_effect(local_hour)
-        + device_effect(user.device)
-        + returning_effect
+        + z_shared
+        + returning_effect(user.prior_purchases, user.sessions > 0)
         + if promo_day { p.promo_sensitivity } else { 0.0 };
     let z0 = z_known + visible;
     let intent = sigmoid(z0 + 1.5);
@@ -244,7 +288,7 @@ pub fn generate(
         last_page: landing,
         events: Vec::new(),
     };
-    let focus = if !p.favourite_categories.is_empty() && rng.random_bool(0.7) {
+    let focus = if !p.favourite_categories.is_empty() && rng.random_bool(FOCUS_ON_FAVOURITE) {
         let name = p.favourite_categories[rng.random_range(0..p.favourite_categories.len())];
         CATEGORIES.iter().position(|c| c.name == name).expect("favourites are categories")
     } else {
@@ -253,34 +297,40 @@ pub fn generate(
     let first_page = if campaign.is_some() { format!("/c/{}", CATEGORIES[focus].name) } else { "/".to_string() };
     let dwell = secs(rng, 12.0, 0.6);
     b.push(EventKind::PageView, first_page, dwell, |_| {});
-    if user.has_account && rng.random_bool(0.35) {
+    let login_at_start = user.has_account && rng.random_bool(LOGIN_AT_START);
+    if login_at_start {
         login(&mut b, rng);
     }
 
     let views = Poisson::new(p.mean_product_views * (0.5 + 1.5 * intent)).expect("mean > 0").sample(rng) as usize + 1;
-    let mut evidence = Evidence { views, ..Default::default() };
     let pages = Poisson::new(p.mean_page_views).expect("mean > 0").sample(rng) as usize;
+    let mut evidence =
+        Evidence { views, pages, login_at_start, shown_focus: campaign.map(|_| focus), ..Default::default() };
     let mut cart: Vec<(String, i64, i32, usize)> = Vec::new(); // product, price, qty, category
     let mut steps: Vec<bool> = std::iter::repeat_n(true, views).chain(std::iter::repeat_n(false, pages)).collect();
     for i in (1..steps.len()).rev() {
         steps.swap(i, rng.random_range(0..=i));
     }
     for is_product in steps {
-        let category = if rng.random_bool(0.75) { focus } else { weighted(CATEGORIES, |c| c.weight, rng) };
+        let category = if rng.random_bool(STAY_IN_FOCUS) { focus } else { weighted(CATEGORIES, |c| c.weight, rng) };
+        evidence.step_categories.push(category);
         if !is_product {
             let dwell = secs(rng, 10.0, 0.6);
             b.push(EventKind::PageView, format!("/c/{}", CATEGORIES[category].name), dwell, |_| {});
             continue;
         }
         if rng.random_bool(p.search_rate) {
+            evidence.searches += 1;
             let q = search_query(category, rng);
             let dwell = secs(rng, 8.0, 0.5);
             b.push(EventKind::Search, format!("/search?q={}", q.replace(' ', "+")), dwell, |e| {
                 e.search_query = Some(q)
             });
         }
-        let product = choose_product(shop, category, p.price_taste, rng);
-        let dwell = secs(rng, p.product_dwell_s * (0.6 + 0.8 * intent), 0.6);
+        let chosen = choose_product(shop, category, p.price_taste, rng);
+        evidence.products.push(chosen);
+        let product = &shop.products[chosen];
+        let dwell = secs(rng, p.product_dwell_s * (0.6 + 0.8 * intent), DWELL_SIGMA);
         evidence.ln_dwell.push((dwell.max(1) as f64 / 1000.0).ln());
         let (pid, price) = (product.product_id.clone(), product.price_cents);
         b.push(EventKind::ProductView, format!("/p/{pid}"), dwell, |e| {
@@ -291,6 +341,7 @@ pub fn generate(
         evidence.added.push(added);
         if added {
             let qty = (Poisson::new(p.mean_quantity.max(1.0) - 0.99).expect("mean > 0").sample(rng) as i32).max(1);
+            evidence.quantities.push(qty);
             add_to_cart(&mut b, &pid, price, qty, rng);
             cart.push((pid.clone(), price, qty, category));
             if rng.random_bool(0.08) {
@@ -302,7 +353,8 @@ pub fn generate(
                     e.quantity = Some(rqty);
                 });
             }
-        } else if rng.random_bool(if p.name == "researcher" { 0.2 } else { 0.06 }) {
+        } else if rng.random_bool(wishlist_rate(&p)) {
+            evidence.wishlists += 1;
             let dwell = secs(rng, 3.0, 0.4);
             b.push(EventKind::WishlistAdd, format!("/p/{pid}"), dwell, |e| {
                 e.product_id = Some(pid.clone());
@@ -312,18 +364,20 @@ pub fn generate(
     }
 
     // What the cart shows moves the odds: having one, and its price against the category norm.
-    let (cart_term, price_term) = if cart.is_empty() {
+    let (cart_term, cart_price_rel) = if cart.is_empty() {
         (-1.6, 0.0)
     } else {
         let value: i64 = cart.iter().map(|(_, price, q, _)| price * i64::from(*q)).sum();
         let norm: i64 = cart.iter().map(|(_, _, q, c)| CATEGORIES[*c].median_price_cents * i64::from(*q)).sum();
         let rel = (value as f64 / norm.max(1) as f64).ln().clamp(-2.0, 2.0);
-        (0.9 + 0.15 * (cart.len() as f64 - 1.0).min(4.0), -p.price_sensitivity * rel)
+        (0.9 + 0.15 * (cart.len() as f64 - 1.0).min(4.0), rel)
     };
+    let price_term = -p.price_sensitivity * cart_price_rel;
+    let cart_at_decision = !cart.is_empty();
     // A product view's dwell shows only when the next event comes: the last one before the
     // decision is not seen yet.
     if b.events.last().is_some_and(|e| e.kind == EventKind::ProductView as i32) {
-        evidence.ln_dwell.pop();
+        evidence.hidden_dwell = evidence.ln_dwell.pop();
     }
     let decision_events = b.events.len() as i32;
     let decision_ms = b.events.last().map_or(0, |e| e.event_time_ms);
@@ -331,9 +385,11 @@ pub fn generate(
     let probability = sigmoid(z0 + cart_term + price_term + decision_shift + hidden);
     let purchased = rng.random_bool(probability);
 
+    let mut login_at_checkout = false;
+    let mut abandoned_checkout = false;
     if purchased {
         if cart.is_empty() {
-            let product = choose_product(shop, focus, p.price_taste, rng);
+            let product = &shop.products[choose_product(shop, focus, p.price_taste, rng)];
             let (pid, price) = (product.product_id.clone(), product.price_cents);
             let dwell = secs(rng, p.product_dwell_s, 0.5);
             b.push(EventKind::ProductView, format!("/p/{pid}"), dwell, |e| {
@@ -346,6 +402,7 @@ pub fn generate(
         let dwell = secs(rng, 40.0, 0.5);
         b.push(EventKind::CheckoutStart, "/checkout".into(), dwell, |_| {});
         if b.user.has_account && !b.events.iter().any(|e| e.kind == EventKind::Login as i32) {
+            login_at_checkout = true;
             login(&mut b, rng);
         }
         for (pid, price, qty, _) in &cart {
@@ -357,10 +414,22 @@ pub fn generate(
             });
         }
     } else if !cart.is_empty() && rng.random_bool(0.4 * intent) {
+        abandoned_checkout = true;
         let dwell = secs(rng, 30.0, 0.5);
         b.push(EventKind::CheckoutStart, "/checkout".into(), dwell, |_| {});
     }
 
+    let context = Context {
+        z_shared,
+        promo_day,
+        views_factor: shift.views_factor,
+        rest_shared: cart_term + decision_shift,
+        cart_price_rel,
+        purchases_in_data: user.purchases_in_data,
+        visited: user.sessions > 0,
+    };
+    let outcome = Outcome { purchased, login_at_checkout, abandoned_checkout, cart: cart_at_decision };
+    let (inferable, belief) = inference.infer(&user.belief, &context, &evidence, &outcome);
     let events = b.events;
     let user = b.user;
     let truth = SessionTruth {
@@ -377,8 +446,9 @@ pub fn generate(
         decision_events,
         decision_ms,
         observable_probability: posterior_probability(&p, z_known, cart_term + price_term + decision_shift, &evidence),
+        inferable_probability: inferable,
     };
-    (truth, events)
+    (truth, events, belief)
 }
 
 fn login(b: &mut Builder<'_>, rng: &mut ChaCha8Rng) {

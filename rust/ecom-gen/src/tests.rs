@@ -298,3 +298,38 @@ fn a_views_drift_lengthens_the_sessions_after_it() {
     assert!(n_base > 500 && n_drift > 500, "{n_base} / {n_drift}");
     assert!(e_drift > 1.3 * e_base, "events per session after the shift {e_drift} vs {e_base}");
 }
+
+/// The inferable oracle is exact Bayes over the generator's own model, so it is calibrated: the
+/// purchase rate in each tenth of its probabilities matches their mean. Knowing less than the
+/// observable oracle (the persona and the history before the data), it ranks worse.
+#[test]
+fn the_oracles_are_calibrated_and_ordered() {
+    let (_, truth) = run(GenConfig { malformed_rate: 0.0, ..cfg(5, 1_500_000) });
+    let normal: Vec<SessionTruth> = sessions(&truth).into_values().filter(|s| s.anomaly == 0 && !s.truncated).collect();
+    let y: Vec<bool> = normal.iter().map(|s| s.purchased).collect();
+    let auc = |p: fn(&SessionTruth) -> f64| {
+        let scores: Vec<f64> = normal.iter().map(p).collect();
+        ecom_core::metrics::roc_auc(&scores, &y).expect("both classes")
+    };
+    let (oracle, observable, inferable) =
+        (auc(|s| s.purchase_probability), auc(|s| s.observable_probability), auc(|s| s.inferable_probability));
+    eprintln!("{} sessions: oracle {oracle:.4} observable {observable:.4} inferable {inferable:.4}", normal.len());
+    assert!(inferable < observable && observable < oracle, "{inferable} {observable} {oracle}");
+    assert!(inferable > observable - 0.05, "inferable {inferable} far below observable {observable}");
+    for (name, p) in [
+        ("observable", (|s: &SessionTruth| s.observable_probability) as fn(&SessionTruth) -> f64),
+        ("inferable", |s: &SessionTruth| s.inferable_probability),
+    ] {
+        let mut rows: Vec<(f64, bool)> = normal.iter().map(|s| (p(s), s.purchased)).collect();
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (i, tenth) in rows.chunks(rows.len().div_ceil(10)).enumerate() {
+            let n = tenth.len() as f64;
+            let predicted = tenth.iter().map(|r| r.0).sum::<f64>() / n;
+            let observed = tenth.iter().filter(|r| r.1).count() as f64 / n;
+            // Four standard errors of the observed rate, and at least half a point.
+            let tolerance = (4.0 * (predicted * (1.0 - predicted) / n).sqrt()).max(0.005);
+            eprintln!("{name} tenth {i}: predicted {predicted:.4} observed {observed:.4} ± {tolerance:.4}");
+            assert!((predicted - observed).abs() < tolerance, "{name} tenth {i}: {predicted} vs {observed}");
+        }
+    }
+}

@@ -32,6 +32,13 @@ pub struct Evaluation {
     pub observable_oracle_auc: Option<f64>,
     /// [`Scores`] of the observable oracle.
     pub observable_oracle: Scores,
+    /// The oracle with the persona and the history before the data inferred as well, from
+    /// everything a model could see: the tightest honest ceiling. Absent in older versions.
+    #[serde(default)]
+    pub inferable_oracle_auc: Option<f64>,
+    /// [`Scores`] of the inferable oracle.
+    #[serde(default)]
+    pub inferable_oracle: Scores,
     /// The trivial model: the training purchase rate for everyone.
     pub baseline: Baseline,
     /// Every trained model by name (`xgboost` serves; `random_forest`, `mlp`).
@@ -80,7 +87,7 @@ pub struct FeatureSchema {
 }
 
 /// A set of probabilities scored against the test outcomes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     /// ROC AUC.
     pub roc_auc: Option<f64>,

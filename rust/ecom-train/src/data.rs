@@ -29,6 +29,9 @@ pub struct Session {
     pub oracle_probability: f64,
     /// That probability with the hidden intent integrated out (the observable oracle).
     pub observable_probability: f64,
+    /// The best probability a model could infer, persona and history included (the inferable
+    /// oracle).
+    pub inferable_probability: f64,
     /// Ordinary (no anomaly) and complete: the sessions models learn from and are judged on.
     pub eligible: bool,
     /// Features state folded over the decision prefix.
@@ -195,9 +198,9 @@ pub fn check_truth(s: &SessionTruth) -> anyhow::Result<()> {
             s.session_id
         );
     }
-    if s.anomaly == 0 && !s.truncated && s.observable_probability == 0.0 {
+    if s.anomaly == 0 && !s.truncated && (s.observable_probability == 0.0 || s.inferable_probability == 0.0) {
         bail!(
-            "session {} has no observable_probability (written by an older ecom generate); regenerate the data with this version",
+            "session {} has no observable_probability or inferable_probability (written by an older ecom generate); regenerate the data with this version",
             s.session_id
         );
     }
@@ -279,6 +282,7 @@ pub fn labelled(
         purchased: t.purchased,
         oracle_probability: t.purchase_probability,
         observable_probability: t.observable_probability,
+        inferable_probability: t.inferable_probability,
         eligible,
         state,
         bought,

@@ -171,6 +171,7 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
     // The oracle and the trivial baseline on the same test rows.
     let oracle = subset(&table.oracle, &te);
     let observable = subset(&table.observable, &te);
+    let inferable = subset(&table.inferable, &te);
     let baseline = vec![rate; te.len()];
 
     // SHAP from XGBoost's TreeSHAP on the test rows.
@@ -200,6 +201,8 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
         oracle: Scores::of(&oracle, &yte),
         observable_oracle_auc: metrics::roc_auc(&observable, &yte),
         observable_oracle: Scores::of(&observable, &yte),
+        inferable_oracle_auc: metrics::roc_auc(&inferable, &yte),
+        inferable_oracle: Scores::of(&inferable, &yte),
         baseline: Baseline {
             what: "the training purchase rate for everyone".into(),
             rate,
@@ -228,6 +231,7 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
     let references = [
         ("oracle", "#d62728", oracle.as_slice()),
         ("observable oracle", "#e377c2", &observable),
+        ("inferable oracle", "#bcbd22", &inferable),
         ("baseline", "#7f7f7f", &baseline),
     ];
     report(&tmp, &metrics, &curves, &references, &yte, &contribs, &xte, &table.names)?;
@@ -505,6 +509,7 @@ fn table_rows(m: &Evaluation) -> Vec<TableRow<'_>> {
     for (name, label, v) in [
         ("oracle", "oracle (generator's probability)", &m.oracle),
         ("observable oracle", "observable oracle (hidden intent integrated out)", &m.observable_oracle),
+        ("inferable oracle", "inferable oracle (persona and history inferred too)", &m.inferable_oracle),
         ("baseline", "baseline (training rate)", &m.baseline.metrics),
     ] {
         rows.push(TableRow { name, label, cells: cells(v), timing: None });

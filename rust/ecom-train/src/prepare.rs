@@ -83,6 +83,8 @@ pub struct Table {
     pub oracle: Vec<f64>,
     /// The generator's probability without its hidden term per row (the observable oracle).
     pub observable: Vec<f64>,
+    /// The inferable oracle's probability per row.
+    pub inferable: Vec<f64>,
     /// Split per row.
     pub split: Vec<Split>,
     /// Session id per row.
@@ -109,26 +111,27 @@ impl Table {
     }
 }
 
-/// Writes the table as CSV: `session_id,user_id,split,purchased,oracle,observable` and then
+/// Writes the table as CSV: `session_id,user_id,split,purchased,oracle,observable,inferable` and then
 /// each feature by name, one row per session in start order.
 pub fn write_csv(table: &Table, path: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use std::io::Write as _;
     let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = std::io::BufWriter::new(f);
-    writeln!(w, "session_id,user_id,split,purchased,oracle,observable,{}", table.names.join(","))?;
+    writeln!(w, "session_id,user_id,split,purchased,oracle,observable,inferable,{}", table.names.join(","))?;
     let c = table.cols();
     for r in 0..table.y.len() {
         let split = serde_json::to_value(table.split[r])?;
         write!(
             w,
-            "{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{}",
             table.session_id[r],
             table.user_id[r],
             split.as_str().unwrap_or_default(),
             u8::from(table.y[r]),
             table.oracle[r],
-            table.observable[r]
+            table.observable[r],
+            table.inferable[r]
         )?;
         for v in &table.x[r * c..(r + 1) * c] {
             write!(w, ",{v}")?;
@@ -154,6 +157,7 @@ pub fn build(
         y: Vec::new(),
         oracle: Vec::new(),
         observable: Vec::new(),
+        inferable: Vec::new(),
         split: Vec::new(),
         session_id: Vec::new(),
         user_id: Vec::new(),
@@ -192,6 +196,7 @@ pub fn build(
         table.y.push(s.purchased);
         table.oracle.push(s.oracle_probability);
         table.observable.push(s.observable_probability);
+        table.inferable.push(s.inferable_probability);
         table.split.push(rule.split(s));
         table.session_id.push(s.session_id.clone());
         table.user_id.push(s.user_id.clone());

@@ -95,6 +95,12 @@ fn trains_writes_a_version_and_beats_the_baseline_below_the_oracle() {
     // Knowing less than the generator (its hidden intent integrated out) ranks no better.
     let observable = written["observable_oracle_auc"].as_f64().expect("observable_oracle_auc");
     assert!(observable <= oracle + 0.005 && observable > 0.6, "observable oracle {observable}, oracle {oracle}");
+    // Inferring the persona and the history too ranks no better than knowing them.
+    let inferable = written["inferable_oracle_auc"].as_f64().expect("inferable_oracle_auc");
+    assert!(
+        inferable <= observable + 0.005 && inferable > 0.6,
+        "inferable oracle {inferable}, observable {observable}"
+    );
     for model in ["xgboost", "random_forest", "mlp"] {
         let auc = written["models"][model]["roc_auc"].as_f64().unwrap_or_else(|| panic!("{model} roc_auc"));
         for k in ["pr_auc", "log_loss", "brier", "train_seconds", "inference_us_per_row"] {
