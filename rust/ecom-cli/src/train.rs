@@ -69,6 +69,11 @@ pub(crate) struct TrainArgs {
     /// the oracles, then each feature by name).
     #[arg(long)]
     rows_out: Option<PathBuf>,
+    /// Instead of training, fit XGBoost once per feature set (a group left out, or a candidate
+    /// group added) on the same split and print what each buys next to the oracles; writes no
+    /// model (docs/TRAINING.md, "The gap to the oracle").
+    #[arg(long, conflicts_with = "rows_out")]
+    ablation: bool,
 }
 
 /// What `--from mongodb` reads.
@@ -110,6 +115,14 @@ pub(crate) fn run(a: TrainArgs) -> anyhow::Result<()> {
         version: a.version_name,
         rows_out: a.rows_out,
     };
+    if a.ablation {
+        eprintln!("ecom train: {} XGBoost fits on one split", ecom_train::ablation::VARIANTS.len());
+        let found = ecom_train::ablation::ablate(input, &opts, |r| {
+            eprintln!("ecom train: {}: ROC AUC {:.4} ({:.1} s)", r.variant, r.roc_auc, r.seconds)
+        })?;
+        print!("{}", ecom_train::ablation::summary(&found));
+        return Ok(());
+    }
     let out = ecom_train::train(input, &opts)?;
     print!("{}", ecom_train::summary(&out));
     Ok(())

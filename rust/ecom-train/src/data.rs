@@ -156,8 +156,13 @@ pub fn load_generated(cfg: ecom_gen::GenConfig, progress: bool) -> anyhow::Resul
         if rec.expected_reject.is_some() {
             assembler.stats.malformed += 1;
         } else {
-            // As the file holds it (a clock-ahead record's time included).
-            let e = Event::decode(out_dir::record_value(&rec).as_slice()).context("a generated record")?;
+            // As the file holds it (a clock-ahead record's time included; out_dir::record_value).
+            let e = match rec.payload {
+                ecom_gen::Payload::Event(e) => {
+                    Event { event_time_ms: e.event_time_ms + rec.clock_lead_ms.unwrap_or(0), ..e }
+                }
+                ecom_gen::Payload::Bytes(b) => Event::decode(b.as_slice()).context("a generated record")?,
+            };
             assembler.add(seq, e)?;
         }
         seq += 1;

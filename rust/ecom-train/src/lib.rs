@@ -5,6 +5,7 @@
 //! `models/CURRENT` pointer that `ecom serve` watches.
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
+pub mod ablation;
 pub mod boost;
 pub mod data;
 pub mod mlp;
@@ -83,6 +84,18 @@ pub struct TrainOutcome {
 use ecom_model::evaluation::{Baseline, Count, FeatureSchema, FeatureShap, ModelScores, Scores, Shap};
 use ecom_model::{schema_hash, Evaluation};
 
+/// The served booster's settings, starting from the training purchase rate.
+fn boost_config(opts: &TrainOptions, ytr: &[bool]) -> boost::BoostConfig {
+    let rate = ytr.iter().filter(|y| **y).count() as f64 / ytr.len().max(1) as f64;
+    boost::BoostConfig {
+        seed: opts.seed,
+        threads: opts.threads,
+        max_rounds: 2000,
+        patience: 30,
+        base_score: rate.clamp(1e-3, 1.0 - 1e-3) as f32,
+    }
+}
+
 fn subset<T: Clone>(v: &[T], rows: &[usize]) -> Vec<T> {
     rows.iter().map(|&r| v[r].clone()).collect()
 }
@@ -121,13 +134,7 @@ pub fn train(input: Input, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> 
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
 
     let rate = ytr.iter().filter(|y| **y).count() as f64 / ytr.len().max(1) as f64;
-    let cfg = boost::BoostConfig {
-        seed: opts.seed,
-        threads: opts.threads,
-        max_rounds: 2000,
-        patience: 30,
-        base_score: rate.clamp(1e-3, 1.0 - 1e-3) as f32,
-    };
+    let cfg = boost_config(opts, &ytr);
     let (dtr, dva, dte) = (
         boost::matrix(&xtr, tr.len(), Some(&ytr))?,
         boost::matrix(&xva, va.len(), Some(&yva))?,

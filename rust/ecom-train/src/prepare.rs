@@ -141,6 +141,36 @@ pub fn write_csv(table: &Table, path: &std::path::Path) -> anyhow::Result<()> {
     w.flush().with_context(|| format!("writing {}", path.display()))
 }
 
+/// A step of [`walk`].
+#[derive(Debug, Clone, Copy)]
+pub enum Step {
+    /// The session at this position has ended before the next one starts.
+    Ended(usize),
+    /// The session at this position starts.
+    Starts(usize),
+}
+
+/// Walks sessions sorted by start time: before each session starts, every session that ended
+/// (its last event) before that start is announced once. What a step sees at `Starts(i)` is
+/// therefore exactly the past of session `i`; the rest end after the last start.
+pub fn walk(sessions: &[Session], mut step: impl FnMut(Step)) {
+    let mut pending: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
+    for (i, s) in sessions.iter().enumerate() {
+        while let Some(Reverse((end, j))) = pending.peek().copied() {
+            if end >= s.start_ms {
+                break;
+            }
+            pending.pop();
+            step(Step::Ended(j));
+        }
+        step(Step::Starts(i));
+        pending.push(Reverse((s.end_ms, i)));
+    }
+    while let Some(Reverse((_, j))) = pending.pop() {
+        step(Step::Ended(j));
+    }
+}
+
 /// Builds the table from sessions sorted by start time. History and neighbour statistics at a
 /// session's start hold exactly the sessions that ended before it.
 pub fn build(
@@ -164,25 +194,25 @@ pub fn build(
     };
     let mut index = NeighbourIndex::default();
     let mut history: HashMap<&str, UserHistory> = HashMap::new();
-    // Sessions waiting to end: (end, position); they join history and the index once ended.
-    let mut pending: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
     let mut buckets_of: Vec<Vec<u64>> = Vec::with_capacity(sessions.len());
     let (mut ended, mut ended_purchases) = (0u64, 0u64);
-    for (i, s) in sessions.iter().enumerate() {
-        while let Some(Reverse((end, j))) = pending.peek().copied() {
-            if end >= s.start_ms {
-                break;
+    // The index `ecom serve` gets holds every session, those ending after the last start too.
+    walk(sessions, |step| {
+        let i = match step {
+            Step::Ended(j) => {
+                let done = &sessions[j];
+                index.add(&buckets_of[j], done.purchased);
+                let h = history.entry(done.user_id.as_str()).or_default();
+                h.prior_sessions += 1;
+                h.prior_purchases += u32::from(done.purchased);
+                h.last_session_ms = h.last_session_ms.max(done.start_ms);
+                ended += 1;
+                ended_purchases += u64::from(done.purchased);
+                return;
             }
-            pending.pop();
-            let done = &sessions[j];
-            index.add(&buckets_of[j], done.purchased);
-            let h = history.entry(done.user_id.as_str()).or_default();
-            h.prior_sessions += 1;
-            h.prior_purchases += u32::from(done.purchased);
-            h.last_session_ms = h.last_session_ms.max(done.start_ms);
-            ended += 1;
-            ended_purchases += u64::from(done.purchased);
-        }
+            Step::Starts(i) => i,
+        };
+        let s = &sessions[i];
         let sig = lsh.signature(&s.state.tokens);
         let buckets = lsh.band_buckets(&sig);
         if s.eligible && !s.bought.is_empty() && !s.state.tokens.is_empty() {
@@ -201,12 +231,7 @@ pub fn build(
         table.session_id.push(s.session_id.clone());
         table.user_id.push(s.user_id.clone());
         buckets_of.push(buckets);
-        pending.push(Reverse((s.end_ms, i)));
-    }
-    // The index `ecom serve` gets holds every session.
-    while let Some(Reverse((_, j))) = pending.pop() {
-        index.add(&buckets_of[j], sessions[j].purchased);
-    }
+    });
     let purchases = sessions.iter().filter(|s| s.purchased).count();
     index.prior = purchases as f64 / sessions.len().max(1) as f64;
     rec.truncate_to_recent();
