@@ -109,6 +109,8 @@ pub struct Inference {
     focus_ln: [[f64; CATEGORIES.len()]; PERSONA_COUNT],
     /// ln P(a step's category | focus) as `[focus][category]`.
     step_ln: [[f64; CATEGORIES.len()]; CATEGORIES.len()],
+    /// Each persona's other rates.
+    rates_ln: Vec<RatesLn>,
 }
 
 impl Inference {
@@ -144,17 +146,20 @@ impl Inference {
                 }
             }
         }
-        Self { choice_ln, focus_ln, step_ln }
+        Self { choice_ln, focus_ln, step_ln, rates_ln: PERSONAS.iter().map(RatesLn::of).collect() }
     }
 
     /// The session's inferable probability from `belief` (the user's earlier sessions) and what
     /// it showed before the decision, and the log-likelihood per hypothesis of everything the
     /// whole session showed, to add to the user's belief for their next session.
     pub fn infer(&self, belief: &Belief, cx: &Context, ev: &Evidence, out: &Outcome) -> (f64, Belief) {
-        let gauss: [f64; 2 * HALF + 1] = std::array::from_fn(|i| {
-            let sd = (i as f64 - HALF as f64) * STEP_UNITS as f64 * LATTICE / VISIBLE_INTENT_SD;
-            (-0.5 * sd * sd).exp()
+        static GAUSS: std::sync::LazyLock<[f64; 2 * HALF + 1]> = std::sync::LazyLock::new(|| {
+            std::array::from_fn(|i| {
+                let sd = (i as f64 - HALF as f64) * STEP_UNITS as f64 * LATTICE / VISIBLE_INTENT_SD;
+                (-0.5 * sd * sd).exp()
+            })
         });
+        let gauss = &*GAUSS;
         let n = ev.ln_dwell.len() as f64;
         let (s1, s2) = ev.ln_dwell.iter().fold((0.0, 0.0), |(a, b), d| (a + d, b + d * d));
         let added = ev.added.iter().filter(|a| **a).count() as f64;
@@ -175,7 +180,7 @@ impl Inference {
             let base = (z(0) / LATTICE).round() as i64;
             let rest = cx.rest_shared - p.price_sensitivity * cx.cart_price_rel;
             let mean_views = p.mean_product_views * cx.views_factor;
-            let (mut ll, mut buy, mut after) = ([0.0; POINTS], [0.0; POINTS], [1.0; POINTS]);
+            let (mut ll, mut buy, mut after) = ([0.0; POINTS], [0.0; POINTS], [0.0; POINTS]);
             let mut max = f64::NEG_INFINITY;
             let (ln_mean_views, ln_dwell) = (mean_views.ln(), p.product_dwell_s.ln());
             for d in 0..POINTS {
@@ -190,10 +195,23 @@ impl Inference {
                     + not_added * b.ln_no_add;
                 max = max.max(ll[d]);
                 buy[d] = hidden_integrated_table(x + rest);
+                // ln of the last view's dwell density, in `after` until the exponentials below.
                 if let Some(last) = ev.hidden_dwell {
-                    after[d] = (-(last - mu) * (last - mu) / (2.0 * DWELL_SIGMA * DWELL_SIGMA)).exp();
+                    after[d] = -(last - mu) * (last - mu) / (2.0 * DWELL_SIGMA * DWELL_SIGMA);
                 }
-                after[d] *= if out.purchased {
+            }
+            // Each point relative to the largest (points below e^-60 of it add nothing), times
+            // the probability of buying, and times what came after the decision.
+            let (mut e, mut e_buy) = ([0.0; POINTS], [0.0; POINTS]);
+            for d in 0..POINTS {
+                if ll[d] - max < -60.0 {
+                    after[d] = 0.0;
+                    continue;
+                }
+                e[d] = (ll[d] - max).exp();
+                e_buy[d] = e[d] * buy[d];
+                let b = behaviour(base + (d as i64 - HALF as i64) * STEP_UNITS);
+                let outcome = if out.purchased {
                     buy[d]
                 } else if out.cart {
                     let abandon = 0.4 * b.intent;
@@ -201,20 +219,15 @@ impl Inference {
                 } else {
                     1.0 - buy[d]
                 };
+                after[d] = outcome * if ev.hidden_dwell.is_some() { (ll[d] + after[d] - max).exp() } else { e[d] };
             }
-            let e: [f64; POINTS] = std::array::from_fn(|d| (ll[d] - max).exp());
             for m in 0..=MAX_PRIOR_PURCHASES {
                 let shift = ((z(m) / LATTICE).round() as i64 - base) / STEP_UNITS;
                 debug_assert!((0..=SHIFT as i64).contains(&shift), "history shift {shift}");
                 let window = shift as usize..shift as usize + gauss.len();
-                let (mut s0, mut s1, mut sh) = (0.0, 0.0, 0.0);
-                for ((g, e), (b, a)) in
-                    gauss.iter().zip(&e[window.clone()]).zip(buy[window.clone()].iter().zip(&after[window]))
-                {
-                    s0 += g * e;
-                    s1 += g * e * b;
-                    sh += g * e * a;
-                }
+                let s0 = dot(gauss, &e[window.clone()]);
+                let s1 = dot(gauss, &e_buy[window.clone()]);
+                let sh = dot(gauss, &after[window]);
                 let classes = if m == 0 { 0..3 } else { 2 + m as usize..3 + m as usize };
                 for c in classes {
                     let h = k * CLASSES + c;
@@ -256,25 +269,63 @@ impl Inference {
 
     /// The log-likelihood of the persona's signals that do not depend on the intent.
     fn persona_terms(&self, k: usize, ev: &Evidence, category_ln: f64) -> f64 {
-        let p = &PERSONAS[k];
-        let wishlist = crate::session::wishlist_rate(p);
+        let (p, r) = (&PERSONAS[k], &self.rates_ln[k]);
         let not_added = ev.added.iter().filter(|a| !**a).count() as f64;
-        let quantity_mean = p.mean_quantity.max(1.0) - 0.99;
-        let quantity_ln = |q: i32| {
-            let at = |j: i32| -quantity_mean + f64::from(j) * quantity_mean.ln() - ln_factorial(j);
-            if q <= 1 {
-                (at(0).exp() + at(1).exp()).ln()
-            } else {
-                at(q)
-            }
-        };
-        category_ln + ev.pages as f64 * p.mean_page_views.ln() - p.mean_page_views
-            + ev.searches as f64 * p.search_rate.ln()
-            + (ev.views - ev.searches) as f64 * (1.0 - p.search_rate).ln()
+        category_ln + ev.pages as f64 * r.page_views - p.mean_page_views
+            + ev.searches as f64 * r.search
+            + (ev.views - ev.searches) as f64 * r.no_search
             + ev.products.iter().map(|&i| self.choice_ln[i][k]).sum::<f64>()
-            + ev.wishlists as f64 * wishlist.ln()
-            + (not_added - ev.wishlists as f64) * (1.0 - wishlist).ln()
-            + ev.quantities.iter().map(|&q| quantity_ln(q)).sum::<f64>()
+            + ev.wishlists as f64 * r.wishlist
+            + (not_added - ev.wishlists as f64) * r.no_wishlist
+            + ev.quantities.iter().map(|&q| r.quantity(q)).sum::<f64>()
+    }
+}
+
+/// A persona's rates as logarithms, for [`Inference::persona_terms`].
+#[derive(Debug, Clone)]
+struct RatesLn {
+    page_views: f64,
+    search: f64,
+    no_search: f64,
+    wishlist: f64,
+    no_wishlist: f64,
+    /// Mean of the Poisson a cart line's quantity is drawn from (then at least 1).
+    quantity_mean: f64,
+    /// ln P(quantity) for quantities up to 32.
+    quantity: [f64; 33],
+}
+
+impl RatesLn {
+    fn of(p: &crate::persona::Persona) -> Self {
+        let wishlist = crate::session::wishlist_rate(p);
+        let quantity_mean = p.mean_quantity.max(1.0) - 0.99;
+        let mut r = Self {
+            page_views: p.mean_page_views.ln(),
+            search: p.search_rate.ln(),
+            no_search: (1.0 - p.search_rate).ln(),
+            wishlist: wishlist.ln(),
+            no_wishlist: (1.0 - wishlist).ln(),
+            quantity_mean,
+            quantity: [0.0; 33],
+        };
+        for q in 0..33 {
+            r.quantity[q] = r.quantity_exact(q as i32);
+        }
+        r
+    }
+
+    /// ln P(quantity q): `max(1, Poisson(quantity_mean))`.
+    fn quantity(&self, q: i32) -> f64 {
+        self.quantity.get(q.max(0) as usize).copied().unwrap_or_else(|| self.quantity_exact(q))
+    }
+
+    fn quantity_exact(&self, q: i32) -> f64 {
+        let at = |j: i32| -self.quantity_mean + f64::from(j) * self.quantity_mean.ln() - ln_factorial(j);
+        if q <= 1 {
+            (at(0).exp() + at(1).exp()).ln()
+        } else {
+            at(q)
+        }
     }
 }
 
@@ -327,6 +378,19 @@ fn account_terms(class: usize, login_at_start: bool, out: &Outcome) -> (f64, f64
     let checkout =
         if out.purchased && !login_at_start && account != out.login_at_checkout { f64::NEG_INFINITY } else { 0.0 };
     (start, checkout)
+}
+
+/// Σ a·b over equal-length slices, in four independent sums (no chain of dependent adds).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let mut acc = [0.0; 4];
+    for (x, y) in ca.zip(cb) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc[0] + acc[1] + acc[2] + acc[3] + tail
 }
 
 fn ln_factorial(n: i32) -> f64 {
