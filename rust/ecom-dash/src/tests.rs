@@ -1,5 +1,6 @@
 //! Unit tests of the panels: every embedded panel parses, time filters and ranges, Redis panels.
 use super::*;
+use crate::panel::has_timefilter;
 
 #[test]
 fn every_embedded_panel_parses_and_filters_on_time() {
