@@ -11,45 +11,63 @@ use ecom_proto::v1::UserHistory;
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// One fit: the model's columns minus those starting with any of `drop`, plus the candidate
-/// history-depth columns when `history_depth`.
+/// One fit: the model's columns minus those starting with any of `drop`, plus candidate groups.
 #[derive(Debug, Clone, Copy)]
 pub struct Variant {
     /// What the row of the table says.
     pub name: &'static str,
     /// Prefixes of the column names left out.
     pub drop: &'static [&'static str],
-    /// Adds [`DEPTH_NAMES`].
-    pub history_depth: bool,
+    /// Candidate groups added.
+    pub add: &'static [Candidate],
 }
+
+/// A group of candidate columns, not (yet) served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Candidate {
+    /// [`DEPTH_NAMES`]: the means over the user's earlier, ended sessions.
+    HistoryDepth,
+    /// [`PRICE_NAMES`]: prices against their category's median ([`crate::data::PriceNorms`]).
+    PriceNorms,
+}
+
+impl Candidate {
+    fn width(self) -> usize {
+        match self {
+            Candidate::HistoryDepth => DEPTH_NAMES.len(),
+            Candidate::PriceNorms => PRICE_NAMES.len(),
+        }
+    }
+}
+
+/// The [`Candidate::PriceNorms`] columns.
+pub const PRICE_NAMES: [&str; 2] = ["cart_price_vs_category_median_ln", "viewed_price_vs_category_median_ln"];
 
 /// The variants `--ablation` fits, the served model's columns first.
 pub const VARIANTS: &[Variant] = &[
-    Variant { name: "all features (as served)", drop: &[], history_depth: false },
-    Variant { name: "without the neighbour features", drop: &["neighbour_"], history_depth: false },
-    Variant {
-        name: "without the user's history",
-        drop: &["user_prior_", "days_since_last_session"],
-        history_depth: false,
-    },
-    Variant { name: "without the local hour", drop: &["hour_local"], history_depth: false },
-    Variant { name: "without the category focus", drop: &["focus_"], history_depth: false },
+    Variant { name: "all features (as served)", drop: &[], add: &[] },
+    Variant { name: "without the neighbour features", drop: &["neighbour_"], add: &[] },
+    Variant { name: "without the user's history", drop: &["user_prior_", "days_since_last_session"], add: &[] },
+    Variant { name: "without the local hour", drop: &["hour_local"], add: &[] },
+    Variant { name: "without the category focus", drop: &["focus_"], add: &[] },
     Variant {
         name: "without dwell and gaps",
         drop: &["mean_product_dwell_s", "duration_s", "mean_gap_s", "max_gap_s"],
-        history_depth: false,
+        add: &[],
     },
     Variant {
         name: "without the cart",
         drop: &["cart_", "log_cart_value_eur", "add_to_carts", "remove_from_carts"],
-        history_depth: false,
+        add: &[],
     },
     Variant {
         name: "without device, channel, campaign",
         drop: &["device_", "channel_", "campaign", "external_referrer"],
-        history_depth: false,
+        add: &[],
     },
-    Variant { name: "with the earlier sessions' means", drop: &[], history_depth: true },
+    Variant { name: "with the earlier sessions' means", drop: &[], add: &[Candidate::HistoryDepth] },
+    Variant { name: "with prices against category medians", drop: &[], add: &[Candidate::PriceNorms] },
+    Variant { name: "with both candidates", drop: &[], add: &[Candidate::HistoryDepth, Candidate::PriceNorms] },
 ];
 
 /// Candidate columns: the means, over the user's earlier sessions that ended before this one
@@ -101,6 +119,7 @@ pub fn ablate(input: Input, opts: &TrainOptions, mut report: impl FnMut(&Row)) -
     let rule = prepare::SplitRule::for_sessions(&sessions);
     let (table, _, _) = prepare::build(&sessions, opts.lsh, &rule)?;
     let depth = history_depth(&sessions);
+    let prices: Vec<f32> = sessions.iter().flat_map(|s| s.price_norms).collect();
     drop(sessions);
     let (tr, va, te) = (table.rows_of(Split::Train), table.rows_of(Split::Valid), table.rows_of(Split::Test));
     let (ytr, yva, yte) = (subset(&table.y, &tr), subset(&table.y, &va), subset(&table.y, &te));
@@ -113,13 +132,17 @@ pub fn ablate(input: Input, opts: &TrainOptions, mut report: impl FnMut(&Row)) -
         let t = Instant::now();
         let keep: Vec<usize> =
             (0..table.cols()).filter(|&c| !v.drop.iter().any(|p| table.names[c].starts_with(p))).collect();
-        let width = keep.len() + if v.history_depth { DEPTH_NAMES.len() } else { 0 };
+        let width = keep.len() + v.add.iter().map(|c| c.width()).sum::<usize>();
         let x = |rows: &[usize]| -> Vec<f32> {
             let mut x = Vec::with_capacity(rows.len() * width);
             for &r in rows {
                 x.extend(keep.iter().map(|&c| table.x[r * table.cols() + c]));
-                if v.history_depth {
-                    x.extend_from_slice(&depth[r * DEPTH_NAMES.len()..(r + 1) * DEPTH_NAMES.len()]);
+                for c in v.add {
+                    let (cols, w) = match c {
+                        Candidate::HistoryDepth => (&depth, DEPTH_NAMES.len()),
+                        Candidate::PriceNorms => (&prices, PRICE_NAMES.len()),
+                    };
+                    x.extend_from_slice(&cols[r * w..(r + 1) * w]);
                 }
             }
             x

@@ -38,6 +38,69 @@ pub struct Session {
     pub state: SessionState,
     /// Products bought in the whole session (the Recommend index), in order, without repeats.
     pub bought: Vec<String>,
+    /// Candidate columns of `ecom train --ablation` ([`PriceNorms`]); NaN where the catalog is
+    /// not at hand (sessions from MongoDB).
+    pub price_norms: [f32; 2],
+}
+
+/// Prices against their category's norm at the decision, as the generator's purchase model
+/// weighs the cart: ln(cart value / the same units at their categories' median catalog price),
+/// clamped to ±2 (0 for an empty cart), and the mean over product views of ln(price / its
+/// category's median), a sign of a persona's price taste (0 without views).
+#[derive(Debug, Clone)]
+pub struct PriceNorms {
+    /// Median catalog price in cents per entry of `ecom_core::features::CATEGORIES`.
+    median_cents: [f64; features::CATEGORIES.len()],
+}
+
+impl PriceNorms {
+    /// The medians of `catalog`.
+    pub fn of(catalog: &HashMap<String, Product>) -> Self {
+        let median_cents = std::array::from_fn(|c| {
+            let mut prices: Vec<i64> = catalog
+                .values()
+                .filter(|p| p.category == features::CATEGORIES[c] && p.price_cents > 0)
+                .map(|p| p.price_cents)
+                .collect();
+            prices.sort_unstable();
+            prices.get(prices.len() / 2).map_or(f64::NAN, |p| *p as f64)
+        });
+        Self { median_cents }
+    }
+
+    fn median(&self, category: &str) -> Option<f64> {
+        let c = features::CATEGORIES.iter().position(|c| *c == category)?;
+        Some(self.median_cents[c]).filter(|m| m.is_finite())
+    }
+
+    /// The two columns over a session's decision prefix (its enriched events) and the cart it
+    /// left (`state.cart`).
+    fn of_prefix<'e>(&self, prefix: impl Iterator<Item = &'e EnrichedEvent>, state: &SessionState) -> [f32; 2] {
+        let mut category_of: HashMap<&str, &str> = HashMap::new();
+        let (mut viewed, mut views) = (0.0, 0u32);
+        for e in prefix {
+            let Some(ev) = &e.event else { continue };
+            if let Some(p) = &ev.product_id {
+                category_of.insert(p.as_str(), e.category.as_str());
+            }
+            if let (EventKind::ProductView, Some(m)) = (ev.kind(), self.median(&e.category)) {
+                if e.price_cents > 0 {
+                    viewed += (e.price_cents as f64 / m).ln();
+                    views += 1;
+                }
+            }
+        }
+        let (mut value, mut norm) = (0.0, 0.0);
+        for line in &state.cart {
+            let m = category_of.get(line.product_id.as_str()).and_then(|c| self.median(c));
+            if let Some(m) = m {
+                value += line.unit_price_cents as f64 * f64::from(line.quantity);
+                norm += m * f64::from(line.quantity);
+            }
+        }
+        let cart = if norm > 0.0 { (value / norm).ln().clamp(-2.0, 2.0) } else { 0.0 };
+        [cart as f32, if views > 0 { (viewed / f64::from(views)) as f32 } else { 0.0 }]
+    }
 }
 
 /// What loading found, for the report.
@@ -232,7 +295,7 @@ pub fn assemble(
             stats.without_events += 1;
             continue;
         };
-        sessions.push(fold(sid, evs, t, stats)?);
+        sessions.push(fold(sid, evs, t, stats, None)?);
     }
     // Events of sessions the truth does not know (none from the generator) are counted.
     stats.without_truth += events.len() as u64;
@@ -245,8 +308,15 @@ fn sort(sessions: &mut [Session]) {
     sessions.sort_by(|a, b| (a.start_ms, &a.session_id).cmp(&(b.start_ms, &b.session_id)));
 }
 
-/// One session from its events, sorted by (time, position), folded over the decision prefix.
-fn fold(sid: String, mut evs: SessionEvents, t: SessionTruth, stats: &mut LoadStats) -> anyhow::Result<Session> {
+/// One session from its events, sorted by (time, position), folded over the decision prefix;
+/// its price norms when `norms` are known.
+fn fold(
+    sid: String,
+    mut evs: SessionEvents,
+    t: SessionTruth,
+    stats: &mut LoadStats,
+    norms: Option<&PriceNorms>,
+) -> anyhow::Result<Session> {
     evs.sort_by_key(|(time, seq, _)| (*time, *seq));
     let end_ms = evs.last().map(|(time, _, _)| *time).unwrap_or(t.start_ms);
     let mut bought: Vec<String> = Vec::new();
@@ -260,10 +330,12 @@ fn fold(sid: String, mut evs: SessionEvents, t: SessionTruth, stats: &mut LoadSt
     // The prefix by time, not by count: a record of the session dropped as malformed must not
     // pull a later (post-decision) event into it.
     let mut state = features::new_state();
-    for (_, _, e) in evs.into_iter().take_while(|(time, _, _)| t.decision_events > 0 && *time <= t.decision_ms) {
-        features::update(&mut state, &e).context("folding features")?;
+    let prefix = evs.iter().take_while(|(time, _, _)| t.decision_events > 0 && *time <= t.decision_ms);
+    for (_, _, e) in prefix.clone() {
+        features::update(&mut state, e).context("folding features")?;
     }
-    Ok(labelled(sid, end_ms, state, bought, t, stats))
+    let price_norms = norms.map_or([f32::NAN; 2], |n| n.of_prefix(prefix.map(|(_, _, e)| e), &state));
+    Ok(Session { price_norms, ..labelled(sid, end_ms, state, bought, t, stats) })
 }
 
 /// A session with its decision-prefix `state`, labelled by its truth (the outcome, the oracles,
@@ -291,6 +363,7 @@ pub fn labelled(
         eligible,
         state,
         bought,
+        price_norms: [f32::NAN; 2],
     }
 }
 
@@ -306,6 +379,7 @@ pub fn sort_sessions(sessions: &mut [Session]) {
 pub struct Assembler<'a> {
     truth: HashMap<String, SessionTruth>,
     catalog: &'a HashMap<String, Product>,
+    norms: PriceNorms,
     /// Open sessions: their events and the time of their last one.
     open: HashMap<String, (i64, SessionEvents)>,
     /// Sessions folded already: a later event of one is counted, not folded in.
@@ -327,6 +401,7 @@ impl<'a> Assembler<'a> {
         Self {
             truth,
             catalog,
+            norms: PriceNorms::of(catalog),
             open: HashMap::new(),
             closed: HashSet::new(),
             newest_ms: i64::MIN,
@@ -377,7 +452,7 @@ impl<'a> Assembler<'a> {
     fn close(&mut self, id: String) -> anyhow::Result<()> {
         let Some((_, evs)) = self.open.remove(&id) else { return Ok(()) };
         match self.truth.remove(&id) {
-            Some(t) => self.sessions.push(fold(id.clone(), evs, t, &mut self.stats)?),
+            Some(t) => self.sessions.push(fold(id.clone(), evs, t, &mut self.stats, Some(&self.norms))?),
             None => self.stats.without_truth += 1,
         }
         self.closed.insert(id);

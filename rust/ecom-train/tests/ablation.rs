@@ -1,7 +1,7 @@
 //! `ecom train --ablation` on generated data (no services): every variant is fitted on the same
 //! test rows, and the candidate history-depth columns hold only sessions that ended before.
 use ecom_core::lsh::DEFAULT_PARAMS;
-use ecom_train::ablation::{self, DEPTH_NAMES, VARIANTS};
+use ecom_train::ablation::{self, DEPTH_NAMES, PRICE_NAMES, VARIANTS};
 use ecom_train::{data, prepare, Input, TrainOptions};
 use std::collections::HashMap;
 
@@ -54,7 +54,9 @@ fn every_variant_is_fitted_on_the_same_rows_and_depth_is_from_the_past() {
     assert_eq!((seen, found.rows.len()), (VARIANTS.len(), VARIANTS.len()));
     let all = prepare::build(&sessions, DEFAULT_PARAMS, &prepare::SplitRule::for_sessions(&sessions)).unwrap().0;
     assert_eq!(found.rows[0].features, all.cols());
-    assert_eq!(found.rows.last().unwrap().features, all.cols() + DEPTH_NAMES.len());
+    assert_eq!(found.rows.last().unwrap().features, all.cols() + DEPTH_NAMES.len() + PRICE_NAMES.len());
+    // Sessions from the generator know the catalog, so every eligible one has its price norms.
+    assert!(sessions.iter().filter(|s| s.eligible).all(|s| s.price_norms.iter().all(|v| v.is_finite())));
     assert!(found.test.0 == all.rows_of(prepare::Split::Test).len() && found.test.1 > 0);
     for r in &found.rows {
         assert!(r.roc_auc > 0.6 && r.roc_auc < found.oracle[0] + 0.05, "{r:?}");
