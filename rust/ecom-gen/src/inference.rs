@@ -43,9 +43,10 @@ const HALF: usize = (6.0 * VISIBLE_INTENT_SD / (STEP_UNITS as f64 * LATTICE) + 0
 /// Weights per class: the grid is fixed per persona, and a class's prior centre lies a whole or
 /// a half step off it (history moves it by multiples of 0.1).
 const WEIGHTS: usize = 2 * HALF + 2;
-/// Steps a class's prior centre moves above the persona's first class (history up to 0.9).
+/// Bound on the whole steps a class's prior centre moves above the persona's first class
+/// (history moves it by up to 0.9: four and a half steps).
 const SHIFT: usize = 5;
-const POINTS: usize = WEIGHTS + SHIFT;
+const POINTS: usize = WEIGHTS + SHIFT - 1;
 
 /// The prior of a new user: persona shares, the device the persona favours, and the account
 /// classes (`returning_share` of new users were here before the data began).
@@ -252,6 +253,11 @@ impl Inference {
             }
         }
         let top = current.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !top.is_finite() {
+            // Every hypothesis underflowed (no session comes near that): keep the belief and
+            // answer what the session alone says under the first one that has an answer.
+            return (probability.into_iter().find(|p| p.is_finite()).unwrap_or(0.5), *belief);
+        }
         let (mut num, mut den) = (0.0, 0.0);
         for (l, p) in current.iter().zip(probability) {
             let w = (l - top).exp();
@@ -261,6 +267,9 @@ impl Inference {
         let mut next = *belief;
         for (b, w) in next.iter_mut().zip(whole) {
             *b += w as f32;
+        }
+        if !next.iter().any(|b| b.is_finite()) {
+            next = *belief; // the same underflow in what the whole session showed
         }
         (num / den, next)
     }
@@ -442,4 +451,42 @@ fn choice_probabilities(shop: &Shop, ids: &[usize], target: f64) -> Vec<f64> {
         }
     }
     probability.iter().map(|p| p / weight_sum).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// Evidence far outside anything generated (dwell of e^-30 s, forty adds, a purchase after
+    /// them) still gives a probability and a belief the next session can use.
+    #[test]
+    fn absurd_evidence_gives_a_probability_and_a_usable_belief() {
+        let shop = Shop::new(200, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+        let inference = Inference::new(&shop);
+        let cx = Context {
+            z_shared: 0.0,
+            promo_day: false,
+            views_factor: 1.0,
+            rest_shared: 0.9,
+            cart_price_rel: 0.0,
+            purchases_in_data: 0,
+            visited: false,
+        };
+        let absurd = Evidence {
+            views: 40,
+            ln_dwell: vec![9.0; 39],
+            added: vec![true; 40],
+            hidden_dwell: Some(-30.0),
+            quantities: vec![1; 40],
+            step_categories: vec![0; 40],
+            ..Default::default()
+        };
+        let out = Outcome { purchased: true, login_at_checkout: false, abandoned_checkout: false, cart: true };
+        let (p, belief) = inference.infer(&prior("desktop", 0.2), &cx, &absurd, &out);
+        assert!((0.0..=1.0).contains(&p), "{p}");
+        assert!(belief.iter().any(|b| b.is_finite()), "{belief:?}");
+        let (next, _) = inference.infer(&belief, &cx, &Evidence { views: 1, ..Default::default() }, &out);
+        assert!((0.0..=1.0).contains(&next), "{next}");
+    }
 }
