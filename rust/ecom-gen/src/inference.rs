@@ -191,12 +191,14 @@ impl Inference {
             let rest = cx.rest_shared - p.price_sensitivity * cx.cart_price_rel;
             let mean_views = p.mean_product_views * cx.views_factor;
             let (mut ll, mut buy, mut after) = ([0.0; POINTS], [0.0f32; POINTS], [0.0f32; POINTS]);
+            let mut intent = [0.0f32; POINTS];
             let mut max = f64::NEG_INFINITY;
             let (ln_mean_views, ln_dwell) = (mean_views.ln(), p.product_dwell_s.ln());
             for d in 0..POINTS {
                 let lattice = base + (d as i64 - HALF as i64) * STEP_UNITS;
                 let x = lattice as f64 * LATTICE;
                 let b = behaviour(lattice);
+                intent[d] = b.intent as f32;
                 let mu = ln_dwell + b.ln_dwell_factor;
                 ll[d] = (ev.views as f64 - 1.0) * (ln_mean_views + b.ln_views_factor)
                     - mean_views * b.views_factor
@@ -221,11 +223,10 @@ impl Inference {
                 }
                 e[d] = rel.exp();
                 e_buy[d] = e[d] * buy[d];
-                let b = behaviour(base + (d as i64 - HALF as i64) * STEP_UNITS);
                 let outcome = if out.purchased {
                     buy[d]
                 } else if out.cart {
-                    let abandon = (0.4 * b.intent) as f32;
+                    let abandon = 0.4 * intent[d];
                     (1.0 - buy[d]) * if out.abandoned_checkout { abandon } else { 1.0 - abandon }
                 } else {
                     1.0 - buy[d]

@@ -389,7 +389,6 @@ impl Generator {
                 session::generate(&self.shop, &self.inference, &self.users[u], t, promo, shift, sid, &mut self.rng);
             let user = &mut self.users[u];
             user.sessions += 1;
-            user.prior_purchases += u32::from(truth.purchased);
             user.purchases_in_data += u32::from(truth.purchased);
             user.belief = belief;
             vec![(truth, events)]

@@ -179,9 +179,9 @@ pub struct User {
     pub user_agent: &'static str,
     /// Home IP (v4 text).
     pub ip: String,
-    /// Purchases before this session: before the data began (returning buyers) and since.
-    pub prior_purchases: u32,
-    /// Of those, the purchases since the data began.
+    /// Purchases before the data began (returning buyers); a model never sees them.
+    pub purchases_before_data: u32,
+    /// Purchases since the data began.
     pub purchases_in_data: u32,
     /// What the user's sessions so far tell of their persona and account (`inference`).
     pub belief: crate::inference::Belief,
@@ -249,7 +249,7 @@ pub fn new_user(index: u64, returning_share: f64, rng: &mut ChaCha8Rng) -> User 
         device,
         user_agent: agents[rng.random_range(0..agents.len())],
         ip: residential_ip(rng),
-        prior_purchases: if returning { rng.random_range(0..=MAX_PRIOR_PURCHASES) } else { 0 },
+        purchases_before_data: if returning { rng.random_range(0..=MAX_PRIOR_PURCHASES) } else { 0 },
         purchases_in_data: 0,
         belief: crate::inference::prior(device, returning_share),
         sessions: 0,

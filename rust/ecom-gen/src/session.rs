@@ -257,12 +257,13 @@ pub fn generate(
     let campaign = matches!(channel, "paid_search" | "email" | "social" | "affiliate")
         .then(|| CAMPAIGNS[rng.random_range(0..CAMPAIGNS.len())]);
     let local_hour = (start_ms.div_euclid(3_600_000) + user.country.1).rem_euclid(24);
-    let returning = user.prior_purchases > 0 || user.sessions > 0;
+    let prior_purchases = user.purchases_before_data + user.purchases_in_data;
+    let returning = prior_purchases > 0 || user.sessions > 0;
     let visible: f64 = Normal::new(0.0, VISIBLE_INTENT_SD).expect("sd > 0").sample(rng);
     let z_shared = channel_effect + hour_effect(local_hour) + device_effect(user.device);
     let z_known = p.base_logit
         + z_shared
-        + returning_effect(user.prior_purchases, user.sessions > 0)
+        + returning_effect(prior_purchases, user.sessions > 0)
         + if promo_day { p.promo_sensitivity } else { 0.0 };
     let z0 = z_known + visible;
     let intent = sigmoid(z0 + 1.5);

@@ -5,9 +5,7 @@
 use crate::data::Session;
 use crate::prepare::{self, Split};
 use crate::{boost, subset, Input, TrainOptions};
-use ecom_core::features::{self, Features};
 use ecom_core::metrics;
-use ecom_proto::v1::UserHistory;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -118,7 +116,7 @@ pub fn ablate(input: Input, opts: &TrainOptions, mut report: impl FnMut(&Row)) -
     let Input { source, sessions, .. } = input;
     let rule = prepare::SplitRule::for_sessions(&sessions);
     let (table, _, _) = prepare::build(&sessions, opts.lsh, &rule)?;
-    let depth = history_depth(&sessions);
+    let depth = history_depth(&sessions, &table);
     let prices: Vec<f32> = sessions.iter().flat_map(|s| s.price_norms).collect();
     drop(sessions);
     let (tr, va, te) = (table.rows_of(Split::Train), table.rows_of(Split::Valid), table.rows_of(Split::Test));
@@ -166,19 +164,42 @@ pub fn ablate(input: Input, opts: &TrainOptions, mut report: impl FnMut(&Row)) -
     Ok(Ablation { source, test: (te.len(), yte.iter().filter(|y| **y).count()), oracle, rows })
 }
 
-/// The [`DEPTH_NAMES`] columns, row-major in the table's row order (sessions by start). A
-/// session joins its user's means once it has ended before the current one starts, as history
-/// does in [`prepare::build`].
-pub fn history_depth(sessions: &[Session]) -> Vec<f32> {
+/// The [`DEPTH_NAMES`] columns, row-major in the table's row order (sessions by start), from the
+/// behaviour columns `table` holds for each earlier session. A session joins its user's means
+/// once it has ended before the current one starts, as history does in [`prepare::build`].
+pub fn history_depth(sessions: &[Session], table: &prepare::Table) -> Vec<f32> {
+    let col = |name: &str| table.names.iter().position(|n| n == name).expect("a core feature");
+    let cols = [
+        "product_views",
+        "page_views",
+        "searches",
+        "wishlist_adds",
+        "add_to_carts",
+        "cart_lines",
+        "cart_units",
+        "mean_viewed_price_cents",
+        "mean_product_dwell_s",
+    ]
+    .map(col);
     let mut sums: HashMap<&str, (u32, [f64; DEPTH_NAMES.len()])> = HashMap::new();
     let mut out = Vec::with_capacity(sessions.len() * DEPTH_NAMES.len());
     prepare::walk(sessions, |step| match step {
         prepare::Step::Ended(j) => {
-            let done = &sessions[j];
-            let f = features::compute(&done.state, &UserHistory::default());
-            let e = sums.entry(done.user_id.as_str()).or_default();
+            let row = &table.x[j * table.cols()..(j + 1) * table.cols()];
+            let [views, pages, searches, wishlists, adds, lines, units, price, dwell] = cols.map(|c| f64::from(row[c]));
+            let values = [
+                views,
+                pages,
+                searches,
+                wishlists,
+                adds,
+                if lines > 0.0 { units / lines } else { 1.0 },
+                price.max(1.0).ln(),
+                dwell,
+            ];
+            let e = sums.entry(sessions[j].user_id.as_str()).or_default();
             e.0 += 1;
-            for (sum, v) in e.1.iter_mut().zip(depth_values(&f)) {
+            for (sum, v) in e.1.iter_mut().zip(values) {
                 *sum += v;
             }
         }
@@ -188,21 +209,6 @@ pub fn history_depth(sessions: &[Session]) -> Vec<f32> {
         },
     });
     out
-}
-
-fn depth_values(f: &Features) -> [f64; DEPTH_NAMES.len()] {
-    let at = |name: &str| f[features::NAMES.iter().position(|n| *n == name).expect("a core feature")];
-    let lines = at("cart_lines");
-    [
-        at("product_views"),
-        at("page_views"),
-        at("searches"),
-        at("wishlist_adds"),
-        at("add_to_carts"),
-        if lines > 0.0 { at("cart_units") / lines } else { 1.0 },
-        at("mean_viewed_price_cents").max(1.0).ln(),
-        at("mean_product_dwell_s"),
-    ]
 }
 
 /// The table `--ablation` prints.

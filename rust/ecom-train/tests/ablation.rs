@@ -13,7 +13,8 @@ fn every_variant_is_fitted_on_the_same_rows_and_depth_is_from_the_past() {
 
     // Depth: NaN until one of the user's sessions has ended, then the mean product views of
     // those that ended before this one starts.
-    let depth = ablation::history_depth(&sessions);
+    let all = prepare::build(&sessions, DEFAULT_PARAMS, &prepare::SplitRule::for_sessions(&sessions)).unwrap().0;
+    let depth = ablation::history_depth(&sessions, &all);
     assert_eq!(depth.len(), sessions.len() * DEPTH_NAMES.len());
     let views = ecom_core::features::NAMES.iter().position(|n| *n == "product_views").unwrap();
     let mut earlier: HashMap<&str, Vec<&data::Session>> = HashMap::new();
@@ -52,7 +53,6 @@ fn every_variant_is_fitted_on_the_same_rows_and_depth_is_from_the_past() {
     let mut seen = 0;
     let found = ablation::ablate(input, &opts, |_| seen += 1).unwrap();
     assert_eq!((seen, found.rows.len()), (VARIANTS.len(), VARIANTS.len()));
-    let all = prepare::build(&sessions, DEFAULT_PARAMS, &prepare::SplitRule::for_sessions(&sessions)).unwrap().0;
     assert_eq!(found.rows[0].features, all.cols());
     assert_eq!(found.rows.last().unwrap().features, all.cols() + DEPTH_NAMES.len() + PRICE_NAMES.len());
     // Sessions from the generator know the catalog, so every eligible one has its price norms.
