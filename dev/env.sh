@@ -17,6 +17,7 @@ export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$ECOM_CACHE/pip-cache}"
 export ECOM_PROFILE=release
 export ECOM_BIN="$CARGO_TARGET_DIR/$ECOM_PROFILE/ecom"
 export ECOM_JNI_DIR="$CARGO_TARGET_DIR/$ECOM_PROFILE"
+export ECOM_JOB_JAR="${ECOM_JOB_JAR:-$ECOM_ROOT/flink-job/target/ecom-flink-job.jar}"
 # The commit the job jar is stamped with (the ecom binary's build script reads git itself).
 ECOM_COMMIT="$(git -C "$ECOM_ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
 export ECOM_COMMIT

@@ -95,21 +95,15 @@ version_of() {
   local v=""
   case $1 in
     kafka) v=$(grep -ho 'Kafka version: [^ ]*' "${ECOM_LOG[kafka]}" 2>/dev/null | tail -n1 | cut -d' ' -f3) ;;
-    redis) v=$(timeout 5 redis-cli -p "${ECOM_PORT[redis]}" INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_version://p') ;;
+    redis) v=$(timeout 5 redis-cli -p "${ECOM_PORT[redis]}" INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_version://p')
+      [[ -n "$v" ]] || v=$(redis-server --version 2>/dev/null | grep -o 'v=[^ ]*' | cut -d= -f2) ;;
     # The integ-test-zip has no "GET /" handler; ask the node itself.
     elasticsearch) v=$(curl -fsS -m 5 "$ES_URL/_cat/nodes?h=version" 2>/dev/null | tr -d '[:space:]') ;;
     ferretdb) v=$("$FERRETDB_BIN" -ping "$MONGODB_URL" -ping-timeout 3s 2>/dev/null) ;;
     flink) v=$(curl -fsS -m 5 "$FLINK_REST/overview" 2>/dev/null | jq -r '."flink-version" // empty' 2>/dev/null) ;;
   esac
-  if [[ -z "$v" ]]; then
-    case $1 in
-      kafka) v="$KAFKA_VERSION (pinned)" ;;
-      elasticsearch) v="$ELASTICSEARCH_VERSION (pinned)" ;;
-      ferretdb) v="$FERRETDB_VERSION (pinned)" ;;
-      flink) v="$FLINK_VERSION (pinned)" ;;
-      redis) v=$(redis-server --version 2>/dev/null | grep -o 'v=[^ ]*' | cut -d= -f2) ;;
-    esac
-  fi
+  local pinned=${1^^}_VERSION
+  [[ -n "$v" || -z "${!pinned:-}" ]] || v="${!pinned} (pinned)"
   echo "${v:--}"
 }
 
@@ -126,21 +120,22 @@ hint_of() {
 
 # Last lines of a service's log(s), for failure reports.
 tail_log() {
-  local svc=$1 f
-  if [[ -d "${ECOM_LOG[$svc]}" ]]; then
-    for f in "${ECOM_LOG[$svc]}"/*; do
-      [[ -f "$f" ]] || continue
-      echo "----- $f (last 30 lines)"
-      tail -n 30 "$f"
-    done
-  elif [[ -f "${ECOM_LOG[$svc]}" ]]; then
-    echo "----- ${ECOM_LOG[$svc]} (last 30 lines)"
-    tail -n 30 "${ECOM_LOG[$svc]}"
-  else
-    echo "----- no log at ${ECOM_LOG[$svc]}"
-  fi
-  if [[ $svc == elasticsearch && -f "$ECOM_HOME/elasticsearch/stdout.log" ]]; then
-    echo "----- $ECOM_HOME/elasticsearch/stdout.log (last 30 lines)"
-    tail -n 30 "$ECOM_HOME/elasticsearch/stdout.log"
-  fi
+  local f
+  for f in "${ECOM_LOG[$1]}" "${ECOM_LOG[$1]}"/* "$ECOM_HOME/$1/stdout.log"; do
+    [[ -f "$f" ]] || continue
+    echo "----- $f (last 30 lines)"
+    tail -n 30 "$f"
+  done
+}
+
+# A first model in $ECOM_MODELS_DIR when there is none: EVENTS generated events (seed SEED)
+# into a scratch directory, then `ecom train` (a minute or two for 300k events). Retrain any
+# time with `ecom train --from DIR`.
+ensure_model() {
+  [[ ! -s "$ECOM_MODELS_DIR/CURRENT" ]] || return 0
+  local data="$ECOM_HOME/first-model-$2.data"
+  say "no model in $ECOM_MODELS_DIR: training a first one from $1 generated events ($data)"
+  rm -rf "$data"
+  "$ECOM_BIN" generate --events "$1" --seed "$2" --out "$data" --quiet
+  "$ECOM_BIN" train --from "$data" --models-dir "$ECOM_MODELS_DIR" --quiet
 }

@@ -5,9 +5,10 @@
 //                       (default http://127.0.0.1:9200)
 //   ECOM_SCREENSHOT_DIR where the laptop and phone screenshots go (none when unset)
 //   CHROMIUM            the browser (default /usr/bin/chromium)
+//   ECOM_MODELS_DIR     the models the dashboard serves from (default models/)
 // Run: node --test test/browser.test.mjs
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import puppeteer from 'puppeteer-core';
@@ -16,6 +17,7 @@ const DASHBOARD = (process.env.ECOM_DASHBOARD_URL || 'http://127.0.0.1:8088').re
 const ES = (process.env.ES_URL || 'http://127.0.0.1:9200').replace(/\/$/, '');
 const SHOT_DIR = process.env.ECOM_SCREENSHOT_DIR || '';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const MODELS = process.env.ECOM_MODELS_DIR || path.join(import.meta.dirname, '../../models');
 
 /** The panel whose rows the test reconciles with Elasticsearch. */
 const EVENTS_PANEL = 'events-per-minute-by-kind';
@@ -248,9 +250,7 @@ describe('ecom dashboard in headless Chromium', { timeout: 100_000 }, () => {
   });
 
   test('the calibration panel holds every scored session and the serving model\'s own bins', { timeout: 15_000 }, async () => {
-    const { readFile } = await import('node:fs/promises');
-    const models = process.env.ECOM_MODELS_DIR || path.join(import.meta.dirname, '../../models');
-    const version = (await readFile(path.join(models, 'CURRENT'), 'utf8')).trim();
+    const version = (await readFile(path.join(MODELS, 'CURRENT'), 'utf8')).trim();
     const data = await nextData('live-calibration');
     const live = data.rows.filter((r) => !r.series).reduce((n, r) => n + r.doc_count, 0);
     const offline = data.rows.filter((r) => r.series);
@@ -269,9 +269,7 @@ describe('ecom dashboard in headless Chromium', { timeout: 100_000 }, () => {
     assert.ok(live.every((r) => r._source.sessions > 0 && typeof r._source.log_loss === 'number'), 'each window counts sessions');
     // Each charted version whose folder is in ECOM_MODELS_DIR gets its dashed rule, and only
     // those (the end-to-end tests score with models of their own, elsewhere).
-    const { readdir } = await import('node:fs/promises');
-    const models = process.env.ECOM_MODELS_DIR || path.join(import.meta.dirname, '../../models');
-    const here = new Set(await readdir(models));
+    const here = new Set(await readdir(MODELS));
     assert.ok(offline.every((r) => here.has(r._source.model_version) && r._source.roc_auc > 0.5), 'offline ROC AUC rows');
     for (const v of new Set(live.map((r) => r._source.model_version).filter((v) => here.has(v)))) {
       assert.ok(offline.some((r) => r._source.model_version === v), `an offline rule for ${v}`);
@@ -288,10 +286,8 @@ describe('ecom dashboard in headless Chromium', { timeout: 100_000 }, () => {
   });
 
   test('the feature drift panel gives a PSI per hour and feature against the serving model\'s bins', { timeout: 15_000 }, async () => {
-    const { readFile } = await import('node:fs/promises');
-    const models = process.env.ECOM_MODELS_DIR || path.join(import.meta.dirname, '../../models');
-    const version = (await readFile(path.join(models, 'CURRENT'), 'utf8')).trim();
-    const reference = JSON.parse(await readFile(path.join(models, version, 'reference.json'), 'utf8'));
+    const version = (await readFile(path.join(MODELS, 'CURRENT'), 'utf8')).trim();
+    const reference = JSON.parse(await readFile(path.join(MODELS, version, 'reference.json'), 'utf8'));
     const names = reference.features.map((f) => f.name);
     assert.ok(names.length > 0, 'reference.json names the top features');
     const data = await nextData('live-feature-drift');

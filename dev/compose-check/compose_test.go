@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -100,6 +101,11 @@ func TestPortsAreTheLocalStacksOnLoopback(t *testing.T) {
 	}
 	for svc, ports := range want {
 		got := published(p.Services[svc])
+		for _, pt := range p.Services[svc].Ports {
+			if strconv.Itoa(int(pt.Target)) != pt.Published {
+				t.Errorf("%s: port %s is published from container port %d, not the same port", svc, pt.Published, pt.Target)
+			}
+		}
 		for _, port := range ports {
 			if ip, ok := got[port]; !ok || ip != "127.0.0.1" {
 				t.Errorf("%s: port %s not published on 127.0.0.1 (published: %v)", svc, port, got)
@@ -146,6 +152,13 @@ func TestImagesAreThePinnedVersions(t *testing.T) {
 	for svc, img := range want {
 		if got := p.Services[svc].Image; got != img {
 			t.Errorf("%s: image %s, want %s (dev/versions.env)", svc, got, img)
+		}
+	}
+	// Redis and MongoDB are not pinned with the local stack (it runs Redis and FerretDB), but
+	// are official images all the same.
+	for svc, official := range map[string]string{"redis": "redis:", "mongodb": "mongo:"} {
+		if got := p.Services[svc].Image; !strings.HasPrefix(got, official) {
+			t.Errorf("%s: image %s is not the official %s*", svc, got, official)
 		}
 	}
 }

@@ -91,6 +91,30 @@ pub(crate) async fn run(a: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The value at quantile `q` of sorted values (the one at index ⌊n·q⌋); None when there are none.
+pub(crate) fn pct(v: &[i64], q: f64) -> Option<i64> {
+    (!v.is_empty()).then(|| v[((v.len() as f64 * q) as usize).min(v.len() - 1)])
+}
+
+/// Prints CPU ms per 1,000 records: a header of the processes' names, then per row its label,
+/// each process's ms and the total, from (label, records, CPU seconds per process).
+pub(crate) fn print_cpu_per_k<'a>(
+    first: &str,
+    width: usize,
+    rows: impl IntoIterator<Item = (&'a str, u64, &'a [(&'static str, f64)])>,
+) {
+    for (i, (label, records, cpu)) in rows.into_iter().enumerate() {
+        if i == 0 {
+            let names: String = cpu.iter().map(|(n, _)| format!("{n:>10}")).collect();
+            println!("{first:<width$} {names}  {:>8}", "total");
+        }
+        let per_k = |s: f64| s * 1000.0 / (records.max(1) as f64 / 1000.0);
+        let cells: String = cpu.iter().map(|(_, s)| format!("{:>10.0}", per_k(*s))).collect();
+        let total: f64 = cpu.iter().map(|(_, s)| per_k(*s)).sum();
+        println!("{label:<width$} {cells}  {total:>8.0}");
+    }
+}
+
 fn values(events: u64) -> (Vec<(String, Vec<u8>)>, f64, f64) {
     let cfg = GenConfig { events, seed: 1, ..Default::default() };
     let t = Instant::now();
@@ -216,21 +240,11 @@ async fn sink(b: SinkBench) -> anyhow::Result<()> {
     use mongodb::bson::{doc, Bson, Document};
     let db_name = format!("ecom_bench_sink_{}", std::process::id());
     let cfg = ecom_sink::SinkConfig {
-        brokers: String::new(),
-        topic: String::new(),
-        group_id: String::new(),
         es_url: b.es.url()?,
         index_prefix: format!("ecom-bench-{}", std::process::id()),
         mongo_url: b.mongo.url()?,
         mongo_db: db_name.clone(),
-        batch_size: b.batch,
-        batch_max_delay: Duration::from_millis(100),
-        metrics_addr: "127.0.0.1:0".parse()?,
-        delivery: ecom_sink::DeliveryMode::AtLeastOnce,
-        max_poll_interval: Duration::from_secs(300),
-        instance_id: None,
-        free_text: ecom_sink::FreeText::Keep,
-        es_refresh_interval: std::time::Duration::from_secs(1),
+        ..Default::default()
     };
     let stores = ecom_sink::stores::Stores::connect(&cfg).await?;
     let client = mongodb::Client::with_uri_str(cfg.mongo_url.expose()).await?;

@@ -4,10 +4,10 @@
 //! Each run uses its own scratch topics, consumer group and transactional ids, deleted after.
 use crate::demo::ClusterArgs;
 use crate::flink::Flink;
-use crate::generate::now_ms;
 use crate::generate::{self, GenerateArgs};
 use crate::services::{wait_http, Children};
 use anyhow::{bail, Context};
+use ecom_core::now_ms;
 use ecom_proto::v1::{EnrichedEvent, InvalidEvent};
 use prost::Message as _;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -97,6 +97,28 @@ struct Case<'a> {
     rate: Option<f64>,
 }
 
+/// Every process's pid and command line (arguments joined by spaces), from /proc (Linux).
+pub(crate) fn cmdlines() -> Vec<(u32, String)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|d| {
+            let pid = d.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmd = std::fs::read(d.path().join("cmdline")).ok()?;
+            Some((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
+        })
+        .collect()
+}
+
+/// A process's peak resident memory (VmHWM), MB.
+pub(crate) fn vm_hwm_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok());
+    kb.map(|kb| kb / 1024.0)
+}
+
 /// The processes a run's CPU goes to, found by their command lines in /proc (Linux), so a run
 /// can say where its CPU went. A process not found is left out.
 #[derive(Clone)]
@@ -119,16 +141,7 @@ impl Procs {
             ("elastic", "org.elasticsearch.bootstrap.Elasticsearch"),
             ("ferretdb", "ferretdb"),
         ];
-        let cmdlines: Vec<(u32, String)> = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|d| {
-                let pid = d.file_name().to_str()?.parse::<u32>().ok()?;
-                let cmd = std::fs::read(d.path().join("cmdline")).ok()?;
-                Some((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
-            })
-            .collect();
+        let cmdlines = cmdlines();
         for (name, pattern) in patterns {
             // A process the caller started (a second TaskManager) is not the stack's.
             if let Some((pid, _)) =
@@ -142,16 +155,7 @@ impl Procs {
 
     /// Peak resident memory of each process (VmHWM), MB.
     pub(crate) fn peak_rss_mb(&self) -> Vec<(&'static str, f64)> {
-        self.0
-            .iter()
-            .map(|&(name, pid)| {
-                let kb = std::fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|st| {
-                    st.lines()
-                        .find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok())
-                });
-                (name, kb.unwrap_or(0.0) / 1024.0)
-            })
-            .collect()
+        self.0.iter().map(|&(name, pid)| (name, vm_hwm_mb(pid).unwrap_or(0.0))).collect()
     }
 
     /// User + system CPU seconds of each process so far (/proc/PID/stat counts in 1/100 s).
@@ -256,16 +260,7 @@ pub(crate) async fn run(a: JobBench) -> anyhow::Result<()> {
     println!();
     println!("CPU per 1,000 records, ms (user + system, from the job's submission to the last output;");
     println!("bench: this process, which produces the latency run's records and reads every run's output):");
-    if let Some(first) = runs.first() {
-        let names: Vec<&str> = first.cpu.iter().map(|(n, _)| *n).collect();
-        println!("{:<52} {}  {:>8}", "run", names.iter().map(|n| format!("{n:>10}")).collect::<String>(), "total");
-        for r in &runs {
-            let per_k = |s: f64| s * 1000.0 / (r.records.max(1) as f64 / 1000.0);
-            let total: f64 = r.cpu.iter().map(|(_, s)| per_k(*s)).sum();
-            let cells: String = r.cpu.iter().map(|(_, s)| format!("{:>10.0}", per_k(*s))).collect();
-            println!("{:<52} {cells}  {total:>8.0}", r.label);
-        }
-    }
+    crate::bench::print_cpu_per_k("run", 52, runs.iter().map(|r| (r.label.as_str(), r.records, r.cpu.as_slice())));
     for r in runs.iter().filter(|r| !r.vertices.is_empty()) {
         println!();
         println!("{}: the job's vertices (Flink's counters, summed over subtasks)", r.label);
@@ -373,18 +368,10 @@ async fn one_run(
     case: Case<'_>,
 ) -> anyhow::Result<Run> {
     let Case { label, parallelism, rpc_batch, rate } = case;
-    let id = format!(
-        "bench-{}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
-    );
+    let id = format!("bench-{}", now_ms());
     let topic = |what: &str| format!("ecom.{id}.{what}");
     let names = ["raw", "enriched", "invalid", "sessions", "metrics", "quality"].map(topic);
-    let admin: AdminClient<DefaultClientContext> =
-        ecom_sink::kafka::client(&a.cluster.brokers)?.create().context("creating a Kafka admin client")?;
-    let new: Vec<NewTopic<'_>> = names.iter().map(|t| NewTopic::new(t, 2, TopicReplication::Fixed(1))).collect();
-    for r in admin.create_topics(&new, &AdminOptions::new()).await.context("creating scratch topics")? {
-        r.map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
-    }
+    let admin = scratch_topics(&a.cluster.brokers, &names).await?;
     let records = match rate {
         Some(r) => (r * (a.warmup_seconds + a.latency_seconds) as f64) as u64,
         None => a.events,
@@ -393,8 +380,7 @@ async fn one_run(
     gen.topic = names[0].clone();
     gen.quiet = true;
     gen.rate = rate;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    gen.start_ms = Some(now - 2 * 3_600_000 - records as i64 * 1_000);
+    gen.start_ms = Some(now_ms() - 2 * 3_600_000 - records as i64 * 1_000);
     if rate.is_none() {
         generate::generate(gen.clone()).await.context("pre-filling the raw topic")?;
     }
@@ -450,8 +436,7 @@ async fn one_run(
     let (mut latencies, mut visible): (Vec<i64>, Vec<i64>) = kept.map(|s| (s.1, s.2)).unzip();
     latencies.sort_unstable();
     visible.sort_unstable();
-    let pct =
-        |v: &[i64], q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |v: &[i64], q: f64| crate::bench::pct(v, q).unwrap_or(0);
     Ok(Run {
         label: label.to_string(),
         parallelism,
@@ -491,6 +476,20 @@ impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
+}
+
+/// Creates a run's scratch topics (2 partitions each); the admin client deletes them after.
+pub(crate) async fn scratch_topics(
+    brokers: &str,
+    names: &[String],
+) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    let admin: AdminClient<DefaultClientContext> =
+        ecom_sink::kafka::client(brokers)?.create().context("creating a Kafka admin client")?;
+    let new: Vec<NewTopic<'_>> = names.iter().map(|t| NewTopic::new(t, 2, TopicReplication::Fixed(1))).collect();
+    for r in admin.create_topics(&new, &AdminOptions::new()).await.context("creating scratch topics")? {
+        r.map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
+    }
+    Ok(admin)
 }
 
 /// The job's options for a bench run on scratch topics `names` (raw, enriched, invalid,

@@ -331,7 +331,7 @@ pub(crate) async fn run(a: ServeBench) -> anyhow::Result<()> {
             top_k_reasons: k,
             event_id: format!("bench-{i}"),
             session_id: format!("bench-{}", i / 16),
-            event_time_ms: crate::generate::now_ms(),
+            event_time_ms: ecom_core::now_ms(),
             ..Default::default()
         }
     };

@@ -461,7 +461,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
                     format!("ecom-sink@{}:{}", host.trim(), a.metrics_addr.port())
                 })),
-                delivery: ecom_sink::DeliveryMode::AtLeastOnce,
                 free_text: match a.free_text {
                     FreeTextArg::Keep => ecom_sink::FreeText::Keep,
                     FreeTextArg::Drop => ecom_sink::FreeText::Drop,
@@ -469,8 +468,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         stack::ip_hash_key(a.ip_hash_key_file.as_deref())?.as_bytes(),
                     )),
                 },
-            };
-            let agg = ecom_sink::AggregatesConfig {
                 sessions_topic: a.sessions_topic,
                 sessions_index_prefix: a.sessions_index_prefix,
                 metrics_topic: a.metrics_topic,
@@ -481,7 +478,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 quality_index_prefix: a.quality_index_prefix,
                 deadletter_topic: a.deadletter_topic,
             };
-            ecom_sink::run(cfg, agg, shutdown_signal()).await.context("ecom sink")
+            ecom_sink::run(cfg, shutdown_signal()).await.context("ecom sink")
         }
         Cmd::Train(a) => tokio::task::spawn_blocking(move || train::run(a)).await.context("ecom train")?,
         Cmd::Demo(a) => demo::run(a).await,

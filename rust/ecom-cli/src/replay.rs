@@ -3,8 +3,8 @@
 //! them; the job's (records it rejected, MongoDB `invalid` as the sink stored them) go back to
 //! the raw topic to be judged again. Each letter is marked `replayed_at_ms` and replayed once;
 //! stores key by record id, so a record replayed twice is still stored once.
-use crate::generate::now_ms;
 use anyhow::{bail, Context};
+use ecom_core::now_ms;
 use mongodb::bson::{doc, Document};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -82,7 +82,7 @@ pub(crate) async fn run(a: ReplayArgs) -> anyhow::Result<()> {
 
 async fn sink(a: SinkReplay) -> anyhow::Result<()> {
     let c = &a.choose;
-    let stores = ecom_sink::stores::Stores::at(&a.es.url()?, &c.mongo.url()?, &c.mongo_db).await?;
+    let stores = ecom_sink::stores::Stores::at(&a.es.url()?, &c.mongo.url()?, &c.mongo_db, "ecom").await?;
     stores.ping().await?;
     let f = ecom_sink::stores::ReplayFilter {
         store: a.store,

@@ -27,9 +27,8 @@ pub(crate) struct RetentionArgs {
 
 pub(crate) async fn run(a: RetentionArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.keep_days > 0, "--keep-days must be at least 1");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
-    let cutoff = now - i64::from(a.keep_days) * 86_400_000;
-    let stores = ecom_sink::stores::Stores::at_stem(&a.es.url()?, &a.mongo.url()?, &a.mongo_db, &a.index_stem).await?;
+    let cutoff = ecom_core::now_ms() - i64::from(a.keep_days) * 86_400_000;
+    let stores = ecom_sink::stores::Stores::at(&a.es.url()?, &a.mongo.url()?, &a.mongo_db, &a.index_stem).await?;
     stores.ping().await?;
     let e = stores.expire(cutoff, a.dry_run).await?;
     let verb = if a.dry_run { "would remove" } else { "removed" };

@@ -170,6 +170,20 @@ impl EsHttp {
         let client = reqwest::Client::builder().default_headers(headers).build()?;
         Ok(Self { client, base: url.without_credentials().trim_end_matches('/').to_string() })
     }
+
+    /// Documents in `index` (a pattern may match none) that match `query`.
+    pub(crate) async fn count(&self, index: &str, query: serde_json::Value) -> anyhow::Result<u64> {
+        let r: serde_json::Value = self
+            .client
+            .post(format!("{}/{index}/_count?ignore_unavailable=true&allow_no_indices=true", self.base))
+            .json(&serde_json::json!({ "query": query }))
+            .send()
+            .await
+            .context("counting documents in Elasticsearch")?
+            .json()
+            .await?;
+        Ok(r["count"].as_u64().unwrap_or(0))
+    }
 }
 
 impl EsArgs {
@@ -198,12 +212,16 @@ pub(crate) fn ip_hash_key(file: Option<&std::path::Path>) -> anyhow::Result<Stri
     secret::read(file.as_deref(), IP_HASH_KEY_ENV).map_err(anyhow::Error::msg)?.context("no IP-hash key")
 }
 
-/// `<$ECOM_HOME or ~/.local/state/ecom>/secrets/ip-hash-key`.
-fn stack_key_file() -> PathBuf {
-    let state = std::env::var_os("ECOM_HOME").map(PathBuf::from).unwrap_or_else(|| {
+/// The stack's state directory: `given`, else `$ECOM_HOME`, else `~/.local/state/ecom`.
+pub(crate) fn state_dir(given: Option<&std::path::Path>) -> PathBuf {
+    given.map(PathBuf::from).or_else(|| std::env::var_os("ECOM_HOME").map(PathBuf::from)).unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".local/state/ecom")
-    });
-    state.join("secrets").join("ip-hash-key")
+    })
+}
+
+/// `<state dir>/secrets/ip-hash-key`.
+fn stack_key_file() -> PathBuf {
+    state_dir(None).join("secrets").join("ip-hash-key")
 }
 
 /// The file holding the IP-hash key of this machine's stack: `$ECOM_IP_HASH_KEY_FILE`, else

@@ -5,7 +5,7 @@
 use ecom_gen::{GenConfig, Generator, Payload};
 use ecom_proto::v1::{EnrichedEvent, SourceOffset};
 use ecom_sink::stores::Stores;
-use ecom_sink::{DeliveryMode, SinkConfig};
+use ecom_sink::SinkConfig;
 use prost::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -40,20 +40,11 @@ async fn training_from_mongodb_matches_training_from_files() {
     let brokers = env("KAFKA_BOOTSTRAP", "127.0.0.1:9092");
     let cfg = SinkConfig {
         brokers: brokers.clone(),
-        topic: String::new(),
-        group_id: String::new(),
         es_url: ecom_core::secret::SecretUrl::new(&env("ES_URL", "http://127.0.0.1:9200"), None),
         index_prefix: format!("ecom-test-train-{tag}"),
         mongo_url: ecom_core::secret::SecretUrl::new(&env("MONGODB_URL", "mongodb://127.0.0.1:27017"), None),
         mongo_db: format!("ecom_test_train_{tag}"),
-        batch_size: 1_000,
-        batch_max_delay: Duration::from_millis(100),
-        metrics_addr: "127.0.0.1:0".parse().unwrap(),
-        delivery: DeliveryMode::AtLeastOnce,
-        max_poll_interval: Duration::from_secs(300),
-        instance_id: None,
-        free_text: ecom_sink::FreeText::Keep,
-        es_refresh_interval: std::time::Duration::from_secs(1),
+        ..Default::default()
     };
     let truth_topic = format!("ecom-test-truth-{tag}");
     let stores = Stores::connect(&cfg).await.unwrap();

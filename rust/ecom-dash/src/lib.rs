@@ -17,13 +17,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use ecom_core::now_ms;
 use ecom_core::secret::SecretUrl;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 mod drift;
 pub mod kibana;
@@ -114,10 +115,6 @@ struct AppState {
     http: reqwest::Client,
     redis: redis::Client,
     panels: Vec<Panel>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The serving model's test-set calibration bins, as rows shaped like the live panel's

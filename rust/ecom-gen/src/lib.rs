@@ -590,13 +590,9 @@ pub fn oracle_point(t: &TruthRecord) -> Option<(f64, bool)> {
     }
 }
 
-/// The oracle AUC: the AUC of the generator's own purchase probability against the outcomes,
-/// over ordinary, complete sessions. No model can expect to beat it.
-pub fn oracle_auc(truth: &[TruthRecord]) -> Option<f64> {
-    oracle_auc_of(truth.iter().filter_map(oracle_point))
-}
-
-/// The oracle AUC from (probability, outcome) points collected with `oracle_point`.
+/// The oracle AUC from (probability, outcome) points collected with `oracle_point`: the AUC of
+/// the generator's own purchase probability against the outcomes, over ordinary, complete
+/// sessions. No model can expect to beat it.
 pub fn oracle_auc_of(points: impl IntoIterator<Item = (f64, bool)>) -> Option<f64> {
     let (scores, labels): (Vec<f64>, Vec<bool>) = points.into_iter().unzip();
     ecom_core::metrics::roc_auc(&scores, &labels)

@@ -119,7 +119,7 @@ fn funnel_anomalies_and_oracle_are_plausible() {
     ] {
         assert!(sessions.iter().any(|s| s.anomaly == a as i32), "{a:?} missing in 200k events");
     }
-    let auc = oracle_auc(&truth).unwrap();
+    let auc = oracle_auc_of(truth.iter().filter_map(oracle_point)).unwrap();
     eprintln!("sessions {} conversion {rate:.4} oracle AUC {auc:.4}", normal.len());
     assert!((0.75..0.97).contains(&auc), "oracle AUC {auc}");
     let personas: HashSet<&str> = normal.iter().map(|s| s.persona.as_str()).collect();

@@ -7,6 +7,7 @@
 use crate::{current, read_json, set_current, Evaluation, Schema};
 use crate::{BOOSTER_FILE, METRICS_FILE, NEIGHBOURS_FILE, RECOMMEND_FILE, SCHEMA_FILE};
 use anyhow::{bail, Context};
+use ecom_core::now_ms;
 use std::io::Write;
 use std::path::Path;
 
@@ -181,10 +182,6 @@ pub fn rollback(models_dir: &Path) -> anyhow::Result<Move> {
         Some(None) => bail!("nothing served before {now}: nothing to roll back to"),
         Some(Some(before)) => promote(models_dir, &before, "rollback"),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

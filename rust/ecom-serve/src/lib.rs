@@ -294,6 +294,17 @@ pub(crate) fn field_at(i: Option<usize>) -> String {
     i.map(|i| format!("requests[{i}].")).unwrap_or_default()
 }
 
+/// A batch of `len` items within `max`, or INVALID_ARGUMENT naming the limit: too many items is
+/// the caller's bug, not one item's, so the whole call is refused.
+pub(crate) fn check_batch(len: usize, max: usize) -> Result<(), tonic::Status> {
+    if len > max {
+        return Err(tonic::Status::invalid_argument(format!(
+            "requests: {len} items is more than the batch limit of {max}"
+        )));
+    }
+    Ok(())
+}
+
 /// Records one gRPC call: its latency and whether it succeeded, per method.
 pub(crate) fn observe(method: &'static str, started: std::time::Instant, ok: bool) {
     metrics::histogram!("ecom_grpc_seconds", "method" => method).record(started.elapsed().as_secs_f64());

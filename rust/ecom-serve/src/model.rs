@@ -5,6 +5,7 @@
 use anyhow::{bail, Context};
 use arc_swap::ArcSwapOption;
 use ecom_core::lsh::Lsh;
+use ecom_core::now_ms;
 use ecom_model::neighbours::{NeighbourIndex, NEIGHBOUR_NAMES};
 use ecom_model::{read_json, recommend, Schema, NEIGHBOURS_FILE, RECOMMEND_FILE, SCHEMA_FILE};
 use std::path::{Path, PathBuf};
@@ -193,10 +194,6 @@ impl Model {
             Ok(p.into_iter().map(|p| Scored { probability: f64::from(p), contributions: None }).collect())
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The model a pointer file (models/CURRENT, or models/SHADOW) names, and where versions come

@@ -145,13 +145,8 @@ impl Scorer {
         for (i, r) in reqs.iter().enumerate() {
             Self::row(m, r, Some(i), &mut x)?;
         }
-        Self::score_checked(m, reqs, &x)
-    }
-
-    /// Scores checked rows `x` of `reqs`.
-    fn score_checked(m: &Model, reqs: &[ScoreRequest], x: &[f32]) -> Result<Vec<ScoreResponse>, Status> {
         let shap: Vec<bool> = reqs.iter().map(|r| r.top_k_reasons > 0).collect();
-        let scored = m.score_rows(x, &shap).map_err(|e| Status::internal(format!("scoring failed: {e:#}")))?;
+        let scored = m.score_rows(&x, &shap).map_err(|e| Status::internal(format!("scoring failed: {e:#}")))?;
         let cols = m.names.len();
         Ok(reqs
             .iter()
@@ -168,17 +163,14 @@ impl Scorer {
         reqs.iter().enumerate().map(|(i, r)| Self::similar_one(m, r, Some(i))).collect()
     }
 
-    /// Scores a checked batch on one model version in one XGBoost call.
+    /// Scores a batch on one model version in one XGBoost call, on a blocking thread when it
+    /// is large.
     async fn score_all(&self, reqs: Vec<ScoreRequest>) -> Result<Vec<ScoreResponse>, Status> {
         let m = self.model()?;
-        let mut x = Vec::with_capacity(reqs.len() * m.names.len());
-        for (i, r) in reqs.iter().enumerate() {
-            Self::row(&m, r, Some(i), &mut x)?;
-        }
         let n = reqs.len();
         let (model, reqs) = (m.clone(), Arc::new(reqs));
         let rows = reqs.clone();
-        let work = move || Self::score_checked(&model, &rows, &x);
+        let work = move || Self::score_batch_with(&model, &rows);
         let out = if n > INLINE_ROWS {
             tokio::task::spawn_blocking(work).await.map_err(|e| Status::internal(format!("scoring task: {e}")))??
         } else {
@@ -204,7 +196,11 @@ impl ScoreApi for Scorer {
     async fn predict_batch(&self, request: Request<ScoreBatchRequest>) -> Result<Response<ScoreBatchResponse>, Status> {
         let started = Instant::now();
         let reqs = request.into_inner().requests;
-        let out = if let Err(e) = self.check_batch(reqs.len()) { Err(e) } else { self.score_all(reqs).await };
+        let out = if let Err(e) = crate::check_batch(reqs.len(), self.max_batch) {
+            Err(e)
+        } else {
+            self.score_all(reqs).await
+        };
         observe("Score.PredictBatch", started, out.is_ok());
         Ok(Response::new(ScoreBatchResponse { responses: out? }))
     }
@@ -248,24 +244,6 @@ impl Scorer {
         })
     }
 
-    /// A batch of `len` items within the limit, or INVALID_ARGUMENT naming it.
-    fn check_batch(&self, len: usize) -> Result<(), Status> {
-        if len > self.max_batch {
-            return Err(Status::invalid_argument(format!(
-                "requests: {len} items is more than the batch limit of {}",
-                self.max_batch
-            )));
-        }
-        Ok(())
-    }
-
-    /// The current model, if it has a Recommend index.
-    fn recommend_model(&self) -> Result<Arc<Model>, Status> {
-        let m = self.model()?;
-        Self::has_recommend(&m)?;
-        Ok(m)
-    }
-
     fn has_recommend(m: &Model) -> Result<(), Status> {
         if m.recommend.is_empty() {
             return Err(Status::failed_precondition(format!(
@@ -282,7 +260,7 @@ impl RecommendApi for Scorer {
     async fn similar(&self, request: Request<SimilarRequest>) -> Result<Response<SimilarResponse>, Status> {
         let started = Instant::now();
         let r = request.into_inner();
-        let out = self.recommend_model().and_then(|m| Self::similar_one(&m, &r, None));
+        let out = self.model().and_then(|m| Self::has_recommend(&m).and_then(|()| Self::similar_one(&m, &r, None)));
         observe("Recommend.Similar", started, out.is_ok());
         Ok(Response::new(out?))
     }
@@ -293,8 +271,9 @@ impl RecommendApi for Scorer {
     ) -> Result<Response<SimilarBatchResponse>, Status> {
         let started = Instant::now();
         let reqs = request.into_inner().requests;
-        let out =
-            self.check_batch(reqs.len()).and_then(|()| self.model()).and_then(|m| Self::similar_batch_with(&m, &reqs));
+        let out = crate::check_batch(reqs.len(), self.max_batch)
+            .and_then(|()| self.model())
+            .and_then(|m| Self::similar_batch_with(&m, &reqs));
         observe("Recommend.SimilarBatch", started, out.is_ok());
         Ok(Response::new(SimilarBatchResponse { responses: out? }))
     }

@@ -6,6 +6,7 @@
 //! answers. It shares the CPU with them all the same (docs/BENCHMARKS.md, A version in shadow).
 use crate::model::{Model, ModelStore};
 use crate::score::Scorer;
+use ecom_core::now_ms;
 use ecom_proto::v1::{ScoreRequest, ScoreResponse, ShadowBatch, ShadowScore};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -32,19 +33,10 @@ pub struct Shadow {
     in_flight: Arc<Semaphore>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Shadow {
     /// Shadow scoring from `store` (a [`ModelStore::shadow`]) to `publish`.
     pub fn new(store: Arc<ModelStore>, publish: Publish) -> Self {
         Self { store, publish, in_flight: Arc::new(Semaphore::new(SHADOW_IN_FLIGHT)) }
-    }
-
-    /// The shadow version's store.
-    pub fn store(&self) -> &Arc<ModelStore> {
-        &self.store
     }
 
     /// Scores `reqs` with the shadow version, when one is loaded and it is not `serving`, on a

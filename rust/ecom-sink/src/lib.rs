@@ -40,23 +40,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// How the sink acknowledges Kafka. Only at-least-once exists: the stores are idempotent by
-/// record id, which turns redelivery into overwrites, so nothing is lost or duplicated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryMode {
-    /// Commit offsets after both stores acknowledged the batch.
-    AtLeastOnce,
-}
-
-/// Everything `ecom sink` needs, with the enriched-event stream's topic and index prefix;
-/// the session and metrics streams are named by [`AggregatesConfig`].
+/// Everything `ecom sink` needs: where each of the job's five streams is read from and
+/// indexed under, the stores, and the batching. Delivery is at-least-once: offsets are
+/// committed after both stores acknowledged the batch, and the stores are idempotent by record
+/// id, which turns redelivery into overwrites. [`Default`] is the local stack with the job's
+/// topics and the CLI's defaults.
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
     /// Kafka bootstrap servers.
     pub brokers: String,
     /// Topic of enriched events (ecom.events.enriched).
     pub topic: String,
-    /// Consumer group (one for all three topics).
+    /// Consumer group (one for all five topics).
     pub group_id: String,
     /// Elasticsearch base URL (basic auth from its credentials).
     pub es_url: SecretUrl,
@@ -64,7 +59,7 @@ pub struct SinkConfig {
     pub index_prefix: String,
     /// MongoDB URL.
     pub mongo_url: SecretUrl,
-    /// MongoDB database (collections `events`, `sessions`, `metrics`, `invalid`,
+    /// MongoDB database (collections `events`, `sessions`, `metrics`, `invalid`, `quality`,
     /// `sink_deadletter`).
     pub mongo_db: String,
     /// Largest batch written at once (records of all kinds).
@@ -73,8 +68,6 @@ pub struct SinkConfig {
     pub batch_max_delay: Duration,
     /// Listen address for /health and /metrics.
     pub metrics_addr: SocketAddr,
-    /// Delivery semantics.
-    pub delivery: DeliveryMode,
     /// Kafka's max.poll.interval.ms (and the session timeout, at most 45 s): how long the
     /// consumer may go without polling before the group drops it. The sink keeps polling with
     /// its partitions paused while a store is away, so an outage does not count against it.
@@ -89,13 +82,6 @@ pub struct SinkConfig {
     /// sink's indices: set in their templates and on the ones that exist when the sink starts.
     /// Shorter means fresher searches and more segments to merge.
     pub es_refresh_interval: Duration,
-}
-
-/// Topics and index prefixes of the session and window-metrics streams. Apart from
-/// [`SinkConfig`] so that code writing events only (`ecom bench sink`, training tests) keeps
-/// building its config as before; the defaults are the job's topics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AggregatesConfig {
     /// Topic of closed sessions (ecom.sessions).
     pub sessions_topic: String,
     /// Index prefix of sessions; they go to `<prefix>-YYYY.MM.DD` by start_ms.
@@ -117,31 +103,53 @@ pub struct AggregatesConfig {
     pub deadletter_topic: String,
 }
 
-impl Default for AggregatesConfig {
+impl Default for SinkConfig {
     fn default() -> Self {
+        Self::with_stem("ecom")
+    }
+}
+
+impl SinkConfig {
+    /// The defaults with every index prefix `<stem>-<stream>` (`ecom-events`, `ecom-sessions`, …).
+    pub fn with_stem(stem: &str) -> Self {
+        use ecom_core::topics;
         Self {
-            sessions_topic: ecom_core::topics::SESSIONS.into(),
-            sessions_index_prefix: "ecom-sessions".into(),
-            metrics_topic: ecom_core::topics::METRICS.into(),
-            metrics_index_prefix: "ecom-metrics".into(),
-            invalid_topic: ecom_core::topics::INVALID.into(),
-            invalid_index_prefix: "ecom-invalid".into(),
-            quality_topic: ecom_core::topics::QUALITY.into(),
-            quality_index_prefix: "ecom-quality".into(),
-            deadletter_topic: ecom_core::topics::SINK_DEADLETTER.into(),
+            brokers: "127.0.0.1:9092".into(),
+            topic: topics::ENRICHED.into(),
+            group_id: "ecom-sink".into(),
+            es_url: SecretUrl::new("http://127.0.0.1:9200", None),
+            index_prefix: format!("{stem}-events"),
+            mongo_url: SecretUrl::new("mongodb://127.0.0.1:27017", None),
+            mongo_db: "ecom".into(),
+            batch_size: 1000,
+            batch_max_delay: Duration::from_millis(200),
+            metrics_addr: ([127, 0, 0, 1], 9464).into(),
+            max_poll_interval: Duration::from_secs(300),
+            instance_id: None,
+            free_text: FreeText::Keep,
+            es_refresh_interval: Duration::from_secs(1),
+            sessions_topic: topics::SESSIONS.into(),
+            sessions_index_prefix: format!("{stem}-sessions"),
+            metrics_topic: topics::METRICS.into(),
+            metrics_index_prefix: format!("{stem}-metrics"),
+            invalid_topic: topics::INVALID.into(),
+            invalid_index_prefix: format!("{stem}-invalid"),
+            quality_topic: topics::QUALITY.into(),
+            quality_index_prefix: format!("{stem}-quality"),
+            deadletter_topic: topics::SINK_DEADLETTER.into(),
         }
     }
 }
 
 /// Which kind of record each topic carries; two kinds on one topic cannot be told apart.
-fn topic_kinds(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<HashMap<String, Kind>> {
+fn topic_kinds(cfg: &SinkConfig) -> anyhow::Result<HashMap<String, Kind>> {
     let mut kinds = HashMap::new();
     for (topic, kind, flag) in [
         (&cfg.topic, Kind::Event, "--enriched-topic"),
-        (&agg.sessions_topic, Kind::Session, "--sessions-topic"),
-        (&agg.metrics_topic, Kind::WindowMetrics, "--metrics-topic"),
-        (&agg.invalid_topic, Kind::Invalid, "--invalid-topic"),
-        (&agg.quality_topic, Kind::Quality, "--quality-topic"),
+        (&cfg.sessions_topic, Kind::Session, "--sessions-topic"),
+        (&cfg.metrics_topic, Kind::WindowMetrics, "--metrics-topic"),
+        (&cfg.invalid_topic, Kind::Invalid, "--invalid-topic"),
+        (&cfg.quality_topic, Kind::Quality, "--quality-topic"),
     ] {
         if topic.is_empty() {
             bail!("{flag} is empty: name the topic the job writes {} records to", kind.as_str());
@@ -159,13 +167,13 @@ fn topic_kinds(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<HashM
 
 /// The index prefixes must keep apart: equal ones would share one template name (the
 /// last installed wins), and `p-*` of one would match the daily indices of a prefix `p-…`.
-fn check_prefixes(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<()> {
+fn check_prefixes(cfg: &SinkConfig) -> anyhow::Result<()> {
     let named = [
         ("--index-prefix", &cfg.index_prefix),
-        ("--sessions-index-prefix", &agg.sessions_index_prefix),
-        ("--metrics-index-prefix", &agg.metrics_index_prefix),
-        ("--invalid-index-prefix", &agg.invalid_index_prefix),
-        ("--quality-index-prefix", &agg.quality_index_prefix),
+        ("--sessions-index-prefix", &cfg.sessions_index_prefix),
+        ("--metrics-index-prefix", &cfg.metrics_index_prefix),
+        ("--invalid-index-prefix", &cfg.invalid_index_prefix),
+        ("--quality-index-prefix", &cfg.quality_index_prefix),
     ];
     for (flag, p) in named {
         if p.is_empty() {
@@ -181,13 +189,9 @@ fn check_prefixes(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<()
 }
 
 /// Runs the sink until `shutdown` resolves; the batch in hand is finished first.
-pub async fn run(
-    cfg: SinkConfig,
-    agg: AggregatesConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let kinds = topic_kinds(&cfg, &agg)?;
-    check_prefixes(&cfg, &agg)?;
+pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let kinds = topic_kinds(&cfg)?;
+    check_prefixes(&cfg)?;
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let prom = recorder.handle();
     if metrics::set_global_recorder(recorder).is_err() {
@@ -206,7 +210,7 @@ pub async fn run(
     });
 
     // A store that is down at start is waited for (unhealthy meanwhile), as during a run.
-    let stores = stores::Stores::new(&cfg, &agg).await?;
+    let stores = stores::Stores::new(&cfg).await?;
     let mut backoff = Duration::from_millis(500);
     loop {
         match async {
@@ -248,22 +252,22 @@ pub async fn run(
         .with_context(|| format!("creating a Kafka consumer for {}", cfg.brokers))?;
     let topics = [
         cfg.topic.as_str(),
-        agg.sessions_topic.as_str(),
-        agg.metrics_topic.as_str(),
-        agg.invalid_topic.as_str(),
-        agg.quality_topic.as_str(),
+        cfg.sessions_topic.as_str(),
+        cfg.metrics_topic.as_str(),
+        cfg.invalid_topic.as_str(),
+        cfg.quality_topic.as_str(),
     ];
-    if topics.contains(&agg.deadletter_topic.as_str()) || agg.deadletter_topic.is_empty() {
-        bail!("--deadletter-topic {:?} must be a topic of its own", agg.deadletter_topic);
+    if topics.contains(&cfg.deadletter_topic.as_str()) || cfg.deadletter_topic.is_empty() {
+        bail!("--deadletter-topic {:?} must be a topic of its own", cfg.deadletter_topic);
     }
     let dead_letters: rdkafka::producer::FutureProducer = crate::kafka::client(&cfg.brokers)?
         .set("enable.idempotence", "true")
         .create()
         .with_context(|| format!("creating a Kafka producer for {}", cfg.brokers))?;
     consumer.subscribe(&topics).with_context(|| format!("subscribing to {topics:?}"))?;
-    tracing::info!(?topics, es = %cfg.es_url, mongo = %cfg.mongo_url, delivery = ?cfg.delivery, "ecom sink running");
+    tracing::info!(?topics, es = %cfg.es_url, mongo = %cfg.mongo_url, "ecom sink running");
 
-    let dead_letters = driver::KafkaDeadLetters { producer: &dead_letters, topic: &agg.deadletter_topic };
+    let dead_letters = driver::KafkaDeadLetters { producer: &dead_letters, topic: &cfg.deadletter_topic };
     let driver = driver::Driver {
         store: &stores,
         dead_letters: &dead_letters,
@@ -394,47 +398,31 @@ mod tests {
     use super::*;
 
     fn cfg(topic: &str) -> SinkConfig {
-        SinkConfig {
-            max_poll_interval: Duration::from_secs(300),
-            instance_id: None,
-            free_text: crate::FreeText::Keep,
-            es_refresh_interval: Duration::from_secs(1),
-            brokers: String::new(),
-            topic: topic.into(),
-            group_id: String::new(),
-            es_url: SecretUrl::new("", None),
-            index_prefix: "ecom-events".into(),
-            mongo_url: SecretUrl::new("", None),
-            mongo_db: String::new(),
-            batch_size: 1,
-            batch_max_delay: Duration::from_millis(1),
-            metrics_addr: "127.0.0.1:0".parse().unwrap(),
-            delivery: DeliveryMode::AtLeastOnce,
-        }
+        SinkConfig { topic: topic.into(), ..Default::default() }
     }
 
     #[test]
     fn each_topic_names_one_kind() {
-        let kinds = topic_kinds(&cfg("ecom.events.enriched"), &AggregatesConfig::default()).unwrap();
+        let kinds = topic_kinds(&cfg("ecom.events.enriched")).unwrap();
         assert_eq!(kinds["ecom.events.enriched"], Kind::Event);
         assert_eq!(kinds["ecom.sessions"], Kind::Session);
         assert_eq!(kinds["ecom.metrics"], Kind::WindowMetrics);
-        let clash = topic_kinds(&cfg("ecom.sessions"), &AggregatesConfig::default()).unwrap_err().to_string();
+        let clash = topic_kinds(&cfg("ecom.sessions")).unwrap_err().to_string();
         assert!(clash.contains("ecom.sessions is named for both event and session records"), "{clash}");
-        let empty = AggregatesConfig { metrics_topic: String::new(), ..Default::default() };
-        assert!(topic_kinds(&cfg("e"), &empty).unwrap_err().to_string().starts_with("--metrics-topic is empty"));
+        let empty = SinkConfig { metrics_topic: String::new(), ..cfg("e") };
+        assert!(topic_kinds(&empty).unwrap_err().to_string().starts_with("--metrics-topic is empty"));
     }
 
     #[test]
     fn index_prefixes_must_not_match_each_other() {
-        assert!(check_prefixes(&cfg("e"), &AggregatesConfig::default()).is_ok());
-        let same = AggregatesConfig { metrics_index_prefix: "ecom-events".into(), ..Default::default() };
-        let why = check_prefixes(&cfg("e"), &same).unwrap_err().to_string();
+        assert!(check_prefixes(&cfg("e")).is_ok());
+        let same = SinkConfig { metrics_index_prefix: "ecom-events".into(), ..cfg("e") };
+        let why = check_prefixes(&same).unwrap_err().to_string();
         assert!(why.starts_with("--index-prefix ecom-events would also match"), "{why}");
-        let nested = AggregatesConfig { sessions_index_prefix: "ecom-events-sessions".into(), ..Default::default() };
-        assert!(check_prefixes(&cfg("e"), &nested).is_err());
+        let nested = SinkConfig { sessions_index_prefix: "ecom-events-sessions".into(), ..cfg("e") };
+        assert!(check_prefixes(&nested).is_err());
         // A shared beginning without the dash is fine: `ecom-s-*` does not match `ecom-sessions-…`.
-        let near = AggregatesConfig { metrics_index_prefix: "ecom-s".into(), ..Default::default() };
-        assert!(check_prefixes(&cfg("e"), &near).is_ok());
+        let near = SinkConfig { metrics_index_prefix: "ecom-s".into(), ..cfg("e") };
+        assert!(check_prefixes(&near).is_ok());
     }
 }

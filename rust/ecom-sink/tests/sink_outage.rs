@@ -5,15 +5,14 @@
 //! than its consumer's max.poll.interval.ms stays in its group (partitions paused, consumer
 //! polled) and writes everything, once, when it is back.
 use ecom_proto::v1::{EnrichedEvent, Event};
-use ecom_sink::{AggregatesConfig, DeliveryMode, SinkConfig};
+use ecom_sink::SinkConfig;
 use prost::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-fn env(k: &str, d: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| d.into())
-}
+mod common;
+use common::env;
 
 /// Forwards every connection on `port` to `target` until aborted; aborting it closes the
 /// listener and every connection it forwards.
@@ -71,38 +70,13 @@ async fn wait_for(es: &str, prefix: &str, n: u64, secs: u64, what: &str) {
     }
 }
 
-fn configs(tag: &str, es_port: u16, metrics_port: u16, max_poll: Duration) -> (SinkConfig, AggregatesConfig) {
-    let n = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let name = |kind: &str| format!("ecom-test-{tag}-{kind}-{n}");
-    let c = SinkConfig {
-        brokers: env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        topic: name("events"),
-        group_id: name("group"),
+fn configs(tag: &str, es_port: u16, metrics_port: u16, max_poll: Duration) -> SinkConfig {
+    SinkConfig {
         es_url: ecom_core::secret::SecretUrl::new(&format!("http://127.0.0.1:{es_port}"), None),
-        index_prefix: name("events"),
-        mongo_url: ecom_core::secret::SecretUrl::new(&env("MONGODB_URL", "mongodb://127.0.0.1:27017"), None),
-        mongo_db: name("db").replace('-', "_"),
-        batch_size: 100,
-        batch_max_delay: Duration::from_millis(100),
         metrics_addr: format!("127.0.0.1:{metrics_port}").parse().unwrap(),
-        delivery: DeliveryMode::AtLeastOnce,
         max_poll_interval: max_poll,
-        instance_id: None,
-        free_text: ecom_sink::FreeText::Keep,
-        es_refresh_interval: std::time::Duration::from_secs(1),
-    };
-    let a = AggregatesConfig {
-        sessions_topic: name("sessions"),
-        sessions_index_prefix: name("sessions"),
-        metrics_topic: name("metrics"),
-        metrics_index_prefix: name("metrics"),
-        invalid_topic: name("invalid"),
-        invalid_index_prefix: name("invalid"),
-        quality_topic: name("quality"),
-        quality_index_prefix: name("quality"),
-        deadletter_topic: name("deadletter"),
-    };
-    (c, a)
+        ..common::scratch(tag)
+    }
 }
 
 /// A port nothing listens on (bound, then closed again).
@@ -116,11 +90,11 @@ async fn an_outage_longer_than_the_poll_interval_keeps_the_sink_in_its_group_and
     let es = env("ES_URL", "http://127.0.0.1:9200");
     let target = es.trim_start_matches("http://").trim_end_matches('/').to_string();
     let port = free_port();
-    let (c, a) = configs("long-outage", port, 19467, Duration::from_secs(8));
+    let c = configs("long-outage", port, 19467, Duration::from_secs(8));
     let fwd = tokio::spawn(forward(port, target.clone()));
     produce(&c.brokers, &c.topic, 0..100).await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(ecom_sink::run(c.clone(), a, async move {
+    let run = tokio::spawn(ecom_sink::run(c.clone(), async move {
         let _ = rx.await;
     }));
     wait_for(&es, &c.index_prefix, 100, 60, "before the outage").await;
@@ -181,10 +155,10 @@ async fn health(url: &str) -> (u16, String) {
 async fn a_sink_started_while_elasticsearch_is_away_waits_and_then_writes_everything() {
     let es = env("ES_URL", "http://127.0.0.1:9200");
     let port = free_port();
-    let (c, a) = configs("outage", port, 19465, Duration::from_secs(300));
+    let c = configs("outage", port, 19465, Duration::from_secs(300));
     produce(&c.brokers, &c.topic, 0..200).await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(ecom_sink::run(c.clone(), a, async move {
+    let run = tokio::spawn(ecom_sink::run(c.clone(), async move {
         let _ = rx.await;
     }));
     let url = format!("http://{}/health", c.metrics_addr);

@@ -8,7 +8,7 @@ use ecom_sink::stores::{
     Stores, DEADLETTER_COLLECTION, EVENTS_COLLECTION, INVALID_COLLECTION, METRICS_COLLECTION, QUALITY_COLLECTION,
     SESSIONS_COLLECTION,
 };
-use ecom_sink::{AggregatesConfig, DeliveryMode, SinkConfig};
+use ecom_sink::SinkConfig;
 use mongodb::bson::{doc, Document};
 use prost::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -17,46 +17,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ecom_test_support::SecureMongo;
 
-fn env(k: &str, d: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| d.into())
-}
+mod common;
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos())
 }
 
-/// Index prefixes `ecom-test-<tag>-<kind>-<n>`: the three templates' patterns must not match
-/// each other's indices, so no prefix is a prefix of another.
-fn cfg(tag: &str) -> (SinkConfig, AggregatesConfig) {
-    let c = SinkConfig {
-        brokers: env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        topic: unique(&format!("ecom-test-{tag}-events")),
-        group_id: unique("ecom-test-sink"),
-        es_url: ecom_core::secret::SecretUrl::new(&env("ES_URL", "http://127.0.0.1:9200"), None),
-        index_prefix: unique(&format!("ecom-test-{tag}-events")),
-        mongo_url: ecom_core::secret::SecretUrl::new(&env("MONGODB_URL", "mongodb://127.0.0.1:27017"), None),
-        mongo_db: unique(&format!("ecom_test_{tag}")).replace('-', "_"),
-        batch_size: 100,
-        batch_max_delay: Duration::from_millis(100),
-        metrics_addr: "127.0.0.1:19464".parse().unwrap(),
-        delivery: DeliveryMode::AtLeastOnce,
-        max_poll_interval: Duration::from_secs(300),
-        instance_id: None,
-        free_text: ecom_sink::FreeText::Keep,
-        es_refresh_interval: std::time::Duration::from_secs(1),
-    };
-    let a = AggregatesConfig {
-        sessions_topic: unique(&format!("ecom-test-{tag}-sessions")),
-        sessions_index_prefix: unique(&format!("ecom-test-{tag}-sessions")),
-        metrics_topic: unique(&format!("ecom-test-{tag}-metrics")),
-        metrics_index_prefix: unique(&format!("ecom-test-{tag}-metrics")),
-        invalid_topic: unique(&format!("ecom-test-{tag}-invalid")),
-        invalid_index_prefix: unique(&format!("ecom-test-{tag}-invalid")),
-        quality_topic: unique(&format!("ecom-test-{tag}-quality")),
-        quality_index_prefix: unique(&format!("ecom-test-{tag}-quality")),
-        deadletter_topic: unique(&format!("ecom-test-{tag}-deadletter")),
-    };
-    (c, a)
+fn cfg(tag: &str) -> SinkConfig {
+    SinkConfig { metrics_addr: "127.0.0.1:19464".parse().unwrap(), ..common::scratch(tag) }
 }
 
 const JAN_1_2026_MS: i64 = 1_767_225_600_000;
@@ -150,10 +118,10 @@ fn invalid(i: usize) -> InvalidEvent {
 }
 
 /// Both stores hold `n` dead letters of the job, the first as it was written.
-async fn assert_invalid_stored(c: &SinkConfig, a: &AggregatesConfig, n: u64) {
-    assert_eq!(es_count(c.es_url.expose(), &a.invalid_index_prefix).await, n);
+async fn assert_invalid_stored(c: &SinkConfig, n: u64) {
+    assert_eq!(es_count(c.es_url.expose(), &c.invalid_index_prefix).await, n);
     assert_eq!(mongo_count(c, INVALID_COLLECTION).await, n);
-    let index = ecom_sink::doc::daily_index(&a.invalid_index_prefix, JAN_1_2026_MS);
+    let index = ecom_sink::doc::daily_index(&c.invalid_index_prefix, JAN_1_2026_MS);
     let d = es_get(c.es_url.expose(), &index, "ecom.events.raw/0/0").await.expect("dead letter 0 in Elasticsearch");
     assert_eq!(
         (d["reason"].as_str(), d["raw"].as_str(), d["raw_size_bytes"].as_i64()),
@@ -191,21 +159,15 @@ async fn mongo_get(c: &SinkConfig, collection: &str, id: &str) -> Option<Documen
 
 /// Every kind is stored once per id in both stores, sessions and windows as expected and in
 /// the daily index of their own time.
-async fn assert_stored(
-    c: &SinkConfig,
-    a: &AggregatesConfig,
-    events: usize,
-    sessions: &[Session],
-    windows: &[WindowMetrics],
-) {
+async fn assert_stored(c: &SinkConfig, events: usize, sessions: &[Session], windows: &[WindowMetrics]) {
     assert_eq!(es_count(c.es_url.expose(), &c.index_prefix).await, events as u64);
     assert_eq!(mongo_count(c, EVENTS_COLLECTION).await, events as u64);
-    assert_eq!(es_count(c.es_url.expose(), &a.sessions_index_prefix).await, sessions.len() as u64);
+    assert_eq!(es_count(c.es_url.expose(), &c.sessions_index_prefix).await, sessions.len() as u64);
     assert_eq!(mongo_count(c, SESSIONS_COLLECTION).await, sessions.len() as u64);
-    assert_eq!(es_count(c.es_url.expose(), &a.metrics_index_prefix).await, windows.len() as u64);
+    assert_eq!(es_count(c.es_url.expose(), &c.metrics_index_prefix).await, windows.len() as u64);
     assert_eq!(mongo_count(c, METRICS_COLLECTION).await, windows.len() as u64);
     for s in sessions {
-        let index = ecom_sink::doc::daily_index(&a.sessions_index_prefix, s.start_ms);
+        let index = ecom_sink::doc::daily_index(&c.sessions_index_prefix, s.start_ms);
         let d =
             es_get(c.es_url.expose(), &index, &s.id).await.unwrap_or_else(|| panic!("session {} not in {index}", s.id));
         assert_eq!((d["session_id"].as_str(), d["purchased"].as_bool()), (Some(&*s.session_id), Some(s.purchased)));
@@ -217,7 +179,7 @@ async fn assert_stored(
         assert_eq!(m.get_i64("events").unwrap(), i64::from(s.events));
     }
     for w in windows {
-        let index = ecom_sink::doc::daily_index(&a.metrics_index_prefix, w.window_start_ms);
+        let index = ecom_sink::doc::daily_index(&c.metrics_index_prefix, w.window_start_ms);
         let d =
             es_get(c.es_url.expose(), &index, &w.id).await.unwrap_or_else(|| panic!("window {} not in {index}", w.id));
         assert_eq!(d["views"], w.views);
@@ -231,9 +193,9 @@ async fn assert_stored(
 #[tokio::test]
 #[ignore = "needs the local stack (dev/up)"]
 async fn the_refresh_interval_reaches_the_templates_and_the_indices_that_exist() {
-    let (mut c, a) = cfg("refresh");
+    let mut c = cfg("refresh");
     c.es_refresh_interval = Duration::from_millis(250);
-    let stores = Stores::connect_with(&c, &a).await.unwrap();
+    let stores = Stores::connect(&c).await.unwrap();
     stores.ensure_schema().await.unwrap();
     stores.write(&Batch { events: (0..3).map(event).collect(), ..Default::default() }).await.unwrap();
     let url = c.es_url.expose().to_string();
@@ -253,18 +215,18 @@ async fn the_refresh_interval_reaches_the_templates_and_the_indices_that_exist()
     // A sink started later with another interval changes the indices already there and the
     // templates of those still to come.
     c.es_refresh_interval = Duration::from_millis(700);
-    Stores::connect_with(&c, &a).await.unwrap().ensure_schema().await.unwrap();
+    Stores::connect(&c).await.unwrap().ensure_schema().await.unwrap();
     assert!(setting(format!("{}-*", c.index_prefix)).await.iter().all(|r| r == "700ms"));
     let t: serde_json::Value =
-        reqwest::get(format!("{url}/_index_template/{}", a.sessions_index_prefix)).await.unwrap().json().await.unwrap();
+        reqwest::get(format!("{url}/_index_template/{}", c.sessions_index_prefix)).await.unwrap().json().await.unwrap();
     assert_eq!(t["index_templates"][0]["index_template"]["template"]["settings"]["index"]["refresh_interval"], "700ms");
 }
 
 #[tokio::test]
 #[ignore = "needs the local stack (dev/up)"]
 async fn writes_are_idempotent_by_id_in_both_stores() {
-    let (c, a) = cfg("stores");
-    let stores = Stores::connect_with(&c, &a).await.unwrap();
+    let c = cfg("stores");
+    let stores = Stores::connect(&c).await.unwrap();
     stores.ensure_schema().await.unwrap();
     stores.ensure_schema().await.unwrap(); // templates install idempotently
     let batch = Batch {
@@ -291,14 +253,14 @@ async fn writes_are_idempotent_by_id_in_both_stores() {
     sessions[..3].clone_from_slice(&replay.sessions);
     let mut windows = batch.metrics.clone();
     windows[0].views = 55;
-    assert_stored(&c, &a, 50, &sessions, &windows).await;
-    assert_invalid_stored(&c, &a, 4).await;
+    assert_stored(&c, 50, &sessions, &windows).await;
+    assert_invalid_stored(&c, 4).await;
 }
 
 #[tokio::test]
 #[ignore = "needs the local stack (dev/up)"]
 async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
-    let (c, a) = cfg("run");
+    let c = cfg("run");
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &c.brokers).create().unwrap();
     let send = |topic: &str, key: String, value: Vec<u8>| {
         let (producer, topic) = (producer.clone(), topic.to_string());
@@ -311,14 +273,14 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
     }
     for i in 0..6 {
         let s = session(i);
-        send(&a.sessions_topic, s.session_id.clone(), s.encode_to_vec()).await;
+        send(&c.sessions_topic, s.session_id.clone(), s.encode_to_vec()).await;
     }
     for i in 0..9 {
         let m = metrics(i);
-        send(&a.metrics_topic, m.id.clone(), m.encode_to_vec()).await;
+        send(&c.metrics_topic, m.id.clone(), m.encode_to_vec()).await;
     }
     for i in 0..5 {
-        send(&a.invalid_topic, "k".into(), invalid(i).encode_to_vec()).await;
+        send(&c.invalid_topic, "k".into(), invalid(i).encode_to_vec()).await;
     }
     // Two model versions' live quality; one window without buyers has no ROC AUC.
     let quality = [
@@ -347,33 +309,33 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
         },
     ];
     for q in &quality {
-        send(&a.quality_topic, q.id.clone(), q.encode_to_vec()).await;
+        send(&c.quality_topic, q.id.clone(), q.encode_to_vec()).await;
     }
     // A replayed session: written again, stored once.
-    send(&a.sessions_topic, "s0".into(), session(0).encode_to_vec()).await;
+    send(&c.sessions_topic, "s0".into(), session(0).encode_to_vec()).await;
     // Records that are not what their topic carries: each must land in the dead letter with
     // its topic and reason, not vanish. A session without its id is refused too.
     send(&c.topic, "k".into(), vec![0x0f, 1, 2]).await;
-    send(&a.sessions_topic, "k".into(), Session { session_id: "no-id".into(), ..Default::default() }.encode_to_vec())
+    send(&c.sessions_topic, "k".into(), Session { session_id: "no-id".into(), ..Default::default() }.encode_to_vec())
         .await;
-    send(&a.metrics_topic, "k".into(), vec![0x0f, 1, 2]).await;
+    send(&c.metrics_topic, "k".into(), vec![0x0f, 1, 2]).await;
 
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(ecom_sink::run(c.clone(), a.clone(), async move {
+    let run = tokio::spawn(ecom_sink::run(c.clone(), async move {
         let _ = rx.await;
     }));
     let deadline = Instant::now() + Duration::from_secs(60);
     while mongo_count(&c, EVENTS_COLLECTION).await < 300
         || es_count(c.es_url.expose(), &c.index_prefix).await < 300
         || mongo_count(&c, SESSIONS_COLLECTION).await < 6
-        || es_count(c.es_url.expose(), &a.sessions_index_prefix).await < 6
+        || es_count(c.es_url.expose(), &c.sessions_index_prefix).await < 6
         || mongo_count(&c, METRICS_COLLECTION).await < 9
-        || es_count(c.es_url.expose(), &a.metrics_index_prefix).await < 9
+        || es_count(c.es_url.expose(), &c.metrics_index_prefix).await < 9
         || mongo_count(&c, INVALID_COLLECTION).await < 5
-        || es_count(c.es_url.expose(), &a.invalid_index_prefix).await < 5
+        || es_count(c.es_url.expose(), &c.invalid_index_prefix).await < 5
         || mongo_count(&c, DEADLETTER_COLLECTION).await < 3
         || mongo_count(&c, QUALITY_COLLECTION).await < 2
-        || es_count(c.es_url.expose(), &a.quality_index_prefix).await < 2
+        || es_count(c.es_url.expose(), &c.quality_index_prefix).await < 2
     {
         assert!(!run.is_finished(), "the sink stopped early");
         assert!(Instant::now() < deadline, "sink did not write every record within 60 s");
@@ -382,10 +344,10 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
     tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(20), run).await.unwrap().unwrap().unwrap();
     let (sessions, windows): (Vec<_>, Vec<_>) = ((0..6).map(session).collect(), (0..9).map(metrics).collect());
-    assert_stored(&c, &a, 300, &sessions, &windows).await;
-    assert_invalid_stored(&c, &a, 5).await;
+    assert_stored(&c, 300, &sessions, &windows).await;
+    assert_invalid_stored(&c, 5).await;
     for q in &quality {
-        let index = ecom_sink::doc::daily_index(&a.quality_index_prefix, q.window_start_ms);
+        let index = ecom_sink::doc::daily_index(&c.quality_index_prefix, q.window_start_ms);
         let d = es_get(c.es_url.expose(), &index, &q.id).await.unwrap_or_else(|| panic!("{} not in {index}", q.id));
         assert_eq!((d["sessions"].as_i64(), d["roc_auc"].as_f64()), (Some(q.sessions), q.roc_auc));
         assert_eq!(d["calibration"].as_array().map(Vec::len), Some(q.calibration.len()));
@@ -396,7 +358,7 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
     let dead = db(&c).await.collection::<Document>(DEADLETTER_COLLECTION);
     assert_eq!(dead.count_documents(doc! {}).await.unwrap(), 3);
     // ...and on the dead-letter topic, as JSON with the same ids.
-    let letters = read_topic(&c.brokers, &a.deadletter_topic, 3).await;
+    let letters = read_topic(&c.brokers, &c.deadletter_topic, 3).await;
     let mut kinds: Vec<String> = letters.iter().map(|(_, v)| v["kind"].as_str().unwrap().to_string()).collect();
     kinds.sort();
     assert_eq!(kinds, ["event", "session", "window_metrics"]);
@@ -406,8 +368,8 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
     );
     for (topic, kind, reason) in [
         (&c.topic, "event", "not an ecom.v1.EnrichedEvent: "),
-        (&a.sessions_topic, "session", "session without id"),
-        (&a.metrics_topic, "window_metrics", "not an ecom.v1.WindowMetrics: "),
+        (&c.sessions_topic, "session", "session without id"),
+        (&c.metrics_topic, "window_metrics", "not an ecom.v1.WindowMetrics: "),
     ] {
         let d = dead
             .find_one(doc! {"topic": topic})
@@ -425,8 +387,8 @@ async fn sink_moves_kafka_records_into_both_stores_and_dead_letters_garbage() {
 #[tokio::test]
 #[ignore = "needs the local stack (dev/up)"]
 async fn documents_a_store_refuses_for_good_go_to_the_dead_letter_and_the_rest_is_stored() {
-    let (c, a) = cfg("refused");
-    let stores = Stores::connect_with(&c, &a).await.unwrap();
+    let c = cfg("refused");
+    let stores = Stores::connect(&c).await.unwrap();
     stores.ensure_schema().await.unwrap();
     let http = reqwest::Client::new();
     let day = |d: i64| JAN_1_2026_MS + d * 86_400_000;
@@ -489,8 +451,8 @@ async fn documents_a_store_refuses_for_good_go_to_the_dead_letter_and_the_rest_i
 #[tokio::test]
 #[ignore = "needs the local stack (dev/up)"]
 async fn expire_removes_old_days_and_documents_and_keeps_the_rest() {
-    let (c, a) = cfg("expire");
-    let stores = Stores::connect_with(&c, &a).await.unwrap();
+    let c = cfg("expire");
+    let stores = Stores::connect(&c).await.unwrap();
     stores.ensure_schema().await.unwrap();
     let day = 86_400_000;
     let old_time = JAN_1_2026_MS - 40 * day;
@@ -508,14 +470,14 @@ async fn expire_removes_old_days_and_documents_and_keeps_the_rest() {
     let cutoff = JAN_1_2026_MS - 10 * day;
     let dry = stores.expire(cutoff, true).await.unwrap();
     let old_day = |prefix: &str| ecom_sink::doc::daily_index(prefix, old_time);
-    assert_eq!(dry.indices, vec![old_day(&c.index_prefix), old_day(&a.sessions_index_prefix)]);
+    assert_eq!(dry.indices, vec![old_day(&c.index_prefix), old_day(&c.sessions_index_prefix)]);
     assert_eq!(dry.documents.iter().map(|(_, n)| n).sum::<u64>(), 5, "{dry:?}");
     assert_eq!(mongo_count(&c, "events").await, 10, "a dry run removed documents");
 
     let done = stores.expire(cutoff, false).await.unwrap();
     assert_eq!(done, dry);
     assert_eq!(es_count(c.es_url.expose(), &c.index_prefix).await, 6);
-    assert_eq!(es_count(c.es_url.expose(), &a.sessions_index_prefix).await, 1);
+    assert_eq!(es_count(c.es_url.expose(), &c.sessions_index_prefix).await, 1);
     assert_eq!(mongo_count(&c, "events").await, 6);
     assert_eq!(mongo_count(&c, "sessions").await, 1);
     // Nothing left to expire.
@@ -532,9 +494,9 @@ async fn expire_removes_old_days_and_documents_and_keeps_the_rest() {
 async fn a_mongodb_with_a_password_and_tls_is_written_with_them_and_refuses_without() {
     let password = unique("mongo-pw");
     let server = SecureMongo::start(&password);
-    let (mut c, a) = cfg("secure");
+    let mut c = cfg("secure");
     c.mongo_url = server.url(Some(&password), true);
-    let stores = Stores::connect_with(&c, &a).await.unwrap();
+    let stores = Stores::connect(&c).await.unwrap();
     stores.ensure_schema().await.unwrap();
     let batch = Batch { events: (0..30).map(event).collect(), ..Default::default() };
     assert!(stores.write(&batch).await.unwrap().is_empty());
@@ -549,11 +511,11 @@ async fn a_mongodb_with_a_password_and_tls_is_written_with_them_and_refuses_with
     assert_eq!(counted, 30);
 
     let refused = |url: ecom_core::secret::SecretUrl, why: &'static str| {
-        let (mut c, a) = (c.clone(), a.clone());
+        let mut c = c.clone();
         let password = password.clone();
         async move {
             c.mongo_url = url;
-            let outcome = match Stores::connect_with(&c, &a).await {
+            let outcome = match Stores::connect(&c).await {
                 Ok(stores) => stores.write(&Batch { events: vec![event(1)], ..Default::default() }).await.map(|_| ()),
                 Err(e) => Err(e),
             };

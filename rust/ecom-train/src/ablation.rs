@@ -136,10 +136,7 @@ pub fn ablate(input: Input, opts: &TrainOptions, mut report: impl FnMut(&Row)) -
             for &r in rows {
                 x.extend(keep.iter().map(|&c| table.x[r * table.cols() + c]));
                 for c in v.add {
-                    let (cols, w) = match c {
-                        Candidate::HistoryDepth => (&depth, DEPTH_NAMES.len()),
-                        Candidate::PriceNorms => (&prices, PRICE_NAMES.len()),
-                    };
+                    let (cols, w) = (if *c == Candidate::HistoryDepth { &depth } else { &prices }, c.width());
                     x.extend_from_slice(&cols[r * w..(r + 1) * w]);
                 }
             }

@@ -299,13 +299,8 @@ pub fn assemble(
     }
     // Events of sessions the truth does not know (none from the generator) are counted.
     stats.without_truth += events.len() as u64;
-    sort(&mut sessions);
+    sort_sessions(&mut sessions);
     Ok(sessions)
-}
-
-/// A fixed order (a map's is random): by time, then id.
-fn sort(sessions: &mut [Session]) {
-    sessions.sort_by(|a, b| (a.start_ms, &a.session_id).cmp(&(b.start_ms, &b.session_id)));
 }
 
 /// One session from its events, sorted by (time, position), folded over the decision prefix;
@@ -367,9 +362,9 @@ pub fn labelled(
     }
 }
 
-/// Sorts sessions into the fixed order training wants (by start, then id).
+/// Sorts sessions into the fixed order training wants (a map's is random): by start, then id.
 pub fn sort_sessions(sessions: &mut [Session]) {
-    sort(sessions);
+    sessions.sort_by(|a, b| (a.start_ms, &a.session_id).cmp(&(b.start_ms, &b.session_id)));
 }
 
 /// Assembles sessions from events in stream order, holding only the open ones: a session whose
@@ -466,7 +461,7 @@ impl<'a> Assembler<'a> {
             self.close(id)?;
         }
         self.stats.without_events += self.truth.len() as u64;
-        sort(&mut self.sessions);
+        sort_sessions(&mut self.sessions);
         Ok((self.sessions, self.stats))
     }
 }

@@ -15,6 +15,7 @@ pub mod svg;
 use anyhow::{bail, Context};
 use ecom_core::lsh::LshParams;
 use ecom_core::metrics;
+use ecom_core::now_ms;
 use prepare::{Split, Table};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -477,10 +478,6 @@ fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
         }
     }
     out
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn default_version() -> String {

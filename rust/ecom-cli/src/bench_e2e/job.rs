@@ -172,7 +172,7 @@ pub(super) async fn run_job(
     // the wrong reason.
     let mut fallbacks = [0; 3];
     for (n, field) in fallbacks.iter_mut().zip(FALLBACKS) {
-        *n = es_count_where(es, &format!("{stem}-events-*"), json!({"term": {field: true}})).await?;
+        *n = es.count(&format!("{stem}-events-*"), json!({"term": {field: true}})).await?;
     }
 
     let mut samples = outputs.samples;

@@ -9,14 +9,13 @@
 //! are counted: every record produced is in them, once.
 use crate::bench_job::Procs;
 use crate::demo::ClusterArgs;
-use crate::generate::now_ms;
 use crate::generate::GenerateArgs;
 use crate::services::{wait_http, Children};
 use anyhow::{bail, Context};
+use ecom_core::now_ms;
 use ecom_proto::v1::EnrichedEvent;
 use prost::Message as _;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use serde_json::{json, Value};
@@ -315,12 +314,7 @@ async fn one_design(a: &E2eBench, run: &Run, parts: &[Part], deadline: Instant) 
         mongo_db: id.replace('-', "_"),
     };
     let Scratch { names, stem, mongo_db } = &scratch;
-    let admin: AdminClient<DefaultClientContext> =
-        ecom_sink::kafka::client(&a.cluster.brokers)?.create().context("creating a Kafka admin client")?;
-    let new: Vec<NewTopic<'_>> = names.iter().map(|t| NewTopic::new(t, 2, TopicReplication::Fixed(1))).collect();
-    for r in admin.create_topics(&new, &AdminOptions::new()).await.context("creating scratch topics")? {
-        r.map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
-    }
+    let admin = crate::bench_job::scratch_topics(&a.cluster.brokers, names).await?;
     let es = a.es.http()?;
     let mongo = mongodb::Client::with_uri_str(a.mongo.url()?.expose()).await?;
     let result = measure(a, run, parts, &scratch, &es, &mongo, deadline).await;

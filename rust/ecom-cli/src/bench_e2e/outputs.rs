@@ -11,22 +11,7 @@ pub(super) async fn es_count(
         Some(t) => json!({"range": {"indexed_at": {"gte": t}}}),
         None => json!({"match_all": {}}),
     };
-    es_count_where(es, index, query).await
-}
-
-/// Documents in `index` that match `query`.
-pub(super) async fn es_count_where(es: &crate::stack::EsHttp, index: &str, query: Value) -> anyhow::Result<u64> {
-    let query = json!({ "query": query });
-    let r: Value = es
-        .client
-        .post(format!("{}/{index}/_count?ignore_unavailable=true&allow_no_indices=true", es.base))
-        .json(&query)
-        .send()
-        .await
-        .context("counting documents in Elasticsearch")?
-        .json()
-        .await?;
-    Ok(r["count"].as_u64().unwrap_or(0))
+    es.count(index, query).await
 }
 
 /// What the bench's read_committed consumer saw.

@@ -1,9 +1,6 @@
 //! A run's numbers per part and stage, and the designs side by side.
 use super::*;
-
-pub(super) fn pct(v: &[i64], q: f64) -> Option<i64> {
-    (!v.is_empty()).then(|| v[((v.len() as f64 * q) as usize).min(v.len() - 1)])
-}
+use crate::bench::pct;
 
 impl Report {
     /// The samples of each part, by produce time after the first record. A part ends half a
@@ -164,17 +161,12 @@ impl Report {
         }
         println!();
         println!("CPU per 1,000 records, ms (user + system; bench: this process, the generator and the reader):");
-        let names: Vec<&str> = self.cpu.first().map(|c| c.iter().map(|(n, _)| *n).collect()).unwrap_or_default();
-        println!("{:<22}{}  {:>8}", "part", names.iter().map(|n| format!("{n:>10}")).collect::<String>(), "total");
-        for (p, cpu) in parts.iter().zip(&self.cpu) {
-            if !p.measured {
-                continue;
-            }
-            let per_k = |s: f64| s * 1000.0 / (p.records.max(1) as f64 / 1000.0);
-            let cells: String = cpu.iter().map(|(_, s)| format!("{:>10.0}", per_k(*s))).collect();
-            let total: f64 = cpu.iter().map(|(_, s)| per_k(*s)).sum();
-            println!("{:<22}{cells}  {total:>8.0}", p.label);
-        }
+        let measured = parts.iter().zip(&self.cpu).filter(|(p, _)| p.measured);
+        crate::bench::print_cpu_per_k(
+            "part",
+            21,
+            measured.map(|(p, cpu)| (p.label.as_str(), p.records, cpu.as_slice())),
+        );
         println!("(the full-speed part runs until the stores hold every record)");
         println!(
             "peak memory (VmHWM, MB; serve and sink since this run started, the rest since they started): {}",

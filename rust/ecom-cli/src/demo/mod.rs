@@ -2,10 +2,10 @@
 //! submits the Flink job, generates events, waits until every raw record is accounted for in
 //! Kafka and in both stores, prints a summary and whether it reconciles, then cleans up.
 use crate::flink::Flink;
-use crate::generate::now_ms;
 use crate::generate::{self, GenerateArgs, GenerateSummary};
 use crate::stack::{EsArgs, EsHttp, MongoArgs, RedisArgs};
 use anyhow::{bail, Context};
+use ecom_core::now_ms;
 use ecom_proto::v1::{
     EnrichedEvent, EventKind, InvalidEvent, ModelQuality, RejectReason, Session, ShadowBatch, WindowMetrics,
 };
@@ -147,6 +147,40 @@ impl DemoArgs {
     pub(crate) fn sink_health(&self) -> String {
         format!("http://{}/health", self.sink_http_addr)
     }
+
+    /// `<state dir>/<sub>`, created: where the logs of the processes a run starts go.
+    pub(crate) fn logs(&self, sub: &str) -> anyhow::Result<PathBuf> {
+        let logs = crate::stack::state_dir(self.state_dir.as_deref()).join(sub);
+        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+        Ok(logs)
+    }
+
+    /// Fails when something already listens where this run's serve and sink will: it would
+    /// answer the health checks in place of the ones the run starts (which could not bind).
+    pub(crate) async fn ports_free(&self) -> anyhow::Result<()> {
+        for (name, addr, flag) in [
+            ("serve", self.serve_addr, "--serve-addr"),
+            ("serve", self.serve_http_addr, "--serve-http-addr"),
+            ("sink", self.sink_http_addr, "--sink-http-addr"),
+        ] {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Err(crate::exit::config(format!(
+                    "{addr} is already taken, e.g. by another ecom {name} or demo: stop it (ss -ltnp 'sport = :{}') or give another {flag}",
+                    addr.port()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The job's options: the cluster's brokers and this run's serve, then those after `--`.
+    pub(crate) fn job_args(&self) -> Vec<String> {
+        let serve = self.serve_addr.to_string();
+        let mut args: Vec<String> =
+            ["--bootstrap-servers", &self.cluster.brokers, "--serve-address", &serve].map(String::from).to_vec();
+        args.extend(self.job_options.iter().cloned());
+        args
+    }
 }
 
 /// The demo's records per second when --rate is not given.
@@ -161,11 +195,7 @@ fn step(msg: &str) {
 pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let a = std::sync::Arc::new(a);
-    let state = a.state_dir.clone().unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".local/state/ecom")
-    });
-    let logs = state.join("demo");
-    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let logs = a.logs("demo")?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
 
     step("checking the local stack");
@@ -179,20 +209,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
     eprintln!("    ecom serve scores with model {model} from {}", a.models_dir.display());
 
     step("starting ecom serve and ecom sink");
-    // Another serve or sink holding these ports would answer the health checks in place of the
-    // ones this demo starts (which could not bind and would exit).
-    for (name, addr, flag) in [
-        ("serve", a.serve_addr, "--serve-addr"),
-        ("serve", a.serve_http_addr, "--serve-http-addr"),
-        ("sink", a.sink_http_addr, "--sink-http-addr"),
-    ] {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Err(crate::exit::config(format!(
-                "{addr} is already taken, e.g. by another ecom {name} or demo: stop it (ss -ltnp 'sport = :{}') or give the demo another {flag}",
-                addr.port()
-            )));
-        }
-    }
+    a.ports_free().await?;
     let exe = std::env::current_exe().context("locating the ecom binary")?;
     let mut children = Children(Vec::new());
     for name in ["serve", "sink"] {
@@ -203,10 +220,7 @@ pub(crate) async fn run(a: DemoArgs) -> anyhow::Result<()> {
 
     step("submitting the Flink job");
     let flink = a.cluster.flink();
-    let serve_addr = a.serve_addr.to_string();
-    let mut job_args: Vec<String> =
-        ["--bootstrap-servers", &a.cluster.brokers, "--serve-address", &serve_addr].map(String::from).to_vec();
-    job_args.extend(a.job_options.iter().cloned());
+    let job_args = a.job_args();
     warn_unread_raw(&a.cluster.brokers, &job_args);
     let job = flink.submit(&http, a.parallelism, &job_args).await?;
     // Every way out from here cancels the job; --keep-job keeps it after a run that got through.
@@ -245,15 +259,11 @@ async fn submitted(
     let out_start = end_offsets(&a.cluster.brokers, &[ENRICHED, INVALID, SESSIONS, METRICS, QUALITY, SHADOW])?;
 
     step(&format!("generating {} events into {RAW}", a.events));
-    let seed = a.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-    });
+    let seed = a.seed.unwrap_or_else(|| now_ms() as u64);
     // Sessions last up to ~an hour of event time: start far enough back to end before now.
     let start_ms = a.start_ms.unwrap_or_else(|| {
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         // ~6 s of event time per event covers the quietest hours at the default traffic.
-        now - 2 * 3_600_000 - a.events as i64 * 6_000
+        now_ms() - 2 * 3_600_000 - a.events as i64 * 6_000
     });
     let rate = Some(a.rate.unwrap_or(DEMO_RATE)).filter(|r| *r > 0.0);
     let mut gen_args = GenerateArgs::with(a.events, seed, a.malformed_rate, Some(start_ms), &a.cluster.brokers);

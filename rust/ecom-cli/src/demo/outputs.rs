@@ -22,11 +22,6 @@ pub(super) async fn indexed_latency(es: &EsHttp, from_ms: i64) -> Option<(i64, i
     Some((v["50.0"].as_f64()?.round() as i64, v["99.0"].as_f64()?.round() as i64))
 }
 
-/// p50 and p99 of sorted values.
-pub(super) fn percentiles(v: &[i64]) -> Option<(i64, i64)> {
-    (!v.is_empty()).then(|| (v[v.len() / 2], v[(v.len() * 99 / 100).min(v.len() - 1)]))
-}
-
 pub(crate) fn end_offsets(brokers: &str, topics: &[&str]) -> anyhow::Result<HashMap<(String, i32), i64>> {
     let consumer: BaseConsumer =
         ecom_sink::kafka::client(brokers)?.set("isolation.level", "read_committed").create()?;
@@ -266,7 +261,7 @@ pub(crate) async fn collect_outputs(
     }
     for (stage, mut v) in ["ingested", "enriched"].into_iter().zip(latencies) {
         v.sort_unstable();
-        if let Some(p) = percentiles(&v) {
+        if let Some(p) = crate::bench::pct(&v, 0.5).zip(crate::bench::pct(&v, 0.99)) {
             out.latency_ms.push((stage, p));
         }
     }
@@ -362,16 +357,7 @@ pub(super) async fn count_ids(
     let _ = es.client.post(format!("{}/{index}/_refresh", es.base)).send().await;
     let (mut in_es, mut mg) = (0, 0);
     for chunk in ids.chunks(5_000) {
-        let r: Value = es
-            .client
-            .post(format!("{}/{index}/_count?ignore_unavailable=true&allow_no_indices=true", es.base))
-            .json(&json!({"query": {"ids": {"values": chunk}}}))
-            .send()
-            .await
-            .context("counting documents in Elasticsearch")?
-            .json()
-            .await?;
-        in_es += r["count"].as_u64().unwrap_or(0);
+        in_es += es.count(index, json!({"ids": {"values": chunk}})).await?;
         mg += count_mongo_ids(coll, chunk).await?;
     }
     Ok((in_es, mg))
@@ -396,8 +382,7 @@ pub(crate) async fn count_stores(a: &DemoArgs, outcome: &Outcome, totals: bool) 
         let all_in = es_events == n && mongo_events == n && es_dead_letters == m && mongo_dead_letters == m;
         if all_in || Instant::now() > deadline {
             if totals {
-                let r: Value = es.client.get(format!("{}/ecom-events-*/_count", es.base)).send().await?.json().await?;
-                c.es_events_total = r["count"].as_u64().unwrap_or(0);
+                c.es_events_total = es.count("ecom-events-*", json!({"match_all": {}})).await?;
                 c.mongo_events_total =
                     events.count_documents(mongodb::bson::doc! {}).await.context("counting MongoDB documents")?;
             }

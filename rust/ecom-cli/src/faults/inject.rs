@@ -162,32 +162,20 @@ pub(super) fn sample_memory(
         while !s.load(std::sync::atomic::Ordering::Relaxed) {
             let mut now: Vec<(String, u32)> =
                 pids.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(n, p)| (n.clone(), *p)).collect();
-            if let Some(tm) = find_process("TaskManagerRunner") {
+            if let Some((tm, _)) =
+                crate::bench_job::cmdlines().into_iter().find(|(_, c)| c.contains("TaskManagerRunner"))
+            {
                 now.push(("flink-taskmanager".into(), tm));
             }
             for (name, pid) in now {
-                if let Some(kib) = vm_hwm_kib(pid) {
+                if let Some(mb) = crate::bench_job::vm_hwm_mb(pid) {
                     let mut peaks = p.lock().unwrap_or_else(|p| p.into_inner());
                     let e = peaks.entry(name).or_insert(0.0);
-                    *e = f64::max(*e, kib as f64 / 1024.0);
+                    *e = f64::max(*e, mb);
                 }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
     (stop, peaks)
-}
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
-}
-
-/// The pid of the first process whose command line contains `pattern`.
-fn find_process(pattern: &str) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        String::from_utf8_lossy(&cmd).contains(pattern).then_some(pid)
-    })
 }

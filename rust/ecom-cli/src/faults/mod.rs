@@ -5,10 +5,10 @@
 //! recovery and reports the peak memory of each process. Servers are stopped and started with
 //! the dev/ scripts (dev/down SERVICE, dev/up, dev/crash-taskmanager).
 use crate::demo::{self, DemoArgs};
-use crate::generate::now_ms;
 use crate::generate::{self, GenerateArgs, GenerateSummary};
 use anyhow::{bail, Context};
 use clap::ValueEnum;
+use ecom_core::now_ms;
 use ecom_core::topics::{ENRICHED, INVALID, RAW};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -148,11 +148,7 @@ pub(crate) async fn run(f: FaultsArgs) -> anyhow::Result<()> {
     let scenarios = if f.scenario.is_empty() { Scenario::value_variants().to_vec() } else { f.scenario.clone() };
     let root = f.root.clone().context("the repository root is not set: run through dev/faults or pass --root")?;
     let a = &f.demo;
-    let state = a.state_dir.clone().unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".local/state/ecom")
-    });
-    let logs = state.join("faults");
-    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let logs = a.logs("faults")?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     crate::check::require_servers(&a.cluster, &a.es, &a.mongo, &a.redis, &http).await?;
     if ecom_model::current(&a.models_dir).is_none() {
@@ -161,13 +157,7 @@ pub(crate) async fn run(f: FaultsArgs) -> anyhow::Result<()> {
             a.models_dir.display()
         )));
     }
-    for addr in [a.serve_addr, a.serve_http_addr, a.sink_http_addr] {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Err(crate::exit::config(format!(
-                "{addr} is already taken (another ecom serve, sink or demo?): stop it first or move the suite's with --serve-addr, --serve-http-addr, --sink-http-addr"
-            )));
-        }
-    }
+    a.ports_free().await?;
     let exe = std::env::current_exe().context("locating the ecom binary")?;
     let mut svc = Services {
         exe,
@@ -182,11 +172,7 @@ pub(crate) async fn run(f: FaultsArgs) -> anyhow::Result<()> {
         svc.wait_healthy(&http, name, a).await?;
     }
     let flink = a.cluster.flink();
-    let serve_addr = a.serve_addr.to_string();
-    let mut job_args: Vec<String> =
-        ["--bootstrap-servers", &a.cluster.brokers, "--serve-address", &serve_addr].map(String::from).to_vec();
-    job_args.extend(a.job_options.iter().cloned());
-    let job = flink.submit(&http, a.parallelism, &job_args).await?;
+    let job = flink.submit(&http, a.parallelism, &a.job_args()).await?;
 
     // Each scenario's events follow the last one's in event time (earlier ones would be LATE
     // behind the job's watermark), and all end before now.
@@ -301,7 +287,7 @@ async fn scenario(
     // Everything the sink refused for good is in its dead letter; once the cause is gone,
     // `ecom replay` stores it.
     let mongo_url = a.mongo.url()?;
-    let stores = ecom_sink::stores::Stores::at(&a.es.url()?, &mongo_url, "ecom").await?;
+    let stores = ecom_sink::stores::Stores::at(&a.es.url()?, &mongo_url, "ecom", "ecom").await?;
     let run_ids: std::collections::HashSet<String> = ["elasticsearch", "mongodb"]
         .iter()
         .flat_map(|s| {

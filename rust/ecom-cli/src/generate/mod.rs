@@ -1,6 +1,7 @@
 //! `ecom generate`: the synthetic shop into Kafka (events, catalog, truth) with an idempotent,
 //! batching producer, or into files; a progress bar and a closing summary with the oracle AUC.
 use anyhow::Context;
+use ecom_core::now_ms;
 use ecom_gen::{AnomalyRates, GenConfig, GenRecord, Generator, Payload};
 use ecom_proto::v1::{truth_record, EventKind, TruthRecord};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -307,11 +308,6 @@ impl GenerateSummary {
 /// `k=v k=v` for a summary line.
 pub(crate) fn fmt_counts(m: &BTreeMap<String, u64>) -> String {
     m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
-}
-
-/// The wall clock, ms since the epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Paces records: at most each step's rate per second (unpaced after the last step), and in

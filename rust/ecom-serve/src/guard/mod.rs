@@ -120,11 +120,6 @@ impl Guard {
         }
     }
 
-    /// The configuration in use.
-    pub fn config(&self) -> &GuardConfig {
-        &self.cfg
-    }
-
     /// PINGs Redis within the configured timeout.
     pub async fn redis_ok(&self) -> bool {
         let mut c = self.redis.clone();
@@ -243,9 +238,7 @@ impl Guard {
             }
         }
     }
-}
 
-impl Guard {
     /// The answer while Redis cannot be asked: the rules that need no Redis state (the
     /// user-agent patterns) still decide, and the verdict is the more severe of theirs and the
     /// declared `fallback_verdict`, with `fallback = true` and the reason first.
@@ -286,15 +279,9 @@ impl GuardApi for Guard {
     async fn check_batch(&self, request: Request<GuardBatchRequest>) -> Result<Response<GuardBatchResponse>, Status> {
         let started = Instant::now();
         let reqs = request.into_inner().requests;
-        // Too many items is the caller's bug, not one item's: the whole call is refused.
-        let out = if reqs.len() > self.max_batch {
-            Err(Status::invalid_argument(format!(
-                "requests: {} items is more than the batch limit of {}",
-                reqs.len(),
-                self.max_batch
-            )))
-        } else {
-            Ok(GuardBatchResponse { responses: self.check_each(reqs).await })
+        let out = match crate::check_batch(reqs.len(), self.max_batch) {
+            Ok(()) => Ok(GuardBatchResponse { responses: self.check_each(reqs).await }),
+            Err(e) => Err(e),
         };
         crate::observe("Guard.CheckBatch", started, out.is_ok());
         Ok(Response::new(out?))

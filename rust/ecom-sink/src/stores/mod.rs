@@ -3,8 +3,9 @@
 //! sessions, window metrics and the job's rejected records each have their own daily indices
 //! and collection; the sink's own dead letters go to MongoDB only.
 use crate::record::{invalid_id, Batch, DeadLetter, Kind};
-use crate::{doc, AggregatesConfig, SinkConfig};
+use crate::{doc, SinkConfig};
 use anyhow::{bail, Context};
+use ecom_core::now_ms;
 use ecom_core::secret::SecretUrl;
 use ecom_proto::v1::EnrichedEvent;
 use elasticsearch::auth::Credentials;
@@ -100,27 +101,16 @@ pub struct Stores {
 /// One document on its way to both stores: (id, Elasticsearch index, body).
 type Doc = (String, String, Value);
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Stores {
-    /// Connects to both stores and checks they answer; sessions and metrics, if written, go
-    /// to the default prefixes (`ecom-sessions`, `ecom-metrics`).
+    /// Connects to both stores and checks that both answer.
     pub async fn connect(cfg: &SinkConfig) -> anyhow::Result<Self> {
-        Self::connect_with(cfg, &AggregatesConfig::default()).await
-    }
-
-    /// Connects to both stores, sessions and metrics indexed under `agg`'s prefixes, and checks
-    /// that both answer.
-    pub async fn connect_with(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<Self> {
-        let stores = Self::new(cfg, agg).await?;
+        let stores = Self::new(cfg).await?;
         stores.ping().await?;
         Ok(stores)
     }
 
     /// The clients of both stores, without asking either anything: fails only on a bad URL.
-    pub async fn new(cfg: &SinkConfig, agg: &AggregatesConfig) -> anyhow::Result<Self> {
+    pub async fn new(cfg: &SinkConfig) -> anyhow::Result<Self> {
         let es = es_client(&cfg.es_url)?;
         let mut opts = mongodb::options::ClientOptions::parse(cfg.mongo_url.expose())
             .await
@@ -135,54 +125,26 @@ impl Stores {
             es_url: cfg.es_url.clone(),
             mongo_url: cfg.mongo_url.clone(),
             index_prefix: cfg.index_prefix.clone(),
-            sessions_index_prefix: agg.sessions_index_prefix.clone(),
-            metrics_index_prefix: agg.metrics_index_prefix.clone(),
-            invalid_index_prefix: agg.invalid_index_prefix.clone(),
-            quality_index_prefix: agg.quality_index_prefix.clone(),
+            sessions_index_prefix: cfg.sessions_index_prefix.clone(),
+            metrics_index_prefix: cfg.metrics_index_prefix.clone(),
+            invalid_index_prefix: cfg.invalid_index_prefix.clone(),
+            quality_index_prefix: cfg.quality_index_prefix.clone(),
             free_text: cfg.free_text.clone(),
             refresh_interval: format!("{}ms", cfg.es_refresh_interval.as_millis()),
         })
     }
 
     /// The clients of both stores at these addresses, for work that writes no new records
-    /// (replaying dead letters): index prefixes are the defaults.
-    pub async fn at(es_url: &SecretUrl, mongo_url: &SecretUrl, mongo_db: &str) -> anyhow::Result<Self> {
-        Self::at_stem(es_url, mongo_url, mongo_db, "ecom").await
-    }
-
-    /// As [`Stores::at`], the indices named `<stem>-events`, `<stem>-sessions`, `<stem>-metrics`
-    /// and `<stem>-invalid` (the sink's prefixes when they follow one stem).
-    pub async fn at_stem(
-        es_url: &SecretUrl,
-        mongo_url: &SecretUrl,
-        mongo_db: &str,
-        stem: &str,
-    ) -> anyhow::Result<Self> {
+    /// (replaying dead letters, retention), the indices named `<stem>-events`,
+    /// `<stem>-sessions`, … (the sink's prefixes when they follow one stem).
+    pub async fn at(es_url: &SecretUrl, mongo_url: &SecretUrl, mongo_db: &str, stem: &str) -> anyhow::Result<Self> {
         let cfg = SinkConfig {
-            brokers: String::new(),
-            topic: String::new(),
-            group_id: String::new(),
             es_url: es_url.clone(),
-            index_prefix: format!("{stem}-events"),
             mongo_url: mongo_url.clone(),
             mongo_db: mongo_db.into(),
-            batch_size: 0,
-            batch_max_delay: std::time::Duration::ZERO,
-            metrics_addr: ([127, 0, 0, 1], 0).into(),
-            delivery: crate::DeliveryMode::AtLeastOnce,
-            max_poll_interval: std::time::Duration::ZERO,
-            instance_id: None,
-            free_text: crate::FreeText::Keep,
-            es_refresh_interval: std::time::Duration::from_secs(1),
+            ..SinkConfig::with_stem(stem)
         };
-        let agg = AggregatesConfig {
-            sessions_index_prefix: format!("{stem}-sessions"),
-            metrics_index_prefix: format!("{stem}-metrics"),
-            invalid_index_prefix: format!("{stem}-invalid"),
-            quality_index_prefix: format!("{stem}-quality"),
-            ..AggregatesConfig::default()
-        };
-        Self::new(&cfg, &agg).await
+        Self::new(&cfg).await
     }
 
     /// Ok when both stores answer.

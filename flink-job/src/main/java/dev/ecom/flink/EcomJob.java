@@ -95,7 +95,16 @@ public final class EcomJob {
   static StreamExecutionEnvironment buildJob(JobConfig cfg) {
     StreamExecutionEnvironment env = environment(cfg);
     DataStream<RawRecord> raw =
-        env.fromSource(rawSource(cfg), RawEventTime.strategy(cfg), "raw-source")
+        env.fromSource(
+                // Resume where the group left off; a new group starts from the beginning.
+                source(
+                    cfg,
+                    cfg.kafka().topics().raw(),
+                    "",
+                    committed(OffsetResetStrategy.EARLIEST),
+                    false),
+                RawEventTime.strategy(cfg),
+                "raw-source")
             .uid("raw-source")
             .name("raw-source");
     EcomPipeline.Sinks sinks =
@@ -114,11 +123,31 @@ public final class EcomJob {
       EcomPipeline.buildPassThrough(raw, sinks, cfg);
     } else {
       DataStream<RawRecord> catalog =
-          env.fromSource(catalogSource(cfg), WatermarkStrategy.noWatermarks(), "catalog-source")
+          env.fromSource(
+                  // The whole catalog from the start of its compacted topic on a fresh start; on a
+                  // restore, from the checkpointed offsets (the catalog read so far is in state).
+                  source(
+                      cfg,
+                      cfg.kafka().topics().catalog(),
+                      "-catalog",
+                      OffsetsInitializer.earliest(),
+                      true),
+                  WatermarkStrategy.noWatermarks(),
+                  "catalog-source")
               .uid("catalog-source")
               .name("catalog-source");
       DataStream<RawRecord> shadow =
-          env.fromSource(shadowSource(cfg), EcomPipeline.shadowTime(cfg), "shadow-source")
+          env.fromSource(
+                  // From where the group left off, else from the end: scores published before the
+                  // job started belong to sessions it will not close.
+                  source(
+                      cfg,
+                      cfg.kafka().topics().shadow(),
+                      "-shadow",
+                      committed(OffsetResetStrategy.LATEST),
+                      false),
+                  EcomPipeline.shadowTime(cfg),
+                  "shadow-source")
               .uid("shadow-source")
               .name("shadow-source");
       EcomPipeline.build(raw, catalog, shadow, sinks, cfg);
@@ -216,49 +245,30 @@ public final class EcomJob {
     return p;
   }
 
+  /**
+   * A source of one topic under the job's group plus {@code groupSuffix}, reading committed records
+   * only (the generator's and serve's producers are not transactional, which reads the same).
+   */
+  static KafkaSource<RawRecord> source(
+      JobConfig cfg,
+      String topic,
+      String groupSuffix,
+      OffsetsInitializer offsets,
+      boolean skipTombstones) {
+    return KafkaSource.<RawRecord>builder()
+        .setBootstrapServers(cfg.kafka().bootstrapServers())
+        .setTopics(topic)
+        .setGroupId(cfg.kafka().groupId() + groupSuffix)
+        .setStartingOffsets(offsets)
+        .setDeserializer(new RawRecordDeserializer(skipTombstones))
+        .setProperties(kafkaProperties(cfg))
+        .setProperty("isolation.level", "read_committed")
+        .build();
+  }
+
   @SuppressWarnings("deprecation") // OffsetResetStrategy is what this connector version takes.
-  static KafkaSource<RawRecord> rawSource(JobConfig cfg) {
-    return KafkaSource.<RawRecord>builder()
-        .setBootstrapServers(cfg.kafka().bootstrapServers())
-        .setTopics(cfg.kafka().topics().raw())
-        .setGroupId(cfg.kafka().groupId())
-        // Resume where the group left off; a new group starts from the beginning.
-        .setStartingOffsets(OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST))
-        .setDeserializer(new RawRecordDeserializer())
-        .setProperties(kafkaProperties(cfg))
-        .setProperty("isolation.level", "read_committed")
-        .build();
-  }
-
-  /**
-   * The whole catalog from the start of its compacted topic on a fresh start; on a restore, from
-   * the checkpointed offsets (the catalog read so far is in broadcast state).
-   */
-  static KafkaSource<RawRecord> catalogSource(JobConfig cfg) {
-    return KafkaSource.<RawRecord>builder()
-        .setBootstrapServers(cfg.kafka().bootstrapServers())
-        .setTopics(cfg.kafka().topics().catalog())
-        .setGroupId(cfg.kafka().groupId() + "-catalog")
-        .setStartingOffsets(OffsetsInitializer.earliest())
-        .setDeserializer(new RawRecordDeserializer(true))
-        .setProperties(kafkaProperties(cfg))
-        .setProperty("isolation.level", "read_committed")
-        .build();
-  }
-
-  /**
-   * A shadow model's scores, from where the group left off, else from the end: scores published
-   * before the job started belong to sessions it will not close.
-   */
-  static KafkaSource<RawRecord> shadowSource(JobConfig cfg) {
-    return KafkaSource.<RawRecord>builder()
-        .setBootstrapServers(cfg.kafka().bootstrapServers())
-        .setTopics(cfg.kafka().topics().shadow())
-        .setGroupId(cfg.kafka().groupId() + "-shadow")
-        .setStartingOffsets(OffsetsInitializer.committedOffsets(OffsetResetStrategy.LATEST))
-        .setDeserializer(new RawRecordDeserializer())
-        .setProperties(kafkaProperties(cfg))
-        .build();
+  private static OffsetsInitializer committed(OffsetResetStrategy reset) {
+    return OffsetsInitializer.committedOffsets(reset);
   }
 
   static <T> KafkaSink<T> kafkaSink(

@@ -24,8 +24,8 @@ import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.connector.sink2.Sink;
-import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.streaming.api.datastream.AsyncDataStream;
 import org.apache.flink.streaming.api.datastream.BroadcastStream;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -97,16 +97,6 @@ public final class EcomPipeline {
     }
   }
 
-  /** Keys shadow scores by session_id (a named class, as {@link SessionKey}). */
-  static final class ShadowKey implements KeySelector<ShadowScore, String> {
-    private static final long serialVersionUID = 1L;
-
-    @Override
-    public String getKey(ShadowScore s) {
-      return s.getSessionId();
-    }
-  }
-
   private EcomPipeline() {}
 
   /** Where the pipeline writes. */
@@ -116,35 +106,6 @@ public final class EcomPipeline {
       Sink<Session> sessions,
       Sink<WindowMetrics> metrics,
       Sink<ModelQuality> quality) {}
-
-  /** Keys events by session_id (a named class: lambdas make unstable state keys in savepoints). */
-  static final class SessionKey implements KeySelector<Session, String> {
-    private static final long serialVersionUID = 1L;
-
-    @Override
-    public String getKey(Session s) {
-      return s.getSessionId();
-    }
-  }
-
-  static final class BySession implements KeySelector<EnrichedEvent, String> {
-    private static final long serialVersionUID = 1L;
-
-    @Override
-    public String getKey(EnrichedEvent e) {
-      return e.getEvent().getSessionId();
-    }
-  }
-
-  /** Keys events by user_id (a named class, as {@link BySession}). */
-  static final class ByUser implements KeySelector<EnrichedEvent, String> {
-    private static final long serialVersionUID = 1L;
-
-    @Override
-    public String getKey(EnrichedEvent e) {
-      return e.getEvent().getUserId();
-    }
-  }
 
   /** One ecom serve method through Async I/O (unordered: watermarks still hold their place). */
   private static SingleOutputStreamOperator<EnrichedEvent> serve(
@@ -212,7 +173,7 @@ public final class EcomPipeline {
     // order through this step.
     SingleOutputStreamOperator<EnrichedEvent> withUser =
         validated
-            .keyBy(new ByUser())
+            .keyBy(e -> e.getEvent().getUserId(), Types.STRING)
             .process(
                 new UserHistoryOperator(
                     cfg.eventTime().sessionGapMs(),
@@ -223,7 +184,7 @@ public final class EcomPipeline {
             .name("user-history");
     SingleOutputStreamOperator<EnrichedEvent> sessionized =
         withUser
-            .keyBy(new BySession())
+            .keyBy(e -> e.getEvent().getSessionId(), Types.STRING)
             .connect(products)
             .process(
                 new SessionOperator(
@@ -289,8 +250,11 @@ public final class EcomPipeline {
             .map(SessionScore::slim, ProtoTypeInfo.forClass(EnrichedEvent.class))
             .uid(UID_SESSION_SCORE + "-slim")
             .name("session-score-input")
-            .keyBy(new BySession())
-            .connect(sessionized.getSideOutput(SessionOperator.SESSIONS).keyBy(new SessionKey()))
+            .keyBy(e -> e.getEvent().getSessionId(), Types.STRING)
+            .connect(
+                sessionized
+                    .getSideOutput(SessionOperator.SESSIONS)
+                    .keyBy(Session::getSessionId, Types.STRING))
             .process(
                 new SessionScore(cfg.eventTime().sessionGapMs()),
                 ProtoTypeInfo.forClass(Session.class))
@@ -300,8 +264,8 @@ public final class EcomPipeline {
     long gap = cfg.eventTime().sessionGapMs();
     DataStream<Decision> shadowDecisions =
         scoredSessions
-            .keyBy(new SessionKey())
-            .connect(parsedShadow.keyBy(new ShadowKey()))
+            .keyBy(Session::getSessionId, Types.STRING)
+            .connect(parsedShadow.keyBy(ShadowScore::getSessionId, Types.STRING))
             .process(new ShadowJoin(gap), TypeInformation.of(Decision.class))
             .uid(UID_SHADOW_JOIN)
             .name("shadow-join");

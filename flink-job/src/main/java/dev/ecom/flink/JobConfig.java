@@ -244,8 +244,7 @@ public record JobConfig(
   /** Differential privacy of the per-minute metrics. */
   public record Privacy(double epsilon, long revenueUpperCents) implements Serializable {
     public MetricsConfig metrics() {
-      return new MetricsConfig(
-          MetricsConfig.DEFAULT_WINDOW_SIZE_MS, epsilon, epsilon, revenueUpperCents);
+      return new MetricsConfig(MetricsConfig.DEFAULT_WINDOW_SIZE_MS, epsilon, revenueUpperCents);
     }
   }
 

@@ -3,7 +3,6 @@ package dev.ecom.flink;
 
 import dev.ecom.proto.v1.EventKind;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -22,34 +21,84 @@ public final class JobOptions {
   /** Every option, in the order declared here, which is the usage's order. */
   private static final List<JobOption<?>> DECLARED = new ArrayList<>();
 
-  static List<JobOption<?>> all() {
-    return Collections.unmodifiableList(DECLARED);
-  }
-
   private static <T> JobOption<T> add(JobOption<T> option) {
     DECLARED.add(option);
     return option;
   }
 
   private static JobOption<String> text(String name, String defaultValue, String help) {
-    return add(JobOption.text(name, defaultValue, help));
+    return add(new JobOption<>(name, defaultValue, help, s -> s));
   }
 
   private static JobOption<Boolean> bool(String name, String defaultValue, String help) {
-    return add(JobOption.bool(name, defaultValue, help));
+    return add(
+        new JobOption<>(
+            name,
+            defaultValue,
+            help,
+            s -> {
+              if (!s.equals("true") && !s.equals("false")) {
+                throw new IllegalArgumentException("'" + s + "' is not true or false");
+              }
+              return s.equals("true");
+            }));
   }
 
+  /** A whole number of at least {@code min}. */
   private static JobOption<Long> atLeast(long min, String name, String defaultValue, String help) {
-    return add(JobOption.atLeast(min, name, defaultValue, help));
+    return add(new JobOption<>(name, defaultValue, help, s -> whole(s, min, help)));
   }
 
+  /** A whole number of at least {@code min} that fits an int. */
   private static JobOption<Integer> intAtLeast(
       int min, String name, String defaultValue, String help) {
-    return add(JobOption.intAtLeast(min, name, defaultValue, help));
+    return add(
+        new JobOption<>(
+            name,
+            defaultValue,
+            help,
+            s -> {
+              long v = whole(s, min, help);
+              if (v > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException(v + " is too large");
+              }
+              return (int) v;
+            }));
   }
 
+  private static long whole(String s, long min, String help) {
+    long v;
+    try {
+      v = Long.parseLong(s);
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("'" + s + "' is not a whole number");
+    }
+    if (v < min) {
+      throw new IllegalArgumentException(
+          v + (min == 1 ? " must be > 0" : " must be >= " + min) + " (" + help + ")");
+    }
+    return v;
+  }
+
+  /** A finite number above 0. */
   private static JobOption<Double> positiveDecimal(String name, String defaultValue, String help) {
-    return add(JobOption.positiveDecimal(name, defaultValue, help));
+    return add(
+        new JobOption<>(
+            name,
+            defaultValue,
+            help,
+            s -> {
+              double v;
+              try {
+                v = Double.parseDouble(s);
+              } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("'" + s + "' is not a number");
+              }
+              if (!(v > 0) || Double.isInfinite(v)) {
+                throw new IllegalArgumentException(v + " must be > 0 and finite");
+              }
+              return v;
+            }));
   }
 
   // Kafka

@@ -1,8 +1,6 @@
 // The runtime's floor for benchmarks: the job's sources and sinks with none of its work between.
 package dev.ecom.flink;
 
-import com.google.protobuf.DiscardUnknownFieldsParser;
-import com.google.protobuf.Parser;
 import dev.ecom.flink.serde.ProtoTypeInfo;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.Event;
@@ -28,9 +26,6 @@ public final class PassThrough extends ProcessFunction<RawRecord, EnrichedEvent>
   public static final OutputTag<InvalidEvent> INVALID =
       new OutputTag<>("pass-through-invalid", ProtoTypeInfo.forClass(InvalidEvent.class));
 
-  /** Drops unknown fields (a wrong wire type included), as the real pipeline's parser does. */
-  private static final Parser<Event> EVENT_PARSER = DiscardUnknownFieldsParser.wrap(Event.parser());
-
   private final IpHashKey ipHashKey;
   private final int maxRecordBytes;
   private transient Mac ipHasher;
@@ -51,7 +46,7 @@ public final class PassThrough extends ProcessFunction<RawRecord, EnrichedEvent>
     long now = System.currentTimeMillis();
     Event event;
     try {
-      event = EVENT_PARSER.parseFrom(raw.value);
+      event = ValidateEnrichOperator.EVENT_PARSER.parseFrom(raw.value);
     } catch (Exception e) {
       ctx.output(INVALID, reject(raw, RejectReason.REJECT_REASON_UNPARSEABLE, e.toString(), now));
       return;

@@ -13,7 +13,7 @@ import org.apache.flink.api.common.state.StateTtlConfig;
  * restores from a checkpoint. The TTLs here are days long and most state is cleared by its own step
  * first (a session when the watermark closes it), so the check mostly finds nothing, and every
  * entry checked is work on the hot path: 1 per access keeps the state bounded with a fifth of
- * Flink's work (the difference end to end is within run-to-run noise, docs/BENCHMARKS.md).
+ * Flink's work.
  *
  * @param ttlMs how long an entry lives after its last update (0: forever, no TTL)
  * @param cleanupEntries entries checked per state access (0: none)
@@ -33,9 +33,6 @@ public record StateTtl(long ttlMs, int cleanupEntries) implements Serializable {
   public static StateTtl of(long ttlMs) {
     return new StateTtl(ttlMs, DEFAULT_CLEANUP_ENTRIES);
   }
-
-  /** No TTL: entries stay until their step clears them. */
-  public static final StateTtl NONE = new StateTtl(0, 0);
 
   public boolean enabled() {
     return ttlMs > 0;

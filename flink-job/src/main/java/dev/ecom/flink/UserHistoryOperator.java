@@ -51,10 +51,6 @@ public final class UserHistoryOperator
 
   private transient Counter withHistory;
 
-  public UserHistoryOperator(long gapMs, long allowedLatenessMs) {
-    this(gapMs, allowedLatenessMs, StateTtl.NONE);
-  }
-
   /**
    * @param ttl how long a user's state lives after it was last read or written (processing time): a
    *     user who never comes back, and the sessions of theirs no later event closes, do not stay in

@@ -46,13 +46,13 @@ import org.slf4j.LoggerFactory;
  * per Kafka partition, the minimum over this task's partitions): an event more than {@code
  * allowedLatenessMs} behind it leaves with REJECT_REASON_LATE. Downstream steps may see a later
  * watermark by the time they handle an event (the session step holds events while the catalog
- * loads, and its watermark also waits for the catalog input), so judging there made events that
- * were on time when they came in LATE: 762 of 19,272 valid events in one run that started on a
- * backlog. After a restore the watermark of the checkpoint is the floor until the sources pass it,
- * so the records read again are judged as they were the first time (the lowest of the tasks'
- * watermarks: a task that had none, e.g. more tasks than partitions, leaves no floor). Before the
- * first watermark (every partition of the task has sent a record) the record's own partition's
- * watermark (its newest event time so far minus the bound) is the one it is judged against.
+ * loads, and its watermark also waits for the catalog input), so judging there would make events
+ * that were on time when they came in LATE. After a restore the watermark of the checkpoint is the
+ * floor until the sources pass it, so the records read again are judged as they were the first time
+ * (the lowest of the tasks' watermarks: a task that had none, e.g. more tasks than partitions,
+ * leaves no floor). Before the first watermark (every partition of the task has sent a record) the
+ * record's own partition's watermark (its newest event time so far minus the bound) is the one it
+ * is judged against.
  *
  * <p><b>Size and shape:</b> a record over {@code maxRecordBytes} is REJECT_REASON_OVERSIZE_RECORD
  * before it is decoded or handed to native code; unknown fields are dropped when a valid record is
@@ -67,7 +67,7 @@ public final class ValidateEnrichOperator extends AbstractStreamOperator<Enriche
   private static final Logger LOGGER = LoggerFactory.getLogger(ValidateEnrichOperator.class);
 
   /** Drops unknown fields, so an enriched event never carries what a client stuffed in. */
-  private static final Parser<Event> EVENT_PARSER = DiscardUnknownFieldsParser.wrap(Event.parser());
+  static final Parser<Event> EVENT_PARSER = DiscardUnknownFieldsParser.wrap(Event.parser());
 
   /** Side output for rejected records. */
   public static final OutputTag<InvalidEvent> INVALID =

@@ -48,7 +48,7 @@ class MetricsWindowsMiniClusterTest {
               .build());
 
   /** So large that the noise is all but zero: released values can be compared to the truth. */
-  private static final MetricsConfig EXACTISH = new MetricsConfig(60_000, 1e7, 1e7, 250_000);
+  private static final MetricsConfig EXACTISH = new MetricsConfig(60_000, 1e7, 250_000);
 
   private static final List<String> CATEGORIES = List.of("sofas", "beds", "rugs", "");
   private static final EventKind[] KINDS = {

@@ -44,7 +44,7 @@ class SessionOperatorTest {
       harness() throws Exception {
     return ProcessFunctionTestHarnesses.forKeyedBroadcastProcessFunction(
         new SessionOperator(GAP, 5_000, StateTtl.of(TTL)),
-        new EcomPipeline.BySession(),
+        (EnrichedEvent e) -> e.getEvent().getSessionId(),
         Types.STRING,
         SessionOperator.CATALOG);
   }

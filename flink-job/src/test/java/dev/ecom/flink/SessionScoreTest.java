@@ -27,8 +27,8 @@ class SessionScoreTest {
     h =
         ProcessFunctionTestHarnesses.forKeyedCoProcessFunction(
             new SessionScore(GAP),
-            new EcomPipeline.BySession(),
-            new EcomPipeline.SessionKey(),
+            (EnrichedEvent e) -> e.getEvent().getSessionId(),
+            Session::getSessionId,
             Types.STRING);
   }
 

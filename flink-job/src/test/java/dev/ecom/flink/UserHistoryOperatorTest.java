@@ -26,7 +26,9 @@ class UserHistoryOperatorTest {
   void open() throws Exception {
     h =
         ProcessFunctionTestHarnesses.forKeyedProcessFunction(
-            new UserHistoryOperator(GAP, 0), new EcomPipeline.ByUser(), Types.STRING);
+            new UserHistoryOperator(GAP, 0, new StateTtl(0, 0)),
+            (EnrichedEvent e) -> e.getEvent().getUserId(),
+            Types.STRING);
   }
 
   @AfterEach
@@ -80,7 +82,7 @@ class UserHistoryOperatorTest {
     h =
         ProcessFunctionTestHarnesses.forKeyedProcessFunction(
             new UserHistoryOperator(GAP, 0, StateTtl.of(60_000)),
-            new EcomPipeline.ByUser(),
+            (EnrichedEvent e) -> e.getEvent().getUserId(),
             Types.STRING);
     h.setStateTtlProcessingTime(0);
     h.processWatermark(T0 - 1);

@@ -13,12 +13,9 @@ import org.apache.flink.util.Collector;
 
 /**
  * One {@link EcomNative#dpReleaseWindow} call per window releases its four values, each as its own
- * stream ("views/sofas", "carts/sofas", "purchases/sofas", "revenue/sofas") at ε per value.
- *
- * <p>If the accountant refuses (budget exceeded), the job fails with an {@link
- * IllegalStateException} naming the window: the budget is configuration, so going on would either
- * publish without noise or silently drop the window. The window's counts stay in the last
- * checkpoint; once the configuration is fixed, a restart from it releases the window.
+ * stream ("views/sofas", "carts/sofas", "purchases/sofas", "revenue/sofas") at ε per value. The
+ * budget per stream and window is that ε: one release each, and the native accountant refuses a
+ * second.
  */
 final class DpRelease
     extends ProcessWindowFunction<WindowCounts, WindowMetrics, String, TimeWindow> {
@@ -81,25 +78,8 @@ final class DpRelease
     double eps = cfg.epsilonPerValue();
     double[] epsilons = {eps, eps, eps, eps};
     double[] spent = new double[streams.length];
-    long[] noisy;
-    try {
-      noisy =
-          EcomNative.dpReleaseWindow(
-              streams, windowStartMs, values, uppers, epsilons, cfg.budgetPerStreamWindow(), spent);
-    } catch (IllegalStateException refused) {
-      throw new IllegalStateException(
-          "metrics window "
-              + id
-              + ": the privacy budget refused the release, nothing was published ("
-              + "epsilonPerValue "
-              + eps
-              + ", budgetPerStreamWindow "
-              + cfg.budgetPerStreamWindow()
-              + "). Fix the metrics configuration and restart from the last checkpoint, which"
-              + " still holds this window: "
-              + refused.getMessage(),
-          refused);
-    }
+    long[] noisy =
+        EcomNative.dpReleaseWindow(streams, windowStartMs, values, uppers, epsilons, eps, spent);
     if (noisy == null || noisy.length != streams.length) {
       throw new IllegalStateException(
           "dpReleaseWindow returned "

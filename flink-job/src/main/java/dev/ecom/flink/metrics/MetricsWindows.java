@@ -47,7 +47,6 @@ public final class MetricsWindows {
   /** The metrics of {@code events}, one record per window and category that saw an event. */
   public static SingleOutputStreamOperator<WindowMetrics> build(
       DataStream<EnrichedEvent> events, MetricsConfig cfg) {
-    cfg.requireBudgetCoversEpsilon();
     TypeInformation<WindowCounts> counts = TypeInformation.of(WindowCounts.class);
     SingleOutputStreamOperator<WindowMetrics> metrics =
         events
@@ -59,7 +58,8 @@ public final class MetricsWindows {
             // round-robin shuffle, which would deliver an event and the watermarks before it
             // over different channels, so a window could still be open for a late event.
             .setParallelism(events.getParallelism())
-            .keyBy(MetricsWindows::category, Types.STRING)
+            // The catalog category, "" for events without a product or not in the catalog.
+            .keyBy(EnrichedEvent::getCategory, Types.STRING)
             .window(
                 new EventTimeTumbling<>(cfg.windowSizeMs(), new EventTimeTumbling.EventTimeOf()))
             .allowedLateness(Duration.ZERO)
@@ -102,11 +102,6 @@ public final class MetricsWindows {
       b.setUnitPriceCents(ev.getUnitPriceCents());
     }
     return EnrichedEvent.newBuilder().setCategory(e.getCategory()).setEvent(b).build();
-  }
-
-  /** The key: the catalog category, "" for events without a product or not in the catalog. */
-  static String category(EnrichedEvent e) {
-    return e.getCategory();
   }
 
   /**

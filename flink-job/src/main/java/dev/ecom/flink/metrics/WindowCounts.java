@@ -26,17 +26,4 @@ public final class WindowCounts {
     this.purchases = purchases;
     this.revenueCents = revenueCents;
   }
-
-  @Override
-  public String toString() {
-    return "WindowCounts{views="
-        + views
-        + ", carts="
-        + carts
-        + ", purchases="
-        + purchases
-        + ", revenueCents="
-        + revenueCents
-        + "}";
-  }
 }

@@ -26,10 +26,6 @@ public final class ProtoSerializer<T extends Message> extends TypeSerializer<T> 
     this.type = Objects.requireNonNull(type, "type");
   }
 
-  Class<T> type() {
-    return type;
-  }
-
   @SuppressWarnings("unchecked")
   private T defaultInstance() {
     if (defaultInstance == null) {

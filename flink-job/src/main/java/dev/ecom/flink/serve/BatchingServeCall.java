@@ -324,7 +324,9 @@ public abstract class BatchingServeCall<Q, A>
       LOG.warn(
           "{} at {} unavailable ({}: {}{}); events get the declared fallback ({} fallbacks so far)",
           name,
-          cfg.where(),
+          cfg.inProcessModels() == null
+              ? cfg.serveAddress()
+              : "in-process from " + cfg.inProcessModels(),
           why.getCode(),
           why.getDescription(),
           why.getCause() == null ? "" : ", " + why.getCause().getMessage(),

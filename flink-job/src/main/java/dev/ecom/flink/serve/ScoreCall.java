@@ -27,10 +27,6 @@ public final class ScoreCall extends BatchingServeCall<ScoreRequest, ScoreRespon
   private final int reasonsEvery;
   private transient ScoreGrpc.ScoreFutureStub stub;
 
-  public ScoreCall(ServeCallConfig cfg, int topKReasons) {
-    this(cfg, topKReasons, 1);
-  }
-
   /**
    * @param reasonsEvery SHAP reasons for 1 event in this many, chosen by the event id's hash (a
    *     replay chooses the same events); the others are scored without reasons

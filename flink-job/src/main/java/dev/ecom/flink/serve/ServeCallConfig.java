@@ -22,27 +22,4 @@ public record ServeCallConfig(
     long batchMaxDelayMs,
     ServeSecurity security,
     String inProcessModels)
-    implements Serializable {
-
-  /** A call over gRPC. */
-  public ServeCallConfig(
-      String serveAddress,
-      long timeoutMs,
-      int capacity,
-      int batchSize,
-      long batchMaxDelayMs,
-      ServeSecurity security) {
-    this(serveAddress, timeoutMs, capacity, batchSize, batchMaxDelayMs, security, null);
-  }
-
-  /** Where calls go, for logs. */
-  public String where() {
-    return inProcessModels == null ? serveAddress : "in-process from " + inProcessModels;
-  }
-
-  /** A plaintext call without a token. */
-  public ServeCallConfig(
-      String serveAddress, long timeoutMs, int capacity, int batchSize, long batchMaxDelayMs) {
-    this(serveAddress, timeoutMs, capacity, batchSize, batchMaxDelayMs, ServeSecurity.NONE, null);
-  }
-}
+    implements Serializable {}

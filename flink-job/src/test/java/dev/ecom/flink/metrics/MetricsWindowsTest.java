@@ -2,9 +2,9 @@
 package dev.ecom.flink.metrics;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import dev.ecom.flink.JobConfig;
 import dev.ecom.flink.serde.ProtoTypeInfo;
 import dev.ecom.proto.v1.EnrichedEvent;
 import dev.ecom.proto.v1.Event;
@@ -30,7 +30,7 @@ import org.junit.jupiter.api.Test;
 
 class MetricsWindowsTest {
   /** So large that the noise is all but zero: released values can be compared to the truth. */
-  private static final MetricsConfig EXACTISH = new MetricsConfig(60_000, 1e7, 1e7, 250_000);
+  private static final MetricsConfig EXACTISH = new MetricsConfig(60_000, 1e7, 250_000);
 
   static EnrichedEvent event(int n, String category, EventKind kind, int quantity, long price) {
     Event.Builder e =
@@ -162,7 +162,7 @@ class MetricsWindowsTest {
 
   @Test
   void overManyWindowsTheNoiseAveragesOutAtTheExpectedScale() {
-    MetricsConfig cfg = MetricsConfig.defaults();
+    MetricsConfig cfg = JobConfig.defaults().privacy().metrics();
     int windows = 2_000;
     long views = 1_000;
     long revenue = 1_000_000_000; // far from 0, so clamping negatives never bites
@@ -200,7 +200,7 @@ class MetricsWindowsTest {
 
   @Test
   void negativeNoisyValuesAreClampedToZero() {
-    MetricsConfig cfg = new MetricsConfig(60_000, 0.05, 0.05, 1_000);
+    MetricsConfig cfg = new MetricsConfig(60_000, 0.05, 1_000);
     int sawZero = 0;
     for (int i = 0; i < 200; i++) {
       WindowMetrics m =
@@ -212,26 +212,6 @@ class MetricsWindowsTest {
     }
     // About half of the draws around a true 0 are negative, and show as 0.
     assertThat(sawZero).isGreaterThan(50);
-  }
-
-  @Test
-  void aReleaseOverTheBudgetFailsNamingTheWindowAndTheConfig() {
-    MetricsConfig over = new MetricsConfig(60_000, 1.0, 0.5, 1_000);
-    assertThatThrownBy(
-            () ->
-                DpRelease.release("sofas", 120_000, 180_000, new WindowCounts(1, 1, 1, 1), over, 0))
-        .isInstanceOf(IllegalStateException.class)
-        .hasMessageContaining("metrics window 120000/sofas")
-        .hasMessageContaining("budgetPerStreamWindow 0.5")
-        .hasMessageContaining("views/sofas");
-    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
-    DataStream<EnrichedEvent> in =
-        env.fromData(
-            ProtoTypeInfo.forClass(EnrichedEvent.class),
-            event(0, "", EventKind.EVENT_KIND_LOGIN, 0, 0));
-    assertThatThrownBy(() -> MetricsWindows.build(in, over))
-        .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("exceeds budgetPerStreamWindow");
   }
 
   @Test
@@ -252,7 +232,7 @@ class MetricsWindowsTest {
 
   @Test
   void idsAreUniqueAcrossWindowsAndCategories() throws Exception {
-    try (var h = harness(MetricsConfig.defaults())) {
+    try (var h = harness(JobConfig.defaults().privacy().metrics())) {
       List<String> categories = List.of("sofas", "beds", "", "rugs");
       int n = 0;
       Map<String, Integer> expected = new HashMap<>();

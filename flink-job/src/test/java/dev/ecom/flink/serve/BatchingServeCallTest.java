@@ -58,7 +58,7 @@ class BatchingServeCallTest {
 
   @Test
   void reasonsAreAskedForOneEventInNChosenByItsId() {
-    var cfg = new ServeCallConfig("127.0.0.1:1", 1_000, 16, 2, 5);
+    var cfg = new ServeCallConfig("127.0.0.1:1", 1_000, 16, 2, 5, ServeSecurity.NONE, null);
     var every10 = new ScoreCall(cfg, 3, 10);
     int asked = 0;
     for (int n = 0; n < 5_000; n++) {
@@ -69,7 +69,7 @@ class BatchingServeCallTest {
       asked += k > 0 ? 1 : 0;
     }
     assertThat(asked).isBetween(400, 600);
-    assertThat(new ScoreCall(cfg, 3).reasonsFor(event(1, EventKind.EVENT_KIND_PAGE_VIEW)))
+    assertThat(new ScoreCall(cfg, 3, 1).reasonsFor(event(1, EventKind.EVENT_KIND_PAGE_VIEW)))
         .isEqualTo(3);
   }
 
@@ -94,8 +94,10 @@ class BatchingServeCallTest {
       acceptor.setDaemon(true);
       acceptor.start();
       // A long RPC deadline, so the fallback comes from Flink's timeout (fired by the harness).
-      var cfg = new ServeCallConfig("127.0.0.1:" + silent.getLocalPort(), 60_000, 16, 2, 5);
-      var h = harness(new ScoreCall(cfg, 3), 60_000);
+      var cfg =
+          new ServeCallConfig(
+              "127.0.0.1:" + silent.getLocalPort(), 60_000, 16, 2, 5, ServeSecurity.NONE, null);
+      var h = harness(new ScoreCall(cfg, 3, 1), 60_000);
       for (int i = 0; i < 3; i++) {
         h.processElement(new StreamRecord<>(event(i, EventKind.EVENT_KIND_PRODUCT_VIEW), i));
       }
@@ -117,7 +119,7 @@ class BatchingServeCallTest {
 
   @Test
   void anUnreachableGuardGivesTheDeclaredVerdictAndDropsTheIp() throws Exception {
-    var cfg = new ServeCallConfig("127.0.0.1:1", 5_000, 16, 4, 5);
+    var cfg = new ServeCallConfig("127.0.0.1:1", 5_000, 16, 4, 5, ServeSecurity.NONE, null);
     var h = harness(new GuardCall(cfg), 5_000);
     for (int i = 0; i < 5; i++) {
       h.processElement(new StreamRecord<>(event(i, EventKind.EVENT_KIND_PRODUCT_VIEW), i));
@@ -137,7 +139,7 @@ class BatchingServeCallTest {
 
   @Test
   void recommendAsksOnlyAboutItsKindsAndPassesTheRestThrough() throws Exception {
-    var cfg = new ServeCallConfig("127.0.0.1:1", 5_000, 16, 4, 5);
+    var cfg = new ServeCallConfig("127.0.0.1:1", 5_000, 16, 4, 5, ServeSecurity.NONE, null);
     var h = harness(new RecommendCall(cfg, 5, Set.of(EventKind.EVENT_KIND_ADD_TO_CART)), 5_000);
     EnrichedEvent search = event(0, EventKind.EVENT_KIND_SEARCH);
     EnrichedEvent cart = event(1, EventKind.EVENT_KIND_ADD_TO_CART);
