@@ -335,7 +335,8 @@ public final class SessionOperator
     }
     Event ev = e.getEvent();
     if (ev.getKind() == EventKind.EVENT_KIND_PURCHASE) {
-      m.revenueCents += Math.max(0, ev.getQuantity()) * Math.max(0, ev.getUnitPriceCents());
+      // As ecom-core's amount_cents and the metrics: quantity absent or 0 counts as 1.
+      m.revenueCents += Math.max(1, ev.getQuantity()) * Math.max(0, ev.getUnitPriceCents());
       String product = ev.getProductId();
       if (!product.isEmpty() && !Arrays.asList(m.bought).contains(product)) {
         m.bought = Arrays.copyOf(m.bought, m.bought.length + 1);

@@ -54,7 +54,13 @@ public final class SessionScore
 
   private final long gapMs;
   private transient ListState<Scored> scored;
-  private transient ValueState<Long> firstCheckoutMs;
+
+  /**
+   * Times of the key's checkouts and purchases. A session id can come back after the gap as a new
+   * session before the old one's state is cleared; each session takes the first within its span.
+   */
+  private transient ListState<Long> decisionsMs;
+
   private transient ValueState<Long> newestMs;
   private transient ListState<Session> closed;
 
@@ -68,8 +74,8 @@ public final class SessionScore
   @Override
   public void open(OpenContext openContext) {
     scored = getRuntimeContext().getListState(new ListStateDescriptor<>("scored", Scored.class));
-    firstCheckoutMs =
-        getRuntimeContext().getState(new ValueStateDescriptor<>("first-checkout-ms", Long.class));
+    decisionsMs =
+        getRuntimeContext().getListState(new ListStateDescriptor<>("decisions-ms", Long.class));
     newestMs = getRuntimeContext().getState(new ValueStateDescriptor<>("newest-ms", Long.class));
     closed =
         getRuntimeContext()
@@ -119,10 +125,7 @@ public final class SessionScore
       throws Exception {
     long t = e.getEvent().getEventTimeMs();
     if (decides(e.getEvent().getKind())) {
-      Long first = firstCheckoutMs.value();
-      if (first == null || t < first) {
-        firstCheckoutMs.update(t);
-      }
+      decisionsMs.add(t);
     } else if (e.hasPurchaseProbability()) {
       scored.add(
           new Scored(
@@ -153,16 +156,17 @@ public final class SessionScore
     if (!due.isEmpty()) {
       List<Scored> all = new ArrayList<>();
       scored.get().forEach(all::add);
-      Long first = firstCheckoutMs.value();
+      List<Long> decisions = new ArrayList<>();
+      decisionsMs.get().forEach(decisions::add);
       for (Session s : due) {
-        out.collect(withDecisionScore(s, all, first));
+        out.collect(withDecisionScore(s, all, decisions));
       }
       closed.update(later);
     }
     Long newest = newestMs.value();
     if (later.isEmpty() && (newest == null || newest + gapMs <= timestamp)) {
       scored.clear();
-      firstCheckoutMs.clear();
+      decisionsMs.clear();
       newestMs.clear();
     }
   }
@@ -171,12 +175,12 @@ public final class SessionScore
    * The session with the probability of its latest scored event before its first checkout or
    * purchase (among the events of its own time span), if any.
    */
-  static Session withDecisionScore(Session s, List<Scored> scored, Long firstCheckoutMs) {
-    boolean checkedOut =
-        firstCheckoutMs != null
-            && firstCheckoutMs >= s.getStartMs()
-            && firstCheckoutMs <= s.getEndMs();
-    long decision = checkedOut ? firstCheckoutMs : Long.MAX_VALUE;
+  static Session withDecisionScore(Session s, List<Scored> scored, List<Long> decisionsMs) {
+    long decision =
+        decisionsMs.stream()
+            .filter(t -> t >= s.getStartMs() && t <= s.getEndMs())
+            .min(Long::compare)
+            .orElse(Long.MAX_VALUE);
     Scored best = null;
     for (Scored sc : scored) {
       boolean inSession = sc.timeMs >= s.getStartMs() && sc.timeMs <= s.getEndMs();

@@ -233,7 +233,9 @@ class SessionOperatorTest {
     send(event("s-1", T0 + 20 * 60_000, EventKind.EVENT_KIND_PRODUCT_VIEW, "p-1"));
     send(event("s-1", T0, EventKind.EVENT_KIND_PAGE_VIEW, null));
     send(event("s-1", T0 + 10 * 60_000, EventKind.EVENT_KIND_ADD_TO_CART, "p-1"));
-    send(event("s-1", T0 + 15 * 60_000, EventKind.EVENT_KIND_PURCHASE, "p-1"));
+    // A purchase without a quantity is one item, as everywhere else.
+    EnrichedEvent purchase = event("s-1", T0 + 15 * 60_000, EventKind.EVENT_KIND_PURCHASE, "p-1");
+    send(purchase.toBuilder().setEvent(purchase.getEvent().toBuilder().clearQuantity()).build());
 
     h.processWatermark(T0 + 20 * 60_000 + GAP - 1);
     assertThat(side(SessionOperator.SESSIONS)).isEmpty();

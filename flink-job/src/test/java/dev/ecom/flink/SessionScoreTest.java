@@ -106,6 +106,24 @@ class SessionScoreTest {
   }
 
   @Test
+  void aSessionIdBackAfterTheGapIsJudgedByItsOwnCheckout() throws Exception {
+    h.processBothWatermarks(new Watermark(T0 - 1));
+    long later = T0 + 3 * 3_600_000L;
+    // Both sessions' events are read before the watermark closes the first one (a backlog).
+    scored("e", T0, EventKind.EVENT_KIND_PRODUCT_VIEW, 0.1);
+    scored("e", T0 + MIN, EventKind.EVENT_KIND_CHECKOUT_START, 0.5);
+    scored("e", later, EventKind.EVENT_KIND_ADD_TO_CART, 0.6);
+    scored("e", later + MIN, EventKind.EVENT_KIND_CHECKOUT_START, 0.8);
+    scored("e", later + 2 * MIN, EventKind.EVENT_KIND_PAGE_VIEW, 0.9);
+    closed("e", T0, T0 + MIN);
+    closed("e", later, later + 2 * MIN);
+    h.processBothWatermarks(new Watermark(later + 2 * MIN + GAP));
+    assertThat(h.extractOutputValues())
+        .extracting(Session::getPurchaseProbability)
+        .containsExactlyInAnyOrder(0.1, 0.6);
+  }
+
+  @Test
   void stateOfEventsWhoseSessionNeverComesIsDropped() throws Exception {
     h.processBothWatermarks(new Watermark(T0 - 1));
     scored("d", T0, EventKind.EVENT_KIND_PRODUCT_VIEW, 0.4);
