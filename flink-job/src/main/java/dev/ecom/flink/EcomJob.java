@@ -92,6 +92,7 @@ public final class EcomJob {
   }
 
   /** The whole job, Kafka included, ready to execute. */
+  @SuppressWarnings("deprecation") // OffsetResetStrategy is what this connector version takes.
   static StreamExecutionEnvironment buildJob(JobConfig cfg) {
     StreamExecutionEnvironment env = environment(cfg);
     DataStream<RawRecord> raw =
@@ -101,7 +102,7 @@ public final class EcomJob {
                     cfg,
                     cfg.kafka().topics().raw(),
                     "",
-                    committed(OffsetResetStrategy.EARLIEST),
+                    OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST),
                     false),
                 RawEventTime.strategy(cfg),
                 "raw-source")
@@ -144,7 +145,7 @@ public final class EcomJob {
                       cfg,
                       cfg.kafka().topics().shadow(),
                       "-shadow",
-                      committed(OffsetResetStrategy.LATEST),
+                      OffsetsInitializer.committedOffsets(OffsetResetStrategy.LATEST),
                       false),
                   EcomPipeline.shadowTime(cfg),
                   "shadow-source")
@@ -264,11 +265,6 @@ public final class EcomJob {
         .setProperties(kafkaProperties(cfg))
         .setProperty("isolation.level", "read_committed")
         .build();
-  }
-
-  @SuppressWarnings("deprecation") // OffsetResetStrategy is what this connector version takes.
-  private static OffsetsInitializer committed(OffsetResetStrategy reset) {
-    return OffsetsInitializer.committedOffsets(reset);
   }
 
   static <T> KafkaSink<T> kafkaSink(

@@ -61,6 +61,11 @@ public final class SessionScore
    */
   private transient ListState<Long> decisionsMs;
 
+  /**
+   * The one checkout time versions before decisionsMs kept: moved there by the key's next timer.
+   */
+  private transient ValueState<Long> firstCheckoutMs;
+
   private transient ValueState<Long> newestMs;
   private transient ListState<Session> closed;
 
@@ -76,6 +81,8 @@ public final class SessionScore
     scored = getRuntimeContext().getListState(new ListStateDescriptor<>("scored", Scored.class));
     decisionsMs =
         getRuntimeContext().getListState(new ListStateDescriptor<>("decisions-ms", Long.class));
+    firstCheckoutMs =
+        getRuntimeContext().getState(new ValueStateDescriptor<>("first-checkout-ms", Long.class));
     newestMs = getRuntimeContext().getState(new ValueStateDescriptor<>("newest-ms", Long.class));
     closed =
         getRuntimeContext()
@@ -148,6 +155,11 @@ public final class SessionScore
 
   @Override
   public void onTimer(long timestamp, OnTimerContext ctx, Collector<Session> out) throws Exception {
+    Long upgraded = firstCheckoutMs.value();
+    if (upgraded != null) {
+      decisionsMs.add(upgraded);
+      firstCheckoutMs.clear();
+    }
     List<Session> due = new ArrayList<>();
     List<Session> later = new ArrayList<>();
     for (Session s : closed.get()) {
@@ -162,6 +174,13 @@ public final class SessionScore
         out.collect(withDecisionScore(s, all, decisions));
       }
       closed.update(later);
+      // A session closes only once no accepted event can still join it, so a later session of
+      // this id starts after every due one ends: what lies at or before their end is done with.
+      long doneMs = due.stream().mapToLong(Session::getEndMs).max().getAsLong();
+      all.removeIf(sc -> sc.timeMs <= doneMs);
+      decisions.removeIf(t -> t <= doneMs);
+      scored.update(all);
+      decisionsMs.update(decisions);
     }
     Long newest = newestMs.value();
     if (later.isEmpty() && (newest == null || newest + gapMs <= timestamp)) {
