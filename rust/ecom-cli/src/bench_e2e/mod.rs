@@ -154,14 +154,6 @@ impl Design {
             Design::Naive => &["--batch-size", "1"],
         }
     }
-
-    fn name(self) -> &'static str {
-        match self {
-            Design::Ours => "ours",
-            Design::Naive => "naive",
-            Design::Floor => "floor",
-        }
-    }
 }
 
 /// One run of the bench: a name, and the options its job and its sink get besides the
@@ -176,7 +168,11 @@ pub(crate) struct Run {
 impl From<Design> for Run {
     fn from(d: Design) -> Self {
         let owned = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
-        Run { name: d.name().into(), job_args: owned(d.job_args()), sink_args: owned(d.sink_args()) }
+        Run {
+            name: clap::ValueEnum::to_possible_value(&d).expect("every design is a value").get_name().into(),
+            job_args: owned(d.job_args()),
+            sink_args: owned(d.sink_args()),
+        }
     }
 }
 
