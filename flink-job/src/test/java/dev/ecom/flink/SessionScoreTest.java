@@ -7,7 +7,10 @@ import dev.ecom.proto.v1.Event;
 import dev.ecom.proto.v1.EventKind;
 import dev.ecom.proto.v1.Session;
 import java.util.List;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.util.KeyedTwoInputStreamOperatorTestHarness;
 import org.apache.flink.streaming.util.ProcessFunctionTestHarnesses;
@@ -121,6 +124,28 @@ class SessionScoreTest {
     assertThat(h.extractOutputValues())
         .extracting(Session::getPurchaseProbability)
         .containsExactlyInAnyOrder(0.1, 0.6);
+  }
+
+  @Test
+  void aCheckoutKeptByTheVersionBeforeStillCutsItsSession() throws Exception {
+    h.processBothWatermarks(new Watermark(T0 - 1));
+    scored("f", T0, EventKind.EVENT_KIND_PRODUCT_VIEW, 0.2);
+    scored("f", T0 + 2 * MIN, EventKind.EVENT_KIND_PAGE_VIEW, 0.7);
+    // What a job before decisions-ms kept of the checkout at T0 + 1 min, as restored.
+    h.getOperator().setCurrentKey("f");
+    h.getOperator()
+        .getKeyedStateBackend()
+        .getPartitionedState(
+            VoidNamespace.INSTANCE,
+            VoidNamespaceSerializer.INSTANCE,
+            new ValueStateDescriptor<>("first-checkout-ms", Long.class))
+        .update(T0 + MIN);
+    closed("f", T0, T0 + 2 * MIN);
+    h.processBothWatermarks(new Watermark(T0 + 2 * MIN + GAP));
+    assertThat(h.extractOutputValues())
+        .singleElement()
+        .satisfies(s -> assertThat(s.getPurchaseProbability()).isEqualTo(0.2));
+    assertThat(h.numKeyedStateEntries()).isZero();
   }
 
   @Test
