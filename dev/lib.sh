@@ -88,6 +88,12 @@ start_flink_daemon() {
     "$FLINK_HOME/bin/$1.sh" start >>"$dir/log/start.out" 2>&1
   # flink-daemon.sh names its pid files after $USER, which may be unset: glob.
   cat "$dir"/pid/flink-*-"$kind".pid | tail -n1 >"$ECOM_RUN/$pidfile.pid"
+  # The recorded pid is the forked shell's until it execs the JVM: give it up to 10 s to become
+  # the daemon, so that pid_of right after this does not take a starting daemon for a dead one.
+  for _ in $(seq 50); do
+    pid_of "$pidfile" >/dev/null && return 0
+    sleep 0.2
+  done
 }
 
 # Versions as reported by the running servers (pinned version when it cannot be asked).
