@@ -35,8 +35,8 @@ pub(crate) struct ClusterArgs {
     /// Flink REST URL.
     #[arg(long, default_value = "http://127.0.0.1:8081", env = "FLINK_REST", global = true)]
     pub(crate) flink_rest: String,
-    /// Kafka bootstrap servers (host:port, comma-separated): crate::stack::KafkaArgs, global
-    /// here because the demo's subcommands share it.
+    // stack::KafkaArgs' flag, global here because the demo's subcommands share it.
+    /// Kafka bootstrap servers (host:port, comma-separated).
     #[arg(
         long = "bootstrap-servers",
         visible_alias = "brokers",
