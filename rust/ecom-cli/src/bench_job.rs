@@ -97,18 +97,14 @@ struct Case<'a> {
     rate: Option<f64>,
 }
 
-/// Every process's pid and command line (arguments joined by spaces), from /proc (Linux).
-pub(crate) fn cmdlines() -> Vec<(u32, String)> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|d| {
-            let pid = d.file_name().to_str()?.parse::<u32>().ok()?;
-            let cmd = std::fs::read(d.path().join("cmdline")).ok()?;
-            Some((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
-        })
-        .collect()
+/// Every process's pid and command line (arguments joined by spaces), from /proc (Linux), read
+/// as the iterator is.
+pub(crate) fn cmdlines() -> impl Iterator<Item = (u32, String)> {
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|d| {
+        let pid = d.file_name().to_str()?.parse::<u32>().ok()?;
+        let cmd = std::fs::read(d.path().join("cmdline")).ok()?;
+        Some((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
+    })
 }
 
 /// A process's peak resident memory (VmHWM), MB.
@@ -141,7 +137,7 @@ impl Procs {
             ("elastic", "org.elasticsearch.bootstrap.Elasticsearch"),
             ("ferretdb", "ferretdb"),
         ];
-        let cmdlines = cmdlines();
+        let cmdlines: Vec<(u32, String)> = cmdlines().collect();
         for (name, pattern) in patterns {
             // A process the caller started (a second TaskManager) is not the stack's.
             if let Some((pid, _)) =

@@ -196,11 +196,11 @@ impl ScoreApi for Scorer {
     async fn predict_batch(&self, request: Request<ScoreBatchRequest>) -> Result<Response<ScoreBatchResponse>, Status> {
         let started = Instant::now();
         let reqs = request.into_inner().requests;
-        let out = if let Err(e) = crate::check_batch(reqs.len(), self.max_batch) {
-            Err(e)
-        } else {
+        let out = async {
+            crate::check_batch(reqs.len(), self.max_batch)?;
             self.score_all(reqs).await
-        };
+        }
+        .await;
         observe("Score.PredictBatch", started, out.is_ok());
         Ok(Response::new(ScoreBatchResponse { responses: out? }))
     }

@@ -162,9 +162,7 @@ pub(super) fn sample_memory(
         while !s.load(std::sync::atomic::Ordering::Relaxed) {
             let mut now: Vec<(String, u32)> =
                 pids.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(n, p)| (n.clone(), *p)).collect();
-            if let Some((tm, _)) =
-                crate::bench_job::cmdlines().into_iter().find(|(_, c)| c.contains("TaskManagerRunner"))
-            {
+            if let Some((tm, _)) = crate::bench_job::cmdlines().find(|(_, c)| c.contains("TaskManagerRunner")) {
                 now.push(("flink-taskmanager".into(), tm));
             }
             for (name, pid) in now {

@@ -279,10 +279,11 @@ impl GuardApi for Guard {
     async fn check_batch(&self, request: Request<GuardBatchRequest>) -> Result<Response<GuardBatchResponse>, Status> {
         let started = Instant::now();
         let reqs = request.into_inner().requests;
-        let out = match crate::check_batch(reqs.len(), self.max_batch) {
-            Ok(()) => Ok(GuardBatchResponse { responses: self.check_each(reqs).await }),
-            Err(e) => Err(e),
-        };
+        let out = async {
+            crate::check_batch(reqs.len(), self.max_batch)?;
+            Ok::<_, Status>(GuardBatchResponse { responses: self.check_each(reqs).await })
+        }
+        .await;
         crate::observe("Guard.CheckBatch", started, out.is_ok());
         Ok(Response::new(out?))
     }

@@ -10,6 +10,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.function.Function;
 
 /**
  * The job's options in the order the usage lists them. {@link JobConfig#parse} reads each into its
@@ -26,44 +27,47 @@ public final class JobOptions {
     return option;
   }
 
+  private static <T> JobOption<T> add(
+      String name, String defaultValue, String help, Function<String, T> read) {
+    return add(new JobOption<>(name, defaultValue, help, read));
+  }
+
   private static JobOption<String> text(String name, String defaultValue, String help) {
-    return add(new JobOption<>(name, defaultValue, help, s -> s));
+    return add(name, defaultValue, help, s -> s);
   }
 
   private static JobOption<Boolean> bool(String name, String defaultValue, String help) {
     return add(
-        new JobOption<>(
-            name,
-            defaultValue,
-            help,
-            s -> {
-              if (!s.equals("true") && !s.equals("false")) {
-                throw new IllegalArgumentException("'" + s + "' is not true or false");
-              }
-              return s.equals("true");
-            }));
+        name,
+        defaultValue,
+        help,
+        s -> {
+          if (!s.equals("true") && !s.equals("false")) {
+            throw new IllegalArgumentException("'" + s + "' is not true or false");
+          }
+          return s.equals("true");
+        });
   }
 
   /** A whole number of at least {@code min}. */
   private static JobOption<Long> atLeast(long min, String name, String defaultValue, String help) {
-    return add(new JobOption<>(name, defaultValue, help, s -> whole(s, min, help)));
+    return add(name, defaultValue, help, s -> whole(s, min, help));
   }
 
   /** A whole number of at least {@code min} that fits an int. */
   private static JobOption<Integer> intAtLeast(
       int min, String name, String defaultValue, String help) {
     return add(
-        new JobOption<>(
-            name,
-            defaultValue,
-            help,
-            s -> {
-              long v = whole(s, min, help);
-              if (v > Integer.MAX_VALUE) {
-                throw new IllegalArgumentException(v + " is too large");
-              }
-              return (int) v;
-            }));
+        name,
+        defaultValue,
+        help,
+        s -> {
+          long v = whole(s, min, help);
+          if (v > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(v + " is too large");
+          }
+          return (int) v;
+        });
   }
 
   private static long whole(String s, long min, String help) {
@@ -83,22 +87,21 @@ public final class JobOptions {
   /** A finite number above 0. */
   private static JobOption<Double> positiveDecimal(String name, String defaultValue, String help) {
     return add(
-        new JobOption<>(
-            name,
-            defaultValue,
-            help,
-            s -> {
-              double v;
-              try {
-                v = Double.parseDouble(s);
-              } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("'" + s + "' is not a number");
-              }
-              if (!(v > 0) || Double.isInfinite(v)) {
-                throw new IllegalArgumentException(v + " must be > 0 and finite");
-              }
-              return v;
-            }));
+        name,
+        defaultValue,
+        help,
+        s -> {
+          double v;
+          try {
+            v = Double.parseDouble(s);
+          } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("'" + s + "' is not a number");
+          }
+          if (!(v > 0) || Double.isInfinite(v)) {
+            throw new IllegalArgumentException(v + " must be > 0 and finite");
+          }
+          return v;
+        });
   }
 
   // Kafka
@@ -106,13 +109,12 @@ public final class JobOptions {
       text("bootstrap-servers", "127.0.0.1:9092", "Kafka bootstrap servers");
   static final JobOption<Map<String, String>> KAFKA_PROPERTIES_FILE =
       add(
-          new JobOption<>(
-              "kafka-properties-file",
-              null,
-              "Java properties file of Kafka client settings for every source and sink (TLS, SASL;"
-                  + " read where the job is submitted; use Kafka's config providers, e.g."
-                  + " ${file:/path:key}, to keep secrets out of the job)",
-              JobOptions::kafkaProperties));
+          "kafka-properties-file",
+          null,
+          "Java properties file of Kafka client settings for every source and sink (TLS, SASL;"
+              + " read where the job is submitted; use Kafka's config providers, e.g."
+              + " ${file:/path:key}, to keep secrets out of the job)",
+          JobOptions::kafkaProperties);
   static final JobOption<String> GROUP_ID =
       text("group-id", "ecom-flink", "Kafka consumer group of the source");
   static final JobOption<String> RAW_TOPIC =
@@ -154,15 +156,14 @@ public final class JobOptions {
   // ecom serve
   static final JobOption<String> SERVE_ADDRESS =
       add(
-          new JobOption<>(
-              "serve-address",
-              "127.0.0.1:50051",
-              "gRPC address of ecom serve (host:port), or of several, comma-separated: calls go round"
-                  + " robin across the instances that answer",
-              s -> {
-                dev.ecom.flink.serve.ServeAddresses.parse(s);
-                return s;
-              }));
+          "serve-address",
+          "127.0.0.1:50051",
+          "gRPC address of ecom serve (host:port), or of several, comma-separated: calls go round"
+              + " robin across the instances that answer",
+          s -> {
+            dev.ecom.flink.serve.ServeAddresses.parse(s);
+            return s;
+          });
   static final JobOption<String> SERVE_TLS_CA_FILE =
       text(
           "serve-tls-ca-file",
@@ -206,11 +207,10 @@ public final class JobOptions {
       intAtLeast(1, "recommend-k", "5", "products recommended per event");
   static final JobOption<Set<EventKind>> RECOMMEND_KINDS =
       add(
-          new JobOption<>(
-              "recommend-kinds",
-              "product_view,add_to_cart",
-              "event kinds that get recommendations (comma-separated)",
-              JobOptions::eventKinds));
+          "recommend-kinds",
+          "product_view,add_to_cart",
+          "event kinds that get recommendations (comma-separated)",
+          JobOptions::eventKinds);
   static final JobOption<Integer> RPC_BATCH_SIZE =
       intAtLeast(1, "rpc-batch-size", "64", "events per batch call to ecom serve");
   static final JobOption<Long> RPC_BATCH_MAX_DELAY_MS =

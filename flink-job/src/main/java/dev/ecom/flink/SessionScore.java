@@ -61,9 +61,7 @@ public final class SessionScore
    */
   private transient ListState<Long> decisionsMs;
 
-  /**
-   * The one checkout time versions before decisionsMs kept: moved there by the key's next timer.
-   */
+  /** The one checkout time versions before decisionsMs kept: read with it when a session is due. */
   private transient ValueState<Long> firstCheckoutMs;
 
   private transient ValueState<Long> newestMs;
@@ -155,37 +153,41 @@ public final class SessionScore
 
   @Override
   public void onTimer(long timestamp, OnTimerContext ctx, Collector<Session> out) throws Exception {
-    Long upgraded = firstCheckoutMs.value();
-    if (upgraded != null) {
-      decisionsMs.add(upgraded);
-      firstCheckoutMs.clear();
-    }
     List<Session> due = new ArrayList<>();
     List<Session> later = new ArrayList<>();
     for (Session s : closed.get()) {
       (s.getEndMs() + gapMs <= timestamp ? due : later).add(s);
     }
+    Long newest = newestMs.value();
+    boolean keyDone = later.isEmpty() && (newest == null || newest + gapMs <= timestamp);
     if (!due.isEmpty()) {
       List<Scored> all = new ArrayList<>();
       scored.get().forEach(all::add);
       List<Long> decisions = new ArrayList<>();
       decisionsMs.get().forEach(decisions::add);
+      Long upgraded = firstCheckoutMs.value();
+      if (upgraded != null) {
+        decisions.add(upgraded);
+        firstCheckoutMs.clear();
+      }
       for (Session s : due) {
         out.collect(withDecisionScore(s, all, decisions));
       }
       closed.update(later);
-      // A session closes only once no accepted event can still join it, so a later session of
-      // this id starts after every due one ends: what lies at or before their end is done with.
-      long doneMs = due.stream().mapToLong(Session::getEndMs).max().getAsLong();
-      all.removeIf(sc -> sc.timeMs <= doneMs);
-      decisions.removeIf(t -> t <= doneMs);
-      scored.update(all);
-      decisionsMs.update(decisions);
+      if (!keyDone) {
+        // A session closes only once no accepted event can still join it, so a later session of
+        // this id starts after every due one ends: what lies at or before their end is done with.
+        long doneMs = due.stream().mapToLong(Session::getEndMs).max().getAsLong();
+        all.removeIf(sc -> sc.timeMs <= doneMs);
+        decisions.removeIf(t -> t <= doneMs);
+        scored.update(all);
+        decisionsMs.update(decisions);
+      }
     }
-    Long newest = newestMs.value();
-    if (later.isEmpty() && (newest == null || newest + gapMs <= timestamp)) {
+    if (keyDone) {
       scored.clear();
       decisionsMs.clear();
+      firstCheckoutMs.clear();
       newestMs.clear();
     }
   }
