@@ -165,9 +165,10 @@ public final class EcomPipeline {
             .name("catalog-parse");
     BroadcastStream<Product> products =
         parsedCatalog
-            .assignTimestampsAndWatermarks(new CatalogWatermarks())
+            .assignTimestampsAndWatermarks(new CatalogWatermarks(cfg.eventTime().catalogWaitMs()))
             .uid(UID_CATALOG_TIME)
             .name("catalog-time")
+            .setParallelism(1)
             .broadcast(SessionOperator.CATALOG);
     // The user's earlier sessions; a session's events all come from one user, so they stay in
     // order through this step.

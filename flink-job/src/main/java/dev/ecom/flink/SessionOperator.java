@@ -46,7 +46,9 @@ import org.apache.flink.util.OutputTag;
  *   <li><b>Catalog join</b>: category, price, material and style of its product from {@link
  *       #CATALOG}. Until the first catalog record has arrived, events wait in keyed state (at most
  *       {@code catalogWaitMs} of processing time), so a job started on a full topic does not enrich
- *       its first events without a catalog. A product the catalog lacks sets catalog_miss.
+ *       its first events without a catalog; {@link CatalogWatermarks} holds this step's event time
+ *       meanwhile, so no session closes with its events still waiting. A product the catalog lacks
+ *       sets catalog_miss.
  *   <li><b>Running features</b>: ecom-core folds the event into the session's state over JNI; the
  *       event leaves with the session's features so far and its LSH tokens, ready to be scored.
  * </ol>

@@ -30,6 +30,7 @@ import java.util.Map;
 import java.util.function.Function;
 import java.util.stream.Collectors;
 import javax.crypto.Mac;
+import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.PipelineOptions;
@@ -171,10 +172,23 @@ class EcomPipelineTest {
   private static final String CATALOG_TOPIC = "ecom.catalog";
 
   private Outcome run(JobConfig cfg) throws Exception {
-    return run(cfg, 2);
+    return run(cfg, 2, 0);
   }
 
   private Outcome run(JobConfig cfg, int parallelism) throws Exception {
+    return run(cfg, parallelism, 0);
+  }
+
+  /** Delays each catalog record, so the events' input ends before the catalog's. */
+  private record SlowCatalog(long delayMs) implements MapFunction<RawRecord, RawRecord> {
+    @Override
+    public RawRecord map(RawRecord r) throws InterruptedException {
+      Thread.sleep(delayMs);
+      return r;
+    }
+  }
+
+  private Outcome run(JobConfig cfg, int parallelism, long catalogDelayMs) throws Exception {
     buildInput();
     StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
     env.setParallelism(parallelism);
@@ -183,7 +197,9 @@ class EcomPipelineTest {
     DataStream<RawRecord> raw =
         env.fromData(input, TypeInformation.of(RawRecord.class))
             .assignTimestampsAndWatermarks(RawEventTime.strategy(cfg));
-    DataStream<RawRecord> products = env.fromData(catalog(), TypeInformation.of(RawRecord.class));
+    DataStream<RawRecord> products =
+        env.fromData(catalog(), TypeInformation.of(RawRecord.class))
+            .map(new SlowCatalog(catalogDelayMs), TypeInformation.of(RawRecord.class));
     CollectingSink<EnrichedEvent> enriched = new CollectingSink<>();
     CollectingSink<InvalidEvent> invalid = new CollectingSink<>();
     CollectingSink<Session> sessions = new CollectingSink<>();
@@ -258,8 +274,10 @@ class EcomPipelineTest {
 
   @Test
   void everyRecordEndsUpEnrichedOrInvalidAndTheGuardFallsBack() throws Exception {
-    // Nothing listens on port 1: every Guard call fails fast with UNAVAILABLE.
-    Outcome out = run(config("127.0.0.1:1"));
+    // Nothing listens on port 1: every Guard call fails fast with UNAVAILABLE. The catalog comes
+    // slower than the events, and still every event is joined with it: no session closes before
+    // the catalog is in, not even at the end of the events' input.
+    Outcome out = run(config("127.0.0.1:1"), 2, 150);
 
     assertThat(out.enriched().size() + out.invalid().size())
         .isEqualTo(input.size() + BAD_CATALOG_OFFSETS.size());
