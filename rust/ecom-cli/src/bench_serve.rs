@@ -322,16 +322,14 @@ pub(crate) async fn run(a: ServeBench) -> anyhow::Result<()> {
         );
     }
     let batch = a.batch;
-    // Requests as the job sends them: with the event id and time a shadow score is joined by.
+    // Requests as the job sends them.
     let score_req = {
         let (inp, hash) = (inp.clone(), hash.clone());
         move |i: u64, k: u32| ScoreRequest {
             features: inp.rows[i as usize % inp.rows.len()].clone(),
             feature_schema_hash: (*hash).clone(),
             top_k_reasons: k,
-            event_id: format!("bench-{i}"),
             session_id: format!("bench-{}", i / 16),
-            event_time_ms: ecom_core::now_ms(),
             ..Default::default()
         }
     };

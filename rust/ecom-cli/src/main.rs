@@ -172,12 +172,6 @@ struct ServeArgs {
     /// concurrent ones (the baseline `ecom bench serve` measures against).
     #[arg(long)]
     no_coalesce: bool,
-    /// Where the shadow version's scores go (`ecom models shadow VERSION`): one ShadowBatch
-    /// record per PredictBatch call. Kafka is only contacted once a shadow is set.
-    #[arg(long, default_value = ecom_core::topics::SHADOW)]
-    shadow_topic: String,
-    #[command(flatten)]
-    kafka: stack::KafkaArgs,
     /// PEM certificate chain of gRPC's TLS (with --tls-key); without it gRPC is plaintext.
     #[arg(long, env = "ECOM_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -374,33 +368,6 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Shadow scores to `topic`, one record per batch (a ShadowBatch, no key), through an
-/// idempotent producer made at the first publish. Queued without waiting; a batch the
-/// producer's queue cannot take, or Kafka refuses, is counted by its rows
-/// (`ecom_shadow_dropped_rows_total`), never retried into the serving path.
-fn shadow_publisher(brokers: String, topic: String) -> ecom_serve::shadow::Publish {
-    use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
-    let producer: std::sync::OnceLock<Option<ThreadedProducer<DefaultProducerContext>>> = std::sync::OnceLock::new();
-    ecom_serve::shadow::Publish(std::sync::Arc::new(move |batch| {
-        let producer = producer.get_or_init(|| {
-            let made = ecom_sink::kafka::client(&brokers)
-                .and_then(|mut c| Ok(c.set("enable.idempotence", "true").set("linger.ms", "20").create()?));
-            made.map_err(|e| tracing::error!(error = format!("{e:#}"), %brokers, "no Kafka producer for shadow scores"))
-                .ok()
-        });
-        let rows = batch.scores.len() as u64;
-        let value = prost::Message::encode_to_vec(&batch);
-        let sent =
-            producer.as_ref().map(|p| p.send(BaseRecord::<(), _>::to(&topic).payload(&value)).map_err(|(e, _)| e));
-        let counter = if matches!(sent, Some(Ok(()))) {
-            "ecom_shadow_published_rows_total"
-        } else {
-            "ecom_shadow_dropped_rows_total"
-        };
-        metrics::counter!(counter).increment(rows);
-    }))
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing();
     match cli.cmd {
@@ -439,7 +406,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map_err(anyhow::Error::msg)?
                     .map(ecom_core::secret::Secret::new),
                 version: VERSION.to_string(),
-                shadow_publish: Some(shadow_publisher(a.kafka.brokers, a.shadow_topic)),
             };
             ecom_serve::run(cfg, shutdown_signal()).await.context("ecom serve")
         }

@@ -1,8 +1,9 @@
 //! `ecom models`: the versions of a models folder, and which one serves. `promote` and
 //! `rollback` move CURRENT atomically (a running `ecom serve` picks the move up within its
 //! --reload-ms) and record every move in models/HISTORY (ecom_model::versions). `shadow` has
-//! serve score a candidate beside the serving version, published to ecom.shadow and never
-//! answered, so the job's live quality compares the two before a promotion.
+//! serve score a candidate beside the serving version, its score in each answer next to the
+//! serving one and never instead of it, so the job's live quality compares the two on the same
+//! sessions before a promotion.
 use ecom_model::versions::{self, Move};
 use std::path::PathBuf;
 
@@ -36,9 +37,9 @@ enum ModelsCmd {
     Rollback,
     /// Every move of CURRENT, oldest first.
     History,
-    /// Score VERSION in shadow: a running ecom serve scores every PredictBatch row with it too
-    /// (within its --reload-ms) and publishes those scores to its --shadow-topic, never in an
-    /// answer; the job's live quality then has a window per version. Checked as promote checks.
+    /// Score VERSION in shadow: a running ecom serve scores every row with it too (within its
+    /// --reload-ms) and returns that score beside the answer (shadow_probability), never as it;
+    /// the job's live quality then has a window per version. Checked as promote checks.
     Shadow {
         /// A version directory of the models folder (not the serving one).
         #[arg(required_unless_present = "off", conflicts_with = "off")]

@@ -1,9 +1,9 @@
 //! `ecom models` against a real `ecom serve`: promote moves what serve scores with, a version
 //! that cannot serve is refused and changes nothing, rollback brings the earlier one back, and
-//! the list and the history say so; a shadow version's scores reach Kafka and never an answer.
-//! Needs the local stack's Redis (serve's Guard) and Kafka.
+//! the list and the history say so; a shadow version's score comes beside each answer and never
+//! changes it. Needs the local stack's Redis (serve's Guard).
 use ecom_proto::v1::score_client::ScoreClient;
-use ecom_proto::v1::{DescribeRequest, ScoreBatchRequest, ScoreRequest, ShadowBatch, ShadowScore};
+use ecom_proto::v1::{DescribeRequest, ScoreBatchRequest, ScoreRequest};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -65,13 +65,11 @@ async fn promote_and_rollback_move_what_a_running_serve_scores_with() {
     std::fs::remove_file(models.join("v3/xgboost.json")).unwrap();
 
     let (grpc, http) = (free_port(), free_port());
-    // Kafka creates the topic at the first record (the local broker's default).
-    let topic = format!("ecom-test-shadow-{}-{}", std::process::id(), free_port());
     let log = std::fs::File::create(root.join("serve.log")).unwrap();
     let _serve = Serve(
         Command::new(env!("CARGO_BIN_EXE_ecom"))
             .args(["serve", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
-            .args(["--reload-ms", "100", "--shadow-topic", &topic])
+            .args(["--reload-ms", "100"])
             .env("ECOM_MODELS_DIR", &models)
             .env("ECOM_IP_HASH_KEY", "models-test-key")
             .stderr(log)
@@ -116,43 +114,44 @@ async fn promote_and_rollback_move_what_a_running_serve_scores_with() {
     let table = ok(ecom(&["models", "list"], &models));
     assert!(table.lines().any(|l| l.starts_with("v1 ") && l.contains("serving")), "{table}");
 
-    // Shadow: v2 scores every PredictBatch row beside v1, to Kafka; answers stay v1's.
+    // Shadow: v2 scores every row beside v1, in the same answer; the answers stay v1's.
     let refused = ecom(&["models", "shadow", "v1"], &models);
     assert_eq!(refused.status.code(), Some(2), "the serving version cannot be its own shadow");
     assert!(ok(ecom(&["models", "shadow", "v2"], &models)).contains("shadow: v2"));
     let table = ok(ecom(&["models", "list"], &models));
     assert!(table.lines().any(|l| l.starts_with("v2 ") && l.contains("shadow")), "{table}");
     let info = score.describe(DescribeRequest {}).await.unwrap().into_inner();
-    let batch = |tag: &str| ScoreBatchRequest {
+    let batch = ScoreBatchRequest {
         requests: (0..20)
             .map(|i| ScoreRequest {
                 session_id: format!("s{i}"),
-                event_id: format!("{tag}-{i}"),
-                event_time_ms: 1_767_225_600_000 + i,
                 features: vec![f64::from(i as u32); info.core_feature_count as usize],
                 feature_schema_hash: info.core_schema_hash.clone(),
                 ..Default::default()
             })
             .collect(),
     };
-    let mut published = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    // serve loads the shadow within its --reload-ms; batches before that publish nothing.
-    while published.is_empty() {
-        assert!(Instant::now() < deadline, "no shadow scores on {topic}");
-        let answers = score.predict_batch(batch("on")).await.unwrap().into_inner().responses;
-        assert!(answers.iter().all(|a| a.model_version == "v1"), "a shadow score in an answer: {answers:?}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let batches = read_shadow(&topic, Duration::from_secs(2));
-        // One record per batch, holding the whole batch.
-        assert!(batches.iter().all(|b| b.scores.len() == 20), "a shadow record is not one whole batch");
-        published = batches.into_iter().flat_map(|b| b.scores).collect::<Vec<ShadowScore>>();
+    // serve loads the shadow within its --reload-ms; answers before that carry none.
+    let answers = loop {
+        let answers = score.predict_batch(batch.clone()).await.unwrap().into_inner().responses;
+        assert!(answers.iter().all(|a| a.model_version == "v1"), "a shadow changed an answer: {answers:?}");
+        if answers.iter().any(|a| a.shadow_probability.is_some()) {
+            break answers;
+        }
+        assert!(Instant::now() < deadline, "no shadow scores in the answers");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Every row, and v2 is v1 under another name: the same scores.
+    for a in &answers {
+        assert_eq!(a.shadow_model_version, "v2");
+        assert!((a.shadow_probability.unwrap() - a.purchase_probability).abs() < 1e-9, "{a:?}");
     }
-    let first = &published[0];
-    assert_eq!((first.model_version.as_str(), first.serving_version.as_str()), ("v2", "v1"));
-    assert!(published.iter().all(|s| s.event_id.starts_with("on-") && s.event_time_ms > 0));
-    // v2 is v1 under another name: the same scores.
-    assert!(published.iter().all(|s| (s.purchase_probability - s.serving_probability).abs() < 1e-9));
+    let single = score.predict(batch.requests[3].clone()).await.unwrap().into_inner();
+    assert_eq!(
+        (single.shadow_probability, single.shadow_model_version.as_str()),
+        (answers[3].shadow_probability, "v2")
+    );
 
     ok(ecom(&["models", "shadow", "--off"], &models));
     // Ready when serve says it unloaded the shadow (its gauge for v2 drops to 0).
@@ -166,36 +165,10 @@ async fn promote_and_rollback_move_what_a_running_serve_scores_with() {
         assert!(Instant::now() < deadline, "serve did not unload the shadow:\n{text}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    score.predict_batch(batch("off")).await.unwrap();
-    // read_shadow reads until the topic is quiet for 2 s: a shadow score would be in by then.
-    let after = read_shadow(&topic, Duration::from_secs(2));
+    let after = score.predict_batch(batch).await.unwrap().into_inner().responses;
     assert!(
-        after.iter().flat_map(|b| &b.scores).all(|s| s.event_id.starts_with("on-")),
+        after.iter().all(|a| a.shadow_probability.is_none() && a.shadow_model_version.is_empty()),
         "shadow scoring went on after --off"
     );
     let _ = std::fs::remove_dir_all(&root);
-}
-
-/// Every ShadowBatch on `topic` so far (read_committed from the start, until `quiet`).
-fn read_shadow(topic: &str, quiet: Duration) -> Vec<ShadowBatch> {
-    use prost::Message as _;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::Message as _;
-    let c: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", "127.0.0.1:9092")
-        .set("group.id", format!("models-test-{}", std::process::id()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    c.subscribe(&[topic]).unwrap();
-    let mut out = Vec::new();
-    let mut last = Instant::now();
-    while last.elapsed() < quiet {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            out.push(ShadowBatch::decode(m.payload().unwrap_or_default()).unwrap());
-            last = Instant::now();
-        }
-    }
-    out
 }

@@ -34,7 +34,6 @@ fn the_jobs_topics_are_ecom_cores() {
         ("SESSIONS", topics::SESSIONS),
         ("METRICS", topics::METRICS),
         ("QUALITY", topics::QUALITY),
-        ("SHADOW", topics::SHADOW),
         ("CATALOG", topics::CATALOG),
     ];
     assert_eq!(named, rust);

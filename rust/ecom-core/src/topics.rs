@@ -14,8 +14,6 @@ pub const SESSIONS: &str = "ecom.sessions";
 pub const METRICS: &str = "ecom.metrics";
 /// Each model version's live quality per window of closed sessions.
 pub const QUALITY: &str = "ecom.quality";
-/// A candidate model's scores beside the serving one's (ecom serve, models/SHADOW).
-pub const SHADOW: &str = "ecom.shadow";
 /// The generator's ground truth per session (the oracle; never read by the job).
 pub const TRUTH: &str = "ecom.truth";
 /// The product catalog, compacted by product id.
@@ -24,5 +22,4 @@ pub const CATALOG: &str = "ecom.catalog";
 pub const SINK_DEADLETTER: &str = "ecom.sink.deadletter";
 
 /// Every topic, in dev/up's order.
-pub const ALL: [&str; 10] =
-    [RAW, ENRICHED, INVALID, SESSIONS, METRICS, QUALITY, SHADOW, TRUTH, CATALOG, SINK_DEADLETTER];
+pub const ALL: [&str; 9] = [RAW, ENRICHED, INVALID, SESSIONS, METRICS, QUALITY, TRUTH, CATALOG, SINK_DEADLETTER];

@@ -11,7 +11,7 @@ pub mod guard;
 mod http;
 pub mod model;
 pub mod score;
-pub mod shadow;
+mod shadow;
 
 use anyhow::Context;
 use ecom_core::secret::{Secret, SecretUrl};
@@ -59,8 +59,6 @@ pub struct ServeConfig {
     pub ip_hash_key: Option<Secret>,
     /// What /health reports as the build (the ecom binary passes its version and commit).
     pub version: String,
-    /// Where the shadow version's scores go (models/SHADOW; None: no shadow scoring).
-    pub shadow_publish: Option<shadow::Publish>,
 }
 
 /// TLS of the gRPC port, in PEM.
@@ -146,7 +144,6 @@ impl Default for ServeConfig {
             token: None,
             ip_hash_key: None,
             version: env!("CARGO_PKG_VERSION").to_string(),
-            shadow_publish: None,
         }
     }
 }
@@ -195,20 +192,18 @@ pub async fn run(cfg: ServeConfig, shutdown: impl Future<Output = ()> + Send + '
     health.set_serving::<GuardServer<guard::Guard>>().await;
     tokio::spawn(model_health(store.clone(), health.clone(), cfg.reload_every));
     tokio::spawn(store.clone().watch(cfg.reload_every));
-    let mut scorer = score::Scorer::new(store.clone(), cfg.max_batch, if cfg.coalesce { score_threads() } else { 0 })
-        .context("starting the scoring threads")?;
-    if let Some(publish) = cfg.shadow_publish.clone() {
-        let shadow = Arc::new(model::ModelStore::shadow(cfg.models_dir.clone(), booster_copies()));
-        // Loaded before serving, as CURRENT is: the first answers get their shadow scores too.
-        let loading = shadow.clone();
-        match tokio::task::spawn_blocking(move || loading.refresh()).await.context("shadow model load task")? {
-            Ok(Some(v)) => tracing::info!(version = %v, "scoring in shadow"),
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = format!("{e:#}"), "the shadow model does not load; no shadow scores"),
-        }
-        tokio::spawn(shadow.clone().watch(cfg.reload_every));
-        scorer = scorer.with_shadow(shadow::Shadow::new(shadow, publish));
+    let shadow = Arc::new(model::ModelStore::shadow(cfg.models_dir.clone(), booster_copies()));
+    // Loaded before serving, as CURRENT is: the first answers get their shadow scores too.
+    let loading = shadow.clone();
+    match tokio::task::spawn_blocking(move || loading.refresh()).await.context("shadow model load task")? {
+        Ok(Some(v)) => tracing::info!(version = %v, "scoring in shadow"),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = format!("{e:#}"), "the shadow model does not load; no shadow scores"),
     }
+    tokio::spawn(shadow.clone().watch(cfg.reload_every));
+    let scorer = score::Scorer::new(store.clone(), cfg.max_batch, if cfg.coalesce { score_threads() } else { 0 })
+        .context("starting the scoring threads")?
+        .with_shadow(shadow);
     // Reflection in both versions: v1, and v1alpha that many clients (grpcurl before 1.9,
     // Python's grpcio-reflection) still ask for.
     let reflection = || {

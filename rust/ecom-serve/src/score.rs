@@ -3,7 +3,6 @@
 use crate::batcher::Batcher;
 use crate::model::{Model, ModelStore, Scored};
 use crate::observe;
-use crate::shadow::Shadow;
 use ecom_proto::v1::recommend_server::Recommend as RecommendApi;
 use ecom_proto::v1::score_server::Score as ScoreApi;
 use ecom_proto::v1::{
@@ -27,7 +26,8 @@ pub struct Scorer {
     store: Arc<ModelStore>,
     max_batch: usize,
     batcher: Option<Batcher>,
-    shadow: Option<Shadow>,
+    /// The shadow version's store (models/SHADOW), when shadow scoring is on.
+    shadow: Option<Arc<ModelStore>>,
 }
 
 fn no_model(store: &ModelStore) -> Status {
@@ -46,13 +46,19 @@ impl Scorer {
         Ok(Self { store, max_batch, batcher, shadow: None })
     }
 
-    /// Scores every PredictBatch row with the shadow version too, when models/SHADOW names one.
-    pub fn with_shadow(self, shadow: Shadow) -> Self {
+    /// Scores every row with the shadow version too, when `shadow` (a [`ModelStore::shadow`])
+    /// holds one other than the serving version; its score goes beside the answer.
+    pub fn with_shadow(self, shadow: Arc<ModelStore>) -> Self {
         Self { shadow: Some(shadow), ..self }
     }
 
     fn model(&self) -> Result<Arc<Model>, Status> {
         self.store.get().ok_or_else(|| no_model(&self.store))
+    }
+
+    /// The shadow version to score beside `serving`, if any.
+    fn shadow_of(&self, serving: &Model) -> Option<Arc<Model>> {
+        self.shadow.as_ref()?.get().filter(|s| s.version != serving.version)
     }
 
     /// Checks one request and appends its full feature row to `x`.
@@ -116,6 +122,7 @@ impl Scorer {
             model_version: m.version.clone(),
             reasons,
             session_id: r.session_id.clone(),
+            ..Default::default()
         }
     }
 
@@ -134,7 +141,11 @@ impl Scorer {
                 .ok_or_else(|| Status::internal("scoring returned no row"))?,
         };
         metrics::counter!("ecom_score_rows_total").increment(1);
-        Ok(Self::answer(&m, &r, &x, &s))
+        let mut answer = Self::answer(&m, &r, &x, &s);
+        if let Some(shadow) = self.shadow_of(&m) {
+            crate::shadow::score_into(&shadow, std::slice::from_ref(&r), std::slice::from_mut(&mut answer));
+        }
+        Ok(answer)
     }
 
     /// Scores a batch with model `m` on the calling thread: every request checked, then one
@@ -167,19 +178,21 @@ impl Scorer {
     /// is large.
     async fn score_all(&self, reqs: Vec<ScoreRequest>) -> Result<Vec<ScoreResponse>, Status> {
         let m = self.model()?;
+        let shadow = self.shadow_of(&m);
         let n = reqs.len();
-        let (model, reqs) = (m.clone(), Arc::new(reqs));
-        let rows = reqs.clone();
-        let work = move || Self::score_batch_with(&model, &rows);
+        let work = move || {
+            let mut out = Self::score_batch_with(&m, &reqs)?;
+            if let Some(shadow) = &shadow {
+                crate::shadow::score_into(shadow, &reqs, &mut out);
+            }
+            Ok::<_, Status>(out)
+        };
         let out = if n > INLINE_ROWS {
             tokio::task::spawn_blocking(work).await.map_err(|e| Status::internal(format!("scoring task: {e}")))??
         } else {
             work()?
         };
         metrics::counter!("ecom_score_rows_total").increment(out.len() as u64);
-        if let Some(shadow) = &self.shadow {
-            shadow.after(&m, &reqs, &out);
-        }
         Ok(out)
     }
 }

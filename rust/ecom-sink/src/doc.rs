@@ -80,6 +80,8 @@ pub fn to_doc(e: &EnrichedEvent, indexed_at_ms: i64) -> Value {
     // Outside the literal: one more field there passes serde_json's macro recursion limit.
     d["user_prior_sessions"] = user.prior_sessions.into();
     d["user_prior_purchases"] = user.prior_purchases.into();
+    d["shadow_probability"] = e.shadow_probability.into();
+    d["shadow_model_version"] = e.shadow_model_version.clone().into();
     // Each reason is "rule: detail"; the rule alone is what one counts by.
     d["verdict_rules"] = e
         .verdict_reasons
@@ -109,7 +111,8 @@ fn latencies(e: &EnrichedEvent, indexed_at_ms: i64) -> Value {
 /// it carries what its folded state says about it (device, channel, country, landing, login,
 /// events per kind, products, category views, cart), what was known of the user before it, and
 /// the purchase probability it was scored with at its decision point (null when none; the live
-/// calibration compares it with `purchased`), with the features of that point by name
+/// calibration compares it with `purchased`) and the shadow version's score of the same moment
+/// (`shadow_probability`, null when none), with the features of that point by name
 /// (`decision_features.<name>`, what the dashboard's feature drift bins). `features` (in the
 /// order of `feature_schema_hash`'s schema) and `decision_state` (the protobuf SessionState at
 /// the decision point, base64, what `ecom train --mongo-read sessions` folds) are kept for
@@ -153,6 +156,8 @@ pub fn session_doc(s: &Session, indexed_at_ms: i64) -> Value {
         "closed_at_ms": s.closed_at_ms,
         "purchase_probability": s.purchase_probability,
         "model_version": s.model_version,
+        "shadow_probability": s.shadow_probability,
+        "shadow_model_version": s.shadow_model_version,
         "decision_event_id": s.decision_event_id,
         "decision_features": named_features(&s.decision_features, &s.feature_schema_hash),
         "decision_state": s.decision_state.as_ref().map(|d| {
@@ -386,6 +391,7 @@ pub fn event_index_template(prefix: &str) -> Value {
             "user_agent": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
             "quantity": typed("integer"), "unit_price_cents": typed("long"),
             "price_cents": typed("long"), "purchase_probability": typed("double"),
+            "shadow_probability": typed("double"),
             "catalog_miss": typed("boolean"), "guard_fallback": typed("boolean"),
             "score_fallback": typed("boolean"), "recommend_fallback": typed("boolean"),
             "user_prior_sessions": typed("integer"), "user_prior_purchases": typed("integer"),
@@ -424,6 +430,7 @@ pub fn session_index_template(prefix: &str) -> Value {
                 "product_id": typed("keyword"), "quantity": int, "unit_price_cents": typed("long"),
             }},
             "prior_sessions": int, "prior_purchases": int, "purchase_probability": typed("double"),
+            "shadow_probability": typed("double"),
             "decision_features": {"properties": decision},
             "bought": typed("keyword"),
             // Kept in _source for training and export; nobody searches a feature vector.

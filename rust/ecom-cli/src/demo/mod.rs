@@ -6,9 +6,7 @@ use crate::generate::{self, GenerateArgs, GenerateSummary};
 use crate::stack::{EsArgs, EsHttp, MongoArgs, RedisArgs};
 use anyhow::{bail, Context};
 use ecom_core::now_ms;
-use ecom_proto::v1::{
-    EnrichedEvent, EventKind, InvalidEvent, ModelQuality, RejectReason, Session, ShadowBatch, WindowMetrics,
-};
+use ecom_proto::v1::{EnrichedEvent, EventKind, InvalidEvent, ModelQuality, RejectReason, Session, WindowMetrics};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -186,7 +184,7 @@ impl DemoArgs {
 /// The demo's records per second when --rate is not given.
 const DEMO_RATE: f64 = 1_000.0;
 
-use ecom_core::topics::{ENRICHED, INVALID, METRICS, QUALITY, RAW, SESSIONS, SHADOW};
+use ecom_core::topics::{ENRICHED, INVALID, METRICS, QUALITY, RAW, SESSIONS};
 
 fn step(msg: &str) {
     eprintln!("==> {msg}");
@@ -256,7 +254,7 @@ async fn submitted(
 ) -> anyhow::Result<Summary> {
     let flink = a.cluster.flink();
     // Remember where the output topics end now: this run's results come after.
-    let out_start = end_offsets(&a.cluster.brokers, &[ENRICHED, INVALID, SESSIONS, METRICS, QUALITY, SHADOW])?;
+    let out_start = end_offsets(&a.cluster.brokers, &[ENRICHED, INVALID, SESSIONS, METRICS, QUALITY])?;
 
     step(&format!("generating {} events into {RAW}", a.events));
     let seed = a.seed.unwrap_or_else(|| now_ms() as u64);
@@ -303,7 +301,7 @@ async fn submitted(
             .context("starting the thread that reads the job's outputs")?;
         async { rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("reading the job's outputs panicked"))) }
     };
-    let mut outcome = tokio::select! {
+    let outcome = tokio::select! {
         o = collected => o?,
         ended = watch.ended() => return Err(ended.into()),
     };
@@ -327,7 +325,6 @@ async fn submitted(
         Ok(r) if r.status().is_success() => Some(dashboard_url.clone()),
         _ => None,
     };
-    outcome.decision_scores.extend(outcome.shadow_decisions());
     let live_quality = summary::LiveQuality::of(&outcome.decision_scores, &a.models_dir);
     let mut summary = Summary {
         seconds: started.elapsed().as_secs_f64(),

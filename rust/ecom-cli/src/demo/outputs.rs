@@ -88,25 +88,6 @@ pub(crate) struct Outcome {
     pub(crate) quality_windows: u64,
     #[serde(skip)]
     pub(crate) quality: Vec<ModelQuality>,
-    /// A shadow version's scores serve published (ecom.shadow), by event id: (version,
-    /// probability).
-    #[serde(skip)]
-    pub(crate) shadow_scores: HashMap<String, (String, f64)>,
-}
-
-impl Outcome {
-    /// The shadow version's score at each closed session's decision point, where serve
-    /// published one: the decisions the job's shadow quality windows count.
-    pub(crate) fn shadow_decisions(&self) -> Vec<DecisionScore> {
-        self.decision_scores
-            .iter()
-            .filter(|d| !d.shadow)
-            .filter_map(|d| {
-                let (version, p) = self.shadow_scores.get(&d.event_id)?;
-                Some(DecisionScore { model_version: version.clone(), probability: *p, shadow: true, ..d.clone() })
-            })
-            .collect()
-    }
 }
 
 /// A closed session's score at its decision point: what the live quality is made of.
@@ -268,8 +249,7 @@ pub(crate) async fn collect_outputs(
     Ok(out)
 }
 
-/// Counts a record of ecom.sessions, ecom.metrics, ecom.quality or ecom.shadow; false for the
-/// other topics.
+/// Counts a record of ecom.sessions, ecom.metrics or ecom.quality; false for the other topics.
 pub(super) fn count_derived(out: &mut Outcome, topic: &str, payload: &[u8]) -> anyhow::Result<bool> {
     match topic {
         SESSIONS => {
@@ -278,14 +258,25 @@ pub(super) fn count_derived(out: &mut Outcome, topic: &str, payload: &[u8]) -> a
             out.session_events += u64::from(s.events);
             out.sessions_purchased += u64::from(s.purchased);
             out.sessions_unknown_user += u64::from(s.session_id.is_empty() || s.user_id.is_empty());
+            let close_ms = s.end_ms + ecom_core::stream::SESSION_GAP_MS;
             if let Some(p) = s.purchase_probability {
                 out.decision_scores.push(DecisionScore {
                     model_version: s.model_version,
                     shadow: false,
+                    event_id: s.decision_event_id.clone(),
+                    probability: p,
+                    purchased: s.purchased,
+                    close_ms,
+                });
+            }
+            if let Some(p) = s.shadow_probability {
+                out.decision_scores.push(DecisionScore {
+                    model_version: s.shadow_model_version,
+                    shadow: true,
                     event_id: s.decision_event_id,
                     probability: p,
                     purchased: s.purchased,
-                    close_ms: s.end_ms + ecom_core::stream::SESSION_GAP_MS,
+                    close_ms,
                 });
             }
         }
@@ -296,12 +287,6 @@ pub(super) fn count_derived(out: &mut Outcome, topic: &str, payload: &[u8]) -> a
                 *out.metrics_epsilon.entry(format!("{}", m.epsilon_spent)).or_default() += 1;
             } else {
                 out.metrics_without_epsilon += 1;
-            }
-        }
-        SHADOW => {
-            let b = ShadowBatch::decode(payload).context("an ecom.shadow record is not a ShadowBatch")?;
-            for s in b.scores {
-                out.shadow_scores.insert(s.event_id, (s.model_version, s.purchase_probability));
             }
         }
         QUALITY => {

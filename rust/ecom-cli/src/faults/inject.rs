@@ -61,6 +61,9 @@ pub(super) async fn inject(
             stack_cmd(root, "dev/down", &["kafka"], &logs).await?;
             stack_cmd(root, "dev/up", &[], &logs).await?;
         }
+        Scenario::KafkaFreeze => {
+            stack_cmd(root, "dev/freeze", &["kafka", &outage.as_secs().to_string()], &logs).await?
+        }
         Scenario::SinkStartEsDown => {
             stack_cmd(root, "dev/down", &["elasticsearch"], &logs).await?;
             svc.kill("sink").await;

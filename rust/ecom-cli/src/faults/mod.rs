@@ -40,6 +40,10 @@ pub(crate) enum Scenario {
     RedisStop,
     /// Stop the Kafka broker (SIGTERM) and start it again at once.
     KafkaRestart,
+    /// Freeze the Kafka broker (SIGSTOP) for --outage-secs, then resume it (SIGCONT): every
+    /// client keeps its connections to a broker that answers nothing, past the sink's session
+    /// timeout and the job's transaction and request timeouts.
+    KafkaFreeze,
     /// Stop Elasticsearch, restart ecom sink while it is down (it must start, unhealthy), start
     /// Elasticsearch after --outage-secs.
     SinkStartEsDown,

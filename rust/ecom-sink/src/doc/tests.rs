@@ -61,6 +61,8 @@ fn full_enriched_event() -> EnrichedEvent {
         recommendations: vec![SimilarProduct { product_id: "P2".into(), similarity: 0.75, sessions: 3 }],
         recommend_fallback: true,
         user: Some(UserHistory { prior_sessions: 2, prior_purchases: 1, last_session_ms: 7 }),
+        shadow_probability: Some(0.125),
+        shadow_model_version: "v8".into(),
     }
 }
 
@@ -77,6 +79,7 @@ fn event_doc_carries_the_job_outputs_but_not_its_call_inputs() {
     assert_eq!(d["shap_reasons"], json!([{"feature": "cart_adds", "value": 2.0, "contribution": 0.5}]));
     assert_eq!(d["recommendations"], json!([{"product_id": "P2", "similarity": 0.75, "sessions": 3}]));
     assert_eq!(d["recommend_fallback"], true);
+    assert_eq!((d["shadow_probability"].as_f64(), d["shadow_model_version"].as_str()), (Some(0.125), Some("v8")));
     assert_eq!((d["user_prior_sessions"].as_u64(), d["user_prior_purchases"].as_u64()), (Some(2), Some(1)));
     assert_eq!(d["lsh_buckets"], json!(["00000000000000ff"]));
     assert_eq!((d["source_topic"].as_str(), d["source_offset"].as_i64()), (Some("ecom.events.raw"), Some(9)));
@@ -134,6 +137,8 @@ fn full_session() -> Session {
             ..Default::default()
         }),
         bought: vec!["P1".into()],
+        shadow_probability: Some(0.5),
+        shadow_model_version: "v8".into(),
     }
 }
 
@@ -187,12 +192,14 @@ fn session_doc_names_its_counts_and_keeps_features_for_training() {
     assert_eq!(d["features"], json!([0.5, 1.0]));
     assert_eq!(d["indexed_at"], 7);
     assert_eq!((d["purchase_probability"].as_f64(), d["model_version"].as_str()), (Some(0.375), Some("v7")));
+    assert_eq!((d["shadow_probability"].as_f64(), d["shadow_model_version"].as_str()), (Some(0.5), Some("v8")));
     assert!(d.get("tokens").is_none());
     // A session with no state or user still encodes (counts 0).
     let bare = session_doc(&Session { id: "x".into(), ..Default::default() }, 7);
     assert_eq!(bare["kind_counts"]["purchase"], 0);
     assert_eq!(bare["prior_sessions"], 0);
     assert!(bare["purchase_probability"].is_null(), "not scored is null, not 0");
+    assert!(bare["shadow_probability"].is_null(), "no shadow is null, not 0");
 }
 
 fn full_metrics() -> WindowMetrics {

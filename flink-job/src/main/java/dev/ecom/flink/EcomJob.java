@@ -137,21 +137,7 @@ public final class EcomJob {
                   "catalog-source")
               .uid("catalog-source")
               .name("catalog-source");
-      DataStream<RawRecord> shadow =
-          env.fromSource(
-                  // From where the group left off, else from the end: scores published before the
-                  // job started belong to sessions it will not close.
-                  source(
-                      cfg,
-                      cfg.kafka().topics().shadow(),
-                      "-shadow",
-                      OffsetsInitializer.committedOffsets(OffsetResetStrategy.LATEST),
-                      false),
-                  EcomPipeline.shadowTime(cfg),
-                  "shadow-source")
-              .uid("shadow-source")
-              .name("shadow-source");
-      EcomPipeline.build(raw, catalog, shadow, sinks, cfg);
+      EcomPipeline.build(raw, catalog, sinks, cfg);
     }
     return env;
   }

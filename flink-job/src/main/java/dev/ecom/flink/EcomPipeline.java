@@ -2,10 +2,7 @@
 package dev.ecom.flink;
 
 import dev.ecom.flink.metrics.MetricsWindows;
-import dev.ecom.flink.quality.Decision;
 import dev.ecom.flink.quality.QualityWindows;
-import dev.ecom.flink.quality.ShadowJoin;
-import dev.ecom.flink.quality.ShadowParse;
 import dev.ecom.flink.serde.ProtoTypeInfo;
 import dev.ecom.flink.serve.BatchingServeCall;
 import dev.ecom.flink.serve.GuardCall;
@@ -17,13 +14,8 @@ import dev.ecom.proto.v1.InvalidEvent;
 import dev.ecom.proto.v1.ModelQuality;
 import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.Session;
-import dev.ecom.proto.v1.ShadowBatch;
-import dev.ecom.proto.v1.ShadowScore;
 import dev.ecom.proto.v1.WindowMetrics;
-import java.time.Duration;
 import java.util.concurrent.TimeUnit;
-import org.apache.flink.api.common.eventtime.WatermarkStrategy;
-import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.connector.sink2.Sink;
 import org.apache.flink.streaming.api.datastream.AsyncDataStream;
@@ -59,43 +51,6 @@ public final class EcomPipeline {
   public static final String UID_SESSION_SCORE = "session-score";
   public static final String UID_METRICS_SINK = "metrics-sink";
   public static final String UID_QUALITY_SINK = "quality-sink";
-  public static final String UID_SHADOW_PARSE = "shadow-parse";
-  public static final String UID_SHADOW_JOIN = "shadow-join";
-
-  /**
-   * Event time of the shadow topic's records, for its Kafka source: per partition (a score joins
-   * its session before the watermark of its own partition passes the session's close), out of order
-   * within the job's bound. A quiet topic (no shadow set) stops holding the quality windows back
-   * after {@link #SHADOW_IDLE}. A record's time is its batch's earliest event time, so the
-   * watermark never passes a score still to come; a record that is no ShadowBatch never moves it.
-   */
-  public static WatermarkStrategy<RawRecord> shadowTime(JobConfig cfg) {
-    return WatermarkStrategy.<RawRecord>forBoundedOutOfOrderness(
-            Duration.ofMillis(cfg.eventTime().maxOutOfOrderMs()))
-        .withTimestampAssigner(new ShadowEventTime())
-        .withIdleness(SHADOW_IDLE);
-  }
-
-  static final Duration SHADOW_IDLE = Duration.ofSeconds(10);
-
-  /** A shadow batch's earliest event_time_ms (Long.MIN_VALUE when it has none). */
-  public static final class ShadowEventTime
-      implements org.apache.flink.api.common.eventtime.SerializableTimestampAssigner<RawRecord> {
-    private static final long serialVersionUID = 1L;
-
-    @Override
-    public long extractTimestamp(RawRecord r, long recordTimestamp) {
-      try {
-        long t = Long.MAX_VALUE;
-        for (ShadowScore s : ShadowBatch.parseFrom(r.value).getScoresList()) {
-          t = s.getEventTimeMs() > 0 ? Math.min(t, s.getEventTimeMs()) : t;
-        }
-        return t == Long.MAX_VALUE ? Long.MIN_VALUE : t;
-      } catch (com.google.protobuf.InvalidProtocolBufferException e) {
-        return Long.MIN_VALUE;
-      }
-    }
-  }
 
   private EcomPipeline() {}
 
@@ -138,14 +93,10 @@ public final class EcomPipeline {
 
   /**
    * Wires the pipeline onto {@code raw}'s environment. {@code raw} must carry event-time timestamps
-   * and watermarks ({@link RawEventTime#strategy}), and {@code shadow} too ({@link #shadowTime}).
+   * and watermarks ({@link RawEventTime#strategy}).
    */
   public static void build(
-      DataStream<RawRecord> raw,
-      DataStream<RawRecord> catalog,
-      DataStream<RawRecord> shadow,
-      Sinks sinks,
-      JobConfig cfg) {
+      DataStream<RawRecord> raw, DataStream<RawRecord> catalog, Sinks sinks, JobConfig cfg) {
     SingleOutputStreamOperator<EnrichedEvent> validated =
         raw.transform(
                 "validate-enrich",
@@ -222,20 +173,11 @@ public final class EcomPipeline {
             .uid(UID_FINISH)
             .name("finish");
     finished.sinkTo(sinks.enriched()).uid(UID_ENRICHED_SINK).name("enriched-sink");
-    // A shadow model's scores (ecom serve), for its live quality beside the serving one's.
-    SingleOutputStreamOperator<ShadowScore> parsedShadow =
-        shadow
-            .process(
-                new ShadowParse(cfg.intake().maxRecordBytes()),
-                ProtoTypeInfo.forClass(ShadowScore.class))
-            .uid(UID_SHADOW_PARSE)
-            .name("shadow-parse");
     validated
         .getSideOutput(ValidateEnrichOperator.INVALID)
         .union(
             sessionized.getSideOutput(SessionOperator.REJECTED),
             parsedCatalog.getSideOutput(CatalogParse.INVALID),
-            parsedShadow.getSideOutput(ShadowParse.INVALID),
             finished.getSideOutput(Finish.OVERSIZE))
         .sinkTo(sinks.invalid())
         .uid(UID_INVALID_SINK)
@@ -262,16 +204,8 @@ public final class EcomPipeline {
             .uid(UID_SESSION_SCORE)
             .name("session-score");
     scoredSessions.sinkTo(sinks.sessions()).uid(UID_SESSIONS_SINK).name("sessions-sink");
-    long gap = cfg.eventTime().sessionGapMs();
-    DataStream<Decision> shadowDecisions =
-        scoredSessions
-            .keyBy(Session::getSessionId, Types.STRING)
-            .connect(parsedShadow.keyBy(ShadowScore::getSessionId, Types.STRING))
-            .process(new ShadowJoin(gap), TypeInformation.of(Decision.class))
-            .uid(UID_SHADOW_JOIN)
-            .name("shadow-join");
     QualityWindows.build(
-            QualityWindows.served(scoredSessions, gap).union(shadowDecisions),
+            QualityWindows.decisions(scoredSessions, cfg.eventTime().sessionGapMs()),
             cfg.eventTime().qualityWindowMs())
         .sinkTo(sinks.quality())
         .uid(UID_QUALITY_SINK)

@@ -95,8 +95,7 @@ public record JobConfig(
       String catalog,
       String sessions,
       String metrics,
-      String quality,
-      String shadow)
+      String quality)
       implements Serializable {}
 
   /** Checkpoints and restarts. */
@@ -324,8 +323,7 @@ public record JobConfig(
                 g.get(CATALOG_TOPIC),
                 g.get(SESSIONS_TOPIC),
                 g.get(METRICS_TOPIC),
-                g.get(QUALITY_TOPIC),
-                g.get(SHADOW_TOPIC)),
+                g.get(QUALITY_TOPIC)),
             g.get(TRANSACTIONAL_ID_PREFIX),
             g.get(TRANSACTION_TIMEOUT_MS),
             g.get(PRODUCER_MAX_REQUEST_BYTES),

@@ -131,11 +131,6 @@ public final class JobOptions {
       text("metrics-topic", Topics.METRICS, "topic for per-minute DP metrics");
   static final JobOption<String> QUALITY_TOPIC =
       text("quality-topic", Topics.QUALITY, "topic for each model version's live quality");
-  static final JobOption<String> SHADOW_TOPIC =
-      text(
-          "shadow-topic",
-          Topics.SHADOW,
-          "topic of a shadow model's scores (ecom serve's --shadow-topic), for its live quality");
   static final JobOption<String> TRANSACTIONAL_ID_PREFIX =
       text("transactional-id-prefix", "ecom-job", "prefix of the Kafka sinks' transactional ids");
   static final JobOption<Long> TRANSACTION_TIMEOUT_MS =

@@ -22,8 +22,9 @@ import org.apache.flink.util.Collector;
  * <p>The model learns from a session's events up to the moment its outcome was decided, before any
  * checkout (docs/TRAINING.md); whole sessions would leak the label. So the probability a session
  * gets here is the one of its latest scored event (by event time) before its first checkout_start
- * or purchase, with the model version that gave it. A session scored at none (every score fell
- * back, or it began with a checkout) gets neither field.
+ * or purchase, with the model version that gave it, and the shadow version's score of that same
+ * event when serve gave one. A session scored at none (every score fell back, or it began with a
+ * checkout) gets none of these fields.
  *
  * <p>Keyed by session id, this step sees the scored events (input 1, after Score) and the sessions
  * the session step closed (input 2). A session closes when the watermark passes its last event plus
@@ -35,20 +36,29 @@ public final class SessionScore
     extends KeyedCoProcessFunction<String, EnrichedEvent, Session, Session> {
   private static final long serialVersionUID = 1L;
 
-  /** A scored event before the decision point: its event time, probability and model. */
+  /**
+   * A scored event before the decision point: its event time, probability and model, and the shadow
+   * version's score beside it (null: none).
+   */
   public static final class Scored {
     public long timeMs;
     public double probability;
     public String modelVersion;
     public String eventId;
+    public Double shadowProbability;
+    public String shadowModelVersion;
 
     public Scored() {}
 
-    Scored(long timeMs, double probability, String modelVersion, String eventId) {
-      this.timeMs = timeMs;
-      this.probability = probability;
-      this.modelVersion = modelVersion;
-      this.eventId = eventId;
+    Scored(EnrichedEvent e) {
+      this.timeMs = e.getEvent().getEventTimeMs();
+      this.probability = e.getPurchaseProbability();
+      this.modelVersion = e.getModelVersion();
+      this.eventId = e.getEvent().getEventId();
+      if (e.hasShadowProbability()) {
+        this.shadowProbability = e.getShadowProbability();
+        this.shadowModelVersion = e.getShadowModelVersion();
+      }
     }
   }
 
@@ -90,7 +100,7 @@ public final class SessionScore
 
   /**
    * What this step reads of a scored event: its id, session, time and kind, the probability and the
-   * model. The whole record would be shuffled a second time for these few fields.
+   * model, and the shadow's. The whole record would be shuffled a second time for these few fields.
    */
   static EnrichedEvent slim(EnrichedEvent e) {
     EnrichedEvent.Builder b =
@@ -104,6 +114,10 @@ public final class SessionScore
             .setModelVersion(e.getModelVersion());
     if (e.hasPurchaseProbability()) {
       b.setPurchaseProbability(e.getPurchaseProbability());
+    }
+    if (e.hasShadowProbability()) {
+      b.setShadowProbability(e.getShadowProbability())
+          .setShadowModelVersion(e.getShadowModelVersion());
     }
     return b.build();
   }
@@ -132,9 +146,7 @@ public final class SessionScore
     if (decides(e.getEvent().getKind())) {
       decisionsMs.add(t);
     } else if (e.hasPurchaseProbability()) {
-      scored.add(
-          new Scored(
-              t, e.getPurchaseProbability(), e.getModelVersion(), e.getEvent().getEventId()));
+      scored.add(new Scored(e));
     }
     Long newest = newestMs.value();
     if (newest == null || t > newest) {
@@ -214,10 +226,15 @@ public final class SessionScore
     if (best == null) {
       return s;
     }
-    return s.toBuilder()
-        .setPurchaseProbability(best.probability)
-        .setModelVersion(best.modelVersion)
-        .setDecisionEventId(best.eventId == null ? "" : best.eventId)
-        .build();
+    Session.Builder b =
+        s.toBuilder()
+            .setPurchaseProbability(best.probability)
+            .setModelVersion(best.modelVersion)
+            .setDecisionEventId(best.eventId == null ? "" : best.eventId);
+    if (best.shadowProbability != null) {
+      b.setShadowProbability(best.shadowProbability)
+          .setShadowModelVersion(best.shadowModelVersion == null ? "" : best.shadowModelVersion);
+    }
+    return b.build();
   }
 }

@@ -23,9 +23,6 @@ public final class Topics {
   /** Each model version's live quality per window of closed sessions. */
   public static final String QUALITY = "ecom.quality";
 
-  /** A shadow version's scores beside the serving one's (ecom serve, models/SHADOW). */
-  public static final String SHADOW = "ecom.shadow";
-
   /** The product catalog, compacted by product id. */
   public static final String CATALOG = "ecom.catalog";
 

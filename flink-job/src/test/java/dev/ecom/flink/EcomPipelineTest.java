@@ -15,8 +15,6 @@ import dev.ecom.proto.v1.ModelQuality;
 import dev.ecom.proto.v1.Product;
 import dev.ecom.proto.v1.RejectReason;
 import dev.ecom.proto.v1.Session;
-import dev.ecom.proto.v1.ShadowBatch;
-import dev.ecom.proto.v1.ShadowScore;
 import dev.ecom.proto.v1.SimilarProduct;
 import dev.ecom.proto.v1.Verdict;
 import dev.ecom.proto.v1.WindowMetrics;
@@ -205,29 +203,8 @@ class EcomPipelineTest {
     CollectingSink<Session> sessions = new CollectingSink<>();
     CollectingSink<WindowMetrics> metrics = new CollectingSink<>();
     CollectingSink<ModelQuality> quality = new CollectingSink<>();
-    // No shadow of these sessions: one score of a session the input does not have, which the
-    // join keeps and drops (ShadowJoinTest covers the join).
-    byte[] stray =
-        ShadowBatch.newBuilder()
-            .addScores(
-                ShadowScore.newBuilder()
-                    .setEventId("stray")
-                    .setSessionId("no-such-session")
-                    .setEventTimeMs(NOW - 1_000)
-                    .setModelVersion("v-shadow"))
-            .build()
-            .toByteArray();
-    DataStream<RawRecord> shadow =
-        env.fromData(
-                List.of(new RawRecord(stray, "ecom.shadow", 0, 0, NOW - 900, NOW - 800)),
-                TypeInformation.of(RawRecord.class))
-            .assignTimestampsAndWatermarks(EcomPipeline.shadowTime(cfg));
     EcomPipeline.build(
-        raw,
-        products,
-        shadow,
-        new EcomPipeline.Sinks(enriched, invalid, sessions, metrics, quality),
-        cfg);
+        raw, products, new EcomPipeline.Sinks(enriched, invalid, sessions, metrics, quality), cfg);
     env.execute("ecom-pipeline-test");
     // The two copies may reach the session step in either order (the validate step runs in
     // parallel); whichever came second is the duplicate.
@@ -406,6 +383,48 @@ class EcomPipelineTest {
       for (ModelQuality q : out.quality()) {
         assertThat(q.getModelVersion()).isEqualTo(serve.model.getModelVersion());
         assertThat(q.getId()).isEqualTo(q.getWindowStartMs() + "/" + q.getModelVersion());
+      }
+    }
+  }
+
+  @Test
+  void aCandidateInShadowIsScoredBesideEveryAnswerAndJudgedOnTheSameSessions() throws Exception {
+    try (RealServe serve = RealServe.startWithShadow()) {
+      String candidate = serve.model.getModelVersion() + RealServe.CANDIDATE_SUFFIX;
+      Outcome out = run(config(serve.address()));
+
+      assertThat(out.enriched()).hasSize(VALID);
+      for (EnrichedEvent e : out.enriched()) {
+        assertThat(e.hasPurchaseProbability()).as("scored: %s", e).isTrue();
+        // The same model under another name: the shadow's score is the answer's (up to float
+        // rounding: an answer with SHAP reasons sums the contributions).
+        assertThat(e.getShadowModelVersion()).isEqualTo(candidate);
+        assertThat(e.getShadowProbability()).isCloseTo(e.getPurchaseProbability(), within(1e-6));
+      }
+      List<Session> scored =
+          out.sessions().stream().filter(Session::hasPurchaseProbability).toList();
+      assertThat(scored).isNotEmpty();
+      for (Session s : scored) {
+        assertThat(s.getShadowModelVersion()).isEqualTo(candidate);
+        assertThat(s.getShadowProbability()).isCloseTo(s.getPurchaseProbability(), within(1e-6));
+      }
+      // Each window of the serving version has its shadow twin, over the same sessions.
+      Map<Long, ModelQuality> served = new HashMap<>();
+      Map<Long, ModelQuality> shadow = new HashMap<>();
+      for (ModelQuality q : out.quality()) {
+        (q.getShadow() ? shadow : served).put(q.getWindowStartMs(), q);
+        assertThat(q.getModelVersion())
+            .isEqualTo(q.getShadow() ? candidate : serve.model.getModelVersion());
+      }
+      assertThat(served).isNotEmpty();
+      assertThat(shadow.keySet()).isEqualTo(served.keySet());
+      for (var w : served.entrySet()) {
+        ModelQuality twin = shadow.get(w.getKey());
+        assertThat(twin.getId()).isEqualTo(w.getKey() + "/" + candidate + "/shadow");
+        assertThat(twin.getSessions()).isEqualTo(w.getValue().getSessions());
+        assertThat(twin.getPurchases()).isEqualTo(w.getValue().getPurchases());
+        assertThat(twin.getExpectedPurchases())
+            .isCloseTo(w.getValue().getExpectedPurchases(), within(1e-4));
       }
     }
   }

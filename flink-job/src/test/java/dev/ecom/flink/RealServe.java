@@ -89,11 +89,38 @@ public final class RealServe implements AutoCloseable {
     return dir;
   }
 
+  /**
+   * A serve of the tests' model with a candidate in shadow: the same model under the version name
+   * {@link #CANDIDATE_SUFFIX} added, so its scores must equal the answers'.
+   */
+  static RealServe startWithShadow() throws Exception {
+    Path dir = Files.createTempDirectory("ecom-flink-test-shadow-");
+    String serving = Files.readString(modelsDir().resolve("CURRENT")).trim();
+    String candidate = serving + CANDIDATE_SUFFIX;
+    for (String v : List.of(serving, candidate)) {
+      Files.createDirectories(dir.resolve(v));
+      try (var files = Files.list(modelsDir().resolve(serving))) {
+        for (Path f : files.toList()) {
+          Files.copy(f, dir.resolve(v).resolve(f.getFileName()));
+        }
+      }
+    }
+    Files.writeString(dir.resolve("CURRENT"), serving + "\n");
+    run(System.getenv("ECOM_BIN"), "models", "shadow", candidate, "--models-dir", dir);
+    return start(dir, List.of(), ServeSecurity.NONE);
+  }
+
+  static final String CANDIDATE_SUFFIX = "-candidate";
+
   private static RealServe start(List<String> extra, ServeSecurity probe) throws Exception {
+    return start(modelsDir(), extra, probe);
+  }
+
+  private static RealServe start(Path dir, List<String> extra, ServeSecurity probe)
+      throws Exception {
     String bin = System.getenv("ECOM_BIN");
     assumeTrue(bin != null && !bin.isBlank(), "ECOM_BIN not set: run through dev/test (or set it)");
     assumeTrue(new File(bin).canExecute(), bin + " is not built: run dev/build");
-    Path dir = trainedModels(bin);
     int grpc = freePort();
     int http = freePort();
     String address = "127.0.0.1:" + grpc;

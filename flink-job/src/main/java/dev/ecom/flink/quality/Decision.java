@@ -2,8 +2,8 @@
 package dev.ecom.flink.quality;
 
 /**
- * A Flink POJO (public no-arg constructor, public fields). The serving model's decisions come from
- * the sessions session-score closed; a shadow version's from {@link ShadowJoin}.
+ * A Flink POJO (public no-arg constructor, public fields). Both the serving model's decisions and a
+ * shadow version's come from the sessions session-score closed ({@link QualityWindows#decisions}).
  */
 public final class Decision {
   public String modelVersion;

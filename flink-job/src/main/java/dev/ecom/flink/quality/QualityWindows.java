@@ -18,11 +18,11 @@ import org.apache.flink.streaming.api.windowing.windows.TimeWindow;
 import org.apache.flink.util.Collector;
 
 /**
- * Decisions ({@link #served} sessions' scores, and a shadow version's from {@link ShadowJoin}) →
- * keyed by model version (its shadow scores apart) → tumbling windows by close time (last event +
- * the session gap) → {@link QualityCounts} → one {@link ModelQuality} per window and version: ROC
- * AUC, PR AUC, log loss, Brier, ten calibration bins, the base rate, and the buyers a calibrated
- * model expects with their binomial variance (the calibration z).
+ * Decisions ({@link #decisions}: each session's serving score, and the shadow version's) → keyed by
+ * model version (its shadow scores apart) → tumbling windows by close time (last event + the
+ * session gap) → {@link QualityCounts} → one {@link ModelQuality} per window and version: ROC AUC,
+ * PR AUC, log loss, Brier, ten calibration bins, the base rate, and the buyers a calibrated model
+ * expects with their binomial variance (the calibration z).
  *
  * <p>The ranking measures are computed on the scores' bins of 1/{@link QualityCounts#SCORE_BINS}
  * with ties counting half: exactly ecom-core's {@code roc_auc} and {@code pr_auc} of the binned
@@ -36,17 +36,17 @@ public final class QualityWindows {
   private QualityWindows() {}
 
   /**
-   * The serving model's decisions: each session scored at its decision point (sessions without a
-   * score are left out).
+   * Each session's decisions: the serving model's score at its decision point, and the shadow
+   * version's score of the same event beside it (sessions without a score are left out).
    *
    * @param sessionGapMs the gap that closed each session, so its close is end_ms + gap
    */
-  public static SingleOutputStreamOperator<Decision> served(
+  public static SingleOutputStreamOperator<Decision> decisions(
       DataStream<Session> sessions, long sessionGapMs) {
     return sessions
-        .flatMap(new Served(sessionGapMs), TypeInformation.of(Decision.class))
+        .flatMap(new Decisions(sessionGapMs), TypeInformation.of(Decision.class))
         .uid(UID_WINDOW + "-served")
-        .name("quality-served");
+        .name("quality-decisions");
   }
 
   /** The quality records of {@code decisions}, which must carry watermarks. */
@@ -74,18 +74,24 @@ public final class QualityWindows {
     }
   }
 
-  /** A scored session as a decision of the serving model. */
-  record Served(long sessionGapMs) implements FlatMapFunction<Session, Decision> {
+  /** A scored session as a decision of the serving model and, if it has one, of the shadow. */
+  record Decisions(long sessionGapMs) implements FlatMapFunction<Session, Decision> {
     @Override
     public void flatMap(Session s, Collector<Decision> out) {
+      long closeMs = s.getEndMs() + sessionGapMs;
       if (s.hasPurchaseProbability()) {
         out.collect(
             new Decision(
-                s.getModelVersion(),
-                false,
-                s.getPurchaseProbability(),
+                s.getModelVersion(), false, s.getPurchaseProbability(), s.getPurchased(), closeMs));
+      }
+      if (s.hasShadowProbability()) {
+        out.collect(
+            new Decision(
+                s.getShadowModelVersion(),
+                true,
+                s.getShadowProbability(),
                 s.getPurchased(),
-                s.getEndMs() + sessionGapMs));
+                closeMs));
       }
     }
   }

@@ -62,8 +62,6 @@ public final class ScoreCall extends BatchingServeCall<ScoreRequest, ScoreRespon
         .setFeatureSchemaHash(e.getFeatureSchemaHash())
         .setTopKReasons(reasonsFor(e))
         .addAllTokens(e.getSessionTokensList())
-        .setEventId(e.getEvent().getEventId())
-        .setEventTimeMs(e.getEvent().getEventTimeMs())
         .build();
   }
 
@@ -86,20 +84,28 @@ public final class ScoreCall extends BatchingServeCall<ScoreRequest, ScoreRespon
 
   @Override
   protected EnrichedEvent answered(EnrichedEvent e, ScoreResponse r) {
-    return e.toBuilder()
-        .setPurchaseProbability(r.getPurchaseProbability())
-        .setModelVersion(r.getModelVersion())
-        .clearShapReasons()
-        .addAllShapReasons(r.getReasonsList())
-        .setScoreFallback(false)
-        .setScoredAtMs(System.currentTimeMillis())
-        .build();
+    EnrichedEvent.Builder b =
+        e.toBuilder()
+            .setPurchaseProbability(r.getPurchaseProbability())
+            .setModelVersion(r.getModelVersion())
+            .clearShapReasons()
+            .addAllShapReasons(r.getReasonsList())
+            .setScoreFallback(false)
+            .setScoredAtMs(System.currentTimeMillis())
+            .clearShadowProbability()
+            .setShadowModelVersion(r.getShadowModelVersion());
+    if (r.hasShadowProbability()) {
+      b.setShadowProbability(r.getShadowProbability());
+    }
+    return b.build();
   }
 
   @Override
   protected EnrichedEvent fellBack(EnrichedEvent e, Status why) {
     return e.toBuilder()
         .clearPurchaseProbability()
+        .clearShadowProbability()
+        .clearShadowModelVersion()
         .setScoreFallback(true)
         .setScoredAtMs(System.currentTimeMillis())
         .build();
