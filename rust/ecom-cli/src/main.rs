@@ -265,10 +265,10 @@ struct SinkArgs {
     /// Listen address for /health and /metrics.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_addr: SocketAddr,
-    /// Kafka group.instance.id (static membership): a restarted sink gets its partitions back
-    /// at once instead of after the dead one's 45 s session timeout. Must be unique per running
-    /// sink; default `ecom-sink@<hostname>:<metrics port>` (unique as the port is). "" joins
-    /// as a dynamic member.
+    /// Kafka group.instance.id, for static membership (unique per running sink). Without it the
+    /// sink joins as a dynamic member with a 10 s session timeout, so a killed sink's partitions
+    /// move on within 10 s; a static member keeps a 45 s one. Static members can stay out of
+    /// the group after a session timeout (a broker frozen past it: librdkafka issue 3437).
     #[arg(long)]
     instance_id: Option<String>,
     /// What the stores keep of the free-text fields (search_query, referrer, user_agent), which
@@ -423,10 +423,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 es_refresh_interval: Duration::from_millis(a.es_refresh_interval_ms),
                 metrics_addr: a.metrics_addr,
                 max_poll_interval: Duration::from_millis(a.max_poll_interval_ms),
-                instance_id: Some(a.instance_id.unwrap_or_else(|| {
-                    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-                    format!("ecom-sink@{}:{}", host.trim(), a.metrics_addr.port())
-                })),
+                instance_id: a.instance_id.filter(|id| !id.is_empty()),
                 free_text: match a.free_text {
                     FreeTextArg::Keep => ecom_sink::FreeText::Keep,
                     FreeTextArg::Drop => ecom_sink::FreeText::Drop,

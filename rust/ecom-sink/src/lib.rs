@@ -68,13 +68,15 @@ pub struct SinkConfig {
     pub batch_max_delay: Duration,
     /// Listen address for /health and /metrics.
     pub metrics_addr: SocketAddr,
-    /// Kafka's max.poll.interval.ms (and the session timeout, at most 45 s): how long the
-    /// consumer may go without polling before the group drops it. The sink keeps polling with
-    /// its partitions paused while a store is away, so an outage does not count against it.
+    /// Kafka's max.poll.interval.ms: how long the consumer may go without polling before the
+    /// group drops it. The sink keeps polling with its partitions paused while a store is away,
+    /// so an outage does not count against it.
     pub max_poll_interval: Duration,
-    /// Kafka's group.instance.id (static membership): a sink that restarts under the same id
-    /// gets its partitions back at once instead of after the dead member's session timeout
-    /// (45 s). Unique per running sink; `None` joins as a dynamic member.
+    /// Kafka's group.instance.id (static membership), unique per running sink; `None` joins as
+    /// a dynamic member. A dynamic member's session timeout is [`DYNAMIC_SESSION_TIMEOUT`], so
+    /// a killed sink's partitions move on soon; a static one's is 45 s (a sink restarting under
+    /// the same id gets them back at once), but after its session timed out (a broker frozen
+    /// past it) a static member can stay out of the group: librdkafka issue 3437.
     pub instance_id: Option<String>,
     /// What the stores keep of the free-text fields (search_query, referrer, user_agent).
     pub free_text: FreeText,
@@ -235,15 +237,18 @@ pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 's
     health.set(None);
 
     let mut kafka = crate::kafka::client(&cfg.brokers)?;
+    let mut session_timeout = DYNAMIC_SESSION_TIMEOUT;
     if let Some(id) = cfg.instance_id.as_deref().filter(|id| !id.is_empty()) {
         kafka.set("group.instance.id", id);
+        session_timeout = Duration::from_secs(45);
     }
+    let session_timeout = session_timeout.min(cfg.max_poll_interval);
     let consumer: Sink = kafka
         .set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("max.poll.interval.ms", cfg.max_poll_interval.as_millis().to_string())
-        .set("session.timeout.ms", cfg.max_poll_interval.min(Duration::from_secs(45)).as_millis().to_string())
+        .set("session.timeout.ms", session_timeout.as_millis().to_string())
         // The job writes with Kafka transactions: only committed records are real.
         .set("isolation.level", "read_committed")
         // librdkafka's statistics every 5 s: the consumer lag per partition (SinkContext).
@@ -328,6 +333,11 @@ pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 's
     }
 }
 
+/// The session timeout of a sink that joins its group as a dynamic member: how long a killed
+/// sink's partitions wait before the group gives them to another. librdkafka heartbeats from
+/// its own thread, so a busy sink does not miss it; the broker allows 6 s and up.
+pub const DYNAMIC_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The sink's consumer.
 pub(crate) type Sink = StreamConsumer<SinkContext>;
 
@@ -350,7 +360,15 @@ impl rdkafka::ClientContext for SinkContext {
     }
 }
 
-impl ConsumerContext for SinkContext {}
+impl ConsumerContext for SinkContext {
+    /// The outcome of a queued offset commit (the driver does not wait for it).
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &rdkafka::TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "committing Kafka offsets failed; those records will be read again");
+            metrics::counter!("ecom_sink_commit_errors_total").increment(1);
+        }
+    }
+}
 
 /// Why the sink cannot do its work now (None: it can). `/health` answers 503 with the reason
 /// while it is set: at start until both stores answer, and while a batch cannot be written.

@@ -78,12 +78,13 @@ impl Source for KafkaSource<'_> {
         }
     }
 
-    fn commit(&mut self, offsets: &Offsets) -> anyhow::Result<()> {
+    /// A queued commit's outcome comes to [`crate::SinkContext`]'s commit callback.
+    fn commit(&mut self, offsets: &Offsets, wait: bool) -> anyhow::Result<()> {
         let mut tpl = TopicPartitionList::new();
         for ((t, p), o) in offsets {
             tpl.add_partition_offset(t, *p, Offset::Offset(*o)).context("building the offset commit")?;
         }
-        Ok(self.consumer.commit(&tpl, CommitMode::Sync)?)
+        Ok(self.consumer.commit(&tpl, if wait { CommitMode::Sync } else { CommitMode::Async })?)
     }
 }
 

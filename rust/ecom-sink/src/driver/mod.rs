@@ -6,8 +6,10 @@
 //!    on shutdown a store that keeps failing is given up after 3 attempts;
 //! 2. then the batch's dead letters (undecodable records, documents a store refused for good)
 //!    are published, every one acknowledged;
-//! 3. only then are the batch's offsets committed. A failed commit loses nothing: the records
-//!    are read again and overwrite their own documents (the stores are idempotent by id).
+//! 3. only then are the batch's offsets committed, without waiting for the broker's answer
+//!    (the consumer keeps polling, so a slow or frozen coordinator cannot hold it past its
+//!    session timeout), except on shutdown. A failed commit loses nothing: the records are read
+//!    again and overwrite their own documents (the stores are idempotent by id).
 //!
 //! Anything that fails before step 3 leaves the offsets where they were.
 
@@ -46,8 +48,9 @@ pub(crate) trait Source {
     fn pause_for(&mut self, wait: Duration) -> impl Future<Output = ()> + Send;
     /// Reads again after [`Source::pause_for`]; nothing when not paused.
     fn resume(&mut self);
-    /// Commits `offsets`.
-    fn commit(&mut self, offsets: &Offsets) -> anyhow::Result<()>;
+    /// Commits `offsets`: queued, its outcome reported later, or with `wait` (on shutdown)
+    /// acknowledged before it returns.
+    fn commit(&mut self, offsets: &Offsets, wait: bool) -> anyhow::Result<()>;
 }
 
 /// How long to wait between write attempts: `first`, doubling up to `max`.
@@ -85,7 +88,7 @@ impl<S: Store + Sync, D: DeadLetters + Sync> Driver<'_, S, D> {
             .publish(batch, &rejected)
             .await
             .context("writing the sink's dead letters to Kafka (the batch will be read again)")?;
-        if let Err(e) = source.commit(offsets) {
+        if let Err(e) = source.commit(offsets, *self.stop.borrow()) {
             tracing::warn!(error = format!("{e:#}"), "committing Kafka offsets failed; the batch will be read again");
             metrics::counter!("ecom_sink_commit_errors_total").increment(1);
         }

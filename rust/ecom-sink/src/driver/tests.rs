@@ -105,7 +105,7 @@ impl Source for MemSource {
         self.log.lock().unwrap().push("resumed".into());
     }
 
-    fn commit(&mut self, offsets: &Offsets) -> anyhow::Result<()> {
+    fn commit(&mut self, offsets: &Offsets, _wait: bool) -> anyhow::Result<()> {
         if self.failed_commits > 0 {
             self.failed_commits -= 1;
             self.log.lock().unwrap().push("commit failed".into());
