@@ -232,8 +232,7 @@ public final class SessionScore
             .setModelVersion(best.modelVersion)
             .setDecisionEventId(best.eventId == null ? "" : best.eventId);
     if (best.shadowProbability != null) {
-      b.setShadowProbability(best.shadowProbability)
-          .setShadowModelVersion(best.shadowModelVersion == null ? "" : best.shadowModelVersion);
+      b.setShadowProbability(best.shadowProbability).setShadowModelVersion(best.shadowModelVersion);
     }
     return b.build();
   }

@@ -3,32 +3,13 @@ package dev.ecom.flink;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ecom.proto.v1.Product;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
-import org.apache.flink.api.common.eventtime.Watermark;
 import org.apache.flink.api.common.eventtime.WatermarkGenerator;
-import org.apache.flink.api.common.eventtime.WatermarkOutput;
 import org.junit.jupiter.api.Test;
 
 class CatalogWatermarksTest {
-  private static final class Out implements WatermarkOutput {
-    final List<Long> marks = new ArrayList<>();
-
-    @Override
-    public void emitWatermark(Watermark w) {
-      marks.add(w.getTimestamp());
-    }
-
-    @Override
-    public void markIdle() {}
-
-    @Override
-    public void markActive() {}
-  }
-
   private final AtomicLong now = new AtomicLong(1_000_000);
-  private final Out out = new Out();
+  private final CollectedWatermarks out = new CollectedWatermarks();
 
   private WatermarkGenerator<Product> generator(long waitMs) {
     return CatalogWatermarks.generator(waitMs, now::get);

@@ -3,11 +3,8 @@ package dev.ecom.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.util.ArrayList;
 import java.util.List;
-import org.apache.flink.api.common.eventtime.Watermark;
 import org.apache.flink.api.common.eventtime.WatermarkGenerator;
-import org.apache.flink.api.common.eventtime.WatermarkOutput;
 import org.junit.jupiter.api.Test;
 
 class RawEventTimeTest {
@@ -43,20 +40,8 @@ class RawEventTimeTest {
 
   @Test
   void theFirstUsableTimeIsAWatermarkAtOnceLaterOnesPeriodically() {
-    List<Long> emitted = new ArrayList<>();
-    WatermarkOutput out =
-        new WatermarkOutput() {
-          @Override
-          public void emitWatermark(Watermark w) {
-            emitted.add(w.getTimestamp());
-          }
-
-          @Override
-          public void markIdle() {}
-
-          @Override
-          public void markActive() {}
-        };
+    CollectedWatermarks out = new CollectedWatermarks();
+    List<Long> emitted = out.marks;
     WatermarkGenerator<RawRecord> g =
         new RawEventTime.EagerBounded(60_000, 5_000).createWatermarkGenerator(null);
     RawRecord r = TestEvents.raw(new byte[0], 0, NOW);
